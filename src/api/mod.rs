@@ -1,0 +1,60 @@
+//! HTTP API on `api-listen`: health checks and metrics here, Kazoo-style `/v2` routes beside them.
+
+mod health;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+/// What the health and metrics handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Set to true once SIP, media and the API are all serving; `/ready` answers 503 until then.
+    pub ready: Arc<AtomicBool>,
+    /// The process counters rendered on `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The API routes: `GET /live`, `GET /ready`, `GET /metrics`, and a JSON 404 for anything else.
+/// More routes join with `router(state).merge(other)`; `other` must not set its own fallback.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/live", get(health::live))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Kazoo-style error envelope for a path no route serves.
+async fn not_found(uri: Uri) -> Response {
+    let body = json!({
+        "data": { "message": format!("no route for {}", uri.path()) },
+        "error": "404",
+        "message": "not_found",
+        "status": "error",
+    });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}

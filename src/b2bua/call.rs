@@ -1,0 +1,110 @@
+//! The state the core keeps for one call: its two dialogs and where the call stands.
+
+use std::time::Instant;
+
+use super::Leg;
+use super::dialog::Dialog;
+
+/// Where a call stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallState {
+    /// INVITE sent to the b-leg, no provisional answer with a tag yet.
+    Inviting,
+    /// A provisional response with a To tag came back (ringing, early media).
+    Early,
+    /// The b-leg answered; the a-leg has not acknowledged yet.
+    Answered,
+    /// Both dialogs are confirmed.
+    Confirmed,
+    /// A BYE or CANCEL is under way; the call is being torn down.
+    Ending,
+}
+
+/// How a call ended, for metrics and the event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call was answered (and later hung up normally).
+    Answered,
+    /// The caller cancelled before answer.
+    Cancelled,
+    /// The callee (or the proxy) refused with a final error response.
+    Rejected,
+    /// No response, or no ACK, in time.
+    Failed,
+    /// Ended by the proxy because media stopped flowing.
+    MediaTimeout,
+}
+
+impl Outcome {
+    /// The label used in metrics and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+            Outcome::MediaTimeout => "timeout",
+        }
+    }
+}
+
+/// An ACK the proxy owes one leg once the other leg acknowledges a 2xx.
+#[derive(Clone, Debug)]
+pub struct PendingAck {
+    /// The leg whose ACK we wait for.
+    pub from: Leg,
+    /// CSeq number of the INVITE on that leg.
+    pub from_cseq: u32,
+    /// CSeq number of the matching INVITE we sent on the other leg.
+    pub to_cseq: u32,
+    /// Branch of our INVITE on the other leg (its client transaction keeps our ACK for resends).
+    pub to_branch: String,
+    /// Key of the server transaction that sent the 2xx to `from`.
+    pub server_key: String,
+}
+
+/// One call through the proxy.
+#[derive(Debug)]
+pub struct Call {
+    /// Dialog with the caller.
+    pub a: Dialog,
+    /// Dialog with the PBX.
+    pub b: Dialog,
+    /// Where the call stands.
+    pub state: CallState,
+    /// Server transaction of the caller's initial INVITE.
+    pub a_invite_key: String,
+    /// Branch of the initial INVITE we sent to the b-leg.
+    pub b_invite_branch: String,
+    /// 2xx responses waiting for an ACK to relay.
+    pub pending_acks: Vec<PendingAck>,
+    /// When the b-leg answered.
+    pub answered: Option<Instant>,
+    /// Whether media ports were allocated (released at the end).
+    pub has_media: bool,
+    /// One digit collector per metaflow that applies to the call.
+    pub collectors: Vec<super::codes::CallCollector>,
+}
+
+impl Call {
+    /// The dialog of `leg`, mutably.
+    pub fn dialog_mut(&mut self, leg: Leg) -> &mut Dialog {
+        match leg {
+            Leg::A => &mut self.a,
+            Leg::B => &mut self.b,
+        }
+    }
+
+    /// The Call-ID the log lines of this call carry (the caller's).
+    pub fn call_id(&self) -> &str {
+        &self.a.call_id
+    }
+}
+
+/// The other leg of a call.
+pub fn other(leg: Leg) -> Leg {
+    match leg {
+        Leg::A => Leg::B,
+        Leg::B => Leg::A,
+    }
+}

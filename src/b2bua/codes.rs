@@ -1,0 +1,262 @@
+//! Metaflow codes on live calls: digits in (from RTP events or SIP INFO), collector decisions
+//! out, and the modules they run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::media::MediaControl;
+use crate::metaflow::{Collector, Decision, Metaflows, ModuleRun, module_run};
+use crate::sip::SipMessage;
+
+use super::call::Outcome;
+use super::timers::TimerRef;
+use super::{B2bua, CallKey, Leg};
+
+/// Where a digit came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigitSource {
+    /// An RFC 4733 telephone-event in the RTP stream.
+    Rtp,
+    /// A SIP INFO request (`application/dtmf-relay` or `application/dtmf`).
+    Info,
+}
+
+impl DigitSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            DigitSource::Rtp => "rtp",
+            DigitSource::Info => "info",
+        }
+    }
+}
+
+/// Decides which metaflows apply to a new call, and whose they are.
+pub trait MetaflowResolver: Send {
+    /// The metaflows for the call set up by `invite`, each with the leg that owns it ("self").
+    fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow>;
+}
+
+/// One metaflow attached to a call.
+#[derive(Clone, Debug)]
+pub struct CallMetaflow {
+    /// The metaflow object.
+    pub flows: Arc<Metaflows>,
+    /// The leg that owns it: `self` in `listen_on`.
+    pub owner: Leg,
+    /// Where it came from (`account`, `device`, `user`, `callflow`), for events.
+    pub scope: String,
+}
+
+/// The `--metaflows` file: one account-level metaflow owned by the a-leg of every call.
+pub struct StaticMetaflows(pub Option<Arc<Metaflows>>);
+
+impl MetaflowResolver for StaticMetaflows {
+    fn resolve(&self, _invite: &SipMessage) -> Vec<CallMetaflow> {
+        self.0
+            .iter()
+            .map(|flows| CallMetaflow {
+                flows: flows.clone(),
+                owner: Leg::A,
+                scope: "account".into(),
+            })
+            .collect()
+    }
+}
+
+/// A collector with the owner it was built for.
+#[derive(Debug)]
+pub struct CallCollector {
+    /// The per-call state machine.
+    pub collector: Collector,
+    /// Owner leg of its metaflow.
+    pub owner: Leg,
+}
+
+impl CallCollector {
+    /// A collector for `mf`.
+    pub fn new(mf: &CallMetaflow) -> Self {
+        CallCollector {
+            collector: Collector::new(mf.flows.clone(), mf.owner),
+            owner: mf.owner,
+        }
+    }
+}
+
+impl B2bua {
+    /// One key press on `leg` of call `key`.
+    pub fn on_digit(
+        &mut self,
+        key: CallKey,
+        leg: Leg,
+        digit: char,
+        source: DigitSource,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let call_id = call.a.call_id.clone();
+        let mut decided = Vec::new();
+        for cc in &mut call.collectors {
+            let outcome = cc.collector.on_digit(leg, digit, now);
+            decided.push((cc.owner, outcome.decisions));
+        }
+        tracing::info!(call_id = %call_id, leg = leg.as_str(), digit = %digit, source = source.as_str(), "DTMF digit");
+        let mut fields = Map::new();
+        fields.insert("leg".into(), json!(leg.as_str()));
+        fields.insert("digit".into(), json!(digit.to_string()));
+        fields.insert("source".into(), json!(source.as_str()));
+        self.event("digit", &call_id, fields);
+        for (owner, decisions) in decided {
+            self.apply_decisions(key, owner, decisions, now, media);
+        }
+        self.schedule_collectors(key);
+    }
+
+    /// Queues the call's next collector deadline.
+    pub(super) fn schedule_collectors(&mut self, key: CallKey) {
+        let next = self.calls.get(&key).and_then(|c| {
+            c.collectors
+                .iter()
+                .filter_map(|cc| cc.collector.poll_timeout())
+                .min()
+        });
+        if let Some(at) = next {
+            self.timers.schedule(at, TimerRef::Collector(key));
+        }
+    }
+
+    /// A collector deadline passed.
+    pub(super) fn collector_timer(
+        &mut self,
+        key: CallKey,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let mut decided = Vec::new();
+        for cc in &mut call.collectors {
+            if cc.collector.poll_timeout().is_some_and(|at| at <= now) {
+                decided.push((cc.owner, cc.collector.on_timeout(now)));
+            }
+        }
+        for (owner, decisions) in decided {
+            self.apply_decisions(key, owner, decisions, now, media);
+        }
+        self.schedule_collectors(key);
+    }
+
+    fn apply_decisions(
+        &mut self,
+        key: CallKey,
+        owner: Leg,
+        decisions: Vec<Decision>,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        for decision in decisions {
+            let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+                return;
+            };
+            let mut fields = Map::new();
+            match &decision {
+                Decision::Armed { leg } => {
+                    fields.insert("leg".into(), json!(leg.as_str()));
+                    self.event("metaflow_armed", &call_id, fields);
+                }
+                Decision::Match {
+                    leg,
+                    collected,
+                    matched,
+                    early,
+                    captures,
+                    node,
+                } => {
+                    tracing::info!(call_id = %call_id, leg = leg.as_str(), collected = %collected, matched = %matched, module = %node.module, early, "metaflow code matched");
+                    fields.insert("leg".into(), json!(leg.as_str()));
+                    fields.insert("collected".into(), json!(collected));
+                    fields.insert("matched".into(), json!(matched));
+                    fields.insert("captures".into(), json!(captures));
+                    fields.insert("module".into(), json!(node.module));
+                    fields.insert("early".into(), json!(early));
+                    self.event("metaflow_match", &call_id, fields);
+                    if let Some(run) = module_run(&decision, owner) {
+                        self.run_module(key, run, now, media);
+                    }
+                }
+                Decision::NoMatch { leg, collected } => {
+                    tracing::info!(call_id = %call_id, leg = leg.as_str(), collected = %collected, "metaflow code matched nothing");
+                    fields.insert("leg".into(), json!(leg.as_str()));
+                    fields.insert("collected".into(), json!(collected));
+                    self.event("metaflow_no_match", &call_id, fields);
+                }
+                Decision::Release { leg, digits } => {
+                    fields.insert("leg".into(), json!(leg.as_str()));
+                    fields.insert("digits".into(), json!(digits));
+                    self.event("metaflow_release", &call_id, fields);
+                }
+            }
+        }
+    }
+
+    /// Runs one module node on a call; modules that finish at once continue with the child
+    /// their outcome selects.
+    pub fn run_module(
+        &mut self,
+        key: CallKey,
+        run: ModuleRun,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+            return;
+        };
+        let mut fields = Map::new();
+        fields.insert("module".into(), json!(run.node.module));
+        fields.insert("leg".into(), json!(run.leg.as_str()));
+        fields.insert("data".into(), Value::Object(run.data.clone()));
+        self.event("module_run", &call_id, fields);
+        let outcome = match run.node.module.as_str() {
+            "hangup" => {
+                // Nothing can follow a hang-up: record the outcome, then end the call.
+                let mut fields = Map::new();
+                fields.insert("module".into(), json!("hangup"));
+                fields.insert("outcome".into(), json!("success"));
+                self.event("module_outcome", &call_id, fields);
+                self.terminate_call(key, Outcome::Answered, "metaflow hangup", now, media);
+                return;
+            }
+            other => {
+                tracing::warn!(call_id = %call_id, module = other, "module not available");
+                "failure"
+            }
+        };
+        self.module_finished(key, run, outcome, now, media);
+    }
+
+    /// A module ended with `outcome`: log it and continue with the selected child, if any.
+    pub(super) fn module_finished(
+        &mut self,
+        key: CallKey,
+        run: ModuleRun,
+        outcome: &str,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+            return;
+        };
+        let mut fields = Map::new();
+        fields.insert("module".into(), json!(run.node.module));
+        fields.insert("outcome".into(), json!(outcome));
+        self.event("module_outcome", &call_id, fields);
+        if let Some(next) = run.next(outcome) {
+            self.run_module(key, next, now, media);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The core state machine: owns calls and transactions, turns messages and time into actions.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::media::MediaControl;
+use crate::metrics::Metrics;
+use crate::sip::transaction::{ClientTimerEvent, ClientTx, ServerTimerEvent, Timers, TxKind};
+use crate::sip::transport::Peer;
+use crate::sip::{Method, SipMessage};
+
+use super::call::Call;
+use super::codes::{MetaflowResolver, StaticMetaflows};
+use super::dialog::random_token;
+use super::entries::{ClientEntry, Purpose, ServerEntry};
+use super::timers::{TimerQueue, TimerRef};
+use super::{CallKey, Leg};
+
+/// Static settings of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// The address the proxy's SIP socket is bound to (written into Via and Contact).
+    pub local: SocketAddr,
+    /// The PBX new calls go to; None makes every new call fail with 503.
+    pub upstream: Option<SocketAddr>,
+    /// The address written into anchored SDP.
+    pub media_ip: IpAddr,
+    /// SIP timer values.
+    pub timers: Timers,
+    /// INVITEs beyond this many active calls are refused with 503.
+    pub max_calls: usize,
+}
+
+/// Something the shell must do for the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send bytes to a peer.
+    Send {
+        /// Destination.
+        to: Peer,
+        /// The serialised SIP message.
+        data: Vec<u8>,
+    },
+    /// Record an event in the event log.
+    Event {
+        /// Event kind, e.g. `call_started`.
+        kind: &'static str,
+        /// Caller's Call-ID.
+        call_id: String,
+        /// Extra fields.
+        fields: Map<String, Value>,
+    },
+}
+
+/// The B2BUA core. See the module docs of [`crate::b2bua`].
+pub struct B2bua {
+    pub(super) cfg: CoreConfig,
+    pub(super) calls: HashMap<CallKey, Call>,
+    pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
+    pub(super) servers: HashMap<String, ServerEntry>,
+    pub(super) clients: HashMap<String, ClientEntry>,
+    pub(super) timers: TimerQueue,
+    pub(super) next_key: CallKey,
+    pub(super) shutting_down: bool,
+    pub(super) actions: Vec<Action>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) resolver: Box<dyn MetaflowResolver>,
+}
+
+impl B2bua {
+    /// A core with no calls.
+    pub fn new(cfg: CoreConfig, metrics: Arc<Metrics>) -> Self {
+        B2bua {
+            cfg,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            timers: TimerQueue::default(),
+            next_key: 1,
+            shutting_down: false,
+            actions: Vec::new(),
+            metrics,
+            resolver: Box::new(StaticMetaflows(None)),
+        }
+    }
+
+    /// Sets where the metaflows of new calls come from.
+    pub fn set_resolver(&mut self, resolver: Box<dyn MetaflowResolver>) {
+        self.resolver = resolver;
+    }
+
+    /// Takes the actions queued so far.
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Number of calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Number of transactions held in memory.
+    pub fn transactions(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    /// The caller's Call-ID of a call, for logs.
+    pub fn call_id_of(&self, key: CallKey) -> Option<&str> {
+        self.calls.get(&key).map(Call::call_id)
+    }
+
+    /// Stops accepting new calls: INVITEs are answered 503 from now on.
+    pub fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// The earliest time `handle_timers` must run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(
+        &mut self,
+        from: Peer,
+        data: &[u8],
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let msg = match SipMessage::parse(data) {
+            Ok(m) => m,
+            Err(err) => {
+                self.metrics.record_sip_malformed();
+                tracing::debug!(peer = %from, error = %err, "unparseable SIP message dropped");
+                self.reject_garbage(from, data);
+                return;
+            }
+        };
+        if msg.is_request() {
+            let method = msg
+                .method()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default();
+            self.metrics.record_sip_in_request(&method);
+            if let Err(rej) = msg.validate_request() {
+                self.metrics.record_sip_malformed();
+                tracing::debug!(peer = %from, reason = %rej.reason, "invalid request rejected");
+                if !matches!(msg.method(), Some(Method::Ack)) {
+                    let resp = SipMessage::response_to(&msg, rej.code, &rej.reason);
+                    self.send_response_bytes(from, &resp);
+                }
+                return;
+            }
+            self.handle_request(from, msg, now, media);
+        } else {
+            self.metrics
+                .record_sip_in_response(msg.status().unwrap_or(0));
+            self.handle_response(from, msg, now, media);
+        }
+    }
+
+    /// A message that does not parse can still be answered 400 if its start line is a request
+    /// and the headers needed to route a response can be recovered; otherwise it is dropped.
+    fn reject_garbage(&mut self, _from: Peer, _data: &[u8]) {
+        // Without a parseable Via there is nowhere RFC 3261 lets us send a response.
+    }
+
+    fn handle_request(
+        &mut self,
+        from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let key = super::entries::server_key(&msg);
+        if let Some(key) = key.as_deref()
+            && let Some(entry) = self.servers.get_mut(key)
+        {
+            if method == Method::Ack {
+                if entry.tx.last_code() >= 300 {
+                    // ACK for a non-2xx final response: absorbed by the transaction (Timer I).
+                    let timers = self.cfg.timers;
+                    entry.tx.on_ack(now, &timers);
+                    self.schedule_server(key);
+                    return;
+                }
+            } else {
+                // A retransmitted request: answer with what we last sent, never relay it.
+                if let Some(bytes) = entry.tx.on_request_retransmission().map(<[u8]>::to_vec) {
+                    let to = entry.source;
+                    self.send_raw(to, bytes);
+                }
+                return;
+            }
+        }
+        match method {
+            Method::Cancel => self.on_cancel(from, msg, now, media),
+            Method::Ack => self.on_ack(from, msg, now, media),
+            _ if msg.to_tag().is_some() => self.on_in_dialog_request(from, msg, now, media),
+            Method::Invite => self.on_new_invite(from, msg, now, media),
+            Method::Options if self.addressed_to_me(&msg) => {
+                let mut resp = SipMessage::response_to(&msg, 200, "OK");
+                resp.push_header(
+                    "Allow",
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY, MESSAGE, REFER, PRACK",
+                );
+                resp.push_header("Accept", "application/sdp");
+                self.answer_out_of_dialog(from, &msg, resp, now);
+            }
+            _ => self.proxy_out_of_dialog(from, msg, now),
+        }
+    }
+
+    /// An out-of-dialog request is for the proxy itself when its Request-URI has no user part
+    /// or names the proxy's own address.
+    fn addressed_to_me(&self, msg: &SipMessage) -> bool {
+        let Some(uri) = request_uri(msg) else {
+            return false;
+        };
+        match crate::sip::SipUri::parse(uri) {
+            Ok(u) => {
+                u.user.is_none()
+                    || (u.host == self.cfg.local.ip().to_string()
+                        && u.port.unwrap_or(5060) == self.cfg.local.port())
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Answers a request outside any call with a ready response, keeping a server transaction
+    /// so that retransmissions get the same answer.
+    pub(super) fn answer_out_of_dialog(
+        &mut self,
+        from: Peer,
+        req: &SipMessage,
+        resp: SipMessage,
+        now: Instant,
+    ) {
+        let kind = tx_kind(req);
+        let mut entry = ServerEntry {
+            tx: crate::sip::transaction::ServerTx::new(kind, from.transport.is_reliable()),
+            request: req.clone(),
+            source: from,
+            call: None,
+        };
+        let code = resp.status().unwrap_or(500);
+        let bytes = resp.to_bytes();
+        let timers = self.cfg.timers;
+        entry.tx.on_send_response(code, bytes.clone(), now, &timers);
+        self.metrics.record_sip_out_response(code);
+        self.send_raw(from, bytes);
+        if let Some(key) = super::entries::server_key(req) {
+            self.servers.insert(key.clone(), entry);
+            self.schedule_server(&key);
+        }
+    }
+
+    /// Sends a response without transaction state (used for requests we refuse outright).
+    pub(super) fn send_response_bytes(&mut self, to: Peer, resp: &SipMessage) {
+        self.metrics
+            .record_sip_out_response(resp.status().unwrap_or(0));
+        self.send_raw(to, resp.to_bytes());
+    }
+
+    /// Queues raw bytes for sending.
+    pub(super) fn send_raw(&mut self, to: Peer, data: Vec<u8>) {
+        self.actions.push(Action::Send { to, data });
+    }
+
+    /// Queues an event for the event log.
+    pub(super) fn event(&mut self, kind: &'static str, call_id: &str, fields: Map<String, Value>) {
+        self.actions.push(Action::Event {
+            kind,
+            call_id: call_id.to_string(),
+            fields,
+        });
+    }
+
+    /// Our Via header value with a fresh branch; returns (value, branch).
+    pub(super) fn new_via(&self) -> (String, String) {
+        let branch = format!("z9hG4bK-mfp-{}", random_token(16));
+        let value = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            fmt_hostport(self.cfg.local)
+        );
+        (value, branch)
+    }
+
+    /// Our Contact header value.
+    pub(super) fn contact(&self) -> String {
+        format!("<sip:metaflow-proxy@{}>", fmt_hostport(self.cfg.local))
+    }
+
+    /// Sends a request and starts its client transaction.
+    pub(super) fn send_request(
+        &mut self,
+        branch: String,
+        request: SipMessage,
+        dest: Peer,
+        purpose: Purpose,
+        call: Option<(CallKey, Leg)>,
+        now: Instant,
+    ) {
+        if let Some(m) = request.method() {
+            self.metrics.record_sip_out_request(m.as_str());
+        }
+        let bytes = request.to_bytes();
+        let kind = tx_kind(&request);
+        let tx = ClientTx::new(kind, dest.transport.is_reliable(), now, &self.cfg.timers);
+        self.send_raw(dest, bytes.clone());
+        self.clients.insert(
+            branch.clone(),
+            ClientEntry {
+                tx,
+                request,
+                bytes,
+                dest,
+                purpose,
+                call,
+                ack: None,
+            },
+        );
+        self.schedule_client(&branch);
+    }
+
+    pub(super) fn schedule_client(&mut self, branch: &str) {
+        if let Some(at) = self.clients.get(branch).and_then(|e| e.tx.next_deadline()) {
+            self.timers
+                .schedule(at, TimerRef::Client(branch.to_string()));
+        }
+    }
+
+    pub(super) fn schedule_server(&mut self, key: &str) {
+        if let Some(at) = self.servers.get(key).and_then(|e| e.tx.next_deadline()) {
+            self.timers.schedule(at, TimerRef::Server(key.to_string()));
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timers(&mut self, now: Instant, media: &mut dyn MediaControl) {
+        while let Some(what) = self.timers.pop_due(now) {
+            match what {
+                TimerRef::Client(branch) => self.client_timer(&branch, now, media),
+                TimerRef::Server(key) => self.server_timer(&key, now, media),
+                TimerRef::Collector(call) => self.collector_timer(call, now, media),
+            }
+        }
+    }
+
+    fn client_timer(&mut self, branch: &str, now: Instant, media: &mut dyn MediaControl) {
+        let timers = self.cfg.timers;
+        let Some(entry) = self.clients.get_mut(branch) else {
+            return;
+        };
+        match entry.tx.next_deadline() {
+            Some(at) if at <= now => {}
+            _ => return, // stale queue entry
+        }
+        match entry.tx.on_timer(now, &timers) {
+            Some(ClientTimerEvent::Retransmit) => {
+                let (dest, bytes) = (entry.dest, entry.bytes.clone());
+                self.send_raw(dest, bytes);
+                self.schedule_client(branch);
+            }
+            Some(ClientTimerEvent::Timeout) => {
+                let Some(entry) = self.clients.remove(branch) else {
+                    return;
+                };
+                self.on_client_timeout(entry, now, media);
+            }
+            Some(ClientTimerEvent::Terminated) => {
+                self.clients.remove(branch);
+            }
+            None => self.schedule_client(branch),
+        }
+    }
+
+    fn server_timer(&mut self, key: &str, now: Instant, media: &mut dyn MediaControl) {
+        let timers = self.cfg.timers;
+        let Some(entry) = self.servers.get_mut(key) else {
+            return;
+        };
+        match entry.tx.next_deadline() {
+            Some(at) if at <= now => {}
+            _ => return,
+        }
+        match entry.tx.on_timer(now, &timers) {
+            Some(ServerTimerEvent::Retransmit) => {
+                let to = entry.source;
+                if let Some(bytes) = entry.tx.on_request_retransmission().map(<[u8]>::to_vec) {
+                    self.send_raw(to, bytes);
+                }
+                self.schedule_server(key);
+            }
+            Some(ServerTimerEvent::AckTimeout) => {
+                let call = entry.call;
+                let code = entry.tx.last_code();
+                self.servers.remove(key);
+                if let Some((call, _)) = call
+                    && (200..300).contains(&code)
+                {
+                    // The caller never acknowledged our 2xx: end both dialogs (§13.3.1.4).
+                    self.terminate_call(call, super::Outcome::Failed, "no ACK", now, media);
+                }
+            }
+            Some(ServerTimerEvent::Terminated) => {
+                self.servers.remove(key);
+            }
+            None => self.schedule_server(key),
+        }
+    }
+}
+
+/// The Request-URI of a request.
+pub(super) fn request_uri(msg: &SipMessage) -> Option<&str> {
+    match &msg.start {
+        crate::sip::StartLine::Request { uri, .. } => Some(uri),
+        crate::sip::StartLine::Response { .. } => None,
+    }
+}
+
+/// INVITE or non-INVITE transaction rules for a request.
+pub(super) fn tx_kind(msg: &SipMessage) -> TxKind {
+    match msg.method() {
+        Some(Method::Invite) => TxKind::Invite,
+        _ => TxKind::NonInvite,
+    }
+}
+
+/// `host:port` with IPv6 brackets.
+pub(super) fn fmt_hostport(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

@@ -1,0 +1,134 @@
+//! One side of a B2BUA call: the dialog the proxy keeps with one endpoint (RFC 3261 §12).
+//!
+//! The proxy is UAS towards the a-leg and UAC towards the b-leg; each side has its own Call-ID,
+//! tags and CSeq space, so the proxy can send requests of its own (BYE, REFER) in either dialog
+//! without colliding with the endpoints' numbering.
+
+use crate::sip::transport::Peer;
+use crate::sip::{Method, NameAddr, SipMessage, StartLine};
+
+/// The dialog state for one leg.
+#[derive(Clone, Debug)]
+pub struct Dialog {
+    /// Call-ID of this leg's dialog.
+    pub call_id: String,
+    /// Our tag in this dialog (To tag towards the a-leg, From tag towards the b-leg).
+    pub local_tag: String,
+    /// The endpoint's tag, once known.
+    pub remote_tag: Option<String>,
+    /// Our name-addr (without tag) as it appears in From of requests we send.
+    pub local_uri: String,
+    /// The endpoint's name-addr (without tag) as it appears in To of requests we send.
+    pub remote_uri: String,
+    /// Request-URI for requests we send in this dialog (the endpoint's Contact).
+    pub remote_target: String,
+    /// Route set learned from Record-Route, in the order to put in Route headers.
+    pub route_set: Vec<String>,
+    /// Last CSeq number we used in this dialog.
+    pub local_cseq: u32,
+    /// Where the endpoint's messages come from and where ours go (NAT-safe).
+    pub peer: Peer,
+}
+
+impl Dialog {
+    /// The From header value for requests we send.
+    pub fn from_value(&self) -> String {
+        format!("{};tag={}", self.local_uri, self.local_tag)
+    }
+
+    /// The To header value for requests we send.
+    pub fn to_value(&self) -> String {
+        match &self.remote_tag {
+            Some(tag) => format!("{};tag={tag}", self.remote_uri),
+            None => self.remote_uri.clone(),
+        }
+    }
+
+    /// Builds a request in this dialog. `cseq` None takes the next number (ACK and CANCEL pass
+    /// the number of the INVITE they belong to).
+    pub fn request(
+        &mut self,
+        method: Method,
+        via: String,
+        contact: &str,
+        cseq: Option<u32>,
+    ) -> SipMessage {
+        let number = match cseq {
+            Some(n) => n,
+            None => {
+                self.local_cseq = self.local_cseq.wrapping_add(1);
+                self.local_cseq
+            }
+        };
+        let mut msg = SipMessage {
+            start: StartLine::Request {
+                method: method.clone(),
+                uri: self.remote_target.clone(),
+            },
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        };
+        msg.push_header("Via", via);
+        msg.push_header("Max-Forwards", "70");
+        for route in &self.route_set {
+            msg.push_header("Route", route.clone());
+        }
+        msg.push_header("From", self.from_value());
+        msg.push_header("To", self.to_value());
+        msg.push_header("Call-ID", self.call_id.clone());
+        msg.push_header("CSeq", format!("{number} {}", method.as_str()));
+        if !matches!(method, Method::Ack | Method::Cancel | Method::Bye) {
+            msg.push_header("Contact", contact.to_string());
+        }
+        msg
+    }
+
+    /// Updates the remote target from a target-refresh request or response (re-INVITE, UPDATE).
+    pub fn learn_contact(&mut self, msg: &SipMessage) {
+        if let Some(contact) = msg.header("Contact")
+            && let Ok(na) = NameAddr::parse(contact)
+        {
+            self.remote_target = na.uri;
+        }
+    }
+
+    /// Learns the remote target and route set from a message of the endpoint that carries them
+    /// (the INVITE from the a-leg, a 1xx/2xx from the b-leg). `reverse` is true on the UAC side.
+    pub fn learn_target(&mut self, msg: &SipMessage, reverse: bool) {
+        self.learn_contact(msg);
+        let mut routes: Vec<String> = msg
+            .header_values("Record-Route")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if !routes.is_empty() {
+            if reverse {
+                routes.reverse();
+            }
+            self.route_set = routes;
+        }
+    }
+}
+
+/// Strips the `tag` parameter from a From/To value, keeping display name, URI and other params.
+pub fn without_tag(value: &str) -> String {
+    match NameAddr::parse(value) {
+        Ok(mut na) => {
+            na.params.retain(|(k, _)| !k.eq_ignore_ascii_case("tag"));
+            // Always write the angle-bracket form so that URI parameters stay with the URI.
+            na.to_string()
+        }
+        Err(_) => value.to_string(),
+    }
+}
+
+/// A fresh random token for tags, branches and Call-IDs.
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| {
+            let i = fastrand::usize(..ALPHABET.len());
+            ALPHABET.get(i).copied().map(char::from).unwrap_or('x')
+        })
+        .collect()
+}

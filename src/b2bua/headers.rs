@@ -1,0 +1,72 @@
+//! Which headers cross the B2BUA from one leg to the other, and which are rebuilt per leg.
+
+use crate::sip::SipMessage;
+
+/// Headers that belong to one hop or one dialog and are never copied to the other leg.
+const PER_LEG: &[&str] = &[
+    "Via",
+    "Route",
+    "Record-Route",
+    "Contact",
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Length",
+];
+
+/// Copies every end-to-end header of `from` (in order) onto `to`, after the headers `to`
+/// already has. Dialog and hop headers are skipped; `extra_skip` names more to leave out.
+pub fn copy_end_to_end(from: &SipMessage, to: &mut SipMessage, extra_skip: &[&str]) {
+    for h in &from.headers {
+        let skip = PER_LEG
+            .iter()
+            .chain(extra_skip.iter())
+            .any(|n| n.eq_ignore_ascii_case(&h.name));
+        if !skip {
+            to.push_header(&h.name, h.value.clone());
+        }
+    }
+}
+
+/// Whether the message body is SDP.
+pub fn has_sdp(msg: &SipMessage) -> bool {
+    !msg.body.is_empty()
+        && msg
+            .content_type()
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/sdp")
+            })
+            .unwrap_or(false)
+}
+
+/// Removes the topmost Via value (ours, on a response to a request we forwarded).
+pub fn pop_top_via(msg: &mut SipMessage) {
+    let Some(pos) = msg
+        .headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case("Via"))
+    else {
+        return;
+    };
+    let rest = msg
+        .headers
+        .get(pos)
+        .and_then(|h| h.value.split_once(','))
+        .map(|(_, rest)| rest.trim().to_string());
+    match rest {
+        Some(rest) if !rest.is_empty() => {
+            if let Some(h) = msg.headers.get_mut(pos) {
+                h.value = rest;
+            }
+        }
+        _ => {
+            msg.headers.remove(pos);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Mid-call signalling: requests inside a dialog are relayed to the other leg as requests of
+//! that leg's dialog; their responses come back the same way. Also responses in general, client
+//! transaction time-outs, and out-of-dialog requests forwarded upstream.
+
+use std::time::Instant;
+
+use crate::media::MediaControl;
+use crate::sip::transaction::{ResponseVerdict, ServerTx};
+use crate::sip::transport::Peer;
+use crate::sip::{Method, SipMessage};
+
+use super::anchor::anchor_sdp;
+use super::call::{CallState, Outcome, PendingAck, other};
+use super::core::tx_kind;
+use super::entries::{ClientEntry, Purpose, ServerEntry, server_key};
+use super::headers::{copy_end_to_end, has_sdp};
+use super::{B2bua, Leg};
+
+impl B2bua {
+    /// A request with a To tag: find its call and relay it to the other leg.
+    pub(super) fn on_in_dialog_request(
+        &mut self,
+        from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let found = msg.call_id().and_then(|c| self.by_call_id.get(c)).copied();
+        let Some((key, leg)) = found.filter(|(k, _)| self.calls.contains_key(k)) else {
+            let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
+            self.answer_out_of_dialog(from, &msg, resp, now);
+            return;
+        };
+        let max_forwards = msg.max_forwards().unwrap_or(70);
+        if max_forwards == 0 {
+            let resp = SipMessage::response_to(&msg, 483, "Too Many Hops");
+            self.answer_out_of_dialog(from, &msg, resp, now);
+            return;
+        }
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let Some(skey) = server_key(&msg) else { return };
+        let mut entry = ServerEntry {
+            tx: ServerTx::new(tx_kind(&msg), from.transport.is_reliable()),
+            request: msg.clone(),
+            source: from,
+            call: Some((key, leg)),
+        };
+        if method == Method::Invite {
+            let trying = SipMessage::response_to(&msg, 100, "Trying");
+            let bytes = trying.to_bytes();
+            entry
+                .tx
+                .on_send_response(100, bytes.clone(), now, &self.cfg.timers);
+            self.send_raw(from, bytes);
+        }
+        self.servers.insert(skey.clone(), entry);
+
+        let body = if has_sdp(&msg) {
+            anchor_sdp(media, self.cfg.media_ip, key, leg, &msg.body)
+                .unwrap_or_else(|_| msg.body.to_vec())
+        } else {
+            msg.body.to_vec()
+        };
+        let (via, branch) = self.new_via();
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if matches!(method, Method::Invite | Method::Update) {
+            call.dialog_mut(leg).learn_contact(&msg);
+        }
+        if method == Method::Bye {
+            call.state = CallState::Ending;
+        }
+        let call_id = call.a.call_id.clone();
+        let target = call.dialog_mut(other(leg));
+        let mut req = target.request(method.clone(), via, &contact, None);
+        req.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        copy_end_to_end(&msg, &mut req, &[]);
+        req.body = body.into();
+        let dest = target.peer;
+        let info_digit = (method == Method::Info)
+            .then(|| {
+                crate::dtmf::sip_info::digit_from_info(msg.content_type().unwrap_or(""), &msg.body)
+            })
+            .flatten();
+        tracing::info!(call_id = %call_id, method = method.as_str(), from_leg = ?leg, "relaying in-dialog request");
+        self.send_request(
+            format!("{branch}|{}", method.as_str()),
+            req,
+            dest,
+            Purpose::Relay { server_key: skey },
+            Some((key, other(leg))),
+            now,
+        );
+        if let Some(digit) = info_digit {
+            self.on_digit(key, leg, digit, super::codes::DigitSource::Info, now, media);
+        }
+    }
+
+    /// A response: match it to our client transaction and act per its purpose.
+    pub(super) fn handle_response(
+        &mut self,
+        _from: Peer,
+        resp: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let (Some(via), Some((_, method)), Some(code)) =
+            (resp.top_via(), resp.cseq(), resp.status())
+        else {
+            return;
+        };
+        let Some(branch) = via.branch else { return };
+        let client_key = format!("{branch}|{}", method.as_str());
+        let timers = self.cfg.timers;
+        let Some(entry) = self.clients.get_mut(&client_key) else {
+            tracing::debug!(branch = %branch, code, "stray response dropped");
+            return;
+        };
+        match entry.tx.on_response(code, now, &timers) {
+            ResponseVerdict::Deliver => {}
+            ResponseVerdict::Absorb => return,
+            ResponseVerdict::AbsorbResendAck | ResponseVerdict::Absorb2xx => {
+                if let Some(ack) = entry.ack.clone() {
+                    let dest = entry.dest;
+                    self.send_raw(dest, ack);
+                }
+                return;
+            }
+        }
+        let mut ack_to_send = None;
+        if method == Method::Invite && code >= 300 {
+            let ack = ack_for_non_2xx(&entry.request, &resp).to_bytes();
+            entry.ack = Some(ack.clone());
+            ack_to_send = Some((entry.dest, ack));
+        }
+        let purpose = entry.purpose.clone();
+        let call = entry.call;
+        if let Some((dest, ack)) = ack_to_send {
+            self.send_raw(dest, ack);
+        }
+        self.schedule_client(&client_key);
+        match purpose {
+            Purpose::InitialInvite { server_key } => {
+                if let Some((key, _)) = call {
+                    self.on_initial_invite_response(key, server_key, client_key, resp, now, media);
+                }
+            }
+            Purpose::Relay { server_key } => {
+                self.relay_response(&server_key, call, &client_key, resp, now, media)
+            }
+            Purpose::Own => {
+                tracing::debug!(code, method = method.as_str(), "response to own request");
+            }
+            Purpose::Proxied { server_key } => {
+                let mut out = resp;
+                super::headers::pop_top_via(&mut out);
+                self.send_on_server(&server_key, out, now);
+            }
+        }
+    }
+
+    /// Relays a response to an in-dialog request back to the leg that sent the request.
+    fn relay_response(
+        &mut self,
+        server_key: &str,
+        call: Option<(super::CallKey, Leg)>,
+        client_key: &str,
+        resp: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let code = resp.status().unwrap_or(500);
+        let Some((key, resp_leg)) = call else { return };
+        if code == 100 {
+            return;
+        }
+        let Some(mut out) = self.relayed_response(server_key, &resp) else {
+            return;
+        };
+        let method = resp.cseq().map(|(_, m)| m);
+        if has_sdp(&resp)
+            && let Ok(body) = anchor_sdp(media, self.cfg.media_ip, key, resp_leg, &resp.body)
+        {
+            out.body = body.into();
+        }
+        let is_invite = method == Some(Method::Invite);
+        if let Some(call) = self.calls.get_mut(&key) {
+            if (200..300).contains(&code) && matches!(method, Some(Method::Invite | Method::Update))
+            {
+                call.dialog_mut(resp_leg).learn_contact(&resp);
+            }
+            if is_invite && (200..300).contains(&code) {
+                let from_cseq = self
+                    .servers
+                    .get(server_key)
+                    .and_then(|e| e.request.cseq())
+                    .map(|(n, _)| n)
+                    .unwrap_or(0);
+                call.pending_acks.push(PendingAck {
+                    from: other(resp_leg),
+                    from_cseq,
+                    to_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(0),
+                    to_branch: client_key.to_string(),
+                    server_key: server_key.to_string(),
+                });
+            }
+        }
+        self.send_on_server(server_key, out, now);
+        if method == Some(Method::Bye) && code >= 200 {
+            self.end_call(key, Outcome::Answered, media);
+        }
+    }
+
+    /// A client transaction got no final response in time.
+    pub(super) fn on_client_timeout(
+        &mut self,
+        entry: ClientEntry,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let method = entry.request.method().cloned();
+        match entry.purpose {
+            Purpose::InitialInvite { server_key } => {
+                let Some((key, _)) = entry.call else { return };
+                let tag = self.calls.get(&key).map(|c| c.a.local_tag.clone());
+                self.send_final_to_a(&server_key, 408, "Request Timeout", tag.as_deref(), now);
+                self.end_call(key, Outcome::Failed, media);
+            }
+            Purpose::Relay { server_key } => {
+                if let Some(e) = self.servers.get(&server_key) {
+                    let resp = SipMessage::response_to(&e.request, 408, "Request Timeout");
+                    self.send_on_server(&server_key, resp, now);
+                }
+                if method == Some(Method::Bye)
+                    && let Some((key, _)) = entry.call
+                {
+                    self.end_call(key, Outcome::Answered, media);
+                }
+            }
+            Purpose::Own | Purpose::Proxied { .. } => {}
+        }
+    }
+
+    /// An out-of-dialog request that is not for the proxy itself (MESSAGE, SUBSCRIBE,
+    /// REGISTER...): forwarded upstream statelessly with our Via on top.
+    pub(super) fn proxy_out_of_dialog(&mut self, from: Peer, mut msg: SipMessage, now: Instant) {
+        let Some(upstream) = self.cfg.upstream.filter(|u| *u != from.addr) else {
+            let resp = SipMessage::response_to(&msg, 404, "Not Found");
+            return self.answer_out_of_dialog(from, &msg, resp, now);
+        };
+        let max_forwards = msg.max_forwards().unwrap_or(70);
+        if max_forwards == 0 {
+            let resp = SipMessage::response_to(&msg, 483, "Too Many Hops");
+            return self.answer_out_of_dialog(from, &msg, resp, now);
+        }
+        let (Some(skey), Some(method)) = (server_key(&msg), msg.method().cloned()) else {
+            return;
+        };
+        self.servers.insert(
+            skey.clone(),
+            ServerEntry {
+                tx: ServerTx::new(tx_kind(&msg), from.transport.is_reliable()),
+                request: msg.clone(),
+                source: from,
+                call: None,
+            },
+        );
+        let (via, branch) = self.new_via();
+        msg.prepend_header("Via", via);
+        msg.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        let client_key = format!("{branch}|{}", method.as_str());
+        self.send_request(
+            client_key,
+            msg,
+            Peer::udp(upstream),
+            Purpose::Proxied { server_key: skey },
+            None,
+            now,
+        );
+    }
+}
+
+/// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same branch, To from the response.
+fn ack_for_non_2xx(invite: &SipMessage, resp: &SipMessage) -> SipMessage {
+    let mut ack = SipMessage {
+        start: invite.start.clone(),
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    };
+    if let crate::sip::StartLine::Request { method, .. } = &mut ack.start {
+        *method = Method::Ack;
+    }
+    if let Some(v) = invite.header_values("Via").first() {
+        ack.push_header("Via", v.to_string());
+    }
+    ack.push_header("Max-Forwards", "70");
+    for r in invite.header_values("Route") {
+        ack.push_header("Route", r.to_string());
+    }
+    for name in ["From", "Call-ID"] {
+        if let Some(v) = invite.header(name) {
+            ack.push_header(name, v.to_string());
+        }
+    }
+    if let Some(to) = resp.header("To") {
+        ack.push_header("To", to.to_string());
+    }
+    let num = invite.cseq().map(|(n, _)| n).unwrap_or(1);
+    ack.push_header("CSeq", format!("{num} ACK"));
+    ack
+}

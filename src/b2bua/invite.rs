@@ -1,0 +1,501 @@
+//! Call set-up: a new INVITE from a phone, the PBX's answers to it, CANCEL and the ACK.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::media::MediaControl;
+use crate::sip::transaction::ServerTx;
+use crate::sip::transport::Peer;
+use crate::sip::{Method, SipMessage};
+
+use super::anchor::anchor_sdp;
+use super::call::{Call, CallState, Outcome, PendingAck};
+use super::core::request_uri;
+use super::dialog::{Dialog, random_token, without_tag};
+use super::entries::{Purpose, ServerEntry, server_key};
+use super::headers::{copy_end_to_end, has_sdp};
+use super::{B2bua, Leg};
+
+impl B2bua {
+    /// A new INVITE (no To tag): create the call, answer 100, send our INVITE upstream.
+    pub(super) fn on_new_invite(
+        &mut self,
+        from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let refuse = |this: &mut Self, code: u16, reason: &str| {
+            let resp = SipMessage::response_to(&msg, code, reason);
+            this.answer_out_of_dialog(from, &msg, resp, now);
+            this.metrics.call_refused();
+        };
+        if self.shutting_down {
+            return refuse(self, 503, "Service Unavailable");
+        }
+        let Some(upstream) = self.cfg.upstream else {
+            return refuse(self, 503, "No Upstream Configured");
+        };
+        if from.addr == upstream {
+            return refuse(self, 404, "Not Found");
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            return refuse(self, 503, "Too Many Calls");
+        }
+        let max_forwards = msg.max_forwards().unwrap_or(70);
+        if max_forwards == 0 {
+            return refuse(self, 483, "Too Many Hops");
+        }
+        let (Some(call_id), Some(key_a), Some((cseq, _))) =
+            (msg.call_id(), server_key(&msg), msg.cseq())
+        else {
+            return refuse(self, 400, "Bad Request");
+        };
+        if self.by_call_id.contains_key(call_id) {
+            return refuse(self, 482, "Loop Detected");
+        }
+        let (Some(from_v), Some(to_v), Some(ruri)) =
+            (msg.header("From"), msg.header("To"), request_uri(&msg))
+        else {
+            return refuse(self, 400, "Bad Request");
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        let mut a = Dialog {
+            call_id: call_id.to_string(),
+            local_tag: random_token(12),
+            remote_tag: msg.from_tag(),
+            local_uri: without_tag(to_v),
+            remote_uri: without_tag(from_v),
+            remote_target: ruri.to_string(),
+            route_set: Vec::new(),
+            local_cseq: fastrand::u32(1..10_000),
+            peer: from,
+        };
+        a.learn_target(&msg, false);
+        let b = Dialog {
+            call_id: format!("{}@{}", random_token(20), self.cfg.local.ip()),
+            local_tag: random_token(12),
+            remote_tag: None,
+            local_uri: without_tag(from_v),
+            remote_uri: without_tag(to_v),
+            remote_target: ruri.to_string(),
+            route_set: Vec::new(),
+            local_cseq: cseq,
+            peer: Peer::udp(upstream),
+        };
+        tracing::info!(call_id = %a.call_id, peer = %from, b_call_id = %b.call_id, "new call");
+
+        // Server transaction for the caller's INVITE, answered 100 at once.
+        let trying = SipMessage::response_to(&msg, 100, "Trying");
+        let mut entry = ServerEntry {
+            tx: ServerTx::new(crate::sip::transaction::TxKind::Invite, false),
+            request: msg.clone(),
+            source: from,
+            call: Some((key, Leg::A)),
+        };
+        let bytes = trying.to_bytes();
+        entry
+            .tx
+            .on_send_response(100, bytes.clone(), now, &self.cfg.timers);
+        self.servers.insert(key_a.clone(), entry);
+        self.metrics.record_sip_out_response(100);
+        self.send_raw(from, bytes);
+
+        let mut call = Call {
+            a,
+            b,
+            state: CallState::Inviting,
+            a_invite_key: key_a.clone(),
+            b_invite_branch: String::new(),
+            pending_acks: Vec::new(),
+            answered: None,
+            has_media: false,
+            collectors: self
+                .resolver
+                .resolve(&msg)
+                .iter()
+                .map(super::codes::CallCollector::new)
+                .collect(),
+        };
+        let body = if has_sdp(&msg) {
+            call.has_media = true;
+            match anchor_sdp(media, self.cfg.media_ip, key, Leg::A, &msg.body) {
+                Ok(b) => b,
+                Err(err) => {
+                    tracing::warn!(call_id = %call.a.call_id, error = %err, "cannot anchor offer");
+                    media.release_call(key);
+                    let code = match err {
+                        super::anchor::AnchorError::Sdp(_) => 488,
+                        super::anchor::AnchorError::Media(_) => 503,
+                    };
+                    self.send_final_to_a(&key_a, code, "Media Anchoring Failed", None, now);
+                    self.metrics.call_refused();
+                    return;
+                }
+            }
+        } else {
+            msg.body.to_vec()
+        };
+        let (via, branch) = self.new_via();
+        let contact = self.contact();
+        let mut invite = call.b.request(Method::Invite, via, &contact, Some(cseq));
+        invite.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        copy_end_to_end(&msg, &mut invite, &[]);
+        invite.body = body.into();
+        let client_key = format!("{branch}|INVITE");
+        call.b_invite_branch = client_key.clone();
+        let mut fields = Map::new();
+        fields.insert("from".into(), Value::String(call.a.remote_uri.clone()));
+        fields.insert("to".into(), Value::String(call.a.local_uri.clone()));
+        fields.insert("b_call_id".into(), Value::String(call.b.call_id.clone()));
+        fields.insert("source".into(), Value::String(from.to_string()));
+        self.by_call_id
+            .insert(call.a.call_id.clone(), (key, Leg::A));
+        self.by_call_id
+            .insert(call.b.call_id.clone(), (key, Leg::B));
+        let call_id = call.a.call_id.clone();
+        self.calls.insert(key, call);
+        self.metrics.call_started();
+        self.event("call_started", &call_id, fields);
+        self.send_request(
+            client_key,
+            invite,
+            Peer::udp(upstream),
+            Purpose::InitialInvite { server_key: key_a },
+            Some((key, Leg::B)),
+            now,
+        );
+    }
+
+    /// Sends a final (or provisional) response on the caller's INVITE transaction.
+    pub(super) fn send_final_to_a(
+        &mut self,
+        server_key: &str,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        now: Instant,
+    ) {
+        let Some(entry) = self.servers.get(server_key) else {
+            return;
+        };
+        if entry.tx.has_final() {
+            return;
+        }
+        let mut resp = SipMessage::response_to(&entry.request, code, reason);
+        if let Some(tag) = to_tag {
+            add_to_tag(&mut resp, tag);
+        }
+        self.send_on_server(server_key, resp, now);
+    }
+
+    /// Sends `resp` on server transaction `key`, recording it for retransmissions.
+    pub(super) fn send_on_server(&mut self, key: &str, resp: SipMessage, now: Instant) {
+        let timers = self.cfg.timers;
+        let Some(entry) = self.servers.get_mut(key) else {
+            return;
+        };
+        let code = resp.status().unwrap_or(500);
+        let bytes = resp.to_bytes();
+        entry.tx.on_send_response(code, bytes.clone(), now, &timers);
+        let to = entry.source;
+        self.metrics.record_sip_out_response(code);
+        self.send_raw(to, bytes);
+        self.schedule_server(key);
+    }
+
+    /// A response from the PBX to our initial INVITE.
+    pub(super) fn on_initial_invite_response(
+        &mut self,
+        key: super::CallKey,
+        server_key: String,
+        client_key: String,
+        resp: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let code = resp.status().unwrap_or(500);
+        if code == 100 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            if (200..300).contains(&code) {
+                self.ack_and_bye_orphan(&client_key, &resp, now);
+            }
+            return;
+        };
+        let call_id = call.a.call_id.clone();
+        if call.state == CallState::Ending {
+            // Cancelled meanwhile: a 2xx that crossed our CANCEL is acknowledged and hung up.
+            if (200..300).contains(&code) {
+                self.ack_and_bye_orphan(&client_key, &resp, now);
+            }
+            if code >= 200 {
+                self.end_call(key, Outcome::Cancelled, media);
+            }
+            return;
+        }
+        let a_tag = call.a.local_tag.clone();
+        if code < 300
+            && let Some(tag) = resp.to_tag()
+        {
+            call.b.remote_tag = Some(tag);
+            call.b.learn_target(&resp, true);
+        }
+        if (101..200).contains(&code) && call.state == CallState::Inviting {
+            call.state = CallState::Early;
+        }
+        if (200..300).contains(&code) {
+            call.state = CallState::Answered;
+            call.answered = Some(now);
+            let from_cseq = self
+                .servers
+                .get(&server_key)
+                .and_then(|e| e.request.cseq())
+                .map(|(n, _)| n)
+                .unwrap_or(0);
+            let to_cseq = resp.cseq().map(|(n, _)| n).unwrap_or(0);
+            call.pending_acks.push(PendingAck {
+                from: Leg::A,
+                from_cseq,
+                to_cseq,
+                to_branch: client_key.clone(),
+                server_key: server_key.clone(),
+            });
+            media.arm_timeout(key);
+            tracing::info!(call_id = %call_id, code, "call answered");
+            self.event("call_answered", &call_id, Map::new());
+        }
+        let Some(mut out) = self.relayed_response(&server_key, &resp) else {
+            return;
+        };
+        add_to_tag(&mut out, &a_tag);
+        if has_sdp(&resp) {
+            match anchor_sdp(media, self.cfg.media_ip, key, Leg::B, &resp.body) {
+                Ok(body) => out.body = body.into(),
+                Err(err) => {
+                    tracing::warn!(call_id = %call_id, error = %err, "cannot anchor answer");
+                }
+            }
+        }
+        self.send_on_server(&server_key, out, now);
+        if code >= 300 {
+            tracing::info!(call_id = %call_id, code, "call rejected by upstream");
+            let mut fields = Map::new();
+            fields.insert("code".into(), json!(code));
+            self.event("call_rejected", &call_id, fields);
+            self.end_call(key, Outcome::Rejected, media);
+        }
+    }
+
+    /// Builds the response for the originator of server transaction `server_key` from the
+    /// response `resp` the other leg sent: same status, end-to-end headers and body.
+    pub(super) fn relayed_response(
+        &self,
+        server_key: &str,
+        resp: &SipMessage,
+    ) -> Option<SipMessage> {
+        let entry = self.servers.get(server_key)?;
+        let (code, reason) = match &resp.start {
+            crate::sip::StartLine::Response { code, reason } => (*code, reason.clone()),
+            crate::sip::StartLine::Request { .. } => return None,
+        };
+        let mut out = SipMessage::response_to(&entry.request, code, &reason);
+        if resp.header("Contact").is_some() {
+            out.push_header("Contact", self.contact());
+        }
+        copy_end_to_end(resp, &mut out, &[]);
+        out.body = resp.body.clone();
+        Some(out)
+    }
+
+    /// CANCEL from the caller: 200 to the CANCEL, 487 to the INVITE, CANCEL upstream.
+    pub(super) fn on_cancel(
+        &mut self,
+        from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        _media: &mut dyn MediaControl,
+    ) {
+        let invite_key = server_key(&msg).map(|k| k.replacen("|CANCEL", "|INVITE", 1));
+        let found = invite_key
+            .as_deref()
+            .and_then(|k| self.servers.get(k))
+            .map(|e| (e.tx.has_final(), e.call));
+        let Some((answered, call)) = found else {
+            let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
+            self.answer_out_of_dialog(from, &msg, resp, now);
+            return;
+        };
+        let ok = SipMessage::response_to(&msg, 200, "OK");
+        self.answer_out_of_dialog(from, &msg, ok, now);
+        if answered {
+            return;
+        }
+        let Some((key, _)) = call else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Ending;
+        let a_tag = call.a.local_tag.clone();
+        let b_key = call.b_invite_branch.clone();
+        let call_id = call.a.call_id.clone();
+        tracing::info!(call_id = %call_id, "call cancelled by caller");
+        self.event("call_cancelled", &call_id, Map::new());
+        if let Some(k) = invite_key {
+            self.send_final_to_a(&k, 487, "Request Terminated", Some(&a_tag), now);
+        }
+        self.cancel_client_invite(&b_key, now);
+    }
+
+    /// Sends a CANCEL for our pending INVITE whose client key is `client_key`.
+    pub(super) fn cancel_client_invite(&mut self, client_key: &str, now: Instant) {
+        let Some(entry) = self.clients.get(client_key) else {
+            return;
+        };
+        if entry.tx.has_final() {
+            return;
+        }
+        let inv = &entry.request;
+        let mut cancel = SipMessage {
+            start: inv.start.clone(),
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        };
+        if let crate::sip::StartLine::Request { method, .. } = &mut cancel.start {
+            *method = Method::Cancel;
+        }
+        for name in ["Via", "Route", "From", "To", "Call-ID"] {
+            for v in inv.header_values(name) {
+                cancel.push_header(name, v.to_string());
+            }
+        }
+        cancel.push_header("Max-Forwards", "70");
+        let num = inv.cseq().map(|(n, _)| n).unwrap_or(1);
+        cancel.push_header("CSeq", format!("{num} CANCEL"));
+        let dest = entry.dest;
+        let call = entry.call;
+        let branch = client_key.trim_end_matches("|INVITE").to_string();
+        self.send_request(
+            format!("{branch}|CANCEL"),
+            cancel,
+            dest,
+            Purpose::Own,
+            call,
+            now,
+        );
+    }
+
+    /// A 2xx for a call that no longer exists: acknowledge it and hang up that dialog.
+    fn ack_and_bye_orphan(&mut self, client_key: &str, resp: &SipMessage, now: Instant) {
+        let Some(entry) = self.clients.get(client_key) else {
+            return;
+        };
+        let mut d = Dialog {
+            call_id: resp.call_id().unwrap_or_default().to_string(),
+            local_tag: entry.request.from_tag().unwrap_or_default(),
+            remote_tag: resp.to_tag(),
+            local_uri: without_tag(entry.request.header("From").unwrap_or_default()),
+            remote_uri: without_tag(resp.header("To").unwrap_or_default()),
+            remote_target: request_uri(&entry.request).unwrap_or_default().to_string(),
+            route_set: Vec::new(),
+            local_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(1),
+            peer: entry.dest,
+        };
+        d.learn_target(resp, true);
+        let contact = self.contact();
+        let (via, _) = self.new_via();
+        let ack = d.request(Method::Ack, via, &contact, Some(d.local_cseq));
+        let ack_bytes = ack.to_bytes();
+        self.send_raw(d.peer, ack_bytes.clone());
+        if let Some(e) = self.clients.get_mut(client_key) {
+            e.ack = Some(ack_bytes);
+        }
+        let (via, branch) = self.new_via();
+        let bye = d.request(Method::Bye, via, &contact, None);
+        self.send_request(
+            format!("{branch}|BYE"),
+            bye,
+            d.peer,
+            Purpose::Own,
+            None,
+            now,
+        );
+    }
+
+    /// An ACK: for a non-2xx it was absorbed earlier; here it acknowledges a 2xx we relayed,
+    /// and is relayed to the other leg as that leg's ACK.
+    pub(super) fn on_ack(
+        &mut self,
+        _from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(&(key, leg)) = msg.call_id().and_then(|c| self.by_call_id.get(c)) else {
+            return;
+        };
+        let Some((cseq, _)) = msg.cseq() else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(pos) = call
+            .pending_acks
+            .iter()
+            .position(|p| p.from == leg && p.from_cseq == cseq)
+        else {
+            return; // a retransmitted ACK
+        };
+        let pending = call.pending_acks.remove(pos);
+        if call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+        }
+        let call_id = call.a.call_id.clone();
+        let other = super::call::other(leg);
+        let timers = self.cfg.timers;
+        if let Some(entry) = self.servers.get_mut(&pending.server_key) {
+            entry.tx.on_ack(now, &timers);
+            self.schedule_server(&pending.server_key);
+        }
+        let body = if has_sdp(&msg) {
+            match anchor_sdp(media, self.cfg.media_ip, key, leg, &msg.body) {
+                Ok(b) => b,
+                Err(err) => {
+                    tracing::warn!(call_id = %call_id, error = %err, "cannot anchor ACK SDP");
+                    msg.body.to_vec()
+                }
+            }
+        } else {
+            msg.body.to_vec()
+        };
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let dialog = call.dialog_mut(other);
+        let mut ack = dialog.request(Method::Ack, via, &contact, Some(pending.to_cseq));
+        copy_end_to_end(&msg, &mut ack, &[]);
+        ack.body = body.into();
+        let peer = dialog.peer;
+        let bytes = ack.to_bytes();
+        self.metrics.record_sip_out_request("ACK");
+        self.send_raw(peer, bytes.clone());
+        if let Some(e) = self.clients.get_mut(&pending.to_branch) {
+            e.ack = Some(bytes);
+        }
+        tracing::debug!(call_id = %call_id, "ACK relayed");
+    }
+}
+
+/// Adds a To tag to a response that has none yet.
+pub(super) fn add_to_tag(resp: &mut SipMessage, tag: &str) {
+    if resp.to_tag().is_some() {
+        return;
+    }
+    if let Some(to) = resp.header("To").map(str::to_string) {
+        resp.set_header("To", format!("{to};tag={tag}"));
+    }
+}

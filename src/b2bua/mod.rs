@@ -1,0 +1,29 @@
+//! The B2BUA-lite call core: two dialogs per call, SDP anchoring and transaction bookkeeping,
+//! written as a sans-IO state machine (`B2bua`) driven by a thin tokio shell (`shell`).
+//!
+//! Data flow: the shell hands every received datagram and the current time to
+//! [`B2bua::handle_datagram`], calls [`B2bua::handle_timers`] at [`B2bua::next_deadline`], and
+//! performs the [`Action`]s the core queues (sending bytes, writing events). Media ports are
+//! allocated through the synchronous [`crate::media::MediaControl`] trait, so tests drive the
+//! core with a fake media backend and a fake clock.
+
+mod anchor;
+mod call;
+pub mod codes;
+mod core;
+pub mod dialog;
+mod entries;
+mod headers;
+mod indialog;
+mod invite;
+pub mod shell;
+mod teardown;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+pub use self::call::{CallState, Outcome};
+pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};
+pub use self::core::{Action, B2bua, CoreConfig};
+pub use crate::media::CallKey;
+pub use crate::metaflow::Leg;

@@ -1,0 +1,43 @@
+//! A lazy timer queue: entries name a transaction; stale entries are skipped when they fire.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// What a queued deadline refers to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerRef {
+    /// A server transaction by key.
+    Server(String),
+    /// A client transaction by branch.
+    Client(String),
+    /// The metaflow digit collectors of a call.
+    Collector(u64),
+}
+
+/// Deadlines ordered by time. The owner re-checks each popped entry against the state it names,
+/// so rescheduling never needs a removal.
+#[derive(Debug, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+}
+
+impl TimerQueue {
+    /// Queues `what` at `at`.
+    pub fn schedule(&mut self, at: Instant, what: TimerRef) {
+        self.heap.push(Reverse((at, what)));
+    }
+
+    /// The earliest queued deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Pops one entry due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<TimerRef> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, r))| r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Command line: run the proxy (the default), `check-config`, or `analyze` a capture offline.
+//!
+//! Run flags mirror the configuration file's keys; `Config::load` merges them over the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, parse_rtp_ports};
+
+/// Everything the `metaflow-proxy` binary accepts. With no subcommand it runs the proxy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "metaflow-proxy",
+    version,
+    about = "SIP B2BUA-lite media proxy that runs Kazoo-style metaflow codes dialed on live calls",
+    long_about = "SIP B2BUA-lite media proxy placed in front of a PBX. It forwards SIP between \
+phones and the upstream PBX, anchors the RTP of every call on its own ports, watches each leg for \
+RFC 4733 telephone-events and executes metaflow codes (transfer, record, hangup) on the live call.\n\n\
+Settings come from embedded defaults, then the file given with --config (top-level keys named \
+like the long flags, e.g. sip-listen = \"0.0.0.0:5060\"), then the flags below; a flag wins \
+over the file. With no arguments at all the proxy listens on 127.0.0.1 and keeps data in ./data.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do instead of running the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// TOML configuration file; see config/metaflow-proxy.toml for every key and its default.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address for SIP over UDP and TCP [default: 127.0.0.1:5060].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sip_listen: Option<SocketAddr>,
+
+    /// The PBX every new call from a phone is sent to, resolved at start-up.
+    /// Without it new calls are answered 503.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Option<String>,
+
+    /// Address written into SDP and bound for RTP [default: the --sip-listen address].
+    /// Required when --sip-listen is 0.0.0.0 or [::].
+    #[arg(long, value_name = "IP")]
+    pub media_ip: Option<IpAddr>,
+
+    /// Inclusive UDP port range for RTP/RTCP, both ends >= 1024 [default: 30000-39999].
+    #[arg(long, value_name = "LOW-HIGH", value_parser = parse_rtp_ports)]
+    pub rtp_ports: Option<(u16, u16)>,
+
+    /// Address of the HTTP API: /live, /ready, /metrics and /v2 [default: 127.0.0.1:8000].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub api_listen: Option<SocketAddr>,
+
+    /// Directory for the embedded store, recordings and events.jsonl; created if missing
+    /// [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Account-level metaflows for the default account (one Kazoo metaflow object, JSON).
+    #[arg(long, value_name = "FILE.json")]
+    pub metaflows: Option<PathBuf>,
+
+    /// A token accepted in the X-Auth-Token header of the /v2 API; repeat for several. Added to
+    /// the file's api-auth-tokens. Prefer the file: arguments are visible to local users.
+    /// Without any token the /v2 API refuses every request.
+    #[arg(long = "api-auth-token", value_name = "TOKEN")]
+    pub api_auth_tokens: Vec<String>,
+
+    /// Seconds without RTP on a call before it is torn down [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub media_timeout: Option<u64>,
+
+    /// Log level (trace, debug, info, warn, error) or filter directives such as
+    /// info,metaflow_proxy::sip=debug; RUST_LOG overrides it [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log line format, written to standard error [default: text].
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The subcommands that do something other than run the proxy.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Validate a configuration file and exit: 0 and a summary when it is usable, 1 and the
+    /// reason (naming the key) when it is not.
+    CheckConfig {
+        /// The TOML configuration file to check.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Read a pcap capture offline and print every RFC 4733 DTMF digit per RTP stream (time,
+    /// digit, duration, payload type, source); with --metaflows also what the metaflow engine
+    /// would have executed and why.
+    Analyze {
+        /// The capture to read (pcap format).
+        #[arg(value_name = "CAPTURE")]
+        capture: PathBuf,
+        /// Metaflow object (JSON) to replay the digits against.
+        #[arg(long, value_name = "FILE.json")]
+        metaflows: Option<PathBuf>,
+        /// Print one JSON object per line (type digit, match or no_match) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Treat this RTP payload type as telephone-event, optionally with its clock rate
+        /// (e.g. 101 or 101/8000), instead of detecting it from the capture's SDP.
+        #[arg(long, value_name = "PT[/RATE]", value_parser = parse_event_pt)]
+        event_pt: Option<EventPayloadType>,
+    },
+}
+
+/// A telephone-event payload type forced on the command line, e.g. `101/8000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPayloadType {
+    /// RTP payload type number, 0-127.
+    pub payload_type: u8,
+    /// RTP clock rate in Hz when given; `None` lets the analyzer use the SDP's or 8000.
+    pub clock_rate: Option<u32>,
+}
+
+/// Parses `PT` or `PT/RATE` for `--event-pt`.
+pub fn parse_event_pt(text: &str) -> Result<EventPayloadType, String> {
+    let (pt_text, rate_text) = match text.split_once('/') {
+        Some((pt, rate)) => (pt, Some(rate)),
+        None => (text, None),
+    };
+    let payload_type = pt_text
+        .parse::<u8>()
+        .ok()
+        .filter(|pt| *pt <= 127)
+        .ok_or_else(|| format!("\"{pt_text}\" is not an RTP payload type (0-127)"))?;
+    let clock_rate = rate_text
+        .map(|rate| {
+            rate.parse::<u32>()
+                .ok()
+                .filter(|hz| *hz > 0)
+                .ok_or_else(|| format!("\"{rate}\" is not a clock rate in Hz such as 8000"))
+        })
+        .transpose()?;
+    Ok(EventPayloadType {
+        payload_type,
+        clock_rate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_arguments_runs_the_proxy_with_nothing_set() {
+        let cli = Cli::parse_from(["metaflow-proxy"]);
+        assert!(cli.command.is_none());
+        assert!(cli.config.is_none() && cli.sip_listen.is_none() && cli.upstream.is_none());
+        assert!(cli.api_auth_tokens.is_empty());
+    }
+
+    #[test]
+    fn run_flags_are_parsed_and_typed() {
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "--config",
+            "x.toml",
+            "--sip-listen",
+            "0.0.0.0:5070",
+            "--media-ip",
+            "192.0.2.5",
+            "--rtp-ports",
+            "20000-20099",
+            "--api-auth-token",
+            "one",
+            "--api-auth-token",
+            "two",
+            "--log-format",
+            "json",
+            "--media-timeout",
+            "15",
+        ]);
+        assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(cli.sip_listen, Some("0.0.0.0:5070".parse().unwrap()));
+        assert_eq!(cli.media_ip, Some("192.0.2.5".parse().unwrap()));
+        assert_eq!(cli.rtp_ports, Some((20000, 20099)));
+        assert_eq!(cli.api_auth_tokens, vec!["one", "two"]);
+        assert_eq!(cli.log_format, Some(LogFormat::Json));
+        assert_eq!(cli.media_timeout, Some(15));
+    }
+
+    #[test]
+    fn bad_flag_values_are_refused_naming_the_flag() {
+        let err = Cli::try_parse_from(["metaflow-proxy", "--rtp-ports", "500-400"]).unwrap_err();
+        assert!(err.to_string().contains("--rtp-ports"), "{err}");
+        let err = Cli::try_parse_from(["metaflow-proxy", "--sip-listen", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("--sip-listen"), "{err}");
+    }
+
+    #[test]
+    fn check_config_subcommand_takes_its_file() {
+        let cli = Cli::parse_from(["metaflow-proxy", "check-config", "--config", "a.toml"]);
+        assert_eq!(
+            cli.command,
+            Some(Command::CheckConfig {
+                config: PathBuf::from("a.toml")
+            })
+        );
+        assert!(Cli::try_parse_from(["metaflow-proxy", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn analyze_subcommand_takes_capture_and_options() {
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "analyze",
+            "call.pcap",
+            "--metaflows",
+            "mf.json",
+            "--json",
+            "--event-pt",
+            "101/8000",
+        ]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Analyze {
+                capture: PathBuf::from("call.pcap"),
+                metaflows: Some(PathBuf::from("mf.json")),
+                json: true,
+                event_pt: Some(EventPayloadType {
+                    payload_type: 101,
+                    clock_rate: Some(8000)
+                }),
+            })
+        );
+    }
+
+    #[test]
+    fn event_pt_accepts_pt_and_rate_only_in_range() {
+        assert_eq!(
+            parse_event_pt("96"),
+            Ok(EventPayloadType {
+                payload_type: 96,
+                clock_rate: None
+            })
+        );
+        assert!(parse_event_pt("128").is_err());
+        assert!(parse_event_pt("101/0").is_err());
+        assert!(parse_event_pt("x/8000").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Reading the TOML configuration file: top-level keys named after the long flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Value;
+
+use super::values::{check_log_level, parse_listen_addr, parse_rtp_ports, parse_upstream};
+use super::{Config, ConfigError, LogFormat};
+
+/// Names the file being read so that every error can say where the bad value is.
+struct FileSource<'a> {
+    path: &'a Path,
+}
+
+impl FileSource<'_> {
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: format!("\"{key}\""),
+            origin: format!("in {}", self.path.display()),
+            reason: reason.into(),
+        }
+    }
+
+    fn string<'v>(&self, key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
+        value
+            .as_str()
+            .ok_or_else(|| self.invalid(key, format!("expected a string, got {}", kind(value))))
+    }
+
+    fn non_empty_path(&self, key: &str, value: &Value) -> Result<PathBuf, ConfigError> {
+        let text = self.string(key, value)?;
+        if text.trim().is_empty() {
+            return Err(self.invalid(key, "the path is empty"));
+        }
+        Ok(PathBuf::from(text))
+    }
+
+    /// An integer of at least `min`, as `u64`.
+    fn integer(&self, key: &str, value: &Value, min: u64) -> Result<u64, ConfigError> {
+        let number = value.as_integer().ok_or_else(|| {
+            self.invalid(key, format!("expected an integer, got {}", kind(value)))
+        })?;
+        u64::try_from(number)
+            .ok()
+            .filter(|number| *number >= min)
+            .ok_or_else(|| self.invalid(key, format!("must be at least {min}, got {number}")))
+    }
+
+    fn tokens(&self, key: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
+        let items = value.as_array().ok_or_else(|| {
+            self.invalid(
+                key,
+                format!("expected a list of strings, got {}", kind(value)),
+            )
+        })?;
+        items
+            .iter()
+            .map(|item| match item.as_str() {
+                Some(token) if !token.trim().is_empty() => Ok(token.to_owned()),
+                Some(_) => Err(self.invalid(key, "tokens must not be empty")),
+                None => Err(self.invalid(key, format!("expected strings, got {}", kind(item)))),
+            })
+            .collect()
+    }
+}
+
+/// A short name for a TOML value's type, for error messages.
+fn kind(value: &Value) -> &'static str {
+    value.type_str()
+}
+
+impl Config {
+    /// Overrides the current values with every key set in the TOML file at `path`.
+    pub(super) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.apply_toml(path, &text)
+    }
+
+    /// Overrides the current values with every key set in `text`, a TOML document read from `path`.
+    pub(super) fn apply_toml(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: err.message().to_owned() + &line_hint(text, err.span()),
+                })?;
+        let file = FileSource { path };
+        for (key, value) in &table {
+            self.apply_key(&file, key, value)?;
+        }
+        Ok(())
+    }
+
+    fn apply_key(
+        &mut self,
+        file: &FileSource,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), ConfigError> {
+        let text = || file.string(key, value);
+        match key {
+            "sip-listen" => {
+                self.sip_listen = parse_listen_addr(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "upstream" => {
+                let (address, host) = parse_upstream(text()?).map_err(|e| file.invalid(key, e))?;
+                self.upstream = Some(address);
+                self.upstream_host = Some(host);
+            }
+            "media-ip" => {
+                let ip = text()?;
+                let parsed = ip.parse().map_err(|_| {
+                    file.invalid(key, format!("expected an IP address, got \"{ip}\""))
+                })?;
+                self.media_ip = Some(parsed);
+            }
+            "rtp-ports" => {
+                self.rtp_ports = parse_rtp_ports(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "api-listen" => {
+                self.api_listen = parse_listen_addr(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "data-dir" => self.data_dir = file.non_empty_path(key, value)?,
+            "metaflows" => self.metaflows = Some(file.non_empty_path(key, value)?),
+            "api-auth-tokens" => self.api_auth_tokens = file.tokens(key, value)?,
+            "media-timeout" => {
+                self.media_timeout = Duration::from_secs(file.integer(key, value, 1)?);
+            }
+            "shutdown-grace" => {
+                self.shutdown_grace = Duration::from_secs(file.integer(key, value, 0)?);
+            }
+            "sip-t1-ms" => self.sip_t1 = Duration::from_millis(file.integer(key, value, 1)?),
+            "sip-t2-ms" => self.sip_t2 = Duration::from_millis(file.integer(key, value, 1)?),
+            "sip-t4-ms" => self.sip_t4 = Duration::from_millis(file.integer(key, value, 1)?),
+            "log-level" => {
+                self.log_level = check_log_level(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "log-format" => {
+                self.log_format = match text()? {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(file.invalid(
+                            key,
+                            format!("expected \"text\" or \"json\", got \"{other}\""),
+                        ));
+                    }
+                };
+            }
+            "max-calls" => {
+                let limit = file.integer(key, value, 1)?;
+                self.max_calls = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
+            unknown => {
+                return Err(ConfigError::UnknownKey {
+                    key: unknown.to_owned(),
+                    path: file.path.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ` (line N)` for the start of `span` in `text`, or nothing when the parser gave no position.
+fn line_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.and_then(|span| text.get(..span.start))
+        .map(|before| format!(" (line {})", before.lines().count().max(1)))
+        .unwrap_or_default()
+}

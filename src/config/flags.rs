@@ -1,0 +1,68 @@
+//! Applying command-line flags on top of the defaults and the file: a flag always wins.
+
+use std::time::Duration;
+
+use super::values::{check_log_level, parse_upstream};
+use super::{Config, ConfigError};
+use crate::cli::Cli;
+
+/// Builds the error for a bad flag value, naming the flag.
+fn invalid_flag(flag: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: format!("--{flag}"),
+        origin: "on the command line".to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Overrides the current values with every flag given. `--api-auth-token` adds to the tokens
+    /// from the file instead of replacing them.
+    pub(super) fn apply_flags(&mut self, cli: &Cli) -> Result<(), ConfigError> {
+        if let Some(address) = cli.sip_listen {
+            self.sip_listen = address;
+        }
+        if let Some(upstream) = &cli.upstream {
+            let (address, host) =
+                parse_upstream(upstream).map_err(|e| invalid_flag("upstream", e))?;
+            self.upstream = Some(address);
+            self.upstream_host = Some(host);
+        }
+        if let Some(ip) = cli.media_ip {
+            self.media_ip = Some(ip);
+        }
+        if let Some(range) = cli.rtp_ports {
+            self.rtp_ports = range;
+        }
+        if let Some(address) = cli.api_listen {
+            self.api_listen = address;
+        }
+        if let Some(dir) = &cli.data_dir {
+            self.data_dir = dir.clone();
+        }
+        if let Some(path) = &cli.metaflows {
+            self.metaflows = Some(path.clone());
+        }
+        for token in &cli.api_auth_tokens {
+            if token.trim().is_empty() {
+                return Err(invalid_flag("api-auth-token", "tokens must not be empty"));
+            }
+            if !self.api_auth_tokens.contains(token) {
+                self.api_auth_tokens.push(token.clone());
+            }
+        }
+        if let Some(seconds) = cli.media_timeout {
+            if seconds == 0 {
+                return Err(invalid_flag("media-timeout", "must be at least 1 second"));
+            }
+            self.media_timeout = Duration::from_secs(seconds);
+        }
+        if let Some(level) = &cli.log_level {
+            self.log_level = check_log_level(level).map_err(|e| invalid_flag("log-level", e))?;
+        }
+        if let Some(format) = cli.log_format {
+            self.log_format = format;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Runtime configuration: embedded defaults, overridden by a TOML file, overridden by flags.
+//!
+//! The TOML file uses the long flag names as top-level keys (`sip-listen = "0.0.0.0:5060"`),
+//! the way rtpengine's configuration file mirrors its command line. Every key is documented with
+//! its default in `config/metaflow-proxy.toml`.
+
+mod error;
+mod file;
+mod flags;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::Cli;
+
+pub use error::ConfigError;
+pub use values::{parse_rtp_ports, parse_upstream};
+
+/// Every key accepted in the configuration file, in the order the example file documents them.
+/// Error messages list them so that a typo is easy to fix.
+pub const KNOWN_KEYS: [&str; 16] = [
+    "sip-listen",
+    "upstream",
+    "media-ip",
+    "rtp-ports",
+    "api-listen",
+    "data-dir",
+    "metaflows",
+    "api-auth-tokens",
+    "media-timeout",
+    "shutdown-grace",
+    "sip-t1-ms",
+    "sip-t2-ms",
+    "sip-t4-ms",
+    "log-level",
+    "log-format",
+    "max-calls",
+];
+
+/// How log lines are written: human-readable text or one JSON object per line for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, the default for a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling used in the config file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// The validated settings the proxy runs with; every field is already typed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address for SIP over UDP and TCP (key `sip-listen`).
+    pub sip_listen: SocketAddr,
+    /// The PBX every new call from a phone is sent to, resolved at load (key `upstream`);
+    /// without it new calls are answered 503.
+    pub upstream: Option<SocketAddr>,
+    /// The upstream host exactly as configured (name or literal, without port), used where SIP
+    /// wants the PBX's name, e.g. the host part of a REFER's `Refer-To`.
+    pub upstream_host: Option<String>,
+    /// Address written into SDP and bound for RTP (key `media-ip`); `None` means the SIP listen IP.
+    pub media_ip: Option<IpAddr>,
+    /// Inclusive UDP port range for RTP/RTCP (key `rtp-ports`, `LOW-HIGH`).
+    pub rtp_ports: (u16, u16),
+    /// Address of the HTTP API, health checks and metrics (key `api-listen`).
+    pub api_listen: SocketAddr,
+    /// Directory for the embedded store, recordings and the event log (key `data-dir`).
+    pub data_dir: PathBuf,
+    /// Account-level metaflows for the default account, one Kazoo metaflow object (key `metaflows`).
+    pub metaflows: Option<PathBuf>,
+    /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty refuses every request
+    /// (key `api-auth-tokens`, merged with every `--api-auth-token`).
+    pub api_auth_tokens: Vec<String>,
+    /// A call whose legs sent no RTP for this long is torn down (key `media-timeout`, seconds).
+    pub media_timeout: Duration,
+    /// On shutdown, how long calls in progress may continue before they are ended
+    /// (key `shutdown-grace`, seconds).
+    pub shutdown_grace: Duration,
+    /// SIP timer T1, the round-trip estimate (key `sip-t1-ms`, RFC 3261 section 17.1.1.1).
+    pub sip_t1: Duration,
+    /// SIP timer T2, the retransmission cap for non-INVITE requests and responses (key `sip-t2-ms`).
+    pub sip_t2: Duration,
+    /// SIP timer T4, how long a message may stay in the network (key `sip-t4-ms`).
+    pub sip_t4: Duration,
+    /// Log filter: a level or `tracing` directives such as `info,metaflow_proxy::sip=debug`
+    /// (key `log-level`); the `RUST_LOG` environment variable overrides it.
+    pub log_level: String,
+    /// Log line format (key `log-format`).
+    pub log_format: LogFormat,
+    /// Most calls handled at once; INVITEs beyond it are answered 503 (key `max-calls`).
+    pub max_calls: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip_listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            upstream: None,
+            upstream_host: None,
+            media_ip: None,
+            rtp_ports: (30000, 39999),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("./data"),
+            metaflows: None,
+            api_auth_tokens: Vec::new(),
+            media_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            sip_t1: Duration::from_millis(500),
+            sip_t2: Duration::from_millis(4000),
+            sip_t4: Duration::from_millis(5000),
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
+            max_calls: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration the proxy runs with: embedded defaults, then the file named by
+    /// `--config` (if any), then the flags given on the command line.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = &cli.config {
+            config.apply_file(path)?;
+        }
+        config.apply_flags(cli)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads embedded defaults overridden by one file, without any flags.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_file(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The address written into SDP and bound for RTP: `media-ip`, else the SIP listen IP.
+    pub fn media_ip_effective(&self) -> IpAddr {
+        self.media_ip.unwrap_or_else(|| self.sip_listen.ip())
+    }
+
+    /// One-line human summary of the settings that matter most to an operator.
+    pub fn summary(&self) -> String {
+        let upstream = match (&self.upstream_host, self.upstream) {
+            (Some(host), Some(addr)) if host != &addr.ip().to_string() => {
+                format!("{host} ({addr})")
+            }
+            (_, Some(addr)) => addr.to_string(),
+            _ => "none (new calls get 503)".to_owned(),
+        };
+        let metaflows = self
+            .metaflows
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |path| path.display().to_string());
+        format!(
+            "sip-listen {}, upstream {}, media-ip {}, rtp-ports {}-{}, api-listen {}, \
+             data-dir {}, metaflows {}, api tokens {}, max-calls {}, media-timeout {}s",
+            self.sip_listen,
+            upstream,
+            self.media_ip_effective(),
+            self.rtp_ports.0,
+            self.rtp_ports.1,
+            self.api_listen,
+            self.data_dir.display(),
+            metaflows,
+            self.api_auth_tokens.len(),
+            self.max_calls,
+            self.media_timeout.as_secs(),
+        )
+    }
+
+    /// Checks the rules that involve more than one key; single values are checked as they load.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.sip_t2 < self.sip_t1 {
+            return Err(ConfigError::Inconsistent(format!(
+                "sip-t2-ms ({} ms) must not be below sip-t1-ms ({} ms)",
+                self.sip_t2.as_millis(),
+                self.sip_t1.as_millis()
+            )));
+        }
+        if self.media_ip_effective().is_unspecified() {
+            return Err(ConfigError::Inconsistent(format!(
+                "media-ip must be set to a concrete address when sip-listen is the wildcard {}: \
+                 the media address is written into SDP for the phones and the PBX to send RTP to",
+                self.sip_listen.ip()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Validates one configuration file and returns the `config OK: ...` line the
+/// `check-config` command prints; the error is printed as is and the command exits 1.
+pub fn check_config(path: &Path) -> Result<String, ConfigError> {
+    let config = Config::from_file(path)?;
+    Ok(format!(
+        "config OK: {}: {}",
+        path.display(),
+        config.summary()
+    ))
+}

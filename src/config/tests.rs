@@ -1,0 +1,313 @@
+//! Tests of loading, precedence and error messages.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+const EXAMPLE_FILE: &str = include_str!("../../config/metaflow-proxy.toml");
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::parse_from(std::iter::once("metaflow-proxy").chain(args.iter().copied()))
+}
+
+fn load_text(text: &str) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    config.apply_toml(Path::new("config.toml"), text)?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[test]
+fn no_arguments_gives_the_documented_defaults() {
+    let config = Config::load(&cli(&[])).unwrap();
+    assert_eq!(config.sip_listen, "127.0.0.1:5060".parse().unwrap());
+    assert_eq!(config.upstream, None);
+    assert_eq!(
+        config.media_ip_effective(),
+        "127.0.0.1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(config.rtp_ports, (30000, 39999));
+    assert_eq!(config.api_listen, "127.0.0.1:8000".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.media_timeout, Duration::from_secs(60));
+    assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(
+        (config.sip_t1, config.sip_t2, config.sip_t4),
+        (
+            Duration::from_millis(500),
+            Duration::from_millis(4000),
+            Duration::from_millis(5000)
+        )
+    );
+    assert_eq!(config.log_level, "info");
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(config.max_calls, 10_000);
+    assert!(config.api_auth_tokens.is_empty() && config.metaflows.is_none());
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_over_defaults() {
+    let file = write_config(
+        "sip-listen = \"127.0.0.2:5070\"\nrtp-ports = \"20000-20999\"\n\
+         media-timeout = 20\nmax-calls = 5\nlog-format = \"json\"\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--rtp-ports",
+        "40000-40999",
+        "--media-timeout",
+        "7",
+    ]))
+    .unwrap();
+    assert_eq!(config.sip_listen, "127.0.0.2:5070".parse().unwrap());
+    assert_eq!(config.rtp_ports, (40000, 40999));
+    assert_eq!(config.media_timeout, Duration::from_secs(7));
+    assert_eq!(config.max_calls, 5);
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(config.api_listen, Config::default().api_listen);
+}
+
+#[test]
+fn api_auth_token_flags_are_merged_with_the_file_list() {
+    let file = write_config("api-auth-tokens = [\"alpha\", \"beta\"]\n");
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--api-auth-token",
+        "gamma",
+        "--api-auth-token",
+        "alpha",
+    ]))
+    .unwrap();
+    assert_eq!(config.api_auth_tokens, vec!["alpha", "beta", "gamma"]);
+}
+
+#[test]
+fn unknown_key_is_named_with_the_known_keys() {
+    let err = load_text("sip-listen = \"127.0.0.1:5060\"\nsip-listn = \"x\"\n").unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("unknown key \"sip-listn\" in config.toml; known keys: sip-listen,"),
+        "{message}"
+    );
+    assert!(message.contains("max-calls"), "{message}");
+    let err = load_text("[sip]\nlisten = \"127.0.0.1:5060\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown key \"sip\""), "{err}");
+}
+
+#[test]
+fn bad_rtp_ports_name_the_key_and_the_problem() {
+    let message = load_text("rtp-ports = \"40000-30000\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"rtp-ports\"") && message.contains("below"),
+        "{message}"
+    );
+    let message = load_text("rtp-ports = \"100-200\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"rtp-ports\"") && message.contains("1024"),
+        "{message}"
+    );
+    let message = load_text("rtp-ports = 30000").unwrap_err().to_string();
+    assert!(
+        message.contains("expected a string, got integer"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_addresses_name_the_key() {
+    for (text, key) in [
+        ("sip-listen = \"localhost\"", "\"sip-listen\""),
+        ("api-listen = \"1.2.3.4\"", "\"api-listen\""),
+        ("upstream = \"pbx-without-port\"", "\"upstream\""),
+        ("media-ip = \"192.0.2.300\"", "\"media-ip\""),
+        ("sip-listen = 5060", "\"sip-listen\""),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(key), "{text}: {message}");
+        assert!(message.contains("in config.toml"), "{text}: {message}");
+    }
+    let message = Config::load(&cli(&["--upstream", "10.0.0.1"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("--upstream on the command line"),
+        "{message}"
+    );
+}
+
+#[test]
+fn upstream_is_resolved_and_its_host_kept() {
+    let config = load_text("upstream = \"localhost:5080\"").unwrap();
+    assert_eq!(config.upstream.map(|addr| addr.port()), Some(5080));
+    assert!(config.upstream.unwrap().ip().is_loopback());
+    assert_eq!(config.upstream_host.as_deref(), Some("localhost"));
+}
+
+#[test]
+fn wrong_types_and_ranges_name_the_key() {
+    for (text, key) in [
+        ("media-timeout = 0", "\"media-timeout\""),
+        ("media-timeout = \"60\"", "\"media-timeout\""),
+        ("max-calls = -1", "\"max-calls\""),
+        ("sip-t1-ms = 0", "\"sip-t1-ms\""),
+        ("log-format = \"xml\"", "\"log-format\""),
+        ("log-level = \"verbose\"", "\"log-level\""),
+        ("api-auth-tokens = \"one\"", "\"api-auth-tokens\""),
+        ("api-auth-tokens = [\"\"]", "\"api-auth-tokens\""),
+        ("data-dir = \"\"", "\"data-dir\""),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(key), "{text}: {message}");
+    }
+}
+
+#[test]
+fn cross_key_rules_are_checked() {
+    let message = load_text("sip-t1-ms = 5000\nsip-t2-ms = 1000")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("sip-t2-ms"), "{message}");
+    let message = load_text("sip-listen = \"0.0.0.0:5060\"")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("media-ip"), "{message}");
+    let config = load_text("sip-listen = \"0.0.0.0:5060\"\nmedia-ip = \"192.0.2.7\"").unwrap();
+    assert_eq!(
+        config.media_ip_effective(),
+        "192.0.2.7".parse::<IpAddr>().unwrap()
+    );
+}
+
+#[test]
+fn syntax_errors_and_missing_files_are_reported() {
+    let message = load_text("sip-listen = ").unwrap_err().to_string();
+    assert!(
+        message.contains("not valid TOML") && message.contains("line 1"),
+        "{message}"
+    );
+    let message = check_config(Path::new("/nonexistent/metaflow-proxy.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("cannot read config file /nonexistent"),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_config_summarises_a_good_file() {
+    let file = write_config("upstream = \"127.0.0.1:5080\"\nmax-calls = 12\n");
+    let summary = check_config(file.path()).unwrap();
+    assert!(summary.starts_with("config OK: "), "{summary}");
+    assert!(summary.contains("upstream 127.0.0.1:5080"), "{summary}");
+    assert!(summary.contains("max-calls 12"), "{summary}");
+}
+
+#[test]
+fn example_file_parses_and_matches_the_built_in_defaults() {
+    assert_eq!(load_text(EXAMPLE_FILE).unwrap(), Config::default());
+}
+
+/// The key documenting each field of `Config`. The exhaustive destructuring stops compiling when
+/// a field is added, so the example file cannot silently fall behind.
+fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
+    let Config {
+        sip_listen: _,
+        upstream: _,
+        upstream_host: _,
+        media_ip: _,
+        rtp_ports: _,
+        api_listen: _,
+        data_dir: _,
+        metaflows: _,
+        api_auth_tokens: _,
+        media_timeout: _,
+        shutdown_grace: _,
+        sip_t1: _,
+        sip_t2: _,
+        sip_t4: _,
+        log_level: _,
+        log_format: _,
+        max_calls: _,
+    } = config;
+    vec![
+        "sip-listen",
+        "upstream",
+        "upstream",
+        "media-ip",
+        "rtp-ports",
+        "api-listen",
+        "data-dir",
+        "metaflows",
+        "api-auth-tokens",
+        "media-timeout",
+        "shutdown-grace",
+        "sip-t1-ms",
+        "sip-t2-ms",
+        "sip-t4-ms",
+        "log-level",
+        "log-format",
+        "max-calls",
+    ]
+}
+
+#[test]
+fn example_file_documents_every_key() {
+    let keys = documented_key_of_every_field(Config::default());
+    for key in keys.iter().chain(KNOWN_KEYS.iter()) {
+        let documented = EXAMPLE_FILE.lines().any(|line| {
+            let line = line.trim_start_matches('#').trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        });
+        assert!(
+            documented,
+            "key {key} is missing from config/metaflow-proxy.toml"
+        );
+        assert!(
+            KNOWN_KEYS.contains(key),
+            "{key} is not accepted by the loader"
+        );
+    }
+}
+
+#[test]
+fn commented_examples_in_the_example_file_load() {
+    let uncommented: String = EXAMPLE_FILE
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .filter(|rest| rest.contains(" = \""))
+                .unwrap_or(line)
+        })
+        .map(|line| {
+            line.replace("pbx.example.net:5060", "127.0.0.1:5060")
+                .replace(
+                    "sip-listen = \"127.0.0.1:5060\"",
+                    "sip-listen = \"0.0.0.0:5060\"",
+                )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = load_text(&uncommented).unwrap();
+    assert_eq!(config.media_ip, Some("192.0.2.10".parse().unwrap()));
+    assert!(config.metaflows.is_some() && config.upstream.is_some());
+}

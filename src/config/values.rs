@@ -1,0 +1,153 @@
+//! Parsers for single configuration values, shared by the file loader and the flag parser so
+//! that both accept exactly the same spellings.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Lowest port accepted for RTP: ports below 1024 are privileged and reserved for services.
+const LOWEST_RTP_PORT: u16 = 1024;
+
+/// Parses `LOW-HIGH` into an inclusive UDP port range for RTP/RTCP.
+/// Both ends must be at least 1024 and `LOW` must be below `HIGH`.
+pub fn parse_rtp_ports(text: &str) -> Result<(u16, u16), String> {
+    let (low_text, high_text) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected LOW-HIGH such as 30000-39999, got \"{text}\""))?;
+    let parse_port = |part: &str| {
+        part.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("\"{}\" is not a port number (1024-65535)", part.trim()))
+    };
+    let low = parse_port(low_text)?;
+    let high = parse_port(high_text)?;
+    if low < LOWEST_RTP_PORT || high < LOWEST_RTP_PORT {
+        return Err(format!(
+            "ports must be at least {LOWEST_RTP_PORT} (got {low}-{high}); lower ports are privileged"
+        ));
+    }
+    if low >= high {
+        return Err(format!(
+            "low port {low} must be below high port {high} (RTP and RTCP need a pair of ports)"
+        ));
+    }
+    Ok((low, high))
+}
+
+/// Resolves `HOST:PORT` (name or IP literal, IPv6 in brackets) to the address calls are sent to,
+/// and returns it with the host as written. The first address the resolver returns is used.
+pub fn parse_upstream(text: &str) -> Result<(SocketAddr, String), String> {
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| {
+        format!("expected HOST:PORT such as pbx.example.net:5060, got \"{text}\"")
+    })?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!(
+            "expected HOST:PORT such as pbx.example.net:5060, got \"{text}\""
+        ));
+    }
+    let mut addresses = text
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot resolve \"{text}\": {err}"))?;
+    let address = addresses
+        .next()
+        .ok_or_else(|| format!("\"{text}\" resolves to no address"))?;
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((address, bare_host.to_owned()))
+}
+
+/// Parses a listen address, which must be an IP literal with a port (no name lookup).
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!("expected ADDR:PORT such as 127.0.0.1:5060 or [::1]:5060, got \"{text}\"")
+    })
+}
+
+/// Level names accepted on their own; a single bare word must be one of them, since a typo such as
+/// `verbose` would otherwise be read as a module name and silently log nothing useful.
+const LEVEL_NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a log filter the way the logger will read it, so a bad one fails at load.
+pub fn check_log_level(text: &str) -> Result<String, String> {
+    let is_single_word = !text.contains([',', '=', ':', '[']);
+    if is_single_word && !LEVEL_NAMES.contains(&text.trim().to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "\"{text}\" is not a log level; use one of {} or directives like info,metaflow_proxy=debug",
+            LEVEL_NAMES.join(", ")
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| {
+            format!(
+                "\"{text}\" is not a log level or filter ({err}); \
+                 use trace, debug, info, warn, error or directives like info,metaflow_proxy=debug"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_ports_accepts_a_valid_range() {
+        assert_eq!(parse_rtp_ports("30000-39999"), Ok((30000, 39999)));
+        assert_eq!(parse_rtp_ports(" 1024 - 1025 "), Ok((1024, 1025)));
+    }
+
+    #[test]
+    fn rtp_ports_rejects_reversed_low_and_malformed_ranges() {
+        assert!(
+            parse_rtp_ports("40000-30000")
+                .unwrap_err()
+                .contains("below")
+        );
+        assert!(
+            parse_rtp_ports("30000-30000")
+                .unwrap_err()
+                .contains("below")
+        );
+        assert!(parse_rtp_ports("80-2000").unwrap_err().contains("1024"));
+        assert!(parse_rtp_ports("30000").unwrap_err().contains("LOW-HIGH"));
+        assert!(parse_rtp_ports("a-b").unwrap_err().contains("\"a\""));
+        assert!(parse_rtp_ports("30000-70000").is_err());
+    }
+
+    #[test]
+    fn upstream_resolves_literals_and_keeps_the_host() {
+        let (addr, host) = parse_upstream("192.0.2.10:5080").unwrap();
+        assert_eq!(addr, "192.0.2.10:5080".parse().unwrap());
+        assert_eq!(host, "192.0.2.10");
+        let (addr, host) = parse_upstream("[2001:db8::1]:5060").unwrap();
+        assert_eq!(addr, "[2001:db8::1]:5060".parse().unwrap());
+        assert_eq!(host, "2001:db8::1");
+        let (addr, host) = parse_upstream("localhost:5060").unwrap();
+        assert!(addr.ip().is_loopback());
+        assert_eq!(host, "localhost");
+    }
+
+    #[test]
+    fn upstream_rejects_missing_or_bad_port() {
+        assert!(parse_upstream("192.0.2.10").is_err());
+        assert!(parse_upstream("192.0.2.10:port").is_err());
+        assert!(parse_upstream(":5060").is_err());
+    }
+
+    #[test]
+    fn listen_address_needs_ip_and_port() {
+        assert!(parse_listen_addr("0.0.0.0:5060").is_ok());
+        assert!(parse_listen_addr("localhost:5060").is_err());
+        assert!(parse_listen_addr("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn log_level_accepts_levels_and_directives_only() {
+        assert!(check_log_level("debug").is_ok());
+        assert!(check_log_level("info,metaflow_proxy::sip=trace").is_ok());
+        assert!(check_log_level("WARN").is_ok());
+        assert!(
+            check_log_level("verbose")
+                .unwrap_err()
+                .contains("not a log level")
+        );
+        assert!(check_log_level("loud=[[").is_err());
+    }
+}

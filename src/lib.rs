@@ -1,0 +1,20 @@
+//! metaflow-proxy: a SIP B2BUA-lite that anchors RTP, decodes RFC 4733 telephone-events in the
+//! relay path and runs Kazoo-style metaflows (Konami codes) on live calls.
+//!
+//! The crate is split by concern. The protocol cores (`sip`, `sdp`, `b2bua`, `dtmf`, `metaflow`)
+//! are sans-IO state machines: bytes and `now` in, actions and timers out. The thin tokio shell
+//! lives in `b2bua::shell`, `media` and `api`.
+
+pub mod api;
+pub mod b2bua;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod dtmf;
+pub mod events;
+pub mod media;
+pub mod metaflow;
+pub mod metrics;
+pub mod modules;
+pub mod sdp;
+pub mod sip;

@@ -1,0 +1,40 @@
+//! Settings of the media engine and the errors it reports.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Where and how the proxy anchors media: the address RTP sockets bind to, the UDP port range
+/// they are taken from, and how long an answered call may stay silent before it is reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Local address every RTP/RTCP socket binds to (and that SDP advertises).
+    pub media_ip: IpAddr,
+    /// Lowest UDP port the engine may use (rounded up to the next even port for RTP).
+    pub port_min: u16,
+    /// Highest UDP port the engine may use (an RTCP port may be this one at most).
+    pub port_max: u16,
+    /// Silence on every stream of an answered call for this long raises `MediaEvent::Timeout`.
+    pub media_timeout: Duration,
+}
+
+/// Why the media engine could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The configured range does not hold a single even/odd port pair.
+    #[error("port range {min}-{max} holds no RTP/RTCP port pair")]
+    InvalidPortRange {
+        /// Configured lower bound.
+        min: u16,
+        /// Configured upper bound.
+        max: u16,
+    },
+    /// Every pair of the range is allocated or bound by another process.
+    #[error("no free RTP/RTCP port pair left in the configured range")]
+    PortsExhausted,
+    /// The engine was created outside a tokio runtime, so it has nowhere to run relay tasks.
+    #[error("the media engine must be created inside a tokio runtime")]
+    NoRuntime,
+    /// A freshly bound socket could not be prepared for asynchronous use.
+    #[error("preparing a media socket failed: {0}")]
+    Socket(#[from] std::io::Error),
+}

@@ -1,0 +1,229 @@
+//! The media engine: binds stream sockets from the port pool, starts one relay task per stream
+//! and forwards the SIP core's instructions to those tasks.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::media::activity::CallActivity;
+use crate::media::config::{MediaConfig, MediaError};
+use crate::media::inspect::{InspectorConfig, InspectorFactory};
+use crate::media::ports::{PortPair, PortPool};
+use crate::media::relay::{Control, RelayContext, StreamSockets, run_stream};
+use crate::media::stats::MediaStats;
+use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
+use crate::metaflow::Leg;
+
+/// Anchors the media of every call: owns the port pool and a handle to each running stream.
+/// Dropping it stops every relay task and closes their sockets.
+pub struct MediaEngine {
+    config: MediaConfig,
+    pool: PortPool,
+    calls: HashMap<CallKey, CallMedia>,
+    events: mpsc::Sender<MediaEvent>,
+    inspector: Option<InspectorFactory>,
+    stats: Arc<MediaStats>,
+    runtime: Handle,
+    clock: Instant,
+}
+
+/// The media of one call: its streams and its shared timeout state.
+#[derive(Default)]
+struct CallMedia {
+    activity: Arc<CallActivity>,
+    streams: HashMap<usize, StreamHandle>,
+}
+
+/// What the engine keeps of a running stream: its ports and the way to reach its task.
+struct StreamHandle {
+    ports: StreamPorts,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// The two sockets of one endpoint, bound together.
+struct BoundPair {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+}
+
+impl MediaEngine {
+    /// Creates the engine. It must be called inside a tokio runtime, on which the relay tasks
+    /// will run; events (timeouts, inspector findings) are offered to `events` without waiting.
+    pub fn new(
+        config: MediaConfig,
+        events: mpsc::Sender<MediaEvent>,
+        inspector: Option<InspectorFactory>,
+    ) -> Result<Self, MediaError> {
+        let runtime = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let pool = PortPool::new(config.port_min, config.port_max)?;
+        Ok(Self {
+            config,
+            pool,
+            calls: HashMap::new(),
+            events,
+            inspector,
+            stats: Arc::new(MediaStats::default()),
+            runtime,
+            clock: Instant::now(),
+        })
+    }
+
+    /// The relay counters, for the metrics endpoint.
+    pub fn stats(&self) -> Arc<MediaStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The address media sockets bind to, to be written into rewritten SDP.
+    pub fn media_ip(&self) -> IpAddr {
+        self.config.media_ip
+    }
+
+    /// Allocates a pair from the pool and binds it, skipping pairs another process holds.
+    fn bind_next_pair(&mut self) -> Result<(PortPair, BoundPair), MediaError> {
+        let mut unusable = Vec::new();
+        let outcome = loop {
+            let pair = match self.pool.allocate() {
+                Ok(pair) => pair,
+                Err(err) => break Err(err),
+            };
+            match bind_pair(self.config.media_ip, pair) {
+                Ok(bound) => break Ok((pair, bound)),
+                Err(err) => {
+                    debug!(rtp = pair.rtp, %err, "media port pair unusable, skipped");
+                    unusable.push(pair);
+                }
+            }
+        };
+        for pair in unusable {
+            self.pool.release(pair);
+        }
+        outcome
+    }
+
+    fn stream(&self, call: CallKey, index: usize) -> Option<&StreamHandle> {
+        self.calls.get(&call)?.streams.get(&index)
+    }
+
+    fn send_control(&self, call: CallKey, index: usize, msg: Control) {
+        match self.stream(call, index) {
+            Some(stream) => {
+                if stream.control.send(msg).is_err() {
+                    debug!(call, index, "media relay of stream already stopped");
+                }
+            }
+            None => debug!(call, index, "no media stream allocated"),
+        }
+    }
+
+    fn publish_ports(&self) {
+        self.stats.set_ports_in_use(self.pool.ports_in_use());
+    }
+}
+
+fn bind_pair(ip: IpAddr, pair: PortPair) -> io::Result<BoundPair> {
+    let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtp))?;
+    let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp))?;
+    rtp.set_nonblocking(true)?;
+    rtcp.set_nonblocking(true)?;
+    Ok(BoundPair { rtp, rtcp })
+}
+
+impl MediaControl for MediaEngine {
+    fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError> {
+        if let Some(stream) = self.stream(call, index) {
+            return Ok(stream.ports);
+        }
+        let (a_pair, a_bound) = self.bind_next_pair()?;
+        let (b_pair, b_bound) = match self.bind_next_pair() {
+            Ok(bound) => bound,
+            Err(err) => {
+                self.pool.release(a_pair);
+                return Err(err);
+            }
+        };
+        let sockets = StreamSockets {
+            a_rtp: a_bound.rtp,
+            a_rtcp: a_bound.rtcp,
+            b_rtp: b_bound.rtp,
+            b_rtcp: b_bound.rtcp,
+        };
+        let call_media = self.calls.entry(call).or_default();
+        let ctx = RelayContext {
+            call,
+            stream: index,
+            events: self.events.clone(),
+            stats: Arc::clone(&self.stats),
+            activity: Arc::clone(&call_media.activity),
+            inspector: self.inspector.as_ref().map(|factory| factory(call, index)),
+            clock: self.clock,
+            media_timeout: self.config.media_timeout,
+        };
+        let (control, control_rx) = mpsc::unbounded_channel();
+        self.runtime.spawn(run_stream(sockets, ctx, control_rx));
+        let ports = StreamPorts {
+            a: a_pair,
+            b: b_pair,
+        };
+        call_media
+            .streams
+            .insert(index, StreamHandle { ports, control });
+        self.publish_ports();
+        debug!(
+            call,
+            index,
+            a_rtp = a_pair.rtp,
+            b_rtp = b_pair.rtp,
+            "media stream allocated"
+        );
+        Ok(ports)
+    }
+
+    fn set_remote(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        leg: Leg,
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+    ) {
+        self.send_control(call, index, Control::SetRemote { leg, rtp, rtcp });
+    }
+
+    fn configure_inspector(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        from: Leg,
+        cfg: InspectorConfig,
+    ) {
+        self.send_control(call, index, Control::ConfigureInspector { from, cfg });
+    }
+
+    fn arm_timeout(&mut self, call: CallKey) {
+        let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.calls.entry(call).or_default().activity.arm(now_ms);
+    }
+
+    fn release_call(&mut self, call: CallKey) {
+        let Some(call_media) = self.calls.remove(&call) else {
+            return;
+        };
+        // Dropping each control sender ends its relay task, which closes the sockets.
+        for stream in call_media.streams.into_values() {
+            self.pool.release(stream.ports.a);
+            self.pool.release(stream.ports.b);
+        }
+        self.publish_ports();
+        debug!(call, "media released");
+    }
+
+    fn ports_in_use(&self) -> usize {
+        self.pool.ports_in_use()
+    }
+}

@@ -1,0 +1,82 @@
+//! RTP/RTCP anchoring: the proxy's own UDP ports stand between the two legs of each call.
+//!
+//! For every SDP media stream the engine binds two RTP/RTCP port pairs, one advertised to each
+//! leg, and a tokio task relays packets between them with symmetric latching (NAT friendly),
+//! hands every RTP packet to an optional inspector (telephone-event decoding), counts traffic
+//! and reports calls whose media went silent. The synchronous SIP core drives it through
+//! [`MediaControl`].
+
+mod activity;
+pub mod config;
+pub mod engine;
+pub mod inspect;
+pub mod latch;
+pub mod ports;
+mod relay;
+pub mod stats;
+
+use std::net::SocketAddr;
+
+use crate::metaflow::Leg;
+
+pub use config::{MediaConfig, MediaError};
+pub use engine::MediaEngine;
+pub use inspect::{InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict};
+pub use ports::PortPair;
+pub use stats::MediaStats;
+
+/// Identifies a call towards the media engine; chosen by the SIP core.
+pub type CallKey = u64;
+
+/// The proxy ports of one media stream, as written into the rewritten SDP of each leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamPorts {
+    /// Advertised to the a-leg: it sends its media here and receives the b-leg's from here.
+    pub a: PortPair,
+    /// Advertised to the b-leg: it sends its media here and receives the a-leg's from here.
+    pub b: PortPair,
+}
+
+/// Something the media plane tells the application without being asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// No RTP arrived on any stream of the answered call for the configured media timeout.
+    Timeout {
+        /// The silent call.
+        call: CallKey,
+    },
+    /// The packet inspector of a stream noticed something (e.g. a DTMF digit).
+    Inspector {
+        /// The call of the stream.
+        call: CallKey,
+        /// The stream's m= line index.
+        stream: usize,
+        /// What was noticed.
+        event: InspectorEvent,
+    },
+}
+
+/// The media operations the synchronous SIP core needs; implemented by [`MediaEngine`] and by
+/// test doubles. Every method returns at once (it never waits for a relay task).
+pub trait MediaControl {
+    /// Binds the ports of stream `index` of `call` (or returns those already bound for it).
+    fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError>;
+    /// Sets where media towards `leg` goes, from that leg's SDP, until the leg's own packets
+    /// latch its real source; a different address later (re-INVITE) re-points and un-latches.
+    fn set_remote(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        leg: Leg,
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+    );
+    /// Passes the inspector its settings for packets sent by `from`.
+    fn configure_inspector(&mut self, call: CallKey, index: usize, from: Leg, cfg: InspectorConfig);
+    /// Starts the media timeout of `call` (once it is answered).
+    fn arm_timeout(&mut self, call: CallKey);
+    /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
+    fn release_call(&mut self, call: CallKey);
+    /// UDP ports currently held (four per stream: RTP and RTCP for each leg).
+    fn ports_in_use(&self) -> usize;
+}

@@ -1,0 +1,320 @@
+//! Counters of the media relay and their Prometheus rendering.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Direction a relayed packet travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the a-leg (caller) towards the b-leg (PBX).
+    AToB,
+    /// From the b-leg (PBX) towards the a-leg (caller).
+    BToA,
+}
+
+/// Which of the two flows of a media stream a packet belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketKind {
+    /// Media packets, on the even port.
+    Rtp,
+    /// Control packets, on the odd port.
+    Rtcp,
+}
+
+/// Why the relay did not forward a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The source differs from the address the leg latched to.
+    UnlatchedSource,
+    /// The packet inspector asked for the packet to be swallowed.
+    Inspector,
+    /// The operating system refused to send the packet.
+    SendError,
+    /// No address of the other leg is known yet.
+    NoDestination,
+}
+
+/// Packet and byte counters of one (direction, kind) flow.
+#[derive(Debug, Default)]
+struct FlowCounters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Engine-wide relay counters, shared with the metrics endpoint. Relay tasks add their own
+/// tallies here in batches (every tick), so the per-packet path touches no shared memory.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    a_to_b_rtp: FlowCounters,
+    a_to_b_rtcp: FlowCounters,
+    b_to_a_rtp: FlowCounters,
+    b_to_a_rtcp: FlowCounters,
+    dropped_unlatched_source: AtomicU64,
+    dropped_inspector: AtomicU64,
+    dropped_send_error: AtomicU64,
+    dropped_no_destination: AtomicU64,
+    events_dropped: AtomicU64,
+    ports_in_use: AtomicU64,
+    streams_active: AtomicU64,
+}
+
+impl MediaStats {
+    /// Packets relayed so far in `direction` for `kind`.
+    pub fn packets(&self, direction: Direction, kind: PacketKind) -> u64 {
+        self.flow(direction, kind).packets.load(Ordering::Relaxed)
+    }
+
+    /// Bytes (UDP payload) relayed so far in `direction` for `kind`.
+    pub fn bytes(&self, direction: Direction, kind: PacketKind) -> u64 {
+        self.flow(direction, kind).bytes.load(Ordering::Relaxed)
+    }
+
+    /// Packets dropped so far for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drop_counter(reason).load(Ordering::Relaxed)
+    }
+
+    /// Media events lost because the application's event channel was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// UDP ports currently held by the engine.
+    pub fn ports_in_use(&self) -> u64 {
+        self.ports_in_use.load(Ordering::Relaxed)
+    }
+
+    /// Relay tasks currently running (one per media stream).
+    pub fn streams_active(&self) -> u64 {
+        self.streams_active.load(Ordering::Relaxed)
+    }
+
+    /// Appends the counters in Prometheus text exposition format.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP metaflow_proxy_rtp_packets_total Packets relayed by the media proxy.\n\
+             # TYPE metaflow_proxy_rtp_packets_total counter"
+        );
+        for (direction, kind, label_dir, label_kind) in FLOWS {
+            let value = self.packets(direction, kind);
+            let _ = writeln!(
+                out,
+                "metaflow_proxy_rtp_packets_total{{direction=\"{label_dir}\",kind=\"{label_kind}\"}} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP metaflow_proxy_rtp_bytes_total UDP payload bytes relayed by the media proxy.\n\
+             # TYPE metaflow_proxy_rtp_bytes_total counter"
+        );
+        for (direction, kind, label_dir, label_kind) in FLOWS {
+            let value = self.bytes(direction, kind);
+            let _ = writeln!(
+                out,
+                "metaflow_proxy_rtp_bytes_total{{direction=\"{label_dir}\",kind=\"{label_kind}\"}} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP metaflow_proxy_rtp_dropped_total Packets not relayed, by reason.\n\
+             # TYPE metaflow_proxy_rtp_dropped_total counter"
+        );
+        for (reason, label) in DROP_REASONS {
+            let value = self.dropped(reason);
+            let _ = writeln!(
+                out,
+                "metaflow_proxy_rtp_dropped_total{{reason=\"{label}\"}} {value}"
+            );
+        }
+        let gauges = [
+            (
+                "metaflow_proxy_media_events_dropped_total",
+                "counter",
+                "Media events lost because the event channel was full.",
+                self.events_dropped(),
+            ),
+            (
+                "metaflow_proxy_ports_in_use",
+                "gauge",
+                "UDP ports held for media.",
+                self.ports_in_use(),
+            ),
+            (
+                "metaflow_proxy_streams_active",
+                "gauge",
+                "Media streams being relayed.",
+                self.streams_active(),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+
+    pub(crate) fn set_ports_in_use(&self, ports: usize) {
+        let ports = u64::try_from(ports).unwrap_or(u64::MAX);
+        self.ports_in_use.store(ports, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_started(&self) {
+        self.streams_active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_stopped(&self) {
+        // Saturating: never wraps even if starts and stops were ever mismatched.
+        let _ = self
+            .streams_active
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+
+    pub(crate) fn event_dropped(&self) {
+        self.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn flow(&self, direction: Direction, kind: PacketKind) -> &FlowCounters {
+        match (direction, kind) {
+            (Direction::AToB, PacketKind::Rtp) => &self.a_to_b_rtp,
+            (Direction::AToB, PacketKind::Rtcp) => &self.a_to_b_rtcp,
+            (Direction::BToA, PacketKind::Rtp) => &self.b_to_a_rtp,
+            (Direction::BToA, PacketKind::Rtcp) => &self.b_to_a_rtcp,
+        }
+    }
+
+    fn drop_counter(&self, reason: DropReason) -> &AtomicU64 {
+        match reason {
+            DropReason::UnlatchedSource => &self.dropped_unlatched_source,
+            DropReason::Inspector => &self.dropped_inspector,
+            DropReason::SendError => &self.dropped_send_error,
+            DropReason::NoDestination => &self.dropped_no_destination,
+        }
+    }
+}
+
+const FLOWS: [(Direction, PacketKind, &str, &str); 4] = [
+    (Direction::AToB, PacketKind::Rtp, "a_to_b", "rtp"),
+    (Direction::AToB, PacketKind::Rtcp, "a_to_b", "rtcp"),
+    (Direction::BToA, PacketKind::Rtp, "b_to_a", "rtp"),
+    (Direction::BToA, PacketKind::Rtcp, "b_to_a", "rtcp"),
+];
+
+const DROP_REASONS: [(DropReason, &str); 4] = [
+    (DropReason::UnlatchedSource, "unlatched_source"),
+    (DropReason::Inspector, "inspector"),
+    (DropReason::SendError, "send_error"),
+    (DropReason::NoDestination, "no_destination"),
+];
+
+/// Plain (non-atomic) tallies kept by one relay task and added to `MediaStats` in batches.
+#[derive(Debug, Default)]
+pub(crate) struct LocalCounters {
+    /// Packets and bytes per flow, in `FLOWS` order.
+    relayed: [(u64, u64); 4],
+    /// Drops per reason, in `DROP_REASONS` order.
+    dropped: [u64; 4],
+    /// Whether anything was counted since the last flush.
+    dirty: bool,
+}
+
+impl LocalCounters {
+    /// Counts one relayed packet of `len` bytes.
+    pub(crate) fn relayed(&mut self, direction: Direction, kind: PacketKind, len: usize) {
+        let slot = match (direction, kind) {
+            (Direction::AToB, PacketKind::Rtp) => &mut self.relayed[0],
+            (Direction::AToB, PacketKind::Rtcp) => &mut self.relayed[1],
+            (Direction::BToA, PacketKind::Rtp) => &mut self.relayed[2],
+            (Direction::BToA, PacketKind::Rtcp) => &mut self.relayed[3],
+        };
+        slot.0 += 1;
+        slot.1 += u64::try_from(len).unwrap_or(0);
+        self.dirty = true;
+    }
+
+    /// Counts one packet dropped for `reason`.
+    pub(crate) fn dropped(&mut self, reason: DropReason) {
+        let slot = match reason {
+            DropReason::UnlatchedSource => &mut self.dropped[0],
+            DropReason::Inspector => &mut self.dropped[1],
+            DropReason::SendError => &mut self.dropped[2],
+            DropReason::NoDestination => &mut self.dropped[3],
+        };
+        *slot += 1;
+        self.dirty = true;
+    }
+
+    /// Adds the tallies to the shared counters and starts over from zero.
+    pub(crate) fn flush_into(&mut self, stats: &MediaStats) {
+        if !self.dirty {
+            return;
+        }
+        for ((direction, kind, _, _), (packets, bytes)) in FLOWS.iter().zip(self.relayed) {
+            let flow = stats.flow(*direction, *kind);
+            flow.packets.fetch_add(packets, Ordering::Relaxed);
+            flow.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        for ((reason, _), count) in DROP_REASONS.iter().zip(self.dropped) {
+            stats
+                .drop_counter(*reason)
+                .fetch_add(count, Ordering::Relaxed);
+        }
+        *self = Self::default();
+    }
+}
+
+impl crate::metrics::MetricsSource for MediaStats {
+    fn render_prometheus(&self, out: &mut String) {
+        MediaStats::render_prometheus(self, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_tallies_reach_the_shared_counters_and_render() {
+        let stats = MediaStats::default();
+        let mut local = LocalCounters::default();
+        local.relayed(Direction::AToB, PacketKind::Rtp, 172);
+        local.relayed(Direction::AToB, PacketKind::Rtp, 172);
+        local.relayed(Direction::BToA, PacketKind::Rtcp, 80);
+        local.dropped(DropReason::UnlatchedSource);
+        assert_eq!(stats.packets(Direction::AToB, PacketKind::Rtp), 0);
+        local.flush_into(&stats);
+        local.flush_into(&stats);
+        assert_eq!(stats.packets(Direction::AToB, PacketKind::Rtp), 2);
+        assert_eq!(stats.bytes(Direction::AToB, PacketKind::Rtp), 344);
+        assert_eq!(stats.packets(Direction::BToA, PacketKind::Rtcp), 1);
+        assert_eq!(stats.dropped(DropReason::UnlatchedSource), 1);
+        stats.set_ports_in_use(8);
+
+        let mut text = String::new();
+        stats.render_prometheus(&mut text);
+        assert!(
+            text.contains(
+                "metaflow_proxy_rtp_packets_total{direction=\"a_to_b\",kind=\"rtp\"} 2\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "metaflow_proxy_rtp_bytes_total{direction=\"b_to_a\",kind=\"rtcp\"} 80\n"
+            )
+        );
+        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"unlatched_source\"} 1\n"));
+        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"send_error\"} 0\n"));
+        assert!(text.contains("metaflow_proxy_ports_in_use 8\n"));
+        assert!(text.contains("# TYPE metaflow_proxy_streams_active gauge\n"));
+    }
+
+    #[test]
+    fn stream_gauge_never_wraps_below_zero() {
+        let stats = MediaStats::default();
+        stats.stream_started();
+        stats.stream_stopped();
+        stats.stream_stopped();
+        assert_eq!(stats.streams_active(), 0);
+    }
+}

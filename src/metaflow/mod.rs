@@ -1,0 +1,21 @@
+//! Kazoo-compatible metaflows (Konami codes): the codes a party dials with DTMF during a live call
+//! to run a module (transfer, record, hang up) on that call.
+//!
+//! Everything here is sans-IO. [`validate`] turns the Kazoo JSON object into a checked
+//! [`Metaflows`]; a [`Collector`] per call takes digits and `now` and answers with relay verdicts,
+//! timer deadlines and [`Decision`]s; [`engine`] turns a decision into the [`ModuleRun`] to execute
+//! and walks the node's children by outcome.
+
+pub mod collector;
+pub mod engine;
+mod liveness;
+pub mod model;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use collector::{Collector, Decision, DigitOutcome, Leg, RelayVerdict};
+pub use engine::{ModuleRun, module_run, next_node};
+pub use model::{ListenOn, MetaflowNode, Metaflows, to_json};
+pub use validate::{ValidationError, parse_metaflows};

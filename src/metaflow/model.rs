@@ -1,0 +1,148 @@
+//! The checked, in-memory form of a Kazoo metaflow object and its JSON rendering.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::metaflow::liveness::PatternAutomata;
+
+/// Default `binding_digit` (Kazoo default).
+pub const DEFAULT_BINDING_DIGIT: char = '*';
+/// Default `digit_timeout` (Kazoo default, 800 ms).
+pub const DEFAULT_DIGIT_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Which leg(s) of a call are listened to for codes, relative to the leg that owns the metaflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListenOn {
+    /// JSON `"self"`: only the owner's leg (the a-leg for account-level metaflows).
+    #[default]
+    SelfLeg,
+    /// JSON `"peer"`: only the leg opposite the owner.
+    Peer,
+    /// JSON `"both"`: both legs, each with its own collection state.
+    Both,
+}
+
+impl ListenOn {
+    /// Parses the Kazoo JSON spelling; `None` for anything else.
+    pub fn from_json_str(text: &str) -> Option<Self> {
+        match text {
+            "self" => Some(Self::SelfLeg),
+            "peer" => Some(Self::Peer),
+            "both" => Some(Self::Both),
+            _ => None,
+        }
+    }
+
+    /// The Kazoo JSON spelling, so that stored metaflows read back as written.
+    pub fn as_json_str(self) -> &'static str {
+        match self {
+            Self::SelfLeg => "self",
+            Self::Peer => "peer",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// One node of a metaflow tree: the module to run, its arguments, and where to go next by outcome.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetaflowNode {
+    /// Name of the module to execute (`transfer`, `record_call`, `hangup`, ...).
+    pub module: String,
+    /// Module arguments as written in the JSON (`{}` when absent).
+    pub data: Map<String, Value>,
+    /// Child nodes keyed by the outcome of this node's module (`"_"` is the fallback), in JSON order.
+    pub children: Vec<(String, MetaflowNode)>,
+}
+
+/// A validated metaflow object: the codes one owner (account, user, device) can dial on a call.
+///
+/// Build it with [`crate::metaflow::parse_metaflows`] (or `Default` and then fill in fields); it is
+/// meant to be shared read-only between calls behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct Metaflows {
+    /// The DTMF digit that arms a leg (one of `0-9`, `*`, `#`).
+    pub binding_digit: char,
+    /// Quiet time after the last digit before the collected code is evaluated.
+    pub digit_timeout: Duration,
+    /// Which legs are listened to.
+    pub listen_on: ListenOn,
+    /// Exact codes (digits after the binding digit), looked up first, in JSON order.
+    pub numbers: Vec<(String, MetaflowNode)>,
+    /// Regular-expression codes, tried in JSON order after `numbers`; first match wins.
+    pub patterns: Vec<(String, Regex, MetaflowNode)>,
+    /// JSON `suppress_dtmf` (beyond Kazoo, opt-in): keep a code's digits from reaching the other
+    /// leg, delivering them late only when they turn out not to be a code.
+    pub suppress: bool,
+    /// Prefix automata for the patterns, built on first use by a collector.
+    pub(crate) automata: OnceLock<PatternAutomata>,
+}
+
+impl Default for Metaflows {
+    fn default() -> Self {
+        Self {
+            binding_digit: DEFAULT_BINDING_DIGIT,
+            digit_timeout: DEFAULT_DIGIT_TIMEOUT,
+            listen_on: ListenOn::default(),
+            numbers: Vec::new(),
+            patterns: Vec::new(),
+            suppress: false,
+            automata: OnceLock::new(),
+        }
+    }
+}
+
+impl Metaflows {
+    /// Prefix automata for `patterns`, built once (patterns must not change after first use).
+    pub(crate) fn automata(&self) -> &PatternAutomata {
+        self.automata
+            .get_or_init(|| PatternAutomata::build(self.patterns.iter().map(|(text, _, _)| text)))
+    }
+}
+
+/// Renders metaflows back to Kazoo JSON (the form the API stores and returns).
+pub fn to_json(flows: &Metaflows) -> Value {
+    let mut object = Map::new();
+    object.insert(
+        "binding_digit".into(),
+        Value::String(flows.binding_digit.to_string()),
+    );
+    let timeout_ms = u64::try_from(flows.digit_timeout.as_millis()).unwrap_or(u64::MAX);
+    object.insert("digit_timeout".into(), Value::from(timeout_ms));
+    object.insert(
+        "listen_on".into(),
+        Value::String(flows.listen_on.as_json_str().into()),
+    );
+    let numbers: Map<String, Value> = flows
+        .numbers
+        .iter()
+        .map(|(key, node)| (key.clone(), node_to_json(node)))
+        .collect();
+    object.insert("numbers".into(), Value::Object(numbers));
+    let patterns: Map<String, Value> = flows
+        .patterns
+        .iter()
+        .map(|(key, _, node)| (key.clone(), node_to_json(node)))
+        .collect();
+    object.insert("patterns".into(), Value::Object(patterns));
+    object.insert("suppress_dtmf".into(), Value::Bool(flows.suppress));
+    Value::Object(object)
+}
+
+/// Renders one node; `children` is written only when there are any, as Kazoo does.
+fn node_to_json(node: &MetaflowNode) -> Value {
+    let mut object = Map::new();
+    object.insert("module".into(), Value::String(node.module.clone()));
+    object.insert("data".into(), Value::Object(node.data.clone()));
+    if !node.children.is_empty() {
+        let children: Map<String, Value> = node
+            .children
+            .iter()
+            .map(|(key, child)| (key.clone(), node_to_json(child)))
+            .collect();
+        object.insert("children".into(), Value::Object(children));
+    }
+    Value::Object(object)
+}

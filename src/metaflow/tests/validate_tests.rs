@@ -1,0 +1,222 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::KNOWN;
+use crate::metaflow::{ListenOn, parse_metaflows, to_json};
+
+/// The sorted (path, rule) pairs of a document that must be invalid.
+fn problems(json: serde_json::Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = parse_metaflows(&json, KNOWN)
+        .unwrap_err()
+        .into_iter()
+        .map(|error| (error.path, error.rule))
+        .collect();
+    found.sort();
+    found
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = expected
+        .iter()
+        .map(|(path, rule)| (path.to_string(), rule.to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[test]
+fn empty_object_gets_kazoo_defaults() {
+    let flows = parse_metaflows(&json!({}), KNOWN).unwrap();
+    assert_eq!(flows.binding_digit, '*');
+    assert_eq!(flows.digit_timeout, Duration::from_millis(800));
+    assert_eq!(flows.listen_on, ListenOn::SelfLeg);
+    assert!(flows.numbers.is_empty() && flows.patterns.is_empty());
+    assert!(!flows.suppress);
+}
+
+#[test]
+fn seed_request_and_response_examples_parse() {
+    let request = json!({"binding_digit":"*", "patterns":{"2(\\d+)":{"module":"transfer", "data":{"takeback_dtmf":"*1"}}}});
+    let flows = parse_metaflows(&request, KNOWN).unwrap();
+    assert_eq!(flows.patterns.len(), 1);
+    let (text, regex, node) = &flows.patterns[0];
+    assert_eq!(text, "2(\\d+)");
+    assert!(regex.is_match("21234"));
+    assert_eq!(node.module, "transfer");
+    assert_eq!(node.data["takeback_dtmf"], "*1");
+
+    let response = json!({
+        "binding_digit": "*",
+        "patterns": {"2(\\d+)": {
+            "data": {"captures": ["no_match"], "takeback_dtmf": "*1", "transfer_type": "blind"},
+            "module": "transfer"
+        }}
+    });
+    let flows = parse_metaflows(&response, KNOWN).unwrap();
+    assert_eq!(flows.patterns[0].2.data["transfer_type"], "blind");
+}
+
+#[test]
+fn every_field_is_read() {
+    let flows = parse_metaflows(
+        &json!({"binding_digit": "#", "digit_timeout": 1500, "listen_on": "both",
+                "numbers": {"9": {"module": "record_call", "data": {"action": "toggle"},
+                                  "children": {"_": {"module": "hangup"}}}},
+                "suppress_dtmf": true, "unknown_key": [1, 2]}),
+        KNOWN,
+    )
+    .unwrap();
+    assert_eq!(flows.binding_digit, '#');
+    assert_eq!(flows.digit_timeout, Duration::from_millis(1500));
+    assert_eq!(flows.listen_on, ListenOn::Both);
+    assert!(flows.suppress);
+    let (key, node) = &flows.numbers[0];
+    assert_eq!((key.as_str(), node.module.as_str()), ("9", "record_call"));
+    assert_eq!(node.children[0].0, "_");
+    assert_eq!(node.children[0].1.module, "hangup");
+}
+
+#[test]
+fn nulls_count_as_absent() {
+    let flows = parse_metaflows(
+        &json!({"binding_digit": null, "listen_on": null,
+                "numbers": {"9": {"module": "hangup", "data": null}}}),
+        KNOWN,
+    )
+    .unwrap();
+    assert_eq!(flows.binding_digit, '*');
+    assert!(flows.numbers[0].1.data.is_empty());
+}
+
+#[test]
+fn every_top_level_rule_is_reported_at_once() {
+    let found = problems(json!({
+        "binding_digit": "x", "digit_timeout": "800", "listen_on": "everyone",
+        "numbers": {"9a": {"module": "hangup"}, "": {"module": "hangup"}},
+        "patterns": {"2(": {"module": "hangup"}, "": {"module": "hangup"}},
+        "suppress_dtmf": "yes"
+    }));
+    let expected = pairs(&[
+        ("binding_digit", "enum"),
+        ("digit_timeout", "type"),
+        ("listen_on", "enum"),
+        ("numbers.9a", "pattern"),
+        ("numbers.", "pattern"),
+        ("patterns.2(", "regex"),
+        ("patterns.", "pattern"),
+        ("suppress_dtmf", "type"),
+    ]);
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn wrong_types_are_type_problems() {
+    let found = problems(json!({
+        "binding_digit": 5, "digit_timeout": 1.5, "listen_on": 1,
+        "numbers": [], "patterns": "2(\\d+)"
+    }));
+    let expected = pairs(&[
+        ("binding_digit", "type"),
+        ("digit_timeout", "type"),
+        ("listen_on", "type"),
+        ("numbers", "type"),
+        ("patterns", "type"),
+    ]);
+    assert_eq!(found, expected);
+    assert_eq!(problems(json!([1])), pairs(&[("", "type")]));
+}
+
+#[test]
+fn digit_timeout_and_binding_digit_bounds() {
+    assert_eq!(
+        problems(json!({"digit_timeout": 0})),
+        pairs(&[("digit_timeout", "minimum")])
+    );
+    assert_eq!(
+        problems(json!({"digit_timeout": -5})),
+        pairs(&[("digit_timeout", "minimum")])
+    );
+    assert_eq!(
+        problems(json!({"binding_digit": "**"})),
+        pairs(&[("binding_digit", "enum")])
+    );
+    assert_eq!(
+        problems(json!({"binding_digit": ""})),
+        pairs(&[("binding_digit", "enum")])
+    );
+}
+
+#[test]
+fn node_rules_have_exact_paths() {
+    let long_name = "m".repeat(65);
+    let found = problems(json!({
+        "numbers": {
+            "1": "hangup",
+            "2": {"data": {}},
+            "3": {"module": 5},
+            "4": {"module": ""},
+            "5": {"module": long_name},
+            "6": {"module": "dance"},
+            "7": {"module": "hangup", "data": []},
+            "8": {"module": "hangup", "children": "x"}
+        },
+        "patterns": {
+            "2(\\d+)": {"module": "transfer", "children": {
+                "failure": {"module": "dance"},
+                "_": {"module": "hangup", "children": {"": {"module": "hangup"}, "x": 1}}
+            }}
+        }
+    }));
+    let expected = pairs(&[
+        ("numbers.1", "type"),
+        ("numbers.2.module", "required"),
+        ("numbers.3.module", "type"),
+        ("numbers.4.module", "minLength"),
+        ("numbers.5.module", "maxLength"),
+        ("numbers.6.module", "enum"),
+        ("numbers.7.data", "type"),
+        ("numbers.8.children", "type"),
+        ("patterns.2(\\d+).children.failure.module", "enum"),
+        ("patterns.2(\\d+).children._.children.", "pattern"),
+        ("patterns.2(\\d+).children._.children.x", "type"),
+    ]);
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn module_names_count_characters_not_bytes() {
+    let known: &[&str] = &["é".repeat(64).leak()];
+    let document = json!({"numbers": {"1": {"module": "é".repeat(64)}}});
+    assert!(parse_metaflows(&document, known).is_ok());
+}
+
+#[test]
+fn errors_render_path_rule_and_message() {
+    let errors = parse_metaflows(&json!({"listen_on": "x"}), KNOWN).unwrap_err();
+    let text = errors[0].to_string();
+    assert!(
+        text.starts_with("listen_on: ") && text.ends_with("(enum)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn to_json_round_trips_in_order() {
+    let document = json!({
+        "binding_digit": "#", "digit_timeout": 1200, "listen_on": "peer",
+        "numbers": {"9": {"module": "record_call", "data": {"action": "start"}},
+                    "1": {"module": "hangup", "data": {}}},
+        "patterns": {"^3(\\d+)$": {"module": "transfer", "data": {},
+                                   "children": {"failure": {"module": "hangup", "data": {}}}},
+                     "2(\\d+)": {"module": "transfer", "data": {"takeback_dtmf": "*1"}}},
+        "suppress_dtmf": true
+    });
+    let flows = parse_metaflows(&document, KNOWN).unwrap();
+    let rendered = to_json(&flows);
+    assert_eq!(rendered, document);
+    let keys: Vec<&String> = rendered["patterns"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["^3(\\d+)$", "2(\\d+)"]);
+    let again = to_json(&parse_metaflows(&rendered, KNOWN).unwrap());
+    assert_eq!(again, rendered);
+}

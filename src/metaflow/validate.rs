@@ -1,0 +1,292 @@
+//! Validation of a Kazoo metaflow JSON object into [`Metaflows`], reporting every problem at once.
+//!
+//! Rules follow the Kazoo `metaflows` schema: `binding_digit` one of `0-9 * #`, `digit_timeout`
+//! a positive integer of milliseconds, `listen_on` one of `self`/`peer`/`both`, `numbers` keys of
+//! digits only, `patterns` keys that compile as regular expressions, and nodes with a `module` of
+//! 1..=64 characters naming a known module, an optional `data` object and optional `children`
+//! nodes. Unknown top-level keys are tolerated (as Kazoo does); `null` means "absent".
+
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::metaflow::model::{
+    DEFAULT_BINDING_DIGIT, DEFAULT_DIGIT_TIMEOUT, ListenOn, MetaflowNode, Metaflows,
+};
+
+/// Longest module name the schema accepts (`string(1..64)`).
+const MODULE_NAME_MAX_CHARS: usize = 64;
+/// Digits a `binding_digit` may be.
+const BINDING_DIGITS: &str = "0123456789*#";
+
+/// One schema violation, named the way Kazoo's API error envelope names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {message} ({rule})")]
+pub struct ValidationError {
+    /// Dotted JSON path of the offending value, e.g. `patterns.2(\d+).module` or `binding_digit`.
+    pub path: String,
+    /// Kazoo rule name: `enum`, `type`, `minLength`, `maxLength`, `pattern`, `required`,
+    /// `minimum` or `regex`.
+    pub rule: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Collects the violations found while walking the document.
+struct Problems(Vec<ValidationError>);
+
+impl Problems {
+    fn add(&mut self, path: &str, rule: &str, message: impl Into<String>) {
+        self.0.push(ValidationError {
+            path: path.to_owned(),
+            rule: rule.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates a Kazoo metaflow object; on failure returns every violation found, not only the first.
+pub fn parse_metaflows(
+    value: &Value,
+    known_modules: &[&str],
+) -> Result<Metaflows, Vec<ValidationError>> {
+    let mut problems = Problems(Vec::new());
+    let Some(object) = value.as_object() else {
+        problems.add("", "type", "metaflows must be a JSON object");
+        return Err(problems.0);
+    };
+    let binding_digit = parse_binding_digit(present(object, "binding_digit"), &mut problems);
+    let digit_timeout = parse_digit_timeout(present(object, "digit_timeout"), &mut problems);
+    let listen_on = parse_listen_on(present(object, "listen_on"), &mut problems);
+    let numbers = parse_numbers(present(object, "numbers"), known_modules, &mut problems);
+    let patterns = parse_patterns(present(object, "patterns"), known_modules, &mut problems);
+    let suppress = match present(object, "suppress_dtmf") {
+        None => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(_) => {
+            problems.add("suppress_dtmf", "type", "suppress_dtmf must be a boolean");
+            false
+        }
+    };
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    let flows = Metaflows {
+        binding_digit,
+        digit_timeout,
+        listen_on,
+        numbers,
+        patterns,
+        suppress,
+        ..Metaflows::default()
+    };
+    // Build the prefix automata now, so that a call's first digit does not pay for them.
+    flows.automata();
+    Ok(flows)
+}
+
+/// The value under `key`, treating JSON `null` as absent.
+fn present<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).filter(|value| !value.is_null())
+}
+
+fn parse_binding_digit(value: Option<&Value>, problems: &mut Problems) -> char {
+    let Some(value) = value else {
+        return DEFAULT_BINDING_DIGIT;
+    };
+    let Some(text) = value.as_str() else {
+        problems.add("binding_digit", "type", "binding_digit must be a string");
+        return DEFAULT_BINDING_DIGIT;
+    };
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(digit), None) if BINDING_DIGITS.contains(digit) => digit,
+        _ => {
+            problems.add(
+                "binding_digit",
+                "enum",
+                "binding_digit must be one of 0-9, * or #",
+            );
+            DEFAULT_BINDING_DIGIT
+        }
+    }
+}
+
+fn parse_digit_timeout(value: Option<&Value>, problems: &mut Problems) -> Duration {
+    let Some(value) = value else {
+        return DEFAULT_DIGIT_TIMEOUT;
+    };
+    if let Some(millis) = value.as_u64() {
+        if millis > 0 {
+            return Duration::from_millis(millis);
+        }
+    } else if value.as_i64().is_none() {
+        problems.add(
+            "digit_timeout",
+            "type",
+            "digit_timeout must be an integer (milliseconds)",
+        );
+        return DEFAULT_DIGIT_TIMEOUT;
+    }
+    problems.add(
+        "digit_timeout",
+        "minimum",
+        "digit_timeout must be at least 1 ms",
+    );
+    DEFAULT_DIGIT_TIMEOUT
+}
+
+fn parse_listen_on(value: Option<&Value>, problems: &mut Problems) -> ListenOn {
+    let Some(value) = value else {
+        return ListenOn::default();
+    };
+    let Some(text) = value.as_str() else {
+        problems.add("listen_on", "type", "listen_on must be a string");
+        return ListenOn::default();
+    };
+    ListenOn::from_json_str(text).unwrap_or_else(|| {
+        problems.add("listen_on", "enum", "listen_on must be self, peer or both");
+        ListenOn::default()
+    })
+}
+
+/// The entries of an optional object-valued key, reporting a type problem otherwise.
+fn object_entries<'a>(
+    value: Option<&'a Value>,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<&'a Map<String, Value>> {
+    match value? {
+        Value::Object(entries) => Some(entries),
+        _ => {
+            problems.add(path, "type", format!("{path} must be an object"));
+            None
+        }
+    }
+}
+
+fn parse_numbers(
+    value: Option<&Value>,
+    known_modules: &[&str],
+    problems: &mut Problems,
+) -> Vec<(String, MetaflowNode)> {
+    let Some(entries) = object_entries(value, "numbers", problems) else {
+        return Vec::new();
+    };
+    let mut numbers = Vec::with_capacity(entries.len());
+    for (key, node_value) in entries {
+        let path = format!("numbers.{key}");
+        let key_ok = !key.is_empty() && key.bytes().all(|byte| byte.is_ascii_digit());
+        if !key_ok {
+            problems.add(&path, "pattern", "numbers keys must match ^[0-9]+$");
+        }
+        let node = parse_node(node_value, &path, known_modules, problems);
+        if let (true, Some(node)) = (key_ok, node) {
+            numbers.push((key.clone(), node));
+        }
+    }
+    numbers
+}
+
+fn parse_patterns(
+    value: Option<&Value>,
+    known_modules: &[&str],
+    problems: &mut Problems,
+) -> Vec<(String, Regex, MetaflowNode)> {
+    let Some(entries) = object_entries(value, "patterns", problems) else {
+        return Vec::new();
+    };
+    let mut patterns = Vec::with_capacity(entries.len());
+    for (key, node_value) in entries {
+        let path = format!("patterns.{key}");
+        let regex = if key.is_empty() {
+            problems.add(&path, "pattern", "patterns keys must not be empty");
+            None
+        } else {
+            Regex::new(key)
+                .map_err(|error| problems.add(&path, "regex", format!("invalid regex: {error}")))
+                .ok()
+        };
+        let node = parse_node(node_value, &path, known_modules, problems);
+        if let (Some(regex), Some(node)) = (regex, node) {
+            patterns.push((key.clone(), regex, node));
+        }
+    }
+    patterns
+}
+
+/// Validates one node and, recursively, its children; `None` when anything in it is invalid.
+fn parse_node(
+    value: &Value,
+    path: &str,
+    known_modules: &[&str],
+    problems: &mut Problems,
+) -> Option<MetaflowNode> {
+    let Some(object) = value.as_object() else {
+        problems.add(path, "type", "a metaflow node must be an object");
+        return None;
+    };
+    let before = problems.0.len();
+    let module = parse_module(present(object, "module"), path, known_modules, problems);
+    let data_path = format!("{path}.data");
+    let data = object_entries(present(object, "data"), &data_path, problems)
+        .cloned()
+        .unwrap_or_default();
+    let children_path = format!("{path}.children");
+    let mut children = Vec::new();
+    if let Some(entries) = object_entries(present(object, "children"), &children_path, problems) {
+        for (outcome, child_value) in entries {
+            let child_path = format!("{children_path}.{outcome}");
+            if outcome.is_empty() {
+                problems.add(&child_path, "pattern", "children keys must not be empty");
+            }
+            if let Some(child) = parse_node(child_value, &child_path, known_modules, problems) {
+                children.push((outcome.clone(), child));
+            }
+        }
+    }
+    let module = module?;
+    (problems.0.len() == before).then_some(MetaflowNode {
+        module,
+        data,
+        children,
+    })
+}
+
+fn parse_module(
+    value: Option<&Value>,
+    node_path: &str,
+    known_modules: &[&str],
+    problems: &mut Problems,
+) -> Option<String> {
+    let path = format!("{node_path}.module");
+    let Some(value) = value else {
+        problems.add(&path, "required", "module is required");
+        return None;
+    };
+    let Some(name) = value.as_str() else {
+        problems.add(&path, "type", "module must be a string");
+        return None;
+    };
+    let length = name.chars().count();
+    if length == 0 {
+        problems.add(&path, "minLength", "module must not be empty");
+        return None;
+    }
+    if length > MODULE_NAME_MAX_CHARS {
+        problems.add(&path, "maxLength", "module must be at most 64 characters");
+        return None;
+    }
+    if !known_modules.contains(&name) {
+        let known = known_modules.join(", ");
+        problems.add(
+            &path,
+            "enum",
+            format!("unknown module {name:?}; known modules: {known}"),
+        );
+        return None;
+    }
+    Some(name.to_owned())
+}

@@ -1,0 +1,34 @@
+//! The `transfer` metaflow module: blind transfer by SIP REFER (RFC 3515) on a live call.
+//!
+//! When a party dials a code bound to `transfer`, the proxy acts as that party's agent (the
+//! transferor) and sends a REFER inside the dialog of the other leg (the transferee), with
+//! `Refer-To: <sip:TARGET@HOST>` built by [`refer_target`] and `Referred-By` naming the dialing
+//! party. It then follows the implicit subscription with a [`BlindTransfer`]: 202, NOTIFYs
+//! carrying `message/sipfrag` ([`parse_sipfrag`]), and the final outcome: `success` (the proxy
+//! hangs up its side), `failure` (the call goes on; the node's `children` decide what follows) or
+//! `withdrawn` (the dialing party pressed `takeback_dtmf` before the transfer completed).
+//!
+//! Everything here is sans-IO: the SIP core sends and receives the messages and asks this module
+//! what to do next. The node's `data` is checked by [`parse_params`] and stored with the defaults
+//! of [`normalise`].
+
+mod params;
+mod sipfrag;
+mod state;
+mod target;
+
+#[cfg(test)]
+mod tests;
+
+pub use params::{
+    DEFAULT_TAKEBACK_DTMF, NO_MATCH_CAPTURE, ParamError, TransferParams, TransferType, normalise,
+    parse_params,
+};
+pub use sipfrag::parse_sipfrag;
+pub use state::{
+    BlindTransfer, NO_STATUS, Phase, REFER_TIMEOUT_STATUS, Step, StepSource, TransferEvent,
+};
+pub use target::{TransferError, refer_target};
+
+/// The name of this module in a metaflow node (`"module": "transfer"`).
+pub const MODULE_NAME: &str = "transfer";

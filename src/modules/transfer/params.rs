@@ -1,0 +1,197 @@
+//! The `data` object of a `transfer` metaflow node: validation into [`TransferParams`] and the
+//! Kazoo-style normalisation of stored nodes.
+//!
+//! Keys read: `target` (string, a SIP user part), `domain` (host for the `Refer-To` URI),
+//! `takeback_dtmf` (DTMF digits, default `*1`), `transfer_type` (only `blind` for now) and
+//! `captures` (list of strings, filled in by the metaflow engine). `null` means absent; other keys
+//! (`collected`, `dtmf_leg`, ...) are left to the engine and tolerated.
+
+use serde_json::{Map, Value};
+
+use super::target::{is_valid_host, user_part_problem};
+
+/// Digits that withdraw a transfer when `takeback_dtmf` is not given (Kazoo default).
+pub const DEFAULT_TAKEBACK_DTMF: &str = "*1";
+/// Placeholder Kazoo stores in `captures` when a node has none; never used as a target.
+pub const NO_MATCH_CAPTURE: &str = "no_match";
+/// Longest `takeback_dtmf` accepted: a short key sequence, not a dial string.
+const TAKEBACK_MAX_DIGITS: usize = 16;
+/// Characters a DTMF sequence may contain (RFC 4733 events 0-15).
+const DTMF_DIGITS: &str = "0123456789*#ABCD";
+
+/// How the transfer is carried out; only blind transfer exists today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferType {
+    /// REFER the other leg to the target and drop out once it reports success.
+    #[default]
+    Blind,
+}
+
+impl TransferType {
+    /// The JSON spelling, as stored and returned by the API.
+    pub fn as_json_str(self) -> &'static str {
+        match self {
+            Self::Blind => "blind",
+        }
+    }
+}
+
+/// Checked arguments of one `transfer` node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferParams {
+    /// Fixed destination user part (`data.target`); wins over the captures.
+    pub target: Option<String>,
+    /// Host for the `Refer-To` URI (`data.domain`); the upstream PBX's host when absent.
+    pub domain: Option<String>,
+    /// Digits the dialing party presses to withdraw a transfer still in progress.
+    pub takeback_dtmf: String,
+    /// The kind of transfer.
+    pub transfer_type: TransferType,
+}
+
+impl Default for TransferParams {
+    fn default() -> Self {
+        Self {
+            target: None,
+            domain: None,
+            takeback_dtmf: DEFAULT_TAKEBACK_DTMF.to_owned(),
+            transfer_type: TransferType::Blind,
+        }
+    }
+}
+
+/// One problem in a `transfer` node's data, named like the metaflow schema errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message} ({rule})")]
+pub struct ParamError {
+    /// Path relative to the node, e.g. `data.transfer_type`.
+    pub path: String,
+    /// Kazoo rule name: `type`, `enum`, `pattern`, `minLength` or `maxLength`.
+    pub rule: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ParamError {
+    fn new(key: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: format!("data.{key}"),
+            rule: rule.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Validates a `transfer` node's `data`, reporting every problem at once.
+pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<ParamError>> {
+    let mut problems = Vec::new();
+    let target = optional_string(data, "target", &mut problems).filter(|target| {
+        let problem = user_part_problem(target);
+        if let Some(message) = &problem {
+            problems.push(ParamError::new("target", "pattern", message.clone()));
+        }
+        problem.is_none()
+    });
+    let domain = optional_string(data, "domain", &mut problems).filter(|domain| {
+        let valid = is_valid_host(domain);
+        if !valid {
+            let message = format!("domain {domain:?} is not a host name or IP address");
+            problems.push(ParamError::new("domain", "pattern", message));
+        }
+        valid
+    });
+    let takeback_dtmf = optional_string(data, "takeback_dtmf", &mut problems)
+        .map(|digits| check_takeback(&digits, &mut problems))
+        .unwrap_or_else(|| DEFAULT_TAKEBACK_DTMF.to_owned());
+    let transfer_type = optional_string(data, "transfer_type", &mut problems)
+        .map(|text| check_transfer_type(&text, &mut problems))
+        .unwrap_or_default();
+    check_captures(data, &mut problems);
+    if problems.is_empty() {
+        Ok(TransferParams {
+            target,
+            domain,
+            takeback_dtmf,
+            transfer_type,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Adds the defaults Kazoo shows when a transfer node is stored: `transfer_type: "blind"` and
+/// `captures: ["no_match"]`, each only when absent (or `null`).
+pub fn normalise(data: &mut Map<String, Value>) {
+    if data.get("captures").is_none_or(Value::is_null) {
+        let placeholder = Value::String(NO_MATCH_CAPTURE.to_owned());
+        data.insert("captures".to_owned(), Value::Array(vec![placeholder]));
+    }
+    if data.get("transfer_type").is_none_or(Value::is_null) {
+        let blind = TransferType::Blind.as_json_str().to_owned();
+        data.insert("transfer_type".to_owned(), Value::String(blind));
+    }
+}
+
+/// The string value of `key`, `None` when absent or `null`; records a `type` error otherwise.
+fn optional_string(
+    data: &Map<String, Value>,
+    key: &str,
+    problems: &mut Vec<ParamError>,
+) -> Option<String> {
+    match data.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            problems.push(ParamError::new(
+                key,
+                "type",
+                format!("{key} must be a string"),
+            ));
+            None
+        }
+    }
+}
+
+/// Upper-cases the digits and checks them against the DTMF alphabet and length limits.
+fn check_takeback(digits: &str, problems: &mut Vec<ParamError>) -> String {
+    let digits = digits.to_ascii_uppercase();
+    if digits.is_empty() {
+        let message = "takeback_dtmf must hold at least one DTMF digit";
+        problems.push(ParamError::new("takeback_dtmf", "minLength", message));
+    } else if digits.chars().count() > TAKEBACK_MAX_DIGITS {
+        let message = format!("takeback_dtmf must be at most {TAKEBACK_MAX_DIGITS} digits");
+        problems.push(ParamError::new("takeback_dtmf", "maxLength", message));
+    } else if !digits.chars().all(|digit| DTMF_DIGITS.contains(digit)) {
+        let message = format!("takeback_dtmf {digits:?} may only contain 0-9, *, # and A-D");
+        problems.push(ParamError::new("takeback_dtmf", "pattern", message));
+    }
+    digits
+}
+
+/// Maps the JSON spelling to a [`TransferType`]; unknown or unimplemented kinds are refused.
+fn check_transfer_type(text: &str, problems: &mut Vec<ParamError>) -> TransferType {
+    if text == TransferType::Blind.as_json_str() {
+        return TransferType::Blind;
+    }
+    let message = match text {
+        "attended" | "consultative" | "warm" => {
+            format!("transfer_type {text:?} is not supported yet; only \"blind\" is available")
+        }
+        _ => format!("transfer_type {text:?} is unknown; the only supported value is \"blind\""),
+    };
+    problems.push(ParamError::new("transfer_type", "enum", message));
+    TransferType::Blind
+}
+
+/// `captures`, when present, must be a list of strings (the engine fills it from the match).
+fn check_captures(data: &Map<String, Value>, problems: &mut Vec<ParamError>) {
+    match data.get("captures") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        Some(_) => problems.push(ParamError::new(
+            "captures",
+            "type",
+            "captures must be a list of strings",
+        )),
+    }
+}

@@ -1,0 +1,38 @@
+//! Test harness for end-to-end calls through metaflow-proxy: starts the proxy with its own
+//! ports and data directory, runs SIPp scenarios from `tests/sipp/` around it, and captures the
+//! RTP the endpoints receive with tshark.
+//!
+//! Tests run in parallel safely: every call takes its own block of ports (see [`ports`]), every
+//! proxy its own temporary data directory, every SIPp and tshark its own temporary log directory.
+//! A test that needs SIPp or tshark fails loudly when the tool is missing; it never passes
+//! silently.
+
+#![allow(dead_code)] // each test binary uses its own subset of the harness
+
+pub mod capture;
+pub mod ports;
+pub mod proxy;
+pub mod sipp;
+
+use std::process::{Command, Stdio};
+
+/// Panics with an install hint unless `tool` can be run (`sipp`, `tshark`).
+pub fn require_tool(tool: &str) {
+    let probe = match tool {
+        "sipp" => "-v",
+        _ => "--version",
+    };
+    let found = Command::new(tool)
+        .arg(probe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    let hint = match tool {
+        "sipp" => "apt-get install sip-tester",
+        "tshark" => "apt-get install tshark (and run as root or in the wireshark group)",
+        _ => "install it",
+    };
+    assert!(found, "{tool} not found: {hint}");
+}

@@ -1,0 +1,191 @@
+//! Runs the metaflow-proxy binary for one test, with its own ports and data directory.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::ports::CallPorts;
+
+/// How long the proxy may take to answer 200 on `GET /ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running proxy; killed on drop. Its output is printed if the test is failing.
+pub struct Proxy {
+    child: Child,
+    ports: CallPorts,
+    data_dir: tempfile::TempDir,
+    log_dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts the proxy on loopback with fresh ports (SIP, API, RTP range), `--upstream` set to
+    /// the port reserved for the UAS, a temporary `--data-dir`, plus `extra_args`. Returns once
+    /// `GET /ready` answers 200; panics (printing the proxy's output) after 10 s or if it exits.
+    pub fn start(extra_args: &[&str]) -> Proxy {
+        let ports = CallPorts::reserve();
+        let data_dir = tempfile::tempdir().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = File::create(log_dir.path().join("proxy.log")).unwrap();
+        let sip = format!("127.0.0.1:{}", ports.proxy_sip);
+        let upstream = format!("127.0.0.1:{}", ports.uas_sip);
+        let api = format!("127.0.0.1:{}", ports.api);
+        let rtp = ports.rtp_range();
+        let mut args: Vec<&str> = vec![
+            "--sip-listen",
+            &sip,
+            "--upstream",
+            &upstream,
+            "--media-ip",
+            "127.0.0.1",
+            "--rtp-ports",
+            &rtp,
+            "--api-listen",
+            &api,
+            "--data-dir",
+        ];
+        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        args.push(&data_path);
+        args.extend_from_slice(extra_args);
+        let child = Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start metaflow-proxy: {err}"));
+        let mut proxy = Proxy {
+            child,
+            ports,
+            data_dir,
+            log_dir,
+        };
+        proxy.wait_ready(&args);
+        proxy
+    }
+
+    fn wait_ready(&mut self, args: &[&str]) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "metaflow-proxy {args:?} exited with {status} before /ready:\n{}",
+                    self.output()
+                );
+            }
+            if let Ok((200, _)) = http_get(self.api_socket(), "/ready") {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "metaflow-proxy {args:?} not ready after {READY_TIMEOUT:?}:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The proxy's SIP address, `127.0.0.1:PORT`: where a caller sends its INVITE.
+    pub fn sip_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.proxy_sip)
+    }
+
+    /// The port the proxy sends new calls to: the UAS (the PBX) must listen here.
+    pub fn upstream_port(&self) -> u16 {
+        self.ports.uas_sip
+    }
+
+    /// The HTTP API address, `127.0.0.1:PORT`.
+    pub fn api_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.api)
+    }
+
+    /// The proxy's `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The whole port block of this call: SIPp SIP and media ports, the proxy's RTP range.
+    pub fn ports(&self) -> &CallPorts {
+        &self.ports
+    }
+
+    /// The body of `GET /metrics`; panics unless it answers 200.
+    pub fn metrics(&self) -> String {
+        match http_get(self.api_socket(), "/metrics") {
+            Ok((200, body)) => body,
+            Ok((status, body)) => panic!("GET /metrics answered {status}: {body}"),
+            Err(err) => panic!("GET /metrics failed: {err}"),
+        }
+    }
+
+    /// Everything the proxy printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.log_dir.path().join("proxy.log")
+    }
+
+    fn api_socket(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.api))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("===== metaflow-proxy output =====\n{}", self.output());
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET (so the answer is never chunked): returns the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or("");
+    Ok((status, body.to_owned()))
+}
+
+/// Sum of the samples of metric `name` (any labels) whose label set contains every `labels`
+/// pair, written as `key="value"`; `None` when no such sample exists.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in metrics.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+        if series_name != name || !labels.iter().all(|label| series_labels.contains(label)) {
+            continue;
+        }
+        if let Ok(value) = value.parse::<f64>() {
+            found = Some(found.unwrap_or(0.0) + value);
+        }
+    }
+    found
+}

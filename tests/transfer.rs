@@ -1,0 +1,314 @@
+//! End-to-end blind transfers through metaflow-proxy: a SIPp party dials a code with RFC 2833
+//! events, the proxy REFERs the other leg, follows its NOTIFYs and hangs up (or not) as the
+//! `transfer` module says. Scenarios: `tests/sipp/transfer_*.xml`. Needs `sipp`.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::proxy::{Proxy, metric_sum};
+use common::sipp::{Sipp, SippResult, header};
+use serde_json::Value;
+
+/// Limit for one SIPp run (the longest scenario, the takeback, lasts about 9 s).
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+/// SIPp's own timeout: a message that never comes fails the run before [`RUN_LIMIT`].
+const SIPP_TIMEOUT_SECS: u32 = 20;
+/// How long the event log may take to show an event after the calls ended.
+const EVENT_WAIT: Duration = Duration::from_secs(3);
+
+/// The seed's pattern as Kazoo documents it (unanchored: acts after `digit_timeout`).
+const SEED_METAFLOWS: &str =
+    r#"{"binding_digit":"*","patterns":{"2(\\d+)":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
+/// The same code, anchored.
+const ANCHORED_METAFLOWS: &str =
+    r#"{"binding_digit":"*","patterns":{"^2(\\d+)$":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
+
+/// A proxy started with `metaflows` (JSON text) as its `--metaflows` file.
+struct TransferProxy {
+    proxy: Proxy,
+    _metaflows_dir: tempfile::TempDir,
+}
+
+impl TransferProxy {
+    fn start(metaflows: &str) -> TransferProxy {
+        serde_json::from_str::<Value>(metaflows).expect("test metaflows must be JSON");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("metaflows.json");
+        std::fs::write(&file, metaflows).unwrap();
+        let proxy = Proxy::start(&["--metaflows", file.to_str().unwrap()]);
+        TransferProxy {
+            proxy,
+            _metaflows_dir: dir,
+        }
+    }
+
+    /// Runs the callee scenario then the caller scenario through the proxy, waits for both and
+    /// returns (caller, callee).
+    fn call(&self, uas: &str, uac: &str) -> (SippResult, SippResult) {
+        let ports = self.proxy.ports();
+        let callee = Sipp::uas(uas)
+            .local_port(self.proxy.upstream_port())
+            .media_port(ports.uas_media)
+            .timeout_secs(SIPP_TIMEOUT_SECS)
+            .spawn();
+        let caller = Sipp::uac(uac, &self.proxy.sip_addr())
+            .local_port(ports.uac_sip)
+            .media_port(ports.uac_media)
+            .timeout_secs(SIPP_TIMEOUT_SECS)
+            .spawn();
+        let caller = caller.wait(RUN_LIMIT);
+        let callee = callee.wait(RUN_LIMIT);
+        caller.assert_success("caller (UAC)");
+        callee.assert_success("callee (UAS)");
+        (caller, callee)
+    }
+
+    /// Polls `events.jsonl` until every name of `required` appears (panics after
+    /// [`EVENT_WAIT`]), then returns the `event` values of all lines, in order.
+    fn events_once_logged(&self, required: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + EVENT_WAIT;
+        loop {
+            let names = event_names(self.proxy.data_dir());
+            let missing: Vec<&&str> = required
+                .iter()
+                .filter(|name| !names.iter().any(|seen| seen == *name))
+                .collect();
+            if missing.is_empty() {
+                return names;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "events.jsonl lacks {missing:?}; it has {names:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (2 s) until the proxy reports no active call: both legs are gone.
+    fn assert_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let text = self.proxy.metrics();
+            let calls = metric_sum(&text, "metaflow_proxy_calls_active", &[]);
+            if calls == Some(0.0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "calls still active:\n{text}");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `event` value of every line of `DATA_DIR/events.jsonl` (lines not yet complete skipped).
+fn event_names(data_dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(data_dir.join("events.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|event| event.get("event")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Position of the first `name` in `events`; panics if absent.
+fn position(events: &[String], name: &str) -> usize {
+    events
+        .iter()
+        .position(|event| event == name)
+        .unwrap_or_else(|| panic!("no {name} in {events:?}"))
+}
+
+fn count(events: &[String], name: &str) -> usize {
+    events.iter().filter(|event| *event == name).count()
+}
+
+/// The first message of `messages` starting with `start_line`; panics if none.
+fn first<'a>(messages: &'a [String], start_line: &str, who: &str) -> &'a String {
+    messages
+        .iter()
+        .find(|message| message.starts_with(start_line))
+        .unwrap_or_else(|| panic!("{who} never got a message starting {start_line:?}"))
+}
+
+/// The CSeq number of a message.
+fn cseq_number(message: &str) -> u32 {
+    let cseq = header(message, "CSeq").expect("CSeq");
+    cseq.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Checks the REFER the transferee got: inside the dialog its INVITE or 200 created (same
+/// Call-ID, a CSeq above the INVITE's when the proxy sent the INVITE), `Refer-To` naming
+/// `expected_uri`, and `Referred-By` naming the dialing party (`referred_by_user`).
+fn assert_refer(
+    transferee: &SippResult,
+    expected_uri: &str,
+    referred_by_user: &str,
+    proxy_sent_invite: bool,
+) {
+    let received = transferee.received();
+    let refer = first(&received, "REFER ", "the transferee");
+    let refer_to = header(refer, "Refer-To").expect("REFER without Refer-To");
+    assert!(
+        refer_to.contains(expected_uri),
+        "Refer-To {refer_to:?} should name {expected_uri}"
+    );
+    let referred_by = header(refer, "Referred-By").expect("REFER without Referred-By");
+    assert!(
+        referred_by.contains(&format!("sip:{referred_by_user}@")),
+        "Referred-By {referred_by:?} should name the dialing party {referred_by_user}"
+    );
+    let invite = if proxy_sent_invite {
+        first(&received, "INVITE ", "the transferee").clone()
+    } else {
+        first(&transferee.sent(), "INVITE ", "the transferee").clone()
+    };
+    assert_eq!(
+        header(refer, "Call-ID"),
+        header(&invite, "Call-ID"),
+        "the REFER must be sent inside the transferee's dialog"
+    );
+    if proxy_sent_invite {
+        assert!(
+            cseq_number(refer) > cseq_number(&invite),
+            "the REFER needs a fresh CSeq above the INVITE's:\n{refer}"
+        );
+    }
+}
+
+/// Neither the REFER nor its NOTIFYs may reach the dialing party.
+fn assert_not_relayed(dialing: &SippResult) {
+    for message in dialing.received() {
+        assert!(
+            !message.starts_with("REFER ") && !message.starts_with("NOTIFY "),
+            "the dialing party got a transfer message:\n{message}"
+        );
+    }
+}
+
+fn got_bye(party: &SippResult) -> bool {
+    party.received().iter().any(|m| m.starts_with("BYE "))
+}
+
+fn sent_bye(party: &SippResult) -> bool {
+    party.sent().iter().any(|m| m.starts_with("BYE "))
+}
+
+/// A successful transfer: REFER, 202, NOTIFY 100 and 200 answered, BYE to both legs, and the
+/// events in order.
+fn assert_completed_transfer(proxy: &TransferProxy, caller: &SippResult, callee: &SippResult) {
+    assert_refer(callee, "sip:1234@127.0.0.1", "sipp", true);
+    assert_not_relayed(caller);
+    assert!(got_bye(caller), "the dialing caller must be hung up");
+    assert!(got_bye(callee), "the transferee must be hung up");
+    let events = proxy.events_once_logged(&["transfer_succeeded"]);
+    let sent = position(&events, "transfer_refer_sent");
+    let accepted = position(&events, "transfer_accepted");
+    let notify = position(&events, "transfer_notify");
+    let succeeded = position(&events, "transfer_succeeded");
+    assert!(
+        sent < accepted && accepted < notify && notify < succeeded,
+        "{events:?}"
+    );
+    assert_eq!(count(&events, "transfer_notify"), 2, "{events:?}");
+    assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
+    proxy.assert_idle();
+}
+
+#[test]
+fn anchored_code_dialed_by_caller_transfers_the_callee() {
+    let proxy = TransferProxy::start(ANCHORED_METAFLOWS);
+    let (caller, callee) = proxy.call("transfer_uas_refer.xml", "transfer_uac_dial.xml");
+    assert_completed_transfer(&proxy, &caller, &callee);
+}
+
+#[test]
+fn seed_code_dialed_by_caller_transfers_after_the_digit_timeout() {
+    let proxy = TransferProxy::start(SEED_METAFLOWS);
+    let (caller, callee) = proxy.call("transfer_uas_refer.xml", "transfer_uac_dial.xml");
+    assert_completed_transfer(&proxy, &caller, &callee);
+}
+
+#[test]
+fn code_dialed_by_callee_transfers_the_caller() {
+    let metaflows = r#"{"binding_digit":"*","listen_on":"both","patterns":{"2(\\d+)":{"module":"transfer"}}}"#;
+    let proxy = TransferProxy::start(metaflows);
+    let (caller, callee) = proxy.call("transfer_uas_dial.xml", "transfer_uac_refer.xml");
+    assert_refer(&caller, "sip:1234@127.0.0.1", "service", false);
+    assert_not_relayed(&callee);
+    assert!(got_bye(callee.as_ref()), "the dialing callee must be hung up");
+    assert!(got_bye(&caller), "the transferee caller must be hung up");
+    let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_succeeded"]);
+    assert_eq!(count(&events, "transfer_notify"), 2, "{events:?}");
+    proxy.assert_idle();
+}
+
+#[test]
+fn refused_refer_with_hangup_failure_child_ends_both_legs() {
+    let metaflows = r#"{"patterns":{"2(\\d+)":{"module":"transfer",
+        "children":{"failure":{"module":"hangup"}}}}}"#;
+    let proxy = TransferProxy::start(metaflows);
+    let (caller, callee) = proxy.call("transfer_uas_refer_403.xml", "transfer_uac_dial.xml");
+    assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
+    assert!(got_bye(&caller), "the hangup child must hang up the caller");
+    assert!(got_bye(&callee), "the hangup child must hang up the callee");
+    assert!(!sent_bye(&caller) && !sent_bye(&callee));
+    let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_failed"]);
+    assert_eq!(count(&events, "transfer_accepted"), 0, "{events:?}");
+    assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
+    proxy.assert_idle();
+}
+
+#[test]
+fn refused_refer_without_children_keeps_the_call_up() {
+    let proxy = TransferProxy::start(SEED_METAFLOWS);
+    let (caller, callee) =
+        proxy.call("transfer_uas_refer_403.xml", "transfer_uac_dial_hangup.xml");
+    assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
+    assert!(sent_bye(&caller), "the caller hangs up itself");
+    assert!(!got_bye(&caller), "the proxy must not hang up the caller");
+    assert!(got_bye(&callee), "the caller's BYE reaches the callee");
+    let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_failed"]);
+    assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
+}
+
+#[test]
+fn busy_target_fails_the_transfer_and_the_call_goes_on() {
+    let proxy = TransferProxy::start(SEED_METAFLOWS);
+    let (caller, callee) =
+        proxy.call("transfer_uas_notify_486.xml", "transfer_uac_dial_hangup.xml");
+    assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
+    assert_not_relayed(&caller);
+    assert!(sent_bye(&caller) && !got_bye(&caller), "only the caller's own BYE ends the call");
+    assert!(got_bye(&callee), "the caller's BYE reaches the callee");
+    let events = proxy.events_once_logged(&["transfer_accepted", "transfer_failed"]);
+    assert_eq!(count(&events, "transfer_notify"), 2, "{events:?}");
+    assert!(position(&events, "transfer_notify") < position(&events, "transfer_failed"));
+    assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
+    proxy.assert_idle();
+}
+
+#[test]
+fn takeback_before_the_final_notify_keeps_the_call_up() {
+    let proxy = TransferProxy::start(SEED_METAFLOWS);
+    let (caller, callee) = proxy.call("transfer_uas_takeback.xml", "transfer_uac_takeback.xml");
+    assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
+    assert_not_relayed(&caller);
+    assert!(sent_bye(&caller) && !got_bye(&caller), "the call must survive the late 200 sipfrag");
+    let events = proxy.events_once_logged(&["transfer_accepted", "transfer_withdrawn"]);
+    assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
+    assert!(position(&events, "transfer_accepted") < position(&events, "transfer_withdrawn"));
+    proxy.assert_idle();
+}
+
+#[test]
+fn fixed_target_of_a_numbers_code_is_referred() {
+    let metaflows = r#"{"numbers":{"5":{"module":"transfer","data":{"target":"2000"}}}}"#;
+    let proxy = TransferProxy::start(metaflows);
+    let (caller, callee) = proxy.call("transfer_uas_refer_2000.xml", "transfer_uac_dial_star5.xml");
+    assert_refer(&callee, "sip:2000@127.0.0.1", "sipp", true);
+    assert!(got_bye(&caller) && got_bye(&callee));
+    let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_succeeded"]);
+    assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
+    proxy.assert_idle();
+}
