@@ -18,3 +18,4 @@ pub mod metrics;
 pub mod modules;
 pub mod sdp;
 pub mod sip;
+pub mod store;

@@ -20,11 +20,9 @@ const SIPP_TIMEOUT_SECS: u32 = 20;
 const EVENT_WAIT: Duration = Duration::from_secs(3);
 
 /// The seed's pattern as Kazoo documents it (unanchored: acts after `digit_timeout`).
-const SEED_METAFLOWS: &str =
-    r#"{"binding_digit":"*","patterns":{"2(\\d+)":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
+const SEED_METAFLOWS: &str = r#"{"binding_digit":"*","patterns":{"2(\\d+)":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
 /// The same code, anchored.
-const ANCHORED_METAFLOWS: &str =
-    r#"{"binding_digit":"*","patterns":{"^2(\\d+)$":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
+const ANCHORED_METAFLOWS: &str = r#"{"binding_digit":"*","patterns":{"^2(\\d+)$":{"module":"transfer","data":{"takeback_dtmf":"*1"}}}}"#;
 
 /// A proxy started with `metaflows` (JSON text) as its `--metaflows` file.
 struct TransferProxy {
@@ -92,7 +90,7 @@ impl TransferProxy {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             let text = self.proxy.metrics();
-            let calls = metric_sum(&text, "metaflow_proxy_calls_active", &[]);
+            let calls = metric_sum(&text, "metaflow_proxy_active_calls", &[]);
             if calls == Some(0.0) {
                 return;
             }
@@ -231,12 +229,13 @@ fn seed_code_dialed_by_caller_transfers_after_the_digit_timeout() {
 
 #[test]
 fn code_dialed_by_callee_transfers_the_caller() {
-    let metaflows = r#"{"binding_digit":"*","listen_on":"both","patterns":{"2(\\d+)":{"module":"transfer"}}}"#;
+    let metaflows =
+        r#"{"binding_digit":"*","listen_on":"both","patterns":{"2(\\d+)":{"module":"transfer"}}}"#;
     let proxy = TransferProxy::start(metaflows);
     let (caller, callee) = proxy.call("transfer_uas_dial.xml", "transfer_uac_refer.xml");
     assert_refer(&caller, "sip:1234@127.0.0.1", "service", false);
     assert_not_relayed(&callee);
-    assert!(got_bye(callee.as_ref()), "the dialing callee must be hung up");
+    assert!(got_bye(&callee), "the dialing callee must be hung up");
     assert!(got_bye(&caller), "the transferee caller must be hung up");
     let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_succeeded"]);
     assert_eq!(count(&events, "transfer_notify"), 2, "{events:?}");
@@ -262,24 +261,29 @@ fn refused_refer_with_hangup_failure_child_ends_both_legs() {
 #[test]
 fn refused_refer_without_children_keeps_the_call_up() {
     let proxy = TransferProxy::start(SEED_METAFLOWS);
-    let (caller, callee) =
-        proxy.call("transfer_uas_refer_403.xml", "transfer_uac_dial_hangup.xml");
+    let (caller, callee) = proxy.call("transfer_uas_refer_403.xml", "transfer_uac_dial_hangup.xml");
     assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
     assert!(sent_bye(&caller), "the caller hangs up itself");
     assert!(!got_bye(&caller), "the proxy must not hang up the caller");
     assert!(got_bye(&callee), "the caller's BYE reaches the callee");
     let events = proxy.events_once_logged(&["transfer_refer_sent", "transfer_failed"]);
     assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
+    proxy.assert_idle();
 }
 
 #[test]
 fn busy_target_fails_the_transfer_and_the_call_goes_on() {
     let proxy = TransferProxy::start(SEED_METAFLOWS);
-    let (caller, callee) =
-        proxy.call("transfer_uas_notify_486.xml", "transfer_uac_dial_hangup.xml");
+    let (caller, callee) = proxy.call(
+        "transfer_uas_notify_486.xml",
+        "transfer_uac_dial_hangup.xml",
+    );
     assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
     assert_not_relayed(&caller);
-    assert!(sent_bye(&caller) && !got_bye(&caller), "only the caller's own BYE ends the call");
+    assert!(
+        sent_bye(&caller) && !got_bye(&caller),
+        "only the caller's own BYE ends the call"
+    );
     assert!(got_bye(&callee), "the caller's BYE reaches the callee");
     let events = proxy.events_once_logged(&["transfer_accepted", "transfer_failed"]);
     assert_eq!(count(&events, "transfer_notify"), 2, "{events:?}");
@@ -294,7 +298,11 @@ fn takeback_before_the_final_notify_keeps_the_call_up() {
     let (caller, callee) = proxy.call("transfer_uas_takeback.xml", "transfer_uac_takeback.xml");
     assert_refer(&callee, "sip:1234@127.0.0.1", "sipp", true);
     assert_not_relayed(&caller);
-    assert!(sent_bye(&caller) && !got_bye(&caller), "the call must survive the late 200 sipfrag");
+    assert!(
+        sent_bye(&caller) && !got_bye(&caller),
+        "the call must survive the late 200 sipfrag"
+    );
+    assert!(got_bye(&callee), "the caller's BYE reaches the callee");
     let events = proxy.events_once_logged(&["transfer_accepted", "transfer_withdrawn"]);
     assert_eq!(count(&events, "transfer_succeeded"), 0, "{events:?}");
     assert!(position(&events, "transfer_accepted") < position(&events, "transfer_withdrawn"));

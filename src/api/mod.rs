@@ -1,6 +1,7 @@
 //! HTTP API on `api-listen`: health checks and metrics here, Kazoo-style `/v2` routes beside them.
 
 mod health;
+pub mod v2;
 
 #[cfg(test)]
 mod tests;

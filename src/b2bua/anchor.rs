@@ -19,6 +19,81 @@ pub enum AnchorError {
     Media(#[from] MediaError),
 }
 
+/// What the SDPs of a call declared, kept for the relay's decoders and the recorder.
+#[derive(Debug, Default)]
+pub struct SdpState {
+    /// Telephone-event payload types per stream and leg.
+    pub event_pts: EventPts,
+    /// Audio codecs of each leg's first audio stream.
+    pub codecs: crate::modules::record::LegCodecs,
+}
+
+/// The telephone-event payload type (and clock) each leg's latest SDP declared, per stream.
+///
+/// A sender uses the payload type numbers of the SDP that describes what the *receiver* takes
+/// (RFC 3264 §5.1), so events from the a-leg are decoded with the b-leg's declaration; the
+/// sender's own declaration stands in until the receiver's SDP is known. Once both sides have
+/// spoken, telephone-event counts only if both declared it (an answer cannot add a format the
+/// offer lacked), so events on a payload type one side never agreed to are never digits.
+#[derive(Debug, Default)]
+pub struct EventPts {
+    /// Per stream, per leg (a, b): `None` until that leg's SDP was seen, then its declaration.
+    per_stream: Vec<[Option<EventPt>; 2]>,
+}
+
+/// A telephone-event payload type and clock rate, if declared.
+type EventPt = Option<(u8, u32)>;
+
+/// The telephone-event config for packets sent by a leg that declared `sender` to a leg that
+/// declared `receiver` (outer `None`: that SDP not seen yet).
+fn negotiated(sender: Option<EventPt>, receiver: Option<EventPt>) -> EventPt {
+    match (sender, receiver) {
+        (Some(Some(_)), Some(Some(r))) => Some(r),
+        (Some(_), Some(_)) => None,
+        (Some(s), None) => s,
+        (None, Some(r)) => r,
+        (None, None) => None,
+    }
+}
+
+impl EventPts {
+    /// Records what `leg` declared for stream `index`; returns the config for packets sent by
+    /// the a-leg and by the b-leg.
+    fn declare(&mut self, index: usize, leg: Leg, te: Option<(u8, u32)>) -> (EventPt, EventPt) {
+        if self.per_stream.len() <= index {
+            self.per_stream.resize(index + 1, [None, None]);
+        }
+        let Some(slot) = self.per_stream.get_mut(index) else {
+            return (te, te);
+        };
+        match leg {
+            Leg::A => slot[0] = Some(te),
+            Leg::B => slot[1] = Some(te),
+        }
+        let [a, b] = *slot;
+        (negotiated(a, b), negotiated(b, a))
+    }
+}
+
+impl super::B2bua {
+    /// Anchors an SDP of leg `from` of an existing call (see [`anchor_sdp`]).
+    pub(super) fn anchor(
+        &mut self,
+        media: &mut dyn MediaControl,
+        key: CallKey,
+        from: Leg,
+        body: &[u8],
+    ) -> Result<Vec<u8>, AnchorError> {
+        let media_ip = self.cfg.media_ip;
+        let mut detached = SdpState::default();
+        let state = match self.calls.get_mut(&key) {
+            Some(call) => &mut call.sdp_state,
+            None => &mut detached,
+        };
+        anchor_sdp(media, media_ip, key, from, body, state)
+    }
+}
+
 /// Anchors the SDP `body` sent by leg `from` for call `call`, returning the body to send to
 /// the other leg, whose media will then flow through `media_ip`.
 pub fn anchor_sdp(
@@ -27,8 +102,11 @@ pub fn anchor_sdp(
     call: CallKey,
     from: Leg,
     body: &[u8],
+    state: &mut SdpState,
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
+    super::recording::remember_codecs(&mut state.codecs, from, &sdp);
+    let event_pts = &mut state.event_pts;
     let mut anchors = Vec::with_capacity(sdp.media().len());
     for (index, m) in sdp.media().iter().enumerate() {
         if m.port == 0 {
@@ -52,14 +130,10 @@ pub fn anchor_sdp(
                 SocketAddr::new(rtcp_addr, rtcp_port),
             );
         }
-        media.configure_inspector(
-            call,
-            index,
-            from,
-            InspectorConfig {
-                event_payload_type: m.telephone_event(),
-            },
-        );
+        let (from_a, from_b) = event_pts.declare(index, from, m.telephone_event());
+        for (leg, event_payload_type) in [(Leg::A, from_a), (Leg::B, from_b)] {
+            media.configure_inspector(call, index, leg, InspectorConfig { event_payload_type });
+        }
         let towards = match from {
             Leg::A => ports.b,
             Leg::B => ports.a,

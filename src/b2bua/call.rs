@@ -82,11 +82,25 @@ pub struct Call {
     pub answered: Option<Instant>,
     /// Whether media ports were allocated (released at the end).
     pub has_media: bool,
+    /// What each leg's SDP declared (telephone-event payload types, codecs).
+    pub sdp_state: super::anchor::SdpState,
+    /// Whether a recording of the call is running.
+    pub recording: bool,
+    /// The transfer started on this call, if any.
+    pub transfer: Option<super::transfer::ActiveTransfer>,
     /// One digit collector per metaflow that applies to the call.
     pub collectors: Vec<super::codes::CallCollector>,
 }
 
 impl Call {
+    /// The dialog of `leg`.
+    pub fn dialog(&self, leg: Leg) -> &Dialog {
+        match leg {
+            Leg::A => &self.a,
+            Leg::B => &self.b,
+        }
+    }
+
     /// The dialog of `leg`, mutably.
     pub fn dialog_mut(&mut self, leg: Leg) -> &mut Dialog {
         match leg {

@@ -36,6 +36,72 @@ impl DigitSource {
 pub trait MetaflowResolver: Send {
     /// The metaflows for the call set up by `invite`, each with the leg that owns it ("self").
     fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow>;
+
+    /// The account the call belongs to (for the API's channel list).
+    fn account_of(&self, _invite: &SipMessage) -> Option<String> {
+        None
+    }
+}
+
+/// The user and host of a SIP URI inside a header value or Request-URI.
+fn user_host(value: &str) -> Option<(String, String)> {
+    let uri = match crate::sip::NameAddr::parse(value) {
+        Ok(na) => na.uri,
+        Err(_) => value.to_string(),
+    };
+    let uri = crate::sip::SipUri::parse(&uri).ok()?;
+    Some((uri.user.unwrap_or_default(), uri.host))
+}
+
+/// Metaflows from the API's store: the caller's device, else its owner, else a callflow the
+/// dialed number selects, else the caller's account (all owned by the a-leg); plus the callee's
+/// device or user metaflow (owned by the b-leg). Account-level metaflows belong to the a-leg
+/// only, so that `self`/`peer` keep their meaning.
+pub struct DirectoryMetaflows(pub crate::store::MetaflowDirectory);
+
+impl MetaflowResolver for DirectoryMetaflows {
+    fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow> {
+        let mut out = Vec::new();
+        let caller = invite.header("From").and_then(user_host);
+        let callee = invite.request_uri().and_then(user_host);
+        let mut caller_flows = caller
+            .as_ref()
+            .and_then(|(user, host)| self.0.for_leg(user, host));
+        if caller_flows
+            .as_ref()
+            .is_none_or(|(_, scope)| scope == "account")
+            && let (Some((_, host)), Some((dialed, _))) = (&caller, &callee)
+        {
+            let account = self.0.account_for_host(host);
+            if let Some(flows) = self.0.for_dialed(&account, dialed) {
+                caller_flows = Some((flows, "callflow".into()));
+            }
+        }
+        if let Some((flows, scope)) = caller_flows {
+            out.push(CallMetaflow {
+                flows,
+                owner: Leg::A,
+                scope,
+            });
+        }
+        if let Some((flows, scope)) = callee
+            .as_ref()
+            .and_then(|(user, host)| self.0.for_leg(user, host))
+            .filter(|(_, scope)| scope != "account")
+        {
+            out.push(CallMetaflow {
+                flows,
+                owner: Leg::B,
+                scope,
+            });
+        }
+        out
+    }
+
+    fn account_of(&self, invite: &SipMessage) -> Option<String> {
+        let (_, host) = invite.header("From").and_then(user_host)?;
+        Some(self.0.account_for_host(&host))
+    }
 }
 
 /// One metaflow attached to a call.
@@ -113,6 +179,7 @@ impl B2bua {
         for (owner, decisions) in decided {
             self.apply_decisions(key, owner, decisions, now, media);
         }
+        self.transfer_digit(key, leg, digit, now, media);
         self.schedule_collectors(key);
     }
 
@@ -204,6 +271,41 @@ impl B2bua {
         }
     }
 
+    /// Runs a node on a call as if its code had been dialed (the API's channel action). The
+    /// dialing leg is `data.dtmf_leg` (`"a"` or `"b"`), the a-leg by default.
+    pub fn run_node_by_api(
+        &mut self,
+        call_id: &str,
+        node: &Value,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(&(key, _)) = self.by_call_id.get(call_id) else {
+            return;
+        };
+        let wrapper = json!({ "numbers": { "0": node } });
+        let flows = match crate::modules::validate_metaflows(&wrapper) {
+            Ok(flows) => flows,
+            Err(errors) => {
+                tracing::warn!(call_id, ?errors, "API metaflow node refused");
+                return;
+            }
+        };
+        let Some((_, node)) = flows.numbers.into_iter().next() else {
+            return;
+        };
+        let leg = match node.data.get("dtmf_leg").and_then(Value::as_str) {
+            Some("b") => Leg::B,
+            _ => Leg::A,
+        };
+        let mut data = node.data.clone();
+        data.entry("captures").or_insert_with(|| json!([]));
+        data.insert("collected".into(), json!(""));
+        data.insert("dtmf_leg".into(), json!(leg.as_str()));
+        let run = ModuleRun { leg, node, data };
+        self.run_module(key, run, now, media);
+    }
+
     /// Runs one module node on a call; modules that finish at once continue with the child
     /// their outcome selects.
     pub fn run_module(
@@ -231,6 +333,8 @@ impl B2bua {
                 self.terminate_call(key, Outcome::Answered, "metaflow hangup", now, media);
                 return;
             }
+            "transfer" => return self.start_transfer(key, run, now, media),
+            "record_call" => return self.run_record(key, run, now, media),
             other => {
                 tracing::warn!(call_id = %call_id, module = other, "module not available");
                 "failure"

@@ -27,6 +27,8 @@ pub struct CoreConfig {
     pub local: SocketAddr,
     /// The PBX new calls go to; None makes every new call fail with 503.
     pub upstream: Option<SocketAddr>,
+    /// Host part used in `Refer-To` of blind transfers (the PBX's host as configured).
+    pub upstream_host: String,
     /// The address written into anchored SDP.
     pub media_ip: IpAddr,
     /// SIP timer values.
@@ -36,7 +38,7 @@ pub struct CoreConfig {
 }
 
 /// Something the shell must do for the core.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     /// Send bytes to a peer.
     Send {
@@ -53,6 +55,22 @@ pub enum Action {
         call_id: String,
         /// Extra fields.
         fields: Map<String, Value>,
+    },
+    /// Start recording a call: the shell starts a recorder and taps the call's relay into it.
+    StartRecording {
+        /// The call.
+        call: CallKey,
+        /// What the recording describes.
+        info: Box<crate::modules::record::RecordingInfo>,
+        /// When it stops by itself.
+        time_limit: std::time::Duration,
+    },
+    /// Stop a call's recording and finish its file.
+    StopRecording {
+        /// The call.
+        call: CallKey,
+        /// Why.
+        reason: crate::modules::record::StopReason,
     },
 }
 

@@ -9,7 +9,6 @@ use crate::sip::transaction::{ResponseVerdict, ServerTx};
 use crate::sip::transport::Peer;
 use crate::sip::{Method, SipMessage};
 
-use super::anchor::anchor_sdp;
 use super::call::{CallState, Outcome, PendingAck, other};
 use super::core::tx_kind;
 use super::entries::{ClientEntry, Purpose, ServerEntry, server_key};
@@ -40,6 +39,13 @@ impl B2bua {
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        if method == Method::Notify && self.is_transfer_notify(key, leg, &msg) {
+            // Answered here before anything it triggers (a BYE on success) goes out.
+            let ok = SipMessage::response_to(&msg, 200, "OK");
+            self.answer_out_of_dialog(from, &msg, ok, now);
+            self.consume_transfer_notify(key, &msg, now, media);
+            return;
+        }
         let Some(skey) = server_key(&msg) else { return };
         let mut entry = ServerEntry {
             tx: ServerTx::new(tx_kind(&msg), from.transport.is_reliable()),
@@ -58,7 +64,7 @@ impl B2bua {
         self.servers.insert(skey.clone(), entry);
 
         let body = if has_sdp(&msg) {
-            anchor_sdp(media, self.cfg.media_ip, key, leg, &msg.body)
+            self.anchor(media, key, leg, &msg.body)
                 .unwrap_or_else(|_| msg.body.to_vec())
         } else {
             msg.body.to_vec()
@@ -155,6 +161,11 @@ impl B2bua {
             Purpose::Own => {
                 tracing::debug!(code, method = method.as_str(), "response to own request");
             }
+            Purpose::Refer => {
+                if let Some((key, _)) = call {
+                    self.on_refer_response(key, code, now, media);
+                }
+            }
             Purpose::Proxied { server_key } => {
                 let mut out = resp;
                 super::headers::pop_top_via(&mut out);
@@ -183,7 +194,7 @@ impl B2bua {
         };
         let method = resp.cseq().map(|(_, m)| m);
         if has_sdp(&resp)
-            && let Ok(body) = anchor_sdp(media, self.cfg.media_ip, key, resp_leg, &resp.body)
+            && let Ok(body) = self.anchor(media, key, resp_leg, &resp.body)
         {
             out.body = body.into();
         }
@@ -239,6 +250,11 @@ impl B2bua {
                     && let Some((key, _)) = entry.call
                 {
                     self.end_call(key, Outcome::Answered, media);
+                }
+            }
+            Purpose::Refer => {
+                if let Some((key, _)) = entry.call {
+                    self.on_refer_timeout(key, now, media);
                 }
             }
             Purpose::Own | Purpose::Proxied { .. } => {}

@@ -112,6 +112,9 @@ impl B2bua {
             pending_acks: Vec::new(),
             answered: None,
             has_media: false,
+            sdp_state: Default::default(),
+            recording: false,
+            transfer: None,
             collectors: self
                 .resolver
                 .resolve(&msg)
@@ -121,7 +124,14 @@ impl B2bua {
         };
         let body = if has_sdp(&msg) {
             call.has_media = true;
-            match anchor_sdp(media, self.cfg.media_ip, key, Leg::A, &msg.body) {
+            match anchor_sdp(
+                media,
+                self.cfg.media_ip,
+                key,
+                Leg::A,
+                &msg.body,
+                &mut call.sdp_state,
+            ) {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::warn!(call_id = %call.a.call_id, error = %err, "cannot anchor offer");
@@ -151,6 +161,9 @@ impl B2bua {
         fields.insert("to".into(), Value::String(call.a.local_uri.clone()));
         fields.insert("b_call_id".into(), Value::String(call.b.call_id.clone()));
         fields.insert("source".into(), Value::String(from.to_string()));
+        if let Some(account) = self.resolver.account_of(&msg) {
+            fields.insert("account_id".into(), Value::String(account));
+        }
         self.by_call_id
             .insert(call.a.call_id.clone(), (key, Leg::A));
         self.by_call_id
@@ -273,7 +286,7 @@ impl B2bua {
         };
         add_to_tag(&mut out, &a_tag);
         if has_sdp(&resp) {
-            match anchor_sdp(media, self.cfg.media_ip, key, Leg::B, &resp.body) {
+            match self.anchor(media, key, Leg::B, &resp.body) {
                 Ok(body) => out.body = body.into(),
                 Err(err) => {
                     tracing::warn!(call_id = %call_id, error = %err, "cannot anchor answer");
@@ -460,7 +473,7 @@ impl B2bua {
             self.schedule_server(&pending.server_key);
         }
         let body = if has_sdp(&msg) {
-            match anchor_sdp(media, self.cfg.media_ip, key, leg, &msg.body) {
+            match self.anchor(media, key, leg, &msg.body) {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::warn!(call_id = %call_id, error = %err, "cannot anchor ACK SDP");

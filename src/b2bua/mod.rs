@@ -16,14 +16,19 @@ mod entries;
 mod headers;
 mod indialog;
 mod invite;
+mod recording;
+pub mod registry;
 pub mod shell;
 mod teardown;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod transfer;
 
 pub use self::call::{CallState, Outcome};
-pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};
+pub use self::codes::{
+    CallMetaflow, DigitSource, DirectoryMetaflows, MetaflowResolver, StaticMetaflows,
+};
 pub use self::core::{Action, B2bua, CoreConfig};
 pub use crate::media::CallKey;
 pub use crate::metaflow::Leg;

@@ -94,6 +94,7 @@ impl B2bua {
         self.by_call_id.remove(&call.a.call_id);
         self.by_call_id.remove(&call.b.call_id);
         media.release_call(key);
+        self.stop_recording_at_end(key, call.recording);
         let outcome = if call.answered.is_some() && outcome != Outcome::MediaTimeout {
             Outcome::Answered
         } else {

@@ -67,6 +67,7 @@ impl MediaControl for FakeMedia {
         self.inspectors
             .push((call, index, from, cfg.event_payload_type));
     }
+    fn set_recorder(&mut self, _call: CallKey, _tap: Option<crate::modules::record::RecorderTap>) {}
     fn arm_timeout(&mut self, call: CallKey) {
         self.armed.push(call);
     }
@@ -98,6 +99,7 @@ impl Harness {
         let cfg = CoreConfig {
             local: addr(PROXY),
             upstream: Some(addr(PBX)),
+            upstream_host: "127.0.0.1".into(),
             media_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
             timers: Timers::default(),
             max_calls: 100,
@@ -133,7 +135,7 @@ impl Harness {
             .into_iter()
             .filter_map(|a| match a {
                 Action::Send { to, data } => Some((to.addr, SipMessage::parse(&data).unwrap())),
-                Action::Event { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -249,11 +251,11 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
             .remotes
             .contains(&(1, 0, Leg::B, addr("10.0.0.9:7000")))
     );
-    assert!(
-        h.media
-            .inspectors
-            .contains(&(1, 0, Leg::B, Some((96, 8000))))
-    );
+    // Each direction is decoded with the receiver's declaration (RFC 3264 §5.1).
+    assert!(h.media.inspectors.ends_with(&[
+        (1, 0, Leg::A, Some((96, 8000))),
+        (1, 0, Leg::B, Some((101, 8000))),
+    ]));
     assert_eq!(h.media.armed, vec![1]);
     assert!(ok.header("Contact").unwrap().contains("127.0.0.1:5060"));
 

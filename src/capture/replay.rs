@@ -23,12 +23,15 @@ pub struct ReplayDecision {
     pub decision: Decision,
 }
 
+/// A stream, its sending leg, and its digits with their capture times (µs).
+type StreamDigits = (StreamId, Leg, Vec<(u64, char)>);
+
 /// Feeds every stream's digits (in capture time) to its own collector. The stream's sender is
 /// the leg (a-leg when the capture has no SIP to tell); the metaflow is owned by the a-leg, as an
 /// account-level metaflow is.
 pub fn replay(report: &AnalyzeReport, flows: &Arc<Metaflows>) -> Vec<ReplayDecision> {
     let base = Instant::now();
-    let mut per_stream: BTreeMap<String, (StreamId, Leg, Vec<(u64, char)>)> = BTreeMap::new();
+    let mut per_stream: BTreeMap<String, StreamDigits> = BTreeMap::new();
     for d in report.digits() {
         let leg = match d.sender_leg {
             Some(sdp_scan::Leg::B) => Leg::B,
@@ -36,7 +39,7 @@ pub fn replay(report: &AnalyzeReport, flows: &Arc<Metaflows>) -> Vec<ReplayDecis
         };
         per_stream
             .entry(d.stream.to_string())
-            .or_insert_with(|| (d.stream.clone(), leg, Vec::new()))
+            .or_insert_with(|| (d.stream, leg, Vec::new()))
             .2
             .push((d.at_us, d.digit));
     }
@@ -48,7 +51,7 @@ pub fn replay(report: &AnalyzeReport, flows: &Arc<Metaflows>) -> Vec<ReplayDecis
         let mut push = |at: Instant, decisions: Vec<Decision>| {
             for decision in decisions {
                 out.push(ReplayDecision {
-                    stream: stream.clone(),
+                    stream,
                     time_s: to_s(at),
                     decision,
                 });

@@ -4,9 +4,11 @@
 
 mod decoder;
 mod event;
+mod inspector;
 mod rtp;
 pub mod sip_info;
 
 pub use decoder::{DtmfDecoder, EVENT_TIMEOUT_US, REPRESS_GAP_US};
 pub use event::{DtmfEvent, EventConfig, TelephoneEvent, event_digit};
+pub use inspector::DtmfInspector;
 pub use rtp::{RtpError, RtpView, is_rtcp};

@@ -15,7 +15,8 @@ use crate::media::activity::CallActivity;
 use crate::media::config::{MediaConfig, MediaError};
 use crate::media::inspect::{InspectorConfig, InspectorFactory};
 use crate::media::ports::{PortPair, PortPool};
-use crate::media::relay::{Control, RelayContext, StreamSockets, run_stream};
+use crate::media::relay::{Control, RelayContext, run_stream};
+use crate::media::sockets::StreamSockets;
 use crate::media::stats::MediaStats;
 use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
 use crate::metaflow::Leg;
@@ -121,6 +122,19 @@ impl MediaEngine {
         }
     }
 
+    /// Sends an instruction built by `msg` to every stream of `call`.
+    fn send_to_streams(&self, call: CallKey, msg: impl Fn() -> Control) {
+        let Some(call_media) = self.calls.get(&call) else {
+            debug!(call, "no media for call");
+            return;
+        };
+        for (index, stream) in &call_media.streams {
+            if stream.control.send(msg()).is_err() {
+                debug!(call, index, "media relay of stream already stopped");
+            }
+        }
+    }
+
     fn publish_ports(&self) {
         self.stats.set_ports_in_use(self.pool.ports_in_use());
     }
@@ -203,6 +217,21 @@ impl MediaControl for MediaEngine {
         cfg: InspectorConfig,
     ) {
         self.send_control(call, index, Control::ConfigureInspector { from, cfg });
+    }
+
+    fn discard_held(&mut self, call: CallKey, leg: Leg) {
+        self.send_to_streams(call, || Control::DiscardHeld { leg });
+    }
+
+    fn release_held(&mut self, call: CallKey, leg: Leg, digits: &str) {
+        self.send_to_streams(call, || Control::ReleaseHeld {
+            leg,
+            digits: digits.to_owned(),
+        });
+    }
+
+    fn set_recorder(&mut self, call: CallKey, tap: Option<crate::modules::record::RecorderTap>) {
+        self.send_to_streams(call, || Control::SetRecorder(tap.clone()));
     }
 
     fn arm_timeout(&mut self, call: CallKey) {

@@ -6,15 +6,21 @@ use crate::media::CallKey;
 use crate::metaflow::Leg;
 
 /// Looks at every RTP packet of one stream in both directions, without copying it, and may stop
-/// it from being forwarded. It sees packets from the latched source of each leg only, before the
-/// destination check, and never RTCP. One instance per stream, owned by that stream's relay
-/// task, so it needs no locking.
+/// it from being forwarded or rewrite its header in place (DTMF suppression renumbers the
+/// sequence so that the receiver sees no gap where events were withheld). It sees packets from
+/// the latched source of each leg only, before the destination check, and never RTCP. One
+/// instance per stream, owned by that stream's relay task, so it needs no locking.
+///
+/// It may also produce packets of its own (late delivery of withheld digits): the relay asks
+/// [`PacketInspector::next_injection_us`] when to wake up and then drains
+/// [`PacketInspector::take_injection`], sending each packet towards the other leg.
 pub trait PacketInspector: Send + 'static {
-    /// `from` = the leg that sent the packet. Return whether to forward it.
+    /// `from` = the leg that sent the packet. Return whether to forward it. The packet may be
+    /// modified in place; it is then forwarded as modified.
     fn inspect(
         &mut self,
         from: Leg,
-        packet: &[u8],
+        packet: &mut [u8],
         now_us: u64,
         out: &mut dyn FnMut(InspectorEvent),
     ) -> Verdict;
@@ -23,6 +29,38 @@ pub trait PacketInspector: Send + 'static {
     fn on_tick(&mut self, now_us: u64, out: &mut dyn FnMut(InspectorEvent));
     /// Applies what the SDP of the sending leg negotiated (e.g. telephone-event PT and clock).
     fn configure(&mut self, from: Leg, cfg: InspectorConfig);
+    /// The digits withheld from `from` formed a code: forget them and stop withholding. An
+    /// inspector that never withholds ignores it.
+    fn discard_held(&mut self, from: Leg) {
+        let _ = from;
+    }
+    /// The digits withheld from `from` were not a code: stop withholding and deliver `digits`
+    /// (in press order) to the other leg as packets of the inspector's own, from `now_us` on.
+    /// An inspector that cannot synthesize packets ignores it.
+    fn release_held(&mut self, from: Leg, digits: &str, now_us: u64) {
+        let _ = (from, digits, now_us);
+    }
+    /// When (engine clock, microseconds) the next synthesized packet is due, if one is pending.
+    fn next_injection_us(&self) -> Option<u64> {
+        None
+    }
+    /// Writes the next synthesized packet due at `now_us` into `buf` and says which leg it
+    /// speaks for; `None` when nothing is due (or `buf` is too small).
+    fn take_injection(&mut self, now_us: u64, buf: &mut [u8]) -> Option<Injection> {
+        let _ = (now_us, buf);
+        None
+    }
+}
+
+/// A packet an inspector synthesized, ready in the buffer passed to
+/// [`PacketInspector::take_injection`]: the relay sends it towards the other leg of `from`, from
+/// the socket that leg receives `from`'s media on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// The leg whose stream the packet continues (its SSRC and sequence space).
+    pub from: Leg,
+    /// Length of the packet at the start of the buffer.
+    pub len: usize,
 }
 
 /// What the relay should do with an inspected packet.
@@ -39,6 +77,9 @@ pub enum Verdict {
 pub struct InspectorConfig {
     /// RTP payload type and clock rate of `telephone-event`, when the leg offered it.
     pub event_payload_type: Option<(u8, u32)>,
+    /// Suppression mode (metaflow `suppress_dtmf`): the binding digit whose press from this leg
+    /// starts withholding its telephone-events from the other leg; `None` never withholds.
+    pub suppress_binding: Option<char>,
 }
 
 /// Something an inspector noticed, passed on to the application through `MediaEvent::Inspector`.

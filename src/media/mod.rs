@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod latch;
 pub mod ports;
 mod relay;
+mod sockets;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -21,7 +22,9 @@ use crate::metaflow::Leg;
 
 pub use config::{MediaConfig, MediaError};
 pub use engine::MediaEngine;
-pub use inspect::{InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict};
+pub use inspect::{
+    Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
+};
 pub use ports::PortPair;
 pub use stats::MediaStats;
 
@@ -73,8 +76,19 @@ pub trait MediaControl {
     );
     /// Passes the inspector its settings for packets sent by `from`.
     fn configure_inspector(&mut self, call: CallKey, index: usize, from: Leg, cfg: InspectorConfig);
+    /// Suppression mode: the code `leg` dialed matched. Every stream of `call` forgets the
+    /// telephone-events it withheld from `leg` since the binding digit and stops withholding.
+    fn discard_held(&mut self, call: CallKey, leg: Leg);
+    /// Suppression mode: what `leg` dialed was not a code. Every stream of `call` stops
+    /// withholding `leg`'s telephone-events, and each stream that carries telephone-events
+    /// delivers `digits` (binding digit first) to the other leg as RFC 4733 events of `leg`'s
+    /// stream.
+    fn release_held(&mut self, call: CallKey, leg: Leg, digits: &str);
     /// Starts the media timeout of `call` (once it is answered).
     fn arm_timeout(&mut self, call: CallKey);
+    /// Copies every packet of the call's streams (both legs, RTP and RTCP) to `tap`, or stops
+    /// copying (`None`). The copy leaves the relay through the tap's bounded queue.
+    fn set_recorder(&mut self, call: CallKey, tap: Option<crate::modules::record::RecorderTap>);
     /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
     /// UDP ports currently held (four per stream: RTP and RTCP for each leg).

@@ -1,33 +1,39 @@
 //! The per-stream relay task: owns the four sockets of one media stream and moves packets
 //! between them.
 //!
-//! The task waits on the readiness of its four sockets, its control channel and a periodic tick.
-//! A ready socket is drained in bounded bursts into one receive buffer allocated when the task
-//! starts, so the per-packet path allocates nothing, takes no lock and logs at trace level only.
+//! The task waits on the readiness of its four sockets, its control channel, a periodic tick and
+//! (while the inspector has synthesized packets pending) an injection timer. A ready socket is
+//! drained in bounded bursts into one receive buffer allocated when the task starts, so the
+//! per-packet path allocates nothing, takes no lock and logs at trace level only.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, trace};
 
 use crate::media::activity::CallActivity;
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
-use crate::media::latch::{Latch, LatchDecision};
+use crate::media::latch::LatchDecision;
+use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
 use crate::media::stats::{Direction, DropReason, LocalCounters, MediaStats, PacketKind};
 use crate::media::{CallKey, MediaEvent};
 use crate::metaflow::Leg;
+use crate::modules::record::{PacketKind as RecordedKind, RecorderTap};
 
 /// How often a relay task publishes counters and activity and runs timeouts.
 const TICK: Duration = Duration::from_millis(100);
 /// Largest datagram relayed intact; RTP and RTCP stay far below it.
 const RECV_BUFFER_LEN: usize = 8192;
+/// Largest packet an inspector may synthesize (an RTP header plus a telephone-event is 16).
+const INJECTION_BUFFER_LEN: usize = 64;
 /// Packets taken from one socket before the task looks at its other sockets again.
 const BURST: usize = 64;
+/// Where the idle injection timer points: far enough never to fire.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Instructions from the engine to a running relay task.
 #[derive(Debug)]
@@ -40,20 +46,12 @@ pub(crate) enum Control {
     },
     /// The inspector's settings for packets sent by `from`.
     ConfigureInspector { from: Leg, cfg: InspectorConfig },
-}
-
-/// The four bound, non-blocking sockets of a stream, still in their std form so that they can
-/// be created from synchronous code and registered with the reactor inside the task.
-#[derive(Debug)]
-pub(crate) struct StreamSockets {
-    /// RTP socket advertised to the a-leg.
-    pub a_rtp: std::net::UdpSocket,
-    /// RTCP socket advertised to the a-leg.
-    pub a_rtcp: std::net::UdpSocket,
-    /// RTP socket advertised to the b-leg.
-    pub b_rtp: std::net::UdpSocket,
-    /// RTCP socket advertised to the b-leg.
-    pub b_rtcp: std::net::UdpSocket,
+    /// The events withheld from `leg` were a code: forget them.
+    DiscardHeld { leg: Leg },
+    /// The events withheld from `leg` were no code: deliver `digits` to the other leg.
+    ReleaseHeld { leg: Leg, digits: String },
+    /// Copy every packet of both legs to a recorder (or stop copying).
+    SetRecorder(Option<RecorderTap>),
 }
 
 /// Everything a relay task needs besides its sockets and control channel.
@@ -74,89 +72,6 @@ pub(crate) struct RelayContext {
     pub clock: Instant,
     /// Zero disables the media timeout.
     pub media_timeout: Duration,
-}
-
-/// Which of the four sockets a packet arrived on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Port {
-    ARtp,
-    ARtcp,
-    BRtp,
-    BRtcp,
-}
-
-impl Port {
-    /// The leg that sends to this socket.
-    fn sender(self) -> Leg {
-        match self {
-            Port::ARtp | Port::ARtcp => Leg::A,
-            Port::BRtp | Port::BRtcp => Leg::B,
-        }
-    }
-
-    fn kind(self) -> PacketKind {
-        match self {
-            Port::ARtp | Port::BRtp => PacketKind::Rtp,
-            Port::ARtcp | Port::BRtcp => PacketKind::Rtcp,
-        }
-    }
-
-    /// The socket that relays this socket's packets towards the other leg.
-    fn peer(self) -> Port {
-        match self {
-            Port::ARtp => Port::BRtp,
-            Port::ARtcp => Port::BRtcp,
-            Port::BRtp => Port::ARtp,
-            Port::BRtcp => Port::ARtcp,
-        }
-    }
-}
-
-struct AsyncSockets {
-    a_rtp: UdpSocket,
-    a_rtcp: UdpSocket,
-    b_rtp: UdpSocket,
-    b_rtcp: UdpSocket,
-}
-
-impl AsyncSockets {
-    fn register(sockets: StreamSockets) -> io::Result<Self> {
-        Ok(Self {
-            a_rtp: UdpSocket::from_std(sockets.a_rtp)?,
-            a_rtcp: UdpSocket::from_std(sockets.a_rtcp)?,
-            b_rtp: UdpSocket::from_std(sockets.b_rtp)?,
-            b_rtcp: UdpSocket::from_std(sockets.b_rtcp)?,
-        })
-    }
-
-    fn get(&self, port: Port) -> &UdpSocket {
-        match port {
-            Port::ARtp => &self.a_rtp,
-            Port::ARtcp => &self.a_rtcp,
-            Port::BRtp => &self.b_rtp,
-            Port::BRtcp => &self.b_rtcp,
-        }
-    }
-}
-
-/// Latches of both legs' RTP and RTCP flows.
-#[derive(Default)]
-struct StreamLatches {
-    a_rtp: Latch,
-    a_rtcp: Latch,
-    b_rtp: Latch,
-    b_rtcp: Latch,
-}
-
-impl StreamLatches {
-    fn get_mut(&mut self, leg: Leg, kind: PacketKind) -> &mut Latch {
-        match (leg, kind) {
-            (Leg::A, PacketKind::Rtp) => &mut self.a_rtp,
-            (Leg::A, PacketKind::Rtcp) => &mut self.a_rtcp,
-            (Leg::B, PacketKind::Rtp) => &mut self.b_rtp,
-            (Leg::B, PacketKind::Rtcp) => &mut self.b_rtcp,
-        }
-    }
 }
 
 /// Decrements the active-stream gauge however the task ends.
@@ -190,10 +105,25 @@ pub(crate) async fn run_stream(
         latches: StreamLatches::default(),
         counters: LocalCounters::default(),
         saw_rtp: false,
+        recorder: None,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let injection_timer = tokio::time::sleep(NEVER);
+    tokio::pin!(injection_timer);
+    let mut injection_armed: Option<u64> = None;
     loop {
+        let due = relay.injection_due();
+        if due != injection_armed {
+            if let Some(due_us) = due {
+                let clock = relay.ctx.clock;
+                let at = clock
+                    .checked_add(Duration::from_micros(due_us))
+                    .unwrap_or(clock);
+                injection_timer.as_mut().reset(at.into());
+            }
+            injection_armed = due;
+        }
         let ready = tokio::select! {
             msg = control.recv() => match msg {
                 Some(msg) => {
@@ -204,6 +134,10 @@ pub(crate) async fn run_stream(
             },
             _ = tick.tick() => {
                 relay.on_tick();
+                continue;
+            }
+            () = &mut injection_timer, if injection_armed.is_some() => {
+                relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
                 continue;
             }
             ready = sockets.a_rtp.readable() => ready.map(|()| Port::ARtp),
@@ -240,6 +174,8 @@ struct Relay {
     counters: LocalCounters,
     /// Whether RTP arrived since the last tick.
     saw_rtp: bool,
+    /// Where copies of the packets go while the call is recorded.
+    recorder: Option<RecorderTap>,
 }
 
 impl Relay {
@@ -258,6 +194,18 @@ impl Relay {
                     inspector.configure(from, cfg);
                 }
             }
+            Control::DiscardHeld { leg } => {
+                if let Some(inspector) = self.ctx.inspector.as_mut() {
+                    inspector.discard_held(leg);
+                }
+            }
+            Control::ReleaseHeld { leg, digits } => {
+                let now_us = micros_since(self.ctx.clock);
+                if let Some(inspector) = self.ctx.inspector.as_mut() {
+                    inspector.release_held(leg, &digits, now_us);
+                }
+            }
+            Control::SetRecorder(tap) => self.recorder = tap,
         }
     }
 
@@ -267,7 +215,7 @@ impl Relay {
         for _ in 0..BURST {
             match socket.try_recv_from(buf) {
                 Ok((len, source)) => {
-                    if let Some(packet) = buf.get(..len) {
+                    if let Some(packet) = buf.get_mut(..len) {
                         self.relay_packet(sockets, port, source, packet);
                     }
                 }
@@ -282,7 +230,7 @@ impl Relay {
         sockets: &AsyncSockets,
         port: Port,
         source: SocketAddr,
-        packet: &[u8],
+        packet: &mut [u8],
     ) {
         let from = port.sender();
         let kind = port.kind();
@@ -290,6 +238,21 @@ impl Relay {
             trace!(%source, "media from unlatched source dropped");
             self.counters.dropped(DropReason::UnlatchedSource);
             return;
+        }
+        if let Some(tap) = self.recorder.as_ref() {
+            let recorded = match kind {
+                PacketKind::Rtp => RecordedKind::Rtp,
+                PacketKind::Rtcp => RecordedKind::Rtcp,
+            };
+            let local = sockets.local_addr(port);
+            tap.offer(
+                from,
+                recorded,
+                source,
+                local,
+                packet,
+                micros_since(self.ctx.clock),
+            );
         }
         if kind == PacketKind::Rtp {
             self.saw_rtp = true;
@@ -304,20 +267,64 @@ impl Relay {
                 }
             }
         }
-        let (to, direction) = match from {
-            Leg::A => (Leg::B, Direction::AToB),
-            Leg::B => (Leg::A, Direction::BToA),
+        self.send_towards(sockets, port.peer(), from.other(), kind, packet);
+    }
+
+    /// Sends `packet` from our socket `via` to where media towards leg `to` goes.
+    fn send_towards(
+        &mut self,
+        sockets: &AsyncSockets,
+        via: Port,
+        to: Leg,
+        kind: PacketKind,
+        packet: &[u8],
+    ) {
+        let direction = match to {
+            Leg::B => Direction::AToB,
+            Leg::A => Direction::BToA,
         };
         let Some(destination) = self.latches.get_mut(to, kind).destination() else {
             self.counters.dropped(DropReason::NoDestination);
             return;
         };
-        match sockets.get(port.peer()).try_send_to(packet, destination) {
+        match sockets.get(via).try_send_to(packet, destination) {
             Ok(_) => self.counters.relayed(direction, kind, packet.len()),
             Err(err) => {
                 trace!(%destination, %err, "media send failed");
                 self.counters.dropped(DropReason::SendError);
             }
+        }
+    }
+
+    /// When the inspector next has a synthesized packet to send (engine clock, µs).
+    fn injection_due(&self) -> Option<u64> {
+        self.ctx.inspector.as_ref()?.next_injection_us()
+    }
+
+    /// Sends every synthesized packet due by now (and at least those due at `due_us`, which the
+    /// timer just reached), each towards the other leg of the stream it continues, from the
+    /// socket that leg receives that stream on.
+    fn inject_due(&mut self, sockets: &AsyncSockets, due_us: u64) {
+        let now_us = micros_since(self.ctx.clock).max(due_us);
+        let mut buf = [0u8; INJECTION_BUFFER_LEN];
+        loop {
+            let Some(inspector) = self.ctx.inspector.as_mut() else {
+                return;
+            };
+            let Some(injection) = inspector.take_injection(now_us, &mut buf) else {
+                return;
+            };
+            let Some(packet) = buf.get(..injection.len) else {
+                return;
+            };
+            let via = Port::rtp_of(injection.from).peer();
+            self.send_towards(
+                sockets,
+                via,
+                injection.from.other(),
+                PacketKind::Rtp,
+                packet,
+            );
         }
     }
 

@@ -1,0 +1,360 @@
+//! Kazoo CRUD on accounts, users, devices and callflows: `GET` a collection (summaries), `PUT` a
+//! collection (create), and `GET`/`POST` (replace)/`PATCH` (merge)/`DELETE` one document.
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::envelope::Reply;
+use super::request::{check_revision, if_match, merge_patch, submitted};
+use super::schema::{Kind, check_references, check_shape};
+use super::{ApiError, DEFAULT_REALM, V2State};
+use crate::store::{
+    Collection, ReadView, Store, StoreError, Stored, WriteView, device_scope, user_scope,
+};
+
+/// Where one document lives: its account, its key in the store, and the id clients see.
+struct Location {
+    kind: Kind,
+    account_id: String,
+    store_id: String,
+}
+
+impl Location {
+    fn from_params(kind: Kind, mut params: HashMap<String, String>) -> Self {
+        let account_id = params.remove("account_id").unwrap_or_default();
+        let store_id = match kind {
+            Kind::Account => String::new(),
+            other => params.remove(other.id_param()).unwrap_or_default(),
+        };
+        Self {
+            kind,
+            account_id,
+            store_id,
+        }
+    }
+
+    /// The id clients use: the account id for accounts, the document id otherwise.
+    fn public_id(&self) -> &str {
+        match self.kind {
+            Kind::Account => &self.account_id,
+            _ => &self.store_id,
+        }
+    }
+
+    fn not_found(&self) -> ApiError {
+        ApiError::NotFound {
+            kind: self.kind.name(),
+            id: self.public_id().to_owned(),
+        }
+    }
+}
+
+/// Creates the default account when it does not exist yet.
+pub fn ensure_default_account(store: &Store, account_id: &str) -> Result<(), StoreError> {
+    store.write(|txn| {
+        if txn.get(Collection::Accounts, account_id, "")?.is_none() {
+            let doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
+            if let Value::Object(doc) = doc {
+                txn.put(Collection::Accounts, account_id, "", doc)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The document with its public `id` added.
+fn with_id(mut doc: Map<String, Value>, id: &str) -> Value {
+    doc.insert("id".into(), Value::String(id.to_owned()));
+    Value::Object(doc)
+}
+
+fn account_missing(account_id: &str) -> ApiError {
+    ApiError::NotFound {
+        kind: "account",
+        id: account_id.to_owned(),
+    }
+}
+
+/// 404 unless `account_id` exists (read side).
+fn require_account(view: &ReadView, account_id: &str) -> Result<(), ApiError> {
+    match view.get(Collection::Accounts, account_id, "")? {
+        Some(_) => Ok(()),
+        None => Err(account_missing(account_id)),
+    }
+}
+
+/// A listing entry: `id` and the kind's summary members.
+fn summary(kind: Kind, id: &str, doc: &Map<String, Value>) -> Value {
+    let mut entry = Map::new();
+    entry.insert("id".into(), Value::String(id.to_owned()));
+    for field in kind.summary_fields() {
+        if let Some(value) = doc.get(*field) {
+            entry.insert((*field).to_owned(), value.clone());
+        }
+    }
+    Value::Object(entry)
+}
+
+/// `GET /v2/accounts`: every account.
+pub async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiError> {
+    state
+        .blocking(|state| {
+            let view = state.shared.store.read()?;
+            let entries = view
+                .list_all(Collection::Accounts)?
+                .iter()
+                .map(|(id, stored)| summary(Kind::Account, id, &stored.doc))
+                .collect();
+            Ok(Reply::ok(Value::Array(entries), None))
+        })
+        .await
+}
+
+/// `GET /v2/accounts/{A}/{users|devices|callflows}`.
+pub async fn list(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Reply, ApiError> {
+    let location = Location::from_params(kind, params);
+    state
+        .blocking(move |state| {
+            let view = state.shared.store.read()?;
+            require_account(&view, &location.account_id)?;
+            let entries = view
+                .list(kind.collection(), &location.account_id)?
+                .iter()
+                .map(|stored| summary(kind, &stored.id, &stored.doc))
+                .collect();
+            Ok(Reply::ok(Value::Array(entries), None))
+        })
+        .await
+}
+
+/// `PUT /v2/accounts`: creates an account.
+pub async fn create_account(
+    State(state): State<V2State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    create_at(state, Kind::Account, HashMap::new(), &headers, &body).await
+}
+
+/// `PUT /v2/accounts/{A}/{users|devices|callflows}`: creates a document with a fresh id.
+pub async fn create(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    create_at(state, kind, params, &headers, &body).await
+}
+
+async fn create_at(
+    state: V2State,
+    kind: Kind,
+    mut params: HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let request = submitted(headers, body)?;
+    let fresh_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    params.insert(kind.id_param().to_owned(), fresh_id);
+    let location = Location::from_params(kind, params);
+    let stored = state
+        .blocking(move |state| {
+            if kind != Kind::Account {
+                require_account(&state.shared.store.read()?, &location.account_id)?;
+            }
+            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            state.write(|txn| {
+                if kind != Kind::Account
+                    && txn
+                        .get(Collection::Accounts, &location.account_id, "")?
+                        .is_none()
+                {
+                    return Err(account_missing(&location.account_id));
+                }
+                store_checked(txn, &location, doc).map(|stored| (location, stored))
+            })
+        })
+        .await?;
+    let (location, stored) = stored;
+    Ok(Reply {
+        status: StatusCode::CREATED,
+        data: with_id(stored.doc, location.public_id()),
+        revision: Some(stored.rev),
+    })
+}
+
+/// Runs the cross-document checks and stores `doc`.
+fn store_checked(
+    txn: &mut WriteView<'_>,
+    location: &Location,
+    doc: Map<String, Value>,
+) -> Result<Stored, ApiError> {
+    let problems = check_references(
+        txn,
+        location.kind,
+        &location.account_id,
+        &location.store_id,
+        &doc,
+    )?;
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let collection = location.kind.collection();
+    Ok(txn.put(collection, &location.account_id, &location.store_id, doc)?)
+}
+
+/// The current document (404 when missing) after checking the expected revision.
+fn current(
+    txn: &WriteView<'_>,
+    location: &Location,
+    expected_rev: Option<&str>,
+) -> Result<Stored, ApiError> {
+    let found = txn.get(
+        location.kind.collection(),
+        &location.account_id,
+        &location.store_id,
+    )?;
+    let Some(found) = found else {
+        if txn
+            .get(Collection::Accounts, &location.account_id, "")?
+            .is_none()
+        {
+            return Err(account_missing(&location.account_id));
+        }
+        return Err(location.not_found());
+    };
+    check_revision(expected_rev, Some(&found.rev))?;
+    Ok(found)
+}
+
+fn document_reply(location: &Location, stored: Stored) -> Reply {
+    Reply::ok(with_id(stored.doc, location.public_id()), Some(stored.rev))
+}
+
+/// `GET` one document.
+pub async fn fetch(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Reply, ApiError> {
+    let location = Location::from_params(kind, params);
+    state
+        .blocking(move |state| {
+            let view = state.shared.store.read()?;
+            require_account(&view, &location.account_id)?;
+            let collection = kind.collection();
+            match view.get(collection, &location.account_id, &location.store_id)? {
+                Some(stored) => Ok(document_reply(&location, stored)),
+                None => Err(location.not_found()),
+            }
+        })
+        .await
+}
+
+/// `POST` one document: replaces it with the request's `data`.
+pub async fn replace(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let location = Location::from_params(kind, params);
+    let request = submitted(&headers, &body)?;
+    state
+        .blocking(move |state| {
+            let view = state.shared.store.read()?;
+            require_account(&view, &location.account_id)?;
+            let collection = kind.collection();
+            if view
+                .get(collection, &location.account_id, &location.store_id)?
+                .is_none()
+            {
+                return Err(location.not_found());
+            }
+            drop(view);
+            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            let stored = state.write(|txn| {
+                current(txn, &location, request.expected_rev.as_deref())?;
+                store_checked(txn, &location, doc)
+            })?;
+            Ok(document_reply(&location, stored))
+        })
+        .await
+}
+
+/// `PATCH` one document: merges the request's `data` into it (JSON merge patch).
+pub async fn patch(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let location = Location::from_params(kind, params);
+    let request = submitted(&headers, &body)?;
+    state
+        .blocking(move |state| {
+            let stored = state.write(|txn| {
+                let mut doc = current(txn, &location, request.expected_rev.as_deref())?.doc;
+                merge_patch(&mut doc, request.data);
+                let doc = check_shape(state, kind, doc).map_err(ApiError::Validation)?;
+                store_checked(txn, &location, doc)
+            })?;
+            Ok(document_reply(&location, stored))
+        })
+        .await
+}
+
+/// `DELETE` one document, with what hangs off it (a user's or device's metaflows; everything
+/// of an account). The default account cannot be deleted.
+pub async fn remove(
+    State(state): State<V2State>,
+    Extension(kind): Extension<Kind>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Reply, ApiError> {
+    let location = Location::from_params(kind, params);
+    let expected_rev = if_match(&headers);
+    state
+        .blocking(move |state| {
+            if kind == Kind::Account && location.account_id == state.shared.default_account_id {
+                return Err(ApiError::Forbidden(
+                    "the default account cannot be deleted".into(),
+                ));
+            }
+            let removed = state.write(|txn| {
+                let found = current(txn, &location, expected_rev.as_deref())?;
+                let account = location.account_id.as_str();
+                match kind {
+                    Kind::Account => txn.remove_account(account)?,
+                    Kind::User => {
+                        txn.remove(
+                            Collection::Metaflows,
+                            account,
+                            &user_scope(&location.store_id),
+                        )?;
+                    }
+                    Kind::Device => {
+                        let scope = device_scope(&location.store_id);
+                        txn.remove(Collection::Metaflows, account, &scope)?;
+                    }
+                    Kind::Callflow => {}
+                }
+                txn.remove(kind.collection(), account, &location.store_id)?;
+                Ok(found)
+            })?;
+            Ok(document_reply(&location, removed))
+        })
+        .await
+}

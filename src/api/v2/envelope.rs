@@ -1,0 +1,321 @@
+//! The Kazoo response envelope: handlers answer with a [`Reply`] or an [`ApiError`]; the
+//! [`wrap`] middleware checks the token and adds the fields every reply carries (`auth_token`,
+//! `node`, `request_id`, `status`, `timestamp`, `version`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::{Map, Value, json};
+
+use super::V2State;
+use super::routes::OPENAPI_PATH;
+use crate::metaflow::ValidationError;
+use crate::store::StoreError;
+
+/// Header carrying the API token, as in Kazoo.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+/// Largest error body of a non-envelope response that is quoted in the envelope.
+const QUOTED_BODY_LIMIT: usize = 4096;
+
+/// Why a `/v2` request failed; each variant maps to an HTTP status and a Kazoo error envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Fields that break the schema; every one is named in `data`.
+    #[error("validation failed")]
+    Validation(Vec<ValidationError>),
+    /// The body is not JSON; the text says where parsing stopped.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The request is well-formed JSON but not what the route takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or an unknown `X-Auth-Token`.
+    #[error("invalid credentials")]
+    Unauthorized,
+    /// The operation is never allowed on this document.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The account, user, device, callflow or call does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked for (`account`, `user`, ...).
+        kind: &'static str,
+        /// The id that was not found.
+        id: String,
+    },
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The write named a revision that is not the document's current one.
+    #[error("conflicting revision")]
+    Conflict {
+        /// The current revision, `None` when the document does not exist.
+        current: Option<String>,
+    },
+    /// The store failed; nothing was changed.
+    #[error("datastore fault: {0}")]
+    Store(#[from] StoreError),
+    /// A worker thread failed.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// A single-field validation failure.
+    pub fn field(path: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![ValidationError {
+            path: path.to_owned(),
+            rule: rule.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::InvalidJson(_) | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Store(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `data` member: per-field rules for validation, a message (and more) otherwise.
+    fn data(&self) -> Value {
+        match self {
+            Self::Validation(problems) => {
+                let mut fields = Map::new();
+                for problem in problems {
+                    let rules = fields
+                        .entry(problem.path.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(rules) = rules {
+                        rules.insert(problem.rule.clone(), json!({ "message": problem.message }));
+                    }
+                }
+                Value::Object(fields)
+            }
+            Self::NotFound { kind, id } => {
+                json!({ "message": self.to_string(), "cause": id, "kind": kind })
+            }
+            Self::Conflict { current } => json!({
+                "message": "the document was changed since that revision; fetch it and retry",
+                "current_revision": current,
+            }),
+            Self::Store(error) => {
+                tracing::error!(%error, "store failure on an API request");
+                json!({ "message": "datastore fault" })
+            }
+            other => json!({ "message": other.to_string() }),
+        }
+    }
+}
+
+/// A successful reply: status, `data` and, when a document was returned or changed, its revision.
+pub struct Reply {
+    /// HTTP status (200, or 201 for a creation, 202 for an accepted channel action).
+    pub status: StatusCode,
+    /// The `data` member.
+    pub data: Value,
+    /// The document's revision, when there is one.
+    pub revision: Option<String>,
+}
+
+impl Reply {
+    /// A 200 reply.
+    pub fn ok(data: Value, revision: Option<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            data,
+            revision,
+        }
+    }
+}
+
+/// The reply-specific part of an envelope, handed from a handler to [`wrap`].
+#[derive(Clone)]
+struct Pending {
+    status: StatusCode,
+    members: Map<String, Value>,
+    revision: Option<String>,
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut members = Map::new();
+        members.insert("data".into(), self.data);
+        let pending = Pending {
+            status: self.status,
+            members,
+            revision: self.revision,
+        };
+        (self.status, axum::Extension(pending)).into_response()
+    }
+}
+
+impl From<&ApiError> for Pending {
+    fn from(error: &ApiError) -> Self {
+        let status = error.status();
+        let mut members = Map::new();
+        members.insert("data".into(), error.data());
+        members.insert("error".into(), Value::String(status.as_u16().to_string()));
+        members.insert("message".into(), Value::String(error.to_string()));
+        let revision = match error {
+            ApiError::Conflict { current } => current.clone(),
+            _ => None,
+        };
+        Pending {
+            status,
+            members,
+            revision,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let pending = Pending::from(&self);
+        (pending.status, axum::Extension(pending)).into_response()
+    }
+}
+
+/// Middleware on every `/v2` route: refuses requests without a configured token (except the
+/// OpenAPI document) and renders every reply, axum's own rejections included, as an envelope.
+pub async fn wrap(State(state): State<V2State>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let public = request.uri().path() == OPENAPI_PATH;
+    if !public && !state.accepts(&token) {
+        return render(&state, &token, Pending::from(&ApiError::Unauthorized));
+    }
+    let mut response = next.run(request).await;
+    if let Some(pending) = response.extensions_mut().remove::<Pending>() {
+        return render(&state, &token, pending);
+    }
+    if response.status().is_success() {
+        return response;
+    }
+    let status = response.status();
+    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
+        ApiError::MethodNotAllowed
+    } else {
+        let quoted = axum::body::to_bytes(response.into_body(), QUOTED_BODY_LIMIT)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let reason = status.canonical_reason().unwrap_or("error");
+        ApiError::BadRequest(if quoted.is_empty() {
+            reason.to_owned()
+        } else {
+            quoted
+        })
+    };
+    let mut pending = Pending::from(&error);
+    pending.status = status;
+    pending
+        .members
+        .insert("error".into(), Value::String(status.as_u16().to_string()));
+    render(&state, &token, pending)
+}
+
+/// Builds the full envelope, keys in Kazoo's (alphabetical) order.
+fn render(state: &V2State, token: &str, pending: Pending) -> Response {
+    let request_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let mut body = Map::new();
+    body.insert("auth_token".into(), Value::String(token.to_owned()));
+    let mut members = pending.members;
+    body.insert("data".into(), members.remove("data").unwrap_or(Value::Null));
+    if let Some(error) = members.remove("error") {
+        body.insert("error".into(), error);
+    }
+    if let Some(message) = members.remove("message") {
+        body.insert("message".into(), message);
+    }
+    body.insert("node".into(), Value::String(state.shared.node_id.clone()));
+    body.insert("request_id".into(), Value::String(request_id.clone()));
+    if let Some(revision) = &pending.revision {
+        body.insert("revision".into(), Value::String(revision.clone()));
+    }
+    let status = if pending.status.is_success() {
+        "success"
+    } else {
+        "error"
+    };
+    body.insert("status".into(), Value::String(status.into()));
+    body.insert("timestamp".into(), Value::String(rfc3339_now()));
+    body.insert(
+        "version".into(),
+        Value::String(env!("CARGO_PKG_VERSION").into()),
+    );
+    let mut response = (pending.status, Json(Value::Object(body))).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    let etag = pending
+        .revision
+        .as_deref()
+        .filter(|_| pending.status.is_success());
+    if let Some(Ok(value)) = etag.map(|rev| HeaderValue::from_str(&format!("\"{rev}\""))) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The current time as RFC 3339 UTC with seconds, e.g. `2024-05-01T12:00:00Z`.
+pub fn rfc3339_now() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    rfc3339(seconds)
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let second_of_day = unix_seconds % 86_400;
+    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a 400-year era.
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+}

@@ -1,0 +1,230 @@
+//! `/v2/accounts/{A}/metaflows` and the same under `users/{U}` and `devices/{D}`: fetch, replace
+//! (`POST`), merge (`PATCH`) and empty (`DELETE`) the metaflows of an account, user or device.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+
+use super::envelope::Reply;
+use super::nodes::check_metaflows;
+use super::request::{check_revision, merge_metaflows, submitted};
+use super::{ApiError, V2State};
+use crate::store::{
+    Collection, StoreError, Stored, WriteView, account_scope, device_scope, user_scope,
+};
+
+/// Whose metaflows a request reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaflowOwner {
+    /// The account itself: codes every user and device of the account can dial.
+    Account(String),
+    /// One user of an account.
+    User {
+        /// The account.
+        account_id: String,
+        /// The user.
+        user_id: String,
+    },
+    /// One device of an account.
+    Device {
+        /// The account.
+        account_id: String,
+        /// The device.
+        device_id: String,
+    },
+}
+
+impl MetaflowOwner {
+    /// The owner named by a route's path parameters.
+    fn from_params(mut params: HashMap<String, String>) -> Self {
+        let account_id = params.remove("account_id").unwrap_or_default();
+        if let Some(user_id) = params.remove("user_id") {
+            Self::User {
+                account_id,
+                user_id,
+            }
+        } else if let Some(device_id) = params.remove("device_id") {
+            Self::Device {
+                account_id,
+                device_id,
+            }
+        } else {
+            Self::Account(account_id)
+        }
+    }
+
+    fn account_id(&self) -> &str {
+        match self {
+            Self::Account(account_id)
+            | Self::User { account_id, .. }
+            | Self::Device { account_id, .. } => account_id,
+        }
+    }
+
+    fn scope(&self) -> String {
+        match self {
+            Self::Account(_) => account_scope(),
+            Self::User { user_id, .. } => user_scope(user_id),
+            Self::Device { device_id, .. } => device_scope(device_id),
+        }
+    }
+
+    /// 404 unless the account (and the user or device) exists.
+    fn ensure_exists(
+        &self,
+        get: impl Fn(Collection, &str, &str) -> Result<Option<Stored>, StoreError>,
+    ) -> Result<(), ApiError> {
+        let account_id = self.account_id();
+        if get(Collection::Accounts, account_id, "")?.is_none() {
+            return Err(not_found("account", account_id));
+        }
+        let (collection, kind, id) = match self {
+            Self::Account(_) => return Ok(()),
+            Self::User { user_id, .. } => (Collection::Users, "user", user_id),
+            Self::Device { device_id, .. } => (Collection::Devices, "device", device_id),
+        };
+        match get(collection, account_id, id)? {
+            Some(_) => Ok(()),
+            None => Err(not_found(kind, id)),
+        }
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> ApiError {
+    ApiError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+/// The reply for a stored metaflow document.
+fn reply(stored: Stored) -> Reply {
+    Reply::ok(Value::Object(stored.doc), Some(stored.rev))
+}
+
+/// `GET`: the stored metaflows, `{}` (and no revision) when none were ever set.
+pub async fn fetch(
+    State(state): State<V2State>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Reply, ApiError> {
+    let owner = MetaflowOwner::from_params(params);
+    state
+        .blocking(move |state| {
+            let view = state.shared.store.read()?;
+            owner.ensure_exists(|collection, account, id| view.get(collection, account, id))?;
+            match view.get(Collection::Metaflows, owner.account_id(), &owner.scope())? {
+                Some(stored) => Ok(reply(stored)),
+                None => Ok(Reply::ok(Value::Object(Map::new()), None)),
+            }
+        })
+        .await
+}
+
+/// `POST`: replaces the metaflows with the request's `data`.
+pub async fn change(
+    State(state): State<V2State>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let owner = MetaflowOwner::from_params(params);
+    let request = submitted(&headers, &body)?;
+    state
+        .blocking(move |state| replace(state, &owner, request.data, request.expected_rev))
+        .await
+        .map(reply)
+}
+
+/// Validates, normalises and stores `doc` as `owner`'s metaflows.
+pub fn replace(
+    state: &V2State,
+    owner: &MetaflowOwner,
+    doc: Map<String, Value>,
+    expected_rev: Option<String>,
+) -> Result<Stored, ApiError> {
+    let view = state.shared.store.read()?;
+    owner.ensure_exists(|collection, account, id| view.get(collection, account, id))?;
+    drop(view);
+    let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
+    state.write(|txn| {
+        guarded_current(txn, owner, expected_rev.as_deref())?;
+        Ok(txn.put(
+            Collection::Metaflows,
+            owner.account_id(),
+            &owner.scope(),
+            doc,
+        )?)
+    })
+}
+
+/// The current metaflows of `owner` after the existence and revision checks.
+fn guarded_current(
+    txn: &WriteView<'_>,
+    owner: &MetaflowOwner,
+    expected_rev: Option<&str>,
+) -> Result<Option<Stored>, ApiError> {
+    owner.ensure_exists(|collection, account, id| txn.get(collection, account, id))?;
+    let current = txn.get(Collection::Metaflows, owner.account_id(), &owner.scope())?;
+    check_revision(
+        expected_rev,
+        current.as_ref().map(|stored| stored.rev.as_str()),
+    )?;
+    Ok(current)
+}
+
+/// `PATCH`: merges the request's `data` into the stored metaflows (see
+/// [`merge_metaflows`]) and stores the validated result.
+pub async fn merge(
+    State(state): State<V2State>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let owner = MetaflowOwner::from_params(params);
+    let request = submitted(&headers, &body)?;
+    state
+        .blocking(move |state| {
+            state.write(|txn| {
+                let current = guarded_current(txn, &owner, request.expected_rev.as_deref())?;
+                let mut doc = current.map(|stored| stored.doc).unwrap_or_default();
+                merge_metaflows(&mut doc, request.data);
+                let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
+                Ok(txn.put(
+                    Collection::Metaflows,
+                    owner.account_id(),
+                    &owner.scope(),
+                    doc,
+                )?)
+            })
+        })
+        .await
+        .map(reply)
+}
+
+/// `DELETE`: empties the metaflows (the document stays, as `{}`, with a new revision).
+pub async fn remove(
+    State(state): State<V2State>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Reply, ApiError> {
+    let owner = MetaflowOwner::from_params(params);
+    let expected_rev = super::request::if_match(&headers);
+    state
+        .blocking(move |state| {
+            state.write(|txn| {
+                guarded_current(txn, &owner, expected_rev.as_deref())?;
+                let empty = Map::new();
+                Ok(txn.put(
+                    Collection::Metaflows,
+                    owner.account_id(),
+                    &owner.scope(),
+                    empty,
+                )?)
+            })
+        })
+        .await
+        .map(reply)
+}

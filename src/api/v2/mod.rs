@@ -1,0 +1,204 @@
+//! Kazoo-compatible `/v2` REST API: accounts, users, devices, callflows, metaflows at account,
+//! user and device level, and live channels, each answered in Kazoo's JSON envelope and kept in
+//! the embedded [`Store`]. Every route except `GET /v2/openapi.json` needs an `X-Auth-Token`.
+//!
+//! Writes may name the revision they were based on, in an `If-Match` header or as `data._rev`
+//! (CouchDB style); a stale one is refused with 409. Replies carry the document's revision in
+//! the envelope's `revision` and in an `ETag` header. A write answered with 2xx is on disk.
+
+mod channels;
+mod entities;
+mod envelope;
+mod metaflows;
+mod nodes;
+mod request;
+mod routes;
+mod schema;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::store::{MetaflowDirectory, Store, StoreError};
+
+pub use envelope::ApiError;
+pub use metaflows::MetaflowOwner;
+pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
+
+/// Metaflow modules the proxy can execute; any other `module` name is refused.
+pub const KNOWN_MODULES: &[&str] = crate::modules::KNOWN;
+
+/// Id of the account created at first start; its realm is [`DEFAULT_REALM`]. Legs whose host
+/// matches no account's realm resolve to it.
+pub const DEFAULT_ACCOUNT_ID: &str = "default";
+
+/// Realm of the account created at first start.
+pub const DEFAULT_REALM: &str = "default";
+
+/// Module-specific checks of a metaflow node's `data`: given the module name and its data,
+/// returns `(path inside data, rule, message)` for every problem; an empty path names `data`.
+pub type NodeValidator =
+    Arc<dyn Fn(&str, &Map<String, Value>) -> Vec<(String, String, String)> + Send + Sync>;
+
+/// Fills in module-specific defaults of a metaflow node's `data` before it is stored.
+pub type NodeNormaliser = Arc<dyn Fn(&str, &mut Map<String, Value>) + Send + Sync>;
+
+/// The calls in progress, as the `/channels` routes see them.
+pub trait LiveCalls: Send + Sync {
+    /// Summaries of the calls of `account_id` in progress (Kazoo channel objects).
+    fn list(&self, account_id: &str) -> Vec<Value>;
+    /// Runs a metaflow node on call `call_id` now; `Err` explains why not (unknown call, ...).
+    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String>;
+}
+
+/// A [`LiveCalls`] with no calls, for tests and for running the API without the call core.
+pub struct NoLiveCalls;
+
+impl LiveCalls for NoLiveCalls {
+    fn list(&self, _account_id: &str) -> Vec<Value> {
+        Vec::new()
+    }
+
+    fn run_metaflow(&self, call_id: &str, _node: Value) -> Result<(), String> {
+        Err(format!("no call {call_id} in progress"))
+    }
+}
+
+/// Everything a `/v2` handler reads; cheap to clone.
+#[derive(Clone)]
+pub struct V2State {
+    shared: Arc<Shared>,
+}
+
+/// The state behind [`V2State`].
+struct Shared {
+    store: Arc<Store>,
+    directory: MetaflowDirectory,
+    tokens: Vec<String>,
+    live: Arc<dyn LiveCalls>,
+    validator: NodeValidator,
+    normaliser: NodeNormaliser,
+    node_id: String,
+    default_account_id: String,
+}
+
+impl V2State {
+    /// Opens the store in `data_dir` with the default account [`DEFAULT_ACCOUNT_ID`]; see
+    /// [`V2State::open_with_default_account`].
+    pub fn open(
+        data_dir: &Path,
+        tokens: Vec<String>,
+        live: Arc<dyn LiveCalls>,
+        validator: NodeValidator,
+        normaliser: NodeNormaliser,
+    ) -> Result<(V2State, MetaflowDirectory), StoreError> {
+        Self::open_with_default_account(
+            data_dir,
+            tokens,
+            live,
+            validator,
+            normaliser,
+            DEFAULT_ACCOUNT_ID,
+        )
+    }
+
+    /// Opens (creating when missing) `DATA_DIR/store.redb`, creates the default account with
+    /// realm [`DEFAULT_REALM`] when it does not exist, and loads the directory the call core
+    /// resolves metaflows with. An empty `tokens` list refuses every authenticated request.
+    pub fn open_with_default_account(
+        data_dir: &Path,
+        tokens: Vec<String>,
+        live: Arc<dyn LiveCalls>,
+        validator: NodeValidator,
+        normaliser: NodeNormaliser,
+        default_account_id: &str,
+    ) -> Result<(V2State, MetaflowDirectory), StoreError> {
+        let store = Arc::new(Store::open_in(data_dir)?);
+        entities::ensure_default_account(&store, default_account_id)?;
+        let directory =
+            MetaflowDirectory::load(Arc::clone(&store), KNOWN_MODULES, default_account_id)?;
+        let state = V2State {
+            shared: Arc::new(Shared {
+                store,
+                directory: directory.clone(),
+                tokens,
+                live,
+                validator,
+                normaliser,
+                node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
+                default_account_id: default_account_id.to_owned(),
+            }),
+        };
+        Ok((state, directory))
+    }
+
+    /// The directory the call core resolves metaflows with (the one `open` returned).
+    pub fn directory(&self) -> MetaflowDirectory {
+        self.shared.directory.clone()
+    }
+
+    /// Id of the default account.
+    pub fn default_account_id(&self) -> &str {
+        &self.shared.default_account_id
+    }
+
+    /// Validates and stores `doc` as the metaflows of `owner` (as a `POST` would), for loading
+    /// a metaflow file at start-up; returns the new revision.
+    pub fn replace_metaflows(
+        &self,
+        owner: &MetaflowOwner,
+        doc: &Value,
+    ) -> Result<String, ApiError> {
+        let Value::Object(doc) = doc else {
+            return Err(ApiError::BadRequest(
+                "metaflows must be a JSON object".into(),
+            ));
+        };
+        metaflows::replace(self, owner, doc.clone(), None).map(|stored| stored.rev)
+    }
+
+    /// Whether `token` is one of the configured API tokens (compared in constant time).
+    fn accepts(&self, token: &str) -> bool {
+        !token.is_empty()
+            && self
+                .shared
+                .tokens
+                .iter()
+                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
+    }
+
+    /// Runs `job` on the blocking pool (store commits wait for fsync).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&V2State) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || job(&state))
+            .await
+            .map_err(|_| ApiError::Internal)?
+    }
+
+    /// Commits `change` durably, then refreshes the directory so new lookups see it at once.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&mut crate::store::WriteView<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let outcome = self.shared.store.write(change)?;
+        if let Err(error) = self.shared.directory.refresh() {
+            tracing::error!(%error, "metaflow directory refresh failed after a write");
+        }
+        Ok(outcome)
+    }
+}
+
+/// Compares two byte strings without an early exit on the first difference.
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter()
+        .zip(right)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}

@@ -1,0 +1,164 @@
+//! Reading a Kazoo request envelope (`{"data": {...}}`), the revision a write expects, and the
+//! merge rules of `PATCH`.
+
+use axum::http::{HeaderMap, header};
+use serde_json::{Map, Value};
+
+use super::ApiError;
+
+/// What a write request carries: the document and, optionally, the revision it was based on.
+pub struct Submitted {
+    /// The `data` object without private (`_`/`pvt_` prefixed) keys and without `id`.
+    pub data: Map<String, Value>,
+    /// The revision from `If-Match` or `data._rev`, if the client sent one.
+    pub expected_rev: Option<String>,
+}
+
+/// Parses a write request body: JSON, an object, with an object under `data`.
+pub fn submitted(headers: &HeaderMap, body: &[u8]) -> Result<Submitted, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "request body is empty; expected {\"data\": {...}}".into(),
+        ));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+    let Value::Object(mut envelope) = value else {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object like {\"data\": {...}}".into(),
+        ));
+    };
+    let mut data = match envelope.remove("data") {
+        Some(Value::Object(data)) => data,
+        Some(_) => return Err(ApiError::field("data", "type", "data must be an object")),
+        None => return Err(ApiError::field("data", "required", "data is required")),
+    };
+    let from_body = match data.get("_rev") {
+        Some(Value::String(rev)) => Some(rev.clone()),
+        _ => None,
+    };
+    data.retain(|key, _| !(key.starts_with('_') || key.starts_with("pvt_") || key == "id"));
+    Ok(Submitted {
+        data,
+        expected_rev: if_match(headers).or(from_body),
+    })
+}
+
+/// The revision named by an `If-Match` header (quotes and a weak `W/` prefix removed; `*` none).
+pub fn if_match(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    let unquoted = raw.trim_start_matches("W/").trim_matches('"');
+    (!unquoted.is_empty() && unquoted != "*").then(|| unquoted.to_owned())
+}
+
+/// Refuses a write whose expected revision is not the current one (`None` = no document).
+pub fn check_revision(expected: Option<&str>, current: Option<&str>) -> Result<(), ApiError> {
+    match expected {
+        Some(expected) if Some(expected) != current => Err(ApiError::Conflict {
+            current: current.map(str::to_owned),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 7396 JSON merge patch: objects merge recursively, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner_patch) => {
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(inner_target) = slot {
+                    merge_patch(inner_target, inner_patch);
+                } else {
+                    let mut fresh = Map::new();
+                    merge_patch(&mut fresh, inner_patch);
+                    *slot = Value::Object(fresh);
+                }
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+/// Metaflow `PATCH`: top-level keys replace (or with `null` remove); `numbers` and `patterns`
+/// merge code by code, each code's node replaced whole (or removed by `null`).
+pub fn merge_metaflows(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        let by_code = key == "numbers" || key == "patterns";
+        match (value, target.get_mut(&key)) {
+            (Value::Null, _) => {
+                target.remove(&key);
+            }
+            (Value::Object(codes), Some(Value::Object(existing))) if by_code => {
+                for (code, node) in codes {
+                    if node.is_null() {
+                        existing.remove(&code);
+                    } else {
+                        existing.insert(code, node);
+                    }
+                }
+            }
+            (Value::Object(mut codes), _) if by_code => {
+                codes.retain(|_, node| !node.is_null());
+                target.insert(key, Value::Object(codes));
+            }
+            (other, _) => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = object(json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4}));
+        merge_patch(
+            &mut target,
+            object(json!({"b": {"c": null, "x": 5}, "e": null, "f": [1]})),
+        );
+        assert_eq!(
+            Value::Object(target),
+            json!({"a": 1, "b": {"d": 3, "x": 5}, "f": [1]})
+        );
+    }
+
+    #[test]
+    fn metaflow_merge_replaces_nodes_whole() {
+        let mut target = object(json!({
+            "binding_digit": "*",
+            "numbers": {"1": {"module": "hangup", "data": {"x": 1}}, "2": {"module": "hangup"}}
+        }));
+        let patch =
+            json!({"binding_digit": "#", "numbers": {"1": {"module": "record_call"}, "2": null}});
+        merge_metaflows(&mut target, object(patch));
+        let expected = json!({"binding_digit": "#", "numbers": {"1": {"module": "record_call"}}});
+        assert_eq!(Value::Object(target), expected);
+    }
+
+    #[test]
+    fn revision_check_compares_with_current() {
+        assert!(check_revision(None, Some("1-a")).is_ok());
+        assert!(check_revision(Some("1-a"), Some("1-a")).is_ok());
+        assert!(check_revision(Some("1-a"), Some("2-b")).is_err());
+        assert!(check_revision(Some("1-a"), None).is_err());
+    }
+}

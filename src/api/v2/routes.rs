@@ -1,0 +1,106 @@
+//! The `/v2` route table and the OpenAPI document that describes it.
+
+use axum::routing::{MethodRouter, get};
+use axum::{Extension, Router, middleware};
+
+use super::schema::Kind;
+use super::{V2State, channels, entities, envelope, metaflows};
+
+/// Path of the OpenAPI document (served without a token).
+pub const OPENAPI_PATH: &str = "/v2/openapi.json";
+
+/// The OpenAPI 3 document of every `/v2` route plus `/live`, `/ready` and `/metrics`, as kept in
+/// `docs/openapi.json`.
+pub const OPENAPI_DOCUMENT: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"));
+
+const ACCOUNTS: &str = "/v2/accounts";
+const ACCOUNT: &str = "/v2/accounts/{account_id}";
+const ACCOUNT_METAFLOWS: &str = "/v2/accounts/{account_id}/metaflows";
+const USERS: &str = "/v2/accounts/{account_id}/users";
+const USER: &str = "/v2/accounts/{account_id}/users/{user_id}";
+const USER_METAFLOWS: &str = "/v2/accounts/{account_id}/users/{user_id}/metaflows";
+const DEVICES: &str = "/v2/accounts/{account_id}/devices";
+const DEVICE: &str = "/v2/accounts/{account_id}/devices/{device_id}";
+const DEVICE_METAFLOWS: &str = "/v2/accounts/{account_id}/devices/{device_id}/metaflows";
+const CALLFLOWS: &str = "/v2/accounts/{account_id}/callflows";
+const CALLFLOW: &str = "/v2/accounts/{account_id}/callflows/{callflow_id}";
+const CHANNELS: &str = "/v2/accounts/{account_id}/channels";
+const CHANNEL: &str = "/v2/accounts/{account_id}/channels/{call_id}";
+
+/// Every path the `/v2` router serves, so that the OpenAPI document can be checked against it.
+pub const ROUTE_PATHS: &[&str] = &[
+    OPENAPI_PATH,
+    ACCOUNTS,
+    ACCOUNT,
+    ACCOUNT_METAFLOWS,
+    USERS,
+    USER,
+    USER_METAFLOWS,
+    DEVICES,
+    DEVICE,
+    DEVICE_METAFLOWS,
+    CALLFLOWS,
+    CALLFLOW,
+    CHANNELS,
+    CHANNEL,
+];
+
+/// `GET /v2/openapi.json`.
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
+}
+
+/// The collection routes of `kind`: `GET` lists, `PUT` creates.
+fn collection(kind: Kind) -> MethodRouter<V2State> {
+    get(entities::list)
+        .put(entities::create)
+        .layer(Extension(kind))
+}
+
+/// The document routes of `kind`: `GET`, `POST` (replace), `PATCH` (merge), `DELETE`.
+fn document(kind: Kind) -> MethodRouter<V2State> {
+    get(entities::fetch)
+        .post(entities::replace)
+        .patch(entities::patch)
+        .delete(entities::remove)
+        .layer(Extension(kind))
+}
+
+/// The metaflow routes: `GET`, `POST` (replace), `PATCH` (merge), `DELETE` (empty).
+fn metaflow_routes() -> MethodRouter<V2State> {
+    get(metaflows::fetch)
+        .post(metaflows::change)
+        .patch(metaflows::merge)
+        .delete(metaflows::remove)
+}
+
+/// The `/v2` router; merge it into the API router (it sets no fallback).
+pub fn routes(state: V2State) -> Router {
+    Router::new()
+        .route(OPENAPI_PATH, get(openapi))
+        .route(
+            ACCOUNTS,
+            get(entities::list_accounts).put(entities::create_account),
+        )
+        .route(ACCOUNT, document(Kind::Account))
+        .route(ACCOUNT_METAFLOWS, metaflow_routes())
+        .route(USERS, collection(Kind::User))
+        .route(USER, document(Kind::User))
+        .route(USER_METAFLOWS, metaflow_routes())
+        .route(DEVICES, collection(Kind::Device))
+        .route(DEVICE, document(Kind::Device))
+        .route(DEVICE_METAFLOWS, metaflow_routes())
+        .route(CALLFLOWS, collection(Kind::Callflow))
+        .route(CALLFLOW, document(Kind::Callflow))
+        .route(CHANNELS, get(channels::list))
+        .route(CHANNEL, axum::routing::put(channels::act))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            envelope::wrap,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,92 @@
+//! The live-call view the HTTP API reads (`GET /v2/accounts/{A}/channels`) and the way it asks
+//! the call core to run a metaflow on a call. The SIP task writes the view from the core's call
+//! events; the API never touches the core directly.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::api::v2::LiveCalls;
+
+use super::shell::Control;
+
+/// Summaries of the calls in progress, keyed by the caller's Call-ID.
+#[derive(Clone, Default)]
+pub struct CallRegistry {
+    calls: Arc<Mutex<BTreeMap<String, Map<String, Value>>>>,
+}
+
+impl CallRegistry {
+    /// Applies one call event of the core (`call_started`, `call_answered`, `call_ended`,
+    /// recording events) to the view.
+    pub fn on_event(&self, kind: &str, call_id: &str, fields: &Map<String, Value>, ts: &str) {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        match kind {
+            "call_started" => {
+                let mut summary = fields.clone();
+                summary.insert("call_id".into(), json!(call_id));
+                summary.insert("start".into(), json!(ts));
+                summary.insert("answered".into(), json!(false));
+                summary.insert("recording".into(), json!(false));
+                calls.insert(call_id.to_string(), summary);
+            }
+            "call_answered" => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.insert("answered".into(), json!(true));
+                    c.insert("answered_at".into(), json!(ts));
+                }
+            }
+            "recording_started" | "recording_stopped" => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.insert("recording".into(), json!(kind == "recording_started"));
+                }
+            }
+            "call_ended" => {
+                calls.remove(call_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn list(&self, account_id: &str) -> Vec<Value> {
+        let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls
+            .values()
+            .filter(|c| c.get("account_id").and_then(Value::as_str).unwrap_or("") == account_id)
+            .map(|c| Value::Object(c.clone()))
+            .collect()
+    }
+
+    fn contains(&self, call_id: &str) -> bool {
+        let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls.contains_key(call_id)
+    }
+}
+
+/// What the API sees of the calls: the registry, plus a channel to the SIP task.
+pub struct ApiCalls {
+    /// Call summaries.
+    pub registry: CallRegistry,
+    /// Commands to the SIP task.
+    pub control: mpsc::Sender<Control>,
+}
+
+impl LiveCalls for ApiCalls {
+    fn list(&self, account_id: &str) -> Vec<Value> {
+        self.registry.list(account_id)
+    }
+
+    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String> {
+        if !self.registry.contains(call_id) {
+            return Err(format!("no call {call_id} in progress"));
+        }
+        self.control
+            .try_send(Control::RunMetaflow {
+                call_id: call_id.to_string(),
+                node,
+            })
+            .map_err(|e| format!("the call core is busy: {e}"))
+    }
+}

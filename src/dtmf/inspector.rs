@@ -1,0 +1,236 @@
+//! The relay's packet inspector: one RFC 4733 decoder per sending leg of a media stream, fed the
+//! relayed packets in place. Digits leave through the inspector's event callback.
+//!
+//! With a binding digit configured (metaflow `suppress_dtmf`), it also withholds a leg's
+//! telephone-events from the binding digit until the metaflow decides (see `suppress`), and
+//! delivers released digits late as synthesized events (see `synth`), keeping the sequence
+//! numbers the receiver sees gap-free.
+
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::media::{
+    CallKey, Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
+};
+use crate::metaflow::Leg;
+
+use super::{DtmfDecoder, DtmfEvent, EventConfig, RtpView};
+
+#[path = "suppress.rs"]
+mod suppress;
+#[path = "synth.rs"]
+mod synth;
+
+use suppress::Suppression;
+use synth::{DEFAULT_TONE_US, EventInjector, InjectedStream, PACKET_LEN, digit_event};
+
+/// Everything kept about the packets one leg sends.
+#[derive(Debug)]
+struct SendingLeg {
+    decoder: DtmfDecoder,
+    suppression: Suppression,
+    injector: EventInjector,
+}
+
+impl SendingLeg {
+    fn new() -> Self {
+        SendingLeg {
+            decoder: DtmfDecoder::new(None),
+            suppression: Suppression::new(fastrand::u32(..), fastrand::u32(..)),
+            injector: EventInjector::default(),
+        }
+    }
+
+    /// Passes a decoder event to the suppression state and to the relay.
+    fn report(
+        &mut self,
+        leg: Leg,
+        event: DtmfEvent,
+        now_us: u64,
+        out: &mut dyn FnMut(InspectorEvent),
+    ) {
+        self.suppression.observe(&event, now_us);
+        emit(leg, event, out);
+    }
+
+    /// Runs the decoder's due timers (an event whose end packets were lost, a press that one
+    /// packet both ended and restarted).
+    fn drain_due(&mut self, leg: Leg, now_us: u64, out: &mut dyn FnMut(InspectorEvent)) {
+        while let Some(due) = self.decoder.poll_timeout().filter(|due| *due <= now_us) {
+            match self.decoder.on_timeout(due.max(now_us)) {
+                Some(event) => self.report(leg, event, now_us, out),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Decodes telephone-events of both directions of one stream, withholds and re-delivers them in
+/// suppression mode. Fixed size, no heap, no lock.
+#[derive(Debug)]
+pub struct DtmfInspector {
+    from_a: SendingLeg,
+    from_b: SendingLeg,
+}
+
+impl Default for DtmfInspector {
+    fn default() -> Self {
+        DtmfInspector {
+            from_a: SendingLeg::new(),
+            from_b: SendingLeg::new(),
+        }
+    }
+}
+
+impl DtmfInspector {
+    /// A factory for the media engine: every stream gets its own inspector.
+    pub fn factory() -> InspectorFactory {
+        Arc::new(|_call: CallKey, _stream: usize| {
+            Box::new(DtmfInspector::default()) as Box<dyn PacketInspector>
+        })
+    }
+
+    fn leg(&self, leg: Leg) -> &SendingLeg {
+        match leg {
+            Leg::A => &self.from_a,
+            Leg::B => &self.from_b,
+        }
+    }
+
+    fn leg_mut(&mut self, leg: Leg) -> &mut SendingLeg {
+        match leg {
+            Leg::A => &mut self.from_a,
+            Leg::B => &mut self.from_b,
+        }
+    }
+}
+
+/// Turns a decoder event into the relay's event type.
+fn emit(leg: Leg, event: DtmfEvent, out: &mut dyn FnMut(InspectorEvent)) {
+    match event {
+        DtmfEvent::Started { digit, at_us, .. } => out(InspectorEvent::Digit { leg, digit, at_us }),
+        DtmfEvent::Ended {
+            digit, duration_ms, ..
+        } => out(InspectorEvent::DigitEnded {
+            leg,
+            digit,
+            duration_ms,
+        }),
+    }
+}
+
+impl PacketInspector for DtmfInspector {
+    fn inspect(
+        &mut self,
+        from: Leg,
+        packet: &mut [u8],
+        now_us: u64,
+        out: &mut dyn FnMut(InspectorEvent),
+    ) -> Verdict {
+        let sender = self.leg_mut(from);
+        let Ok(view) = RtpView::parse(packet) else {
+            return Verdict::Forward;
+        };
+        let header = (view.sequence(), view.timestamp(), view.ssrc());
+        let is_event = sender
+            .decoder
+            .config()
+            .is_some_and(|cfg| cfg.payload_type == view.payload_type());
+        if let Some(event) = sender.decoder.on_packet(&view, now_us) {
+            sender.report(from, event, now_us, out);
+        }
+        sender.drain_due(from, now_us, out);
+        if sender.suppression.withholds(header.0, is_event, now_us) {
+            return Verdict::Drop;
+        }
+        sender
+            .suppression
+            .forwarded(packet, header, is_event, now_us);
+        Verdict::Forward
+    }
+
+    fn on_tick(&mut self, now_us: u64, out: &mut dyn FnMut(InspectorEvent)) {
+        for leg in [Leg::A, Leg::B] {
+            let sender = self.leg_mut(leg);
+            sender.drain_due(leg, now_us, out);
+            sender.suppression.on_tick(now_us);
+        }
+    }
+
+    fn configure(&mut self, from: Leg, cfg: InspectorConfig) {
+        let event = cfg
+            .event_payload_type
+            .map(|(payload_type, clock_rate)| EventConfig {
+                payload_type,
+                clock_rate,
+            });
+        let sender = self.leg_mut(from);
+        sender.decoder.set_config(event);
+        sender.suppression.set_binding(cfg.suppress_binding);
+    }
+
+    fn discard_held(&mut self, from: Leg) {
+        self.leg_mut(from).suppression.discard();
+    }
+
+    fn release_held(&mut self, from: Leg, digits: &str, now_us: u64) {
+        // The receiving leg expects the payload type it negotiated for its own events.
+        let receiver_cfg = self.leg(from.other()).decoder.config();
+        let sender = self.leg_mut(from);
+        let held = sender.suppression.release();
+        let Some(cfg) = receiver_cfg.or(sender.decoder.config()) else {
+            debug!(
+                ?from,
+                "no telephone-event negotiated on this stream; digits not delivered"
+            );
+            return;
+        };
+        let stream = InjectedStream {
+            payload_type: cfg.payload_type,
+            clock_rate: cfg.clock_rate,
+            ssrc: sender.suppression.ssrc(),
+        };
+        // Each digit keeps its original press length when it is the one that was held.
+        let mut held_presses = held.as_slice().iter();
+        let tones = digits.chars().filter_map(|digit| {
+            let original_ms = held_presses
+                .next()
+                .filter(|held| held.digit == digit && held.duration_ms > 0)
+                .map(|held| held.duration_ms);
+            let event = digit_event(digit)?;
+            let duration_us = original_ms.map_or(DEFAULT_TONE_US, |ms| u64::from(ms) * 1000);
+            Some((event, duration_us))
+        });
+        sender.injector.enqueue(stream, tones, now_us);
+    }
+
+    fn next_injection_us(&self) -> Option<u64> {
+        [&self.from_a, &self.from_b]
+            .into_iter()
+            .filter_map(|sender| sender.injector.due_us())
+            .min()
+    }
+
+    fn take_injection(&mut self, now_us: u64, buf: &mut [u8]) -> Option<Injection> {
+        if buf.len() < PACKET_LEN {
+            return None;
+        }
+        for from in [Leg::A, Leg::B] {
+            let sender = self.leg_mut(from);
+            if !sender.injector.is_due(now_us) {
+                continue;
+            }
+            let seq = sender.suppression.claim_injected_seq();
+            let anchor = sender.suppression.anchor(now_us);
+            if let Some(len) = sender.injector.write_due(now_us, seq, anchor, buf) {
+                return Some(Injection { from, len });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+#[path = "inspector_tests.rs"]
+mod tests;

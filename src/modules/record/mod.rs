@@ -1,0 +1,35 @@
+//! Call recording for the `record_call` module: the relay hands each packet of both legs to a
+//! [`RecorderTap`] (never waiting), and one writer per recording turns them into a stereo WAV
+//! (left a-leg, right b-leg, decoded from G.711 and kept aligned in time) or a pcap of the raw
+//! RTP and RTCP, under `DATA_DIR/recordings/YYYY/MM/DD/`, with a JSON sidecar beside it.
+//!
+//! [`params`] validates the module's `data`; [`Recorder::start`] begins a recording and returns
+//! the tap for the relay and the [`RecorderHandle`] that stops it. The codecs ([`g711`]), the
+//! timeline ([`align`]) and the file formats ([`wav`], [`pcapwriter`]) are sans-IO.
+
+pub mod align;
+pub mod g711;
+pub mod params;
+pub mod pcapwriter;
+mod recorder;
+pub mod rtp;
+#[cfg(test)]
+mod sample_call;
+pub mod sidecar;
+pub mod sink;
+mod tap;
+#[cfg(test)]
+mod test_support;
+mod types;
+pub mod wav;
+
+/// Name of the module in metaflow nodes.
+pub const MODULE_NAME: &str = "record_call";
+
+pub use params::{ParamError, RecordAction, RecordFormat, RecordParams, RecordStep, parse_params};
+pub use recorder::{Recorder, RecorderHandle};
+pub use tap::{QUEUE_PACKETS, RecorderTap, SLOT_BYTES};
+pub use types::{
+    Codec, LegCodecs, PacketKind, RecordError, RecorderEvent, RecordingInfo, RecordingSummary,
+    StopReason,
+};

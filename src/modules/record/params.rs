@@ -1,0 +1,293 @@
+//! The `record_call` module's `data` object: parsing and validation with Kazoo-style errors.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Recording length when `data.time_limit` is absent (Kazoo's default, one hour).
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(3600);
+/// Longest `time_limit` accepted, one day: bounds the size of a single file.
+pub const MAX_TIME_LIMIT_SECS: u64 = 86_400;
+/// Longest `label` accepted, in characters; the label is copied into the metadata.
+pub const MAX_LABEL_CHARS: usize = 256;
+
+/// What `record_call` does to the call's recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordAction {
+    /// Start a recording unless one is running.
+    Start,
+    /// Stop the running recording, if any.
+    Stop,
+    /// Start when none is running, stop otherwise (so a second `*9` stops).
+    Toggle,
+}
+
+/// What the caller should do once the action is applied to the call's current state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordStep {
+    /// Start a new recording.
+    Start,
+    /// Stop the running recording.
+    Stop,
+    /// Nothing to do (start while recording, stop while idle).
+    Nothing,
+}
+
+impl RecordAction {
+    /// Resolves the action against whether the call is being recorded right now.
+    pub fn step(self, recording: bool) -> RecordStep {
+        match (self, recording) {
+            (Self::Start, false) | (Self::Toggle, false) => RecordStep::Start,
+            (Self::Stop, true) | (Self::Toggle, true) => RecordStep::Stop,
+            (Self::Start, true) | (Self::Stop, false) => RecordStep::Nothing,
+        }
+    }
+}
+
+/// File format of a recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// 16-bit linear PCM, 8 kHz, stereo (left a-leg, right b-leg).
+    Wav,
+    /// Every RTP and RTCP packet of both legs, as a libpcap capture.
+    Pcap,
+}
+
+impl RecordFormat {
+    /// The name used in `data.format` and in the metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Pcap => "pcap",
+        }
+    }
+
+    /// File name extension of this format.
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The validated `data` of a `record_call` module run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordParams {
+    /// Start, stop or toggle.
+    pub action: RecordAction,
+    /// Requested file format.
+    pub format: RecordFormat,
+    /// The recording stops by itself after this long.
+    pub time_limit: Duration,
+    /// Free text kept in the metadata.
+    pub label: Option<String>,
+}
+
+/// One invalid field of `data`, in the shape of a Kazoo validation error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message} ({rule})")]
+pub struct ParamError {
+    /// Dotted path of the offending value, e.g. `data.format`.
+    pub path: String,
+    /// Kazoo rule name: `enum`, `type`, `minimum`, `maximum` or `maxLength`.
+    pub rule: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+fn problem(field: &str, rule: &str, message: impl Into<String>) -> ParamError {
+    ParamError {
+        path: format!("data.{field}"),
+        rule: rule.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Validates `data`; every problem is reported, not only the first. Unknown keys (such as the
+/// `captures` and `collected` the metaflow engine adds) are ignored.
+pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<ParamError>> {
+    let mut problems = Vec::new();
+    let action = match data.get("action") {
+        None | Some(Value::Null) => Some(RecordAction::Toggle),
+        Some(Value::String(text)) => match text.as_str() {
+            "start" => Some(RecordAction::Start),
+            "stop" => Some(RecordAction::Stop),
+            "toggle" => Some(RecordAction::Toggle),
+            _ => {
+                problems.push(problem("action", "enum", "must be start, stop or toggle"));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push(problem("action", "type", "must be a string"));
+            None
+        }
+    };
+    let format = match data.get("format") {
+        None | Some(Value::Null) => Some(RecordFormat::Wav),
+        Some(Value::String(text)) => match text.as_str() {
+            "wav" => Some(RecordFormat::Wav),
+            "pcap" => Some(RecordFormat::Pcap),
+            _ => {
+                problems.push(problem("format", "enum", "must be wav or pcap"));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push(problem("format", "type", "must be a string"));
+            None
+        }
+    };
+    let time_limit = parse_time_limit(data.get("time_limit"), &mut problems);
+    let label = parse_label(data.get("label"), &mut problems);
+    match (action, format, time_limit, label) {
+        (Some(action), Some(format), Some(time_limit), Some(label)) if problems.is_empty() => {
+            Ok(RecordParams {
+                action,
+                format,
+                time_limit,
+                label,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+fn parse_time_limit(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Option<Duration> {
+    let number = match value {
+        None | Some(Value::Null) => return Some(DEFAULT_TIME_LIMIT),
+        Some(Value::Number(number)) => number,
+        Some(_) => {
+            problems.push(problem("time_limit", "type", "must be an integer"));
+            return None;
+        }
+    };
+    let Some(seconds) = number.as_i64() else {
+        let (rule, message) = match number.as_f64() {
+            Some(float) if float > 0.0 && float.fract() != 0.0 => ("type", "must be an integer"),
+            Some(float) if float > 0.0 => ("maximum", "must be at most 86400"),
+            _ => ("minimum", "must be at least 1"),
+        };
+        problems.push(problem("time_limit", rule, message));
+        return None;
+    };
+    match u64::try_from(seconds) {
+        Ok(secs) if (1..=MAX_TIME_LIMIT_SECS).contains(&secs) => Some(Duration::from_secs(secs)),
+        Ok(secs) if secs > MAX_TIME_LIMIT_SECS => {
+            problems.push(problem("time_limit", "maximum", "must be at most 86400"));
+            None
+        }
+        _ => {
+            problems.push(problem("time_limit", "minimum", "must be at least 1"));
+            None
+        }
+    }
+}
+
+fn parse_label(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Option<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(text)) if text.chars().count() <= MAX_LABEL_CHARS => {
+            Some(Some(text.clone()))
+        }
+        Some(Value::String(_)) => {
+            problems.push(problem(
+                "label",
+                "maxLength",
+                "must be at most 256 characters",
+            ));
+            None
+        }
+        Some(_) => {
+            problems.push(problem("label", "type", "must be a string"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<RecordParams, Vec<ParamError>> {
+        match value {
+            Value::Object(map) => parse_params(&map),
+            other => panic!("test input must be an object, got {other}"),
+        }
+    }
+
+    #[test]
+    fn empty_data_gives_the_documented_defaults() {
+        let params = parse(json!({})).unwrap();
+        assert_eq!(params.action, RecordAction::Toggle);
+        assert_eq!(params.format, RecordFormat::Wav);
+        assert_eq!(params.time_limit, Duration::from_secs(3600));
+        assert_eq!(params.label, None);
+    }
+
+    #[test]
+    fn every_field_is_read() {
+        let data = json!({"action": "stop", "format": "pcap", "time_limit": 90,
+                          "label": "sales", "captures": ["9"], "collected": "*9"});
+        let params = parse(data).unwrap();
+        assert_eq!(params.action, RecordAction::Stop);
+        assert_eq!(params.format, RecordFormat::Pcap);
+        assert_eq!(params.time_limit, Duration::from_secs(90));
+        assert_eq!(params.label.as_deref(), Some("sales"));
+    }
+
+    #[test]
+    fn all_problems_are_reported_with_path_and_rule() {
+        let data = json!({"action": "pause", "format": 3, "time_limit": 0, "label": ["x"]});
+        let problems = parse(data).unwrap_err();
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.rule.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("data.action", "enum"),
+                ("data.format", "type"),
+                ("data.time_limit", "minimum"),
+                ("data.label", "type"),
+            ]
+        );
+    }
+
+    #[test]
+    fn time_limit_bounds_and_types() {
+        let rule = |value: Value| {
+            parse(json!({ "time_limit": value })).unwrap_err()[0]
+                .rule
+                .clone()
+        };
+        assert_eq!(rule(json!(-5)), "minimum");
+        assert_eq!(rule(json!(86_401)), "maximum");
+        assert_eq!(rule(json!(1e30)), "maximum");
+        assert_eq!(rule(json!(2.5)), "type");
+        assert_eq!(rule(json!("60")), "type");
+        let limit = parse(json!({"time_limit": 86_400})).unwrap().time_limit;
+        assert_eq!(limit, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn label_length_is_bounded_in_characters() {
+        let long = "é".repeat(MAX_LABEL_CHARS);
+        assert!(parse(json!({ "label": long })).is_ok());
+        let too_long = "a".repeat(MAX_LABEL_CHARS + 1);
+        assert_eq!(
+            parse(json!({ "label": too_long })).unwrap_err()[0].rule,
+            "maxLength"
+        );
+    }
+
+    #[test]
+    fn toggle_really_toggles() {
+        assert_eq!(RecordAction::Toggle.step(false), RecordStep::Start);
+        assert_eq!(RecordAction::Toggle.step(true), RecordStep::Stop);
+        assert_eq!(RecordAction::Start.step(true), RecordStep::Nothing);
+        assert_eq!(RecordAction::Stop.step(false), RecordStep::Nothing);
+        assert_eq!(RecordAction::Start.step(false), RecordStep::Start);
+        assert_eq!(RecordAction::Stop.step(true), RecordStep::Stop);
+    }
+}

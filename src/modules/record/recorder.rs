@@ -1,0 +1,339 @@
+//! One recording: the file is created when it starts, a writer drains the tap's queue into it on
+//! a blocking thread (buffered I/O, never on the relay's tasks), and on stop, time limit, call end
+//! or shutdown the file is completed, its sidecar written, and both renamed into place.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::params::RecordFormat;
+use super::sidecar::{FilePlan, SidecarFacts, sidecar_json};
+use super::sink::{Sink, SinkStats, effective_format};
+use super::tap::{Envelope, QUEUE_PACKETS, RecorderTap};
+use super::types::{RecordError, RecorderEvent, RecordingInfo, RecordingSummary, StopReason};
+
+/// Bytes buffered before the file is written to.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Name suffixes tried when recordings of one call start within the same millisecond.
+const MAX_NAME_ATTEMPTS: u32 = 100;
+
+/// A file a recording can be written to and completed.
+pub(crate) trait RecordingFile: Write + Seek + Send + 'static {
+    /// Flushes what is buffered and makes the bytes durable before the rename.
+    fn complete(self) -> io::Result<()>;
+}
+
+impl RecordingFile for BufWriter<File> {
+    fn complete(self) -> io::Result<()> {
+        let file = self.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()
+    }
+}
+
+/// Starts recordings; see [`Recorder::start`].
+#[derive(Debug)]
+pub struct Recorder;
+
+impl Recorder {
+    /// Creates the recording file under `data_dir/recordings/` and starts its writer. Feed the
+    /// returned tap from the relay; stop through the handle. The recording also stops by itself
+    /// after `time_limit`. Must be called within a tokio runtime.
+    pub fn start(
+        data_dir: &Path,
+        info: RecordingInfo,
+        time_limit: Duration,
+        events: mpsc::Sender<RecorderEvent>,
+    ) -> Result<(RecorderTap, RecorderHandle), RecordError> {
+        let started = SystemTime::now();
+        let (format, format_note) = effective_format(info.format, &info.codecs);
+        let (plan, file) = create_file(data_dir, &info.call_id, started, format)?;
+        let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let sink = match Sink::new(format, out, info.codecs.clone()) {
+            Ok(sink) => sink,
+            Err(source) => {
+                let _ = fs::remove_file(&plan.temp_path);
+                return Err(RecordError::Write {
+                    path: plan.temp_path,
+                    source,
+                });
+            }
+        };
+        let job = Job {
+            info,
+            plan,
+            format,
+            format_note,
+            started,
+            time_limit,
+            dropped: Arc::new(AtomicU64::new(0)),
+            events,
+        };
+        Ok(launch(sink, job))
+    }
+}
+
+fn create_file(
+    data_dir: &Path,
+    call_id: &str,
+    started: SystemTime,
+    format: RecordFormat,
+) -> Result<(FilePlan, File), RecordError> {
+    let first = FilePlan::new(data_dir, call_id, started, format, 0);
+    fs::create_dir_all(&first.dir).map_err(|source| RecordError::CreateDir {
+        path: first.dir.clone(),
+        source,
+    })?;
+    for attempt in 0..MAX_NAME_ATTEMPTS {
+        let plan = FilePlan::new(data_dir, call_id, started, format, attempt);
+        if plan.path.exists() || plan.sidecar.exists() {
+            continue;
+        }
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&plan.temp_path);
+        match opened {
+            Ok(file) => return Ok((plan, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(RecordError::Create {
+                    path: plan.temp_path,
+                    source,
+                });
+            }
+        }
+    }
+    Err(RecordError::Create {
+        path: first.temp_path,
+        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"),
+    })
+}
+
+/// What the writer needs besides the sink and the queue.
+pub(crate) struct Job {
+    pub info: RecordingInfo,
+    pub plan: FilePlan,
+    pub format: RecordFormat,
+    pub format_note: Option<String>,
+    pub started: SystemTime,
+    pub time_limit: Duration,
+    pub dropped: Arc<AtomicU64>,
+    pub events: mpsc::Sender<RecorderEvent>,
+}
+
+/// Starts the writer and the time-limit timer for `sink`.
+pub(crate) fn launch<W: RecordingFile>(sink: Sink<W>, job: Job) -> (RecorderTap, RecorderHandle) {
+    let (queue, receiver) = mpsc::channel(QUEUE_PACKETS);
+    let tap = RecorderTap::new(queue.clone(), Arc::clone(&job.dropped));
+    let path = job.plan.path.clone();
+    tracing::info!(call_id = %job.info.call_id, path = %path.display(), format = job.format.as_str(), "recording started");
+    emit(
+        &job.events,
+        RecorderEvent::Started {
+            call_id: job.info.call_id.clone(),
+            path: path.clone(),
+        },
+    );
+    let timer_queue = queue.clone();
+    let limit = job.time_limit;
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        let _ = timer_queue
+            .send(Envelope::Stop(StopReason::TimeLimit))
+            .await;
+    });
+    let writer = tokio::task::spawn_blocking(move || write_recording(sink, receiver, job));
+    let handle = RecorderHandle {
+        queue,
+        writer: Some(writer),
+        timer,
+        path,
+    };
+    (tap, handle)
+}
+
+fn emit(events: &mpsc::Sender<RecorderEvent>, event: RecorderEvent) {
+    if let Err(error) = events.try_send(event) {
+        tracing::warn!(%error, "recording event not delivered");
+    }
+}
+
+/// The writer loop: runs on a blocking thread until a stop arrives or every sender is gone.
+fn write_recording<W: RecordingFile>(
+    mut sink: Sink<W>,
+    mut receiver: mpsc::Receiver<Envelope>,
+    job: Job,
+) -> Result<RecordingSummary, RecordError> {
+    let reason = loop {
+        match receiver.blocking_recv() {
+            Some(Envelope::Packet(packet)) => {
+                if let Err(source) = sink.accept(&packet) {
+                    return Err(fail(&job, &mut receiver, source));
+                }
+            }
+            Some(Envelope::Stop(reason)) => break reason,
+            None => break StopReason::Shutdown,
+        }
+    };
+    // Packets relayed before the stop still belong to the recording; later offers are dropped.
+    receiver.close();
+    while let Ok(envelope) = receiver.try_recv() {
+        if let Envelope::Packet(packet) = envelope
+            && let Err(source) = sink.accept(&packet)
+        {
+            return Err(fail(&job, &mut receiver, source));
+        }
+    }
+    let stats = match sink
+        .finish()
+        .and_then(|(out, stats)| out.complete().map(|()| stats))
+    {
+        Ok(stats) => stats,
+        Err(source) => return Err(fail(&job, &mut receiver, source)),
+    };
+    publish(&job, reason, stats).inspect_err(|error| {
+        let _ = fs::remove_file(&job.plan.temp_path);
+        let _ = fs::remove_file(job.plan.sidecar_temp());
+        report_failure(&job, error);
+    })
+}
+
+/// Writes the sidecar and renames both files into place.
+fn publish(
+    job: &Job,
+    reason: StopReason,
+    stats: SinkStats,
+) -> Result<RecordingSummary, RecordError> {
+    let ended = SystemTime::now();
+    let dropped = job.dropped.load(Ordering::Relaxed);
+    let facts = SidecarFacts {
+        info: &job.info,
+        plan: &job.plan,
+        format: job.format,
+        format_note: job.format_note.as_deref(),
+        started: job.started,
+        ended,
+        reason: &reason,
+        time_limit_s: job.time_limit.as_secs(),
+        stats,
+        dropped,
+    };
+    let sidecar_temp = job.plan.sidecar_temp();
+    let write_error = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| RecordError::Write { path, source }
+    };
+    let document = serde_json::to_vec_pretty(&sidecar_json(&facts))
+        .map_err(io::Error::other)
+        .map_err(write_error(&sidecar_temp))?;
+    fs::write(&sidecar_temp, document).map_err(write_error(&sidecar_temp))?;
+    fs::rename(&job.plan.temp_path, &job.plan.path).map_err(write_error(&job.plan.path))?;
+    fs::rename(&sidecar_temp, &job.plan.sidecar).map_err(write_error(&job.plan.sidecar))?;
+    tracing::info!(call_id = %job.info.call_id, path = %job.plan.path.display(),
+        reason = reason.as_str(), frames = stats.frames, dropped, "recording stopped");
+    emit(
+        &job.events,
+        RecorderEvent::Stopped {
+            call_id: job.info.call_id.clone(),
+            path: job.plan.path.clone(),
+            sidecar: job.plan.sidecar.clone(),
+            reason: reason.as_str().to_owned(),
+            frames: stats.frames,
+            dropped,
+        },
+    );
+    Ok(RecordingSummary {
+        path: job.plan.path.clone(),
+        sidecar: job.plan.sidecar.clone(),
+        reason,
+        format: job.format,
+        frames: stats.frames,
+        dropped,
+        started_at: job.started,
+        ended_at: ended,
+    })
+}
+
+/// Abandons the recording after a write error: the partial file is removed, the taps see a
+/// closed queue, and the event log hears why. The call is not affected.
+fn fail(job: &Job, receiver: &mut mpsc::Receiver<Envelope>, source: io::Error) -> RecordError {
+    receiver.close();
+    let _ = fs::remove_file(&job.plan.temp_path);
+    let error = RecordError::Write {
+        path: job.plan.temp_path.clone(),
+        source,
+    };
+    report_failure(job, &error);
+    error
+}
+
+fn report_failure(job: &Job, error: &RecordError) {
+    tracing::warn!(call_id = %job.info.call_id, %error, "recording failed");
+    emit(
+        &job.events,
+        RecorderEvent::Failed {
+            call_id: job.info.call_id.clone(),
+            error: error.to_string(),
+        },
+    );
+}
+
+/// Controls one running recording. Dropping it without [`RecorderHandle::stop`] still finishes
+/// the file, with reason `call_ended`.
+#[derive(Debug)]
+pub struct RecorderHandle {
+    queue: mpsc::Sender<Envelope>,
+    writer: Option<JoinHandle<Result<RecordingSummary, RecordError>>>,
+    timer: JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl RecorderHandle {
+    /// Stops the recording (if the time limit or an error has not already) and waits until the
+    /// file and sidecar are in place. Returns what was recorded, with the reason it really ended.
+    pub async fn stop(mut self, reason: StopReason) -> Result<RecordingSummary, RecordError> {
+        self.timer.abort();
+        // Fails only when the writer has already ended; its own result is returned below.
+        let _ = self.queue.send(Envelope::Stop(reason)).await;
+        let writer = self.writer.take().ok_or(RecordError::WriterLost)?;
+        writer.await.unwrap_or(Err(RecordError::WriterLost))
+    }
+
+    /// Final path of the recording file (it appears there once complete).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the recording already ended by itself (time limit or write error); a toggle then
+    /// starts a new one.
+    pub fn is_finished(&self) -> bool {
+        self.writer.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for RecorderHandle {
+    fn drop(&mut self) {
+        if self.writer.is_some()
+            && self
+                .queue
+                .try_send(Envelope::Stop(StopReason::CallEnded))
+                .is_ok()
+        {
+            self.timer.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "recorder_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "recorder_pcap_tests.rs"]
+mod pcap_tests;

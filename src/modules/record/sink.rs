@@ -1,0 +1,304 @@
+//! Turns queued packets into file contents: decoded, aligned stereo for WAV, or the raw packets
+//! for pcap. Generic over the writer so failures can be exercised without a real disk.
+
+use std::io::{self, Seek, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::metaflow::Leg;
+
+use super::align::{AlignConfig, AlignStats, Aligner, AudioPacket, SAMPLE_RATE};
+use super::g711::{decode_alaw, decode_ulaw};
+use super::params::RecordFormat;
+use super::pcapwriter::PcapWriter;
+use super::rtp::parse_rtp;
+use super::tap::TappedPacket;
+use super::types::{Codec, LegCodecs, PacketKind};
+use super::wav::WavWriter;
+
+/// Frames handed to the WAV writer per call, bounding memory after long silences.
+const FRAMES_PER_WRITE: usize = 4096;
+
+/// Counters a sink keeps for the metadata.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Stereo frames (WAV) or packets (pcap) written.
+    pub frames: u64,
+    /// RTP packets that were not valid RTP.
+    pub malformed: u64,
+    /// Audio packets whose payload type is unknown or not G.711 (WAV only).
+    pub undecodable: u64,
+    /// Telephone-event packets left out of the audio (WAV only).
+    pub telephone_events: u64,
+    /// Repairs made by the aligner (WAV only).
+    pub align: AlignStats,
+}
+
+/// Decodes both legs' G.711 into an aligned stereo WAV.
+#[derive(Debug)]
+pub struct WavSink<W: Write + Seek> {
+    writer: WavWriter<W>,
+    aligner: Aligner,
+    codecs: LegCodecs,
+    samples: Vec<i16>,
+    frames: Vec<[i16; 2]>,
+    stats: SinkStats,
+}
+
+impl<W: Write + Seek> WavSink<W> {
+    /// Writes the WAV header and prepares the aligner.
+    pub fn new(out: W, codecs: LegCodecs) -> io::Result<Self> {
+        Ok(Self {
+            writer: WavWriter::new(out, SAMPLE_RATE, 2)?,
+            aligner: Aligner::new(AlignConfig::default()),
+            codecs,
+            samples: Vec::with_capacity(480),
+            frames: Vec::with_capacity(FRAMES_PER_WRITE),
+            stats: SinkStats::default(),
+        })
+    }
+
+    fn accept(&mut self, packet: &TappedPacket) -> io::Result<()> {
+        if packet.kind == PacketKind::Rtcp {
+            return Ok(());
+        }
+        let Some(rtp) = parse_rtp(packet.bytes()) else {
+            self.stats.malformed += 1;
+            return Ok(());
+        };
+        match self.codecs.lookup(packet.leg, rtp.payload_type) {
+            Some(Codec::Pcma) => decode_alaw(rtp.payload, &mut self.samples),
+            Some(Codec::Pcmu) => decode_ulaw(rtp.payload, &mut self.samples),
+            Some(Codec::TelephoneEvent) => {
+                self.stats.telephone_events += 1;
+                return Ok(());
+            }
+            Some(Codec::Other(_)) | None => {
+                self.stats.undecodable += 1;
+                return Ok(());
+            }
+        }
+        let audio = AudioPacket {
+            timestamp: rtp.timestamp,
+            sequence: rtp.sequence,
+            ssrc: rtp.ssrc,
+            arrival_us: packet.arrival_us,
+            samples: &self.samples,
+        };
+        self.aligner.push(packet.leg, audio);
+        self.write_ready(false)
+    }
+
+    fn write_ready(&mut self, everything: bool) -> io::Result<()> {
+        loop {
+            self.frames.clear();
+            let count = if everything {
+                self.aligner.drain_all(&mut self.frames, FRAMES_PER_WRITE)
+            } else {
+                self.aligner.drain_ready(&mut self.frames, FRAMES_PER_WRITE)
+            };
+            if count == 0 {
+                return Ok(());
+            }
+            self.writer.write_stereo(&self.frames)?;
+        }
+    }
+
+    fn finish(mut self) -> io::Result<(W, SinkStats)> {
+        self.write_ready(true)?;
+        let mut stats = self.stats;
+        stats.frames = self.aligner.frames_written();
+        stats.align = self.aligner.stats();
+        Ok((self.writer.finish()?, stats))
+    }
+}
+
+/// Writes every RTP and RTCP packet of both legs to a pcap capture.
+#[derive(Debug)]
+pub struct PcapSink<W: Write> {
+    writer: PcapWriter<W>,
+    /// Unix time minus relay clock, in microseconds, estimated from the first packet.
+    clock_offset_us: Option<i128>,
+}
+
+impl<W: Write> PcapSink<W> {
+    /// Writes the pcap global header.
+    pub fn new(out: W) -> io::Result<Self> {
+        Ok(Self {
+            writer: PcapWriter::new(out)?,
+            clock_offset_us: None,
+        })
+    }
+
+    fn accept(&mut self, packet: &TappedPacket) -> io::Result<()> {
+        let arrival = i128::from(packet.arrival_us);
+        let offset = *self
+            .clock_offset_us
+            .get_or_insert_with(|| unix_now_us().saturating_sub(arrival));
+        let unix_us = u64::try_from(arrival.saturating_add(offset)).unwrap_or(0);
+        self.writer
+            .write_udp(unix_us, packet.src, packet.dst, packet.bytes())
+    }
+
+    fn finish(self) -> io::Result<(W, SinkStats)> {
+        let stats = SinkStats {
+            frames: self.writer.records(),
+            ..SinkStats::default()
+        };
+        Ok((self.writer.finish()?, stats))
+    }
+}
+
+fn unix_now_us() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| i128::try_from(since.as_micros()).unwrap_or(i128::MAX))
+        .unwrap_or(0)
+}
+
+/// The writer of one recording, whichever its format. Not boxed: one per recording, and the
+/// variant is matched for every packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Sink<W: Write + Seek> {
+    /// Aligned stereo audio.
+    Wav(WavSink<W>),
+    /// Raw packets.
+    Pcap(PcapSink<W>),
+}
+
+impl<W: Write + Seek> Sink<W> {
+    /// Starts a file of `format` on `out`, writing its header.
+    pub fn new(format: RecordFormat, out: W, codecs: LegCodecs) -> io::Result<Self> {
+        Ok(match format {
+            RecordFormat::Wav => Self::Wav(WavSink::new(out, codecs)?),
+            RecordFormat::Pcap => Self::Pcap(PcapSink::new(out)?),
+        })
+    }
+
+    /// Adds one tapped packet.
+    pub(crate) fn accept(&mut self, packet: &TappedPacket) -> io::Result<()> {
+        match self {
+            Self::Wav(sink) => sink.accept(packet),
+            Self::Pcap(sink) => sink.accept(packet),
+        }
+    }
+
+    /// Completes the file (patching headers, flushing) and hands back the writer.
+    pub fn finish(self) -> io::Result<(W, SinkStats)> {
+        match self {
+            Self::Wav(sink) => sink.finish(),
+            Self::Pcap(sink) => sink.finish(),
+        }
+    }
+}
+
+/// The format actually written: WAV needs G.711 on both legs, otherwise the recording falls back
+/// to pcap and the returned note says why.
+pub fn effective_format(
+    requested: RecordFormat,
+    codecs: &LegCodecs,
+) -> (RecordFormat, Option<String>) {
+    if requested == RecordFormat::Pcap {
+        return (requested, None);
+    }
+    for (leg, name) in [(Leg::A, "a-leg"), (Leg::B, "b-leg")] {
+        if let Some(Codec::Other(codec)) = codecs.audio_codec(leg) {
+            let note = format!("{name} codec {codec} cannot be decoded to WAV; recorded as pcap");
+            return (RecordFormat::Pcap, Some(note));
+        }
+    }
+    (RecordFormat::Wav, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::record::g711::linear_to_ulaw;
+    use crate::modules::record::wav::parse_wav;
+    use std::io::Cursor;
+    use std::net::SocketAddr;
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut packet = vec![0x80, pt];
+        packet.extend_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&ts.to_be_bytes());
+        packet.extend_from_slice(&1u32.to_be_bytes());
+        packet.extend_from_slice(payload);
+        packet
+    }
+
+    fn tapped(leg: Leg, kind: PacketKind, bytes: &[u8], arrival_us: u64) -> TappedPacket {
+        let addr: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        TappedPacket::copy_of(leg, kind, addr, addr, bytes, arrival_us).unwrap()
+    }
+
+    #[test]
+    fn telephone_events_rtcp_and_unknown_payloads_stay_out_of_the_audio() {
+        let codecs = LegCodecs {
+            a: vec![(0, Codec::Pcmu), (101, Codec::TelephoneEvent)],
+            b: vec![(0, Codec::Pcmu)],
+        };
+        let mut sink = Sink::new(RecordFormat::Wav, Cursor::new(Vec::new()), codecs).unwrap();
+        let tone = [linear_to_ulaw(1000); 160];
+        for n in 0..10u16 {
+            let ts = u32::from(n) * 160;
+            let arrival = u64::from(ts) * 125;
+            sink.accept(&tapped(
+                Leg::A,
+                PacketKind::Rtp,
+                &rtp(0, n, ts, &tone),
+                arrival,
+            ))
+            .unwrap();
+            let event = rtp(101, n, ts, &[1, 0x80, 0, 160]);
+            sink.accept(&tapped(Leg::B, PacketKind::Rtp, &event, arrival))
+                .unwrap();
+            sink.accept(&tapped(
+                Leg::B,
+                PacketKind::Rtcp,
+                &[0x80, 200, 0, 1],
+                arrival,
+            ))
+            .unwrap();
+            sink.accept(&tapped(
+                Leg::B,
+                PacketKind::Rtp,
+                &rtp(96, n, ts, &[1; 20]),
+                arrival,
+            ))
+            .unwrap();
+        }
+        let (out, stats) = sink.finish().unwrap();
+        assert_eq!(stats.frames, 1600);
+        assert_eq!(
+            stats.undecodable, 20,
+            "pt 101 is unknown on the b-leg, pt 96 everywhere"
+        );
+        let wav = parse_wav(&out.into_inner());
+        let left_ok = wav
+            .samples
+            .chunks(2)
+            .all(|f| (f[0] - 1000).abs() < 64 && f[1] == 0);
+        assert!(left_ok, "left carries the tone, right is silent");
+    }
+
+    #[test]
+    fn non_g711_codecs_fall_back_to_pcap() {
+        let mut codecs = LegCodecs {
+            a: vec![(101, Codec::TelephoneEvent), (8, Codec::Pcma)],
+            b: vec![],
+        };
+        assert_eq!(
+            effective_format(RecordFormat::Wav, &codecs),
+            (RecordFormat::Wav, None)
+        );
+        codecs.b = vec![(111, Codec::from_encoding_name("opus"))];
+        let (format, note) = effective_format(RecordFormat::Wav, &codecs);
+        assert_eq!(format, RecordFormat::Pcap);
+        assert!(note.unwrap().contains("b-leg codec opus"));
+        assert_eq!(
+            effective_format(RecordFormat::Pcap, &codecs).0,
+            RecordFormat::Pcap
+        );
+    }
+}

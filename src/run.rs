@@ -1,0 +1,197 @@
+//! `metaflow-proxy` with no subcommand: start every part, serve until a signal, shut down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use metaflow_proxy::api::v2::{MetaflowOwner, NodeNormaliser, NodeValidator, V2State};
+use metaflow_proxy::b2bua::registry::{ApiCalls, CallRegistry};
+use metaflow_proxy::b2bua::shell::{Control, Recordings, SipTask};
+use metaflow_proxy::b2bua::{B2bua, CoreConfig, DirectoryMetaflows};
+use metaflow_proxy::cli::Cli;
+use metaflow_proxy::config::Config;
+use metaflow_proxy::events::EventLog;
+use metaflow_proxy::media::{MediaConfig, MediaEngine};
+use metaflow_proxy::metrics::Metrics;
+use metaflow_proxy::modules;
+use metaflow_proxy::sip::transaction::Timers;
+
+/// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(cli)?;
+    metaflow_proxy::events::init_tracing(&cfg.log_level, cfg.log_format)
+        .context("cannot set up logging")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(cfg))
+}
+
+/// Module data checks for the API, relative to a node's `data`.
+fn node_validator() -> NodeValidator {
+    Arc::new(|module: &str, data: &Map<String, Value>| {
+        modules::validate_node_data(module, data)
+            .into_iter()
+            .map(|(path, rule, message)| {
+                let inside = path.strip_prefix("data.").unwrap_or(&path).to_string();
+                (inside, rule, message)
+            })
+            .collect()
+    })
+}
+
+fn node_normaliser() -> NodeNormaliser {
+    Arc::new(|module: &str, data: &mut Map<String, Value>| {
+        modules::normalise_node_data(module, data)
+    })
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data-dir {}", cfg.data_dir.display()))?;
+    let media_ip = cfg.media_ip_effective();
+    let metaflows_file = match &cfg.metaflows {
+        Some(path) => {
+            modules::load_metaflows_file(path).map_err(anyhow::Error::msg)?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read metaflows {}", path.display()))?;
+            Some(serde_json::from_str::<Value>(&text)?)
+        }
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let (events, events_task) = EventLog::start(&cfg.data_dir)
+        .with_context(|| format!("cannot open the event log in {}", cfg.data_dir.display()))?;
+    metrics.add_source(events.stats());
+
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let registry = CallRegistry::default();
+    let live = Arc::new(ApiCalls {
+        registry: registry.clone(),
+        control: control_tx.clone(),
+    });
+    let (v2, directory) = V2State::open(
+        &cfg.data_dir,
+        cfg.api_auth_tokens.clone(),
+        live,
+        node_validator(),
+        node_normaliser(),
+    )
+    .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
+    if let Some(doc) = &metaflows_file {
+        let owner = MetaflowOwner::Account(v2.default_account_id().to_string());
+        v2.replace_metaflows(&owner, doc)
+            .map_err(|e| anyhow::anyhow!("cannot store the metaflows file: {e:?}"))?;
+    }
+
+    let sip_socket = UdpSocket::bind(cfg.sip_listen)
+        .await
+        .with_context(|| format!("cannot bind sip-listen {}", cfg.sip_listen))?;
+    let local = sip_socket.local_addr()?;
+    let (media_tx, media_rx) = mpsc::channel(4096);
+    let media = MediaEngine::new(
+        MediaConfig {
+            media_ip,
+            port_min: cfg.rtp_ports.0,
+            port_max: cfg.rtp_ports.1,
+            media_timeout: cfg.media_timeout,
+        },
+        media_tx,
+        Some(metaflow_proxy::dtmf::DtmfInspector::factory()),
+    )
+    .context("cannot start the media engine (rtp-ports)")?;
+    metrics.add_source(media.stats());
+    let mut core = B2bua::new(
+        CoreConfig {
+            local,
+            upstream: cfg.upstream,
+            upstream_host: cfg
+                .upstream_host
+                .clone()
+                .unwrap_or_else(|| local.ip().to_string()),
+            media_ip,
+            timers: Timers {
+                t1: cfg.sip_t1,
+                t2: cfg.sip_t2,
+                t4: cfg.sip_t4,
+            },
+            max_calls: cfg.max_calls,
+        },
+        metrics.clone(),
+    );
+    core.set_resolver(Box::new(DirectoryMetaflows(directory)));
+
+    let api_listener = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("cannot bind api-listen {}", cfg.api_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
+        ready: ready.clone(),
+        metrics: metrics.clone(),
+    })
+    .merge(metaflow_proxy::api::v2::routes(v2));
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(metaflow_proxy::api::serve(api_listener, router, async {
+        let _ = api_stop_rx.await;
+    }));
+
+    let sip_task = tokio::spawn(
+        SipTask {
+            socket: Arc::new(sip_socket),
+            core,
+            media,
+            media_events: media_rx,
+            control: control_rx,
+            events: events.clone(),
+            registry,
+            recordings: Recordings::new(cfg.data_dir.clone()),
+        }
+        .run(),
+    );
+    ready.store(true, Ordering::SeqCst);
+    match cfg.upstream {
+        Some(up) => {
+            tracing::info!(sip = %local, api = %api_addr, upstream = %up, media_ip = %media_ip, "metaflow-proxy ready")
+        }
+        None => {
+            tracing::warn!(sip = %local, api = %api_addr, "metaflow-proxy ready without --upstream: new calls get 503")
+        }
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = sigterm.recv() => {
+            tracing::info!(grace_s = cfg.shutdown_grace.as_secs(), "SIGTERM: draining calls");
+            ready.store(false, Ordering::SeqCst);
+            let _ = control_tx.send(Control::BeginShutdown).await;
+            let deadline = Instant::now() + cfg.shutdown_grace;
+            while metrics.active_calls() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = control_tx.send(Control::TerminateAll).await;
+            // Give the BYEs a moment on the wire before the socket closes.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("SIGINT: exiting now");
+            events.flush_and_close().await;
+            return Ok(());
+        }
+    }
+    drop(control_tx);
+    let _ = sip_task.await;
+    let _ = api_stop_tx.send(());
+    let _ = api_task.await;
+    events.flush_and_close().await;
+    let _ = events_task.await;
+    tracing::info!("metaflow-proxy stopped");
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! Fast, synchronous answers to "which metaflows apply to this call?" for the call core, read from
+//! an in-memory snapshot of the store that the API refreshes after every committed write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::metaflow::{Metaflows, parse_metaflows};
+use crate::store::{Collection, ReadView, Store, StoreError, Stored};
+
+/// Metaflow scope key of an account's own metaflows.
+pub fn account_scope() -> String {
+    "account".to_owned()
+}
+
+/// Metaflow scope key of a user's metaflows.
+pub fn user_scope(user_id: &str) -> String {
+    format!("user/{user_id}")
+}
+
+/// Metaflow scope key of a device's metaflows.
+pub fn device_scope(device_id: &str) -> String {
+    format!("device/{device_id}")
+}
+
+/// Parsed metaflows with the revision they were parsed from, to reuse them across refreshes.
+#[derive(Clone)]
+struct Parsed {
+    rev: String,
+    flows: Arc<Metaflows>,
+}
+
+/// What the directory needs of a device: its id and the user that owns it.
+struct DeviceRef {
+    id: String,
+    owner_id: Option<String>,
+}
+
+/// A callflow reduced to what dialed-number matching needs.
+struct CallflowRoute {
+    rev: String,
+    id: String,
+    numbers: Vec<String>,
+    patterns: Vec<Regex>,
+    metaflow: Option<Arc<Metaflows>>,
+}
+
+/// One account's lookup tables.
+#[derive(Default)]
+struct AccountView {
+    devices_by_sip_user: HashMap<String, DeviceRef>,
+    account_flows: Option<Parsed>,
+    user_flows: HashMap<String, Parsed>,
+    device_flows: HashMap<String, Parsed>,
+    callflows: Vec<Arc<CallflowRoute>>,
+}
+
+/// Everything the lookups read, replaced as a whole on refresh.
+#[derive(Default)]
+struct Snapshot {
+    account_by_realm: HashMap<String, String>,
+    accounts: HashMap<String, AccountView>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    known_modules: &'static [&'static str],
+    default_account_id: String,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Serialises refreshes so that the last one to finish has read the latest commit.
+    refreshing: Mutex<()>,
+}
+
+/// Resolves the metaflows of a call leg or a dialed number; cheap to clone, never blocks on I/O.
+#[derive(Clone)]
+pub struct MetaflowDirectory {
+    inner: Arc<Inner>,
+}
+
+impl MetaflowDirectory {
+    /// A directory over `store`, loaded at once; metaflows are parsed against `known_modules`.
+    pub fn load(
+        store: Arc<Store>,
+        known_modules: &'static [&'static str],
+        default_account_id: &str,
+    ) -> Result<Self, StoreError> {
+        let directory = Self {
+            inner: Arc::new(Inner {
+                store,
+                known_modules,
+                default_account_id: default_account_id.to_owned(),
+                snapshot: RwLock::new(Arc::new(Snapshot::default())),
+                refreshing: Mutex::new(()),
+            }),
+        };
+        directory.refresh()?;
+        Ok(directory)
+    }
+
+    /// Re-reads the store so that later lookups see every write committed before this call.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        let _serialised = self
+            .inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let previous = self.snapshot();
+        let view = self.inner.store.read()?;
+        let next = build_snapshot(&view, &previous, self.inner.known_modules)?;
+        *self
+            .inner
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(
+            &self
+                .inner
+                .snapshot
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The metaflows for a leg whose party is `user@host`: the account whose realm is `host`
+    /// (else the default account), the device of that account whose `sip.username` is `user`,
+    /// and then the device's metaflows, else its owner's, else the account's. The second value
+    /// names the scope that supplied them: `device`, `user` or `account`.
+    pub fn for_leg(&self, user: &str, host: &str) -> Option<(Arc<Metaflows>, String)> {
+        let snapshot = self.snapshot();
+        let account_id = snapshot
+            .account_by_realm
+            .get(host)
+            .map_or(self.inner.default_account_id.as_str(), String::as_str);
+        let view = snapshot.accounts.get(account_id)?;
+        if let Some(device) = view.devices_by_sip_user.get(user) {
+            if let Some(parsed) = view.device_flows.get(&device.id) {
+                return Some((Arc::clone(&parsed.flows), "device".to_owned()));
+            }
+            let owner_flows = device
+                .owner_id
+                .as_ref()
+                .and_then(|owner| view.user_flows.get(owner));
+            if let Some(parsed) = owner_flows {
+                return Some((Arc::clone(&parsed.flows), "user".to_owned()));
+            }
+        }
+        let parsed = view.account_flows.as_ref()?;
+        Some((Arc::clone(&parsed.flows), "account".to_owned()))
+    }
+
+    /// The account a party at `host` belongs to: the one whose realm is `host`, else the
+    /// default account.
+    pub fn account_for_host(&self, host: &str) -> String {
+        let snapshot = self.snapshot();
+        snapshot
+            .account_by_realm
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| self.inner.default_account_id.clone())
+    }
+
+    /// The metaflows of the callflow of `account_id` that `dialed_number` selects: a callflow
+    /// listing the number exactly wins, else the first whose pattern matches (callflows in id
+    /// order, patterns in written order). `None` when no callflow matches or the one that does
+    /// has no metaflow.
+    pub fn for_dialed(&self, account_id: &str, dialed_number: &str) -> Option<Arc<Metaflows>> {
+        let snapshot = self.snapshot();
+        let view = snapshot.accounts.get(account_id)?;
+        let exact = view
+            .callflows
+            .iter()
+            .find(|route| route.numbers.iter().any(|number| number == dialed_number));
+        let route = exact.or_else(|| {
+            view.callflows.iter().find(|route| {
+                route
+                    .patterns
+                    .iter()
+                    .any(|pattern| pattern.is_match(dialed_number))
+            })
+        })?;
+        route.metaflow.clone()
+    }
+
+    /// The account used when no realm matches a leg's host.
+    pub fn default_account_id(&self) -> &str {
+        &self.inner.default_account_id
+    }
+}
+
+/// Parses stored metaflows, reusing the previous parse when the revision is unchanged; empty
+/// metaflows (no codes) and unparsable ones count as absent.
+fn parse_stored(
+    stored: &Stored,
+    previous: Option<&Parsed>,
+    known_modules: &[&str],
+) -> Option<Parsed> {
+    if let Some(previous) = previous.filter(|previous| previous.rev == stored.rev) {
+        return Some(previous.clone());
+    }
+    parse_object(&stored.doc, known_modules).map(|flows| Parsed {
+        rev: stored.rev.clone(),
+        flows,
+    })
+}
+
+/// Parses a metaflow object; `None` when it is invalid or defines no code.
+fn parse_object(doc: &Map<String, Value>, known_modules: &[&str]) -> Option<Arc<Metaflows>> {
+    match parse_metaflows(&Value::Object(doc.clone()), known_modules) {
+        Ok(flows) if flows.numbers.is_empty() && flows.patterns.is_empty() => None,
+        Ok(flows) => Some(Arc::new(flows)),
+        Err(problems) => {
+            tracing::warn!(
+                count = problems.len(),
+                "stored metaflows no longer validate"
+            );
+            None
+        }
+    }
+}
+
+fn build_snapshot(
+    view: &ReadView,
+    previous: &Snapshot,
+    known_modules: &[&str],
+) -> Result<Snapshot, StoreError> {
+    let mut next = Snapshot::default();
+    for (account_id, stored) in view.list_all(Collection::Accounts)? {
+        if let Some(realm) = stored.doc.get("realm").and_then(Value::as_str) {
+            next.account_by_realm
+                .insert(realm.to_owned(), account_id.clone());
+        }
+        next.accounts.insert(account_id, AccountView::default());
+    }
+    for (account_id, stored) in view.list_all(Collection::Devices)? {
+        let Some(account) = next.accounts.get_mut(&account_id) else {
+            continue;
+        };
+        let sip_user = stored
+            .doc
+            .get("sip")
+            .and_then(|sip| sip.get("username"))
+            .and_then(Value::as_str);
+        if let Some(sip_user) = sip_user {
+            let owner_id = stored.doc.get("owner_id").and_then(Value::as_str);
+            let device = DeviceRef {
+                id: stored.id.clone(),
+                owner_id: owner_id.map(str::to_owned),
+            };
+            account
+                .devices_by_sip_user
+                .insert(sip_user.to_owned(), device);
+        }
+    }
+    for (account_id, stored) in view.list_all(Collection::Metaflows)? {
+        let old = previous.accounts.get(&account_id);
+        let Some(account) = next.accounts.get_mut(&account_id) else {
+            continue;
+        };
+        if let Some(user_id) = stored.id.strip_prefix("user/") {
+            let prior = old.and_then(|old| old.user_flows.get(user_id));
+            if let Some(parsed) = parse_stored(&stored, prior, known_modules) {
+                account.user_flows.insert(user_id.to_owned(), parsed);
+            }
+        } else if let Some(device_id) = stored.id.strip_prefix("device/") {
+            let prior = old.and_then(|old| old.device_flows.get(device_id));
+            if let Some(parsed) = parse_stored(&stored, prior, known_modules) {
+                account.device_flows.insert(device_id.to_owned(), parsed);
+            }
+        } else {
+            let prior = old.and_then(|old| old.account_flows.as_ref());
+            account.account_flows = parse_stored(&stored, prior, known_modules);
+        }
+    }
+    for (account_id, stored) in view.list_all(Collection::Callflows)? {
+        let old = previous.accounts.get(&account_id);
+        let Some(account) = next.accounts.get_mut(&account_id) else {
+            continue;
+        };
+        let reused = old.and_then(|old| {
+            old.callflows
+                .iter()
+                .find(|route| route.id == stored.id && route.rev == stored.rev)
+        });
+        let route = match reused {
+            Some(route) => Arc::clone(route),
+            None => Arc::new(callflow_route(&stored, known_modules)),
+        };
+        account.callflows.push(route);
+    }
+    Ok(next)
+}
+
+/// Extracts the numbers, compiled patterns and metaflows of a stored callflow.
+fn callflow_route(stored: &Stored, known_modules: &[&str]) -> CallflowRoute {
+    let strings = |key: &str| -> Vec<String> {
+        stored
+            .doc
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let patterns = strings("patterns")
+        .iter()
+        .filter_map(|pattern| Regex::new(pattern).ok())
+        .collect();
+    let metaflow = stored
+        .doc
+        .get("metaflow")
+        .and_then(Value::as_object)
+        .and_then(|doc| parse_object(doc, known_modules));
+    CallflowRoute {
+        rev: stored.rev.clone(),
+        id: stored.id.clone(),
+        numbers: strings("numbers"),
+        patterns,
+        metaflow,
+    }
+}

@@ -1,0 +1,181 @@
+//! Store tests: revisions, transactions, and what survives an unclean stop.
+
+use serde_json::{Map, Value, json};
+
+use super::*;
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[test]
+fn put_get_list_remove_with_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let first = store
+        .write(|txn| {
+            txn.put(
+                Collection::Users,
+                "acc",
+                "u1",
+                object(json!({"first_name": "A"})),
+            )
+        })
+        .unwrap();
+    assert!(first.rev.starts_with("1-"));
+    let second = store
+        .write(|txn| {
+            txn.put(
+                Collection::Users,
+                "acc",
+                "u1",
+                object(json!({"first_name": "B"})),
+            )
+        })
+        .unwrap();
+    assert!(second.rev.starts_with("2-"));
+    store
+        .write(|txn| txn.put(Collection::Users, "acc2", "u9", Map::new()))
+        .unwrap();
+    let view = store.read().unwrap();
+    let got = view.get(Collection::Users, "acc", "u1").unwrap().unwrap();
+    assert_eq!(got.doc.get("first_name"), Some(&json!("B")));
+    assert_eq!(got.rev, second.rev);
+    let listed = view.list(Collection::Users, "acc").unwrap();
+    assert_eq!(listed.len(), 1, "other accounts' documents are not listed");
+    assert_eq!(view.list_all(Collection::Users).unwrap().len(), 2);
+    let removed = store
+        .write(|txn| txn.remove(Collection::Users, "acc", "u1"))
+        .unwrap();
+    assert_eq!(removed.map(|stored| stored.rev), Some(second.rev));
+    assert!(
+        store
+            .read()
+            .unwrap()
+            .get(Collection::Users, "acc", "u1")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_failed_change_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let outcome: Result<(), StoreError> = store.write(|txn| {
+        txn.put(Collection::Accounts, "a", "", Map::new())?;
+        Err(StoreError::Database(redb::Error::TransactionInProgress))
+    });
+    assert!(outcome.is_err());
+    assert!(
+        store
+            .read()
+            .unwrap()
+            .get(Collection::Accounts, "a", "")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn remove_account_removes_only_that_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    store
+        .write(|txn| {
+            for account in ["a", "ab", "b"] {
+                txn.put(Collection::Accounts, account, "", Map::new())?;
+                txn.put(Collection::Devices, account, "d", Map::new())?;
+                txn.put(Collection::Metaflows, account, "account", Map::new())?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    store.write(|txn| txn.remove_account("a")).unwrap();
+    let view = store.read().unwrap();
+    for collection in [
+        Collection::Accounts,
+        Collection::Devices,
+        Collection::Metaflows,
+    ] {
+        let accounts: Vec<String> = view
+            .list_all(collection)
+            .unwrap()
+            .into_iter()
+            .map(|(account, _)| account)
+            .collect();
+        assert_eq!(accounts, ["ab", "b"]);
+    }
+}
+
+/// Copies the store file as it is on disk now, as a crash at this instant would leave it.
+fn snapshot_file(from: &Path, to: &Path) {
+    std::fs::copy(from.join(STORE_FILE_NAME), to.join(STORE_FILE_NAME)).unwrap();
+}
+
+#[test]
+fn committed_writes_survive_an_unclean_stop() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let store = Store::open_in(live.path()).unwrap();
+    let stored = store
+        .write(|txn| {
+            txn.put(
+                Collection::Metaflows,
+                "acc",
+                "account",
+                object(json!({"binding_digit": "#"})),
+            )
+        })
+        .unwrap();
+    // No clean shutdown: the handle is leaked and the file copied while still open.
+    std::mem::forget(store);
+    snapshot_file(live.path(), crashed.path());
+    let reopened = Store::open_in(crashed.path()).unwrap();
+    let got = reopened
+        .read()
+        .unwrap()
+        .get(Collection::Metaflows, "acc", "account")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, stored);
+}
+
+#[test]
+fn a_crash_during_a_write_leaves_the_old_document() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let store = Store::open_in(live.path()).unwrap();
+    let old = store
+        .write(|txn| {
+            txn.put(
+                Collection::Users,
+                "acc",
+                "u",
+                object(json!({"first_name": "old"})),
+            )
+        })
+        .unwrap();
+    store
+        .write(|txn| {
+            txn.put(
+                Collection::Users,
+                "acc",
+                "u",
+                object(json!({"first_name": "new"})),
+            )?;
+            txn.put(Collection::Users, "acc", "v", Map::new())?;
+            // The process dies here, before the commit.
+            snapshot_file(live.path(), crashed.path());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    drop(store);
+    let reopened = Store::open_in(crashed.path()).unwrap();
+    let view = reopened.read().unwrap();
+    assert_eq!(view.get(Collection::Users, "acc", "u").unwrap(), Some(old));
+    assert!(view.get(Collection::Users, "acc", "v").unwrap().is_none());
+}
