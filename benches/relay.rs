@@ -25,7 +25,7 @@ impl PacketInspector for NoopInspector {
     fn inspect(
         &mut self,
         _from: Leg,
-        _packet: &[u8],
+        _packet: &mut [u8],
         _now_us: u64,
         _out: &mut dyn FnMut(InspectorEvent),
     ) -> Verdict {

@@ -1,10 +1,11 @@
 //! Media relay over real loopback sockets: relaying, latching, re-pointing, release, media
-//! timeout and the packet inspector hook.
+//! timeout, the packet inspector hook and DTMF suppression.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metaflow_proxy::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, RtpView};
 use metaflow_proxy::media::stats::{Direction, DropReason, PacketKind};
 use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, MediaConfig, MediaControl, MediaEngine,
@@ -362,7 +363,7 @@ impl PacketInspector for RecordingInspector {
     fn inspect(
         &mut self,
         from: Leg,
-        packet: &[u8],
+        packet: &mut [u8],
         now_us: u64,
         out: &mut dyn FnMut(InspectorEvent),
     ) -> Verdict {
@@ -402,6 +403,7 @@ async fn inspector_sees_every_packet_and_its_drop_verdict_holds() {
     let ports = connect(&mut engine, &phone, &pbx);
     let cfg = InspectorConfig {
         event_payload_type: Some((101, 8000)),
+        suppress_binding: None,
     };
     engine.configure_inspector(CALL, 0, Leg::A, cfg);
 
@@ -466,4 +468,182 @@ fn engine_needs_a_runtime_and_a_usable_range() {
         MediaEngine::new(config(46011, 46011, Duration::from_secs(1)), events, None),
         Err(MediaError::InvalidPortRange { .. })
     ));
+}
+
+/// A telephone-event packet (RFC 4733) on payload type 101.
+fn event_rtp(seq: u16, ts: u32, marker: bool, event: u8, end: bool, duration: u16) -> Vec<u8> {
+    let mut packet = vec![0x80, if marker { 0x80 | 101 } else { 101 }];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&ts.to_be_bytes());
+    packet.extend_from_slice(&PHONE_SSRC.to_be_bytes());
+    packet.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+    packet.extend_from_slice(&duration.to_be_bytes());
+    packet
+}
+
+const PHONE_SSRC: u32 = 0x5eed_0001;
+
+/// Sends one 80 ms press of `event` (4 updates, 3 end packets, distinct sequence numbers from
+/// `first_seq`) from the phone, paced at 20 ms; returns the next free sequence number.
+async fn send_press(phone: &Endpoint, to: u16, first_seq: u16, ts: u32, event: u8) -> u16 {
+    for i in 0..7u16 {
+        let end = i >= 4;
+        let duration = if end { 640 } else { (i + 1) * 160 };
+        let packet = event_rtp(first_seq + i, ts, i == 0, event, end, duration);
+        phone.rtp.send_to(&packet, local(to)).await.unwrap();
+        sleep(Duration::from_millis(if i < 4 { 20 } else { 5 })).await;
+    }
+    first_seq + 7
+}
+
+async fn wait_digit(events: &mut mpsc::Receiver<MediaEvent>, wanted: char) {
+    loop {
+        let event = timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        if let MediaEvent::Inspector {
+            event: InspectorEvent::Digit { digit, .. },
+            ..
+        } = event
+            && digit == wanted
+        {
+            return;
+        }
+    }
+}
+
+/// A call whose a-leg may suppress `*`-codes, audio seq 1..=3 relayed, then `*` and `second`
+/// pressed (seq 4..=17); returns what the PBX got so far and the next phone sequence number.
+async fn suppressed_code(
+    port_min: u16,
+    second: u8,
+) -> (
+    MediaEngine,
+    mpsc::Receiver<MediaEvent>,
+    Endpoint,
+    Endpoint,
+    StreamPorts,
+    Vec<Vec<u8>>,
+) {
+    let factory = metaflow_proxy::dtmf::DtmfInspector::factory();
+    let (mut engine, mut events) = engine(port_min, port_min + 99, Some(factory));
+    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let ports = connect(&mut engine, &phone, &pbx);
+    let suppressing = InspectorConfig {
+        event_payload_type: Some((101, 8000)),
+        suppress_binding: Some('*'),
+    };
+    engine.configure_inspector(CALL, 0, Leg::A, suppressing);
+    let plain = InspectorConfig {
+        suppress_binding: None,
+        ..suppressing
+    };
+    engine.configure_inspector(CALL, 0, Leg::B, plain);
+    let mut received = Vec::new();
+    for seq in 1..=3u16 {
+        let packet = rtp(0, seq, PHONE_SSRC);
+        phone
+            .rtp
+            .send_to(&packet, local(ports.a.rtp))
+            .await
+            .unwrap();
+        received.push(recv(&pbx.rtp).await.0);
+    }
+    let next = send_press(&phone, ports.a.rtp, 4, 10_000, 10).await;
+    send_press(&phone, ports.a.rtp, next, 12_000, second).await;
+    wait_digit(&mut events, '*').await;
+    wait_digit(&mut events, char::from(b'0' + second)).await;
+    (engine, events, phone, pbx, ports, received)
+}
+
+fn sequence_numbers(packets: &[Vec<u8>]) -> Vec<u16> {
+    packets
+        .iter()
+        .map(|p| RtpView::parse(p).unwrap().sequence())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_code_never_reaches_the_other_leg() {
+    let (mut engine, mut events, phone, pbx, ports, mut received) = suppressed_code(46400, 9).await;
+    engine.discard_held(CALL, Leg::A);
+    for seq in 18..=27u16 {
+        let packet = rtp(0, seq, PHONE_SSRC);
+        phone
+            .rtp
+            .send_to(&packet, local(ports.a.rtp))
+            .await
+            .unwrap();
+        let (got, _) = recv(&pbx.rtp).await;
+        // Only the sequence number was rewritten: 14 withheld numbers are closed up.
+        assert_eq!(got[2..4], (seq - 14).to_be_bytes());
+        assert_eq!((&got[..2], &got[4..]), (&packet[..2], &packet[4..]));
+        received.push(got);
+    }
+    assert!(
+        received.iter().all(|p| p[1] & 0x7f == 0),
+        "a telephone-event leaked"
+    );
+    assert_eq!(sequence_numbers(&received), (1..=13).collect::<Vec<u16>>());
+    // Holding is over: a later ordinary digit goes through, renumbered in line.
+    sleep(Duration::from_millis(250)).await;
+    send_press(&phone, ports.a.rtp, 28, 20_000, 5).await;
+    wait_digit(&mut events, '5').await;
+    for expected in 14..=20u16 {
+        let (got, _) = recv(&pbx.rtp).await;
+        assert_eq!(RtpView::parse(&got).unwrap().sequence(), expected);
+        assert_eq!(got[12], 5);
+    }
+    let stats = engine.stats();
+    eventually("withheld events counted", || {
+        stats.dropped(DropReason::Inspector) == 14
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_digits_reach_the_other_leg_as_fresh_events() {
+    let (mut engine, _events, phone, pbx, ports, mut received) = suppressed_code(46500, 4).await;
+    engine.release_held(CALL, Leg::A, "*4");
+    // Audio keeps flowing while the digits are delivered (two 80 ms presses take ~260 ms).
+    for seq in 18..=37u16 {
+        let packet = rtp(0, seq, PHONE_SSRC);
+        phone
+            .rtp
+            .send_to(&packet, local(ports.a.rtp))
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        let (got, _) = recv(&pbx.rtp).await;
+        let last_audio = got[1] == 0 && got[12..] == rtp(0, 37, PHONE_SSRC)[12..];
+        received.push(got);
+        if last_audio {
+            break;
+        }
+    }
+    let seqs = sequence_numbers(&received);
+    let expected: Vec<u16> = (1..=seqs.len() as u16).collect();
+    assert_eq!(seqs, expected, "sequence numbers must run on without gaps");
+    let mut decoder = DtmfDecoder::new(Some(EventConfig {
+        payload_type: 101,
+        clock_rate: 8000,
+    }));
+    let mut decoded = String::new();
+    let mut injected = 0;
+    for packet in &received {
+        let view = RtpView::parse(packet).unwrap();
+        assert_eq!(view.ssrc(), PHONE_SSRC);
+        if view.payload_type() == 101 {
+            injected += 1;
+            if let Some(DtmfEvent::Started { digit, .. }) = decoder.on_packet(&view, injected) {
+                decoded.push(digit);
+            }
+        }
+    }
+    assert_eq!(decoded, "*4");
+    assert_eq!(
+        injected, 12,
+        "two 80 ms presses: 3 updates and 3 end packets each"
+    );
+    assert_eq!(received.len(), 3 + 20 + 12);
 }

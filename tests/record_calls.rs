@@ -1,9 +1,9 @@
 //! End-to-end call recording through metaflow-proxy: a party dials `*9`, a metaflow code that
 //! runs the `record_call` module, and the proxy must write the call's audio to
-//! `DATA_DIR/recordings/YYYY/MM/DD/` (a stereo WAV, left = a-leg, or a pcap of the raw RTP) with a
-//! JSON sidecar, and log `recording_started` / `recording_stopped` in `events.jsonl`. The audio
-//! is checked against SIPp's `g711a.pcap` decoded independently. Scenarios: `tests/sipp/record_*.xml`
-//! (plus `uas_wait_bye.xml`, `uas_pcap.xml`). Needs `sipp` and `tshark`.
+//! `DATA_DIR/recordings/YYYY/MM/DD/` (a stereo WAV, left = a-leg, or a pcap of the raw RTP) with
+//! a JSON sidecar, and log `recording_started` / `recording_stopped` in `events.jsonl`. The audio
+//! is checked against SIPp's `g711a.pcap` decoded independently. Scenarios:
+//! `tests/sipp/record_*.xml` (plus `uas_wait_bye.xml`, `uas_pcap.xml`). Needs `sipp`, `tshark`.
 
 mod common;
 

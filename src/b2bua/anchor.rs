@@ -26,6 +26,19 @@ pub struct SdpState {
     pub event_pts: EventPts,
     /// Audio codecs of each leg's first audio stream.
     pub codecs: crate::modules::record::LegCodecs,
+    /// Binding digit whose press starts holding back a leg's digits (suppression mode).
+    pub suppress: [Option<char>; 2],
+}
+
+impl SdpState {
+    /// The suppression binding digit for digits sent by `leg`.
+    pub fn suppress_binding(&self, leg: Leg) -> Option<char> {
+        let [a, b] = self.suppress;
+        match leg {
+            Leg::A => a,
+            Leg::B => b,
+        }
+    }
 }
 
 /// The telephone-event payload type (and clock) each leg's latest SDP declared, per stream.
@@ -106,7 +119,6 @@ pub fn anchor_sdp(
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
     super::recording::remember_codecs(&mut state.codecs, from, &sdp);
-    let event_pts = &mut state.event_pts;
     let mut anchors = Vec::with_capacity(sdp.media().len());
     for (index, m) in sdp.media().iter().enumerate() {
         if m.port == 0 {
@@ -130,9 +142,18 @@ pub fn anchor_sdp(
                 SocketAddr::new(rtcp_addr, rtcp_port),
             );
         }
-        let (from_a, from_b) = event_pts.declare(index, from, m.telephone_event());
+        let (from_a, from_b) = state.event_pts.declare(index, from, m.telephone_event());
         for (leg, event_payload_type) in [(Leg::A, from_a), (Leg::B, from_b)] {
-            media.configure_inspector(call, index, leg, InspectorConfig { event_payload_type });
+            let suppress_binding = state.suppress_binding(leg);
+            media.configure_inspector(
+                call,
+                index,
+                leg,
+                InspectorConfig {
+                    event_payload_type,
+                    suppress_binding,
+                },
+            );
         }
         let towards = match from {
             Leg::A => ports.b,

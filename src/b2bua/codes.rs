@@ -138,6 +138,8 @@ pub struct CallCollector {
     pub collector: Collector,
     /// Owner leg of its metaflow.
     pub owner: Leg,
+    /// The metaflow it runs.
+    pub flows: Arc<Metaflows>,
 }
 
 impl CallCollector {
@@ -146,8 +148,29 @@ impl CallCollector {
         CallCollector {
             collector: Collector::new(mf.flows.clone(), mf.owner),
             owner: mf.owner,
+            flows: mf.flows.clone(),
         }
     }
+
+    /// Whether this metaflow collects digits from `leg`.
+    pub fn listens_to(&self, leg: Leg) -> bool {
+        match self.flows.listen_on {
+            crate::metaflow::ListenOn::SelfLeg => leg == self.owner,
+            crate::metaflow::ListenOn::Peer => leg != self.owner,
+            crate::metaflow::ListenOn::Both => true,
+        }
+    }
+}
+
+/// Per leg (a, b): the binding digit of a suppressing metaflow that listens to that leg.
+pub fn suppress_bindings(collectors: &[CallCollector]) -> [Option<char>; 2] {
+    let binding = |leg: Leg| {
+        collectors
+            .iter()
+            .find(|c| c.flows.suppress && c.listens_to(leg))
+            .map(|c| c.flows.binding_digit)
+    };
+    [binding(Leg::A), binding(Leg::B)]
 }
 
 impl B2bua {
@@ -252,6 +275,7 @@ impl B2bua {
                     fields.insert("module".into(), json!(node.module));
                     fields.insert("early".into(), json!(early));
                     self.event("metaflow_match", &call_id, fields);
+                    media.discard_held(key, *leg);
                     if let Some(run) = module_run(&decision, owner) {
                         self.run_module(key, run, now, media);
                     }
@@ -263,6 +287,7 @@ impl B2bua {
                     self.event("metaflow_no_match", &call_id, fields);
                 }
                 Decision::Release { leg, digits } => {
+                    media.release_held(key, *leg, digits);
                     fields.insert("leg".into(), json!(leg.as_str()));
                     fields.insert("digits".into(), json!(digits));
                     self.event("metaflow_release", &call_id, fields);

@@ -122,6 +122,7 @@ impl B2bua {
                 .map(super::codes::CallCollector::new)
                 .collect(),
         };
+        call.sdp_state.suppress = super::codes::suppress_bindings(&call.collectors);
         let body = if has_sdp(&msg) {
             call.has_media = true;
             match anchor_sdp(

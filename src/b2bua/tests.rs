@@ -68,6 +68,8 @@ impl MediaControl for FakeMedia {
             .push((call, index, from, cfg.event_payload_type));
     }
     fn set_recorder(&mut self, _call: CallKey, _tap: Option<crate::modules::record::RecorderTap>) {}
+    fn discard_held(&mut self, _call: CallKey, _leg: Leg) {}
+    fn release_held(&mut self, _call: CallKey, _leg: Leg, _digits: &str) {}
     fn arm_timeout(&mut self, call: CallKey) {
         self.armed.push(call);
     }

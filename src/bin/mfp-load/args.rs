@@ -1,0 +1,107 @@
+//! Command-line flags of the load tool and their validation.
+
+use std::net::{IpAddr, SocketAddr};
+
+use clap::Parser;
+
+/// How to run the proxy this tool measures; repeated in `--help` so operators need no other page.
+const PROXY_RECIPE: &str = "\
+The tool starts only its own endpoints. Run the proxy first, in another terminal:
+
+  cargo build --release
+  ./target/release/metaflow-proxy --sip-listen 127.0.0.1:5060 --upstream 127.0.0.1:5070 \\
+      --media-ip 127.0.0.1 --rtp-ports 20000-29999 --api-listen 127.0.0.1:8000 \\
+      --data-dir /tmp/mfp-load-data --media-timeout 120 --log-level warn
+
+then, for example:
+
+  ./target/release/mfp-load --calls 1000 --duration 30
+
+Keep --rtp-ports below the kernel's ephemeral range (cat /proc/sys/net/ipv4/ip_local_port_range):
+the tool binds its own RTP sockets on ephemeral ports. With --dtmf-hangup, also give the proxy
+--metaflows FILE where FILE holds {\"numbers\":{\"0\":{\"module\":\"hangup\"}}}.";
+
+/// Everything `mfp-load` accepts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mfp-load",
+    about = "Load generator for metaflow-proxy: sets up calls over SIP/UDP, relays G.711-sized RTP \
+through the proxy and reports loss, added latency, CPU per packet and memory per call",
+    after_help = PROXY_RECIPE
+)]
+pub struct Args {
+    /// SIP address the proxy listens on (its --sip-listen); INVITEs go there.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5060")]
+    pub proxy: SocketAddr,
+
+    /// Address this tool's PBX side (UAS) listens on; give the proxy the same --upstream.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5070")]
+    pub upstream: SocketAddr,
+
+    /// The proxy's HTTP API (its --api-listen), read for /metrics counters.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8000")]
+    pub api: SocketAddr,
+
+    /// Local address for the tool's caller (UAC) SIP socket and every RTP endpoint.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub local_ip: IpAddr,
+
+    /// Number of calls set up through the proxy.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=20000))]
+    pub calls: u32,
+
+    /// New calls started per second during set-up (and BYEs per second at the end).
+    #[arg(long, value_name = "PER_SEC", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub rate: u32,
+
+    /// Seconds of media after all calls are set up.
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+
+    /// Extra direct (proxy-less) endpoint pairs, as a fraction of --calls, that send the same
+    /// RTP during the media phase to give a same-run latency baseline.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1, value_parser = parse_fraction)]
+    pub direct_share: f64,
+
+    /// Threads pacing RTP sends (streams are spread over them by deadline order).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sender_threads: u32,
+
+    /// Tokio worker threads receiving RTP on every endpoint socket.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub receiver_threads: u32,
+
+    /// Process id of the proxy for CPU and memory figures; found by the name
+    /// `metaflow-proxy` in /proc when omitted (figures are skipped if none or several match).
+    #[arg(long, value_name = "PID")]
+    pub proxy_pid: Option<u32>,
+
+    /// Seconds a call may take to be set up (INVITE retransmitted every 500 ms meanwhile).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub setup_timeout: u64,
+
+    /// After the media phase, send `*` then `0` as RFC 4733 events on every call and measure
+    /// the time until the proxy's BYE (the proxy needs a metaflow mapping `0` to `hangup`).
+    #[arg(long)]
+    pub dtmf_hangup: bool,
+}
+
+/// Parses a fraction in `0.0..=1.0`.
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` is outside 0.0..=1.0"))
+    }
+}
+
+impl Args {
+    /// Number of direct baseline endpoint pairs implied by `--direct-share`.
+    pub fn direct_pairs(&self) -> u32 {
+        // The product is at most 20000, so the cast back cannot truncate.
+        (f64::from(self.calls) * self.direct_share).ceil() as u32
+    }
+}

@@ -1,0 +1,55 @@
+//! Receivers: one tokio task per endpoint socket, stamping arrival time and tallying packets.
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::runtime::Runtime;
+
+use crate::rtp::read_stamp;
+use crate::tally::Tally;
+
+/// Largest datagram read; anything bigger is not ours.
+const RECV_LEN: usize = 2048;
+
+/// The receiving runtime; dropping it stops every receiver.
+pub struct Receivers {
+    runtime: Runtime,
+}
+
+impl Receivers {
+    /// A runtime with `workers` threads.
+    pub fn new(workers: usize) -> std::io::Result<Receivers> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name("rtp-recv")
+            .enable_io()
+            .build()?;
+        Ok(Receivers { runtime })
+    }
+
+    /// Starts receiving on `socket` (a clone of an endpoint socket), recording into `tally`.
+    pub fn watch(&self, socket: UdpSocket, epoch: Instant, tally: Arc<Tally>) -> std::io::Result<()> {
+        socket.set_nonblocking(true)?;
+        let _entered = self.runtime.enter();
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        self.runtime.spawn(async move {
+            let mut buffer = [0u8; RECV_LEN];
+            loop {
+                let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
+                    continue;
+                };
+                let now_ns = epoch.elapsed().as_nanos() as u64;
+                if let Some(stamp) = buffer.get(..len).and_then(read_stamp) {
+                    tally.count_received(stamp.stream, now_ns.saturating_sub(stamp.sent_ns));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops every receiver without waiting for them.
+    pub fn stop(self) {
+        self.runtime.shutdown_background();
+    }
+}

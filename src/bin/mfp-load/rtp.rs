@@ -1,0 +1,208 @@
+//! The measured media: G.711-sized RTP packets carrying a send timestamp and sequence, paced per
+//! stream at 50 packets per second by a few sender threads walking deadlines in order.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::tally::{Direction, Path, Tally};
+
+/// RTP header length.
+pub const HEADER_LEN: usize = 12;
+/// A 20 ms G.711 payload.
+pub const PAYLOAD_LEN: usize = 160;
+/// Whole packet length.
+pub const PACKET_LEN: usize = HEADER_LEN + PAYLOAD_LEN;
+/// Packet interval of one stream (50 packets per second).
+pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+/// RTP timestamp increment per packet at 8 kHz.
+const SAMPLES_PER_PACKET: u32 = 160;
+/// Payload type of PCMA.
+pub const PCMA: u8 = 8;
+/// Marks the payload as ours, so stray packets are never counted.
+const MAGIC: &[u8; 4] = b"MFPL";
+/// A deadline closer than this is sent at once instead of sleeping.
+const SLEEP_THRESHOLD: Duration = Duration::from_micros(200);
+/// PCMA silence.
+const SILENCE: u8 = 0xD5;
+
+/// What a measurement packet says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Nanoseconds since the tool's start when the packet was handed to the kernel.
+    pub sent_ns: u64,
+    /// Index of the sending stream.
+    pub stream: u32,
+    /// Per-stream packet number.
+    pub seq: u32,
+}
+
+/// Reads the stamp of a PCMA measurement packet; `None` for anything else.
+pub fn read_stamp(packet: &[u8]) -> Option<Stamp> {
+    let payload_type = packet.get(1)? & 0x7f;
+    if payload_type != PCMA || packet.get(HEADER_LEN..HEADER_LEN + 4)? != MAGIC {
+        return None;
+    }
+    let field = |at: usize, len: usize| packet.get(HEADER_LEN + at..HEADER_LEN + at + len);
+    Some(Stamp {
+        sent_ns: u64::from_be_bytes(field(4, 8)?.try_into().ok()?),
+        stream: u32::from_be_bytes(field(12, 4)?.try_into().ok()?),
+        seq: u32::from_be_bytes(field(16, 4)?.try_into().ok()?),
+    })
+}
+
+/// One paced RTP stream: a socket and where it sends.
+pub struct SendStream {
+    /// Stream index, also its SSRC and the index into the tally's stream table.
+    pub id: u32,
+    /// The call it belongs to (`None` for direct baseline pairs).
+    pub call: Option<u32>,
+    /// Sending socket (bound to the endpoint the SDP announced).
+    pub socket: UdpSocket,
+    /// Destination: the proxy's anchor, or the other endpoint for direct pairs.
+    pub dest: SocketAddr,
+    /// Path and direction, for the tally.
+    pub path: Path,
+    /// Direction, for the tally.
+    pub direction: Direction,
+    /// Next RTP sequence number.
+    pub rtp_seq: u16,
+    /// Next RTP timestamp.
+    pub rtp_timestamp: u32,
+    /// Packets sent so far.
+    pub sent: u32,
+}
+
+impl SendStream {
+    /// Writes the next packet of this stream into `packet`, stamped with `sent_ns`.
+    fn fill(&self, packet: &mut [u8; PACKET_LEN], sent_ns: u64) {
+        packet.fill(SILENCE);
+        packet[0] = 0x80;
+        packet[1] = PCMA;
+        packet[2..4].copy_from_slice(&self.rtp_seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&self.rtp_timestamp.to_be_bytes());
+        packet[8..12].copy_from_slice(&self.id.to_be_bytes());
+        packet[12..16].copy_from_slice(MAGIC);
+        packet[16..24].copy_from_slice(&sent_ns.to_be_bytes());
+        packet[24..28].copy_from_slice(&self.id.to_be_bytes());
+        packet[28..32].copy_from_slice(&self.sent.to_be_bytes());
+    }
+
+    /// Advances sequence and timestamp after a packet went out.
+    fn advance(&mut self) {
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        self.rtp_timestamp = self.rtp_timestamp.wrapping_add(SAMPLES_PER_PACKET);
+        self.sent = self.sent.wrapping_add(1);
+    }
+}
+
+/// Shared timing of a media phase.
+#[derive(Clone)]
+pub struct Pacing {
+    /// The tool's clock origin for send stamps.
+    pub epoch: Instant,
+    /// When the first stream's first packet is due.
+    pub start: Instant,
+    /// Packets per stream.
+    pub packets: u32,
+    /// Set to stop early.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Spreads `streams` over `threads` sender threads with phases evenly spaced over one packet
+/// interval, and starts them. Each thread returns its streams when done.
+pub fn start_senders(
+    streams: Vec<SendStream>,
+    threads: usize,
+    pacing: &Pacing,
+    tally: &Arc<Tally>,
+) -> std::io::Result<Vec<JoinHandle<Vec<SendStream>>>> {
+    let total = streams.len().max(1) as u32;
+    let threads = threads.max(1);
+    let mut shares: Vec<Vec<(Duration, SendStream)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (position, stream) in streams.into_iter().enumerate() {
+        let phase = PACKET_INTERVAL * position as u32 / total;
+        if let Some(share) = shares.get_mut(position % threads) {
+            share.push((phase, stream));
+        }
+    }
+    shares
+        .into_iter()
+        .enumerate()
+        .map(|(n, share)| {
+            let pacing = pacing.clone();
+            let tally = Arc::clone(tally);
+            std::thread::Builder::new()
+                .name(format!("rtp-send-{n}"))
+                .spawn(move || send_paced(share, &pacing, &tally))
+        })
+        .collect()
+}
+
+/// Sends every stream's packets at their deadlines; the share is sorted by phase, so walking
+/// it in order for each round visits deadlines in time order.
+fn send_paced(
+    mut share: Vec<(Duration, SendStream)>,
+    pacing: &Pacing,
+    tally: &Tally,
+) -> Vec<SendStream> {
+    let mut packet = [0u8; PACKET_LEN];
+    'rounds: for round in 0..pacing.packets {
+        let round_start = pacing.start + PACKET_INTERVAL * round;
+        for (phase, stream) in &mut share {
+            if pacing.stop.load(Ordering::Relaxed) {
+                break 'rounds;
+            }
+            let deadline = round_start + *phase;
+            let now = Instant::now();
+            if deadline > now + SLEEP_THRESHOLD {
+                std::thread::sleep(deadline - now);
+            }
+            let sent_ns = pacing.epoch.elapsed().as_nanos() as u64;
+            stream.fill(&mut packet, sent_ns);
+            match stream.socket.send_to(&packet, stream.dest) {
+                Ok(_) => tally.count_sent(stream.path, stream.direction),
+                Err(_) => tally.count_send_error(),
+            }
+            stream.advance();
+        }
+    }
+    share.into_iter().map(|(_, stream)| stream).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_survive_the_packet_layout() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stream = SendStream {
+            id: 42,
+            call: Some(3),
+            dest: socket.local_addr().unwrap(),
+            socket,
+            path: Path::Proxied,
+            direction: Direction::AToB,
+            rtp_seq: 9,
+            rtp_timestamp: 160,
+            sent: 5,
+        };
+        let mut packet = [0u8; PACKET_LEN];
+        stream.fill(&mut packet, 123_456_789);
+        let stamp = read_stamp(&packet).unwrap();
+        assert_eq!(
+            stamp,
+            Stamp {
+                sent_ns: 123_456_789,
+                stream: 42,
+                seq: 5
+            }
+        );
+        packet[1] = 101;
+        assert_eq!(read_stamp(&packet), None);
+        assert_eq!(read_stamp(&packet[..20]), None);
+    }
+}

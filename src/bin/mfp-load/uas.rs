@@ -1,0 +1,203 @@
+//! The PBX side: listens where the proxy sends new calls (its --upstream), answers INVITEs with
+//! 100 and 200 plus SDP, absorbs ACKs and answers BYEs, on its own thread.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use metaflow_proxy::sip::{Method, SipMessage};
+
+use crate::sip_text::{answer, call_index, media_address, response};
+
+/// How often an unacknowledged 200 OK is sent again.
+const RETRANSMIT: Duration = Duration::from_millis(500);
+/// How long a 200 OK is retransmitted before the PBX side gives up on its ACK.
+const GIVE_UP: Duration = Duration::from_secs(32);
+/// How often the answered dialogs are scanned for due retransmissions.
+const SCAN_EVERY: Duration = Duration::from_millis(50);
+
+/// What the PBX side learned, read by the rest of the tool.
+#[derive(Default)]
+pub struct UasShared {
+    /// Per call index: where the proxy's b-leg receives RTP (from the INVITE's SDP).
+    pub proxy_media: Mutex<Vec<Option<SocketAddr>>>,
+    /// BYEs received from the proxy.
+    pub byes: AtomicU64,
+    /// INVITEs refused because they named no known call.
+    pub refused: AtomicU64,
+    /// 200 OKs that never got an ACK.
+    pub unacked: AtomicU64,
+}
+
+/// One answered INVITE, kept to answer retransmissions and resend the 200 until the ACK.
+struct Answered {
+    answer: Vec<u8>,
+    peer: SocketAddr,
+    acked: bool,
+    first_sent: Instant,
+    last_sent: Instant,
+}
+
+/// The running PBX side.
+pub struct Uas {
+    /// Shared findings.
+    pub shared: Arc<UasShared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Uas {
+    /// Starts answering on `socket`; `endpoints[i]` is the RTP address offered for call `i`.
+    pub fn start(socket: UdpSocket, endpoints: Vec<SocketAddr>) -> std::io::Result<Uas> {
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let shared = Arc::new(UasShared {
+            proxy_media: Mutex::new(vec![None; endpoints.len()]),
+            ..UasShared::default()
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut worker = Worker {
+            local: socket.local_addr()?,
+            socket,
+            endpoints,
+            shared: Arc::clone(&shared),
+            dialogs: HashMap::new(),
+            last_scan: Instant::now(),
+        };
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("uas".into())
+            .spawn(move || worker.run(&stop_flag))?;
+        Ok(Uas {
+            shared,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// State owned by the PBX side's thread.
+struct Worker {
+    socket: UdpSocket,
+    local: SocketAddr,
+    endpoints: Vec<SocketAddr>,
+    shared: Arc<UasShared>,
+    dialogs: HashMap<String, Answered>,
+    last_scan: Instant,
+}
+
+impl Worker {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut buffer = vec![0u8; 65536];
+        while !stop.load(Ordering::Relaxed) {
+            match self.socket.recv_from(&mut buffer) {
+                Ok((len, peer)) => {
+                    if let Some(datagram) = buffer.get(..len) {
+                        if let Ok(msg) = SipMessage::parse(datagram) {
+                            self.handle(&msg, peer);
+                        }
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => {}
+            }
+            self.retransmit();
+        }
+    }
+
+    fn send(&self, bytes: &[u8], peer: SocketAddr) {
+        let _ = self.socket.send_to(bytes, peer);
+    }
+
+    fn handle(&mut self, msg: &SipMessage, peer: SocketAddr) {
+        let Some(call_id) = msg.call_id().map(str::to_owned) else {
+            return;
+        };
+        match msg.method() {
+            Some(Method::Invite) => self.on_invite(msg, &call_id, peer),
+            Some(Method::Ack) => {
+                if let Some(dialog) = self.dialogs.get_mut(&call_id) {
+                    dialog.acked = true;
+                }
+            }
+            Some(Method::Bye) => {
+                self.shared.byes.fetch_add(1, Ordering::Relaxed);
+                self.dialogs.remove(&call_id);
+                self.send(&response(msg, 200, "OK", None).to_bytes(), peer);
+            }
+            Some(Method::Cancel) | Some(Method::Options) => {
+                self.send(&response(msg, 200, "OK", None).to_bytes(), peer);
+            }
+            Some(_) => self.send(&response(msg, 200, "OK", None).to_bytes(), peer),
+            None => {}
+        }
+    }
+
+    fn on_invite(&mut self, msg: &SipMessage, call_id: &str, peer: SocketAddr) {
+        if let Some(dialog) = self.dialogs.get(call_id) {
+            // A retransmission (or re-INVITE): the stored answer still describes our side.
+            self.send(&dialog.answer, peer);
+            return;
+        }
+        let index = call_index(msg);
+        let endpoint = index.and_then(|i| self.endpoints.get(i as usize).copied());
+        let (Some(index), Some(endpoint)) = (index, endpoint) else {
+            self.shared.refused.fetch_add(1, Ordering::Relaxed);
+            self.send(&response(msg, 404, "Not Found", None).to_bytes(), peer);
+            return;
+        };
+        if let Ok(mut media) = self.shared.proxy_media.lock() {
+            if let Some(slot) = media.get_mut(index as usize) {
+                *slot = media_address(msg);
+            }
+        }
+        self.send(&response(msg, 100, "Trying", None).to_bytes(), peer);
+        let tag = format!("uas{index}");
+        let answer = answer(msg, &tag, self.local, endpoint, u64::from(index));
+        self.send(&answer, peer);
+        let now = Instant::now();
+        self.dialogs.insert(
+            call_id.to_owned(),
+            Answered {
+                answer,
+                peer,
+                acked: false,
+                first_sent: now,
+                last_sent: now,
+            },
+        );
+    }
+
+    fn retransmit(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_scan) < SCAN_EVERY {
+            return;
+        }
+        self.last_scan = now;
+        let mut gave_up = 0;
+        for dialog in self.dialogs.values_mut() {
+            if dialog.acked || now.duration_since(dialog.last_sent) < RETRANSMIT {
+                continue;
+            }
+            if now.duration_since(dialog.first_sent) > GIVE_UP {
+                dialog.acked = true;
+                gave_up += 1;
+                continue;
+            }
+            dialog.last_sent = now;
+            let _ = self.socket.send_to(&dialog.answer, dialog.peer);
+        }
+        self.shared.unacked.fetch_add(gave_up, Ordering::Relaxed);
+    }
+}
