@@ -123,10 +123,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 t4: cfg.sip_t4,
             },
             max_calls: cfg.max_calls,
+            upstream_transport: cfg.upstream_transport,
+            max_transactions: cfg.max_transactions,
         },
         metrics.clone(),
     );
     core.set_resolver(Box::new(DirectoryMetaflows(directory)));
+    metrics.add_source(core.stats());
 
     let api_listener = TcpListener::bind(cfg.api_listen)
         .await

@@ -84,6 +84,8 @@ pub struct Call {
     pub has_media: bool,
     /// What each leg's SDP declared (telephone-event payload types, codecs).
     pub sdp_state: super::anchor::SdpState,
+    /// When the session expires unless refreshed (RFC 4028), if a session timer is in use.
+    pub session_deadline: Option<Instant>,
     /// Whether a recording of the call is running.
     pub recording: bool,
     /// The transfer started on this call, if any.

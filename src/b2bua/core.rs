@@ -35,6 +35,10 @@ pub struct CoreConfig {
     pub timers: Timers,
     /// INVITEs beyond this many active calls are refused with 503.
     pub max_calls: usize,
+    /// Transport towards the PBX.
+    pub upstream_transport: crate::sip::transport::Transport,
+    /// Requests beyond this many transactions in memory are refused with 503.
+    pub max_transactions: usize,
 }
 
 /// Something the shell must do for the core.
@@ -87,6 +91,8 @@ pub struct B2bua {
     pub(super) actions: Vec<Action>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) resolver: Box<dyn MetaflowResolver>,
+    pub(super) registrar: super::registrar::Registrar,
+    pub(super) stats: Arc<super::stats::CoreStats>,
 }
 
 impl B2bua {
@@ -104,7 +110,28 @@ impl B2bua {
             actions: Vec::new(),
             metrics,
             resolver: Box::new(StaticMetaflows(None)),
+            registrar: Default::default(),
+            stats: Arc::default(),
         }
+    }
+
+    /// The core's figures for `/metrics`.
+    pub fn stats(&self) -> Arc<super::stats::CoreStats> {
+        self.stats.clone()
+    }
+
+    /// The PBX as a peer, if configured.
+    pub(super) fn upstream_peer(&self) -> Option<Peer> {
+        self.cfg.upstream.map(|addr| Peer {
+            transport: self.cfg.upstream_transport,
+            addr,
+        })
+    }
+
+    /// Publishes the sizes of what the core holds.
+    fn publish_sizes(&self) {
+        self.stats
+            .set_sizes(self.transactions(), self.calls.len(), self.registrar.len());
     }
 
     /// Sets where the metaflows of new calls come from.
@@ -174,12 +201,22 @@ impl B2bua {
                 }
                 return;
             }
+            if let Some((code, reason)) = super::screening::screen_request(&msg) {
+                self.metrics.record_sip_malformed();
+                tracing::debug!(peer = %from, code, reason = %reason, "request refused by screening");
+                if !matches!(msg.method(), Some(Method::Ack)) {
+                    let resp = super::screening::rejection_response(&msg, code, &reason);
+                    self.send_response_bytes(from, &resp);
+                }
+                return;
+            }
             self.handle_request(from, msg, now, media);
         } else {
             self.metrics
                 .record_sip_in_response(msg.status().unwrap_or(0));
             self.handle_response(from, msg, now, media);
         }
+        self.publish_sizes();
     }
 
     /// A message that does not parse can still be answered 400 if its start line is a request
@@ -199,6 +236,15 @@ impl B2bua {
             return;
         };
         let key = super::entries::server_key(&msg);
+        let known = key.as_deref().is_some_and(|k| self.servers.contains_key(k));
+        if !known && method != Method::Ack && self.transactions() >= self.cfg.max_transactions {
+            // Memory stays bounded under a flood: refuse without keeping any state.
+            self.stats.rejected(super::stats::Limit::Transactions);
+            let mut resp = SipMessage::response_to(&msg, 503, "Service Unavailable");
+            resp.push_header("Retry-After", "5");
+            self.send_response_bytes(from, &resp);
+            return;
+        }
         if let Some(key) = key.as_deref()
             && let Some(entry) = self.servers.get_mut(key)
         {
@@ -330,6 +376,8 @@ impl B2bua {
         if let Some(m) = request.method() {
             self.metrics.record_sip_out_request(m.as_str());
         }
+        let mut request = request;
+        super::headers::adapt_to_transport(&mut request, dest.transport);
         let bytes = request.to_bytes();
         let kind = tx_kind(&request);
         let tx = ClientTx::new(kind, dest.transport.is_reliable(), now, &self.cfg.timers);
@@ -364,11 +412,17 @@ impl B2bua {
 
     /// Runs every timer due at `now`.
     pub fn handle_timers(&mut self, now: Instant, media: &mut dyn MediaControl) {
+        self.fire_timers(now, media);
+        self.publish_sizes();
+    }
+
+    fn fire_timers(&mut self, now: Instant, media: &mut dyn MediaControl) {
         while let Some(what) = self.timers.pop_due(now) {
             match what {
                 TimerRef::Client(branch) => self.client_timer(&branch, now, media),
                 TimerRef::Server(key) => self.server_timer(&key, now, media),
                 TimerRef::Collector(call) => self.collector_timer(call, now, media),
+                TimerRef::Session(call) => self.session_timer(call, now, media),
             }
         }
     }
@@ -438,7 +492,7 @@ impl B2bua {
 }
 
 /// The Request-URI of a request.
-pub(super) fn request_uri(msg: &SipMessage) -> Option<&str> {
+pub(crate) fn request_uri(msg: &SipMessage) -> Option<&str> {
     match &msg.start {
         crate::sip::StartLine::Request { uri, .. } => Some(uri),
         crate::sip::StartLine::Response { .. } => None,

@@ -70,3 +70,34 @@ pub fn pop_top_via(msg: &mut SipMessage) {
         }
     }
 }
+
+/// Makes a message the proxy built fit the transport it leaves on: our top Via names that
+/// transport, and our Contact asks for it (`;transport=tcp`), so the peer answers and sends
+/// in-dialog requests over the same transport.
+pub fn adapt_to_transport(msg: &mut SipMessage, transport: crate::sip::transport::Transport) {
+    use crate::sip::transport::Transport;
+    if transport == Transport::Udp {
+        return;
+    }
+    let token = transport.via_token();
+    let lower = token.to_ascii_lowercase();
+    if msg.is_request()
+        && let Some(h) = msg
+            .headers
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case("Via"))
+        && let Some(rest) = h.value.strip_prefix("SIP/2.0/UDP ")
+    {
+        h.value = format!("SIP/2.0/{token} {rest}");
+    }
+    if let Some(h) = msg
+        .headers
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case("Contact"))
+        && h.value.starts_with("<sip:metaflow-proxy@")
+        && !h.value.contains(";transport=")
+        && let Some(stripped) = h.value.strip_suffix('>')
+    {
+        h.value = format!("{stripped};transport={lower}>");
+    }
+}

@@ -169,6 +169,10 @@ impl B2bua {
             Purpose::Proxied { server_key } => {
                 let mut out = resp;
                 super::headers::pop_top_via(&mut out);
+                if method == Method::Register {
+                    self.registrar
+                        .on_register_response(&server_key, &mut out, now);
+                }
                 self.send_on_server(&server_key, out, now);
             }
         }
@@ -199,10 +203,12 @@ impl B2bua {
             out.body = body.into();
         }
         let is_invite = method == Some(Method::Invite);
+        let mut refreshed = false;
         if let Some(call) = self.calls.get_mut(&key) {
             if (200..300).contains(&code) && matches!(method, Some(Method::Invite | Method::Update))
             {
                 call.dialog_mut(resp_leg).learn_contact(&resp);
+                refreshed = true;
             }
             if is_invite && (200..300).contains(&code) {
                 let from_cseq = self
@@ -219,6 +225,9 @@ impl B2bua {
                     server_key: server_key.to_string(),
                 });
             }
+        }
+        if refreshed {
+            self.session_refreshed(key, &resp, now);
         }
         self.send_on_server(server_key, out, now);
         if method == Some(Method::Bye) && code >= 200 {
@@ -257,14 +266,15 @@ impl B2bua {
                     self.on_refer_timeout(key, now, media);
                 }
             }
-            Purpose::Own | Purpose::Proxied { .. } => {}
+            Purpose::Proxied { server_key } => self.registrar.forget_pending(&server_key),
+            Purpose::Own => {}
         }
     }
 
     /// An out-of-dialog request that is not for the proxy itself (MESSAGE, SUBSCRIBE,
     /// REGISTER...): forwarded upstream statelessly with our Via on top.
     pub(super) fn proxy_out_of_dialog(&mut self, from: Peer, mut msg: SipMessage, now: Instant) {
-        let Some(upstream) = self.cfg.upstream.filter(|u| *u != from.addr) else {
+        let Some(upstream) = self.upstream_peer().filter(|u| u.addr != from.addr) else {
             let resp = SipMessage::response_to(&msg, 404, "Not Found");
             return self.answer_out_of_dialog(from, &msg, resp, now);
         };
@@ -288,11 +298,16 @@ impl B2bua {
         let (via, branch) = self.new_via();
         msg.prepend_header("Via", via);
         msg.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        if method == Method::Register {
+            let hostport = super::core::fmt_hostport(self.cfg.local);
+            self.registrar
+                .rewrite_register(&skey, &mut msg, from, &hostport, now);
+        }
         let client_key = format!("{branch}|{}", method.as_str());
         self.send_request(
             client_key,
             msg,
-            Peer::udp(upstream),
+            upstream,
             Purpose::Proxied { server_key: skey },
             None,
             now,

@@ -34,13 +34,28 @@ impl B2bua {
         if self.shutting_down {
             return refuse(self, 503, "Service Unavailable");
         }
-        let Some(upstream) = self.cfg.upstream else {
+        let Some(upstream) = self.upstream_peer() else {
             return refuse(self, 503, "No Upstream Configured");
         };
-        if from.addr == upstream {
-            return refuse(self, 404, "Not Found");
-        }
+        // A call from the PBX goes to the phone registered under its Request-URI; a call from
+        // anywhere else goes to the PBX.
+        let inbound = from.addr == upstream.addr;
+        let (b_peer, b_target, resolve_as) = if inbound {
+            let binding = request_uri(&msg).and_then(|u| self.registrar.lookup(u, now));
+            let Some(binding) = binding else {
+                return refuse(self, 404, "Not Found");
+            };
+            let mut as_dialed = msg.clone();
+            if let crate::sip::StartLine::Request { uri, .. } = &mut as_dialed.start {
+                *uri = binding.aor.clone();
+            }
+            (binding.source, binding.contact.clone(), as_dialed)
+        } else {
+            let target = request_uri(&msg).unwrap_or_default().to_string();
+            (upstream, target, msg.clone())
+        };
         if self.calls.len() >= self.cfg.max_calls {
+            self.stats.rejected(super::stats::Limit::Calls);
             return refuse(self, 503, "Too Many Calls");
         }
         let max_forwards = msg.max_forwards().unwrap_or(70);
@@ -80,10 +95,10 @@ impl B2bua {
             remote_tag: None,
             local_uri: without_tag(from_v),
             remote_uri: without_tag(to_v),
-            remote_target: ruri.to_string(),
+            remote_target: b_target,
             route_set: Vec::new(),
             local_cseq: cseq,
-            peer: Peer::udp(upstream),
+            peer: b_peer,
         };
         tracing::info!(call_id = %a.call_id, peer = %from, b_call_id = %b.call_id, "new call");
 
@@ -114,10 +129,11 @@ impl B2bua {
             has_media: false,
             sdp_state: Default::default(),
             recording: false,
+            session_deadline: None,
             transfer: None,
             collectors: self
                 .resolver
-                .resolve(&msg)
+                .resolve(&resolve_as)
                 .iter()
                 .map(super::codes::CallCollector::new)
                 .collect(),
@@ -176,7 +192,7 @@ impl B2bua {
         self.send_request(
             client_key,
             invite,
-            Peer::udp(upstream),
+            b_peer,
             Purpose::InitialInvite { server_key: key_a },
             Some((key, Leg::B)),
             now,
@@ -206,11 +222,12 @@ impl B2bua {
     }
 
     /// Sends `resp` on server transaction `key`, recording it for retransmissions.
-    pub(super) fn send_on_server(&mut self, key: &str, resp: SipMessage, now: Instant) {
+    pub(super) fn send_on_server(&mut self, key: &str, mut resp: SipMessage, now: Instant) {
         let timers = self.cfg.timers;
         let Some(entry) = self.servers.get_mut(key) else {
             return;
         };
+        super::headers::adapt_to_transport(&mut resp, entry.source.transport);
         let code = resp.status().unwrap_or(500);
         let bytes = resp.to_bytes();
         entry.tx.on_send_response(code, bytes.clone(), now, &timers);
@@ -279,6 +296,7 @@ impl B2bua {
                 server_key: server_key.clone(),
             });
             media.arm_timeout(key);
+            self.session_refreshed(key, &resp, now);
             tracing::info!(call_id = %call_id, code, "call answered");
             self.event("call_answered", &call_id, Map::new());
         }
@@ -421,7 +439,8 @@ impl B2bua {
         d.learn_target(resp, true);
         let contact = self.contact();
         let (via, _) = self.new_via();
-        let ack = d.request(Method::Ack, via, &contact, Some(d.local_cseq));
+        let mut ack = d.request(Method::Ack, via, &contact, Some(d.local_cseq));
+        super::headers::adapt_to_transport(&mut ack, d.peer.transport);
         let ack_bytes = ack.to_bytes();
         self.send_raw(d.peer, ack_bytes.clone());
         if let Some(e) = self.clients.get_mut(client_key) {
@@ -494,6 +513,7 @@ impl B2bua {
         copy_end_to_end(&msg, &mut ack, &[]);
         ack.body = body.into();
         let peer = dialog.peer;
+        super::headers::adapt_to_transport(&mut ack, peer.transport);
         let bytes = ack.to_bytes();
         self.metrics.record_sip_out_request("ACK");
         self.send_raw(peer, bytes.clone());

@@ -10,15 +10,19 @@
 mod anchor;
 mod call;
 pub mod codes;
-mod core;
+pub(crate) mod core;
 pub mod dialog;
 mod entries;
 mod headers;
 mod indialog;
 mod invite;
 mod recording;
+mod registrar;
 pub mod registry;
+pub mod screening;
+mod session_timer;
 pub mod shell;
+pub mod stats;
 mod teardown;
 #[cfg(test)]
 mod tests;

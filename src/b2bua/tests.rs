@@ -105,6 +105,8 @@ impl Harness {
             media_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
             timers: Timers::default(),
             max_calls: 100,
+            upstream_transport: crate::sip::transport::Transport::Udp,
+            max_transactions: 10_000,
         };
         Harness {
             core: B2bua::new(cfg, Arc::new(Metrics::new())),
@@ -522,4 +524,103 @@ fn reinvite_from_callee_repoints_media_and_relays_ack() {
     assert_eq!(a_ack.method().unwrap().as_str(), "ACK");
     assert_eq!(a_ack.cseq().unwrap().0, a_reinvite.cseq().unwrap().0);
     assert_eq!(h.core.active_calls(), 1);
+}
+
+#[test]
+fn registered_phone_receives_the_pbx_call_at_its_nat_address() {
+    let mut h = Harness::new();
+    let nat = "127.0.0.1:40999";
+    let register = "REGISTER sip:pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKreg1\nMax-Forwards: 70\nFrom: <sip:alice@pbx.example.com>;tag=r1\nTo: <sip:alice@pbx.example.com>\nCall-ID: reg-1@phone\nCSeq: 1 REGISTER\nContact: <sip:alice@10.0.0.5:5060>;expires=600\nContent-Length: 0\n\n";
+    let out = h.feed(nat, register);
+    let up = only_to(&out, PBX).pop().unwrap();
+    let contact = up.header("Contact").unwrap().to_string();
+    assert!(
+        contact.contains("@127.0.0.1:5060"),
+        "the PBX sees the proxy: {contact}"
+    );
+    let mut ok = SipMessage::response_to(&up, 200, "OK");
+    ok.push_header("Contact", contact.clone());
+    let out = h.feed(PBX, &String::from_utf8(ok.to_bytes()).unwrap());
+    let to_phone = only_to(&out, nat).pop().unwrap();
+    assert_eq!(to_phone.status(), Some(200));
+    assert_eq!(
+        to_phone.header("Contact"),
+        Some("<sip:alice@10.0.0.5:5060>;expires=600")
+    );
+
+    // The PBX calls the phone through the Contact it was given.
+    let ruri = crate::sip::NameAddr::parse(&contact).unwrap().uri;
+    let invite = format!(
+        "INVITE {ruri} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKin1\nMax-Forwards: 70\nFrom: <sip:bob@pbx.example.com>;tag=p1\nTo: <sip:alice@pbx.example.com>\nCall-ID: in-1@pbx\nCSeq: 1 INVITE\nContact: <sip:bob@127.0.0.1:5070>\nContent-Type: application/sdp\nContent-Length: {}\n\n{OFFER}",
+        crlf_len(OFFER)
+    );
+    let out = h.feed(PBX, &invite);
+    let to_phone = only_to(&out, nat);
+    let inv = to_phone.iter().find(|m| m.is_request()).unwrap();
+    assert_eq!(
+        crate::b2bua::core::request_uri(inv),
+        Some("sip:alice@10.0.0.5:5060")
+    );
+    assert!(
+        String::from_utf8(inv.body.to_vec())
+            .unwrap()
+            .contains("c=IN IP4 127.0.0.1")
+    );
+    assert_eq!(h.core.active_calls(), 1);
+
+    // An INVITE from the PBX for nobody registered is refused.
+    let stray = invite
+        .replace(&ruri, "sip:nobody@127.0.0.1:5060")
+        .replace("in-1@pbx", "in-2@pbx")
+        .replace("z9hG4bKin1", "z9hG4bKin2");
+    let out = h.feed(PBX, &stray);
+    assert_eq!(only_to(&out, PBX)[0].status(), Some(404));
+}
+
+#[test]
+fn a_session_that_is_not_refreshed_is_ended() {
+    let mut h = Harness::new();
+    let out = h.feed(PHONE, &invite("z9hG4bKa1", Some(OFFER)));
+    let inv = only_to(&out, PBX).pop().unwrap();
+    let ok = reply(&inv, 200, "OK", Some(ANSWER))
+        .replace("Contact:", "Session-Expires: 90;refresher=uac\nContact:");
+    let out = h.feed(PBX, &ok);
+    let a_tag = only_to(&out, PHONE)[0].to_tag().unwrap();
+    let ack = format!("ACK sip:metaflow-proxy@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1:5061>;tag=a1\nTo: <sip:1000@127.0.0.1:5060>;tag={a_tag}\nCall-ID: call-1@phone\nCSeq: 1 ACK\nContent-Length: 0\n\n");
+    h.feed(PHONE, &ack);
+    let out = h.advance(Duration::from_secs(89));
+    assert!(
+        out.iter()
+            .all(|(_, m)| m.method().map(|m| m.as_str() != "BYE").unwrap_or(true))
+    );
+    let out = h.advance(Duration::from_secs(2));
+    let byes = out
+        .iter()
+        .filter(|(_, m)| m.method().map(|m| m.as_str() == "BYE").unwrap_or(false))
+        .count();
+    assert_eq!(byes, 2, "both legs get BYE when the session expires");
+    assert_eq!(h.core.active_calls(), 0);
+}
+
+#[test]
+fn a_flood_beyond_max_transactions_is_refused_without_state() {
+    let mut h = Harness::new();
+    h.core.cfg.max_transactions = 10;
+    let mut refused = 0;
+    for i in 0..50 {
+        let text = invite(&format!("z9hG4bKf{i}"), Some(OFFER))
+            .replace("call-1@phone", &format!("flood-{i}@phone"));
+        let out = h.feed(PHONE, &text);
+        if only_to(&out, PHONE).iter().any(|m| m.status() == Some(503)) {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 40, "{refused}");
+    assert!(h.core.transactions() <= 11);
+    assert_eq!(
+        h.core
+            .stats()
+            .rejected_total(crate::b2bua::stats::Limit::Transactions),
+        refused
+    );
 }

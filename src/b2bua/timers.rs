@@ -13,6 +13,8 @@ pub enum TimerRef {
     Client(String),
     /// The metaflow digit collectors of a call.
     Collector(u64),
+    /// The RFC 4028 session deadline of a call.
+    Session(u64),
 }
 
 /// Deadlines ordered by time. The owner re-checks each popped entry against the state it names,

@@ -127,6 +127,23 @@ impl Config {
             "data-dir" => self.data_dir = file.non_empty_path(key, value)?,
             "metaflows" => self.metaflows = Some(file.non_empty_path(key, value)?),
             "api-auth-tokens" => self.api_auth_tokens = file.tokens(key, value)?,
+            "upstream-transport" => {
+                self.upstream_transport = match text()? {
+                    "udp" | "UDP" => crate::sip::transport::Transport::Udp,
+                    "tcp" | "TCP" => crate::sip::transport::Transport::Tcp,
+                    other => {
+                        return Err(file.invalid(
+                            key,
+                            format!("expected \"udp\" or \"tcp\", got \"{other}\""),
+                        ));
+                    }
+                };
+            }
+            "max-transactions" => {
+                let limit = file.integer(key, value, 1)?;
+                self.max_transactions = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
             "media-timeout" => {
                 self.media_timeout = Duration::from_secs(file.integer(key, value, 1)?);
             }

@@ -23,9 +23,10 @@ pub use values::{parse_rtp_ports, parse_upstream};
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 16] = [
+pub const KNOWN_KEYS: [&str; 18] = [
     "sip-listen",
     "upstream",
+    "upstream-transport",
     "media-ip",
     "rtp-ports",
     "api-listen",
@@ -40,6 +41,7 @@ pub const KNOWN_KEYS: [&str; 16] = [
     "log-level",
     "log-format",
     "max-calls",
+    "max-transactions",
 ];
 
 /// How log lines are written: human-readable text or one JSON object per line for collectors.
@@ -86,6 +88,10 @@ pub struct Config {
     /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty refuses every request
     /// (key `api-auth-tokens`, merged with every `--api-auth-token`).
     pub api_auth_tokens: Vec<String>,
+    /// Transport towards the upstream PBX (key `upstream-transport`, `udp` or `tcp`).
+    pub upstream_transport: crate::sip::transport::Transport,
+    /// SIP transactions held at once; requests beyond it get 503 (key `max-transactions`).
+    pub max_transactions: usize,
     /// A call whose legs sent no RTP for this long is torn down (key `media-timeout`, seconds).
     pub media_timeout: Duration,
     /// On shutdown, how long calls in progress may continue before they are ended
@@ -119,6 +125,8 @@ impl Default for Config {
             metaflows: None,
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),
+            upstream_transport: crate::sip::transport::Transport::Udp,
+            max_transactions: 100_000,
             shutdown_grace: Duration::from_secs(30),
             sip_t1: Duration::from_millis(500),
             sip_t2: Duration::from_millis(4000),

@@ -13,6 +13,7 @@ pub mod uri;
 pub mod validate;
 pub mod via;
 
+pub mod tcp;
 pub mod transaction;
 pub mod transport;
 

@@ -1,7 +1,7 @@
 //! Transport-neutral addressing for SIP messages.
 //!
 //! The B2BUA core names a destination as a transport plus a socket address; the shell owns the
-//! sockets. UDP is served today; the enum keeps the core ready for stream transports.
+//! sockets (one UDP socket, and TCP connections reused per remote address).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 pub enum Transport {
     /// Datagrams: one message per packet, retransmissions by the transaction layer.
     Udp,
+    /// A byte stream framed by Content-Length; the transport itself is reliable.
+    Tcp,
 }
 
 impl Transport {
@@ -18,6 +20,7 @@ impl Transport {
     pub fn is_reliable(self) -> bool {
         match self {
             Transport::Udp => false,
+            Transport::Tcp => true,
         }
     }
 
@@ -25,6 +28,7 @@ impl Transport {
     pub fn via_token(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
         }
     }
 }
@@ -43,6 +47,14 @@ impl Peer {
     pub fn udp(addr: SocketAddr) -> Self {
         Peer {
             transport: Transport::Udp,
+            addr,
+        }
+    }
+
+    /// A TCP peer.
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Peer {
+            transport: Transport::Tcp,
             addr,
         }
     }

@@ -189,3 +189,135 @@ pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
     }
     found
 }
+
+/// One HTTP answer read by [`http_request`]: the status, the headers (names lower-cased) and
+/// the body.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The body parsed as JSON; panics (quoting the body) when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {}", self.body))
+    }
+
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A minimal HTTP/1.0 request (so the answer is never chunked) with an optional
+/// `X-Auth-Token` and an optional JSON body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<HttpReply> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("X-Auth-Token: {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || matches!(method, "PUT" | "POST" | "PATCH") {
+        request.push_str("Content-Type: application/json\r\n");
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Ok(HttpReply {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+impl Proxy {
+    /// Sends `method path` to this proxy's API with an optional token and JSON body; panics
+    /// when the request cannot be made.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> HttpReply {
+        http_request(self.api_socket(), method, path, token, body)
+            .unwrap_or_else(|err| panic!("{method} {path} failed: {err}"))
+    }
+
+    /// Kills the proxy with SIGKILL (no chance to flush or close anything), then starts it
+    /// again on the same ports and data directory with `extra_args`; returns once `/ready`
+    /// answers 200. The output of both runs stays in the same log.
+    pub fn kill_and_restart(&mut self, extra_args: &[&str]) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+        let log = File::options().append(true).open(self.log_path()).unwrap();
+        let ports = &self.ports;
+        let owned: Vec<String> = vec![
+            "--sip-listen".into(),
+            format!("127.0.0.1:{}", ports.proxy_sip),
+            "--upstream".into(),
+            format!("127.0.0.1:{}", ports.uas_sip),
+            "--media-ip".into(),
+            "127.0.0.1".into(),
+            "--rtp-ports".into(),
+            ports.rtp_range(),
+            "--api-listen".into(),
+            format!("127.0.0.1:{}", ports.api),
+            "--data-dir".into(),
+            self.data_dir.path().to_str().unwrap().to_owned(),
+        ];
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra_args);
+        self.child = Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot restart metaflow-proxy: {err}"));
+        self.wait_ready(&args);
+    }
+
+    /// Every event of `DATA_DIR/events.jsonl` so far, one JSON object per line (a torn last
+    /// line is skipped).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.data_dir().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}

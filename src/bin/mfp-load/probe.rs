@@ -24,7 +24,11 @@ pub fn find_proxy_pid(explicit: Option<u32>) -> Result<u32, String> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
@@ -35,7 +39,9 @@ pub fn find_proxy_pid(explicit: Option<u32>) -> Result<u32, String> {
     match found.as_slice() {
         [pid] => Ok(*pid),
         [] => Err(format!("no process named {PROXY_COMM}; give --proxy-pid")),
-        many => Err(format!("several processes named {PROXY_COMM} {many:?}; give --proxy-pid")),
+        many => Err(format!(
+            "several processes named {PROXY_COMM} {many:?}; give --proxy-pid"
+        )),
     }
 }
 
@@ -87,9 +93,7 @@ fn fetch_metrics(api: SocketAddr) -> Result<String, String> {
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
     let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .map_err(|e| e.to_string())?;
+    stream.read_to_end(&mut reply).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&reply).into_owned();
     let status_ok = text
         .lines()

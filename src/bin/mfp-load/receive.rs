@@ -29,7 +29,12 @@ impl Receivers {
     }
 
     /// Starts receiving on `socket` (a clone of an endpoint socket), recording into `tally`.
-    pub fn watch(&self, socket: UdpSocket, epoch: Instant, tally: Arc<Tally>) -> std::io::Result<()> {
+    pub fn watch(
+        &self,
+        socket: UdpSocket,
+        epoch: Instant,
+        tally: Arc<Tally>,
+    ) -> std::io::Result<()> {
         socket.set_nonblocking(true)?;
         let _entered = self.runtime.enter();
         let socket = tokio::net::UdpSocket::from_std(socket)?;
@@ -37,6 +42,7 @@ impl Receivers {
             let mut buffer = [0u8; RECV_LEN];
             loop {
                 let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
+                    tokio::task::yield_now().await;
                     continue;
                 };
                 let now_ns = epoch.elapsed().as_nanos() as u64;

@@ -3,7 +3,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -107,8 +106,6 @@ pub struct Pacing {
     pub start: Instant,
     /// Packets per stream.
     pub packets: u32,
-    /// Set to stop early.
-    pub stop: Arc<AtomicBool>,
 }
 
 /// Spreads `streams` over `threads` sender threads with phases evenly spaced over one packet
@@ -149,12 +146,9 @@ fn send_paced(
     tally: &Tally,
 ) -> Vec<SendStream> {
     let mut packet = [0u8; PACKET_LEN];
-    'rounds: for round in 0..pacing.packets {
+    for round in 0..pacing.packets {
         let round_start = pacing.start + PACKET_INTERVAL * round;
         for (phase, stream) in &mut share {
-            if pacing.stop.load(Ordering::Relaxed) {
-                break 'rounds;
-            }
             let deadline = round_start + *phase;
             let now = Instant::now();
             if deadline > now + SLEEP_THRESHOLD {

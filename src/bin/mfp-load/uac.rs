@@ -65,6 +65,7 @@ pub struct Uac {
     /// BYEs of ours that got no final response.
     pub bye_timeouts: u32,
     last_scan: Instant,
+    run_id: u64,
 }
 
 impl Uac {
@@ -105,7 +106,13 @@ impl Uac {
             options_answered: false,
             bye_timeouts: 0,
             last_scan: Instant::now(),
+            run_id,
         })
+    }
+
+    /// A branch unique to this run, transaction kind and call.
+    fn branch(&self, kind: &str, index: usize) -> String {
+        format!("{:x}-{kind}{index}", self.run_id)
     }
 
     fn dialog(&self, index: usize) -> Option<CallerDialog<'_>> {
@@ -121,11 +128,12 @@ impl Uac {
     /// Checks that something answers SIP at the proxy address (OPTIONS, retransmitted).
     pub fn probe(&mut self, timeout: Duration) -> Result<(), LoadError> {
         let options = format!(
-            "OPTIONS sip:{proxy} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe;rport\r\n\
+            "OPTIONS sip:{proxy} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{run:x}probe;rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:caller@{local}>;tag=probe\r\nTo: <sip:{proxy}>\r\n\
-             Call-ID: mfp-load-probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+             Call-ID: mfp-load-{run:x}-probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
             proxy = self.proxy,
-            local = self.local
+            local = self.local,
+            run = self.run_id
         );
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline && !self.options_answered {
@@ -194,8 +202,8 @@ impl Uac {
             }
             self.recv_once();
             self.run_timers(Duration::MAX);
-            let busy = next < targets.len()
-                || self.calls.iter().any(|c| c.state == CallState::ByeSent);
+            let busy =
+                next < targets.len() || self.calls.iter().any(|c| c.state == CallState::ByeSent);
             if !busy {
                 break;
             }
@@ -225,7 +233,7 @@ impl Uac {
         };
         let Some(bytes) = self
             .dialog(index)
-            .map(|d| d.invite(&format!("inv{index}"), call.rtp))
+            .map(|d| d.invite(&self.branch("inv", index), call.rtp))
         else {
             return;
         };
@@ -243,7 +251,10 @@ impl Uac {
         let Some(tag) = self.calls.get(index).and_then(|c| c.to_tag.clone()) else {
             return;
         };
-        let Some(bytes) = self.dialog(index).map(|d| d.bye(&format!("bye{index}"), &tag)) else {
+        let Some(bytes) = self
+            .dialog(index)
+            .map(|d| d.bye(&self.branch("bye", index), &tag))
+        else {
             return;
         };
         let _ = self.socket.send_to(&bytes, self.proxy);
@@ -275,7 +286,9 @@ impl Uac {
             let _ = self
                 .socket
                 .send_to(&response(msg, 200, "OK", None).to_bytes(), peer);
-            let index = msg.call_id().and_then(|id| self.by_call_id.get(id).copied());
+            let index = msg
+                .call_id()
+                .and_then(|id| self.by_call_id.get(id).copied());
             if let (true, Some(call)) = (is_bye, index.and_then(|i| self.calls.get_mut(i))) {
                 call.bye_received.get_or_insert_with(Instant::now);
                 call.state = CallState::Ended;
@@ -289,7 +302,10 @@ impl Uac {
             self.options_answered = true;
             return;
         }
-        let Some(index) = msg.call_id().and_then(|id| self.by_call_id.get(id).copied()) else {
+        let Some(index) = msg
+            .call_id()
+            .and_then(|id| self.by_call_id.get(id).copied())
+        else {
             return;
         };
         match method {
@@ -326,7 +342,7 @@ impl Uac {
             }
             let ack = self
                 .dialog(index)
-                .map(|d| d.ack(&format!("ack{index}"), to_tag.as_deref()));
+                .map(|d| d.ack(&self.branch("ack", index), to_tag.as_deref()));
             if let Some(ack) = ack {
                 let _ = self.socket.send_to(&ack, self.proxy);
             }
@@ -336,7 +352,7 @@ impl Uac {
             }
             let ack = self
                 .dialog(index)
-                .map(|d| d.ack(&format!("inv{index}"), to_tag.as_deref()));
+                .map(|d| d.ack(&self.branch("inv", index), to_tag.as_deref()));
             if let Some(ack) = ack {
                 let _ = self.socket.send_to(&ack, self.proxy);
             }

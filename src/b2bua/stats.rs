@@ -1,0 +1,103 @@
+//! Figures of the call core for `/metrics`: what is held in memory and what the limits refused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::metrics::{MetricsSource, write_header, write_sample};
+
+/// Which limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `max-transactions`: too many transactions in memory.
+    Transactions,
+    /// `max-calls`: too many calls (dialog pairs) in memory.
+    Calls,
+}
+
+impl Limit {
+    const ALL: [Limit; 2] = [Limit::Transactions, Limit::Calls];
+
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Transactions => "transactions",
+            Limit::Calls => "calls",
+        }
+    }
+}
+
+/// Gauges and counters the core updates as it works (relaxed atomics; SIP path only).
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    transactions: AtomicU64,
+    dialogs: AtomicU64,
+    registrations: AtomicU64,
+    rejected: [AtomicU64; 2],
+}
+
+impl CoreStats {
+    /// Publishes how much state the core holds.
+    pub fn set_sizes(&self, transactions: usize, calls: usize, registrations: usize) {
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.transactions
+            .store(as_u64(transactions), Ordering::Relaxed);
+        self.dialogs
+            .store(as_u64(calls.saturating_mul(2)), Ordering::Relaxed);
+        self.registrations
+            .store(as_u64(registrations), Ordering::Relaxed);
+    }
+
+    /// Counts a request refused by `limit`.
+    pub fn rejected(&self, limit: Limit) {
+        if let Some(c) = self.rejected.get(limit as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests refused by `limit` so far.
+    pub fn rejected_total(&self, limit: Limit) -> u64 {
+        self.rejected
+            .get(limit as usize)
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+}
+
+impl MetricsSource for CoreStats {
+    fn render_prometheus(&self, out: &mut String) {
+        let gauges = [
+            (
+                "sip_transactions",
+                "SIP transactions held in memory.",
+                &self.transactions,
+            ),
+            (
+                "sip_dialogs",
+                "SIP dialogs held in memory (two per call).",
+                &self.dialogs,
+            ),
+            (
+                "registrations",
+                "Phone registrations relayed and bound.",
+                &self.registrations,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            write_header(out, name, "gauge", help);
+            write_sample(out, name, &[], value.load(Ordering::Relaxed));
+        }
+        let name = "limit_rejections_total";
+        write_header(
+            out,
+            name,
+            "counter",
+            "Requests refused because a configured limit was reached.",
+        );
+        for limit in Limit::ALL {
+            write_sample(
+                out,
+                name,
+                &[("limit", limit.label())],
+                self.rejected_total(limit),
+            );
+        }
+    }
+}

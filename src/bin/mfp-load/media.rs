@@ -1,0 +1,186 @@
+//! The media phase: builds the paced streams of every set-up call plus the direct baseline pairs,
+//! runs them for the configured duration with a progress line per second, and reads the proxy's
+//! CPU, memory and packet counters around it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::endpoints::Endpoints;
+use crate::error::LoadError;
+use crate::probe;
+use crate::report::{Progress, ProxyReadings, print_progress};
+use crate::rtp::{PACKET_INTERVAL, Pacing, SendStream, start_senders};
+use crate::tally::{Direction, Path, Tally};
+use crate::uac::{CallState, Uac};
+
+/// Time given to packets still in flight after the last send.
+const DRAIN: Duration = Duration::from_millis(500);
+/// Delay between building the streams and the first packet.
+const LEAD_IN: Duration = Duration::from_millis(100);
+
+/// The streams of a run and the path and direction of each.
+pub struct Plan {
+    /// Streams in index order.
+    pub streams: Vec<SendStream>,
+    /// Path and direction of each stream index.
+    pub table: Vec<(Path, Direction)>,
+    /// Calls with both directions planned.
+    pub calls_up: u32,
+}
+
+/// Plans a→b and b→a streams for each call set up on both sides, then every direct pair.
+pub fn plan(
+    endpoints: &Endpoints,
+    uac: &Uac,
+    pbx_media: &[Option<SocketAddr>],
+) -> Result<Plan, LoadError> {
+    let mut plan = Plan {
+        streams: Vec::new(),
+        table: Vec::new(),
+        calls_up: 0,
+    };
+    for (index, call) in uac.calls.iter().enumerate() {
+        let anchors = (call.proxy_media, pbx_media.get(index).copied().flatten());
+        let (CallState::Established, (Some(a_anchor), Some(b_anchor))) = (&call.state, anchors)
+        else {
+            continue;
+        };
+        let (Some(caller), Some(pbx)) = (endpoints.caller.get(index), endpoints.pbx.get(index))
+        else {
+            continue;
+        };
+        let call_index = u32::try_from(index).ok();
+        plan.push(
+            call_index,
+            caller.socket.try_clone()?,
+            a_anchor,
+            Path::Proxied,
+            Direction::AToB,
+        );
+        plan.push(
+            call_index,
+            pbx.socket.try_clone()?,
+            b_anchor,
+            Path::Proxied,
+            Direction::BToA,
+        );
+        plan.calls_up += 1;
+    }
+    for (a, b) in &endpoints.direct {
+        plan.push(
+            None,
+            a.socket.try_clone()?,
+            b.addr,
+            Path::Direct,
+            Direction::AToB,
+        );
+        plan.push(
+            None,
+            b.socket.try_clone()?,
+            a.addr,
+            Path::Direct,
+            Direction::BToA,
+        );
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    fn push(
+        &mut self,
+        call: Option<u32>,
+        socket: std::net::UdpSocket,
+        dest: SocketAddr,
+        path: Path,
+        direction: Direction,
+    ) {
+        let id = self.streams.len() as u32;
+        self.streams.push(SendStream {
+            id,
+            call,
+            socket,
+            dest,
+            path,
+            direction,
+            rtp_seq: fastrand::u16(..),
+            rtp_timestamp: fastrand::u32(..),
+            sent: 0,
+        });
+        self.table.push((path, direction));
+    }
+}
+
+/// What the media phase needs besides the streams.
+pub struct MediaRun<'a> {
+    /// Seconds of media.
+    pub duration: u64,
+    /// Sender threads.
+    pub sender_threads: usize,
+    /// The tool's clock origin.
+    pub epoch: Instant,
+    /// Proxy process, if known.
+    pub pid: Option<u32>,
+    /// Proxy API address.
+    pub api: SocketAddr,
+    /// Counters shared with the receivers.
+    pub tally: &'a Arc<Tally>,
+}
+
+/// Runs the media phase; returns the streams (for the DTMF phase) and the proxy readings.
+pub fn run(
+    run: &MediaRun<'_>,
+    streams: Vec<SendStream>,
+    uac: &mut Uac,
+) -> Result<(Vec<SendStream>, ProxyReadings), LoadError> {
+    let ticks_per_second = probe::clock_ticks_per_second() as f64;
+    let mut readings = ProxyReadings {
+        rss_media_kib: None,
+        ..ProxyReadings::default()
+    };
+    let relayed_before = probe::relayed_rtp_packets(run.api)?;
+    let cpu_before = run.pid.and_then(probe::cpu_ticks);
+    let start = Instant::now() + LEAD_IN;
+    let pacing = Pacing {
+        epoch: run.epoch,
+        start,
+        packets: u32::try_from(run.duration * 1000 / PACKET_INTERVAL.as_millis() as u64)
+            .unwrap_or(u32::MAX),
+    };
+    let handles = start_senders(streams, run.sender_threads, &pacing, run.tally)?;
+    let mut last = (0u64, 0u64);
+    let mut second = 0u64;
+    while handles.iter().any(|h| !h.is_finished()) {
+        second += 1;
+        uac.poll(start + Duration::from_secs(second));
+        let (ps, pr) = run.tally.totals(Path::Proxied);
+        let (ds, dr) = run.tally.totals(Path::Direct);
+        let (sent, received) = (ps + ds, pr + dr);
+        print_progress(&Progress {
+            second,
+            sent_pps: sent - last.0,
+            received_pps: received.saturating_sub(last.1),
+            proxied_outstanding: ps.saturating_sub(pr),
+            direct_outstanding: ds.saturating_sub(dr),
+        });
+        last = (sent, received);
+        if let Some(rss) = run.pid.and_then(probe::rss_kib) {
+            readings.rss_media_kib = Some(readings.rss_media_kib.map_or(rss, |m| m.max(rss)));
+        }
+    }
+    let mut streams = Vec::new();
+    for handle in handles {
+        if let Ok(share) = handle.join() {
+            streams.extend(share);
+        }
+    }
+    uac.poll(Instant::now() + DRAIN);
+    readings.wall = start.elapsed();
+    let cpu_after = run.pid.and_then(probe::cpu_ticks);
+    readings.relayed = probe::relayed_rtp_packets(run.api)?.saturating_sub(relayed_before);
+    readings.cpu_seconds = cpu_before
+        .zip(cpu_after)
+        .map(|(b, a)| a.saturating_sub(b) as f64 / ticks_per_second);
+    streams.sort_by_key(|s| s.id);
+    Ok((streams, readings))
+}

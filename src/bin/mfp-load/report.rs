@@ -1,0 +1,226 @@
+//! The end-of-run summary: loss per direction, added latency against the direct baseline, the
+//! proxy's CPU per relayed packet and memory per call, and DTMF-to-BYE latency.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::histogram::Histogram;
+use crate::tally::{Direction, Path, Tally};
+
+/// Quantiles reported for one-way latency.
+const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")];
+
+/// Readings of the proxy process over the media phase (all optional: it may run elsewhere).
+#[derive(Default)]
+pub struct ProxyReadings {
+    /// CPU seconds (user + system) the proxy spent during the media phase.
+    pub cpu_seconds: Option<f64>,
+    /// Wall time of the media phase.
+    pub wall: Duration,
+    /// Increase of metaflow_proxy_rtp_packets_total{kind="rtp"} over the media phase.
+    pub relayed: u64,
+    /// VmRSS before any call, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Highest VmRSS seen during the media phase, KiB.
+    pub rss_media_kib: Option<u64>,
+}
+
+/// Everything the summary prints.
+pub struct Summary<'a> {
+    /// Calls asked for.
+    pub calls_wanted: u32,
+    /// Calls that carried media.
+    pub calls_up: u32,
+    /// Caller-side end states, named, with counts.
+    pub call_states: BTreeMap<String, u32>,
+    /// Direct baseline pairs.
+    pub direct_pairs: u32,
+    /// Media counters.
+    pub tally: &'a Tally,
+    /// Proxy-side readings.
+    pub proxy: ProxyReadings,
+    /// DTMF-to-BYE results, when measured.
+    pub dtmf: Option<DtmfOutcome>,
+}
+
+/// What the DTMF hang-up phase measured.
+pub struct DtmfOutcome {
+    /// Time from the code-completing packet to the BYE, per call.
+    pub latencies: Vec<Duration>,
+    /// Calls that pressed the code but got no BYE.
+    pub missing: usize,
+    /// Calls whose BYE came before the code was complete.
+    pub early: usize,
+}
+
+fn micros(nanos: u64) -> f64 {
+    nanos as f64 / 1000.0
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::AToB => "a->b",
+        Direction::BToA => "b->a",
+    }
+}
+
+fn quantiles(histogram: &Histogram) -> [Option<u64>; 3] {
+    QUANTILES.map(|(q, _)| histogram.quantile(q))
+}
+
+fn fmt_us(value: Option<u64>) -> String {
+    value.map_or("n/a".into(), |v| format!("{:.1} us", micros(v)))
+}
+
+/// Prints the summary to stdout.
+pub fn print(summary: &Summary<'_>) {
+    println!("== mfp-load summary ==");
+    println!(
+        "calls: {} wanted, {} carried media; caller end states: {:?}",
+        summary.calls_wanted, summary.calls_up, summary.call_states
+    );
+    println!(
+        "direct baseline: {} endpoint pairs sending concurrently without the proxy",
+        summary.direct_pairs
+    );
+    print_loss(summary.tally);
+    print_latency(summary.tally);
+    print_proxy(&summary.proxy, summary.calls_up);
+    if let Some(outcome) = &summary.dtmf {
+        print_dtmf(outcome);
+    }
+}
+
+fn print_loss(tally: &Tally) {
+    println!("packets:");
+    for path in [Path::Proxied, Path::Direct] {
+        for direction in [Direction::AToB, Direction::BToA] {
+            let flow = tally.flow(path, direction);
+            let sent = flow.sent.load(Ordering::Relaxed);
+            let received = flow.received.load(Ordering::Relaxed);
+            let lost = sent.saturating_sub(received);
+            let share = if sent == 0 {
+                0.0
+            } else {
+                100.0 * lost as f64 / sent as f64
+            };
+            println!(
+                "  {:<7} {}: sent {sent}, received {received}, lost {lost} ({share:.3} %)",
+                path_name(path),
+                direction_name(direction)
+            );
+        }
+    }
+    let errors = tally.send_errors.load(Ordering::Relaxed);
+    let strays = tally.strays.load(Ordering::Relaxed);
+    println!("  send errors {errors}, stray packets {strays}");
+}
+
+fn path_name(path: Path) -> &'static str {
+    match path {
+        Path::Proxied => "proxied",
+        Path::Direct => "direct",
+    }
+}
+
+fn print_latency(tally: &Tally) {
+    println!("one-way latency (send stamp to receive, same clock):");
+    for direction in [Direction::AToB, Direction::BToA] {
+        let proxied = quantiles(&tally.flow(Path::Proxied, direction).latency);
+        let direct = quantiles(&tally.flow(Path::Direct, direction).latency);
+        for (((_, name), p), d) in QUANTILES.iter().zip(proxied).zip(direct) {
+            let added = match (p, d) {
+                (Some(p), Some(d)) => format!("{:+.1} us", micros(p) - micros(d)),
+                _ => "n/a".into(),
+            };
+            let ratio = match (p, d) {
+                (Some(p), Some(d)) if d > 0 => format!("x{:.2}", p as f64 / d as f64),
+                _ => "n/a".into(),
+            };
+            println!(
+                "  {} {name:<5}: proxied {:>12}  direct {:>12}  added {added} ({ratio})",
+                direction_name(direction),
+                fmt_us(p),
+                fmt_us(d)
+            );
+        }
+    }
+}
+
+fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
+    let wall = proxy.wall.as_secs_f64();
+    println!("proxy over the media phase ({wall:.1} s):");
+    println!(
+        "  relayed RTP packets (metrics delta): {} ({:.0} pps)",
+        proxy.relayed,
+        proxy.relayed as f64 / wall.max(f64::EPSILON)
+    );
+    match proxy.cpu_seconds {
+        Some(cpu) => {
+            let per_packet = if proxy.relayed == 0 {
+                "n/a".into()
+            } else {
+                format!("{:.2} us", cpu * 1e6 / proxy.relayed as f64)
+            };
+            println!(
+                "  CPU: {cpu:.2} s ({:.2} cores); per relayed packet {per_packet}",
+                cpu / wall.max(f64::EPSILON)
+            );
+        }
+        None => println!("  CPU: n/a (proxy process not found)"),
+    }
+    match (proxy.rss_before_kib, proxy.rss_media_kib) {
+        (Some(before), Some(during)) => {
+            let per_call = during.saturating_sub(before) as f64 / f64::from(calls_up.max(1));
+            println!(
+                "  VmRSS: {before} KiB before calls, {during} KiB peak during media; \
+                 {per_call:.1} KiB per call"
+            );
+        }
+        _ => println!("  VmRSS: n/a (proxy process not found)"),
+    }
+}
+
+fn print_dtmf(outcome: &DtmfOutcome) {
+    let mut sorted: Vec<Duration> = outcome.latencies.clone();
+    sorted.sort();
+    let pick = |q: f64| -> String {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted
+            .get(rank - 1)
+            .map_or("n/a".into(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3))
+    };
+    println!(
+        "DTMF `*0` to BYE at the caller: {} calls measured, {} without BYE, {} BYE before the \
+         code was complete; p50 {}, p99 {}, max {}",
+        sorted.len(),
+        outcome.missing,
+        outcome.early,
+        pick(0.5),
+        pick(0.99),
+        pick(1.0)
+    );
+}
+
+/// Caller-side summary of one progress interval.
+pub struct Progress {
+    /// Seconds since the media phase started.
+    pub second: u64,
+    /// Packets sent per second over the last interval, both paths.
+    pub sent_pps: u64,
+    /// Packets received per second over the last interval, both paths.
+    pub received_pps: u64,
+    /// Proxied packets sent but not (yet) received, so far.
+    pub proxied_outstanding: u64,
+    /// Direct packets sent but not (yet) received, so far.
+    pub direct_outstanding: u64,
+}
+
+/// Prints one progress line.
+pub fn print_progress(p: &Progress) {
+    eprintln!(
+        "[{:>3}s] sent {} pps, received {} pps; not received so far: proxied {}, direct {}",
+        p.second, p.sent_pps, p.received_pps, p.proxied_outstanding, p.direct_outstanding
+    );
+}

@@ -1,0 +1,277 @@
+//! Socket-level behaviour of the TCP transport on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn request(call_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn response(call_id: &str) -> Vec<u8> {
+    format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>;tag=b1\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+async fn start(config: TcpConfig) -> (TcpTransport, Receiver<TcpInbound>) {
+    TcpTransport::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+async fn next(inbound: &mut Receiver<TcpInbound>) -> TcpInbound {
+    timeout(WAIT, inbound.recv()).await.unwrap().unwrap()
+}
+
+async fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    timeout(WAIT, stream.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    buf
+}
+
+/// Reads until the peer closes (a reset counts as closed); returns the bytes seen before.
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    match timeout(WAIT, stream.read_to_end(&mut seen)).await.unwrap() {
+        Ok(_) => {}
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    seen
+}
+
+async fn wait_for(transport: &TcpTransport, ready: impl Fn(&TcpStats) -> bool) -> TcpStats {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = transport.stats();
+        if ready(&stats) || tokio::time::Instant::now() > deadline {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_messages_in_one_write_arrive_separately() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let (first, second) = (request("one", "hello"), request("two", ""));
+    client
+        .write_all(&[first.clone(), second.clone()].concat())
+        .await
+        .unwrap();
+    let got_first = next(&mut inbound).await;
+    let got_second = next(&mut inbound).await;
+    assert_eq!(got_first.data, first);
+    assert_eq!(got_second.data, second);
+    assert_eq!(got_first.from, client.local_addr().unwrap());
+    assert_eq!(transport.stats().messages_in, 2);
+}
+
+#[tokio::test]
+async fn message_written_byte_by_byte_is_framed_once() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    client.set_nodelay(true).unwrap();
+    let message = request("dribble", "slow body");
+    for byte in &message {
+        client.write_all(&[*byte]).await.unwrap();
+        client.flush().await.unwrap();
+    }
+    assert_eq!(next(&mut inbound).await.data, message);
+    assert!(inbound.try_recv().is_err(), "exactly one message");
+}
+
+#[tokio::test]
+async fn sixty_kib_message_is_delivered_whole() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let message = request("big", &"x".repeat(60 * 1024));
+    client.write_all(&message).await.unwrap();
+    let got = next(&mut inbound).await;
+    assert_eq!(got.data.len(), message.len());
+    assert_eq!(got.data, message);
+}
+
+#[tokio::test]
+async fn ping_gets_a_single_crlf_pong_and_lone_crlf_is_ignored() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    client.write_all(b"\r\n\r\n").await.unwrap();
+    assert_eq!(read_exactly(&mut client, 2).await, b"\r\n");
+    let message = request("after-ping", "");
+    client.write_all(b"\r\n").await.unwrap();
+    client.write_all(&message).await.unwrap();
+    assert_eq!(next(&mut inbound).await.data, message);
+    let mut extra = [0u8; 1];
+    let more = timeout(Duration::from_millis(200), client.read(&mut extra)).await;
+    assert!(more.is_err(), "a lone CRLF is not answered");
+    assert_eq!(transport.stats().keepalive_pings, 1);
+}
+
+#[tokio::test]
+async fn bad_content_length_closes_only_that_connection() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut good = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let mut bad = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let broken = String::from_utf8(request("bad", ""))
+        .unwrap()
+        .replace("Content-Length: 0", "Content-Length: -5");
+    bad.write_all(broken.as_bytes()).await.unwrap();
+    assert!(read_to_close(&mut bad).await.is_empty());
+    let message = request("good", "still here");
+    good.write_all(&message).await.unwrap();
+    let got = next(&mut inbound).await;
+    assert_eq!(got.data, message);
+    assert_eq!(got.from, good.local_addr().unwrap());
+    let stats = wait_for(&transport, |s| s.connections_open == 1).await;
+    assert_eq!(stats.framing_errors, 1);
+    assert_eq!(stats.connections_open, 1);
+    assert_eq!(stats.messages_in, 1);
+}
+
+#[tokio::test]
+async fn send_to_accepted_peer_reuses_its_connection() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    client.write_all(&request("reuse", "")).await.unwrap();
+    let from = next(&mut inbound).await.from;
+    let answer = response("reuse");
+    transport.send(from, answer.clone());
+    assert_eq!(read_exactly(&mut client, answer.len()).await, answer);
+    let stats = wait_for(&transport, |s| s.messages_out == 1).await;
+    assert_eq!(stats.accepted_total, 1);
+    assert_eq!(stats.connected_total, 0);
+    assert_eq!(stats.messages_out, 1);
+}
+
+#[tokio::test]
+async fn send_to_new_address_connects_and_the_reply_comes_back() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let remote = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target: SocketAddr = remote.local_addr().unwrap();
+    let outgoing = request("outbound", "ping?");
+    transport.send(target, outgoing.clone());
+    let (mut peer, _) = timeout(WAIT, remote.accept()).await.unwrap().unwrap();
+    assert_eq!(read_exactly(&mut peer, outgoing.len()).await, outgoing);
+    let reply = response("outbound");
+    peer.write_all(&reply).await.unwrap();
+    let got = next(&mut inbound).await;
+    assert_eq!(got.from, target);
+    assert_eq!(got.data, reply);
+    let second = request("outbound-2", "");
+    transport.send(target, second.clone());
+    assert_eq!(read_exactly(&mut peer, second.len()).await, second);
+    let stats = transport.stats();
+    assert_eq!(
+        stats.connected_total, 1,
+        "the second send reused the connection"
+    );
+    assert_eq!(stats.accepted_total, 0);
+}
+
+#[tokio::test]
+async fn oversize_message_is_dropped_and_the_connection_closed() {
+    let (transport, mut inbound) = start(TcpConfig::default()).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let message = request("huge", &"y".repeat(70 * 1024));
+    // The transport may close before the whole message is written.
+    let _ = client.write_all(&message).await;
+    let _ = timeout(WAIT, client.read(&mut [0u8; 16])).await.unwrap();
+    let stats = wait_for(&transport, |s| s.oversize_drops == 1).await;
+    assert_eq!(stats.oversize_drops, 1);
+    assert_eq!(stats.messages_in, 0);
+    assert!(inbound.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn configured_limit_drops_smaller_messages_too() {
+    let config = TcpConfig {
+        max_message: 1024,
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    client
+        .write_all(&request("over-limit", &"z".repeat(2048)))
+        .await
+        .unwrap();
+    assert!(read_to_close(&mut client).await.is_empty());
+    let stats = wait_for(&transport, |s| s.oversize_drops == 1).await;
+    assert_eq!(stats.oversize_drops, 1);
+    assert!(inbound.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn failed_connect_is_counted_and_the_message_dropped() {
+    let (transport, _inbound) = start(TcpConfig::default()).await;
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = closed.local_addr().unwrap();
+    drop(closed);
+    transport.send(target, request("nowhere", ""));
+    let stats = wait_for(&transport, |s| s.connect_failures == 1 && s.send_drops == 1).await;
+    assert_eq!(stats.connect_failures, 1);
+    assert_eq!(stats.send_drops, 1);
+    assert_eq!(stats.connections_open, 0);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused() {
+    let config = TcpConfig {
+        max_connections: 1,
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let mut first = TcpStream::connect(transport.local_addr()).await.unwrap();
+    first.write_all(&request("first", "")).await.unwrap();
+    next(&mut inbound).await;
+    let mut second = TcpStream::connect(transport.local_addr()).await.unwrap();
+    assert!(read_to_close(&mut second).await.is_empty());
+    let stats = wait_for(&transport, |s| s.rejected_total == 1).await;
+    assert_eq!(stats.rejected_total, 1);
+    assert_eq!(stats.accepted_total, 1);
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed() {
+    let config = TcpConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..TcpConfig::default()
+    };
+    let (transport, _inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let opened = tokio::time::Instant::now();
+    assert!(read_to_close(&mut client).await.is_empty());
+    assert!(opened.elapsed() >= Duration::from_millis(150));
+    let stats = wait_for(&transport, |s| s.connections_open == 0).await;
+    assert_eq!(stats.idle_closes, 1);
+}
