@@ -20,6 +20,7 @@ use metaflow_proxy::events::EventLog;
 use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::modules;
+use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::transaction::Timers;
 
 /// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
@@ -95,6 +96,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind sip-listen {}", cfg.sip_listen))?;
     let local = sip_socket.local_addr()?;
+    let (tcp, tcp_inbound) = TcpTransport::bind(local, TcpConfig::default())
+        .await
+        .with_context(|| format!("cannot listen for SIP over TCP on {local} (sip-listen)"))?;
     let (media_tx, media_rx) = mpsc::channel(4096);
     let media = MediaEngine::new(
         MediaConfig {
@@ -149,6 +153,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let sip_task = tokio::spawn(
         SipTask {
             socket: Arc::new(sip_socket),
+            tcp,
+            tcp_inbound,
             core,
             media,
             media_events: media_rx,

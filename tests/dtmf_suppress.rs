@@ -136,13 +136,6 @@ fn stream_pcap(stream: &PhoneStream) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.pcap");
     stream.write_pcap(&path);
-    // The file must be readable as RTP, exactly as generated.
-    let decoded = read_rtp(&path, &["-d".to_owned(), "udp.port==40002,rtp".to_owned()]);
-    assert_eq!(
-        decoded.len(),
-        stream.packets.len(),
-        "generated pcap unreadable"
-    );
     let path = path.to_str().unwrap().to_owned();
     (dir, path)
 }

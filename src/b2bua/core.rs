@@ -219,10 +219,13 @@ impl B2bua {
         self.publish_sizes();
     }
 
-    /// A message that does not parse can still be answered 400 if its start line is a request
-    /// and the headers needed to route a response can be recovered; otherwise it is dropped.
-    fn reject_garbage(&mut self, _from: Peer, _data: &[u8]) {
-        // Without a parseable Via there is nowhere RFC 3261 lets us send a response.
+    /// A message that does not parse can still be answered (400, 505, 513) if its start line is
+    /// a request and the headers needed to route a response can be recovered; otherwise it is
+    /// dropped, since without a Via there is nowhere RFC 3261 lets us send a response.
+    fn reject_garbage(&mut self, from: Peer, data: &[u8]) {
+        if let Some(resp) = super::screening::answer_unparseable(data) {
+            self.send_response_bytes(from, &resp);
+        }
     }
 
     fn handle_request(

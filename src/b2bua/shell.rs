@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use crate::events::EventLog;
 use crate::media::{CallKey, InspectorEvent, MediaControl, MediaEngine, MediaEvent};
 use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
-use crate::sip::transport::Peer;
+use crate::sip::tcp::{TcpInbound, TcpTransport};
+use crate::sip::transport::{Peer, Transport};
 
 use super::codes::DigitSource;
 use super::core::{Action, B2bua};
@@ -43,6 +44,10 @@ const MAX_DATAGRAM: usize = 65_535;
 pub struct SipTask {
     /// The SIP socket.
     pub socket: Arc<UdpSocket>,
+    /// SIP over TCP on the same address.
+    pub tcp: TcpTransport,
+    /// Complete messages from the TCP connections.
+    pub tcp_inbound: mpsc::Receiver<TcpInbound>,
     /// The call core.
     pub core: B2bua,
     /// The media engine the core allocates through.
@@ -102,6 +107,9 @@ impl SipTask {
                     }
                     Err(err) => tracing::debug!(error = %err, "SIP socket receive error"),
                 },
+                Some(inbound) = self.tcp_inbound.recv() => {
+                    self.core.handle_datagram(Peer::tcp(inbound.from), &inbound.data, Instant::now(), &mut self.media);
+                }
                 () = sleep => self.core.handle_timers(Instant::now(), &mut self.media),
                 Some(event) = self.media_events.recv() => self.on_media_event(event),
                 Some(event) = self.recordings.events_rx.recv() => self.on_recorder_event(event),
@@ -254,11 +262,14 @@ impl SipTask {
     async fn flush(&mut self) {
         for action in self.core.drain_actions() {
             match action {
-                Action::Send { to, data } => {
-                    if let Err(err) = self.socket.send_to(&data, to.addr).await {
-                        tracing::debug!(peer = %to, error = %err, "SIP send failed");
+                Action::Send { to, data } => match to.transport {
+                    Transport::Udp => {
+                        if let Err(err) = self.socket.send_to(&data, to.addr).await {
+                            tracing::debug!(peer = %to, error = %err, "SIP send failed");
+                        }
                     }
-                }
+                    Transport::Tcp => self.tcp.send(to.addr, data),
+                },
                 Action::StartRecording {
                     call,
                     info,

@@ -586,7 +586,9 @@ fn a_session_that_is_not_refreshed_is_ended() {
         .replace("Contact:", "Session-Expires: 90;refresher=uac\nContact:");
     let out = h.feed(PBX, &ok);
     let a_tag = only_to(&out, PHONE)[0].to_tag().unwrap();
-    let ack = format!("ACK sip:metaflow-proxy@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1:5061>;tag=a1\nTo: <sip:1000@127.0.0.1:5060>;tag={a_tag}\nCall-ID: call-1@phone\nCSeq: 1 ACK\nContent-Length: 0\n\n");
+    let ack = format!(
+        "ACK sip:metaflow-proxy@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1:5061>;tag=a1\nTo: <sip:1000@127.0.0.1:5060>;tag={a_tag}\nCall-ID: call-1@phone\nCSeq: 1 ACK\nContent-Length: 0\n\n"
+    );
     h.feed(PHONE, &ack);
     let out = h.advance(Duration::from_secs(89));
     assert!(

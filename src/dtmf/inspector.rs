@@ -141,7 +141,7 @@ impl PacketInspector for DtmfInspector {
             sender.report(from, event, now_us, out);
         }
         sender.drain_due(from, now_us, out);
-        if sender.suppression.withholds(header.0, is_event, now_us) {
+        if sender.suppression.withholds(header, is_event, now_us) {
             return Verdict::Drop;
         }
         sender

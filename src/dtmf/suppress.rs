@@ -162,9 +162,17 @@ impl Suppression {
         }
     }
 
-    /// Decides whether the packet with sequence number `seq` is withheld (`true`: drop it).
-    /// Only telephone-events are.
-    pub(crate) fn withholds(&mut self, seq: u16, is_event: bool, now_us: u64) -> bool {
+    /// Decides whether the packet with `header` (sequence number, timestamp, SSRC) is withheld
+    /// (`true`: drop it). Only telephone-events are. A withheld packet still teaches the
+    /// stream's SSRC, numbering and clock when nothing was forwarded yet, so digits re-sent
+    /// later continue the sender's own stream even if it sent no audio first.
+    pub(crate) fn withholds(
+        &mut self,
+        header: (u16, u32, u32),
+        is_event: bool,
+        now_us: u64,
+    ) -> bool {
+        let (seq, timestamp, ssrc) = header;
         let advances = is_newer(seq, self.last_received_seq);
         if advances {
             self.last_received_seq = Some(seq);
@@ -192,8 +200,18 @@ impl Suppression {
                 }
             }
         };
-        if withhold && advances {
-            self.seq_offset = self.seq_offset.wrapping_sub(1);
+        if withhold {
+            if self.last_sent_seq.is_none() {
+                self.last_sent_seq = Some(seq.wrapping_add(self.seq_offset).wrapping_sub(1));
+            }
+            self.ssrc.get_or_insert(ssrc);
+            self.anchor.get_or_insert(ClockAnchor {
+                timestamp,
+                at_us: now_us,
+            });
+            if advances {
+                self.seq_offset = self.seq_offset.wrapping_sub(1);
+            }
         }
         withhold
     }

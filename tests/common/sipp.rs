@@ -278,3 +278,74 @@ fn last_chars(text: &str, count: usize) -> &str {
         .unwrap_or(text.len());
     &text[start..]
 }
+
+impl Sipp {
+    /// Starts SIPp like [`Sipp::spawn`] with `extra_args` appended to its command line (for
+    /// instance `["-t", "t1"]` for SIP over one TCP connection, `["-oocsf", path]` for an
+    /// out-of-call scenario). For a callee with a fixed port, returns only once that port is
+    /// bound: on TCP when `-t t1`/`-t tn` is among `extra_args`, else on UDP.
+    pub fn spawn_with_args(self, extra_args: &[&str]) -> RunningSipp {
+        super::require_tool("sipp");
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut args = self.args(log_dir.path());
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        let stdout = File::create(log_dir.path().join("stdout.txt")).unwrap();
+        let stderr = File::create(log_dir.path().join("stderr.txt")).unwrap();
+        let child = Command::new("sipp")
+            .args(&args)
+            .current_dir(log_dir.path())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start sipp: {err}"));
+        let running = RunningSipp {
+            child,
+            log_dir,
+            label: format!("sipp {}", args.join(" ")),
+        };
+        let over_tcp = extra_args
+            .windows(2)
+            .any(|pair| pair[0] == "-t" && pair[1].starts_with('t'));
+        if let (None, Some(port)) = (&self.remote, self.local_port) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let busy = |port| {
+                if over_tcp {
+                    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+                } else {
+                    udp_port_busy(port)
+                }
+            };
+            while !busy(port) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        running
+    }
+}
+
+impl SippResult {
+    /// The transport of each logged message, in log order, with its direction: for example
+    /// `("TCP", "sent")`. SIPp writes `UDP message sent` / `TCP message received` per entry.
+    pub fn transports(&self) -> Vec<(String, String)> {
+        self.message_log
+            .split(LOG_SEPARATOR)
+            .filter_map(|entry| {
+                let (_date, rest) = entry.split_once('\n')?;
+                let kind = rest.lines().next()?;
+                let mut words = kind.split_whitespace();
+                let transport = words.next()?.to_owned();
+                if words.next()? != "message" {
+                    return None; // e.g. SIPp's closing "Exit event" entry
+                }
+                let direction = words.next()?.trim_end_matches(':').to_owned();
+                Some((transport, direction))
+            })
+            .collect()
+    }
+}
+
+/// The first line of a SIP message (request line or status line).
+pub fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("").trim_end()
+}

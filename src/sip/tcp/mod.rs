@@ -32,7 +32,8 @@ pub use framer::{Frame, FrameError, StreamFramer};
 pub struct TcpConfig {
     /// Largest message accepted, head plus body, in bytes (capped at the parser's 64 KiB).
     pub max_message: usize,
-    /// Accepted connections are refused while this many connections are open.
+    /// Accepted connections are refused while this many connections are open (outbound
+    /// connections count towards it but are never refused: the core asked for them).
     pub max_connections: usize,
     /// A connection with no traffic either way for this long is closed.
     pub idle_timeout: Duration,

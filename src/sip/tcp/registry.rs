@@ -29,7 +29,8 @@ pub(super) struct ConnEntry {
     pub(super) queue: mpsc::Sender<Outbound>,
 }
 
-/// Running totals; read as a [`TcpStats`] snapshot.
+/// Running totals; read as a [`TcpStats`] snapshot, whose fields they mirror one for one
+/// (`open` is the only gauge, the rest only grow).
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     pub(super) open: AtomicU64,
@@ -75,11 +76,17 @@ impl Counters {
 /// Everything the transport's tasks share.
 #[derive(Debug)]
 pub(super) struct Shared {
+    /// Limits and timers.
     pub(super) config: TcpConfig,
+    /// Where the listener is bound.
     pub(super) local_addr: SocketAddr,
+    /// Running totals.
     pub(super) counters: Counters,
+    /// Where complete inbound messages go; its closing stops the transport.
     pub(super) inbound: mpsc::Sender<TcpInbound>,
+    /// Live and connecting connections by (canonical) remote address.
     connections: Mutex<HashMap<SocketAddr, ConnEntry>>,
+    /// Source of connection ids.
     next_id: AtomicU64,
 }
 

@@ -275,3 +275,38 @@ async fn idle_connection_is_closed() {
     let stats = wait_for(&transport, |s| s.connections_open == 0).await;
     assert_eq!(stats.idle_closes, 1);
 }
+
+#[tokio::test]
+async fn sending_proceeds_while_reading_waits_on_a_full_inbound_channel() {
+    let config = TcpConfig {
+        inbound_queue: 1,
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let burst: Vec<Vec<u8>> = (0..3).map(|n| request(&format!("burst-{n}"), "")).collect();
+    client.write_all(&burst.concat()).await.unwrap();
+    // The first message fills the channel; the reader now waits with the rest unread.
+    let stats = wait_for(&transport, |s| s.messages_in == 2).await;
+    assert_eq!(
+        stats.messages_in, 2,
+        "one queued, one waiting for room, one unread"
+    );
+    let peer = client.local_addr().unwrap();
+    let answer = response("burst-0");
+    transport.send(peer, answer.clone());
+    assert_eq!(read_exactly(&mut client, answer.len()).await, answer);
+    for expected in &burst {
+        assert_eq!(&next(&mut inbound).await.data, expected);
+    }
+}
+
+#[test]
+fn ipv4_mapped_peers_are_keyed_by_their_ipv4_address() {
+    let mapped: SocketAddr = "[::ffff:192.0.2.7]:5070".parse().unwrap();
+    let plain: SocketAddr = "192.0.2.7:5070".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+    assert_eq!(registry::canonical(mapped), plain);
+    assert_eq!(registry::canonical(plain), plain);
+    assert_eq!(registry::canonical(v6), v6);
+}

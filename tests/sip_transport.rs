@@ -1,0 +1,178 @@
+//! SIP over TCP end to end: a SIPp caller and a SIPp callee (the PBX) talk to the real proxy
+//! over TCP, UDP or one of each, and the call is set up, anchored and hung up the same way.
+//! TCP towards the PBX is chosen with `upstream-transport = "tcp"` in a `--config` file.
+//! Needs `sipp`.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::sipp::{Sipp, SippResult, first_line, header, sdp_audio_port, sdp_connection_ip};
+
+/// Limit for one SIPp run (each scenario finishes well before).
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+/// SIPp's `-t` value for one connection-oriented (TCP) or connectionless (UDP) socket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Wire {
+    Udp,
+    Tcp,
+}
+
+impl Wire {
+    fn sipp_args(self) -> [&'static str; 2] {
+        match self {
+            Wire::Udp => ["-t", "u1"],
+            Wire::Tcp => ["-t", "t1"],
+        }
+    }
+
+    /// The word SIPp writes in its message log and the Via token.
+    fn token(self) -> &'static str {
+        match self {
+            Wire::Udp => "UDP",
+            Wire::Tcp => "TCP",
+        }
+    }
+}
+
+/// A proxy whose upstream transport is `upstream`; the config file must outlive the proxy only
+/// until it has read it, but is kept with it for simplicity.
+fn proxy_with_upstream(upstream: Wire) -> (Proxy, Option<tempfile::NamedTempFile>) {
+    match upstream {
+        Wire::Udp => (Proxy::start(&[]), None),
+        Wire::Tcp => {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            writeln!(file, "upstream-transport = \"tcp\"").unwrap();
+            let path = file.path().to_str().unwrap().to_owned();
+            (Proxy::start(&["--config", &path]), Some(file))
+        }
+    }
+}
+
+/// Runs `tcp_uac_bye.xml` (caller over `caller_wire`) against `uas_wait_bye.xml` (callee over
+/// `callee_wire`) through `proxy`.
+fn call(proxy: &Proxy, caller_wire: Wire, callee_wire: Wire) -> (SippResult, SippResult) {
+    let ports = proxy.ports();
+    let callee = Sipp::uas("uas_wait_bye.xml")
+        .local_port(proxy.upstream_port())
+        .media_port(ports.uas_media)
+        .timeout_secs(15)
+        .spawn_with_args(&callee_wire.sipp_args());
+    let caller = Sipp::uac("tcp_uac_bye.xml", &proxy.sip_addr())
+        .local_port(ports.uac_sip)
+        .media_port(ports.uac_media)
+        .timeout_secs(15)
+        .spawn_with_args(&caller_wire.sipp_args());
+    let caller = caller.wait(RUN_LIMIT);
+    let callee = callee.wait(RUN_LIMIT);
+    caller.assert_success("caller (UAC)");
+    callee.assert_success("callee (UAS)");
+    (caller, callee)
+}
+
+/// Every message SIPp logged went over `wire`, and there were some.
+fn assert_all_over(result: &SippResult, wire: Wire, role: &str) {
+    let transports = result.transports();
+    assert!(!transports.is_empty(), "{role}: no message logged");
+    assert!(
+        transports.iter().all(|(t, _)| t == wire.token()),
+        "{role}: expected every message over {}, got {transports:?}",
+        wire.token()
+    );
+}
+
+/// The message `result` received first whose first line starts with `prefix`.
+fn received(result: &SippResult, prefix: &str, role: &str) -> String {
+    let messages = result.received();
+    let lines: Vec<&str> = messages.iter().map(|m| first_line(m)).collect();
+    messages
+        .iter()
+        .find(|m| m.starts_with(prefix))
+        .cloned()
+        .unwrap_or_else(|| panic!("{role} received no {prefix}: {lines:?}"))
+}
+
+/// The call went through the proxy over the expected transports on each leg: the INVITE the
+/// callee got carries the proxy's Via and Contact for the callee's transport, its SDP points at
+/// the proxy's media, and so does the answer the caller got; the BYE reached the callee.
+fn assert_call_through_proxy(
+    proxy: &Proxy,
+    caller: &SippResult,
+    callee: &SippResult,
+    callee_wire: Wire,
+) {
+    let ports = proxy.ports();
+    let proxy_hostport = proxy.sip_addr();
+    let invite = received(callee, "INVITE ", "callee");
+    let via = header(&invite, "Via").unwrap();
+    assert!(
+        via.starts_with(&format!("SIP/2.0/{} {proxy_hostport}", callee_wire.token())),
+        "top Via of the INVITE to the callee must be the proxy's over {}: {via}",
+        callee_wire.token()
+    );
+    let contact = header(&invite, "Contact").unwrap();
+    assert!(
+        contact.contains(&proxy_hostport),
+        "Contact must be the proxy's: {contact}"
+    );
+    assert_eq!(
+        contact.to_ascii_lowercase().contains("transport=tcp"),
+        callee_wire == Wire::Tcp,
+        "Contact names the leg's transport: {contact}"
+    );
+    let answer = received(caller, "SIP/2.0 200", "caller");
+    for (what, message) in [
+        ("offer to the callee", &invite),
+        ("answer to the caller", &answer),
+    ] {
+        assert_eq!(
+            sdp_connection_ip(message).as_deref(),
+            Some("127.0.0.1"),
+            "{what}:\n{message}"
+        );
+        let port = sdp_audio_port(message).unwrap_or_else(|| panic!("{what}: no m=audio"));
+        assert!(
+            ports.in_rtp_range(port),
+            "{what}: m=audio {port} not in the proxy's range {}:\n{message}",
+            ports.rtp_range()
+        );
+    }
+    let caller_invite = caller.sent().into_iter().find(|m| m.starts_with("INVITE "));
+    assert_ne!(
+        header(&invite, "Call-ID"),
+        caller_invite.and_then(|m| header(&m, "Call-ID")),
+        "the proxy places its own call towards the PBX"
+    );
+    received(callee, "BYE ", "callee");
+    received(callee, "ACK ", "callee");
+}
+
+#[test]
+fn tcp_on_both_legs_carries_an_anchored_call() {
+    let (proxy, _config) = proxy_with_upstream(Wire::Tcp);
+    let (caller, callee) = call(&proxy, Wire::Tcp, Wire::Tcp);
+    assert_all_over(&caller, Wire::Tcp, "caller");
+    assert_all_over(&callee, Wire::Tcp, "callee");
+    assert_call_through_proxy(&proxy, &caller, &callee, Wire::Tcp);
+}
+
+#[test]
+fn tcp_caller_reaches_a_udp_pbx() {
+    let (proxy, _config) = proxy_with_upstream(Wire::Udp);
+    let (caller, callee) = call(&proxy, Wire::Tcp, Wire::Udp);
+    assert_all_over(&caller, Wire::Tcp, "caller");
+    assert_all_over(&callee, Wire::Udp, "callee");
+    assert_call_through_proxy(&proxy, &caller, &callee, Wire::Udp);
+}
+
+#[test]
+fn udp_caller_reaches_a_tcp_pbx() {
+    let (proxy, _config) = proxy_with_upstream(Wire::Tcp);
+    let (caller, callee) = call(&proxy, Wire::Udp, Wire::Tcp);
+    assert_all_over(&caller, Wire::Udp, "caller");
+    assert_all_over(&callee, Wire::Tcp, "callee");
+    assert_call_through_proxy(&proxy, &caller, &callee, Wire::Tcp);
+}
