@@ -1,6 +1,7 @@
-//! SIP over TCP end to end: a SIPp caller and a SIPp callee (the PBX) talk to the real proxy
-//! over TCP, UDP or one of each, and the call is set up, anchored and hung up the same way.
-//! TCP towards the PBX is chosen with `upstream-transport = "tcp"` in a `--config` file.
+//! How SIP messages travel through the real proxy, end to end with SIPp: over TCP, UDP or one
+//! of each (TCP towards the PBX is chosen with `upstream-transport = "tcp"` in a `--config`
+//! file), a call is set up, anchored and hung up the same way; and reliable provisional
+//! responses (RFC 3262: 183 with `Require: 100rel`, PRACK) cross the proxy in the early dialog.
 //! Needs `sipp`.
 
 mod common;
@@ -9,7 +10,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::proxy::Proxy;
-use common::sipp::{Sipp, SippResult, first_line, header, sdp_audio_port, sdp_connection_ip};
+use common::sipp::{
+    Sipp, SippResult, cseq_number, first_line, header, sdp_audio_port, sdp_connection_ip, tag_param,
+};
 
 /// Limit for one SIPp run (each scenario finishes well before).
 const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -175,4 +178,77 @@ fn udp_caller_reaches_a_tcp_pbx() {
     assert_all_over(&caller, Wire::Udp, "caller");
     assert_all_over(&callee, Wire::Tcp, "callee");
     assert_call_through_proxy(&proxy, &caller, &callee, Wire::Tcp);
+}
+
+#[test]
+fn a_reliable_183_is_acknowledged_with_prack_end_to_end() {
+    let proxy = Proxy::start(&[]);
+    let ports = proxy.ports();
+    let callee = Sipp::uas("prack_uas.xml")
+        .local_port(proxy.upstream_port())
+        .media_port(ports.uas_media)
+        .timeout_secs(15)
+        .spawn();
+    let caller = Sipp::uac("prack_uac.xml", &proxy.sip_addr())
+        .local_port(ports.uac_sip)
+        .media_port(ports.uac_media)
+        .timeout_secs(15)
+        .spawn();
+    let caller = caller.wait(RUN_LIMIT);
+    let callee = callee.wait(RUN_LIMIT);
+    callee.assert_success("callee (UAS)");
+    caller.assert_success("caller (UAC)");
+
+    // The reliable 183 reached the caller with its 100rel headers and anchored SDP.
+    let progress = received(&caller, "SIP/2.0 183", "caller");
+    assert_eq!(header(&progress, "Require").as_deref(), Some("100rel"));
+    assert_eq!(header(&progress, "RSeq").as_deref(), Some("1"));
+    assert_eq!(sdp_connection_ip(&progress).as_deref(), Some("127.0.0.1"));
+    let early_port = sdp_audio_port(&progress).expect("183 without m=audio");
+    assert!(
+        ports.in_rtp_range(early_port),
+        "183 SDP: m=audio {early_port} not in {}",
+        ports.rtp_range()
+    );
+
+    // The PRACK reached the callee in the callee's early dialog, with an RAck that names
+    // the RSeq it sent and the CSeq of the INVITE it received.
+    let invite = received(&callee, "INVITE ", "callee");
+    let prack = received(&callee, "PRACK ", "callee");
+    assert_eq!(header(&prack, "Call-ID"), header(&invite, "Call-ID"));
+    let sent_183 = callee
+        .sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 183"))
+        .expect("callee sent no 183");
+    assert_eq!(
+        header(&prack, "To").as_deref().and_then(tag_param),
+        header(&sent_183, "To").as_deref().and_then(tag_param),
+        "PRACK must be in the callee's early dialog (its To tag)"
+    );
+    let expected_rack = format!("1 {} INVITE", cseq_number(&invite).unwrap());
+    assert_eq!(
+        header(&prack, "RAck").as_deref(),
+        Some(expected_rack.as_str()),
+        "RAck at the callee"
+    );
+    assert!(
+        cseq_number(&prack).unwrap() > cseq_number(&invite).unwrap(),
+        "PRACK is a new request of the callee's dialog"
+    );
+    // The proxy keeps the caller's INVITE CSeq number on the PBX leg, so the caller's RAck
+    // is valid there unchanged.
+    let caller_prack = caller
+        .sent()
+        .into_iter()
+        .find(|m| m.starts_with("PRACK "))
+        .expect("caller sent no PRACK");
+    assert_eq!(header(&caller_prack, "RAck"), header(&prack, "RAck"));
+    let prack_ok = received(&caller, "SIP/2.0 200", "caller");
+    assert!(
+        header(&prack_ok, "CSeq").is_some_and(|c| c.ends_with("PRACK")),
+        "the first 200 the caller gets answers its PRACK:\n{prack_ok}"
+    );
+    received(&callee, "ACK ", "callee");
+    received(&callee, "BYE ", "callee");
 }

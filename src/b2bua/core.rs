@@ -92,6 +92,9 @@ pub struct B2bua {
     pub(super) metrics: Arc<Metrics>,
     pub(super) resolver: Box<dyn MetaflowResolver>,
     pub(super) registrar: super::registrar::Registrar,
+    /// Caller Call-ID -> (PBX-side Call-ID, our From tag, until) after a 401/407, so that the
+    /// retried INVITE reaches the PBX in the same dialog identity its nonce was issued for.
+    pub(super) auth_retries: HashMap<String, (String, String, Instant)>,
     pub(super) stats: Arc<super::stats::CoreStats>,
 }
 
@@ -111,6 +114,7 @@ impl B2bua {
             metrics,
             resolver: Box::new(StaticMetaflows(None)),
             registrar: Default::default(),
+            auth_retries: HashMap::new(),
             stats: Arc::default(),
         }
     }

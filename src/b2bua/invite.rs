@@ -89,9 +89,20 @@ impl B2bua {
             peer: from,
         };
         a.learn_target(&msg, false);
+        let retry = self
+            .auth_retries
+            .remove(call_id)
+            .filter(|(_, _, until)| *until > now);
+        let (b_call_id, b_tag) = match retry {
+            Some((cid, tag, _)) => (cid, tag),
+            None => (
+                format!("{}@{}", random_token(20), self.cfg.local.ip()),
+                random_token(12),
+            ),
+        };
         let b = Dialog {
-            call_id: format!("{}@{}", random_token(20), self.cfg.local.ip()),
-            local_tag: random_token(12),
+            call_id: b_call_id,
+            local_tag: b_tag,
             remote_tag: None,
             local_uri: without_tag(from_v),
             remote_uri: without_tag(to_v),
@@ -313,6 +324,16 @@ impl B2bua {
             }
         }
         self.send_on_server(&server_key, out, now);
+        if matches!(code, 401 | 407)
+            && let Some(call) = self.calls.get(&key)
+        {
+            let until = now + self.cfg.timers.t64();
+            self.auth_retries.retain(|_, (_, _, t)| *t > now);
+            self.auth_retries.insert(
+                call_id.clone(),
+                (call.b.call_id.clone(), call.b.local_tag.clone(), until),
+            );
+        }
         if code >= 300 {
             tracing::info!(call_id = %call_id, code, "call rejected by upstream");
             let mut fields = Map::new();

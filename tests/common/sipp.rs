@@ -349,3 +349,29 @@ impl SippResult {
 pub fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or("").trim_end()
 }
+
+/// The sequence number of a SIP message's CSeq header.
+pub fn cseq_number(message: &str) -> Option<u32> {
+    header(message, "CSeq")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The branch parameter of a SIP message's top Via.
+pub fn via_branch(message: &str) -> Option<String> {
+    let via = header(message, "Via")?;
+    let first = via.split(',').next()?;
+    first
+        .split(';')
+        .find_map(|param| param.trim().strip_prefix("branch="))
+        .map(str::to_owned)
+}
+
+/// The tag parameter of a From or To header value.
+pub fn tag_param(value: &str) -> Option<&str> {
+    value
+        .split(';')
+        .find_map(|param| param.trim().strip_prefix("tag="))
+}

@@ -100,13 +100,15 @@ pub fn press_star_zero(targets: &[PressTarget], rate: u32, start: Instant) -> Ve
         let Some(target) = targets.get(item.target) else {
             continue;
         };
-        // After the proxy hung up, its port may be gone; later sends are allowed to fail.
-        let _ = target.socket.send_to(&item.packet, target.dest);
+        // Stamped before the send: the proxy's BYE may be read by another thread before this
+        // one runs again.
         if item.completes_code {
             if let Some(slot) = completed.get_mut(item.target) {
                 *slot = Some(Instant::now());
             }
         }
+        // After the proxy hung up, its port may be gone; later sends are allowed to fail.
+        let _ = target.socket.send_to(&item.packet, target.dest);
     }
     completed
 }

@@ -139,6 +139,7 @@ pub fn run(
         ..ProxyReadings::default()
     };
     let relayed_before = probe::relayed_rtp_packets(run.api)?;
+    let received_before = run.tally.totals(Path::Proxied).1;
     let cpu_before = run.pid.and_then(probe::cpu_ticks);
     let start = Instant::now() + LEAD_IN;
     let pacing = Pacing {
@@ -176,6 +177,7 @@ pub fn run(
     }
     uac.poll(Instant::now() + DRAIN);
     readings.wall = start.elapsed();
+    readings.received_in_window = run.tally.totals(Path::Proxied).1 - received_before;
     let cpu_after = run.pid.and_then(probe::cpu_ticks);
     readings.relayed = probe::relayed_rtp_packets(run.api)?.saturating_sub(relayed_before);
     readings.cpu_seconds = cpu_before

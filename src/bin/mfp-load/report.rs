@@ -20,6 +20,8 @@ pub struct ProxyReadings {
     pub wall: Duration,
     /// Increase of metaflow_proxy_rtp_packets_total{kind="rtp"} over the media phase.
     pub relayed: u64,
+    /// Proxied packets this tool received over the same window.
+    pub received_in_window: u64,
     /// VmRSS before any call, KiB.
     pub rss_before_kib: Option<u64>,
     /// Highest VmRSS seen during the media phase, KiB.
@@ -163,9 +165,16 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
             } else {
                 format!("{:.2} us", cpu * 1e6 / proxy.relayed as f64)
             };
+            let per_received = if proxy.received_in_window == 0 {
+                "n/a".into()
+            } else {
+                format!("{:.2} us", cpu * 1e6 / proxy.received_in_window as f64)
+            };
             println!(
-                "  CPU: {cpu:.2} s ({:.2} cores); per relayed packet {per_packet}",
-                cpu / wall.max(f64::EPSILON)
+                "  CPU: {cpu:.2} s ({:.2} cores); per relayed packet {per_packet} (metrics), \
+                 {per_received} per packet received by this tool in the window ({})",
+                cpu / wall.max(f64::EPSILON),
+                proxy.received_in_window
             );
         }
         None => println!("  CPU: n/a (proxy process not found)"),
