@@ -195,7 +195,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    drop(control_tx);
+    let _ = control_tx.send(Control::Stop).await;
     let _ = sip_task.await;
     let _ = api_stop_tx.send(());
     let _ = api_task.await;

@@ -28,6 +28,8 @@ pub enum Control {
     BeginShutdown,
     /// Hang up every call now.
     TerminateAll,
+    /// Finish recordings and stop the task.
+    Stop,
     /// Run a metaflow node on a call as if its code had been dialed (Kazoo's channel action).
     RunMetaflow {
         /// The caller's Call-ID.
@@ -88,7 +90,7 @@ impl Recordings {
 }
 
 impl SipTask {
-    /// Runs until the control channel closes.
+    /// Runs until told to stop (or the control channel closes).
     pub async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
@@ -119,7 +121,7 @@ impl SipTask {
                     Some(Control::RunMetaflow { call_id, node }) => {
                         self.core.run_node_by_api(&call_id, &node, Instant::now(), &mut self.media)
                     }
-                    None => {
+                    Some(Control::Stop) | None => {
                         self.flush().await;
                         self.finish_recordings().await;
                         return;

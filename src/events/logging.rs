@@ -25,8 +25,11 @@ pub enum LoggingError {
 /// Installs the global logger. `RUST_LOG`, when set and not empty, overrides `level`.
 pub fn init_tracing(level: &str, format: LogFormat) -> Result<(), LoggingError> {
     let filter = build_filter(level, std::env::var("RUST_LOG").ok())?;
+    // Colours only on a terminal: log files and journald get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),

@@ -1,0 +1,86 @@
+//! Graceful shutdown: on SIGTERM the proxy stops taking calls (503, /ready 503), lets calls in
+//! progress go on for `shutdown-grace`, then ends them with BYE on both legs and exits 0.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::proxy::{Proxy, http_get};
+use common::sipp::Sipp;
+
+/// A minimal INVITE from a throwaway socket; returns the status of the final response.
+fn invite_status(proxy_sip: &str) -> Option<u16> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let local = socket.local_addr().ok()?;
+    let invite = format!(
+        "INVITE sip:late@{proxy_sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKlate1\r\nMax-Forwards: 70\r\nFrom: <sip:late@{local}>;tag=l1\r\nTo: <sip:late@{proxy_sip}>\r\nCall-ID: late-call@test\r\nCSeq: 1 INVITE\r\nContact: <sip:late@{local}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(invite.as_bytes(), proxy_sip).ok()?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let code: u16 = text.get(8..11)?.parse().ok()?;
+        if code >= 200 {
+            return Some(code);
+        }
+    }
+}
+
+#[test]
+fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, "shutdown-grace = 2\n").unwrap();
+    let mut proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
+    let ports = proxy.ports().clone();
+    let callee = Sipp::uas("uas_wait_bye.xml")
+        .local_port(proxy.upstream_port())
+        .media_port(ports.uas_media)
+        .timeout_secs(20)
+        .spawn();
+    let caller = Sipp::uac("uac_wait_bye.xml", &proxy.sip_addr())
+        .local_port(ports.uac_sip)
+        .media_port(ports.uac_media)
+        .timeout_secs(20)
+        .spawn();
+    // Wait until the call is up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::proxy::metric_sum(&proxy.metrics(), "metaflow_proxy_active_calls", &[]) != Some(1.0) {
+        assert!(Instant::now() < deadline, "the call never came up:\n{}", proxy.output());
+        thread::sleep(Duration::from_millis(100));
+    }
+    let sent_at = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    thread::sleep(Duration::from_millis(300));
+    let api = proxy.api_addr().parse().unwrap();
+    let (ready, _) = http_get(api, "/ready").unwrap();
+    assert_eq!(ready, 503, "not ready while draining");
+    assert_eq!(invite_status(&proxy.sip_addr()), Some(503), "new calls are refused while draining");
+
+    let caller = caller.wait(Duration::from_secs(25));
+    let callee = callee.wait(Duration::from_secs(25));
+    caller.assert_success("caller (UAC)");
+    callee.assert_success("callee (UAS)");
+    assert!(
+        sent_at.elapsed() >= Duration::from_secs(2),
+        "the call was given its grace period"
+    );
+    let exit = proxy.wait_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "the proxy exits 0 after draining: {exit:?}\n{}",
+        proxy.output()
+    );
+    let events = std::fs::read_to_string(proxy.data_dir().join("events.jsonl")).unwrap();
+    assert!(events.contains("\"reason\":\"shutdown\""), "{events}");
+    assert!(events.contains("\"event\":\"call_ended\""), "{events}");
+}
