@@ -50,8 +50,14 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
         .spawn();
     // Wait until the call is up.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while common::proxy::metric_sum(&proxy.metrics(), "metaflow_proxy_active_calls", &[]) != Some(1.0) {
-        assert!(Instant::now() < deadline, "the call never came up:\n{}", proxy.output());
+    while common::proxy::metric_sum(&proxy.metrics(), "metaflow_proxy_active_calls", &[])
+        != Some(1.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the call never came up:\n{}",
+            proxy.output()
+        );
         thread::sleep(Duration::from_millis(100));
     }
     let sent_at = Instant::now();
@@ -64,7 +70,11 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
     let api = proxy.api_addr().parse().unwrap();
     let (ready, _) = http_get(api, "/ready").unwrap();
     assert_eq!(ready, 503, "not ready while draining");
-    assert_eq!(invite_status(&proxy.sip_addr()), Some(503), "new calls are refused while draining");
+    assert_eq!(
+        invite_status(&proxy.sip_addr()),
+        Some(503),
+        "new calls are refused while draining"
+    );
 
     let caller = caller.wait(Duration::from_secs(25));
     let callee = callee.wait(Duration::from_secs(25));

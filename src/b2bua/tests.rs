@@ -626,3 +626,26 @@ fn a_flood_beyond_max_transactions_is_refused_without_state() {
         refused
     );
 }
+
+#[test]
+fn unknown_methods_are_forwarded_outside_a_dialog_and_relayed_inside() {
+    let mut h = Harness::new();
+    let text = "FOO sip:1000@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKfoo1\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1:5061>;tag=f1\nTo: <sip:1000@127.0.0.1:5060>\nCall-ID: foo-1\nCSeq: 1 FOO\nContent-Length: 0\n\n";
+    // RFC 4475 §3.1.1.2: a proxy forwards an extension method it does not know.
+    let out = h.feed(PHONE, text);
+    let up = only_to(&out, PBX);
+    assert_eq!(up[0].method().unwrap().as_str(), "FOO");
+    assert!(only_to(&out, PHONE).is_empty());
+
+    let inv = answered_call(&mut h);
+    let in_dialog = format!(
+        "FOO sip:metaflow-proxy@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKfoo2\nMax-Forwards: 70\nFrom: {};tag=pbx1\nTo: {}\nCall-ID: {}\nCSeq: 7 FOO\nContent-Length: 0\n\n",
+        inv.header("To").unwrap(),
+        inv.header("From").unwrap(),
+        inv.call_id().unwrap()
+    );
+    let out = h.feed(PBX, &in_dialog);
+    let relayed = only_to(&out, PHONE);
+    assert_eq!(relayed[0].method().unwrap().as_str(), "FOO");
+    assert_eq!(relayed[0].call_id(), Some("call-1@phone"));
+}

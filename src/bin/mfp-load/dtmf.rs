@@ -102,10 +102,11 @@ pub fn press_star_zero(targets: &[PressTarget], rate: u32, start: Instant) -> Ve
         };
         // Stamped before the send: the proxy's BYE may be read by another thread before this
         // one runs again.
-        if item.completes_code {
-            if let Some(slot) = completed.get_mut(item.target) {
-                *slot = Some(Instant::now());
-            }
+        if let Some(slot) = completed
+            .get_mut(item.target)
+            .filter(|_| item.completes_code)
+        {
+            *slot = Some(Instant::now());
         }
         // After the proxy hung up, its port may be gone; later sends are allowed to fail.
         let _ = target.socket.send_to(&item.packet, target.dest);

@@ -24,7 +24,7 @@ pub struct CallerDialog<'a> {
 }
 
 impl CallerDialog<'_> {
-    fn from_value(&self) -> String {
+    fn caller_header(&self) -> String {
         format!("<sip:caller@{}>;tag=uac{}", self.local, self.index)
     }
 
@@ -40,7 +40,7 @@ impl CallerDialog<'_> {
             format!("SIP/2.0/UDP {};branch=z9hG4bK{branch};rport", self.local),
         );
         msg.push_header("Max-Forwards", "70");
-        msg.push_header("From", self.from_value());
+        msg.push_header("From", self.caller_header());
         let to = match to_tag {
             Some(tag) => format!("<{}>;tag={tag}", self.to_uri()),
             None => format!("<{}>", self.to_uri()),
@@ -95,10 +95,8 @@ pub fn media_address(msg: &SipMessage) -> Option<SocketAddr> {
 /// A response to `request` (Via, From, To, Call-ID, CSeq copied), with our tag on To when given.
 pub fn response(request: &SipMessage, code: u16, reason: &str, to_tag: Option<&str>) -> SipMessage {
     let mut msg = SipMessage::response_to(request, code, reason);
-    if let (Some(tag), Some(to)) = (to_tag, request.header("To")) {
-        if request.to_tag().is_none() {
-            msg.set_header("To", format!("{to};tag={tag}"));
-        }
+    if let (Some(tag), Some(to), None) = (to_tag, request.header("To"), request.to_tag()) {
+        msg.set_header("To", format!("{to};tag={tag}"));
     }
     msg
 }

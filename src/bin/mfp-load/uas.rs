@@ -103,10 +103,8 @@ impl Worker {
         while !stop.load(Ordering::Relaxed) {
             match self.socket.recv_from(&mut buffer) {
                 Ok((len, peer)) => {
-                    if let Some(datagram) = buffer.get(..len) {
-                        if let Ok(msg) = SipMessage::parse(datagram) {
-                            self.handle(&msg, peer);
-                        }
+                    if let Some(Ok(msg)) = buffer.get(..len).map(SipMessage::parse) {
+                        self.handle(&msg, peer);
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -157,10 +155,15 @@ impl Worker {
             self.send(&response(msg, 404, "Not Found", None).to_bytes(), peer);
             return;
         };
-        if let Ok(mut media) = self.shared.proxy_media.lock() {
-            if let Some(slot) = media.get_mut(index as usize) {
-                *slot = media_address(msg);
-            }
+        if let Some(slot) = self
+            .shared
+            .proxy_media
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|media| media.get_mut(index as usize))
+        {
+            *slot = media_address(msg);
         }
         self.send(&response(msg, 100, "Trying", None).to_bytes(), peer);
         let tag = format!("uas{index}");
