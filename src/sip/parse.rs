@@ -167,6 +167,14 @@ fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<Header>), ParseError> {
             value: value.trim().to_string(),
         });
     }
+    // Serialising always writes a Content-Length; keep room for it so that whatever parses
+    // also re-parses after a round trip (found by fuzzing).
+    let has_length = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("Content-Length"));
+    if !has_length && headers.len() >= MAX_HEADERS {
+        return Err(ParseError::TooManyHeaders { max: MAX_HEADERS });
+    }
     Ok((start, headers))
 }
 
