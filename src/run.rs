@@ -106,6 +106,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             port_min: cfg.rtp_ports.0,
             port_max: cfg.rtp_ports.1,
             media_timeout: cfg.media_timeout,
+            workers: cfg.media_workers,
         },
         media_tx,
         Some(metaflow_proxy::dtmf::DtmfInspector::factory()),

@@ -25,6 +25,7 @@ fn config(port_min: u16, port_max: u16, media_timeout: Duration) -> MediaConfig 
         port_min,
         port_max,
         media_timeout,
+        workers: 1,
     }
 }
 

@@ -37,7 +37,7 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, "shutdown-grace = 2\n").unwrap();
     let mut proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
-    let ports = proxy.ports().clone();
+    let ports = proxy.ports();
     let callee = Sipp::uas("uas_wait_bye.xml")
         .local_port(proxy.upstream_port())
         .media_port(ports.uas_media)

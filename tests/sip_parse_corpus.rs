@@ -285,7 +285,12 @@ fn fuzz_regressions_round_trip() {
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).expect("regression inputs") {
         let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with("sip_parse-") {
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("sip_parse-")
+        {
             continue;
         }
         seen += 1;

@@ -139,6 +139,11 @@ impl Config {
                     }
                 };
             }
+            "media-workers" => {
+                let workers = file.integer(key, value, 1)?;
+                self.media_workers = usize::try_from(workers)
+                    .map_err(|_| file.invalid(key, format!("{workers} is too large")))?;
+            }
             "max-transactions" => {
                 let limit = file.integer(key, value, 1)?;
                 self.max_transactions = usize::try_from(limit)

@@ -23,7 +23,7 @@ pub use values::{parse_rtp_ports, parse_upstream};
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 18] = [
+pub const KNOWN_KEYS: [&str; 19] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -34,6 +34,7 @@ pub const KNOWN_KEYS: [&str; 18] = [
     "metaflows",
     "api-auth-tokens",
     "media-timeout",
+    "media-workers",
     "shutdown-grace",
     "sip-t1-ms",
     "sip-t2-ms",
@@ -88,6 +89,9 @@ pub struct Config {
     /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty refuses every request
     /// (key `api-auth-tokens`, merged with every `--api-auth-token`).
     pub api_auth_tokens: Vec<String>,
+    /// Relay worker threads, one single-threaded runtime each (key `media-workers`; default:
+    /// one per CPU).
+    pub media_workers: usize,
     /// Transport towards the upstream PBX (key `upstream-transport`, `udp` or `tcp`).
     pub upstream_transport: crate::sip::transport::Transport,
     /// SIP transactions held at once; requests beyond it get 503 (key `max-transactions`).
@@ -126,6 +130,9 @@ impl Default for Config {
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),
             upstream_transport: crate::sip::transport::Transport::Udp,
+            media_workers: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
             max_transactions: 100_000,
             shutdown_grace: Duration::from_secs(30),
             sip_t1: Duration::from_millis(500),

@@ -15,6 +15,9 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// Silence on every stream of an answered call for this long raises `MediaEvent::Timeout`.
     pub media_timeout: Duration,
+    /// Relay worker threads, each with its own single-threaded runtime (0: relay on the
+    /// runtime the engine is created in).
+    pub workers: usize,
 }
 
 /// Why the media engine could not do what it was asked.

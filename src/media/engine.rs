@@ -18,8 +18,12 @@ use crate::media::ports::{PortPair, PortPool};
 use crate::media::relay::{Control, RelayContext, run_stream};
 use crate::media::sockets::StreamSockets;
 use crate::media::stats::MediaStats;
+use crate::media::workers::RelayRuntime;
 use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
 use crate::metaflow::Leg;
+
+/// Receive buffer asked for on each RTP socket.
+const RTP_RECV_BUFFER: usize = 256 * 1024;
 
 /// Anchors the media of every call: owns the port pool and a handle to each running stream.
 /// Dropping it stops every relay task and closes their sockets.
@@ -30,7 +34,7 @@ pub struct MediaEngine {
     events: mpsc::Sender<MediaEvent>,
     inspector: Option<InspectorFactory>,
     stats: Arc<MediaStats>,
-    runtime: Handle,
+    runtime: RelayRuntime,
     clock: Instant,
 }
 
@@ -61,7 +65,8 @@ impl MediaEngine {
         events: mpsc::Sender<MediaEvent>,
         inspector: Option<InspectorFactory>,
     ) -> Result<Self, MediaError> {
-        let runtime = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let shared = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let runtime = RelayRuntime::start(config.workers, shared)?;
         let pool = PortPool::new(config.port_min, config.port_max)?;
         Ok(Self {
             config,
@@ -145,6 +150,9 @@ fn bind_pair(ip: IpAddr, pair: PortPair) -> io::Result<BoundPair> {
     let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, pair.rtcp))?;
     rtp.set_nonblocking(true)?;
     rtcp.set_nonblocking(true)?;
+    // Room for a burst while the worker is busy with other streams (the kernel caps it at
+    // net.core.rmem_max); best effort.
+    let _ = socket2::SockRef::from(&rtp).set_recv_buffer_size(RTP_RECV_BUFFER);
     Ok(BoundPair { rtp, rtcp })
 }
 
@@ -179,7 +187,9 @@ impl MediaControl for MediaEngine {
             media_timeout: self.config.media_timeout,
         };
         let (control, control_rx) = mpsc::unbounded_channel();
-        self.runtime.spawn(run_stream(sockets, ctx, control_rx));
+        self.runtime
+            .for_call(call)
+            .spawn(run_stream(sockets, ctx, control_rx));
         let ports = StreamPorts {
             a: a_pair,
             b: b_pair,

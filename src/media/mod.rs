@@ -15,6 +15,7 @@ pub mod ports;
 mod relay;
 mod sockets;
 pub mod stats;
+mod workers;
 
 use std::net::SocketAddr;
 

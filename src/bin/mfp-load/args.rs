@@ -19,7 +19,8 @@ then, for example:
 
 Keep --rtp-ports below the kernel's ephemeral range (cat /proc/sys/net/ipv4/ip_local_port_range):
 the tool binds its own RTP sockets on ephemeral ports. With --dtmf-hangup, also give the proxy
---metaflows FILE where FILE holds {\"numbers\":{\"0\":{\"module\":\"hangup\"}}}.";
+--metaflows FILE where FILE holds {\"numbers\":{\"0\":{\"module\":\"hangup\"}}}; with
+--dtmf-transfer, FILE holds {\"numbers\":{\"0\":{\"module\":\"transfer\",\"data\":{\"target\":\"2000\"}}}}.";
 
 /// Everything `mfp-load` accepts.
 #[derive(Debug, Parser)]
@@ -82,8 +83,14 @@ pub struct Args {
 
     /// After the media phase, send `*` then `0` as RFC 4733 events on every call and measure
     /// the time until the proxy's BYE (the proxy needs a metaflow mapping `0` to `hangup`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dtmf_transfer")]
     pub dtmf_hangup: bool,
+
+    /// After the media phase, send `*` then `0` on every call and measure the time until the
+    /// proxy's REFER reaches the PBX side, which accepts it (202) and reports success (NOTIFY
+    /// with sipfrag 200); the proxy needs a metaflow mapping `0` to `transfer`.
+    #[arg(long)]
+    pub dtmf_transfer: bool,
 }
 
 /// Parses a fraction in `0.0..=1.0`.
@@ -98,7 +105,27 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Which action the `*0` presses trigger at the proxy, and so which message ends the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfAction {
+    /// `0` maps to `hangup`: the clock stops at the proxy's BYE at the caller.
+    Hangup,
+    /// `0` maps to `transfer`: the clock stops at the proxy's REFER at the PBX side.
+    Transfer,
+}
+
 impl Args {
+    /// The DTMF phase asked for, if any.
+    pub fn dtmf_action(&self) -> Option<DtmfAction> {
+        if self.dtmf_transfer {
+            Some(DtmfAction::Transfer)
+        } else if self.dtmf_hangup {
+            Some(DtmfAction::Hangup)
+        } else {
+            None
+        }
+    }
+
     /// Number of direct baseline endpoint pairs implied by `--direct-share`.
     pub fn direct_pairs(&self) -> u32 {
         // The product is at most 20000, so the cast back cannot truncate.

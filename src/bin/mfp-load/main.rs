@@ -1,13 +1,16 @@
 //! `mfp-load`: drives calls with media through a running metaflow-proxy and reports loss,
 //! added latency against a direct baseline, the proxy's CPU per relayed packet, its memory per
-//! call and, optionally, DTMF-to-hangup latency. `mfp-load --help` explains how to run it.
+//! call and, optionally, the latency from a DTMF code to the proxy's hang-up (BYE) or transfer
+//! (REFER). `mfp-load --help` explains how to run it.
 
 mod args;
 mod dtmf;
+mod dtmf_phase;
 mod endpoints;
 mod error;
 mod histogram;
 mod media;
+mod pbx_dialog;
 mod probe;
 mod receive;
 mod report;
@@ -25,21 +28,17 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::args::Args;
-use crate::dtmf::{PressTarget, press_star_zero};
 use crate::endpoints::{Endpoints, bind};
 use crate::error::LoadError;
 use crate::media::{MediaRun, plan};
 use crate::receive::Receivers;
-use crate::report::{DtmfOutcome, Summary, print};
-use crate::rtp::SendStream;
-use crate::tally::{Direction, Path, Tally};
-use crate::uac::{CallState, Uac};
+use crate::report::{Summary, print};
+use crate::tally::Tally;
+use crate::uac::Uac;
 use crate::uas::Uas;
 
 /// How long the proxy gets to answer the start-up OPTIONS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long after the last DTMF press the caller side waits for outstanding BYEs.
-const BYE_WAIT: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -123,10 +122,9 @@ fn run(args: &Args) -> Result<(), LoadError> {
     let (streams, mut readings) = media::run(&media_run, plan.streams, &mut uac)?;
     readings.rss_before_kib = rss_before_kib;
 
-    let dtmf = if args.dtmf_hangup {
-        Some(dtmf_phase(args.rate, &streams, &mut uac)?)
-    } else {
-        None
+    let dtmf = match args.dtmf_action() {
+        Some(action) => dtmf_phase::run(action, args.rate, &streams, &mut uac, &uas.shared)?,
+        None => Vec::new(),
     };
     uac.hangup(args.rate);
     receivers.stop();
@@ -145,69 +143,4 @@ fn run(args: &Args) -> Result<(), LoadError> {
         println!("BYEs without a final response: {}", uac.bye_timeouts);
     }
     Ok(())
-}
-
-/// Presses `*0` on every call still up and measures the time to the proxy's BYE.
-fn dtmf_phase(rate: u32, streams: &[SendStream], uac: &mut Uac) -> Result<DtmfOutcome, LoadError> {
-    let mut targets = Vec::new();
-    for stream in streams {
-        let is_caller = stream.path == Path::Proxied && stream.direction == Direction::AToB;
-        let Some(call) = stream.call.filter(|_| is_caller) else {
-            continue;
-        };
-        let up = uac.calls.get(call as usize).map(|c| &c.state) == Some(&CallState::Established);
-        if up {
-            targets.push(PressTarget {
-                call,
-                socket: stream.socket.try_clone()?,
-                dest: stream.dest,
-                ssrc: stream.id,
-                rtp_seq: stream.rtp_seq,
-                rtp_timestamp: stream.rtp_timestamp,
-            });
-        }
-    }
-    eprintln!("[dtmf] pressing *0 on {} calls", targets.len());
-    let start = Instant::now() + Duration::from_millis(100);
-    let presser = std::thread::Builder::new()
-        .name("dtmf".into())
-        .spawn(move || {
-            let completed = press_star_zero(&targets, rate, start);
-            let calls: Vec<u32> = targets.iter().map(|t| t.call).collect();
-            (calls, completed)
-        })?;
-    while !presser.is_finished() {
-        uac.poll(Instant::now() + Duration::from_millis(100));
-    }
-    let (calls, completed) = presser
-        .join()
-        .map_err(|_| std::io::Error::other("the DTMF sender thread panicked"))?;
-    let waiting_since = Instant::now();
-    let bye_missing = |uac: &Uac| {
-        calls
-            .iter()
-            .filter(|&&c| {
-                uac.calls
-                    .get(c as usize)
-                    .is_some_and(|x| x.bye_received.is_none())
-            })
-            .count()
-    };
-    while bye_missing(uac) > 0 && waiting_since.elapsed() < BYE_WAIT {
-        uac.poll(Instant::now() + Duration::from_millis(50));
-    }
-    let mut outcome = DtmfOutcome {
-        latencies: Vec::new(),
-        missing: bye_missing(uac),
-        early: 0,
-    };
-    for (call, sent) in calls.iter().zip(completed) {
-        let bye = uac.calls.get(*call as usize).and_then(|c| c.bye_received);
-        match (sent, bye) {
-            (Some(sent), Some(bye)) if bye >= sent => outcome.latencies.push(bye - sent),
-            (_, Some(_)) => outcome.early += 1,
-            _ => {}
-        }
-    }
-    Ok(outcome)
 }

@@ -1,5 +1,5 @@
 //! The end-of-run summary: loss per direction, added latency against the direct baseline, the
-//! proxy's CPU per relayed packet and memory per call, and DTMF-to-BYE latency.
+//! proxy's CPU per relayed packet and memory per call, and DTMF-to-action latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -42,17 +42,21 @@ pub struct Summary<'a> {
     pub tally: &'a Tally,
     /// Proxy-side readings.
     pub proxy: ProxyReadings,
-    /// DTMF-to-BYE results, when measured.
-    pub dtmf: Option<DtmfOutcome>,
+    /// DTMF-to-action results, one per measured span (empty without a DTMF phase).
+    pub dtmf: Vec<DtmfOutcome>,
 }
 
-/// What the DTMF hang-up phase measured.
+/// What the DTMF phase measured for one span (code-completing packet to one message).
 pub struct DtmfOutcome {
-    /// Time from the code-completing packet to the BYE, per call.
+    /// What the span covers, e.g. "`*0` to BYE at the caller".
+    pub label: &'static str,
+    /// The message that ends the span, e.g. "BYE".
+    pub awaited: &'static str,
+    /// Time from the code-completing packet to the message, per call.
     pub latencies: Vec<Duration>,
-    /// Calls that pressed the code but got no BYE.
+    /// Calls that pressed the code but never saw the message.
     pub missing: usize,
-    /// Calls whose BYE came before the code was complete.
+    /// Calls whose message came before the code was complete.
     pub early: usize,
 }
 
@@ -89,7 +93,7 @@ pub fn print(summary: &Summary<'_>) {
     print_loss(summary.tally);
     print_latency(summary.tally);
     print_proxy(&summary.proxy, summary.calls_up);
-    if let Some(outcome) = &summary.dtmf {
+    for outcome in &summary.dtmf {
         print_dtmf(outcome);
     }
 }
@@ -194,6 +198,7 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
 fn print_dtmf(outcome: &DtmfOutcome) {
     let mut sorted: Vec<Duration> = outcome.latencies.clone();
     sorted.sort();
+    let awaited = outcome.awaited;
     let pick = |q: f64| -> String {
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
         sorted
@@ -201,8 +206,9 @@ fn print_dtmf(outcome: &DtmfOutcome) {
             .map_or("n/a".into(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3))
     };
     println!(
-        "DTMF `*0` to BYE at the caller: {} calls measured, {} without BYE, {} BYE before the \
-         code was complete; p50 {}, p99 {}, max {}",
+        "DTMF {}: {} calls measured, {} without {awaited}, {} {awaited} before the code was \
+         complete; p50 {}, p99 {}, max {}",
+        outcome.label,
         sorted.len(),
         outcome.missing,
         outcome.early,

@@ -1,5 +1,6 @@
 //! The PBX side: listens where the proxy sends new calls (its --upstream), answers INVITEs with
-//! 100 and 200 plus SDP, absorbs ACKs and answers BYEs, on its own thread.
+//! 100 and 200 plus SDP, absorbs ACKs, answers BYEs, and accepts the proxy's REFER (blind
+//! transfer) with 202 followed by a NOTIFY reporting success, on its own thread.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use metaflow_proxy::sip::{Method, SipMessage};
 
+use crate::pbx_dialog::{PbxDialog, refer_accepted};
 use crate::sip_text::{answer, call_index, media_address, response};
 
 /// How often an unacknowledged 200 OK is sent again.
@@ -19,6 +21,8 @@ const RETRANSMIT: Duration = Duration::from_millis(500);
 const GIVE_UP: Duration = Duration::from_secs(32);
 /// How often the answered dialogs are scanned for due retransmissions.
 const SCAN_EVERY: Duration = Duration::from_millis(50);
+/// How long a NOTIFY is retransmitted before the PBX side gives up on its response.
+const NOTIFY_GIVE_UP: Duration = Duration::from_secs(8);
 
 /// What the PBX side learned, read by the rest of the tool.
 #[derive(Default)]
@@ -31,10 +35,27 @@ pub struct UasShared {
     pub refused: AtomicU64,
     /// 200 OKs that never got an ACK.
     pub unacked: AtomicU64,
+    /// Per call index: when the proxy's first REFER arrived.
+    pub refer_received: Mutex<Vec<Option<Instant>>>,
+    /// REFERs received (first copies only).
+    pub refers: AtomicU64,
+    /// NOTIFYs that never got a final response.
+    pub unanswered_notifies: AtomicU64,
+}
+
+/// Our NOTIFY of a REFER's outcome, resent until the proxy answers it.
+struct PendingNotify {
+    bytes: Vec<u8>,
+    first_sent: Instant,
+    last_sent: Instant,
+    answered: bool,
 }
 
 /// One answered INVITE, kept to answer retransmissions and resend the 200 until the ACK.
 struct Answered {
+    index: u32,
+    dialog: Option<PbxDialog>,
+    notify: Option<PendingNotify>,
     answer: Vec<u8>,
     peer: SocketAddr,
     acked: bool,
@@ -56,6 +77,7 @@ impl Uas {
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let shared = Arc::new(UasShared {
             proxy_media: Mutex::new(vec![None; endpoints.len()]),
+            refer_received: Mutex::new(vec![None; endpoints.len()]),
             ..UasShared::default()
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -122,6 +144,16 @@ impl Worker {
         let Some(call_id) = msg.call_id().map(str::to_owned) else {
             return;
         };
+        if let (Some(code), Some((_, Method::Notify))) = (msg.status(), msg.cseq()) {
+            let pending = self
+                .dialogs
+                .get_mut(&call_id)
+                .and_then(|d| d.notify.as_mut());
+            if let (true, Some(notify)) = (code >= 200, pending) {
+                notify.answered = true;
+            }
+            return;
+        }
         match msg.method() {
             Some(Method::Invite) => self.on_invite(msg, &call_id, peer),
             Some(Method::Ack) => {
@@ -134,6 +166,7 @@ impl Worker {
                 self.dialogs.remove(&call_id);
                 self.send(&response(msg, 200, "OK", None).to_bytes(), peer);
             }
+            Some(Method::Refer) => self.on_refer(msg, &call_id, peer),
             Some(Method::Cancel) | Some(Method::Options) => {
                 self.send(&response(msg, 200, "OK", None).to_bytes(), peer);
             }
@@ -173,6 +206,9 @@ impl Worker {
         self.dialogs.insert(
             call_id.to_owned(),
             Answered {
+                index,
+                dialog: PbxDialog::from_invite(msg, &tag, self.local),
+                notify: None,
                 answer,
                 peer,
                 acked: false,
@@ -182,6 +218,42 @@ impl Worker {
         );
     }
 
+    /// Accepts a REFER with 202 and, the first time, reports the transfer's success with a
+    /// NOTIFY in the same dialog (retransmissions of the REFER only get the 202 again).
+    fn on_refer(&mut self, refer: &SipMessage, call_id: &str, peer: SocketAddr) {
+        let now = Instant::now();
+        self.send(&refer_accepted(refer).to_bytes(), peer);
+        let Some(dialog) = self.dialogs.get_mut(call_id) else {
+            return;
+        };
+        if dialog.notify.is_some() {
+            return;
+        }
+        let Some(pbx_dialog) = dialog.dialog.as_ref() else {
+            return;
+        };
+        self.shared.refers.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self
+            .shared
+            .refer_received
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|times| times.get_mut(dialog.index as usize))
+        {
+            slot.get_or_insert(now);
+        }
+        let branch = format!("notify{}", dialog.index);
+        let bytes = pbx_dialog.notify_success(1, &branch).to_bytes();
+        let _ = self.socket.send_to(&bytes, peer);
+        dialog.notify = Some(PendingNotify {
+            bytes,
+            first_sent: now,
+            last_sent: now,
+            answered: false,
+        });
+    }
+
     fn retransmit(&mut self) {
         let now = Instant::now();
         if now.duration_since(self.last_scan) < SCAN_EVERY {
@@ -189,7 +261,19 @@ impl Worker {
         }
         self.last_scan = now;
         let mut gave_up = 0;
+        let mut notify_gave_up = 0;
         for dialog in self.dialogs.values_mut() {
+            if let Some(notify) = dialog.notify.as_mut().filter(|n| !n.answered)
+                && now.duration_since(notify.last_sent) >= RETRANSMIT
+            {
+                if now.duration_since(notify.first_sent) > NOTIFY_GIVE_UP {
+                    notify.answered = true;
+                    notify_gave_up += 1;
+                } else {
+                    notify.last_sent = now;
+                    let _ = self.socket.send_to(&notify.bytes, dialog.peer);
+                }
+            }
             if dialog.acked || now.duration_since(dialog.last_sent) < RETRANSMIT {
                 continue;
             }
@@ -202,5 +286,8 @@ impl Worker {
             let _ = self.socket.send_to(&dialog.answer, dialog.peer);
         }
         self.shared.unacked.fetch_add(gave_up, Ordering::Relaxed);
+        self.shared
+            .unanswered_notifies
+            .fetch_add(notify_gave_up, Ordering::Relaxed);
     }
 }

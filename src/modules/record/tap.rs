@@ -86,8 +86,9 @@ impl RecorderTap {
         Self { queue, dropped }
     }
 
-    /// Offers a copy of one relayed packet. Never blocks: when the queue is full, the packet is
-    /// too big for a slot or the recording has ended, the packet is counted as dropped.
+    /// Offers a copy of one relayed packet. Never blocks: when the queue is full or the packet is
+    /// too big for a slot, the packet is counted as dropped; after the recording has ended it is
+    /// ignored.
     pub fn offer(
         &self,
         from: Leg,
@@ -101,9 +102,14 @@ impl RecorderTap {
             self.count_drop();
             return;
         }
-        let Ok(permit) = self.queue.try_reserve() else {
-            self.count_drop();
-            return;
+        let permit = match self.queue.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.count_drop();
+                return;
+            }
+            // The recording is over (time limit, stop): packets after its end are not losses.
+            Err(mpsc::error::TrySendError::Closed(())) => return,
         };
         match TappedPacket::copy_of(from, kind, src, dst, packet, arrival_us) {
             Some(copy) => permit.send(Envelope::Packet(copy)),
@@ -111,7 +117,7 @@ impl RecorderTap {
         }
     }
 
-    /// Packets dropped so far (queue full, too big, or recording over).
+    /// Packets dropped so far (queue full or too big).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -161,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_packets_and_closed_recordings_count_as_drops() {
+    fn oversized_packets_count_as_drops_and_closed_recordings_ignore_offers() {
         let (queue, receiver) = mpsc::channel(4);
         let tap = RecorderTap::new(queue, Arc::new(AtomicU64::new(0)));
         tap.offer(
@@ -176,7 +182,11 @@ mod tests {
         drop(receiver);
         assert!(tap.is_closed());
         tap.offer(Leg::B, PacketKind::Rtp, addr(1), addr(2), &[0; 12], 0);
-        assert_eq!(tap.dropped(), 2);
+        assert_eq!(
+            tap.dropped(),
+            1,
+            "a packet after the end is not a loss of the recording"
+        );
     }
 
     #[test]
