@@ -94,3 +94,87 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
     assert!(events.contains("\"reason\":\"shutdown\""), "{events}");
     assert!(events.contains("\"event\":\"call_ended\""), "{events}");
 }
+
+#[test]
+fn a_recording_in_progress_is_finished_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, "shutdown-grace = 1\n").unwrap();
+    let flows = dir.path().join("mf.json");
+    std::fs::write(
+        &flows,
+        r#"{"listen_on": "peer", "numbers": {"9": {"module": "record_call"}}}"#,
+    )
+    .unwrap();
+    let mut proxy = Proxy::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--metaflows",
+        flows.to_str().unwrap(),
+    ]);
+    let ports = proxy.ports();
+    let callee = Sipp::uas("record_uas_star9.xml")
+        .local_port(proxy.upstream_port())
+        .media_port(ports.uas_media)
+        .timeout_secs(20)
+        .spawn();
+    let caller = Sipp::uac("uac_pcap_wait_bye.xml", &proxy.sip_addr())
+        .local_port(ports.uac_sip)
+        .media_port(ports.uac_media)
+        .timeout_secs(20)
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy
+        .events()
+        .iter()
+        .any(|e| e["event"] == "recording_started")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no recording started:\n{}",
+            proxy.output()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_secs(2)); // some audio into the file
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    caller
+        .wait(Duration::from_secs(25))
+        .assert_success("caller (UAC)");
+    callee
+        .wait(Duration::from_secs(25))
+        .assert_success("callee (UAS)");
+    let exit = proxy.wait_exit(Duration::from_secs(15));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "{exit:?}\n{}",
+        proxy.output()
+    );
+
+    let events = proxy.events();
+    let stopped = events
+        .iter()
+        .find(|e| e["event"] == "recording_stopped")
+        .unwrap_or_else(|| panic!("no recording_stopped event: {events:#?}"));
+    assert_eq!(stopped["reason"], "shutdown", "{stopped}");
+    let wav = std::path::PathBuf::from(stopped["path"].as_str().unwrap());
+    let bytes = std::fs::read(&wav).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    let riff_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    assert_eq!(
+        riff_len + 8,
+        bytes.len(),
+        "the WAV header is patched: the file is complete"
+    );
+    assert!(
+        bytes.len() > 44 + 8000 * 4,
+        "at least a second of stereo audio"
+    );
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wav.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(sidecar["stop_reason"], "shutdown", "{sidecar}");
+}
