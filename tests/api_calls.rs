@@ -9,8 +9,12 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::calls::{
+    assert_both_succeeded, caller_call_id, got_bye, named, run_call, sent_bye, spawn_call,
+    wait_call,
+};
 use common::proxy::{HttpReply, Proxy, metric_sum};
-use common::sipp::{RunningSipp, Sipp, SippResult, header};
+use common::sipp::SippResult;
 use serde_json::{Value, json};
 
 /// The token every proxy of this file accepts.
@@ -32,49 +36,9 @@ fn start_proxy() -> Proxy {
     Proxy::start(&["--api-auth-token", TOKEN])
 }
 
-/// Starts the callee (on the proxy's upstream port) and then the caller.
-fn spawn_call(proxy: &Proxy, uas: &str, uac: &str) -> (RunningSipp, RunningSipp) {
-    let ports = proxy.ports();
-    let callee = Sipp::uas(uas)
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(SIPP_TIMEOUT_SECS)
-        .spawn();
-    let caller = Sipp::uac(uac, &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(SIPP_TIMEOUT_SECS)
-        .spawn();
-    (caller, callee)
-}
-
-/// Waits for both parties, requires both to exit 0, and returns (caller, callee).
-fn finish_call(caller: RunningSipp, callee: RunningSipp) -> (SippResult, SippResult) {
-    let caller = caller.wait(RUN_LIMIT);
-    let callee = callee.wait(RUN_LIMIT);
-    caller.assert_success("caller (UAC)");
-    callee.assert_success("callee (UAS)");
-    (caller, callee)
-}
-
+/// Runs a call through `proxy`, waits for both parties and requires both to exit 0.
 fn call(proxy: &Proxy, uas: &str, uac: &str) -> (SippResult, SippResult) {
-    let (caller, callee) = spawn_call(proxy, uas, uac);
-    finish_call(caller, callee)
-}
-
-/// The Call-ID of the caller's INVITE: the call's id in events and channels.
-fn caller_call_id(caller: &SippResult) -> String {
-    let invite = caller
-        .sent()
-        .into_iter()
-        .find(|message| message.starts_with("INVITE "))
-        .expect("the caller sent no INVITE");
-    header(&invite, "Call-ID").expect("INVITE without Call-ID")
-}
-
-/// Whether `messages` (from [`SippResult::sent`] or [`SippResult::received`]) hold a BYE request.
-fn has_bye(messages: &[String]) -> bool {
-    messages.iter().any(|message| message.starts_with("BYE "))
+    run_call(proxy, uas, uac, SIPP_TIMEOUT_SECS, RUN_LIMIT)
 }
 
 /// The events of call `call_id` once its `call_ended` is logged; panics after [`SETTLE_WAIT`].
@@ -95,13 +59,6 @@ fn events_of_call(proxy: &Proxy, call_id: &str) -> Vec<Value> {
         );
         thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|event| event["event"] == name)
-        .collect()
 }
 
 /// Asserts a successful Kazoo envelope with `status` and returns it.
@@ -159,14 +116,8 @@ fn device_metaflow_posted_over_the_api_applies_to_the_next_call() {
 
     // First call: no metaflow anywhere, so the caller's *0 does nothing and it hangs up itself.
     let (caller, callee) = call(&proxy, "uas_wait_bye.xml", "api_uac_star0_bye.xml");
-    assert!(
-        has_bye(&caller.sent()),
-        "the caller must end the first call"
-    );
-    assert!(
-        has_bye(&callee.received()),
-        "the caller's BYE reaches the callee"
-    );
+    assert!(sent_bye(&caller), "the caller must end the first call");
+    assert!(got_bye(&callee), "the caller's BYE reaches the callee");
     let first_id = caller_call_id(&caller);
     let first = events_of_call(&proxy, &first_id);
     let dialed: Vec<&str> = named(&first, "digit")
@@ -187,15 +138,9 @@ fn device_metaflow_posted_over_the_api_applies_to_the_next_call() {
 
     // Second call, same process: the device's metaflow now hangs up both legs at *0.
     let (caller, callee) = call(&proxy, "uas_wait_bye.xml", "dtmf_uac_star0.xml");
-    assert!(
-        has_bye(&caller.received()),
-        "the proxy must hang up the caller"
-    );
-    assert!(!has_bye(&caller.sent()), "the caller never hangs up itself");
-    assert!(
-        has_bye(&callee.received()),
-        "the proxy must hang up the callee"
-    );
+    assert!(got_bye(&caller), "the proxy must hang up the caller");
+    assert!(!sent_bye(&caller), "the caller never hangs up itself");
+    assert!(got_bye(&callee), "the proxy must hang up the callee");
     let second_id = caller_call_id(&caller);
     assert_ne!(first_id, second_id);
     let second = events_of_call(&proxy, &second_id);
@@ -274,7 +219,12 @@ fn answered_channel(proxy: &Proxy) -> Value {
 #[test]
 fn channels_list_the_live_call_and_hang_it_up() {
     let proxy = start_proxy();
-    let (caller, callee) = spawn_call(&proxy, "uas_wait_bye.xml", "uac_wait_bye.xml");
+    let (caller, callee) = spawn_call(
+        &proxy,
+        "uas_wait_bye.xml",
+        "uac_wait_bye.xml",
+        SIPP_TIMEOUT_SECS,
+    );
     let channel = answered_channel(&proxy);
     let call_id = channel["call_id"].as_str().unwrap().to_owned();
     assert_eq!(channel["account_id"], "default");
@@ -298,14 +248,15 @@ fn channels_list_the_live_call_and_hang_it_up() {
     let channel_path = format!("/v2/accounts/default/channels/{call_id}");
     success(&authed(&proxy, "PUT", &channel_path, Some(action)), 202);
 
-    let (caller, callee) = finish_call(caller, callee);
+    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
+    assert_both_succeeded(&caller, &callee);
     assert_eq!(
         caller_call_id(&caller),
         call_id,
         "channels are keyed by the caller's Call-ID"
     );
-    assert!(has_bye(&caller.received()) && !has_bye(&caller.sent()));
-    assert!(has_bye(&callee.received()) && !has_bye(&callee.sent()));
+    assert!(got_bye(&caller) && !sent_bye(&caller));
+    assert!(got_bye(&callee) && !sent_bye(&callee));
     let events = events_of_call(&proxy, &call_id);
     let runs = named(&events, "module_run");
     assert!(
@@ -340,8 +291,8 @@ fn callflow_metaflow_applies_to_calls_to_its_number() {
     assert_eq!(created["data"]["numbers"], json!([DIALED_NUMBER]));
 
     let (caller, callee) = call(&proxy, "uas_wait_bye.xml", "dtmf_uac_star0.xml");
-    assert!(has_bye(&caller.received()) && !has_bye(&caller.sent()));
-    assert!(has_bye(&callee.received()));
+    assert!(got_bye(&caller) && !sent_bye(&caller));
+    assert!(got_bye(&callee));
     let events = events_of_call(&proxy, &caller_call_id(&caller));
     let matches = named(&events, "metaflow_match");
     assert_eq!(matches.len(), 1, "{events:#?}");

@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::proxy::{Proxy, metric_sum};
-use common::sipp::{Sipp, SippResult};
+use common::calls::{
+    MetaflowsProxy, assert_no_active_call, got_bye, named, run_call, sent_bye, wait_for_events,
+};
+use common::proxy::metric_sum;
+use common::sipp::SippResult;
 use serde_json::Value;
 
 /// Limit for one SIPp run (the longest scenario, the callee dialing late, lasts about 4 s).
@@ -24,90 +26,32 @@ const HANGUP_ON_0: &str = r#"{"numbers":{"0":{"module":"hangup"}}}"#;
 
 /// A proxy started with a `--metaflows` file, and the calls run through it.
 struct DtmfProxy {
-    proxy: Proxy,
-    _metaflows_dir: tempfile::TempDir,
+    proxy: MetaflowsProxy,
 }
 
 impl DtmfProxy {
     fn start(metaflows: &str) -> DtmfProxy {
-        serde_json::from_str::<Value>(metaflows).expect("test metaflows must be JSON");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("metaflows.json");
-        std::fs::write(&file, metaflows).unwrap();
-        let proxy = Proxy::start(&["--metaflows", file.to_str().unwrap()]);
         DtmfProxy {
-            proxy,
-            _metaflows_dir: dir,
+            proxy: MetaflowsProxy::start(metaflows),
         }
     }
 
     /// Runs the callee scenario then the caller scenario through the proxy, waits for both,
     /// requires both to exit 0 and returns (caller, callee).
     fn call(&self, uas: &str, uac: &str) -> (SippResult, SippResult) {
-        let ports = self.proxy.ports();
-        let callee = Sipp::uas(uas)
-            .local_port(self.proxy.upstream_port())
-            .media_port(ports.uas_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = Sipp::uac(uac, &self.proxy.sip_addr())
-            .local_port(ports.uac_sip)
-            .media_port(ports.uac_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = caller.wait(RUN_LIMIT);
-        let callee = callee.wait(RUN_LIMIT);
-        caller.assert_success("caller (UAC)");
-        callee.assert_success("callee (UAS)");
-        (caller, callee)
+        run_call(&self.proxy, uas, uac, SIPP_TIMEOUT_SECS, RUN_LIMIT)
     }
 
     /// Every event of `events.jsonl` once the call has ended (`call_ended` logged); panics
     /// after [`EVENT_WAIT`] with what the log holds.
     fn events_after_call(&self) -> Vec<Value> {
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            let events = self.events();
-            if events.iter().any(|event| event["event"] == "call_ended") {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no call_ended in events.jsonl: {events:#?}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The complete lines of `DATA_DIR/events.jsonl`, parsed.
-    fn events(&self) -> Vec<Value> {
-        let path = self.proxy.data_dir().join("events.jsonl");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .collect()
+        wait_for_events(&self.proxy, &["call_ended"], EVENT_WAIT)
     }
 
     /// Waits (2 s) until `/metrics` reports no active call.
     fn assert_idle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let text = self.proxy.metrics();
-            if metric_sum(&text, "metaflow_proxy_active_calls", &[]) == Some(0.0) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "calls still active:\n{text}");
-            thread::sleep(Duration::from_millis(100));
-        }
+        assert_no_active_call(&self.proxy);
     }
-}
-
-/// The events named `name`, in order.
-fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|event| event["event"] == name)
-        .collect()
 }
 
 /// Position of the first event satisfying `wanted`; panics with the log if none does.
@@ -143,14 +87,6 @@ fn only_match(events: &[Value]) -> &Value {
     let matches = named(events, "metaflow_match");
     assert_eq!(matches.len(), 1, "expected one metaflow_match: {events:#?}");
     matches[0]
-}
-
-fn got_bye(party: &SippResult) -> bool {
-    party.received().iter().any(|m| m.starts_with("BYE "))
-}
-
-fn sent_bye(party: &SippResult) -> bool {
-    party.sent().iter().any(|m| m.starts_with("BYE "))
 }
 
 /// The proxy itself hung up both parties (neither sent a BYE), after the match on `leg`

@@ -11,14 +11,15 @@ mod common;
 #[path = "dtmf_suppress/phone_stream.rs"]
 mod phone_stream;
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::calls::{
+    MetaflowsProxy, assert_both_succeeded, callee, caller, named, wait_call, wait_for_events,
+};
 use common::capture::{Capture, G711A_PCAP, RtpPacket, g711a_reference, read_rtp, to_port};
-use common::proxy::Proxy;
-use common::sipp::Sipp;
 use phone_stream::{
-    AUDIO_PT, EVENT_PT, PRESS_DURATION, PhoneStream, STREAM_SSRC, assert_gap_free, presses,
+    AUDIO_PT, EVENT_PT, PRESS_DURATION, PhoneStream, ReceivedPress, STREAM_SSRC, assert_gap_free,
+    presses,
 };
 use serde_json::Value;
 
@@ -44,18 +45,14 @@ const RECORD_ON_9: &str = r#"{"numbers":{"9":{"module":"record_call"}}}"#;
 
 /// A proxy with a `--metaflows` file.
 struct SuppressProxy {
-    proxy: Proxy,
-    _dir: tempfile::TempDir,
+    proxy: MetaflowsProxy,
 }
 
 impl SuppressProxy {
     fn start(metaflows: &str) -> SuppressProxy {
-        serde_json::from_str::<Value>(metaflows).expect("test metaflows must be JSON");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("metaflows.json");
-        std::fs::write(&file, metaflows).unwrap();
-        let proxy = Proxy::start(&["--metaflows", file.to_str().unwrap()]);
-        SuppressProxy { proxy, _dir: dir }
+        SuppressProxy {
+            proxy: MetaflowsProxy::start(metaflows),
+        }
     }
 
     /// Runs `uas_wait_bye.xml` and the caller scenario `uac` (with `-key` pairs), requires both
@@ -63,48 +60,21 @@ impl SuppressProxy {
     fn call(&self, uac: &str, keys: &[(&str, &str)]) -> Vec<RtpPacket> {
         let ports = self.proxy.ports();
         let capture = Capture::start(&[ports.uas_media]);
-        let callee = Sipp::uas("uas_wait_bye.xml")
-            .local_port(self.proxy.upstream_port())
-            .media_port(ports.uas_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let mut caller = Sipp::uac(uac, &self.proxy.sip_addr())
-            .local_port(ports.uac_sip)
-            .media_port(ports.uac_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS);
+        let callee = callee(&self.proxy, "uas_wait_bye.xml", SIPP_TIMEOUT_SECS).spawn();
+        let mut caller = caller(&self.proxy, uac, SIPP_TIMEOUT_SECS);
         for (name, value) in keys {
             caller = caller.key(name, value);
         }
-        let caller = caller.spawn().wait(RUN_LIMIT);
-        let callee = callee.wait(RUN_LIMIT);
+        let (caller, callee) = wait_call(caller.spawn(), callee, RUN_LIMIT);
         let received = to_port(&capture.stop(), ports.uas_media);
-        caller.assert_success("caller (UAC)");
-        callee.assert_success("callee (UAS)");
+        assert_both_succeeded(&caller, &callee);
         received
     }
 
     /// Every event of `events.jsonl` once the call has ended; panics after 3 s without one.
     fn events_after_call(&self) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let path = self.proxy.data_dir().join("events.jsonl");
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let events: Vec<Value> = text
-                .lines()
-                .filter_map(|line| serde_json::from_str(line).ok())
-                .collect();
-            if events.iter().any(|event| event["event"] == "call_ended") {
-                return events;
-            }
-            assert!(Instant::now() < deadline, "no call_ended: {events:#?}");
-            thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_events(&self.proxy, &["call_ended"], Duration::from_secs(3))
     }
-}
-
-/// The events named `name`.
-fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == name).collect()
 }
 
 /// Panics unless the a-leg's code `9` matched once, ran `record_call`, and nothing was released.
@@ -124,6 +94,23 @@ fn assert_released_star5(events: &[Value]) {
     assert_eq!(releases.len(), 1, "{events:#?}");
     assert_eq!(releases[0]["leg"], "a", "{events:#?}");
     assert_eq!(releases[0]["digits"], "*5", "{events:#?}");
+}
+
+/// The presses delivered in `received`: panics unless they are `*5`, each well formed with its
+/// end packet sent 3 times.
+fn delivered_star5(received: &[RtpPacket]) -> Vec<ReceivedPress> {
+    let got = presses(received);
+    let digits: String = got.iter().map(|press| press.digit).collect();
+    assert_eq!(digits, "*5", "delivered presses: {got:#?}");
+    for press in &got {
+        press.assert_well_formed();
+        assert_eq!(
+            press.end_packets(),
+            3,
+            "end packet sent 3 times: {press:#?}"
+        );
+    }
+    got
 }
 
 /// The packets of `packets` with payload type `pt`.
@@ -222,16 +209,8 @@ fn unmatched_code_is_delivered_late_in_the_callers_own_stream() {
         foreign.is_empty(),
         "packets outside the caller's SSRC: {foreign:?}"
     );
-    let got = presses(&received);
-    let digits: String = got.iter().map(|press| press.digit).collect();
-    assert_eq!(digits, "*5", "delivered presses: {got:#?}");
+    let got = delivered_star5(&received);
     for press in &got {
-        press.assert_well_formed();
-        assert_eq!(
-            press.end_packets(),
-            3,
-            "end packet sent 3 times: {press:#?}"
-        );
         let length = i32::from(press.final_duration()) - i32::from(PRESS_DURATION);
         assert!(length.abs() <= 160, "press length not kept: {press:#?}");
         let min_span = (press.packets.len() as u64 - 1) * 15_000;
@@ -282,17 +261,7 @@ fn unmatched_code_without_audio_is_delivered_with_the_callers_ssrc() {
     assert_released_star5(&proxy.events_after_call());
 
     assert!(with_pt(&received, AUDIO_PT).is_empty(), "{received:?}");
-    let got = presses(&received);
-    let digits: String = got.iter().map(|press| press.digit).collect();
-    assert_eq!(digits, "*5", "delivered presses: {got:#?}");
-    for press in &got {
-        press.assert_well_formed();
-        assert_eq!(
-            press.end_packets(),
-            3,
-            "end packet sent 3 times: {press:#?}"
-        );
-    }
+    delivered_star5(&received);
     assert_gap_free(&received, "*5 delivered late");
     let ssrcs: Vec<u32> = received.iter().map(|p| p.ssrc).collect();
     assert!(

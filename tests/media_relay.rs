@@ -76,6 +76,11 @@ impl Endpoint {
     }
 }
 
+/// Sends `packet` from `socket` to the proxy's loopback `port`.
+async fn send(socket: &UdpSocket, packet: &[u8], port: u16) {
+    socket.send_to(packet, local(port)).await.unwrap();
+}
+
 async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = [0u8; 2048];
     let (len, from) = timeout(WAIT, socket.recv_from(&mut buf))
@@ -114,33 +119,22 @@ async fn relays_rtp_and_rtcp_both_ways_byte_identical() {
     const N: u16 = 50;
     for seq in 0..N {
         let packet = rtp(0, seq, 0x1111_1111);
-        phone
-            .rtp
-            .send_to(&packet, local(ports.a.rtp))
-            .await
-            .unwrap();
+        send(&phone.rtp, &packet, ports.a.rtp).await;
         let (got, from) = recv(&pbx.rtp).await;
         assert_eq!(got, packet);
         assert_eq!(from, local(ports.b.rtp));
     }
     for seq in 0..N {
         let packet = rtp(8, seq.wrapping_add(1000), 0x2222_2222);
-        pbx.rtp.send_to(&packet, local(ports.b.rtp)).await.unwrap();
+        send(&pbx.rtp, &packet, ports.b.rtp).await;
         let (got, from) = recv(&phone.rtp).await;
         assert_eq!(got, packet);
         assert_eq!(from, local(ports.a.rtp));
     }
     let report = b"\x81\xc8\x00\x06rtcp-sender-report".to_vec();
-    phone
-        .rtcp
-        .send_to(&report, local(ports.a.rtcp))
-        .await
-        .unwrap();
+    send(&phone.rtcp, &report, ports.a.rtcp).await;
     assert_eq!(recv(&pbx.rtcp).await, (report.clone(), local(ports.b.rtcp)));
-    pbx.rtcp
-        .send_to(&report, local(ports.b.rtcp))
-        .await
-        .unwrap();
+    send(&pbx.rtcp, &report, ports.b.rtcp).await;
     assert_eq!(
         recv(&phone.rtcp).await,
         (report.clone(), local(ports.a.rtcp))
@@ -177,38 +171,20 @@ async fn latches_to_the_real_source_drops_strangers_and_re_points() {
     let ports = connect(&mut engine, &sdp_phone, &pbx);
 
     // Before the a-leg sent anything, its media goes to the SDP address.
-    pbx.rtp
-        .send_to(&rtp(0, 1, 2), local(ports.b.rtp))
-        .await
-        .unwrap();
+    send(&pbx.rtp, &rtp(0, 1, 2), ports.b.rtp).await;
     assert_eq!(recv(&sdp_phone.rtp).await.0, rtp(0, 1, 2));
 
     // The phone really sends from another port (NAT): that source latches.
     let natted = Endpoint::bind().await;
-    natted
-        .rtp
-        .send_to(&rtp(0, 2, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&natted.rtp, &rtp(0, 2, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 2, 1));
-    pbx.rtp
-        .send_to(&rtp(0, 3, 2), local(ports.b.rtp))
-        .await
-        .unwrap();
+    send(&pbx.rtp, &rtp(0, 3, 2), ports.b.rtp).await;
     assert_eq!(recv(&natted.rtp).await.0, rtp(0, 3, 2));
 
     // A third party is dropped: the next packet the PBX gets is the latched phone's.
     let stranger = Endpoint::bind().await;
-    stranger
-        .rtp
-        .send_to(&rtp(0, 66, 6), local(ports.a.rtp))
-        .await
-        .unwrap();
-    natted
-        .rtp
-        .send_to(&rtp(0, 4, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&stranger.rtp, &rtp(0, 66, 6), ports.a.rtp).await;
+    send(&natted.rtp, &rtp(0, 4, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 4, 1));
     let stats = engine.stats();
     eventually("stranger counted", || {
@@ -219,27 +195,12 @@ async fn latches_to_the_real_source_drops_strangers_and_re_points() {
     // A re-INVITE moves the a-leg: media towards it follows and a new source may latch.
     let moved = Endpoint::bind().await;
     engine.set_remote(CALL, 0, Leg::A, moved.rtp_addr(), moved.rtcp_addr());
-    pbx.rtp
-        .send_to(&rtp(0, 5, 2), local(ports.b.rtp))
-        .await
-        .unwrap();
+    send(&pbx.rtp, &rtp(0, 5, 2), ports.b.rtp).await;
     assert_eq!(recv(&moved.rtp).await.0, rtp(0, 5, 2));
-    stranger
-        .rtp
-        .send_to(&rtp(0, 67, 6), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&stranger.rtp, &rtp(0, 67, 6), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 67, 6));
-    natted
-        .rtp
-        .send_to(&rtp(0, 6, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
-    stranger
-        .rtp
-        .send_to(&rtp(0, 68, 6), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&natted.rtp, &rtp(0, 6, 1), ports.a.rtp).await;
+    send(&stranger.rtp, &rtp(0, 68, 6), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 68, 6));
     eventually("old source counted", || {
         stats.dropped(DropReason::UnlatchedSource) == 2
@@ -253,22 +214,14 @@ async fn packets_without_a_destination_are_dropped_until_one_is_known() {
     let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
     let ports = engine.allocate_stream(CALL, 0).unwrap();
     engine.set_remote(CALL, 0, Leg::A, phone.rtp_addr(), phone.rtcp_addr());
-    phone
-        .rtp
-        .send_to(&rtp(0, 1, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&phone.rtp, &rtp(0, 1, 1), ports.a.rtp).await;
     let stats = engine.stats();
     eventually("no destination counted", || {
         stats.dropped(DropReason::NoDestination) == 1
     })
     .await;
     engine.set_remote(CALL, 0, Leg::B, pbx.rtp_addr(), pbx.rtcp_addr());
-    phone
-        .rtp
-        .send_to(&rtp(0, 2, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&phone.rtp, &rtp(0, 2, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 2, 1));
 }
 
@@ -332,11 +285,7 @@ async fn silent_armed_call_times_out_once() {
     // An unanswered call never times out.
     engine.allocate_stream(CALL + 1, 0).unwrap();
     engine.arm_timeout(CALL);
-    phone
-        .rtp
-        .send_to(&rtp(0, 1, 1), local(ports.a.rtp))
-        .await
-        .unwrap();
+    send(&phone.rtp, &rtp(0, 1, 1), ports.a.rtp).await;
     recv(&pbx.rtp).await;
 
     let event = timeout(Duration::from_secs(5), events_rx.recv())
@@ -412,11 +361,7 @@ async fn inspector_sees_every_packet_and_its_drop_verdict_holds() {
     for seq in 0..20u16 {
         let payload_type = if seq % 4 == 1 { 101 } else { 0 };
         let packet = rtp(payload_type, seq, 9);
-        phone
-            .rtp
-            .send_to(&packet, local(ports.a.rtp))
-            .await
-            .unwrap();
+        send(&phone.rtp, &packet, ports.a.rtp).await;
         sent.push((Leg::A, packet));
     }
     // The last packet is forwarded, so once it arrived every earlier one was inspected.
@@ -424,7 +369,7 @@ async fn inspector_sees_every_packet_and_its_drop_verdict_holds() {
         assert_eq!(&recv(&pbx.rtp).await.0, packet);
     }
     let reply = rtp(0, 500, 10);
-    pbx.rtp.send_to(&reply, local(ports.b.rtp)).await.unwrap();
+    send(&pbx.rtp, &reply, ports.b.rtp).await;
     assert_eq!(recv(&phone.rtp).await.0, reply);
     sent.push((Leg::B, reply));
 
@@ -491,7 +436,7 @@ async fn send_press(phone: &Endpoint, to: u16, first_seq: u16, ts: u32, event: u
         let end = i >= 4;
         let duration = if end { 640 } else { (i + 1) * 160 };
         let packet = event_rtp(first_seq + i, ts, i == 0, event, end, duration);
-        phone.rtp.send_to(&packet, local(to)).await.unwrap();
+        send(&phone.rtp, &packet, to).await;
         sleep(Duration::from_millis(if i < 4 { 20 } else { 5 })).await;
     }
     first_seq + 7
@@ -541,11 +486,7 @@ async fn suppressed_code(
     let mut received = Vec::new();
     for seq in 1..=3u16 {
         let packet = rtp(0, seq, PHONE_SSRC);
-        phone
-            .rtp
-            .send_to(&packet, local(ports.a.rtp))
-            .await
-            .unwrap();
+        send(&phone.rtp, &packet, ports.a.rtp).await;
         received.push(recv(&pbx.rtp).await.0);
     }
     let next = send_press(&phone, ports.a.rtp, 4, 10_000, 10).await;
@@ -568,11 +509,7 @@ async fn suppressed_code_never_reaches_the_other_leg() {
     engine.discard_held(CALL, Leg::A);
     for seq in 18..=27u16 {
         let packet = rtp(0, seq, PHONE_SSRC);
-        phone
-            .rtp
-            .send_to(&packet, local(ports.a.rtp))
-            .await
-            .unwrap();
+        send(&phone.rtp, &packet, ports.a.rtp).await;
         let (got, _) = recv(&pbx.rtp).await;
         // Only the sequence number was rewritten: 14 withheld numbers are closed up.
         assert_eq!(got[2..4], (seq - 14).to_be_bytes());
@@ -607,11 +544,7 @@ async fn released_digits_reach_the_other_leg_as_fresh_events() {
     // Audio keeps flowing while the digits are delivered (two 80 ms presses take ~260 ms).
     for seq in 18..=37u16 {
         let packet = rtp(0, seq, PHONE_SSRC);
-        phone
-            .rtp
-            .send_to(&packet, local(ports.a.rtp))
-            .await
-            .unwrap();
+        send(&phone.rtp, &packet, ports.a.rtp).await;
         sleep(Duration::from_millis(20)).await;
     }
     loop {

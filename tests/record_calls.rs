@@ -8,12 +8,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use common::calls::{
+    MetaflowsProxy, assert_both_succeeded, caller_call_id, named, spawn_call, wait_call,
+    wait_for_events,
+};
 use common::capture::{G711A_PCAP, RtpPacket, assert_same_stream, g711a_reference, read_rtp};
-use common::proxy::Proxy;
-use common::sipp::{Sipp, SippResult, header};
+use common::sipp::SippResult;
 use metaflow_proxy::modules::record::g711::alaw_to_linear;
 use serde_json::Value;
 
@@ -39,8 +41,7 @@ const RECORD_ON_9: &str = r#"{"numbers":{"9":{"module":"record_call"}}}"#;
 
 /// A proxy started with a `--metaflows` file (kept outside its data directory).
 struct RecordProxy {
-    proxy: Proxy,
-    _metaflows_dir: tempfile::TempDir,
+    proxy: MetaflowsProxy,
 }
 
 /// What one call through the proxy left behind.
@@ -54,64 +55,29 @@ struct Call {
 
 impl RecordProxy {
     fn start(metaflows: &str) -> RecordProxy {
-        serde_json::from_str::<Value>(metaflows).expect("test metaflows must be JSON");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("metaflows.json");
-        std::fs::write(&file, metaflows).unwrap();
-        let proxy = Proxy::start(&["--metaflows", file.to_str().unwrap()]);
         RecordProxy {
-            proxy,
-            _metaflows_dir: dir,
+            proxy: MetaflowsProxy::start(metaflows),
         }
     }
 
     /// Runs the callee then the caller scenario, requires both to exit 0, and waits until the
     /// event log shows both the end of the call and the end of its recording.
     fn call(&self, uas: &str, uac: &str) -> Call {
-        let ports = self.proxy.ports();
         let begun = Instant::now();
-        let callee = Sipp::uas(uas)
-            .local_port(self.proxy.upstream_port())
-            .media_port(ports.uas_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = Sipp::uac(uac, &self.proxy.sip_addr())
-            .local_port(ports.uac_sip)
-            .media_port(ports.uac_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = caller.wait(RUN_LIMIT);
-        let callee = callee.wait(RUN_LIMIT);
+        let (caller, callee) = spawn_call(&self.proxy, uas, uac, SIPP_TIMEOUT_SECS);
+        let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
         let elapsed = begun.elapsed();
-        caller.assert_success("caller (UAC)");
-        callee.assert_success("callee (UAS)");
-        let events = self.wait_events(&["call_ended", "recording_stopped"]);
+        assert_both_succeeded(&caller, &callee);
+        let events = wait_for_events(
+            &self.proxy,
+            &["call_ended", "recording_stopped"],
+            EVENT_WAIT,
+        );
         Call {
             caller,
             callee,
             elapsed,
             events,
-        }
-    }
-
-    /// The parsed `events.jsonl` once every event named in `wanted` is present.
-    fn wait_events(&self, wanted: &[&str]) -> Vec<Value> {
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            let path = self.proxy.data_dir().join("events.jsonl");
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let events: Vec<Value> = text
-                .lines()
-                .filter_map(|line| serde_json::from_str(line).ok())
-                .collect();
-            if wanted.iter().all(|name| !named(&events, name).is_empty()) {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "events.jsonl lacks one of {wanted:?}: {events:#?}"
-            );
-            thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -166,11 +132,6 @@ fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The events named `name`, in order.
-fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == name).collect()
-}
-
 /// Position of the only event named `name`; panics unless there is exactly one.
 fn only_position(events: &[Value], name: &str) -> usize {
     let found: Vec<usize> = (0..events.len())
@@ -203,13 +164,6 @@ fn assert_recording_events(
     assert_eq!(stop["reason"], reason, "{stop}");
     assert_eq!(stop["dropped"], 0, "{stop}");
     stop.clone()
-}
-
-/// The Call-ID of the caller's INVITE.
-fn caller_call_id(caller: &SippResult) -> String {
-    let sent = caller.sent();
-    let invite = sent.iter().find(|m| m.starts_with("INVITE ")).unwrap();
-    header(invite, "Call-ID").unwrap()
 }
 
 /// A decoded 16-bit PCM WAV file.

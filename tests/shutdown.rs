@@ -8,8 +8,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::calls::spawn_call;
 use common::proxy::{Proxy, http_get};
-use common::sipp::Sipp;
 
 /// A minimal INVITE from a throwaway socket; returns the status of the final response.
 fn invite_status(proxy_sip: &str) -> Option<u16> {
@@ -37,17 +37,7 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, "shutdown-grace = 2\n").unwrap();
     let mut proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
-    let ports = proxy.ports();
-    let callee = Sipp::uas("uas_wait_bye.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(20)
-        .spawn();
-    let caller = Sipp::uac("uac_wait_bye.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(20)
-        .spawn();
+    let (caller, callee) = spawn_call(&proxy, "uas_wait_bye.xml", "uac_wait_bye.xml", 20);
     // Wait until the call is up.
     let deadline = Instant::now() + Duration::from_secs(10);
     while common::proxy::metric_sum(&proxy.metrics(), "metaflow_proxy_active_calls", &[])
@@ -112,17 +102,7 @@ fn a_recording_in_progress_is_finished_at_shutdown() {
         "--metaflows",
         flows.to_str().unwrap(),
     ]);
-    let ports = proxy.ports();
-    let callee = Sipp::uas("record_uas_star9.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(20)
-        .spawn();
-    let caller = Sipp::uac("uac_pcap_wait_bye.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(20)
-        .spawn();
+    let (caller, callee) = spawn_call(&proxy, "record_uas_star9.xml", "uac_pcap_wait_bye.xml", 20);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !proxy
         .events()

@@ -7,35 +7,18 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::calls::{assert_both_succeeded, assert_sdp_anchored, got_bye, spawn_call, wait_call};
 use common::capture::{Capture, RtpPacket, assert_same_stream, g711a_reference, to_port};
 use common::proxy::{Proxy, metric_sum};
-use common::sipp::{Sipp, SippResult, header, sdp_audio_port, sdp_connection_ip};
+use common::sipp::{SippResult, first_line, header, sdp_audio_port};
 
 /// Limit for one SIPp run (each scenario finishes well before).
 const RUN_LIMIT: Duration = Duration::from_secs(25);
 
 /// Runs a callee scenario then a caller scenario through `proxy`, waits for both.
 fn call(proxy: &Proxy, uas: &str, uac: &str, timeout_secs: u32) -> (SippResult, SippResult) {
-    let ports = proxy.ports();
-    let callee = Sipp::uas(uas)
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(timeout_secs)
-        .spawn();
-    let caller = Sipp::uac(uac, &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(timeout_secs)
-        .spawn();
-    let caller = caller.wait(RUN_LIMIT);
-    let callee = callee.wait(RUN_LIMIT);
-    (caller, callee)
-}
-
-/// Both SIPp runs succeeded (each panics with its logs otherwise).
-fn assert_both_succeeded(caller: &SippResult, callee: &SippResult) {
-    caller.assert_success("caller (UAC)");
-    callee.assert_success("callee (UAS)");
+    let (caller, callee) = spawn_call(proxy, uas, uac, timeout_secs);
+    wait_call(caller, callee, RUN_LIMIT)
 }
 
 /// Polls `/metrics` until no call or media stream is active (2 s), then returns the text.
@@ -79,22 +62,8 @@ fn assert_anchored(proxy: &Proxy, caller: &SippResult, callee: &SippResult) {
         .into_iter()
         .find(|m| m.starts_with("SIP/2.0 200"));
     let answer = answer.expect("caller received no 200");
-    for (what, message) in [
-        ("offer to the callee", &invite),
-        ("answer to the caller", &answer),
-    ] {
-        assert_eq!(
-            sdp_connection_ip(message).as_deref(),
-            Some("127.0.0.1"),
-            "{what}"
-        );
-        let port = sdp_audio_port(message).unwrap_or_else(|| panic!("{what}: no m=audio"));
-        assert!(
-            ports.in_rtp_range(port),
-            "{what}: m=audio {port} is not in the proxy's range {}:\n{message}",
-            ports.rtp_range()
-        );
-    }
+    assert_sdp_anchored(ports, "offer to the callee", &invite);
+    assert_sdp_anchored(ports, "answer to the caller", &answer);
 }
 
 #[test]
@@ -167,11 +136,7 @@ fn cancel_while_ringing_gives_the_caller_487() {
     let proxy = Proxy::start(&[]);
     let (caller, callee) = call(&proxy, "uas_ring_cancel.xml", "uac_cancel.xml", 15);
     assert_both_succeeded(&caller, &callee);
-    let finals: Vec<String> = caller.received().into_iter().map(first_line).collect();
-    assert!(
-        finals.iter().any(|line| line.starts_with("SIP/2.0 487")),
-        "caller got {finals:?}"
-    );
+    assert_caller_got(&caller, "SIP/2.0 487");
     metrics_when_idle(&proxy);
 }
 
@@ -180,11 +145,7 @@ fn busy_callee_486_reaches_the_caller() {
     let proxy = Proxy::start(&[]);
     let (caller, callee) = call(&proxy, "uas_busy.xml", "uac_busy.xml", 15);
     assert_both_succeeded(&caller, &callee);
-    let lines: Vec<String> = caller.received().into_iter().map(first_line).collect();
-    assert!(
-        lines.iter().any(|l| l.starts_with("SIP/2.0 486")),
-        "caller got {lines:?}"
-    );
+    assert_caller_got(&caller, "SIP/2.0 486");
     metrics_when_idle(&proxy);
 }
 
@@ -262,14 +223,20 @@ fn media_timeout_hangs_up_both_silent_legs() {
         "BYE came before the 2 s media timeout"
     );
     for (side, result) in [("caller", &caller), ("callee", &callee)] {
-        assert!(
-            result.received().iter().any(|m| m.starts_with("BYE ")),
-            "{side} received no BYE"
-        );
+        assert!(got_bye(result), "{side} received no BYE");
     }
     metrics_when_idle(&proxy);
 }
 
-fn first_line(message: String) -> String {
-    message.lines().next().unwrap_or("").to_owned()
+/// The caller received a message whose first line starts with `status`.
+fn assert_caller_got(caller: &SippResult, status: &str) {
+    let lines: Vec<String> = caller
+        .received()
+        .iter()
+        .map(|message| first_line(message).to_owned())
+        .collect();
+    assert!(
+        lines.iter().any(|line| line.starts_with(status)),
+        "caller got {lines:?}"
+    );
 }

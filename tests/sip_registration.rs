@@ -7,11 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::calls::{assert_sdp_anchored, callee, caller, spawn_call, wait_call};
 use common::proxy::Proxy;
-use common::sipp::{
-    Sipp, SippResult, cseq_number, first_line, header, sdp_audio_port, sdp_connection_ip,
-    via_branch,
-};
+use common::sipp::{Sipp, SippResult, cseq_number, first_line, header, sdp_audio_port, via_branch};
 
 /// Limit for one SIPp run (each scenario finishes well before).
 const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -42,23 +40,33 @@ fn nth_message(result: &SippResult, incoming: bool, prefix: &str, nth: usize) ->
         .unwrap_or_else(|| panic!("no message #{nth} starting with {prefix:?} in {lines:?}"))
 }
 
+/// Runs a phone scenario (SIP only, no media port) registering through `proxy` with a PBX
+/// scenario on the upstream port; requires both to exit 0 (the PBX first, its log tells first
+/// what reached it) and returns (phone, PBX).
+fn register(proxy: &Proxy, pbx: &str, phone: &str) -> (SippResult, SippResult) {
+    let pbx = Sipp::uas(pbx)
+        .local_port(proxy.upstream_port())
+        .timeout_secs(15)
+        .spawn();
+    let phone = Sipp::uac(phone, &proxy.sip_addr())
+        .local_port(proxy.ports().uac_sip)
+        .timeout_secs(15)
+        .spawn();
+    let (phone, pbx) = wait_call(phone, pbx, RUN_LIMIT);
+    pbx.assert_success("PBX");
+    phone.assert_success("phone");
+    (phone, pbx)
+}
+
 #[test]
 fn a_registered_phone_takes_a_pbx_call_until_it_unregisters() {
     let proxy = Proxy::start(&[]);
     let ports = proxy.ports();
     let incoming = Sipp::scenario_path("reg_phone_incoming.xml");
-    let pbx = Sipp::uas("reg_pbx.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(15)
-        .spawn();
-    let phone = Sipp::uac("reg_phone.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(15)
+    let pbx = callee(&proxy, "reg_pbx.xml", 15).spawn();
+    let phone = caller(&proxy, "reg_phone.xml", 15)
         .spawn_with_args(&["-oocsf", incoming.to_str().unwrap()]);
-    let phone = phone.wait(RUN_LIMIT);
-    let pbx = pbx.wait(RUN_LIMIT);
+    let (phone, pbx) = wait_call(phone, pbx, RUN_LIMIT);
     phone.assert_success("phone");
     pbx.assert_success("PBX");
 
@@ -114,13 +122,7 @@ fn a_registered_phone_takes_a_pbx_call_until_it_unregisters() {
         header(&pbx_invite, "Call-ID"),
         "the proxy places its own call towards the phone"
     );
-    assert_eq!(sdp_connection_ip(&invite).as_deref(), Some("127.0.0.1"));
-    let offer_port = sdp_audio_port(&invite).expect("INVITE to the phone without m=audio");
-    assert!(
-        ports.in_rtp_range(offer_port),
-        "offer to the phone: m=audio {offer_port} not in {}",
-        ports.rtp_range()
-    );
+    assert_sdp_anchored(ports, "offer to the phone", &invite);
     let answer = nth_message(&pbx, true, "SIP/2.0 200", 0);
     let answer_port = sdp_audio_port(&answer).expect("200 to the PBX without m=audio");
     assert!(
@@ -145,19 +147,7 @@ fn a_registered_phone_takes_a_pbx_call_until_it_unregisters() {
 #[test]
 fn a_binding_lives_as_long_as_the_pbx_granted() {
     let proxy = Proxy::start(&[]);
-    let ports = proxy.ports();
-    let pbx = Sipp::uas("reg_pbx_expiry.xml")
-        .local_port(proxy.upstream_port())
-        .timeout_secs(15)
-        .spawn();
-    let phone = Sipp::uac("reg_phone_once.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .timeout_secs(15)
-        .spawn();
-    let phone = phone.wait(RUN_LIMIT);
-    let pbx = pbx.wait(RUN_LIMIT);
-    pbx.assert_success("PBX");
-    phone.assert_success("phone");
+    let (phone, pbx) = register(&proxy, "reg_pbx_expiry.xml", "reg_phone_once.xml");
     let register = nth_message(&pbx, true, "REGISTER ", 0);
     assert_eq!(
         header(&register, "Expires").as_deref(),
@@ -182,19 +172,8 @@ fn retried_invites(caller: &SippResult, pbx: &SippResult) -> (String, String) {
 #[test]
 fn a_407_challenge_and_the_credentials_cross_the_proxy_unchanged() {
     let proxy = Proxy::start(&[]);
-    let ports = proxy.ports();
-    let pbx = Sipp::uas("auth_uas_407.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(15)
-        .spawn();
-    let caller = Sipp::uac("auth_uac_407.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(15)
-        .spawn();
-    let caller = caller.wait(RUN_LIMIT);
-    let pbx = pbx.wait(RUN_LIMIT);
+    let (caller, pbx) = spawn_call(&proxy, "auth_uas_407.xml", "auth_uac_407.xml", 15);
+    let (caller, pbx) = wait_call(caller, pbx, RUN_LIMIT);
     // The PBX's log tells first whether the retry arrived in the same call.
     pbx.assert_success("PBX");
     caller.assert_success("caller");
@@ -238,19 +217,7 @@ fn a_407_challenge_and_the_credentials_cross_the_proxy_unchanged() {
 #[test]
 fn a_401_challenged_registration_is_verified_by_the_pbx() {
     let proxy = Proxy::start(&[]);
-    let ports = proxy.ports();
-    let pbx = Sipp::uas("auth_pbx_401.xml")
-        .local_port(proxy.upstream_port())
-        .timeout_secs(15)
-        .spawn();
-    let phone = Sipp::uac("auth_phone_401.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .timeout_secs(15)
-        .spawn();
-    let phone = phone.wait(RUN_LIMIT);
-    let pbx = pbx.wait(RUN_LIMIT);
-    pbx.assert_success("PBX");
-    phone.assert_success("phone");
+    let (phone, pbx) = register(&proxy, "auth_pbx_401.xml", "auth_phone_401.xml");
 
     let challenge = nth_message(&phone, true, "SIP/2.0 401", 0);
     let sent_challenge = nth_message(&pbx, false, "SIP/2.0 401", 0);

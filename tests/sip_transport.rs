@@ -9,10 +9,11 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::proxy::Proxy;
-use common::sipp::{
-    Sipp, SippResult, cseq_number, first_line, header, sdp_audio_port, sdp_connection_ip, tag_param,
+use common::calls::{
+    assert_both_succeeded, assert_sdp_anchored, callee, caller, spawn_call, wait_call,
 };
+use common::proxy::Proxy;
+use common::sipp::{SippResult, cseq_number, first_line, header, tag_param};
 
 /// Limit for one SIPp run (each scenario finishes well before).
 const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -58,21 +59,10 @@ fn proxy_with_upstream(upstream: Wire) -> (Proxy, Option<tempfile::NamedTempFile
 /// Runs `tcp_uac_bye.xml` (caller over `caller_wire`) against `uas_wait_bye.xml` (callee over
 /// `callee_wire`) through `proxy`.
 fn call(proxy: &Proxy, caller_wire: Wire, callee_wire: Wire) -> (SippResult, SippResult) {
-    let ports = proxy.ports();
-    let callee = Sipp::uas("uas_wait_bye.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(15)
-        .spawn_with_args(&callee_wire.sipp_args());
-    let caller = Sipp::uac("tcp_uac_bye.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(15)
-        .spawn_with_args(&caller_wire.sipp_args());
-    let caller = caller.wait(RUN_LIMIT);
-    let callee = callee.wait(RUN_LIMIT);
-    caller.assert_success("caller (UAC)");
-    callee.assert_success("callee (UAS)");
+    let callee = callee(proxy, "uas_wait_bye.xml", 15).spawn_with_args(&callee_wire.sipp_args());
+    let caller = caller(proxy, "tcp_uac_bye.xml", 15).spawn_with_args(&caller_wire.sipp_args());
+    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
+    assert_both_succeeded(&caller, &callee);
     (caller, callee)
 }
 
@@ -127,22 +117,8 @@ fn assert_call_through_proxy(
         "Contact names the leg's transport: {contact}"
     );
     let answer = received(caller, "SIP/2.0 200", "caller");
-    for (what, message) in [
-        ("offer to the callee", &invite),
-        ("answer to the caller", &answer),
-    ] {
-        assert_eq!(
-            sdp_connection_ip(message).as_deref(),
-            Some("127.0.0.1"),
-            "{what}:\n{message}"
-        );
-        let port = sdp_audio_port(message).unwrap_or_else(|| panic!("{what}: no m=audio"));
-        assert!(
-            ports.in_rtp_range(port),
-            "{what}: m=audio {port} not in the proxy's range {}:\n{message}",
-            ports.rtp_range()
-        );
-    }
+    assert_sdp_anchored(ports, "offer to the callee", &invite);
+    assert_sdp_anchored(ports, "answer to the caller", &answer);
     let caller_invite = caller.sent().into_iter().find(|m| m.starts_with("INVITE "));
     assert_ne!(
         header(&invite, "Call-ID"),
@@ -184,18 +160,8 @@ fn udp_caller_reaches_a_tcp_pbx() {
 fn a_reliable_183_is_acknowledged_with_prack_end_to_end() {
     let proxy = Proxy::start(&[]);
     let ports = proxy.ports();
-    let callee = Sipp::uas("prack_uas.xml")
-        .local_port(proxy.upstream_port())
-        .media_port(ports.uas_media)
-        .timeout_secs(15)
-        .spawn();
-    let caller = Sipp::uac("prack_uac.xml", &proxy.sip_addr())
-        .local_port(ports.uac_sip)
-        .media_port(ports.uac_media)
-        .timeout_secs(15)
-        .spawn();
-    let caller = caller.wait(RUN_LIMIT);
-    let callee = callee.wait(RUN_LIMIT);
+    let (caller, callee) = spawn_call(&proxy, "prack_uas.xml", "prack_uac.xml", 15);
+    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
     callee.assert_success("callee (UAS)");
     caller.assert_success("caller (UAC)");
 
@@ -203,13 +169,7 @@ fn a_reliable_183_is_acknowledged_with_prack_end_to_end() {
     let progress = received(&caller, "SIP/2.0 183", "caller");
     assert_eq!(header(&progress, "Require").as_deref(), Some("100rel"));
     assert_eq!(header(&progress, "RSeq").as_deref(), Some("1"));
-    assert_eq!(sdp_connection_ip(&progress).as_deref(), Some("127.0.0.1"));
-    let early_port = sdp_audio_port(&progress).expect("183 without m=audio");
-    assert!(
-        ports.in_rtp_range(early_port),
-        "183 SDP: m=audio {early_port} not in {}",
-        ports.rtp_range()
-    );
+    assert_sdp_anchored(ports, "183 SDP", &progress);
 
     // The PRACK reached the callee in the callee's early dialog, with an RAck that names
     // the RSeq it sent and the CSeq of the INVITE it received.

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::proxy::{Proxy, metric_sum};
-use common::sipp::{Sipp, SippResult, header};
-use serde_json::Value;
+use common::calls::{
+    MetaflowsProxy, assert_no_active_call, got_bye, run_call, sent_bye, wait_for_events,
+};
+use common::sipp::{SippResult, header};
 
 /// Limit for one SIPp run (the longest scenario, the takeback, lasts about 9 s).
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -26,87 +25,35 @@ const ANCHORED_METAFLOWS: &str = r#"{"binding_digit":"*","patterns":{"^2(\\d+)$"
 
 /// A proxy started with `metaflows` (JSON text) as its `--metaflows` file.
 struct TransferProxy {
-    proxy: Proxy,
-    _metaflows_dir: tempfile::TempDir,
+    proxy: MetaflowsProxy,
 }
 
 impl TransferProxy {
     fn start(metaflows: &str) -> TransferProxy {
-        serde_json::from_str::<Value>(metaflows).expect("test metaflows must be JSON");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("metaflows.json");
-        std::fs::write(&file, metaflows).unwrap();
-        let proxy = Proxy::start(&["--metaflows", file.to_str().unwrap()]);
         TransferProxy {
-            proxy,
-            _metaflows_dir: dir,
+            proxy: MetaflowsProxy::start(metaflows),
         }
     }
 
     /// Runs the callee scenario then the caller scenario through the proxy, waits for both and
     /// returns (caller, callee).
     fn call(&self, uas: &str, uac: &str) -> (SippResult, SippResult) {
-        let ports = self.proxy.ports();
-        let callee = Sipp::uas(uas)
-            .local_port(self.proxy.upstream_port())
-            .media_port(ports.uas_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = Sipp::uac(uac, &self.proxy.sip_addr())
-            .local_port(ports.uac_sip)
-            .media_port(ports.uac_media)
-            .timeout_secs(SIPP_TIMEOUT_SECS)
-            .spawn();
-        let caller = caller.wait(RUN_LIMIT);
-        let callee = callee.wait(RUN_LIMIT);
-        caller.assert_success("caller (UAC)");
-        callee.assert_success("callee (UAS)");
-        (caller, callee)
+        run_call(&self.proxy, uas, uac, SIPP_TIMEOUT_SECS, RUN_LIMIT)
     }
 
     /// Polls `events.jsonl` until every name of `required` appears (panics after
     /// [`EVENT_WAIT`]), then returns the `event` values of all lines, in order.
     fn events_once_logged(&self, required: &[&str]) -> Vec<String> {
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            let names = event_names(self.proxy.data_dir());
-            let missing: Vec<&&str> = required
-                .iter()
-                .filter(|name| !names.iter().any(|seen| seen == *name))
-                .collect();
-            if missing.is_empty() {
-                return names;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "events.jsonl lacks {missing:?}; it has {names:?}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_events(&self.proxy, required, EVENT_WAIT)
+            .iter()
+            .filter_map(|event| event.get("event")?.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Waits (2 s) until the proxy reports no active call: both legs are gone.
     fn assert_idle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let text = self.proxy.metrics();
-            let calls = metric_sum(&text, "metaflow_proxy_active_calls", &[]);
-            if calls == Some(0.0) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "calls still active:\n{text}");
-            thread::sleep(Duration::from_millis(100));
-        }
+        assert_no_active_call(&self.proxy);
     }
-}
-
-/// The `event` value of every line of `DATA_DIR/events.jsonl` (lines not yet complete skipped).
-fn event_names(data_dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(data_dir.join("events.jsonl")).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|event| event.get("event")?.as_str().map(str::to_owned))
-        .collect()
 }
 
 /// Position of the first `name` in `events`; panics if absent.
@@ -182,14 +129,6 @@ fn assert_not_relayed(dialing: &SippResult) {
             "the dialing party got a transfer message:\n{message}"
         );
     }
-}
-
-fn got_bye(party: &SippResult) -> bool {
-    party.received().iter().any(|m| m.starts_with("BYE "))
-}
-
-fn sent_bye(party: &SippResult) -> bool {
-    party.sent().iter().any(|m| m.starts_with("BYE "))
 }
 
 /// A successful transfer: REFER, 202, NOTIFY 100 and 200 answered, BYE to both legs, and the

@@ -7,6 +7,7 @@ mod packet;
 mod pcap;
 mod report;
 mod sdp_scan;
+pub mod wire;
 
 use std::path::Path;
 
@@ -14,13 +15,14 @@ use thiserror::Error;
 
 pub mod replay;
 
+pub use crate::metaflow::Leg;
 pub use analyze::{AnalyzeOptions, analyze};
 pub use packet::{
     Segment, Segments, Transport, UdpDatagram, UdpDatagrams, decode_segment, decode_udp,
 };
 pub use pcap::{Frame, FrameReader};
 pub use report::{AnalyzeReport, ConfigSource, DigitRecord, StreamId, StreamReport};
-pub use sdp_scan::{Leg, SdpAudio, SipSdp, scan_sip_sdp};
+pub use sdp_scan::{SdpAudio, SipSdp, scan_sip_sdp};
 
 /// Why a capture could not be read.
 #[derive(Debug, Error)]

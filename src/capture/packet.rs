@@ -4,11 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::capture::CaptureError;
 use crate::capture::pcap::{Frame, FrameReader};
+use crate::capture::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
 
 /// LINKTYPE_NULL: BSD loopback, 4-byte address family in the capturing host's byte order.
 const LINK_NULL: u16 = 0;
-/// LINKTYPE_ETHERNET.
-const LINK_ETHERNET: u16 = 1;
 /// LINKTYPE_RAW (and the BSD DLT_RAW values 12 and 14 some writers use).
 const LINK_RAW: [u16; 3] = [101, 12, 14];
 /// LINKTYPE_LOOP: OpenBSD loopback, address family in network byte order.
@@ -21,10 +20,7 @@ const LINK_IPV6: u16 = 229;
 /// LINKTYPE_LINUX_SLL2 (cooked capture v2).
 const LINK_SLL2: u16 = 276;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86DD;
 const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88A8, 0x9100];
-const IPPROTO_UDP: u8 = 17;
 const IPPROTO_TCP: u8 = 6;
 
 /// Transport protocol of a [`Segment`].
@@ -75,7 +71,7 @@ pub fn decode_udp<'a>(frame: &Frame<'a>) -> Option<UdpDatagram<'a>> {
 pub fn decode_segment<'a>(frame: &Frame<'a>) -> Option<Segment<'a>> {
     let data = frame.data;
     let (ip, ether_type) = match frame.link_type {
-        LINK_ETHERNET => ethernet_payload(data)?,
+        LINKTYPE_ETHERNET => ethernet_payload(data)?,
         LINK_SLL => (data.get(16..)?, be16(data, 14)?),
         LINK_SLL2 => (data.get(20..)?, be16(data, 0)?),
         LINK_IPV4 => (data, ETHERTYPE_IPV4),

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::metaflow::{Collector, Decision, Leg, Metaflows};
 
 use super::report::{AnalyzeReport, StreamId};
-use super::sdp_scan;
 
 /// One engine decision taken while replaying a stream's digits.
 #[derive(Debug, Clone)]
@@ -33,10 +32,7 @@ pub fn replay(report: &AnalyzeReport, flows: &Arc<Metaflows>) -> Vec<ReplayDecis
     let base = Instant::now();
     let mut per_stream: BTreeMap<String, StreamDigits> = BTreeMap::new();
     for d in report.digits() {
-        let leg = match d.sender_leg {
-            Some(sdp_scan::Leg::B) => Leg::B,
-            _ => Leg::A,
-        };
+        let leg = d.sender_leg.unwrap_or(Leg::A);
         per_stream
             .entry(d.stream.to_string())
             .or_insert_with(|| (d.stream, leg, Vec::new()))

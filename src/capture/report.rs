@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
-use crate::capture::sdp_scan::Leg;
 use crate::dtmf::EventConfig;
+use crate::metaflow::Leg;
 
 /// Identity of one RTP stream: one direction between two transport addresses, one SSRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,13 +99,6 @@ pub struct AnalyzeReport {
     pub(crate) digits: Vec<DigitRecord>,
 }
 
-fn leg_name(leg: Option<Leg>) -> Option<&'static str> {
-    leg.map(|l| match l {
-        Leg::A => "a",
-        Leg::B => "b",
-    })
-}
-
 impl AnalyzeReport {
     /// Digits of all streams ordered by time, for feeding a metaflow engine.
     pub fn digits(&self) -> &[DigitRecord] {
@@ -135,7 +128,7 @@ impl AnalyzeReport {
                 "stream {} ({} packets): telephone-event PT {}/{} ({source})",
                 stream.id, stream.packets, cfg.payload_type, cfg.clock_rate
             );
-            if let Some(leg) = leg_name(stream.sender_leg) {
+            if let Some(leg) = stream.sender_leg.map(Leg::as_str) {
                 let _ = write!(out, ", sent by {leg}-leg");
             }
             let _ = writeln!(out, ": {} digit(s) \"{digits}\"", digits.chars().count());
@@ -172,7 +165,7 @@ impl AnalyzeReport {
                 "destination": d.stream.dst.to_string(),
                 "ssrc": d.stream.ssrc,
                 "rtp_timestamp": d.rtp_timestamp,
-                "leg": leg_name(d.sender_leg),
+                "leg": d.sender_leg.map(Leg::as_str),
                 "end_seen": !d.timed_out,
             });
             let _ = writeln!(out, "{line}");

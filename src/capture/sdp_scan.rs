@@ -3,25 +3,6 @@
 
 use std::net::IpAddr;
 
-/// The two sides of a SIP dialog as seen in a capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Leg {
-    /// The side that sent the dialog's initial INVITE.
-    A,
-    /// The side that received it.
-    B,
-}
-
-impl Leg {
-    /// The other side of the dialog.
-    pub fn other(self) -> Leg {
-        match self {
-            Leg::A => Leg::B,
-            Leg::B => Leg::A,
-        }
-    }
-}
-
 /// One `m=audio` section: where that side receives RTP and its telephone-event formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdpAudio {

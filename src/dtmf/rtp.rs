@@ -198,4 +198,58 @@ mod tests {
         pad[0] |= 0x20;
         assert_eq!(RtpView::parse(&pad), Err(RtpError::BadPadding(0)));
     }
+
+    /// A fixed header with `first` and `second` as its first two bytes, sequence 0x1234,
+    /// timestamp 160 and SSRC 0xDEADBEEF.
+    fn header(first: u8, second: u8) -> Vec<u8> {
+        let mut packet = vec![first, second, 0x12, 0x34];
+        packet.extend_from_slice(&0x0000_00A0u32.to_be_bytes());
+        packet.extend_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
+        packet
+    }
+
+    #[test]
+    fn parses_plain_audio_packet() {
+        let mut packet = header(0x80, 0x88);
+        packet.extend_from_slice(&[1, 2, 3]);
+        let view = RtpView::parse(&packet).unwrap();
+        assert_eq!(view.payload_type(), 8);
+        assert!(view.marker());
+        assert_eq!(view.sequence(), 0x1234);
+        assert_eq!(view.timestamp(), 160);
+        assert_eq!(view.ssrc(), 0xDEAD_BEEF);
+        assert_eq!(view.payload(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn audio_payload_skips_csrcs_extension_and_padding() {
+        let mut packet = header(0x80 | 0x20 | 0x10 | 1, 0x00);
+        packet.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
+        packet.extend_from_slice(&[0xBE, 0xDE, 0, 1, 7, 7, 7, 7]); // extension of one word
+        packet.extend_from_slice(&[5, 6]);
+        packet.extend_from_slice(&[0, 0, 3]); // three bytes of padding
+        let view = RtpView::parse(&packet).unwrap();
+        assert_eq!(view.payload(), &[5, 6]);
+    }
+
+    #[test]
+    fn rejects_packets_whose_lengths_do_not_add_up() {
+        assert!(RtpView::parse(&[]).is_err());
+        assert!(RtpView::parse(&[0x80, 0, 0]).is_err());
+        assert!(RtpView::parse(&header(0x40, 0)).is_err(), "version 1");
+        assert!(
+            RtpView::parse(&header(0x8F, 0)).is_err(),
+            "CSRCs beyond the end"
+        );
+        let mut padded = header(0xA0, 0);
+        padded.push(200);
+        assert!(
+            RtpView::parse(&padded).is_err(),
+            "padding longer than the packet"
+        );
+        assert!(
+            RtpView::parse(&header(0x90, 0)).is_err(),
+            "extension beyond the end"
+        );
+    }
 }

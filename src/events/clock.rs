@@ -17,6 +17,13 @@ pub fn format_rfc3339(time: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
+/// `time` as RFC 3339 UTC to the second, e.g. `2024-05-01T12:00:00Z`: the `timestamp` of the
+/// API's Kazoo envelopes.
+pub fn format_rfc3339_seconds(time: SystemTime) -> String {
+    let (year, month, day, hour, minute, second, _) = utc_date_parts(time);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
 /// Splits `time` into UTC (year, month 1-12, day 1-31, hour, minute, second, millisecond).
 /// Times before 1970 are handled too.
 pub fn utc_date_parts(time: SystemTime) -> (i32, u32, u32, u32, u32, u32, u32) {
@@ -104,6 +111,19 @@ mod tests {
         assert_eq!(
             format_rfc3339(at(1_700_000_000, 5)),
             "2023-11-14T22:13:20.005Z"
+        );
+    }
+
+    #[test]
+    fn seconds_format_drops_the_fraction() {
+        assert_eq!(format_rfc3339_seconds(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_seconds(at(951_782_400, 0)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339_seconds(at(1_709_251_199, 999)),
+            "2024-02-29T23:59:59Z"
         );
     }
 

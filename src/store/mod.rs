@@ -211,12 +211,49 @@ impl Store {
     }
 }
 
-/// A read-only snapshot of the store.
-pub struct ReadView {
-    txn: ReadTransaction,
+/// Opens a collection's table in the transaction a view reads through, so that the reads of a
+/// snapshot and of a write in progress are written once.
+pub trait OpenTable {
+    /// The table as this kind of transaction opens it.
+    type Table<'a>: ReadableTable<DocKey<'static>, &'static [u8]>
+    where
+        Self: 'a;
+
+    /// Opens `collection`'s table (created when the store was opened).
+    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError>;
 }
 
-impl ReadView {
+impl OpenTable for ReadTransaction {
+    type Table<'a> = redb::ReadOnlyTable<DocKey<'static>, &'static [u8]>;
+
+    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError> {
+        self.open_table(collection.table()).map_err(db_error)
+    }
+}
+
+impl<'txn> OpenTable for &'txn WriteTransaction {
+    type Table<'a>
+        = redb::Table<'txn, DocKey<'static>, &'static [u8]>
+    where
+        Self: 'a;
+
+    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError> {
+        self.open_table(collection.table()).map_err(db_error)
+    }
+}
+
+/// Documents seen through one transaction: [`ReadView`] or [`WriteView`].
+pub struct View<T> {
+    txn: T,
+}
+
+/// A read-only snapshot of the store.
+pub type ReadView = View<ReadTransaction>;
+
+/// The inside of one write transaction: reads see the writes made before them.
+pub type WriteView<'txn> = View<&'txn WriteTransaction>;
+
+impl<T: OpenTable> View<T> {
     /// The document `id` of `account` in `collection`, if any.
     pub fn get(
         &self,
@@ -224,14 +261,12 @@ impl ReadView {
         account: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        get_in(&table, account, id)
+        get_in(&self.txn.open(collection)?, account, id)
     }
 
     /// Every document of `account` in `collection`, in id order.
     pub fn list(&self, collection: Collection, account: &str) -> Result<Vec<Stored>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        Ok(list_in(&table, Some(account))?
+        Ok(list_in(&self.txn.open(collection)?, Some(account))?
             .into_iter()
             .map(|(_, stored)| stored)
             .collect())
@@ -239,43 +274,11 @@ impl ReadView {
 
     /// Every document of every account in `collection`, as `(account_id, document)`.
     pub fn list_all(&self, collection: Collection) -> Result<Vec<(String, Stored)>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        list_in(&table, None)
+        list_in(&self.txn.open(collection)?, None)
     }
-}
-
-/// The inside of one write transaction: reads see the writes made before them.
-pub struct WriteView<'txn> {
-    txn: &'txn WriteTransaction,
 }
 
 impl WriteView<'_> {
-    /// The document `id` of `account` in `collection`, if any.
-    pub fn get(
-        &self,
-        collection: Collection,
-        account: &str,
-        id: &str,
-    ) -> Result<Option<Stored>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        get_in(&table, account, id)
-    }
-
-    /// Every document of `account` in `collection`, in id order.
-    pub fn list(&self, collection: Collection, account: &str) -> Result<Vec<Stored>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        Ok(list_in(&table, Some(account))?
-            .into_iter()
-            .map(|(_, stored)| stored)
-            .collect())
-    }
-
-    /// Every document of every account in `collection`, as `(account_id, document)`.
-    pub fn list_all(&self, collection: Collection) -> Result<Vec<(String, Stored)>, StoreError> {
-        let table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        list_in(&table, None)
-    }
-
     /// Writes `doc` as document `id`, giving it the next revision; returns what was stored.
     pub fn put(
         &mut self,

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset of the harness
 
+pub mod calls;
 pub mod capture;
 pub mod ports;
 pub mod proxy;

@@ -50,17 +50,7 @@ impl Proxy {
         let data_path = data_dir.path().to_str().unwrap().to_owned();
         args.push(&data_path);
         args.extend_from_slice(extra_args);
-        let child = Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
-            .args(&args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start metaflow-proxy: {err}"));
+        let child = launch(&args, log, "start");
         let mut proxy = Proxy {
             child,
             ports,
@@ -149,6 +139,22 @@ impl Drop for Proxy {
             eprintln!("===== metaflow-proxy output =====\n{}", self.output());
         }
     }
+}
+
+/// Runs the metaflow-proxy binary with `args`, its output going to `log` and `RUST_LOG`
+/// defaulting to `debug`; panics saying it could not `verb` the proxy when it cannot run.
+fn launch(args: &[&str], log: File, verb: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot {verb} metaflow-proxy: {err}"))
 }
 
 /// A minimal HTTP/1.0 GET (so the answer is never chunked): returns the status and the body.
@@ -297,17 +303,7 @@ impl Proxy {
         ];
         let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
         args.extend_from_slice(extra_args);
-        self.child = Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
-            .args(&args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot restart metaflow-proxy: {err}"));
+        self.child = launch(&args, log, "restart");
         self.wait_ready(&args);
     }
 

@@ -113,31 +113,7 @@ impl Sipp {
     /// Starts SIPp with stdin closed and its output in files. For a callee with a fixed port,
     /// returns only once that port is bound, so that a caller started next is not refused.
     pub fn spawn(self) -> RunningSipp {
-        super::require_tool("sipp");
-        let log_dir = tempfile::tempdir().unwrap();
-        let args = self.args(log_dir.path());
-        let stdout = File::create(log_dir.path().join("stdout.txt")).unwrap();
-        let stderr = File::create(log_dir.path().join("stderr.txt")).unwrap();
-        let child = Command::new("sipp")
-            .args(&args)
-            .current_dir(log_dir.path())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start sipp: {err}"));
-        let running = RunningSipp {
-            child,
-            log_dir,
-            label: format!("sipp {}", args.join(" ")),
-        };
-        if let (None, Some(port)) = (&self.remote, self.local_port) {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !udp_port_busy(port) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        running
+        self.spawn_with_args(&[])
     }
 }
 

@@ -14,7 +14,7 @@ use super::request::{check_revision, if_match, merge_patch, submitted};
 use super::schema::{Kind, check_references, check_shape};
 use super::{ApiError, DEFAULT_REALM, V2State};
 use crate::store::{
-    Collection, ReadView, Store, StoreError, Stored, WriteView, device_scope, user_scope,
+    Collection, OpenTable, Store, StoreError, Stored, View, WriteView, device_scope, user_scope,
 };
 
 /// Where one document lives: its account, its key in the store, and the id clients see.
@@ -80,8 +80,8 @@ fn account_missing(account_id: &str) -> ApiError {
     }
 }
 
-/// 404 unless `account_id` exists (read side).
-fn require_account(view: &ReadView, account_id: &str) -> Result<(), ApiError> {
+/// 404 unless `account_id` exists (in a snapshot or in the write in progress).
+fn require_account(view: &View<impl OpenTable>, account_id: &str) -> Result<(), ApiError> {
     match view.get(Collection::Accounts, account_id, "")? {
         Some(_) => Ok(()),
         None => Err(account_missing(account_id)),
@@ -174,12 +174,8 @@ async fn create_at(
             }
             let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
             state.write(|txn| {
-                if kind != Kind::Account
-                    && txn
-                        .get(Collection::Accounts, &location.account_id, "")?
-                        .is_none()
-                {
-                    return Err(account_missing(&location.account_id));
+                if kind != Kind::Account {
+                    require_account(txn, &location.account_id)?;
                 }
                 store_checked(txn, &location, doc).map(|stored| (location, stored))
             })
@@ -225,16 +221,24 @@ fn current(
         &location.store_id,
     )?;
     let Some(found) = found else {
-        if txn
-            .get(Collection::Accounts, &location.account_id, "")?
-            .is_none()
-        {
-            return Err(account_missing(&location.account_id));
-        }
+        require_account(txn, &location.account_id)?;
         return Err(location.not_found());
     };
     check_revision(expected_rev, Some(&found.rev))?;
     Ok(found)
+}
+
+/// The document at `location` in a fresh snapshot; 404 naming the account when that is
+/// missing, else naming the document.
+fn read_document(state: &V2State, location: &Location) -> Result<Stored, ApiError> {
+    let view = state.shared.store.read()?;
+    require_account(&view, &location.account_id)?;
+    view.get(
+        location.kind.collection(),
+        &location.account_id,
+        &location.store_id,
+    )?
+    .ok_or_else(|| location.not_found())
 }
 
 fn document_reply(location: &Location, stored: Stored) -> Reply {
@@ -250,13 +254,7 @@ pub async fn fetch(
     let location = Location::from_params(kind, params);
     state
         .blocking(move |state| {
-            let view = state.shared.store.read()?;
-            require_account(&view, &location.account_id)?;
-            let collection = kind.collection();
-            match view.get(collection, &location.account_id, &location.store_id)? {
-                Some(stored) => Ok(document_reply(&location, stored)),
-                None => Err(location.not_found()),
-            }
+            read_document(state, &location).map(|stored| document_reply(&location, stored))
         })
         .await
 }
@@ -273,16 +271,7 @@ pub async fn replace(
     let request = submitted(&headers, &body)?;
     state
         .blocking(move |state| {
-            let view = state.shared.store.read()?;
-            require_account(&view, &location.account_id)?;
-            let collection = kind.collection();
-            if view
-                .get(collection, &location.account_id, &location.store_id)?
-                .is_none()
-            {
-                return Err(location.not_found());
-            }
-            drop(view);
+            read_document(state, &location)?;
             let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
             let stored = state.write(|txn| {
                 current(txn, &location, request.expected_rev.as_deref())?;

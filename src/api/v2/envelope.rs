@@ -2,7 +2,7 @@
 //! [`wrap`] middleware checks the token and adds the fields every reply carries (`auth_token`,
 //! `node`, `request_id`, `status`, `timestamp`, `version`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::V2State;
 use super::routes::OPENAPI_PATH;
+use crate::events::clock::format_rfc3339_seconds;
 use crate::metaflow::ValidationError;
 use crate::store::StoreError;
 
@@ -253,7 +254,10 @@ fn render(state: &V2State, token: &str, pending: Pending) -> Response {
         "error"
     };
     body.insert("status".into(), Value::String(status.into()));
-    body.insert("timestamp".into(), Value::String(rfc3339_now()));
+    body.insert(
+        "timestamp".into(),
+        Value::String(format_rfc3339_seconds(SystemTime::now())),
+    );
     body.insert(
         "version".into(),
         Value::String(env!("CARGO_PKG_VERSION").into()),
@@ -271,51 +275,4 @@ fn render(state: &V2State, token: &str, pending: Pending) -> Response {
         headers.insert(header::ETAG, value);
     }
     response
-}
-
-/// The current time as RFC 3339 UTC with seconds, e.g. `2024-05-01T12:00:00Z`.
-pub fn rfc3339_now() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    rfc3339(seconds)
-}
-
-/// Formats seconds since the Unix epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let second_of_day = unix_seconds % 86_400;
-    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a 400-year era.
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
-    }
 }

@@ -13,7 +13,7 @@ use super::nodes::check_metaflows;
 use super::request::{check_revision, merge_metaflows, submitted};
 use super::{ApiError, V2State};
 use crate::store::{
-    Collection, StoreError, Stored, WriteView, account_scope, device_scope, user_scope,
+    Collection, OpenTable, Stored, View, WriteView, account_scope, device_scope, user_scope,
 };
 
 /// Whose metaflows a request reads or writes.
@@ -72,13 +72,10 @@ impl MetaflowOwner {
         }
     }
 
-    /// 404 unless the account (and the user or device) exists.
-    fn ensure_exists(
-        &self,
-        get: impl Fn(Collection, &str, &str) -> Result<Option<Stored>, StoreError>,
-    ) -> Result<(), ApiError> {
+    /// 404 unless the account (and the user or device) exists in `view`.
+    fn ensure_exists(&self, view: &View<impl OpenTable>) -> Result<(), ApiError> {
         let account_id = self.account_id();
-        if get(Collection::Accounts, account_id, "")?.is_none() {
+        if view.get(Collection::Accounts, account_id, "")?.is_none() {
             return Err(not_found("account", account_id));
         }
         let (collection, kind, id) = match self {
@@ -86,7 +83,7 @@ impl MetaflowOwner {
             Self::User { user_id, .. } => (Collection::Users, "user", user_id),
             Self::Device { device_id, .. } => (Collection::Devices, "device", device_id),
         };
-        match get(collection, account_id, id)? {
+        match view.get(collection, account_id, id)? {
             Some(_) => Ok(()),
             None => Err(not_found(kind, id)),
         }
@@ -114,7 +111,7 @@ pub async fn fetch(
     state
         .blocking(move |state| {
             let view = state.shared.store.read()?;
-            owner.ensure_exists(|collection, account, id| view.get(collection, account, id))?;
+            owner.ensure_exists(&view)?;
             match view.get(Collection::Metaflows, owner.account_id(), &owner.scope())? {
                 Some(stored) => Ok(reply(stored)),
                 None => Ok(Reply::ok(Value::Object(Map::new()), None)),
@@ -146,18 +143,27 @@ pub fn replace(
     expected_rev: Option<String>,
 ) -> Result<Stored, ApiError> {
     let view = state.shared.store.read()?;
-    owner.ensure_exists(|collection, account, id| view.get(collection, account, id))?;
+    owner.ensure_exists(&view)?;
     drop(view);
     let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
     state.write(|txn| {
         guarded_current(txn, owner, expected_rev.as_deref())?;
-        Ok(txn.put(
-            Collection::Metaflows,
-            owner.account_id(),
-            &owner.scope(),
-            doc,
-        )?)
+        put_metaflows(txn, owner, doc)
     })
+}
+
+/// Stores `doc` as `owner`'s metaflows, with a new revision.
+fn put_metaflows(
+    txn: &mut WriteView<'_>,
+    owner: &MetaflowOwner,
+    doc: Map<String, Value>,
+) -> Result<Stored, ApiError> {
+    Ok(txn.put(
+        Collection::Metaflows,
+        owner.account_id(),
+        &owner.scope(),
+        doc,
+    )?)
 }
 
 /// The current metaflows of `owner` after the existence and revision checks.
@@ -166,7 +172,7 @@ fn guarded_current(
     owner: &MetaflowOwner,
     expected_rev: Option<&str>,
 ) -> Result<Option<Stored>, ApiError> {
-    owner.ensure_exists(|collection, account, id| txn.get(collection, account, id))?;
+    owner.ensure_exists(txn)?;
     let current = txn.get(Collection::Metaflows, owner.account_id(), &owner.scope())?;
     check_revision(
         expected_rev,
@@ -192,12 +198,7 @@ pub async fn merge(
                 let mut doc = current.map(|stored| stored.doc).unwrap_or_default();
                 merge_metaflows(&mut doc, request.data);
                 let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
-                Ok(txn.put(
-                    Collection::Metaflows,
-                    owner.account_id(),
-                    &owner.scope(),
-                    doc,
-                )?)
+                put_metaflows(txn, &owner, doc)
             })
         })
         .await
@@ -217,12 +218,7 @@ pub async fn remove(
             state.write(|txn| {
                 guarded_current(txn, &owner, expected_rev.as_deref())?;
                 let empty = Map::new();
-                Ok(txn.put(
-                    Collection::Metaflows,
-                    owner.account_id(),
-                    &owner.scope(),
-                    empty,
-                )?)
+                put_metaflows(txn, &owner, empty)
             })
         })
         .await

@@ -12,7 +12,6 @@ pub mod g711;
 pub mod params;
 pub mod pcapwriter;
 mod recorder;
-pub mod rtp;
 #[cfg(test)]
 mod sample_call;
 pub mod sidecar;

@@ -5,14 +5,14 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use crate::capture::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
+
 /// Largest packet a record can hold (the snap length announced in the global header).
 pub const SNAP_LEN: u32 = 65_535;
-const LINKTYPE_ETHERNET: u32 = 1;
 const ETHERNET_LEN: usize = 14;
 const IPV4_LEN: usize = 20;
 const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;
-const UDP_PROTOCOL: u8 = 17;
 const DEFAULT_TTL: u8 = 64;
 /// Locally administered MAC addresses: one for the sending side, one for the receiving side.
 const SOURCE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -36,7 +36,7 @@ impl<W: Write> PcapWriter<W> {
         header[6..8].copy_from_slice(&4u16.to_le_bytes());
         // Bytes 8..16: time zone offset and accuracy, both zero.
         header[16..20].copy_from_slice(&SNAP_LEN.to_le_bytes());
-        header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        header[20..24].copy_from_slice(&u32::from(LINKTYPE_ETHERNET).to_le_bytes());
         out.write_all(&header)?;
         Ok(Self { out, records: 0 })
     }
@@ -117,16 +117,16 @@ fn build_headers(
             ip[2..4].copy_from_slice(&total.to_be_bytes());
             ip[6] = 0x40; // don't fragment
             ip[8] = DEFAULT_TTL;
-            ip[9] = UDP_PROTOCOL;
+            ip[9] = IPPROTO_UDP;
             ip[12..16].copy_from_slice(&from.octets());
             ip[16..20].copy_from_slice(&to.octets());
             let checksum = fold(ones_sum(0, ip));
             ip[10..12].copy_from_slice(&checksum.to_be_bytes());
             let pseudo = ones_sum(ones_sum(0, &from.octets()), &to.octets());
             (
-                0x0800u16,
+                ETHERTYPE_IPV4,
                 IPV4_LEN,
-                pseudo + u32::from(UDP_PROTOCOL) + u32::from(udp_len),
+                pseudo + u32::from(IPPROTO_UDP) + u32::from(udp_len),
             )
         }
         (from, to) => {
@@ -134,15 +134,15 @@ fn build_headers(
             let ip = &mut buf[ETHERNET_LEN..ETHERNET_LEN + IPV6_LEN];
             ip[0] = 0x60;
             ip[4..6].copy_from_slice(&udp_len.to_be_bytes());
-            ip[6] = UDP_PROTOCOL;
+            ip[6] = IPPROTO_UDP;
             ip[7] = DEFAULT_TTL;
             ip[8..24].copy_from_slice(&from.octets());
             ip[24..40].copy_from_slice(&to.octets());
             let pseudo = ones_sum(ones_sum(0, &from.octets()), &to.octets());
             (
-                0x86DDu16,
+                ETHERTYPE_IPV6,
                 IPV6_LEN,
-                pseudo + u32::from(UDP_PROTOCOL) + u32::from(udp_len),
+                pseudo + u32::from(IPPROTO_UDP) + u32::from(udp_len),
             )
         }
     };

@@ -4,13 +4,13 @@
 use std::io::{self, Seek, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::dtmf::{RtpError, RtpView};
 use crate::metaflow::Leg;
 
 use super::align::{AlignConfig, AlignStats, Aligner, AudioPacket, SAMPLE_RATE};
 use super::g711::{decode_alaw, decode_ulaw};
 use super::params::RecordFormat;
 use super::pcapwriter::PcapWriter;
-use super::rtp::parse_rtp;
 use super::tap::TappedPacket;
 use super::types::{Codec, LegCodecs, PacketKind};
 use super::wav::WavWriter;
@@ -61,13 +61,21 @@ impl<W: Write + Seek> WavSink<W> {
         if packet.kind == PacketKind::Rtcp {
             return Ok(());
         }
-        let Some(rtp) = parse_rtp(packet.bytes()) else {
-            self.stats.malformed += 1;
-            return Ok(());
+        let rtp = match RtpView::parse(packet.bytes()) {
+            Ok(rtp) => rtp,
+            // RTCP multiplexed on the RTP port (RFC 5761) is well formed but carries no audio.
+            Err(RtpError::Rtcp(_)) => {
+                self.stats.undecodable += 1;
+                return Ok(());
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Ok(());
+            }
         };
-        match self.codecs.lookup(packet.leg, rtp.payload_type) {
-            Some(Codec::Pcma) => decode_alaw(rtp.payload, &mut self.samples),
-            Some(Codec::Pcmu) => decode_ulaw(rtp.payload, &mut self.samples),
+        match self.codecs.lookup(packet.leg, rtp.payload_type()) {
+            Some(Codec::Pcma) => decode_alaw(rtp.payload(), &mut self.samples),
+            Some(Codec::Pcmu) => decode_ulaw(rtp.payload(), &mut self.samples),
             Some(Codec::TelephoneEvent) => {
                 self.stats.telephone_events += 1;
                 return Ok(());
@@ -78,9 +86,9 @@ impl<W: Write + Seek> WavSink<W> {
             }
         }
         let audio = AudioPacket {
-            timestamp: rtp.timestamp,
-            sequence: rtp.sequence,
-            ssrc: rtp.ssrc,
+            timestamp: rtp.timestamp(),
+            sequence: rtp.sequence(),
+            ssrc: rtp.ssrc(),
             arrival_us: packet.arrival_us,
             samples: &self.samples,
         };
@@ -280,6 +288,22 @@ mod tests {
             .chunks(2)
             .all(|f| (f[0] - 1000).abs() < 64 && f[1] == 0);
         assert!(left_ok, "left carries the tone, right is silent");
+    }
+
+    #[test]
+    fn muxed_rtcp_is_undecodable_and_broken_rtp_malformed() {
+        let codecs = LegCodecs {
+            a: vec![(0, Codec::Pcmu)],
+            b: vec![(0, Codec::Pcmu)],
+        };
+        let mut sink = Sink::new(RecordFormat::Wav, Cursor::new(Vec::new()), codecs).unwrap();
+        let receiver_report = [0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        sink.accept(&tapped(Leg::A, PacketKind::Rtp, &receiver_report, 0))
+            .unwrap();
+        sink.accept(&tapped(Leg::A, PacketKind::Rtp, &[0x80, 0, 0], 0))
+            .unwrap();
+        let (_, stats) = sink.finish().unwrap();
+        assert_eq!((stats.undecodable, stats.malformed), (1, 1), "{stats:?}");
     }
 
     #[test]
