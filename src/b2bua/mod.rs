@@ -7,6 +7,7 @@
 //! allocated through the synchronous [`crate::media::MediaControl`] trait, so tests drive the
 //! core with a fake media backend and a fake clock.
 
+mod ack_cancel;
 mod anchor;
 mod call;
 pub mod codes;
@@ -28,6 +29,7 @@ mod teardown;
 mod tests;
 mod timers;
 mod transfer;
+mod tx_timers;
 
 pub use self::call::{CallState, Outcome};
 pub use self::codes::{

@@ -1,0 +1,199 @@
+//! Ending a set-up and confirming it: CANCEL from the caller, our CANCEL upstream, the ACK that
+//! completes a 2xx, and the clean-up of a 2xx that arrives for a call already gone.
+
+use std::time::Instant;
+
+use serde_json::Map;
+
+use crate::media::MediaControl;
+use crate::sip::transport::Peer;
+use crate::sip::{Method, SipMessage};
+
+use super::B2bua;
+use super::call::CallState;
+use super::core::request_uri;
+use super::dialog::{Dialog, without_tag};
+use super::entries::{Purpose, server_key};
+use super::headers::{copy_end_to_end, has_sdp};
+
+impl B2bua {
+    /// CANCEL from the caller: 200 to the CANCEL, 487 to the INVITE, CANCEL upstream.
+    pub(super) fn on_cancel(
+        &mut self,
+        from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        _media: &mut dyn MediaControl,
+    ) {
+        let invite_key = server_key(&msg).map(|k| k.replacen("|CANCEL", "|INVITE", 1));
+        let found = invite_key
+            .as_deref()
+            .and_then(|k| self.servers.get(k))
+            .map(|e| (e.tx.has_final(), e.call));
+        let Some((answered, call)) = found else {
+            let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
+            self.answer_out_of_dialog(from, &msg, resp, now);
+            return;
+        };
+        let ok = SipMessage::response_to(&msg, 200, "OK");
+        self.answer_out_of_dialog(from, &msg, ok, now);
+        if answered {
+            return;
+        }
+        let Some((key, _)) = call else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Ending;
+        let a_tag = call.a.local_tag.clone();
+        let b_key = call.b_invite_branch.clone();
+        let call_id = call.a.call_id.clone();
+        tracing::info!(call_id = %call_id, "call cancelled by caller");
+        self.event("call_cancelled", &call_id, Map::new());
+        if let Some(k) = invite_key {
+            self.send_final_to_a(&k, 487, "Request Terminated", Some(&a_tag), now);
+        }
+        self.cancel_client_invite(&b_key, now);
+    }
+
+    /// Sends a CANCEL for our pending INVITE whose client key is `client_key`.
+    pub(super) fn cancel_client_invite(&mut self, client_key: &str, now: Instant) {
+        let Some(entry) = self.clients.get(client_key) else {
+            return;
+        };
+        if entry.tx.has_final() {
+            return;
+        }
+        let inv = &entry.request;
+        let mut cancel = SipMessage {
+            start: inv.start.clone(),
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        };
+        if let crate::sip::StartLine::Request { method, .. } = &mut cancel.start {
+            *method = Method::Cancel;
+        }
+        for name in ["Via", "Route", "From", "To", "Call-ID"] {
+            for v in inv.header_values(name) {
+                cancel.push_header(name, v.to_string());
+            }
+        }
+        cancel.push_header("Max-Forwards", "70");
+        let num = inv.cseq().map(|(n, _)| n).unwrap_or(1);
+        cancel.push_header("CSeq", format!("{num} CANCEL"));
+        let dest = entry.dest;
+        let call = entry.call;
+        let branch = client_key.trim_end_matches("|INVITE").to_string();
+        self.send_request(
+            format!("{branch}|CANCEL"),
+            cancel,
+            dest,
+            Purpose::Own,
+            call,
+            now,
+        );
+    }
+
+    /// A 2xx for a call that no longer exists: acknowledge it and hang up that dialog.
+    pub(super) fn ack_and_bye_orphan(&mut self, client_key: &str, resp: &SipMessage, now: Instant) {
+        let Some(entry) = self.clients.get(client_key) else {
+            return;
+        };
+        let mut d = Dialog {
+            call_id: resp.call_id().unwrap_or_default().to_string(),
+            local_tag: entry.request.from_tag().unwrap_or_default(),
+            remote_tag: resp.to_tag(),
+            local_uri: without_tag(entry.request.header("From").unwrap_or_default()),
+            remote_uri: without_tag(resp.header("To").unwrap_or_default()),
+            remote_target: request_uri(&entry.request).unwrap_or_default().to_string(),
+            route_set: Vec::new(),
+            local_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(1),
+            peer: entry.dest,
+        };
+        d.learn_target(resp, true);
+        let contact = self.contact();
+        let (via, _) = self.new_via();
+        let mut ack = d.request(Method::Ack, via, &contact, Some(d.local_cseq));
+        super::headers::adapt_to_transport(&mut ack, d.peer.transport);
+        let ack_bytes = ack.to_bytes();
+        self.send_raw(d.peer, ack_bytes.clone());
+        if let Some(e) = self.clients.get_mut(client_key) {
+            e.ack = Some(ack_bytes);
+        }
+        let (via, branch) = self.new_via();
+        let bye = d.request(Method::Bye, via, &contact, None);
+        self.send_request(
+            format!("{branch}|BYE"),
+            bye,
+            d.peer,
+            Purpose::Own,
+            None,
+            now,
+        );
+    }
+
+    /// An ACK: for a non-2xx it was absorbed earlier; here it acknowledges a 2xx we relayed,
+    /// and is relayed to the other leg as that leg's ACK.
+    pub(super) fn on_ack(
+        &mut self,
+        _from: Peer,
+        msg: SipMessage,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(&(key, leg)) = msg.call_id().and_then(|c| self.by_call_id.get(c)) else {
+            return;
+        };
+        let Some((cseq, _)) = msg.cseq() else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(pos) = call
+            .pending_acks
+            .iter()
+            .position(|p| p.from == leg && p.from_cseq == cseq)
+        else {
+            return; // a retransmitted ACK
+        };
+        let pending = call.pending_acks.remove(pos);
+        if call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+        }
+        let call_id = call.a.call_id.clone();
+        let other = super::call::other(leg);
+        let timers = self.cfg.timers;
+        if let Some(entry) = self.servers.get_mut(&pending.server_key) {
+            entry.tx.on_ack(now, &timers);
+            self.schedule_server(&pending.server_key);
+        }
+        let body = if has_sdp(&msg) {
+            match self.anchor(media, key, leg, &msg.body) {
+                Ok(b) => b,
+                Err(err) => {
+                    tracing::warn!(call_id = %call_id, error = %err, "cannot anchor ACK SDP");
+                    msg.body.to_vec()
+                }
+            }
+        } else {
+            msg.body.to_vec()
+        };
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let dialog = call.dialog_mut(other);
+        let mut ack = dialog.request(Method::Ack, via, &contact, Some(pending.to_cseq));
+        copy_end_to_end(&msg, &mut ack, &[]);
+        ack.body = body.into();
+        let peer = dialog.peer;
+        super::headers::adapt_to_transport(&mut ack, peer.transport);
+        let bytes = ack.to_bytes();
+        self.metrics.record_sip_out_request("ACK");
+        self.send_raw(peer, bytes.clone());
+        if let Some(e) = self.clients.get_mut(&pending.to_branch) {
+            e.ack = Some(bytes);
+        }
+        tracing::debug!(call_id = %call_id, "ACK relayed");
+    }
+}
