@@ -34,11 +34,13 @@ pub struct ValidationError {
     pub message: String,
 }
 
-/// Collects the violations found while walking the document.
-struct Problems(Vec<ValidationError>);
+/// Collects the violations found while walking a document (also used by the API's schemas).
+#[derive(Default)]
+pub(crate) struct Problems(pub(crate) Vec<ValidationError>);
 
 impl Problems {
-    fn add(&mut self, path: &str, rule: &str, message: impl Into<String>) {
+    /// Records one violation.
+    pub(crate) fn add(&mut self, path: &str, rule: &str, message: impl Into<String>) {
         self.0.push(ValidationError {
             path: path.to_owned(),
             rule: rule.to_owned(),

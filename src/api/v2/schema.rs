@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::V2State;
 use super::nodes::check_metaflows;
 use crate::metaflow::ValidationError;
+use crate::metaflow::validate::Problems;
 use crate::store::{Collection, StoreError, WriteView};
 
 /// Longest `name` of an account or device.
@@ -70,19 +71,7 @@ impl Kind {
     }
 }
 
-/// Collects problems with paths.
-#[derive(Default)]
-struct Problems(Vec<ValidationError>);
-
 impl Problems {
-    fn add(&mut self, path: &str, rule: &str, message: impl Into<String>) {
-        self.0.push(ValidationError {
-            path: path.to_owned(),
-            rule: rule.to_owned(),
-            message: message.into(),
-        });
-    }
-
     /// Checks an optional (or, with `required`, mandatory) string of `min..=max` characters.
     fn string(&mut self, doc: &Map<String, Value>, key: &str, required: bool, max: usize) {
         match doc.get(key) {
