@@ -296,22 +296,24 @@ fn build_snapshot(
     Ok(next)
 }
 
+/// The strings of the array `doc[key]` (a callflow's `numbers` or `patterns`); anything else
+/// in the array, or a missing key, yields nothing.
+pub fn string_list(doc: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
+    doc.get(key)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Extracts the numbers, compiled patterns and metaflows of a stored callflow.
 fn callflow_route(stored: &Stored, known_modules: &[&str]) -> CallflowRoute {
-    let strings = |key: &str| -> Vec<String> {
-        stored
-            .doc
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |key: &str| string_list(&stored.doc, key);
     let patterns = strings("patterns")
         .iter()
         .filter_map(|pattern| Regex::new(pattern).ok())

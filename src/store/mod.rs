@@ -17,7 +17,7 @@ use redb::{
 };
 use serde_json::{Map, Value};
 
-pub use directory::{MetaflowDirectory, account_scope, device_scope, user_scope};
+pub use directory::{MetaflowDirectory, account_scope, device_scope, string_list, user_scope};
 
 /// Name of the store file inside the data directory.
 pub const STORE_FILE_NAME: &str = "store.redb";

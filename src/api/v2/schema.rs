@@ -9,7 +9,7 @@ use super::V2State;
 use super::nodes::check_metaflows;
 use crate::metaflow::ValidationError;
 use crate::metaflow::validate::Problems;
-use crate::store::{Collection, StoreError, WriteView};
+use crate::store::{Collection, StoreError, WriteView, string_list};
 
 /// Longest `name` of an account or device.
 const NAME_MAX_CHARS: usize = 128;
@@ -254,18 +254,7 @@ pub fn check_references(
             }
         }
         Kind::Callflow => {
-            let numbers = |doc: &Map<String, Value>| -> Vec<String> {
-                doc.get("numbers")
-                    .and_then(Value::as_array)
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let numbers = |doc: &Map<String, Value>| string_list(doc, "numbers");
             let taken: Vec<String> = others(Collection::Callflows)?
                 .iter()
                 .flat_map(|other| numbers(&other.doc))
