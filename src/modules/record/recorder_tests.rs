@@ -174,7 +174,14 @@ async fn time_limit_stops_the_recording_by_itself() {
         matches!(stopped, Some(RecorderEvent::Stopped { ref reason, frames: 1600, .. }) if reason == "time_limit"),
         "{stopped:?}"
     );
-    assert!(handle.is_finished());
+    // The event is sent just before the writer thread returns; give it a moment to end.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !handle.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the writer ends by itself after the time limit");
     tap.offer(Leg::A, PacketKind::Rtp, src, src, &[0x80, 8, 0, 0], 0);
     assert_eq!(
         tap.dropped(),
