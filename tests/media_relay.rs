@@ -181,16 +181,13 @@ async fn latches_to_the_real_source_drops_strangers_and_re_points() {
     send(&pbx.rtp, &rtp(0, 3, 2), ports.b.rtp).await;
     assert_eq!(recv(&natted.rtp).await.0, rtp(0, 3, 2));
 
-    // A third party is dropped: the next packet the PBX gets is the latched phone's.
+    // A third party is dropped: the next packet the PBX gets is the latched phone's. (The
+    // latched socket is connected, so the kernel drops it before the relay sees it; only
+    // packets queued before the latch reach the `unlatched_source` counter.)
     let stranger = Endpoint::bind().await;
     send(&stranger.rtp, &rtp(0, 66, 6), ports.a.rtp).await;
     send(&natted.rtp, &rtp(0, 4, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 4, 1));
-    let stats = engine.stats();
-    eventually("stranger counted", || {
-        stats.dropped(DropReason::UnlatchedSource) == 1
-    })
-    .await;
 
     // A re-INVITE moves the a-leg: media towards it follows and a new source may latch.
     let moved = Endpoint::bind().await;
@@ -202,10 +199,9 @@ async fn latches_to_the_real_source_drops_strangers_and_re_points() {
     send(&natted.rtp, &rtp(0, 6, 1), ports.a.rtp).await;
     send(&stranger.rtp, &rtp(0, 68, 6), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 68, 6));
-    eventually("old source counted", || {
-        stats.dropped(DropReason::UnlatchedSource) == 2
-    })
-    .await;
+    // Media towards the a-leg now goes to its new source.
+    send(&pbx.rtp, &rtp(0, 7, 2), ports.b.rtp).await;
+    assert_eq!(recv(&stranger.rtp).await.0, rtp(0, 7, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

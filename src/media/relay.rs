@@ -108,6 +108,7 @@ pub(crate) async fn run_stream(
         counters: LocalCounters::default(),
         saw_rtp: false,
         recorder: None,
+        connected: [None; 4],
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -129,7 +130,7 @@ pub(crate) async fn run_stream(
         let ready = tokio::select! {
             msg = control.recv() => match msg {
                 Some(msg) => {
-                    relay.apply(msg);
+                    relay.apply(msg, &sockets);
                     continue;
                 }
                 None => break,
@@ -142,16 +143,17 @@ pub(crate) async fn run_stream(
                 relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
                 continue;
             }
-            ready = sockets.a_rtp.readable() => ready.map(|()| Port::ARtp),
-            ready = sockets.b_rtp.readable() => ready.map(|()| Port::BRtp),
-            ready = sockets.a_rtcp.readable() => ready.map(|()| Port::ARtcp),
-            ready = sockets.b_rtcp.readable() => ready.map(|()| Port::BRtcp),
+            // Dropping the guard keeps the readiness; `drain` clears it when a receive blocks.
+            ready = sockets.a_rtp.readable() => ready.map(|_| Port::ARtp),
+            ready = sockets.b_rtp.readable() => ready.map(|_| Port::BRtp),
+            ready = sockets.a_rtcp.readable() => ready.map(|_| Port::ARtcp),
+            ready = sockets.b_rtcp.readable() => ready.map(|_| Port::BRtcp),
         };
         match ready {
             Ok(port) => {
                 // Instructions sent before these packets arrived must apply to them.
                 while let Ok(msg) = control.try_recv() {
-                    relay.apply(msg);
+                    relay.apply(msg, &sockets);
                 }
                 relay.drain(&sockets, port, &mut buf);
             }
@@ -178,18 +180,23 @@ struct Relay {
     saw_rtp: bool,
     /// Where copies of the packets go while the call is recorded.
     recorder: Option<RecorderTap>,
+    /// The peer each socket (in `Port::index` order) is connected to: the source its leg
+    /// latched. Connected sockets send without a per-packet route lookup and leave packets
+    /// from other sources to the kernel to drop.
+    connected: [Option<SocketAddr>; 4],
 }
 
 impl Relay {
-    fn apply(&mut self, msg: Control) {
+    fn apply(&mut self, msg: Control, sockets: &AsyncSockets) {
         match msg {
             Control::SetRemote { leg, rtp, rtcp } => {
-                self.latches
-                    .get_mut(leg, PacketKind::Rtp)
-                    .set_signalled(rtp);
-                self.latches
-                    .get_mut(leg, PacketKind::Rtcp)
-                    .set_signalled(rtcp);
+                for (kind, addr) in [(PacketKind::Rtp, rtp), (PacketKind::Rtcp, rtcp)] {
+                    let latch = self.latches.get_mut(leg, kind);
+                    latch.set_signalled(addr);
+                    if !latch.is_latched() {
+                        self.unconnect(sockets, Port::of(leg, kind));
+                    }
+                }
             }
             Control::ConfigureInspector { from, cfg } => {
                 if let Some(inspector) = self.ctx.inspector.as_mut() {
@@ -213,9 +220,8 @@ impl Relay {
 
     /// Relays what is waiting on `port`, at most `BURST` packets.
     fn drain(&mut self, sockets: &AsyncSockets, port: Port, buf: &mut [u8]) {
-        let socket = sockets.get(port);
         for _ in 0..BURST {
-            match socket.try_recv_from(buf) {
+            match sockets.recv_from(port, buf) {
                 Ok((len, source)) => {
                     if let Some(packet) = buf.get_mut(..len) {
                         self.relay_packet(sockets, port, source, packet);
@@ -236,10 +242,15 @@ impl Relay {
     ) {
         let from = port.sender();
         let kind = port.kind();
-        if self.latches.get_mut(from, kind).on_packet(source) == LatchDecision::Reject {
+        let latch = self.latches.get_mut(from, kind);
+        let newly_latched = !latch.is_latched();
+        if latch.on_packet(source) == LatchDecision::Reject {
             trace!(%source, "media from unlatched source dropped");
             self.counters.dropped(DropReason::UnlatchedSource);
             return;
+        }
+        if newly_latched {
+            self.connect(sockets, port, source);
         }
         if let Some(tap) = self.recorder.as_ref() {
             let recorded = match kind {
@@ -289,12 +300,41 @@ impl Relay {
             self.counters.dropped(DropReason::NoDestination);
             return;
         };
-        match sockets.get(via).try_send_to(packet, destination) {
+        let sent = if self.connected[via.index()] == Some(destination) {
+            sockets.send(via, packet)
+        } else {
+            sockets.send_to(via, packet, destination)
+        };
+        match sent {
             Ok(_) => self.counters.relayed(direction, kind, packet.len()),
             Err(err) => {
                 trace!(%destination, %err, "media send failed");
                 self.counters.dropped(DropReason::SendError);
             }
+        }
+    }
+
+    /// Connects `port` to the source its leg just latched (best effort: unconnected sockets
+    /// work the same, only dearer).
+    fn connect(&mut self, sockets: &AsyncSockets, port: Port, source: SocketAddr) {
+        match sockets.connect(port, source) {
+            Ok(()) => self.connected[port.index()] = Some(source),
+            Err(err) => {
+                debug!(call = self.ctx.call, %source, %err, "media socket not connected");
+                self.unconnect(sockets, port);
+            }
+        }
+    }
+
+    /// Lets `port` receive from any source again, after its leg's latch was forgotten.
+    fn unconnect(&mut self, sockets: &AsyncSockets, port: Port) {
+        if self.connected[port.index()].take().is_none() {
+            return;
+        }
+        if let Err(err) = sockets.disconnect(port) {
+            // Not seen in practice (UDP disconnect cannot fail on Linux); the leg's new source
+            // would stay filtered, so say so loudly.
+            tracing::warn!(call = self.ctx.call, %err, "media socket could not be disconnected");
         }
     }
 

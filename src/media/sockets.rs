@@ -3,7 +3,11 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+
+use socket2::{SockAddr, SockAddrStorage, SockRef};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use crate::media::latch::Latch;
 use crate::media::stats::PacketKind;
@@ -14,13 +18,13 @@ use crate::metaflow::Leg;
 #[derive(Debug)]
 pub(crate) struct StreamSockets {
     /// RTP socket advertised to the a-leg.
-    pub a_rtp: std::net::UdpSocket,
+    pub a_rtp: UdpSocket,
     /// RTCP socket advertised to the a-leg.
-    pub a_rtcp: std::net::UdpSocket,
+    pub a_rtcp: UdpSocket,
     /// RTP socket advertised to the b-leg.
-    pub b_rtp: std::net::UdpSocket,
+    pub b_rtp: UdpSocket,
     /// RTCP socket advertised to the b-leg.
-    pub b_rtcp: std::net::UdpSocket,
+    pub b_rtcp: UdpSocket,
 }
 
 /// Which of the four sockets a packet arrived on.
@@ -56,6 +60,26 @@ impl Port {
         }
     }
 
+    /// Position in arrays kept per socket, in the order a-rtp, a-rtcp, b-rtp, b-rtcp.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Port::ARtp => 0,
+            Port::ARtcp => 1,
+            Port::BRtp => 2,
+            Port::BRtcp => 3,
+        }
+    }
+
+    /// The socket `leg` sends its `kind` packets to.
+    pub(crate) fn of(leg: Leg, kind: PacketKind) -> Port {
+        match (leg, kind) {
+            (Leg::A, PacketKind::Rtp) => Port::ARtp,
+            (Leg::A, PacketKind::Rtcp) => Port::ARtcp,
+            (Leg::B, PacketKind::Rtp) => Port::BRtp,
+            (Leg::B, PacketKind::Rtcp) => Port::BRtcp,
+        }
+    }
+
     /// The socket that relays this socket's packets towards the other leg.
     pub(crate) fn peer(self) -> Port {
         match self {
@@ -67,12 +91,17 @@ impl Port {
     }
 }
 
-/// The stream's sockets registered with the reactor.
+/// The stream's sockets registered with the reactor for readability only.
+///
+/// `tokio::net::UdpSocket` registers for writability too: then every datagram the far end
+/// consumes frees send-buffer space, raises `EPOLLOUT` on our socket and makes the reactor
+/// collect (and sometimes wake up for) an event nobody waits for. Sends never wait here (a
+/// full send buffer drops the packet and counts it), so readability is all the relay needs.
 pub(crate) struct AsyncSockets {
-    pub a_rtp: UdpSocket,
-    pub a_rtcp: UdpSocket,
-    pub b_rtp: UdpSocket,
-    pub b_rtcp: UdpSocket,
+    pub a_rtp: AsyncFd<UdpSocket>,
+    pub a_rtcp: AsyncFd<UdpSocket>,
+    pub b_rtp: AsyncFd<UdpSocket>,
+    pub b_rtcp: AsyncFd<UdpSocket>,
     /// Local addresses in `Port` order (a-rtp, a-rtcp, b-rtp, b-rtcp), read once for recordings.
     local: [SocketAddr; 4],
 }
@@ -86,12 +115,51 @@ impl AsyncSockets {
             sockets.b_rtcp.local_addr()?,
         ];
         Ok(Self {
-            a_rtp: UdpSocket::from_std(sockets.a_rtp)?,
-            a_rtcp: UdpSocket::from_std(sockets.a_rtcp)?,
-            b_rtp: UdpSocket::from_std(sockets.b_rtp)?,
-            b_rtcp: UdpSocket::from_std(sockets.b_rtcp)?,
+            a_rtp: register_readable(sockets.a_rtp)?,
+            a_rtcp: register_readable(sockets.a_rtcp)?,
+            b_rtp: register_readable(sockets.b_rtp)?,
+            b_rtcp: register_readable(sockets.b_rtcp)?,
             local,
         })
+    }
+
+    /// Receives one datagram waiting on `port`; `WouldBlock` (which also clears the reactor's
+    /// readiness) when none is.
+    pub(crate) fn recv_from(&self, port: Port, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.get(port)
+            .try_io(Interest::READABLE, |socket| socket.recv_from(buf))
+    }
+
+    /// Sends `packet` from `port` to `destination` without waiting.
+    pub(crate) fn send_to(
+        &self,
+        port: Port,
+        packet: &[u8],
+        destination: SocketAddr,
+    ) -> io::Result<usize> {
+        self.get(port).get_ref().send_to(packet, destination)
+    }
+
+    /// Sends `packet` from `port` to the peer it is connected to, without waiting.
+    pub(crate) fn send(&self, port: Port, packet: &[u8]) -> io::Result<usize> {
+        self.get(port).get_ref().send(packet)
+    }
+
+    /// Connects `port` to `peer`: the kernel then routes once instead of per send, and drops
+    /// datagrams from any other source before they reach the relay.
+    pub(crate) fn connect(&self, port: Port, peer: SocketAddr) -> io::Result<()> {
+        self.get(port).get_ref().connect(peer)
+    }
+
+    /// Undoes [`AsyncSockets::connect`] so that any source may be received (and latched) again.
+    pub(crate) fn disconnect(&self, port: Port) -> io::Result<()> {
+        // connect(2) with an AF_UNSPEC address dissolves a datagram socket's association.
+        let storage = SockAddrStorage::zeroed();
+        let len = storage.size_of();
+        // SAFETY: an all-zero storage is an initialised `sockaddr_storage` whose family is
+        // AF_UNSPEC (0), and `len` is that storage's own size.
+        let unspecified = unsafe { SockAddr::new(storage, len) };
+        SockRef::from(self.get(port).get_ref()).connect(&unspecified)
     }
 
     /// The local address of the socket `port`.
@@ -105,7 +173,8 @@ impl AsyncSockets {
         }
     }
 
-    pub(crate) fn get(&self, port: Port) -> &UdpSocket {
+    /// The registered socket `port`, whose `readable()` the relay task waits on.
+    pub(crate) fn get(&self, port: Port) -> &AsyncFd<UdpSocket> {
         match port {
             Port::ARtp => &self.a_rtp,
             Port::ARtcp => &self.a_rtcp,
@@ -113,6 +182,13 @@ impl AsyncSockets {
             Port::BRtcp => &self.b_rtcp,
         }
     }
+}
+
+/// Registers a non-blocking socket with the current reactor for readability only.
+fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+    // SAFETY: the `UdpSocket` owns its descriptor, which therefore stays open and unchanged
+    // until the `AsyncFd` that owns the socket is dropped; `as_raw_fd` always returns it.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(Into::into)
 }
 
 /// Latches of both legs' RTP and RTCP flows.

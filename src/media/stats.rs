@@ -24,7 +24,9 @@ pub enum PacketKind {
 /// Why the relay did not forward a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
-    /// The source differs from the address the leg latched to.
+    /// The source differs from the address the leg latched to. Counts what reached the relay
+    /// before it connected the socket to the latched source; after that the kernel drops such
+    /// datagrams itself.
     UnlatchedSource,
     /// The packet inspector asked for the packet to be swallowed.
     Inspector,

@@ -64,6 +64,16 @@ pub struct Args {
     #[arg(long, value_name = "FRACTION", default_value_t = 0.1, value_parser = parse_fraction)]
     pub direct_share: f64,
 
+    /// Send the baseline pairs through a relay at this address instead of directly: pair i's
+    /// a side sends to PORT+2i and its b side to PORT+2i+1 (`mfp-plain-relay` listens so).
+    /// Latency and CPU of the proxy are then compared with that relay's in the same run.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub direct_via: Option<SocketAddr>,
+
+    /// Process id of the --direct-via relay, for its CPU per relayed packet.
+    #[arg(long, value_name = "PID", requires = "direct_via")]
+    pub direct_via_pid: Option<u32>,
+
     /// Threads pacing RTP sends (streams are spread over them by deadline order).
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub sender_threads: u32,

@@ -35,6 +35,9 @@ pub enum LoadError {
          --upstream?"
     )]
     NoCalls(String),
+    /// `--direct-via`'s port plus two per baseline pair passes 65535.
+    #[error("--direct-via {0}: the baseline pairs need ports beyond 65535; use a lower port")]
+    ViaPorts(SocketAddr),
     /// Any other I/O failure.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

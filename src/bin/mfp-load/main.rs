@@ -30,7 +30,7 @@ use clap::Parser;
 use crate::args::Args;
 use crate::endpoints::{Endpoints, bind};
 use crate::error::LoadError;
-use crate::media::{MediaRun, plan};
+use crate::media::{MediaRun, baseline_destinations, plan};
 use crate::receive::Receivers;
 use crate::report::{Summary, print};
 use crate::tally::Tally;
@@ -39,6 +39,10 @@ use crate::uas::Uas;
 
 /// How long the proxy gets to answer the start-up OPTIONS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Shorter than an RTP header: the `--direct-via` relay latches it without forwarding it.
+const PRIMING_PACKET: &[u8] = b"mfpl";
+/// Time given to the priming packets to reach the `--direct-via` relay.
+const PRIMING_WAIT: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -93,7 +97,11 @@ fn run(args: &Args) -> Result<(), LoadError> {
         .lock()
         .map(|m| m.clone())
         .unwrap_or_default();
-    let plan = plan(&endpoints, &uac, &pbx_media)?;
+    let baseline = baseline_destinations(&endpoints, args.direct_via)?;
+    if args.direct_via.is_some() {
+        prime(&endpoints, &baseline)?;
+    }
+    let plan = plan(&endpoints, &uac, &pbx_media, &baseline)?;
     eprintln!("[setup] done: {:?}", uac.state_counts());
     if plan.calls_up == 0 {
         let states = format!("{:?}", uac.state_counts());
@@ -116,6 +124,7 @@ fn run(args: &Args) -> Result<(), LoadError> {
         sender_threads: args.sender_threads as usize,
         epoch,
         pid,
+        baseline_pid: args.direct_via_pid,
         api: args.api,
         tally: &tally,
     };
@@ -135,6 +144,7 @@ fn run(args: &Args) -> Result<(), LoadError> {
         calls_up: plan.calls_up,
         call_states,
         direct_pairs: args.direct_pairs(),
+        direct_via: args.direct_via,
         tally: &tally,
         proxy: readings,
         dtmf,
@@ -142,5 +152,16 @@ fn run(args: &Args) -> Result<(), LoadError> {
     if uac.bye_timeouts > 0 {
         println!("BYEs without a final response: {}", uac.bye_timeouts);
     }
+    Ok(())
+}
+
+/// Lets the `--direct-via` relay latch both sides of every baseline pair before the media phase,
+/// so that neither side's first packets are lost waiting for the other side's.
+fn prime(endpoints: &Endpoints, baseline: &[(SocketAddr, SocketAddr)]) -> Result<(), LoadError> {
+    for ((a, b), (a_dest, b_dest)) in endpoints.direct.iter().zip(baseline) {
+        a.socket.send_to(PRIMING_PACKET, a_dest)?;
+        b.socket.send_to(PRIMING_PACKET, b_dest)?;
+    }
+    std::thread::sleep(PRIMING_WAIT);
     Ok(())
 }

@@ -29,11 +29,39 @@ pub struct Plan {
     pub calls_up: u32,
 }
 
-/// Plans a→b and b→a streams for each call set up on both sides, then every direct pair.
+/// Where baseline pair `index` sends: straight to the other endpoint, or (with `via`) to the
+/// plain relay's socket for that side of the pair (a side PORT+2i, b side PORT+2i+1).
+pub fn baseline_destinations(
+    endpoints: &Endpoints,
+    via: Option<SocketAddr>,
+) -> Result<Vec<(SocketAddr, SocketAddr)>, LoadError> {
+    endpoints
+        .direct
+        .iter()
+        .enumerate()
+        .map(|(index, (a, b))| match via {
+            None => Ok((b.addr, a.addr)),
+            Some(via) => {
+                let port = |side: usize| {
+                    u16::try_from(index * 2 + side)
+                        .ok()
+                        .and_then(|offset| via.port().checked_add(offset))
+                        .map(|port| SocketAddr::new(via.ip(), port))
+                        .ok_or(LoadError::ViaPorts(via))
+                };
+                Ok((port(0)?, port(1)?))
+            }
+        })
+        .collect()
+}
+
+/// Plans a→b and b→a streams for each call set up on both sides, then every baseline pair,
+/// sending to `baseline[i]` (a side's destination, b side's destination).
 pub fn plan(
     endpoints: &Endpoints,
     uac: &Uac,
     pbx_media: &[Option<SocketAddr>],
+    baseline: &[(SocketAddr, SocketAddr)],
 ) -> Result<Plan, LoadError> {
     let mut plan = Plan {
         streams: Vec::new(),
@@ -67,18 +95,18 @@ pub fn plan(
         );
         plan.calls_up += 1;
     }
-    for (a, b) in &endpoints.direct {
+    for ((a, b), (a_dest, b_dest)) in endpoints.direct.iter().zip(baseline) {
         plan.push(
             None,
             a.socket.try_clone()?,
-            b.addr,
+            *a_dest,
             Path::Direct,
             Direction::AToB,
         );
         plan.push(
             None,
             b.socket.try_clone()?,
-            a.addr,
+            *b_dest,
             Path::Direct,
             Direction::BToA,
         );
@@ -121,6 +149,8 @@ pub struct MediaRun<'a> {
     pub epoch: Instant,
     /// Proxy process, if known.
     pub pid: Option<u32>,
+    /// The baseline relay's process (`--direct-via-pid`), if any.
+    pub baseline_pid: Option<u32>,
     /// Proxy API address.
     pub api: SocketAddr,
     /// Counters shared with the receivers.
@@ -140,7 +170,9 @@ pub fn run(
     };
     let relayed_before = probe::relayed_rtp_packets(run.api)?;
     let received_before = run.tally.totals(Path::Proxied).1;
+    let baseline_received_before = run.tally.totals(Path::Direct).1;
     let cpu_before = run.pid.and_then(probe::cpu_ticks);
+    let baseline_cpu_before = run.baseline_pid.and_then(probe::cpu_ticks);
     let start = Instant::now() + LEAD_IN;
     let pacing = Pacing {
         epoch: run.epoch,
@@ -178,11 +210,18 @@ pub fn run(
     uac.poll(Instant::now() + DRAIN);
     readings.wall = start.elapsed();
     readings.received_in_window = run.tally.totals(Path::Proxied).1 - received_before;
+    readings.baseline_received_in_window =
+        run.tally.totals(Path::Direct).1 - baseline_received_before;
     let cpu_after = run.pid.and_then(probe::cpu_ticks);
+    let baseline_cpu_after = run.baseline_pid.and_then(probe::cpu_ticks);
     readings.relayed = probe::relayed_rtp_packets(run.api)?.saturating_sub(relayed_before);
-    readings.cpu_seconds = cpu_before
-        .zip(cpu_after)
-        .map(|(b, a)| a.saturating_sub(b) as f64 / ticks_per_second);
+    let seconds = |before: Option<u64>, after: Option<u64>| {
+        before
+            .zip(after)
+            .map(|(b, a)| a.saturating_sub(b) as f64 / ticks_per_second)
+    };
+    readings.cpu_seconds = seconds(cpu_before, cpu_after);
+    readings.baseline_cpu_seconds = seconds(baseline_cpu_before, baseline_cpu_after);
     streams.sort_by_key(|s| s.id);
     Ok((streams, readings))
 }

@@ -4,6 +4,8 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::runtime::Runtime;
 
 use crate::rtp::read_stamp;
@@ -37,12 +39,19 @@ impl Receivers {
     ) -> std::io::Result<()> {
         socket.set_nonblocking(true)?;
         let _entered = self.runtime.enter();
-        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        // Readability only: with writability registered too (as `tokio::net::UdpSocket` does),
+        // every packet the proxy reads from this socket's sends would raise EPOLLOUT here, and
+        // that wake-up would be charged to the proxy's receive.
+        // SAFETY: the socket owns its descriptor, open and unchanged until the `AsyncFd` drops.
+        let socket = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
         self.runtime.spawn(async move {
             let mut buffer = [0u8; RECV_LEN];
             loop {
-                let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
+                let Ok(mut ready) = socket.readable().await else {
                     tokio::task::yield_now().await;
+                    continue;
+                };
+                let Ok(Ok((len, _))) = ready.try_io(|s| s.get_ref().recv_from(&mut buffer)) else {
                     continue;
                 };
                 let now_ns = epoch.elapsed().as_nanos() as u64;

@@ -22,6 +22,10 @@ pub struct ProxyReadings {
     pub relayed: u64,
     /// Proxied packets this tool received over the same window.
     pub received_in_window: u64,
+    /// CPU seconds of the `--direct-via` relay over the same window, if its pid was given.
+    pub baseline_cpu_seconds: Option<f64>,
+    /// Baseline packets this tool received over the same window.
+    pub baseline_received_in_window: u64,
     /// VmRSS before any call, KiB.
     pub rss_before_kib: Option<u64>,
     /// Highest VmRSS seen during the media phase, KiB.
@@ -38,6 +42,8 @@ pub struct Summary<'a> {
     pub call_states: BTreeMap<String, u32>,
     /// Direct baseline pairs.
     pub direct_pairs: u32,
+    /// The relay the baseline pairs went through (`--direct-via`), if not direct.
+    pub direct_via: Option<std::net::SocketAddr>,
     /// Media counters.
     pub tally: &'a Tally,
     /// Proxy-side readings.
@@ -86,13 +92,23 @@ pub fn print(summary: &Summary<'_>) {
         "calls: {} wanted, {} carried media; caller end states: {:?}",
         summary.calls_wanted, summary.calls_up, summary.call_states
     );
-    println!(
-        "direct baseline: {} endpoint pairs sending concurrently without the proxy",
-        summary.direct_pairs
-    );
+    match summary.direct_via {
+        None => println!(
+            "direct baseline: {} endpoint pairs sending concurrently without the proxy",
+            summary.direct_pairs
+        ),
+        Some(via) => println!(
+            "baseline (\"direct\" below): {} endpoint pairs sending concurrently through the \
+             plain relay at {via}",
+            summary.direct_pairs
+        ),
+    }
     print_loss(summary.tally);
     print_latency(summary.tally);
     print_proxy(&summary.proxy, summary.calls_up);
+    if summary.direct_via.is_some() {
+        print_baseline_relay(&summary.proxy);
+    }
     for outcome in &summary.dtmf {
         print_dtmf(outcome);
     }
@@ -193,6 +209,31 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
         }
         _ => println!("  VmRSS: n/a (proxy process not found)"),
     }
+}
+
+/// CPU per packet of the `--direct-via` relay, and the proxy's as a multiple of it.
+fn print_baseline_relay(proxy: &ProxyReadings) {
+    let Some(cpu) = proxy.baseline_cpu_seconds else {
+        println!("plain relay: CPU n/a (give --direct-via-pid)");
+        return;
+    };
+    let per_packet = |cpu: f64, packets: u64| (packets > 0).then(|| cpu * 1e6 / packets as f64);
+    let relay = per_packet(cpu, proxy.baseline_received_in_window);
+    let ours = proxy
+        .cpu_seconds
+        .and_then(|cpu| per_packet(cpu, proxy.received_in_window));
+    let fmt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} us"));
+    let ratio = match (ours, relay) {
+        (Some(o), Some(r)) if r > 0.0 => format!("x{:.2}", o / r),
+        _ => "n/a".into(),
+    };
+    println!(
+        "plain relay over the same window: CPU {cpu:.2} s for {} packets received by this tool, \
+         {} per packet; proxy {} per packet received ({ratio})",
+        proxy.baseline_received_in_window,
+        fmt(relay),
+        fmt(ours)
+    );
 }
 
 fn print_dtmf(outcome: &DtmfOutcome) {
