@@ -27,6 +27,7 @@ pub use inspect::{
     Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
 };
 pub use ports::PortPair;
+pub use sockets::register_readable;
 pub use stats::MediaStats;
 
 /// Identifies a call towards the media engine; chosen by the SIP core.

@@ -359,7 +359,7 @@ impl Relay {
             let Some(packet) = buf.get(..injection.len) else {
                 return;
             };
-            let via = Port::rtp_of(injection.from).peer();
+            let via = Port::of(injection.from, PacketKind::Rtp).peer();
             self.send_towards(
                 sockets,
                 via,

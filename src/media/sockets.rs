@@ -37,14 +37,6 @@ pub(crate) enum Port {
 }
 
 impl Port {
-    /// The RTP socket `leg` sends its media to.
-    pub(crate) fn rtp_of(leg: Leg) -> Port {
-        match leg {
-            Leg::A => Port::ARtp,
-            Leg::B => Port::BRtp,
-        }
-    }
-
     /// The leg that sends to this socket.
     pub(crate) fn sender(self) -> Leg {
         match self {
@@ -164,13 +156,7 @@ impl AsyncSockets {
 
     /// The local address of the socket `port`.
     pub(crate) fn local_addr(&self, port: Port) -> SocketAddr {
-        let [a_rtp, a_rtcp, b_rtp, b_rtcp] = self.local;
-        match port {
-            Port::ARtp => a_rtp,
-            Port::ARtcp => a_rtcp,
-            Port::BRtp => b_rtp,
-            Port::BRtcp => b_rtcp,
-        }
+        self.local[port.index()]
     }
 
     /// The registered socket `port`, whose `readable()` the relay task waits on.
@@ -184,8 +170,9 @@ impl AsyncSockets {
     }
 }
 
-/// Registers a non-blocking socket with the current reactor for readability only.
-fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+/// Registers a non-blocking socket with the current reactor for readability only: the relay's
+/// sockets and the load tool's receivers, which never wait to send (see [`AsyncSockets`]).
+pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
     // SAFETY: the `UdpSocket` owns its descriptor, which therefore stays open and unchanged
     // until the `AsyncFd` that owns the socket is dropped; `as_raw_fd` always returns it.
     unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(Into::into)

@@ -4,8 +4,7 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use metaflow_proxy::media::register_readable;
 use tokio::runtime::Runtime;
 
 use crate::rtp::read_stamp;
@@ -42,8 +41,7 @@ impl Receivers {
         // Readability only: with writability registered too (as `tokio::net::UdpSocket` does),
         // every packet the proxy reads from this socket's sends would raise EPOLLOUT here, and
         // that wake-up would be charged to the proxy's receive.
-        // SAFETY: the socket owns its descriptor, open and unchanged until the `AsyncFd` drops.
-        let socket = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
+        let socket = register_readable(socket)?;
         self.runtime.spawn(async move {
             let mut buffer = [0u8; RECV_LEN];
             loop {

@@ -180,16 +180,8 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
     );
     match proxy.cpu_seconds {
         Some(cpu) => {
-            let per_packet = if proxy.relayed == 0 {
-                "n/a".into()
-            } else {
-                format!("{:.2} us", cpu * 1e6 / proxy.relayed as f64)
-            };
-            let per_received = if proxy.received_in_window == 0 {
-                "n/a".into()
-            } else {
-                format!("{:.2} us", cpu * 1e6 / proxy.received_in_window as f64)
-            };
+            let per_packet = fmt_per_packet(micros_per_packet(cpu, proxy.relayed));
+            let per_received = fmt_per_packet(micros_per_packet(cpu, proxy.received_in_window));
             println!(
                 "  CPU: {cpu:.2} s ({:.2} cores); per relayed packet {per_packet} (metrics), \
                  {per_received} per packet received by this tool in the window ({})",
@@ -211,18 +203,25 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
     }
 }
 
+/// CPU microseconds per packet, if any packet was counted.
+fn micros_per_packet(cpu_seconds: f64, packets: u64) -> Option<f64> {
+    (packets > 0).then(|| cpu_seconds * 1e6 / packets as f64)
+}
+
+fn fmt_per_packet(micros: Option<f64>) -> String {
+    micros.map_or("n/a".into(), |v| format!("{v:.2} us"))
+}
+
 /// CPU per packet of the `--direct-via` relay, and the proxy's as a multiple of it.
 fn print_baseline_relay(proxy: &ProxyReadings) {
     let Some(cpu) = proxy.baseline_cpu_seconds else {
         println!("plain relay: CPU n/a (give --direct-via-pid)");
         return;
     };
-    let per_packet = |cpu: f64, packets: u64| (packets > 0).then(|| cpu * 1e6 / packets as f64);
-    let relay = per_packet(cpu, proxy.baseline_received_in_window);
+    let relay = micros_per_packet(cpu, proxy.baseline_received_in_window);
     let ours = proxy
         .cpu_seconds
-        .and_then(|cpu| per_packet(cpu, proxy.received_in_window));
-    let fmt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} us"));
+        .and_then(|cpu| micros_per_packet(cpu, proxy.received_in_window));
     let ratio = match (ours, relay) {
         (Some(o), Some(r)) if r > 0.0 => format!("x{:.2}", o / r),
         _ => "n/a".into(),
@@ -231,8 +230,8 @@ fn print_baseline_relay(proxy: &ProxyReadings) {
         "plain relay over the same window: CPU {cpu:.2} s for {} packets received by this tool, \
          {} per packet; proxy {} per packet received ({ratio})",
         proxy.baseline_received_in_window,
-        fmt(relay),
-        fmt(ours)
+        fmt_per_packet(relay),
+        fmt_per_packet(ours)
     );
 }
 
