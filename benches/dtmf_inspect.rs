@@ -1,9 +1,16 @@
 //! Per-packet cost of the media hot path: RtpView::parse + DtmfDecoder::on_packet.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig, RtpView};
+use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig};
+use metaflow_proxy::rtp::RtpView;
 
 const CONFIG: EventConfig = EventConfig {
     payload_type: 101,

@@ -1,12 +1,19 @@
 //! Cost of recognising a code: six `on_digit` calls for `*21234` plus the timeout match, against
 //! a metaflow of 10 numbers and 5 patterns (the transfer pattern last but one).
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use metaflow_proxy::metaflow::{Collector, Decision, Leg, Metaflows, parse_metaflows};
+use metaflow_proxy::base::Leg;
+use metaflow_proxy::metaflow::{Collector, Decision, Metaflows, parse_metaflows};
 use serde_json::json;
 
 const KNOWN: &[&str] = &["hangup", "transfer", "record_call"];

@@ -1,13 +1,20 @@
 //! Cost of handing one relayed packet to a recording (`RecorderTap::offer`), the only recording
 //! work done on the relay path: accepted into the queue, and dropped once the recording ended.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use metaflow_proxy::metaflow::Leg;
+use metaflow_proxy::base::Leg;
+use metaflow_proxy::media::{PacketKind, PacketTap};
 use metaflow_proxy::modules::record::{
-    Codec, LegCodecs, PacketKind, QUEUE_PACKETS, RecordFormat, Recorder, RecordingInfo, StopReason,
+    Codec, LegCodecs, QUEUE_PACKETS, RecordFormat, Recorder, RecordingInfo, StopReason,
 };
 
 /// Packets offered per timed batch: well below the queue size so none is dropped.

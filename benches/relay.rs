@@ -4,6 +4,12 @@
 //!
 //! The relay runs on one media worker thread; the recording writer on a one-worker tokio runtime;
 //! the bench thread plays both legs with blocking sockets, keeping a window of packets in flight.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -11,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use metaflow_proxy::base::Leg;
 use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, MediaConfig, MediaControl, MediaEngine,
     PacketInspector, Verdict,
 };
-use metaflow_proxy::metaflow::Leg;
 use metaflow_proxy::modules::record::{
     Codec, LegCodecs, RecordFormat, Recorder, RecordingInfo, StopReason,
 };
@@ -139,7 +145,7 @@ fn relay_throughput(c: &mut Criterion) {
     let limit = Duration::from_secs(3600);
     let (tap, recording) =
         Recorder::start(data_dir.path(), recording_info(), limit, recorder_events).unwrap();
-    engine.set_recorder(RECORDED_CALL, Some(tap));
+    engine.set_tap(RECORDED_CALL, Some(std::sync::Arc::new(tap)));
 
     let mut group = c.benchmark_group("relay");
     group.throughput(Throughput::Elements(WINDOW as u64));
@@ -150,7 +156,7 @@ fn relay_throughput(c: &mut Criterion) {
         &recorded,
     );
     group.finish();
-    engine.set_recorder(RECORDED_CALL, None);
+    engine.set_tap(RECORDED_CALL, None);
     let summary = runtime
         .block_on(recording.stop(StopReason::CallEnded))
         .unwrap();

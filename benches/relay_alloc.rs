@@ -6,15 +6,21 @@
 //! steady phase interleaves an RFC 4733 key press every 100 packets, so the inspector decodes
 //! digits and reports them. The relay's per-packet path is meant to allocate nothing; the bench
 //! prints the counts and fails if the audio-only phase allocates per packet.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use metaflow_proxy::dtmf::DtmfInspector;
+use metaflow_proxy::base::Leg;
+use metaflow_proxy::media::inspect::DtmfInspector;
 use metaflow_proxy::media::{InspectorConfig, MediaConfig, MediaControl, MediaEngine, MediaEvent};
-use metaflow_proxy::metaflow::Leg;
 
 /// Counts every allocation and reallocation handed to the system allocator.
 struct CountingAllocator;

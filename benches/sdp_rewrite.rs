@@ -1,5 +1,11 @@
 //! Cost of anchoring an SDP: parsing a phone's offer and rewriting it to advertise the relay,
 //! for a plain audio offer and for a WebRTC-style offer whose ICE lines are removed.
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,5 +1,11 @@
 //! Cost of the SIP work done on every INVITE: parsing a typical phone INVITE with an SDP body,
 //! serialising it again, and the round trip a B2BUA does (parse, rebuild a few headers, emit).
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)] // bench code: criterion macros, panics are failed runs
 
 use std::hint::black_box;
 

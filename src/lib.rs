@@ -6,9 +6,10 @@
 //! lives in `b2bua::shell`, `media` and `api`.
 
 pub mod api;
+pub mod app;
 pub mod b2bua;
+pub mod base;
 pub mod capture;
-pub mod cli;
 pub mod config;
 pub mod dtmf;
 pub mod events;
@@ -16,6 +17,8 @@ pub mod media;
 pub mod metaflow;
 pub mod metrics;
 pub mod modules;
+pub mod pcap;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod store;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use metaflow_proxy::cli::{Cli, Command};
+use metaflow_proxy::config::cli::{Cli, Command};
 
 mod run;
 

@@ -11,11 +11,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use metaflow_proxy::api::v2::{MetaflowOwner, NodeNormaliser, NodeValidator, V2State};
-use metaflow_proxy::b2bua::registry::{ApiCalls, CallRegistry};
-use metaflow_proxy::b2bua::shell::{Control, Recordings, SipTask};
-use metaflow_proxy::b2bua::{B2bua, CoreConfig, DirectoryMetaflows};
-use metaflow_proxy::cli::Cli;
+use metaflow_proxy::app::directory::DirectoryMetaflows;
+use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
+use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
+use metaflow_proxy::b2bua::{B2bua, CoreConfig};
 use metaflow_proxy::config::Config;
+use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::events::EventLog;
 use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
@@ -24,7 +25,7 @@ use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::transaction::Timers;
 
 /// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load(cli)?;
     metaflow_proxy::events::init_tracing(&cfg.log_level, cfg.log_format)
         .context("cannot set up logging")?;
@@ -109,7 +110,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             workers: cfg.media_workers,
         },
         media_tx,
-        Some(metaflow_proxy::dtmf::DtmfInspector::factory()),
+        Some(metaflow_proxy::media::inspect::DtmfInspector::factory()),
     )
     .context("cannot start the media engine (rtp-ports)")?;
     metrics.add_source(media.stats());

@@ -3,6 +3,7 @@
 //! channels are listed and hung up through the API, a callflow's metaflow applies to calls to its
 //! number, and the token guards `/v2` but not the health and metrics routes.
 //! Calls run with SIPp scenarios from `tests/sipp/`; needs `sipp`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

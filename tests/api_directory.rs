@@ -1,5 +1,6 @@
 //! `MetaflowDirectory`: device > user > account precedence for a leg, realm selection, callflow
 //! matching for a dialed number, and that API writes apply to the next lookup at once.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod api_support;
 

@@ -1,5 +1,6 @@
 //! `/v2/.../metaflows`: the Kazoo seed examples, PATCH merging, DELETE, user and device scope,
 //! bad input, authentication and revision conflicts.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod api_support;
 

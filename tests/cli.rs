@@ -1,5 +1,6 @@
 //! The command line as an operator types it: defaults, config checks, a bad metaflows file, and
 //! `analyze` on a real capture.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,7 @@
 //! RFC 2833 telephone-events (the stock `dtmf_2833_*.pcap`) or SIP INFO, and the `hangup` module
 //! must end both legs; digits on a payload type the leg never negotiated must be ignored.
 //! Scenarios: `tests/sipp/dtmf_*.xml` (plus `uas_wait_bye.xml`). Needs `sipp`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! generated phone-like stream (one SSRC for audio and events, see `phone_stream`).
 //! Scenarios: `tests/sipp/suppress_*.xml`, `record_uac_star9_pcap.xml`, `uas_wait_bye.xml`.
 //! Needs `sipp` and `tshark`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 #[path = "dtmf_suppress/phone_stream.rs"]

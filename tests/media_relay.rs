@@ -1,17 +1,19 @@
 //! Media relay over real loopback sockets: relaying, latching, re-pointing, release, media
 //! timeout, the packet inspector hook and DTMF suppression.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metaflow_proxy::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, RtpView};
+use metaflow_proxy::base::Leg;
+use metaflow_proxy::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
 use metaflow_proxy::media::stats::{Direction, DropReason, PacketKind};
 use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, MediaConfig, MediaControl, MediaEngine,
     MediaError, MediaEvent, PacketInspector, StreamPorts, Verdict,
 };
-use metaflow_proxy::metaflow::Leg;
+use metaflow_proxy::rtp::RtpView;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -465,7 +467,7 @@ async fn suppressed_code(
     StreamPorts,
     Vec<Vec<u8>>,
 ) {
-    let factory = metaflow_proxy::dtmf::DtmfInspector::factory();
+    let factory = metaflow_proxy::media::inspect::DtmfInspector::factory();
     let (mut engine, mut events) = engine(port_min, port_min + 99, Some(factory));
     let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
     let ports = connect(&mut engine, &phone, &pbx);

@@ -1,11 +1,13 @@
 //! Replays the reference captures through the analysis and checks every digit against the
 //! ground truth in testdata/pcaps/README.md, plus robustness properties on arbitrary bytes.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use metaflow_proxy::capture::{AnalyzeOptions, AnalyzeReport, FrameReader, UdpDatagrams, analyze};
-use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig, RtpView, TelephoneEvent};
+use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig, TelephoneEvent};
+use metaflow_proxy::rtp::RtpView;
 use proptest::prelude::*;
 
 const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/pcaps");

@@ -4,6 +4,7 @@
 //! a JSON sidecar, and log `recording_started` / `recording_stopped` in `events.jsonl`. The audio
 //! is checked against SIPp's `g711a.pcap` decoded independently. Scenarios:
 //! `tests/sipp/record_*.xml` (plus `uas_wait_bye.xml`, `uas_pcap.xml`). Needs `sipp`, `tshark`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! role: valid requests are processed (forwarded upstream or answered as the core answers
 //! them), invalid ones are answered with the RFC's code or dropped, and never forwarded.
 //! Run with `--nocapture` to see the table.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -14,7 +15,6 @@ use metaflow_proxy::media::{
     CallKey, InspectorConfig, MediaControl, MediaError, PortPair, StreamPorts,
 };
 use metaflow_proxy::metrics::Metrics;
-use metaflow_proxy::modules::record::RecorderTap;
 use metaflow_proxy::sip::SipMessage;
 use metaflow_proxy::sip::transaction::Timers;
 use metaflow_proxy::sip::transport::{Peer, Transport};
@@ -148,7 +148,7 @@ impl MediaControl for CountingMedia {
     fn discard_held(&mut self, _: CallKey, _: Leg) {}
     fn release_held(&mut self, _: CallKey, _: Leg, _: &str) {}
     fn arm_timeout(&mut self, _: CallKey) {}
-    fn set_recorder(&mut self, _: CallKey, _: Option<RecorderTap>) {}
+    fn set_tap(&mut self, _: CallKey, _: Option<metaflow_proxy::media::SharedTap>) {}
     fn release_call(&mut self, _: CallKey) {
         self.streams = 0;
     }

@@ -1,6 +1,7 @@
 //! End-to-end calls through metaflow-proxy: a SIPp caller sends to the proxy, the proxy calls a
 //! SIPp callee on its `--upstream` port, and tshark checks the RTP the endpoints receive.
 //! Needs `sipp` and `tshark` (capture on `lo`, so root or the wireshark group).
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

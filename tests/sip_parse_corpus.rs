@@ -1,6 +1,7 @@
 //! Corpus tests for the SIP parser: the 49 RFC 4475 torture messages with the
 //! RFC's verdict for each, external fuzz seeds, and property tests (no panics,
 //! serialise/parse round trip).
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! a phone registers through the proxy, the PBX reaches it back through the proxy's rewritten
 //! Contact, the binding goes away with Expires 0; digest challenges and credentials cross the
 //! proxy unchanged. Needs `sipp`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

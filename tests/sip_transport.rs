@@ -3,6 +3,7 @@
 //! file), a call is set up, anchored and hung up the same way; and reliable provisional
 //! responses (RFC 3262: 183 with `Require: 100rel`, PRACK) cross the proxy in the early dialog.
 //! Needs `sipp`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! End-to-end blind transfers through metaflow-proxy: a SIPp party dials a code with RFC 2833
 //! events, the proxy REFERs the other leg, follows its NOTIFYs and hangs up (or not) as the
 //! `transfer` module says. Scenarios: `tests/sipp/transfer_*.xml`. Needs `sipp`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
 

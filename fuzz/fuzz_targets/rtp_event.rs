@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig, RtpView, TelephoneEvent};
+use metaflow_proxy::dtmf::{DtmfDecoder, EventConfig, TelephoneEvent};
+use metaflow_proxy::rtp::RtpView;
 
 fuzz_target!(|data: &[u8]| {
     let _ = TelephoneEvent::parse(data);

@@ -9,15 +9,15 @@ use axum::response::IntoResponse;
 use super::ApiState;
 
 /// Content type of the Prometheus text exposition format.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /live`: the process is up and the API answers.
-pub async fn live() -> &'static str {
+pub(super) async fn live() -> &'static str {
     "ok"
 }
 
 /// `GET /ready`: 200 once every listener is serving, 503 before that and during shutdown.
-pub async fn ready(State(state): State<ApiState>) -> (StatusCode, &'static str) {
+pub(super) async fn ready(State(state): State<ApiState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready")
     } else {
@@ -26,7 +26,7 @@ pub async fn ready(State(state): State<ApiState>) -> (StatusCode, &'static str) 
 }
 
 /// `GET /metrics`: every counter in the Prometheus text format 0.0.4.
-pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
         state.metrics.render(),

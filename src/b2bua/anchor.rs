@@ -10,7 +10,7 @@ use super::{CallKey, Leg};
 
 /// Why an SDP could not be anchored.
 #[derive(Debug, thiserror::Error)]
-pub enum AnchorError {
+pub(super) enum AnchorError {
     /// The body is not parseable SDP.
     #[error("unparseable SDP: {0}")]
     Sdp(#[from] crate::sdp::SdpError),
@@ -21,7 +21,7 @@ pub enum AnchorError {
 
 /// What the SDPs of a call declared, kept for the relay's decoders and the recorder.
 #[derive(Debug, Default)]
-pub struct SdpState {
+pub(super) struct SdpState {
     /// Telephone-event payload types per stream and leg.
     pub event_pts: EventPts,
     /// Audio codecs of each leg's first audio stream.
@@ -32,7 +32,7 @@ pub struct SdpState {
 
 impl SdpState {
     /// The suppression binding digit for digits sent by `leg`.
-    pub fn suppress_binding(&self, leg: Leg) -> Option<char> {
+    pub(super) fn suppress_binding(&self, leg: Leg) -> Option<char> {
         let [a, b] = self.suppress;
         match leg {
             Leg::A => a,
@@ -49,7 +49,7 @@ impl SdpState {
 /// spoken, telephone-event counts only if both declared it (an answer cannot add a format the
 /// offer lacked), so events on a payload type one side never agreed to are never digits.
 #[derive(Debug, Default)]
-pub struct EventPts {
+pub(super) struct EventPts {
     /// Per stream, per leg (a, b): `None` until that leg's SDP was seen, then its declaration.
     per_stream: Vec<[Option<EventPt>; 2]>,
 }
@@ -109,7 +109,7 @@ impl super::B2bua {
 
 /// Anchors the SDP `body` sent by leg `from` for call `call`, returning the body to send to
 /// the other leg, whose media will then flow through `media_ip`.
-pub fn anchor_sdp(
+pub(super) fn anchor_sdp(
     media: &mut dyn MediaControl,
     media_ip: IpAddr,
     call: CallKey,

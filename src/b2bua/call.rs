@@ -50,7 +50,7 @@ impl Outcome {
 
 /// An ACK the proxy owes one leg once the other leg acknowledges a 2xx.
 #[derive(Clone, Debug)]
-pub struct PendingAck {
+pub(super) struct PendingAck {
     /// The leg whose ACK we wait for.
     pub from: Leg,
     /// CSeq number of the INVITE on that leg.
@@ -65,7 +65,7 @@ pub struct PendingAck {
 
 /// One call through the proxy.
 #[derive(Debug)]
-pub struct Call {
+pub(super) struct Call {
     /// Dialog with the caller.
     pub a: Dialog,
     /// Dialog with the PBX.
@@ -96,7 +96,7 @@ pub struct Call {
 
 impl Call {
     /// The dialog of `leg`.
-    pub fn dialog(&self, leg: Leg) -> &Dialog {
+    pub(super) fn dialog(&self, leg: Leg) -> &Dialog {
         match leg {
             Leg::A => &self.a,
             Leg::B => &self.b,
@@ -104,7 +104,7 @@ impl Call {
     }
 
     /// The dialog of `leg`, mutably.
-    pub fn dialog_mut(&mut self, leg: Leg) -> &mut Dialog {
+    pub(super) fn dialog_mut(&mut self, leg: Leg) -> &mut Dialog {
         match leg {
             Leg::A => &mut self.a,
             Leg::B => &mut self.b,
@@ -112,13 +112,13 @@ impl Call {
     }
 
     /// The Call-ID the log lines of this call carry (the caller's).
-    pub fn call_id(&self) -> &str {
+    pub(super) fn call_id(&self) -> &str {
         &self.a.call_id
     }
 }
 
 /// The other leg of a call.
-pub fn other(leg: Leg) -> Leg {
+pub(super) fn other(leg: Leg) -> Leg {
     match leg {
         Leg::A => Leg::B,
         Leg::B => Leg::A,

@@ -8,7 +8,7 @@ use super::{CallKey, Leg};
 
 /// A request we received and answer (or relay the answer to).
 #[derive(Debug)]
-pub struct ServerEntry {
+pub(super) struct ServerEntry {
     /// The transaction state machine.
     pub tx: ServerTx,
     /// The request, kept to build responses from.
@@ -21,7 +21,7 @@ pub struct ServerEntry {
 
 /// Why we sent a request, i.e. what to do with its responses.
 #[derive(Clone, Debug)]
-pub enum Purpose {
+pub(super) enum Purpose {
     /// The b-leg INVITE relayed from the a-leg's initial INVITE.
     InitialInvite {
         /// Key of the a-leg server transaction to answer.
@@ -45,7 +45,7 @@ pub enum Purpose {
 
 /// A request we sent.
 #[derive(Debug)]
-pub struct ClientEntry {
+pub(super) struct ClientEntry {
     /// The transaction state machine.
     pub tx: ClientTx,
     /// The request as sent (CANCEL and non-2xx ACK are built from it).
@@ -63,7 +63,7 @@ pub struct ClientEntry {
 }
 
 /// The key of a server transaction: branch plus method (ACK matches its INVITE).
-pub fn server_key(msg: &SipMessage) -> Option<String> {
+pub(super) fn server_key(msg: &SipMessage) -> Option<String> {
     let method = msg.cseq().map(|(_, m)| m)?;
     let method = match method.as_str() {
         "ACK" => "INVITE".to_string(),

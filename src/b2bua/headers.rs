@@ -18,7 +18,7 @@ const PER_LEG: &[&str] = &[
 
 /// Copies every end-to-end header of `from` (in order) onto `to`, after the headers `to`
 /// already has. Dialog and hop headers are skipped; `extra_skip` names more to leave out.
-pub fn copy_end_to_end(from: &SipMessage, to: &mut SipMessage, extra_skip: &[&str]) {
+pub(super) fn copy_end_to_end(from: &SipMessage, to: &mut SipMessage, extra_skip: &[&str]) {
     for h in &from.headers {
         let skip = PER_LEG
             .iter()
@@ -31,7 +31,7 @@ pub fn copy_end_to_end(from: &SipMessage, to: &mut SipMessage, extra_skip: &[&st
 }
 
 /// Whether the message body is SDP.
-pub fn has_sdp(msg: &SipMessage) -> bool {
+pub(super) fn has_sdp(msg: &SipMessage) -> bool {
     !msg.body.is_empty()
         && msg
             .content_type()
@@ -46,7 +46,7 @@ pub fn has_sdp(msg: &SipMessage) -> bool {
 }
 
 /// Removes the topmost Via value (ours, on a response to a request we forwarded).
-pub fn pop_top_via(msg: &mut SipMessage) {
+pub(super) fn pop_top_via(msg: &mut SipMessage) {
     let Some(pos) = msg
         .headers
         .iter()
@@ -74,7 +74,10 @@ pub fn pop_top_via(msg: &mut SipMessage) {
 /// Makes a message the proxy built fit the transport it leaves on: our top Via names that
 /// transport, and our Contact asks for it (`;transport=tcp`), so the peer answers and sends
 /// in-dialog requests over the same transport.
-pub fn adapt_to_transport(msg: &mut SipMessage, transport: crate::sip::transport::Transport) {
+pub(super) fn adapt_to_transport(
+    msg: &mut SipMessage,
+    transport: crate::sip::transport::Transport,
+) {
     use crate::sip::transport::Transport;
     if transport == Transport::Udp {
         return;

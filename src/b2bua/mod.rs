@@ -19,10 +19,8 @@ mod indialog;
 mod invite;
 mod recording;
 mod registrar;
-pub mod registry;
 pub mod screening;
 mod session_timer;
-pub mod shell;
 pub mod stats;
 mod teardown;
 #[cfg(test)]
@@ -32,9 +30,7 @@ mod transfer;
 mod tx_timers;
 
 pub use self::call::{CallState, Outcome};
-pub use self::codes::{
-    CallMetaflow, DigitSource, DirectoryMetaflows, MetaflowResolver, StaticMetaflows,
-};
+pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};
 pub use self::core::{Action, B2bua, CoreConfig};
-pub use crate::media::CallKey;
-pub use crate::metaflow::Leg;
+pub use crate::base::CallKey;
+pub use crate::base::Leg;

@@ -17,7 +17,7 @@ use super::core::Action;
 use super::{B2bua, CallKey, Leg};
 
 /// The payload types of the first audio stream of an SDP, for the recorder's decoder.
-pub fn audio_codecs(sdp: &Sdp) -> Vec<(u8, Codec)> {
+pub(super) fn audio_codecs(sdp: &Sdp) -> Vec<(u8, Codec)> {
     let Some(m) = sdp
         .media()
         .iter()
@@ -36,7 +36,7 @@ pub fn audio_codecs(sdp: &Sdp) -> Vec<(u8, Codec)> {
 }
 
 /// Records the codecs a leg's SDP declared.
-pub fn remember_codecs(codecs: &mut LegCodecs, leg: Leg, sdp: &Sdp) {
+pub(super) fn remember_codecs(codecs: &mut LegCodecs, leg: Leg, sdp: &Sdp) {
     let list = audio_codecs(sdp);
     if list.is_empty() {
         return;

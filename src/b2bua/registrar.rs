@@ -17,7 +17,7 @@ use crate::sip::{NameAddr, SipMessage, SipUri};
 
 /// A phone registered through the proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Binding {
+pub(super) struct Binding {
     /// The address of record (To of the REGISTER).
     pub aor: String,
     /// The phone's own Contact URI.
@@ -30,7 +30,7 @@ pub struct Binding {
 
 /// Bindings by id, plus the REGISTERs waiting for the PBX's answer.
 #[derive(Debug, Default)]
-pub struct Registrar {
+pub(super) struct Registrar {
     bindings: HashMap<String, Binding>,
     /// Per forwarded REGISTER (server transaction key): (binding id, candidate binding).
     pending: HashMap<String, Vec<(String, Binding)>>,
@@ -54,13 +54,13 @@ fn id_of_user(user: &str) -> Option<&str> {
 
 impl Registrar {
     /// Number of live bindings.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.bindings.len()
     }
 
     /// Rewrites the Contacts of a REGISTER about to be forwarded (server transaction `key`,
     /// received from `source`), so the PBX reaches the phone through `proxy_hostport`.
-    pub fn rewrite_register(
+    pub(super) fn rewrite_register(
         &mut self,
         key: &str,
         msg: &mut SipMessage,
@@ -121,7 +121,7 @@ impl Registrar {
 
     /// The PBX answered the REGISTER of server transaction `key`: a 2xx grants (or with
     /// expires 0 removes) the bindings; the response's Contacts are given back their originals.
-    pub fn on_register_response(&mut self, key: &str, resp: &mut SipMessage, now: Instant) {
+    pub(super) fn on_register_response(&mut self, key: &str, resp: &mut SipMessage, now: Instant) {
         let code = resp.status().unwrap_or(0);
         if code < 200 {
             return;
@@ -183,14 +183,14 @@ impl Registrar {
     }
 
     /// The binding an INVITE from the PBX is for (its Request-URI is one of our Contacts).
-    pub fn lookup(&self, request_uri: &str, now: Instant) -> Option<&Binding> {
+    pub(super) fn lookup(&self, request_uri: &str, now: Instant) -> Option<&Binding> {
         let user = SipUri::parse(request_uri).ok()?.user?;
         let id = id_of_user(&user)?;
         self.bindings.get(id).filter(|b| b.expires_at > now)
     }
 
     /// A forwarded REGISTER got no answer: forget its candidates.
-    pub fn forget_pending(&mut self, key: &str) {
+    pub(super) fn forget_pending(&mut self, key: &str) {
         self.pending.remove(key);
     }
 

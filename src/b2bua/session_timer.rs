@@ -16,7 +16,7 @@ use super::{B2bua, CallKey};
 const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
 
 /// The negotiated interval of a 2xx response's `Session-Expires` (`1800;refresher=uac`).
-pub fn session_interval(resp: &SipMessage) -> Option<Duration> {
+pub(super) fn session_interval(resp: &SipMessage) -> Option<Duration> {
     let value = resp.header("Session-Expires")?;
     let secs: u64 = value.split(';').next()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs).max(MIN_SESSION_EXPIRES))

@@ -67,7 +67,7 @@ impl MediaControl for FakeMedia {
         self.inspectors
             .push((call, index, from, cfg.event_payload_type));
     }
-    fn set_recorder(&mut self, _call: CallKey, _tap: Option<crate::modules::record::RecorderTap>) {}
+    fn set_tap(&mut self, _call: CallKey, _tap: Option<crate::media::SharedTap>) {}
     fn discard_held(&mut self, _call: CallKey, _leg: Leg) {}
     fn release_held(&mut self, _call: CallKey, _leg: Leg, _digits: &str) {}
     fn arm_timeout(&mut self, call: CallKey) {

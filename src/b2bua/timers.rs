@@ -6,7 +6,7 @@ use std::time::Instant;
 
 /// What a queued deadline refers to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TimerRef {
+pub(super) enum TimerRef {
     /// A server transaction by key.
     Server(String),
     /// A client transaction by branch.
@@ -20,23 +20,23 @@ pub enum TimerRef {
 /// Deadlines ordered by time. The owner re-checks each popped entry against the state it names,
 /// so rescheduling never needs a removal.
 #[derive(Debug, Default)]
-pub struct TimerQueue {
+pub(super) struct TimerQueue {
     heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
 }
 
 impl TimerQueue {
     /// Queues `what` at `at`.
-    pub fn schedule(&mut self, at: Instant, what: TimerRef) {
+    pub(super) fn schedule(&mut self, at: Instant, what: TimerRef) {
         self.heap.push(Reverse((at, what)));
     }
 
     /// The earliest queued deadline.
-    pub fn next(&self) -> Option<Instant> {
+    pub(super) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Pops one entry due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<TimerRef> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<TimerRef> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, r))| r),
             _ => None,

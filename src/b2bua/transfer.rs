@@ -20,7 +20,7 @@ use super::{B2bua, CallKey, Leg};
 
 /// A transfer started on a call (kept after it ends, to absorb late NOTIFYs).
 #[derive(Debug)]
-pub struct ActiveTransfer {
+pub(super) struct ActiveTransfer {
     /// The decision state machine.
     pub transfer: BlindTransfer,
     /// The module run that started it (its children follow the outcome).

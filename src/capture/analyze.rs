@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::base::Leg;
 use crate::capture::CaptureError;
 use crate::capture::infer::StreamStats;
 use crate::capture::packet::{Segments, Transport, UdpDatagrams};
 use crate::capture::report::{AnalyzeReport, ConfigSource, DigitRecord, StreamId, StreamReport};
 use crate::capture::sdp_scan::{SdpAudio, scan_sip_sdp};
-use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, RtpView};
-use crate::metaflow::Leg;
+use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
+use crate::rtp::RtpView;
 
 /// Choices the caller can impose on the analysis.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

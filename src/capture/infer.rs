@@ -1,7 +1,8 @@
 //! Per-stream statistics gathered in a first pass over a capture, used to infer the
 //! telephone-event payload type and clock rate of streams no SDP describes.
 
-use crate::dtmf::{RtpView, TelephoneEvent};
+use crate::dtmf::TelephoneEvent;
+use crate::rtp::RtpView;
 
 /// Clock rates a telephone-event stream is snapped to.
 const KNOWN_RATES: [u32; 3] = [8000, 16000, 48000];
@@ -26,7 +27,7 @@ struct PtStats {
 
 /// First-pass view of one RTP stream (one source, destination and SSRC).
 #[derive(Debug, Clone, Default)]
-pub struct StreamStats {
+pub(super) struct StreamStats {
     /// RTP packets seen.
     pub packets: u64,
     by_pt: Vec<PtStats>,
@@ -36,7 +37,7 @@ pub struct StreamStats {
 
 impl StreamStats {
     /// Accounts one packet of the stream arriving at `at_us`.
-    pub fn observe(&mut self, pkt: &RtpView<'_>, at_us: u64) {
+    pub(super) fn observe(&mut self, pkt: &RtpView<'_>, at_us: u64) {
         self.packets += 1;
         self.first.get_or_insert((pkt.timestamp(), at_us));
         self.last = Some((pkt.timestamp(), at_us));
@@ -80,13 +81,13 @@ impl StreamStats {
     }
 
     /// Whether any packet of the stream used this payload type.
-    pub fn uses_payload_type(&self, payload_type: u8) -> bool {
+    pub(super) fn uses_payload_type(&self, payload_type: u8) -> bool {
         self.by_pt.iter().any(|s| s.payload_type == payload_type)
     }
 
     /// A dynamic payload type (96..=127) whose packets are nearly all 4-byte DTMF events that
     /// repeat their timestamp with growing durations, the one with most such packets.
-    pub fn inferred_event_pt(&self) -> Option<u8> {
+    pub(super) fn inferred_event_pt(&self) -> Option<u8> {
         self.by_pt
             .iter()
             .filter(|s| (96..=127).contains(&s.payload_type))
@@ -101,7 +102,7 @@ impl StreamStats {
     /// them the duration growth of the event's own updates decides between 8 kHz and 48 kHz
     /// only: senders that over-report durations (SIPp's stock pcaps grow 40 ms per 20 ms)
     /// would otherwise read as 16 kHz. No evidence at all means 8 kHz.
-    pub fn inferred_clock_rate(&self, event_pt: u8) -> u32 {
+    pub(super) fn inferred_clock_rate(&self, event_pt: u8) -> u32 {
         if let Some(rate) = self.timestamp_rate() {
             return rate;
         }

@@ -7,7 +7,6 @@ mod packet;
 mod pcap;
 mod report;
 mod sdp_scan;
-pub mod wire;
 
 use std::path::Path;
 
@@ -15,7 +14,7 @@ use thiserror::Error;
 
 pub mod replay;
 
-pub use crate::metaflow::Leg;
+pub use crate::base::Leg;
 pub use analyze::{AnalyzeOptions, analyze};
 pub use packet::{
     Segment, Segments, Transport, UdpDatagram, UdpDatagrams, decode_segment, decode_udp,

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::capture::CaptureError;
 use crate::capture::pcap::{Frame, FrameReader};
-use crate::capture::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
+use crate::pcap::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
 
 /// LINKTYPE_NULL: BSD loopback, 4-byte address family in the capturing host's byte order.
 const LINK_NULL: u16 = 0;

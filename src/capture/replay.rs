@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::metaflow::{Collector, Decision, Leg, Metaflows};
+use crate::base::Leg;
+use crate::metaflow::{Collector, Decision, Metaflows};
 
 use super::report::{AnalyzeReport, StreamId};
 

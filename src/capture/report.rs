@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
+use crate::base::Leg;
 use crate::dtmf::EventConfig;
-use crate::metaflow::Leg;
 
 /// Identity of one RTP stream: one direction between two transport addresses, one SSRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::values::{check_log_level, parse_upstream};
 use super::{Config, ConfigError};
-use crate::cli::Cli;
+use crate::config::cli::Cli;
 
 /// Builds the error for a bad flag value, naming the flag.
 fn invalid_flag(flag: &str, reason: impl Into<String>) -> ConfigError {

@@ -4,6 +4,7 @@
 //! the way rtpengine's configuration file mirrors its command line. Every key is documented with
 //! its default in `config/metaflow-proxy.toml`.
 
+pub mod cli;
 mod error;
 mod file;
 mod flags;
@@ -16,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::Cli;
+use crate::config::cli::Cli;
 
 pub use error::ConfigError;
 pub use values::{parse_rtp_ports, parse_upstream};

@@ -54,7 +54,7 @@ pub fn parse_upstream(text: &str) -> Result<(SocketAddr, String), String> {
 }
 
 /// Parses a listen address, which must be an IP literal with a port (no name lookup).
-pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse::<SocketAddr>().map_err(|_| {
         format!("expected ADDR:PORT such as 127.0.0.1:5060 or [::1]:5060, got \"{text}\"")
     })
@@ -65,7 +65,7 @@ pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
 const LEVEL_NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 /// Checks a log filter the way the logger will read it, so a bad one fails at load.
-pub fn check_log_level(text: &str) -> Result<String, String> {
+pub(super) fn check_log_level(text: &str) -> Result<String, String> {
     let is_single_word = !text.contains([',', '=', ':', '[']);
     if is_single_word && !LEVEL_NAMES.contains(&text.trim().to_ascii_lowercase().as_str()) {
         return Err(format!(

@@ -19,7 +19,7 @@
 //! - Packets of another payload type and events that are not keys (e.g. 32 ANS) are ignored.
 
 use crate::dtmf::event::{DtmfEvent, EventConfig, TelephoneEvent, event_digit};
-use crate::dtmf::rtp::RtpView;
+use crate::rtp::RtpView;
 
 /// Silence after the last packet of a press with no end packet before it is declared over.
 /// RFC 4733 senders refresh at least every 50 ms; 200 ms tolerates a few lost refreshes.

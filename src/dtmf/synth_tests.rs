@@ -2,7 +2,8 @@
 //! decoder reads back exactly the digits injected.
 
 use super::*;
-use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, RtpView, TelephoneEvent};
+use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, TelephoneEvent};
+use crate::rtp::RtpView;
 
 const STREAM: InjectedStream = InjectedStream {
     payload_type: 101,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// Timeout state of one call: whether the timeout counts yet, when RTP was last seen on any of
 /// its streams, and whether the timeout was already reported.
 #[derive(Debug, Default)]
-pub struct CallActivity {
+pub(super) struct CallActivity {
     armed: AtomicBool,
     last_rtp_ms: AtomicU64,
     reported: AtomicBool,
@@ -18,20 +18,20 @@ pub struct CallActivity {
 impl CallActivity {
     /// Starts counting silence from `now_ms` (the call was answered); re-arming after a report
     /// allows one more report.
-    pub fn arm(&self, now_ms: u64) {
+    pub(super) fn arm(&self, now_ms: u64) {
         self.last_rtp_ms.fetch_max(now_ms, Ordering::Relaxed);
         self.reported.store(false, Ordering::Relaxed);
         self.armed.store(true, Ordering::Release);
     }
 
     /// Records that one of the call's streams received RTP at (or shortly before) `now_ms`.
-    pub fn note_rtp(&self, now_ms: u64) {
+    pub(super) fn note_rtp(&self, now_ms: u64) {
         self.last_rtp_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
     /// Returns true exactly once per arming, when the call is armed and has been silent for
     /// at least `timeout_ms` at `now_ms`.
-    pub fn claim_timeout(&self, now_ms: u64, timeout_ms: u64) -> bool {
+    pub(super) fn claim_timeout(&self, now_ms: u64, timeout_ms: u64) -> bool {
         if !self.armed.load(Ordering::Acquire) || self.reported.load(Ordering::Relaxed) {
             return false;
         }
@@ -45,7 +45,7 @@ impl CallActivity {
     }
 
     /// Gives back a claimed report that could not be delivered, so a later check retries it.
-    pub fn unclaim_timeout(&self) {
+    pub(super) fn unclaim_timeout(&self) {
         self.reported.store(false, Ordering::Relaxed);
     }
 }

@@ -11,6 +11,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::base::Leg;
 use crate::media::activity::CallActivity;
 use crate::media::config::{MediaConfig, MediaError};
 use crate::media::inspect::{InspectorConfig, InspectorFactory};
@@ -20,7 +21,6 @@ use crate::media::sockets::StreamSockets;
 use crate::media::stats::MediaStats;
 use crate::media::workers::RelayRuntime;
 use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
-use crate::metaflow::Leg;
 
 /// Receive buffer asked for on each RTP socket.
 const RTP_RECV_BUFFER: usize = 256 * 1024;
@@ -240,8 +240,8 @@ impl MediaControl for MediaEngine {
         });
     }
 
-    fn set_recorder(&mut self, call: CallKey, tap: Option<crate::modules::record::RecorderTap>) {
-        self.send_to_streams(call, || Control::SetRecorder(tap.clone()));
+    fn set_tap(&mut self, call: CallKey, tap: Option<crate::media::SharedTap>) {
+        self.send_to_streams(call, || Control::SetTap(tap.clone()));
     }
 
     fn arm_timeout(&mut self, call: CallKey) {

@@ -15,11 +15,12 @@ pub mod ports;
 mod relay;
 mod sockets;
 pub mod stats;
+mod tap;
 mod workers;
 
 use std::net::SocketAddr;
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
 
 pub use config::{MediaConfig, MediaError};
 pub use engine::MediaEngine;
@@ -28,7 +29,8 @@ pub use inspect::{
 };
 pub use ports::PortPair;
 pub use sockets::register_readable;
-pub use stats::MediaStats;
+pub use stats::{MediaStats, PacketKind};
+pub use tap::{PacketTap, SharedTap};
 
 /// Identifies a call towards the media engine; chosen by the SIP core.
 pub type CallKey = u64;
@@ -90,7 +92,7 @@ pub trait MediaControl {
     fn arm_timeout(&mut self, call: CallKey);
     /// Copies every packet of the call's streams (both legs, RTP and RTCP) to `tap`, or stops
     /// copying (`None`). The copy leaves the relay through the tap's bounded queue.
-    fn set_recorder(&mut self, call: CallKey, tap: Option<crate::modules::record::RecorderTap>);
+    fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>);
     /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
     /// UDP ports currently held (four per stream: RTP and RTCP for each leg).

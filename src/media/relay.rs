@@ -15,14 +15,14 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, trace};
 
+use crate::base::Leg;
+use crate::media::SharedTap;
 use crate::media::activity::CallActivity;
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
 use crate::media::latch::LatchDecision;
 use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
 use crate::media::stats::{Direction, DropReason, LocalCounters, MediaStats, PacketKind};
 use crate::media::{CallKey, MediaEvent};
-use crate::metaflow::Leg;
-use crate::modules::record::{PacketKind as RecordedKind, RecorderTap};
 
 /// How often a relay task publishes counters and activity and runs timeouts.
 /// Every stream task wakes on it, so it is kept coarse: at 2,000 streams a 100 ms tick alone
@@ -53,7 +53,7 @@ pub(crate) enum Control {
     /// The events withheld from `leg` were no code: deliver `digits` to the other leg.
     ReleaseHeld { leg: Leg, digits: String },
     /// Copy every packet of both legs to a recorder (or stop copying).
-    SetRecorder(Option<RecorderTap>),
+    SetTap(Option<SharedTap>),
 }
 
 /// Everything a relay task needs besides its sockets and control channel.
@@ -107,7 +107,7 @@ pub(crate) async fn run_stream(
         latches: StreamLatches::default(),
         counters: LocalCounters::default(),
         saw_rtp: false,
-        recorder: None,
+        tap: None,
         connected: [None; 4],
     };
     let mut tick = tokio::time::interval(TICK);
@@ -179,7 +179,7 @@ struct Relay {
     /// Whether RTP arrived since the last tick.
     saw_rtp: bool,
     /// Where copies of the packets go while the call is recorded.
-    recorder: Option<RecorderTap>,
+    tap: Option<SharedTap>,
     /// The peer each socket (in `Port::index` order) is connected to: the source its leg
     /// latched. Connected sockets send without a per-packet route lookup and leave packets
     /// from other sources to the kernel to drop.
@@ -214,7 +214,7 @@ impl Relay {
                     inspector.release_held(leg, &digits, now_us);
                 }
             }
-            Control::SetRecorder(tap) => self.recorder = tap,
+            Control::SetTap(tap) => self.tap = tap,
         }
     }
 
@@ -252,15 +252,11 @@ impl Relay {
         if newly_latched {
             self.connect(sockets, port, source);
         }
-        if let Some(tap) = self.recorder.as_ref() {
-            let recorded = match kind {
-                PacketKind::Rtp => RecordedKind::Rtp,
-                PacketKind::Rtcp => RecordedKind::Rtcp,
-            };
+        if let Some(tap) = self.tap.as_ref() {
             let local = sockets.local_addr(port);
             tap.offer(
                 from,
-                recorded,
+                kind,
                 source,
                 local,
                 packet,

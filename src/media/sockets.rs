@@ -9,9 +9,9 @@ use socket2::{SockAddr, SockAddrStorage, SockRef};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use crate::base::Leg;
 use crate::media::latch::Latch;
 use crate::media::stats::PacketKind;
-use crate::metaflow::Leg;
 
 /// The four bound, non-blocking sockets of a stream, still in their std form so that they can
 /// be created from synchronous code and registered with the reactor inside the task.

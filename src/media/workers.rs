@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
-use crate::media::CallKey;
+use crate::base::CallKey;
 
 /// Where relay tasks run: dedicated workers, or (with none) the runtime the engine was created
 /// in (tests, small deployments).

@@ -34,39 +34,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::base::Leg;
 use crate::metaflow::model::{ListenOn, MetaflowNode, Metaflows};
 
 /// Longest code collected on one leg before it is decided without waiting.
 pub const MAX_COLLECTED_DIGITS: usize = 64;
 /// Longest inter-digit wait honoured, so that a huge configured timeout cannot overflow a clock.
 const MAX_DIGIT_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// One of the two legs of a call: `A` sent the INVITE to the proxy, `B` received the proxy's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Leg {
-    /// The a-leg.
-    A,
-    /// The b-leg.
-    B,
-}
-
-impl Leg {
-    /// The other leg of the same call.
-    pub fn other(self) -> Self {
-        match self {
-            Self::A => Self::B,
-            Self::B => Self::A,
-        }
-    }
-
-    /// Lower-case name used in module data and logs (`"a"` / `"b"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::A => "a",
-            Self::B => "b",
-        }
-    }
-}
 
 /// What to do with the digit just received, toward the other leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::metaflow::collector::{Decision, Leg};
+use crate::base::Leg;
+use crate::metaflow::collector::Decision;
 use crate::metaflow::model::MetaflowNode;
 
 /// Outcome key that matches any outcome without a child of its own.

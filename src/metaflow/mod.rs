@@ -15,7 +15,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use collector::{Collector, Decision, DigitOutcome, Leg, RelayVerdict};
+pub use collector::{Collector, Decision, DigitOutcome, RelayVerdict};
 pub use engine::{ModuleRun, module_run, next_node};
 pub use model::{ListenOn, MetaflowNode, Metaflows, to_json};
-pub use validate::{ValidationError, parse_metaflows};
+pub use validate::parse_metaflows;

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::base::{Problem, Problems};
 use regex::Regex;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::metaflow::model::{
@@ -21,39 +21,8 @@ const MODULE_NAME_MAX_CHARS: usize = 64;
 /// Digits a `binding_digit` may be.
 const BINDING_DIGITS: &str = "0123456789*#";
 
-/// One schema violation, named the way Kazoo's API error envelope names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{path}: {message} ({rule})")]
-pub struct ValidationError {
-    /// Dotted JSON path of the offending value, e.g. `patterns.2(\d+).module` or `binding_digit`.
-    pub path: String,
-    /// Kazoo rule name: `enum`, `type`, `minLength`, `maxLength`, `pattern`, `required`,
-    /// `minimum` or `regex`.
-    pub rule: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-/// Collects the violations found while walking a document (also used by the API's schemas).
-#[derive(Default)]
-pub(crate) struct Problems(pub(crate) Vec<ValidationError>);
-
-impl Problems {
-    /// Records one violation.
-    pub(crate) fn add(&mut self, path: &str, rule: &str, message: impl Into<String>) {
-        self.0.push(ValidationError {
-            path: path.to_owned(),
-            rule: rule.to_owned(),
-            message: message.into(),
-        });
-    }
-}
-
 /// Validates a Kazoo metaflow object; on failure returns every violation found, not only the first.
-pub fn parse_metaflows(
-    value: &Value,
-    known_modules: &[&str],
-) -> Result<Metaflows, Vec<ValidationError>> {
+pub fn parse_metaflows(value: &Value, known_modules: &[&str]) -> Result<Metaflows, Vec<Problem>> {
     let mut problems = Problems(Vec::new());
     let Some(object) = value.as_object() else {
         problems.add("", "type", "metaflows must be a JSON object");

@@ -8,7 +8,8 @@ pub mod transfer;
 
 use serde_json::{Map, Value};
 
-use crate::metaflow::{Metaflows, ValidationError, parse_metaflows};
+use crate::base::Problem;
+use crate::metaflow::{Metaflows, parse_metaflows};
 
 /// Names of the modules a metaflow node may use.
 pub const KNOWN: &[&str] = &["hangup", transfer::MODULE_NAME, record::MODULE_NAME];
@@ -48,7 +49,7 @@ pub fn normalise_node_data(module: &str, data: &mut Map<String, Value>) {
 
 /// Validates a metaflow object: the generic schema, then every node's module data.
 /// Every problem is reported with its JSON path.
-pub fn validate_metaflows(value: &Value) -> Result<Metaflows, Vec<ValidationError>> {
+pub fn validate_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
     let parsed = parse_metaflows(value, KNOWN);
     let mut problems = match &parsed {
         Ok(_) => Vec::new(),
@@ -70,7 +71,7 @@ pub fn validate_metaflows(value: &Value) -> Result<Metaflows, Vec<ValidationErro
 }
 
 /// Validates one node given alone (e.g. the `data` of an API-triggered metaflow).
-pub fn validate_node(node: &Value) -> Vec<ValidationError> {
+pub fn validate_node(node: &Value) -> Vec<Problem> {
     let wrapper = serde_json::json!({ "numbers": { "0": node } });
     match validate_metaflows(&wrapper) {
         Ok(_) => Vec::new(),
@@ -88,7 +89,7 @@ pub fn validate_node(node: &Value) -> Vec<ValidationError> {
     }
 }
 
-fn check_node(path: &str, node: &Value, problems: &mut Vec<ValidationError>) {
+fn check_node(path: &str, node: &Value, problems: &mut Vec<Problem>) {
     let Some(node) = node.as_object() else {
         return;
     };
@@ -99,7 +100,7 @@ fn check_node(path: &str, node: &Value, problems: &mut Vec<ValidationError>) {
             _ => &empty,
         };
         for (suffix, rule, message) in validate_node_data(module, data) {
-            problems.push(ValidationError {
+            problems.push(Problem {
                 path: format!("{path}.{suffix}"),
                 rule,
                 message,

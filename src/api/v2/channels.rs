@@ -27,7 +27,7 @@ fn require_account(state: &V2State, account_id: &str) -> Result<(), ApiError> {
 }
 
 /// `GET`: the account's channels as the call core reports them.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<V2State>,
     Path(account_id): Path<String>,
 ) -> Result<Reply, ApiError> {
@@ -62,7 +62,7 @@ fn action_request(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// `PUT`: validates the node and hands it to the call; 404 when the call is unknown.
-pub async fn act(
+pub(super) async fn act(
     State(state): State<V2State>,
     Path((account_id, call_id)): Path<(String, String)>,
     body: Bytes,

@@ -55,7 +55,7 @@ impl Location {
 }
 
 /// Creates the default account when it does not exist yet.
-pub fn ensure_default_account(store: &Store, account_id: &str) -> Result<(), StoreError> {
+pub(super) fn ensure_default_account(store: &Store, account_id: &str) -> Result<(), StoreError> {
     store.write(|txn| {
         if txn.get(Collection::Accounts, account_id, "")?.is_none() {
             let doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
@@ -101,7 +101,7 @@ fn summary(kind: Kind, id: &str, doc: &Map<String, Value>) -> Value {
 }
 
 /// `GET /v2/accounts`: every account.
-pub async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiError> {
+pub(super) async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiError> {
     state
         .blocking(|state| {
             let view = state.shared.store.read()?;
@@ -116,7 +116,7 @@ pub async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiErr
 }
 
 /// `GET /v2/accounts/{A}/{users|devices|callflows}`.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,
@@ -137,7 +137,7 @@ pub async fn list(
 }
 
 /// `PUT /v2/accounts`: creates an account.
-pub async fn create_account(
+pub(super) async fn create_account(
     State(state): State<V2State>,
     headers: HeaderMap,
     body: Bytes,
@@ -146,7 +146,7 @@ pub async fn create_account(
 }
 
 /// `PUT /v2/accounts/{A}/{users|devices|callflows}`: creates a document with a fresh id.
-pub async fn create(
+pub(super) async fn create(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,
@@ -246,7 +246,7 @@ fn document_reply(location: &Location, stored: Stored) -> Reply {
 }
 
 /// `GET` one document.
-pub async fn fetch(
+pub(super) async fn fetch(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,
@@ -260,7 +260,7 @@ pub async fn fetch(
 }
 
 /// `POST` one document: replaces it with the request's `data`.
-pub async fn replace(
+pub(super) async fn replace(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,
@@ -283,7 +283,7 @@ pub async fn replace(
 }
 
 /// `PATCH` one document: merges the request's `data` into it (JSON merge patch).
-pub async fn patch(
+pub(super) async fn patch(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,
@@ -307,7 +307,7 @@ pub async fn patch(
 
 /// `DELETE` one document, with what hangs off it (a user's or device's metaflows; everything
 /// of an account). The default account cannot be deleted.
-pub async fn remove(
+pub(super) async fn remove(
     State(state): State<V2State>,
     Extension(kind): Extension<Kind>,
     Path(params): Path<HashMap<String, String>>,

@@ -12,12 +12,12 @@ use serde_json::{Map, Value, json};
 
 use super::V2State;
 use super::routes::OPENAPI_PATH;
+use crate::base::Problem;
 use crate::events::clock::format_rfc3339_seconds;
-use crate::metaflow::ValidationError;
 use crate::store::StoreError;
 
 /// Header carrying the API token, as in Kazoo.
-pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+pub(super) const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 /// Largest error body of a non-envelope response that is quoted in the envelope.
 const QUOTED_BODY_LIMIT: usize = 4096;
 
@@ -26,7 +26,7 @@ const QUOTED_BODY_LIMIT: usize = 4096;
 pub enum ApiError {
     /// Fields that break the schema; every one is named in `data`.
     #[error("validation failed")]
-    Validation(Vec<ValidationError>),
+    Validation(Vec<Problem>),
     /// The body is not JSON; the text says where parsing stopped.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
@@ -67,7 +67,7 @@ pub enum ApiError {
 impl ApiError {
     /// A single-field validation failure.
     pub fn field(path: &str, rule: &str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![ValidationError {
+        Self::Validation(vec![Problem {
             path: path.to_owned(),
             rule: rule.to_owned(),
             message: message.into(),
@@ -120,7 +120,7 @@ impl ApiError {
 }
 
 /// A successful reply: status, `data` and, when a document was returned or changed, its revision.
-pub struct Reply {
+pub(super) struct Reply {
     /// HTTP status (200, or 201 for a creation, 202 for an accepted channel action).
     pub status: StatusCode,
     /// The `data` member.
@@ -131,7 +131,7 @@ pub struct Reply {
 
 impl Reply {
     /// A 200 reply.
-    pub fn ok(data: Value, revision: Option<String>) -> Self {
+    pub(super) fn ok(data: Value, revision: Option<String>) -> Self {
         Self {
             status: StatusCode::OK,
             data,
@@ -189,7 +189,7 @@ impl IntoResponse for ApiError {
 
 /// Middleware on every `/v2` route: refuses requests without a configured token (except the
 /// OpenAPI document) and renders every reply, axum's own rejections included, as an envelope.
-pub async fn wrap(State(state): State<V2State>, request: Request, next: Next) -> Response {
+pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: Next) -> Response {
     let token = request
         .headers()
         .get(AUTH_TOKEN_HEADER)

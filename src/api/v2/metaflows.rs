@@ -103,7 +103,7 @@ fn reply(stored: Stored) -> Reply {
 }
 
 /// `GET`: the stored metaflows, `{}` (and no revision) when none were ever set.
-pub async fn fetch(
+pub(super) async fn fetch(
     State(state): State<V2State>,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Reply, ApiError> {
@@ -121,7 +121,7 @@ pub async fn fetch(
 }
 
 /// `POST`: replaces the metaflows with the request's `data`.
-pub async fn change(
+pub(super) async fn change(
     State(state): State<V2State>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
@@ -136,7 +136,7 @@ pub async fn change(
 }
 
 /// Validates, normalises and stores `doc` as `owner`'s metaflows.
-pub fn replace(
+pub(super) fn replace(
     state: &V2State,
     owner: &MetaflowOwner,
     doc: Map<String, Value>,
@@ -183,7 +183,7 @@ fn guarded_current(
 
 /// `PATCH`: merges the request's `data` into the stored metaflows (see
 /// [`merge_metaflows`]) and stores the validated result.
-pub async fn merge(
+pub(super) async fn merge(
     State(state): State<V2State>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
@@ -206,7 +206,7 @@ pub async fn merge(
 }
 
 /// `DELETE`: empties the metaflows (the document stays, as `{}`, with a new revision).
-pub async fn remove(
+pub(super) async fn remove(
     State(state): State<V2State>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,

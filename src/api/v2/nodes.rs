@@ -4,21 +4,22 @@
 use serde_json::{Map, Value, json};
 
 use super::{KNOWN_MODULES, V2State};
-use crate::metaflow::{ValidationError, parse_metaflows};
+use crate::base::Problem;
+use crate::metaflow::parse_metaflows;
 
 /// Validates a metaflow object and returns its stored form: every node gets a `data` object
 /// normalised for its module; top-level `null` members are dropped. Problem paths are prefixed
 /// with `prefix` (e.g. `metaflow.` inside a callflow).
-pub fn check_metaflows(
+pub(super) fn check_metaflows(
     state: &V2State,
     mut doc: Map<String, Value>,
     prefix: &str,
-) -> Result<Map<String, Value>, Vec<ValidationError>> {
+) -> Result<Map<String, Value>, Vec<Problem>> {
     doc.retain(|_, value| !value.is_null());
-    let prefixed = |problems: Vec<ValidationError>| -> Vec<ValidationError> {
+    let prefixed = |problems: Vec<Problem>| -> Vec<Problem> {
         problems
             .into_iter()
-            .map(|problem| ValidationError {
+            .map(|problem| Problem {
                 path: join(prefix, &problem.path),
                 ..problem
             })
@@ -43,14 +44,14 @@ pub fn check_metaflows(
 
 /// Validates one node (as sent to a live call) and returns its normalised form; problem paths
 /// start with `path`.
-pub fn check_node(state: &V2State, node: Value, path: &str) -> Result<Value, Vec<ValidationError>> {
+pub(super) fn check_node(state: &V2State, node: Value, path: &str) -> Result<Value, Vec<Problem>> {
     let wrapped = json!({ "numbers": { "0": node.clone() } });
     parse_metaflows(&wrapped, KNOWN_MODULES).map_err(|problems| {
         problems
             .into_iter()
             .map(|problem| {
                 let rest = problem.path.strip_prefix("numbers.0").unwrap_or_default();
-                ValidationError {
+                Problem {
                     path: format!("{path}{rest}"),
                     ..problem
                 }
@@ -68,12 +69,7 @@ pub fn check_node(state: &V2State, node: Value, path: &str) -> Result<Value, Vec
 }
 
 /// Runs the module validator on a schema-valid node and its children, then the normaliser.
-fn prepare_node(
-    state: &V2State,
-    node: &mut Value,
-    path: &str,
-    problems: &mut Vec<ValidationError>,
-) {
+fn prepare_node(state: &V2State, node: &mut Value, path: &str, problems: &mut Vec<Problem>) {
     let Value::Object(node) = node else {
         return;
     };
@@ -90,7 +86,7 @@ fn prepare_node(
         let clean = found.is_empty();
         problems.extend(found.into_iter().map(|(suffix, rule, message)| {
             let data_path = format!("{path}.data");
-            ValidationError {
+            Problem {
                 path: if suffix.is_empty() {
                     data_path
                 } else {

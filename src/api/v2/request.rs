@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::ApiError;
 
 /// What a write request carries: the document and, optionally, the revision it was based on.
-pub struct Submitted {
+pub(super) struct Submitted {
     /// The `data` object without private (`_`/`pvt_` prefixed) keys and without `id`.
     pub data: Map<String, Value>,
     /// The revision from `If-Match` or `data._rev`, if the client sent one.
@@ -15,7 +15,7 @@ pub struct Submitted {
 }
 
 /// Parses a write request body: JSON, an object, with an object under `data`.
-pub fn submitted(headers: &HeaderMap, body: &[u8]) -> Result<Submitted, ApiError> {
+pub(super) fn submitted(headers: &HeaderMap, body: &[u8]) -> Result<Submitted, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "request body is empty; expected {\"data\": {...}}".into(),
@@ -45,14 +45,17 @@ pub fn submitted(headers: &HeaderMap, body: &[u8]) -> Result<Submitted, ApiError
 }
 
 /// The revision named by an `If-Match` header (quotes and a weak `W/` prefix removed; `*` none).
-pub fn if_match(headers: &HeaderMap) -> Option<String> {
+pub(super) fn if_match(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
     let unquoted = raw.trim_start_matches("W/").trim_matches('"');
     (!unquoted.is_empty() && unquoted != "*").then(|| unquoted.to_owned())
 }
 
 /// Refuses a write whose expected revision is not the current one (`None` = no document).
-pub fn check_revision(expected: Option<&str>, current: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_revision(
+    expected: Option<&str>,
+    current: Option<&str>,
+) -> Result<(), ApiError> {
     match expected {
         Some(expected) if Some(expected) != current => Err(ApiError::Conflict {
             current: current.map(str::to_owned),
@@ -62,7 +65,7 @@ pub fn check_revision(expected: Option<&str>, current: Option<&str>) -> Result<(
 }
 
 /// RFC 7396 JSON merge patch: objects merge recursively, `null` removes, anything else replaces.
-pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+pub(super) fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (key, value) in patch {
         match value {
             Value::Null => {
@@ -89,7 +92,7 @@ pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
 
 /// Metaflow `PATCH`: top-level keys replace (or with `null` remove); `numbers` and `patterns`
 /// merge code by code, each code's node replaced whole (or removed by `null`).
-pub fn merge_metaflows(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+pub(super) fn merge_metaflows(target: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (key, value) in patch {
         let by_code = key == "numbers" || key == "patterns";
         match (value, target.get_mut(&key)) {

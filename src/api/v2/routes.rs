@@ -7,7 +7,7 @@ use super::schema::Kind;
 use super::{V2State, channels, entities, envelope, metaflows};
 
 /// Path of the OpenAPI document (served without a token).
-pub const OPENAPI_PATH: &str = "/v2/openapi.json";
+pub(super) const OPENAPI_PATH: &str = "/v2/openapi.json";
 
 /// The OpenAPI 3 document of every `/v2` route plus `/live`, `/ready` and `/metrics`, as kept in
 /// `docs/openapi.json`.

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::V2State;
 use super::nodes::check_metaflows;
-use crate::metaflow::ValidationError;
-use crate::metaflow::validate::Problems;
+use crate::base::Problem;
+use crate::base::Problems;
 use crate::store::{Collection, StoreError, WriteView, string_list};
 
 /// Longest `name` of an account or device.
@@ -18,7 +18,7 @@ const NUMBER_MAX_CHARS: usize = 36;
 
 /// A document kind served by the generic CRUD routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// `/v2/accounts`.
     Account,
     /// `/v2/accounts/{A}/users`.
@@ -31,7 +31,7 @@ pub enum Kind {
 
 impl Kind {
     /// The store collection holding this kind.
-    pub fn collection(self) -> Collection {
+    pub(super) fn collection(self) -> Collection {
         match self {
             Kind::Account => Collection::Accounts,
             Kind::User => Collection::Users,
@@ -41,7 +41,7 @@ impl Kind {
     }
 
     /// The singular name used in messages.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Account => "account",
             Kind::User => "user",
@@ -51,7 +51,7 @@ impl Kind {
     }
 
     /// The path parameter naming one document of this kind.
-    pub fn id_param(self) -> &'static str {
+    pub(super) fn id_param(self) -> &'static str {
         match self {
             Kind::Account => "account_id",
             Kind::User => "user_id",
@@ -61,7 +61,7 @@ impl Kind {
     }
 
     /// Members shown in collection listings (besides `id`).
-    pub fn summary_fields(self) -> &'static [&'static str] {
+    pub(super) fn summary_fields(self) -> &'static [&'static str] {
         match self {
             Kind::Account => &["name", "realm"],
             Kind::User => &["first_name", "last_name", "username"],
@@ -98,11 +98,11 @@ impl Problems {
 
 /// Checks the shape of a document of `kind` and returns its stored form (a callflow's metaflow
 /// normalised); every problem is reported.
-pub fn check_shape(
+pub(super) fn check_shape(
     state: &V2State,
     kind: Kind,
     mut doc: Map<String, Value>,
-) -> Result<Map<String, Value>, Vec<ValidationError>> {
+) -> Result<Map<String, Value>, Vec<Problem>> {
     let mut problems = Problems::default();
     match kind {
         Kind::Account => {
@@ -190,13 +190,13 @@ fn check_callflow(state: &V2State, doc: &mut Map<String, Value>, problems: &mut 
 }
 
 /// Rules that look at other documents of the account, checked inside the write transaction.
-pub fn check_references(
+pub(super) fn check_references(
     txn: &WriteView<'_>,
     kind: Kind,
     account_id: &str,
     id: &str,
     doc: &Map<String, Value>,
-) -> Result<Vec<ValidationError>, StoreError> {
+) -> Result<Vec<Problem>, StoreError> {
     let mut problems = Problems::default();
     let others = |collection| -> Result<Vec<_>, StoreError> {
         Ok(txn

@@ -30,7 +30,7 @@ the tool binds its own RTP sockets on ephemeral ports. With --dtmf-hangup, also 
 through the proxy and reports loss, added latency, CPU per packet and memory per call",
     after_help = PROXY_RECIPE
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// SIP address the proxy listens on (its --sip-listen); INVITEs go there.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5060")]
     pub proxy: SocketAddr,
@@ -117,7 +117,7 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 
 /// Which action the `*0` presses trigger at the proxy, and so which message ends the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DtmfAction {
+pub(crate) enum DtmfAction {
     /// `0` maps to `hangup`: the clock stops at the proxy's BYE at the caller.
     Hangup,
     /// `0` maps to `transfer`: the clock stops at the proxy's REFER at the PBX side.
@@ -126,7 +126,7 @@ pub enum DtmfAction {
 
 impl Args {
     /// The DTMF phase asked for, if any.
-    pub fn dtmf_action(&self) -> Option<DtmfAction> {
+    pub(crate) fn dtmf_action(&self) -> Option<DtmfAction> {
         if self.dtmf_transfer {
             Some(DtmfAction::Transfer)
         } else if self.dtmf_hangup {
@@ -137,7 +137,7 @@ impl Args {
     }
 
     /// Number of direct baseline endpoint pairs implied by `--direct-share`.
-    pub fn direct_pairs(&self) -> u32 {
+    pub(crate) fn direct_pairs(&self) -> u32 {
         // The product is at most 20000, so the cast back cannot truncate.
         (f64::from(self.calls) * self.direct_share).ceil() as u32
     }

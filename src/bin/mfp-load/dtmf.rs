@@ -23,7 +23,7 @@ const TICKS_PER_STEP: u16 = 160;
 const PACKETS_PER_PRESS: u16 = 6;
 
 /// The caller stream a call's presses are sent on.
-pub struct PressTarget {
+pub(crate) struct PressTarget {
     /// Call index.
     pub call: u32,
     /// The caller's RTP socket.
@@ -65,7 +65,11 @@ fn event_packet(target: &PressTarget, seq: u16, event: u8, start_ts: u32, n: u16
 
 /// Sends `*` then `0` on every target, calls started `rate` per second from `start`. Returns,
 /// per target, when the code-completing packet (first of `0`) was sent.
-pub fn press_star_zero(targets: &[PressTarget], rate: u32, start: Instant) -> Vec<Option<Instant>> {
+pub(crate) fn press_star_zero(
+    targets: &[PressTarget],
+    rate: u32,
+    start: Instant,
+) -> Vec<Option<Instant>> {
     let gap = Duration::from_secs(1) / rate.max(1);
     let mut schedule = Vec::new();
     for (index, target) in targets.iter().enumerate() {

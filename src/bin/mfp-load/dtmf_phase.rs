@@ -19,7 +19,7 @@ const BYE_WAIT: Duration = Duration::from_secs(3);
 
 /// Presses `*0` on every call still up; returns one outcome per measured span (the action's
 /// message first, then, for a transfer, the BYE that follows the NOTIFY).
-pub fn run(
+pub(crate) fn run(
     action: DtmfAction,
     rate: u32,
     streams: &[SendStream],

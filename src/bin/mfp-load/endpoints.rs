@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use crate::error::LoadError;
 
 /// One RTP endpoint: the socket and the address it is bound to.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The bound socket.
     pub socket: UdpSocket,
     /// Its local address, announced in SDP.
@@ -13,12 +13,16 @@ pub struct Endpoint {
 }
 
 /// Binds a UDP socket, naming it in the error.
-pub fn bind(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, LoadError> {
+pub(crate) fn bind(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, LoadError> {
     UdpSocket::bind(addr).map_err(|source| LoadError::Bind { what, addr, source })
 }
 
 /// Binds `count` RTP endpoints on ephemeral ports of `ip`.
-pub fn bind_many(what: &'static str, ip: IpAddr, count: u32) -> Result<Vec<Endpoint>, LoadError> {
+pub(crate) fn bind_many(
+    what: &'static str,
+    ip: IpAddr,
+    count: u32,
+) -> Result<Vec<Endpoint>, LoadError> {
     (0..count)
         .map(|_| {
             let socket = bind(what, SocketAddr::new(ip, 0))?;
@@ -29,7 +33,7 @@ pub fn bind_many(what: &'static str, ip: IpAddr, count: u32) -> Result<Vec<Endpo
 }
 
 /// All sockets of a run.
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// Caller-side RTP endpoint of each call.
     pub caller: Vec<Endpoint>,
     /// PBX-side RTP endpoint of each call.
@@ -40,7 +44,11 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// Binds every RTP endpoint of a run of `calls` calls and `direct_pairs` baseline pairs.
-    pub fn bind_all(ip: IpAddr, calls: u32, direct_pairs: u32) -> Result<Endpoints, LoadError> {
+    pub(crate) fn bind_all(
+        ip: IpAddr,
+        calls: u32,
+        direct_pairs: u32,
+    ) -> Result<Endpoints, LoadError> {
         let caller = bind_many("a caller RTP socket", ip, calls)?;
         let pbx = bind_many("a PBX-side RTP socket", ip, calls)?;
         let a = bind_many("a direct RTP socket", ip, direct_pairs)?;

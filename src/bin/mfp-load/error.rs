@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 /// A failure that stops the run before or during set-up.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// A socket could not be bound.
     #[error("cannot bind {what} on {addr}: {source}")]
     Bind {

@@ -12,7 +12,7 @@ const OCTAVES: usize = 40;
 const BUCKETS: usize = (OCTAVES + 1) << SUB_BITS;
 
 /// Nanosecond latencies counted in log-linear buckets, safe to share between threads.
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: Vec<AtomicU64>,
 }
 
@@ -50,19 +50,19 @@ fn value_of(bucket: usize) -> u64 {
 
 impl Histogram {
     /// Counts one latency.
-    pub fn record(&self, nanos: u64) {
+    pub(crate) fn record(&self, nanos: u64) {
         if let Some(bucket) = self.buckets.get(bucket_of(nanos)) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Number of latencies recorded.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
     /// The latency at quantile `q` (0..=1) in nanoseconds, or `None` when empty.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
         let total = self.count();
         if total == 0 {
             return None;

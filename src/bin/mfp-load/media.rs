@@ -20,7 +20,7 @@ const DRAIN: Duration = Duration::from_millis(500);
 const LEAD_IN: Duration = Duration::from_millis(100);
 
 /// The streams of a run and the path and direction of each.
-pub struct Plan {
+pub(crate) struct Plan {
     /// Streams in index order.
     pub streams: Vec<SendStream>,
     /// Path and direction of each stream index.
@@ -31,7 +31,7 @@ pub struct Plan {
 
 /// Where baseline pair `index` sends: straight to the other endpoint, or (with `via`) to the
 /// plain relay's socket for that side of the pair (a side PORT+2i, b side PORT+2i+1).
-pub fn baseline_destinations(
+pub(crate) fn baseline_destinations(
     endpoints: &Endpoints,
     via: Option<SocketAddr>,
 ) -> Result<Vec<(SocketAddr, SocketAddr)>, LoadError> {
@@ -57,7 +57,7 @@ pub fn baseline_destinations(
 
 /// Plans a→b and b→a streams for each call set up on both sides, then every baseline pair,
 /// sending to `baseline[i]` (a side's destination, b side's destination).
-pub fn plan(
+pub(crate) fn plan(
     endpoints: &Endpoints,
     uac: &Uac,
     pbx_media: &[Option<SocketAddr>],
@@ -140,7 +140,7 @@ impl Plan {
 }
 
 /// What the media phase needs besides the streams.
-pub struct MediaRun<'a> {
+pub(crate) struct MediaRun<'a> {
     /// Seconds of media.
     pub duration: u64,
     /// Sender threads.
@@ -158,7 +158,7 @@ pub struct MediaRun<'a> {
 }
 
 /// Runs the media phase; returns the streams (for the DTMF phase) and the proxy readings.
-pub fn run(
+pub(crate) fn run(
     run: &MediaRun<'_>,
     streams: Vec<SendStream>,
     uac: &mut Uac,

@@ -10,11 +10,11 @@ use metaflow_proxy::sip::{Method, NameAddr, SipMessage};
 use crate::sip_text::response;
 
 /// Body of the final NOTIFY: the transferee's call to the target succeeded.
-pub const SIPFRAG_OK: &str = "SIP/2.0 200 OK";
+pub(crate) const SIPFRAG_OK: &str = "SIP/2.0 200 OK";
 
 /// What the PBX side needs to send requests in a dialog the proxy's INVITE created.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PbxDialog {
+pub(crate) struct PbxDialog {
     /// The dialog's Call-ID.
     call_id: String,
     /// Our side of the dialog: the INVITE's To, with our tag (the From of our requests).
@@ -30,7 +30,11 @@ pub struct PbxDialog {
 impl PbxDialog {
     /// The dialog created by `invite` once we answer it with `local_tag`; `None` when the INVITE
     /// lacks a header the dialog needs (Call-ID, From, To, a parsable Contact).
-    pub fn from_invite(invite: &SipMessage, local_tag: &str, via_host: SocketAddr) -> Option<Self> {
+    pub(crate) fn from_invite(
+        invite: &SipMessage,
+        local_tag: &str,
+        via_host: SocketAddr,
+    ) -> Option<Self> {
         let to = invite.header("To")?;
         let local = if invite.to_tag().is_some() {
             to.to_owned()
@@ -49,7 +53,7 @@ impl PbxDialog {
 
     /// The final NOTIFY of the REFER subscription (`Event: refer`, terminated, sipfrag
     /// `SIP/2.0 200 OK`), with our own CSeq `cseq` and a Via branch built from `branch`.
-    pub fn notify_success(&self, cseq: u32, branch: &str) -> SipMessage {
+    pub(crate) fn notify_success(&self, cseq: u32, branch: &str) -> SipMessage {
         let mut msg = SipMessage::request(Method::Notify, self.target.clone());
         msg.push_header(
             "Via",
@@ -70,7 +74,7 @@ impl PbxDialog {
 }
 
 /// The 202 Accepted to a REFER (in-dialog, so To already carries our tag).
-pub fn refer_accepted(refer: &SipMessage) -> SipMessage {
+pub(crate) fn refer_accepted(refer: &SipMessage) -> SipMessage {
     response(refer, 202, "Accepted", None)
 }
 

@@ -13,7 +13,7 @@ const PROXY_COMM: &str = "metaflow-proxy";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Finds the proxy: `explicit` if given, else the single process named `metaflow-proxy`.
-pub fn find_proxy_pid(explicit: Option<u32>) -> Result<u32, String> {
+pub(crate) fn find_proxy_pid(explicit: Option<u32>) -> Result<u32, String> {
     if let Some(pid) = explicit {
         return if std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
             Ok(pid)
@@ -46,7 +46,7 @@ pub fn find_proxy_pid(explicit: Option<u32>) -> Result<u32, String> {
 }
 
 /// Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`, else Linux's 100).
-pub fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -58,7 +58,7 @@ pub fn clock_ticks_per_second() -> u64 {
 }
 
 /// User plus system CPU time of `pid` so far, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name start at field 3 (state); utime is 14.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
@@ -69,14 +69,14 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 /// Resident memory of `pid` in KiB (VmRSS).
-pub fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Fetches /metrics and sums `metaflow_proxy_rtp_packets_total` samples with `kind="rtp"`.
-pub fn relayed_rtp_packets(api: SocketAddr) -> Result<u64, LoadError> {
+pub(crate) fn relayed_rtp_packets(api: SocketAddr) -> Result<u64, LoadError> {
     let text = fetch_metrics(api).map_err(|reason| LoadError::Metrics { addr: api, reason })?;
     Ok(sum_rtp_packets(&text))
 }

@@ -14,13 +14,13 @@ use crate::tally::Tally;
 const RECV_LEN: usize = 2048;
 
 /// The receiving runtime; dropping it stops every receiver.
-pub struct Receivers {
+pub(crate) struct Receivers {
     runtime: Runtime,
 }
 
 impl Receivers {
     /// A runtime with `workers` threads.
-    pub fn new(workers: usize) -> std::io::Result<Receivers> {
+    pub(crate) fn new(workers: usize) -> std::io::Result<Receivers> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .thread_name("rtp-recv")
@@ -30,7 +30,7 @@ impl Receivers {
     }
 
     /// Starts receiving on `socket` (a clone of an endpoint socket), recording into `tally`.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         socket: UdpSocket,
         epoch: Instant,
@@ -62,7 +62,7 @@ impl Receivers {
     }
 
     /// Stops every receiver without waiting for them.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.runtime.shutdown_background();
     }
 }

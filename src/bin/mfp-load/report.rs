@@ -13,7 +13,7 @@ const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9
 
 /// Readings of the proxy process over the media phase (all optional: it may run elsewhere).
 #[derive(Default)]
-pub struct ProxyReadings {
+pub(crate) struct ProxyReadings {
     /// CPU seconds (user + system) the proxy spent during the media phase.
     pub cpu_seconds: Option<f64>,
     /// Wall time of the media phase.
@@ -33,7 +33,7 @@ pub struct ProxyReadings {
 }
 
 /// Everything the summary prints.
-pub struct Summary<'a> {
+pub(crate) struct Summary<'a> {
     /// Calls asked for.
     pub calls_wanted: u32,
     /// Calls that carried media.
@@ -53,7 +53,7 @@ pub struct Summary<'a> {
 }
 
 /// What the DTMF phase measured for one span (code-completing packet to one message).
-pub struct DtmfOutcome {
+pub(crate) struct DtmfOutcome {
     /// What the span covers, e.g. "`*0` to BYE at the caller".
     pub label: &'static str,
     /// The message that ends the span, e.g. "BYE".
@@ -86,7 +86,7 @@ fn fmt_us(value: Option<u64>) -> String {
 }
 
 /// Prints the summary to stdout.
-pub fn print(summary: &Summary<'_>) {
+pub(crate) fn print(summary: &Summary<'_>) {
     println!("== mfp-load summary ==");
     println!(
         "calls: {} wanted, {} carried media; caller end states: {:?}",
@@ -259,7 +259,7 @@ fn print_dtmf(outcome: &DtmfOutcome) {
 }
 
 /// Caller-side summary of one progress interval.
-pub struct Progress {
+pub(crate) struct Progress {
     /// Seconds since the media phase started.
     pub second: u64,
     /// Packets sent per second over the last interval, both paths.
@@ -273,7 +273,7 @@ pub struct Progress {
 }
 
 /// Prints one progress line.
-pub fn print_progress(p: &Progress) {
+pub(crate) fn print_progress(p: &Progress) {
     eprintln!(
         "[{:>3}s] sent {} pps, received {} pps; not received so far: proxied {}, direct {}",
         p.second, p.sent_pps, p.received_pps, p.proxied_outstanding, p.direct_outstanding

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 use crate::tally::{Direction, Path, Tally};
 
 /// RTP header length.
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 /// A 20 ms G.711 payload.
-pub const PAYLOAD_LEN: usize = 160;
+pub(crate) const PAYLOAD_LEN: usize = 160;
 /// Whole packet length.
-pub const PACKET_LEN: usize = HEADER_LEN + PAYLOAD_LEN;
+pub(crate) const PACKET_LEN: usize = HEADER_LEN + PAYLOAD_LEN;
 /// Packet interval of one stream (50 packets per second).
-pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const PACKET_INTERVAL: Duration = Duration::from_millis(20);
 /// RTP timestamp increment per packet at 8 kHz.
 const SAMPLES_PER_PACKET: u32 = 160;
 /// Payload type of PCMA.
-pub const PCMA: u8 = 8;
+pub(crate) const PCMA: u8 = 8;
 /// Marks the payload as ours, so stray packets are never counted.
 const MAGIC: &[u8; 4] = b"MFPL";
 /// A deadline closer than this is sent at once instead of sleeping.
@@ -29,7 +29,7 @@ const SILENCE: u8 = 0xD5;
 
 /// What a measurement packet says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     /// Nanoseconds since the tool's start when the packet was handed to the kernel.
     pub sent_ns: u64,
     /// Index of the sending stream.
@@ -39,7 +39,7 @@ pub struct Stamp {
 }
 
 /// Reads the stamp of a PCMA measurement packet; `None` for anything else.
-pub fn read_stamp(packet: &[u8]) -> Option<Stamp> {
+pub(crate) fn read_stamp(packet: &[u8]) -> Option<Stamp> {
     let payload_type = packet.get(1)? & 0x7f;
     if payload_type != PCMA || packet.get(HEADER_LEN..HEADER_LEN + 4)? != MAGIC {
         return None;
@@ -53,7 +53,7 @@ pub fn read_stamp(packet: &[u8]) -> Option<Stamp> {
 }
 
 /// One paced RTP stream: a socket and where it sends.
-pub struct SendStream {
+pub(crate) struct SendStream {
     /// Stream index, also its SSRC and the index into the tally's stream table.
     pub id: u32,
     /// The call it belongs to (`None` for direct baseline pairs).
@@ -99,7 +99,7 @@ impl SendStream {
 
 /// Shared timing of a media phase.
 #[derive(Clone)]
-pub struct Pacing {
+pub(crate) struct Pacing {
     /// The tool's clock origin for send stamps.
     pub epoch: Instant,
     /// When the first stream's first packet is due.
@@ -110,7 +110,7 @@ pub struct Pacing {
 
 /// Spreads `streams` over `threads` sender threads with phases evenly spaced over one packet
 /// interval, and starts them. Each thread returns its streams when done.
-pub fn start_senders(
+pub(crate) fn start_senders(
     streams: Vec<SendStream>,
     threads: usize,
     pacing: &Pacing,

@@ -9,10 +9,10 @@ use metaflow_proxy::sip::{Method, SipMessage};
 
 /// Header carrying the call's index end to end, so the PBX side knows which call an INVITE
 /// relayed by the proxy belongs to (the proxy copies unknown headers across legs).
-pub const CALL_INDEX_HEADER: &str = "X-Mfp-Load-Call";
+pub(crate) const CALL_INDEX_HEADER: &str = "X-Mfp-Load-Call";
 
 /// Identity of one caller-side dialog, enough to build its INVITE, ACK and BYE.
-pub struct CallerDialog<'a> {
+pub(crate) struct CallerDialog<'a> {
     /// Index of the call in this run.
     pub index: u32,
     /// Run-unique Call-ID.
@@ -52,7 +52,7 @@ impl CallerDialog<'_> {
     }
 
     /// The INVITE offering PCMA and telephone-event 101 on `rtp`.
-    pub fn invite(&self, branch: &str, rtp: SocketAddr) -> Vec<u8> {
+    pub(crate) fn invite(&self, branch: &str, rtp: SocketAddr) -> Vec<u8> {
         let mut msg = self.base(Method::Invite, branch, 1, None);
         msg.push_header("Contact", format!("<sip:caller@{}>", self.local));
         msg.push_header(CALL_INDEX_HEADER, self.index.to_string());
@@ -62,18 +62,18 @@ impl CallerDialog<'_> {
     }
 
     /// The ACK of a final INVITE response (`branch` of the INVITE for non-2xx, a new one for 2xx).
-    pub fn ack(&self, branch: &str, to_tag: Option<&str>) -> Vec<u8> {
+    pub(crate) fn ack(&self, branch: &str, to_tag: Option<&str>) -> Vec<u8> {
         self.base(Method::Ack, branch, 1, to_tag).to_bytes()
     }
 
     /// The caller's BYE for an established call.
-    pub fn bye(&self, branch: &str, to_tag: &str) -> Vec<u8> {
+    pub(crate) fn bye(&self, branch: &str, to_tag: &str) -> Vec<u8> {
         self.base(Method::Bye, branch, 2, Some(to_tag)).to_bytes()
     }
 }
 
 /// An SDP body offering (or answering) PCMA 8 and telephone-event 101 at `rtp`.
-pub fn audio_sdp(rtp: SocketAddr, session_id: u64) -> String {
+pub(crate) fn audio_sdp(rtp: SocketAddr, session_id: u64) -> String {
     let family = if rtp.is_ipv4() { "IP4" } else { "IP6" };
     let ip = rtp.ip();
     format!(
@@ -85,7 +85,7 @@ pub fn audio_sdp(rtp: SocketAddr, session_id: u64) -> String {
 }
 
 /// Where the SDP of `msg` says its first audio stream receives RTP.
-pub fn media_address(msg: &SipMessage) -> Option<SocketAddr> {
+pub(crate) fn media_address(msg: &SipMessage) -> Option<SocketAddr> {
     let sdp = Sdp::parse(&msg.body).ok()?;
     let media = sdp.media().first()?;
     let ip: IpAddr = media.connection?;
@@ -93,7 +93,12 @@ pub fn media_address(msg: &SipMessage) -> Option<SocketAddr> {
 }
 
 /// A response to `request` (Via, From, To, Call-ID, CSeq copied), with our tag on To when given.
-pub fn response(request: &SipMessage, code: u16, reason: &str, to_tag: Option<&str>) -> SipMessage {
+pub(crate) fn response(
+    request: &SipMessage,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+) -> SipMessage {
     let mut msg = SipMessage::response_to(request, code, reason);
     if let (Some(tag), Some(to), None) = (to_tag, request.header("To"), request.to_tag()) {
         msg.set_header("To", format!("{to};tag={tag}"));
@@ -102,7 +107,7 @@ pub fn response(request: &SipMessage, code: u16, reason: &str, to_tag: Option<&s
 }
 
 /// The PBX side's 200 OK to an INVITE, answering with PCMA and telephone-event at `rtp`.
-pub fn answer(
+pub(crate) fn answer(
     invite: &SipMessage,
     to_tag: &str,
     contact: SocketAddr,
@@ -117,7 +122,7 @@ pub fn answer(
 }
 
 /// The call index an INVITE carries, from our header or else the `load-N` user of its URI.
-pub fn call_index(invite: &SipMessage) -> Option<u32> {
+pub(crate) fn call_index(invite: &SipMessage) -> Option<u32> {
     if let Some(value) = invite.header(CALL_INDEX_HEADER) {
         return value.trim().parse().ok();
     }

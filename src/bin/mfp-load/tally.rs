@@ -7,7 +7,7 @@ use crate::histogram::Histogram;
 
 /// Whether a stream goes through the proxy or straight to the other endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub(crate) enum Path {
     /// Caller endpoint → proxy anchor → PBX endpoint (or back).
     Proxied,
     /// Endpoint → endpoint, the same-run baseline.
@@ -16,7 +16,7 @@ pub enum Path {
 
 /// Which way a stream flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Caller (a-leg) towards PBX (b-leg).
     AToB,
     /// PBX (b-leg) towards caller (a-leg).
@@ -25,7 +25,7 @@ pub enum Direction {
 
 /// Sent, received and latency of one (path, direction).
 #[derive(Default)]
-pub struct Flow {
+pub(crate) struct Flow {
     /// Packets handed to the kernel.
     pub sent: AtomicU64,
     /// Measurement packets received.
@@ -35,7 +35,7 @@ pub struct Flow {
 }
 
 /// Every counter of a media phase.
-pub struct Tally {
+pub(crate) struct Tally {
     flows: [Flow; 4],
     /// Sends the kernel refused.
     pub send_errors: AtomicU64,
@@ -59,7 +59,7 @@ fn slot(path: Path, direction: Direction) -> usize {
 
 impl Tally {
     /// A tally for streams whose index `i` flows along `streams[i]`.
-    pub fn new(streams: Vec<(Path, Direction)>) -> Tally {
+    pub(crate) fn new(streams: Vec<(Path, Direction)>) -> Tally {
         Tally {
             flows: Default::default(),
             send_errors: AtomicU64::new(0),
@@ -69,25 +69,25 @@ impl Tally {
     }
 
     /// The counters of one path and direction.
-    pub fn flow(&self, path: Path, direction: Direction) -> &Flow {
+    pub(crate) fn flow(&self, path: Path, direction: Direction) -> &Flow {
         // `slot` is always below 4, the array's length.
         &self.flows[slot(path, direction)]
     }
 
     /// Counts one packet sent.
-    pub fn count_sent(&self, path: Path, direction: Direction) {
+    pub(crate) fn count_sent(&self, path: Path, direction: Direction) {
         self.flow(path, direction)
             .sent
             .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a refused send.
-    pub fn count_send_error(&self) {
+    pub(crate) fn count_send_error(&self) {
         self.send_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a received measurement packet of `stream` with its one-way latency.
-    pub fn count_received(&self, stream: u32, latency_ns: u64) {
+    pub(crate) fn count_received(&self, stream: u32, latency_ns: u64) {
         match self.streams.get(stream as usize) {
             Some(&(path, direction)) => {
                 let flow = self.flow(path, direction);
@@ -101,7 +101,7 @@ impl Tally {
     }
 
     /// Sent and received totals over both directions of `path`.
-    pub fn totals(&self, path: Path) -> (u64, u64) {
+    pub(crate) fn totals(&self, path: Path) -> (u64, u64) {
         [Direction::AToB, Direction::BToA]
             .iter()
             .map(|&d| {

@@ -22,7 +22,7 @@ const SCAN_EVERY: Duration = Duration::from_millis(20);
 
 /// Where one call stands on the caller side.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallState {
+pub(crate) enum CallState {
     /// INVITE not sent yet.
     Pending,
     /// INVITE sent; `provisional` once a 1xx stopped the retransmissions.
@@ -38,7 +38,7 @@ pub enum CallState {
 }
 
 /// One call as the caller sees it.
-pub struct CallerCall {
+pub(crate) struct CallerCall {
     /// Current state.
     pub state: CallState,
     /// The caller's RTP endpoint, offered in the INVITE.
@@ -54,7 +54,7 @@ pub struct CallerCall {
 }
 
 /// The caller side of every call in the run.
-pub struct Uac {
+pub(crate) struct Uac {
     socket: UdpSocket,
     local: SocketAddr,
     proxy: SocketAddr,
@@ -70,7 +70,7 @@ pub struct Uac {
 
 impl Uac {
     /// A caller side on `socket` for one call per entry of `rtp_endpoints`.
-    pub fn new(
+    pub(crate) fn new(
         socket: UdpSocket,
         proxy: SocketAddr,
         rtp_endpoints: &[SocketAddr],
@@ -126,7 +126,7 @@ impl Uac {
     }
 
     /// Checks that something answers SIP at the proxy address (OPTIONS, retransmitted).
-    pub fn probe(&mut self, timeout: Duration) -> Result<(), LoadError> {
+    pub(crate) fn probe(&mut self, timeout: Duration) -> Result<(), LoadError> {
         let options = format!(
             "OPTIONS sip:{proxy} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{run:x}probe;rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:caller@{local}>;tag=probe\r\nTo: <sip:{proxy}>\r\n\
@@ -148,7 +148,7 @@ impl Uac {
     }
 
     /// Starts every call at `rate` per second and waits until each is set up or failed.
-    pub fn setup(&mut self, rate: u32, timeout: Duration, mut progress: impl FnMut(&Uac)) {
+    pub(crate) fn setup(&mut self, rate: u32, timeout: Duration, mut progress: impl FnMut(&Uac)) {
         let start = Instant::now();
         let gap = Duration::from_secs(1) / rate.max(1);
         let mut next = 0usize;
@@ -176,7 +176,7 @@ impl Uac {
     }
 
     /// Handles incoming SIP and timers until `until`.
-    pub fn poll(&mut self, until: Instant) {
+    pub(crate) fn poll(&mut self, until: Instant) {
         while Instant::now() < until {
             self.recv_once();
             self.run_timers(Duration::MAX);
@@ -184,7 +184,7 @@ impl Uac {
     }
 
     /// Sends BYE on every established call at `rate` per second and waits for the answers.
-    pub fn hangup(&mut self, rate: u32) {
+    pub(crate) fn hangup(&mut self, rate: u32) {
         let gap = Duration::from_secs(1) / rate.max(1);
         let start = Instant::now();
         let targets: Vec<usize> = (0..self.calls.len())
@@ -211,7 +211,7 @@ impl Uac {
     }
 
     /// Number of calls in each state, named, for progress lines and the report.
-    pub fn state_counts(&self) -> BTreeMap<String, u32> {
+    pub(crate) fn state_counts(&self) -> BTreeMap<String, u32> {
         let mut counts = BTreeMap::new();
         for call in &self.calls {
             let name = match &call.state {

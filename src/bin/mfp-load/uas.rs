@@ -26,7 +26,7 @@ const NOTIFY_GIVE_UP: Duration = Duration::from_secs(8);
 
 /// What the PBX side learned, read by the rest of the tool.
 #[derive(Default)]
-pub struct UasShared {
+pub(crate) struct UasShared {
     /// Per call index: where the proxy's b-leg receives RTP (from the INVITE's SDP).
     pub proxy_media: Mutex<Vec<Option<SocketAddr>>>,
     /// BYEs received from the proxy.
@@ -64,7 +64,7 @@ struct Answered {
 }
 
 /// The running PBX side.
-pub struct Uas {
+pub(crate) struct Uas {
     /// Shared findings.
     pub shared: Arc<UasShared>,
     stop: Arc<AtomicBool>,
@@ -73,7 +73,7 @@ pub struct Uas {
 
 impl Uas {
     /// Starts answering on `socket`; `endpoints[i]` is the RTP address offered for call `i`.
-    pub fn start(socket: UdpSocket, endpoints: Vec<SocketAddr>) -> std::io::Result<Uas> {
+    pub(crate) fn start(socket: UdpSocket, endpoints: Vec<SocketAddr>) -> std::io::Result<Uas> {
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let shared = Arc::new(UasShared {
             proxy_media: Mutex::new(vec![None; endpoints.len()]),
@@ -101,7 +101,7 @@ impl Uas {
     }
 
     /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use super::{Clock, flows, match_parts, press};
-use crate::metaflow::{Collector, Decision, Leg, RelayVerdict};
+use crate::base::Leg;
+use crate::metaflow::{Collector, Decision, RelayVerdict};
 
 /// Kazoo's seed example plus a record code: the unanchored pattern keeps every code waiting.
 fn seed_flows() -> Collector {

@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use super::{Clock, flows, match_parts, press};
-use crate::metaflow::{Collector, Decision, Leg, RelayVerdict};
+use crate::base::Leg;
+use crate::metaflow::{Collector, Decision, RelayVerdict};
 
 fn collector(document: serde_json::Value) -> Collector {
     Collector::new(flows(document), Leg::A)

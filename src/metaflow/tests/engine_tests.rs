@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use super::{Clock, flows, match_parts, press};
-use crate::metaflow::{Collector, Decision, Leg, MetaflowNode, module_run, next_node};
+use crate::base::Leg;
+use crate::metaflow::{Collector, Decision, MetaflowNode, module_run, next_node};
 
 #[test]
 fn seed_transfer_example_star_2_1234_transfers_to_1234() {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::metaflow::{Collector, Decision, Leg, Metaflows, parse_metaflows};
+use crate::base::Leg;
+use crate::metaflow::{Collector, Decision, Metaflows, parse_metaflows};
 
 /// Modules the tests treat as known.
 pub(super) const KNOWN: &[&str] = &["hangup", "transfer", "record_call"];

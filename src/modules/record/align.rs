@@ -10,7 +10,7 @@
 //! once every packet that may still fill them is past the reorder window; a leg without packets
 //! (hold) yields silence while the other leg's arrivals move time forward.
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
 
 /// Samples per second of the timeline (G.711).
 pub const SAMPLE_RATE: u32 = 8000;

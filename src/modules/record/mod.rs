@@ -5,12 +5,11 @@
 //!
 //! [`params`] validates the module's `data`; [`Recorder::start`] begins a recording and returns
 //! the tap for the relay and the [`RecorderHandle`] that stops it. The codecs ([`g711`]), the
-//! timeline ([`align`]) and the file formats ([`wav`], [`pcapwriter`]) are sans-IO.
+//! timeline ([`align`]) and the file formats ([`wav`], [`crate::pcap::writer`]) are sans-IO.
 
 pub mod align;
 pub mod g711;
 pub mod params;
-pub mod pcapwriter;
 mod recorder;
 #[cfg(test)]
 mod sample_call;
@@ -25,10 +24,9 @@ pub mod wav;
 /// Name of the module in metaflow nodes.
 pub const MODULE_NAME: &str = "record_call";
 
-pub use params::{ParamError, RecordAction, RecordFormat, RecordParams, RecordStep, parse_params};
+pub use params::{RecordAction, RecordFormat, RecordParams, RecordStep, parse_params};
 pub use recorder::{Recorder, RecorderHandle};
 pub use tap::{QUEUE_PACKETS, RecorderTap, SLOT_BYTES};
 pub use types::{
-    Codec, LegCodecs, PacketKind, RecordError, RecorderEvent, RecordingInfo, RecordingSummary,
-    StopReason,
+    Codec, LegCodecs, RecordError, RecorderEvent, RecordingInfo, RecordingSummary, StopReason,
 };

@@ -1,5 +1,6 @@
 //! The `record_call` module's `data` object: parsing and validation with Kazoo-style errors.
 
+use crate::base::Problem;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -81,29 +82,9 @@ pub struct RecordParams {
     pub label: Option<String>,
 }
 
-/// One invalid field of `data`, in the shape of a Kazoo validation error.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message} ({rule})")]
-pub struct ParamError {
-    /// Dotted path of the offending value, e.g. `data.format`.
-    pub path: String,
-    /// Kazoo rule name: `enum`, `type`, `minimum`, `maximum` or `maxLength`.
-    pub rule: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-fn problem(field: &str, rule: &str, message: impl Into<String>) -> ParamError {
-    ParamError {
-        path: format!("data.{field}"),
-        rule: rule.to_owned(),
-        message: message.into(),
-    }
-}
-
 /// Validates `data`; every problem is reported, not only the first. Unknown keys (such as the
 /// `captures` and `collected` the metaflow engine adds) are ignored.
-pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<ParamError>> {
+pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Problem>> {
     let mut problems = Vec::new();
     let action = match data.get("action") {
         None | Some(Value::Null) => Some(RecordAction::Toggle),
@@ -112,12 +93,16 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Param
             "stop" => Some(RecordAction::Stop),
             "toggle" => Some(RecordAction::Toggle),
             _ => {
-                problems.push(problem("action", "enum", "must be start, stop or toggle"));
+                problems.push(Problem::in_data(
+                    "action",
+                    "enum",
+                    "must be start, stop or toggle",
+                ));
                 None
             }
         },
         Some(_) => {
-            problems.push(problem("action", "type", "must be a string"));
+            problems.push(Problem::in_data("action", "type", "must be a string"));
             None
         }
     };
@@ -127,12 +112,12 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Param
             "wav" => Some(RecordFormat::Wav),
             "pcap" => Some(RecordFormat::Pcap),
             _ => {
-                problems.push(problem("format", "enum", "must be wav or pcap"));
+                problems.push(Problem::in_data("format", "enum", "must be wav or pcap"));
                 None
             }
         },
         Some(_) => {
-            problems.push(problem("format", "type", "must be a string"));
+            problems.push(Problem::in_data("format", "type", "must be a string"));
             None
         }
     };
@@ -151,12 +136,12 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Param
     }
 }
 
-fn parse_time_limit(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Option<Duration> {
+fn parse_time_limit(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<Duration> {
     let number = match value {
         None | Some(Value::Null) => return Some(DEFAULT_TIME_LIMIT),
         Some(Value::Number(number)) => number,
         Some(_) => {
-            problems.push(problem("time_limit", "type", "must be an integer"));
+            problems.push(Problem::in_data("time_limit", "type", "must be an integer"));
             return None;
         }
     };
@@ -166,30 +151,38 @@ fn parse_time_limit(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Op
             Some(float) if float > 0.0 => ("maximum", "must be at most 86400"),
             _ => ("minimum", "must be at least 1"),
         };
-        problems.push(problem("time_limit", rule, message));
+        problems.push(Problem::in_data("time_limit", rule, message));
         return None;
     };
     match u64::try_from(seconds) {
         Ok(secs) if (1..=MAX_TIME_LIMIT_SECS).contains(&secs) => Some(Duration::from_secs(secs)),
         Ok(secs) if secs > MAX_TIME_LIMIT_SECS => {
-            problems.push(problem("time_limit", "maximum", "must be at most 86400"));
+            problems.push(Problem::in_data(
+                "time_limit",
+                "maximum",
+                "must be at most 86400",
+            ));
             None
         }
         _ => {
-            problems.push(problem("time_limit", "minimum", "must be at least 1"));
+            problems.push(Problem::in_data(
+                "time_limit",
+                "minimum",
+                "must be at least 1",
+            ));
             None
         }
     }
 }
 
-fn parse_label(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Option<Option<String>> {
+fn parse_label(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<Option<String>> {
     match value {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(text)) if text.chars().count() <= MAX_LABEL_CHARS => {
             Some(Some(text.clone()))
         }
         Some(Value::String(_)) => {
-            problems.push(problem(
+            problems.push(Problem::in_data(
                 "label",
                 "maxLength",
                 "must be at most 256 characters",
@@ -197,7 +190,7 @@ fn parse_label(value: Option<&Value>, problems: &mut Vec<ParamError>) -> Option<
             None
         }
         Some(_) => {
-            problems.push(problem("label", "type", "must be a string"));
+            problems.push(Problem::in_data("label", "type", "must be a string"));
             None
         }
     }
@@ -208,7 +201,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(value: Value) -> Result<RecordParams, Vec<ParamError>> {
+    fn parse(value: Value) -> Result<RecordParams, Vec<Problem>> {
         match value {
             Value::Object(map) => parse_params(&map),
             other => panic!("test input must be an object, got {other}"),

@@ -8,14 +8,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
+use crate::media::{PacketKind, PacketTap};
 use crate::modules::record::sample_call::{
     call_packets, info, leftover_temp_files, load_sample, offer_all, read_json,
 };
 use crate::modules::record::test_support::rtp_packet;
-use crate::modules::record::{
-    PacketKind, QUEUE_PACKETS, RecordFormat, Recorder, SLOT_BYTES, StopReason,
-};
+use crate::modules::record::{QUEUE_PACKETS, RecordFormat, Recorder, SLOT_BYTES, StopReason};
 
 /// Runs tshark on `file`, decoding both legs' ports as RTP; one (seq, payload hex) per packet.
 fn tshark_rtp(file: &Path, ports: &[u16]) -> Vec<(String, String, String)> {

@@ -3,14 +3,14 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::metaflow::Leg;
+use crate::base::Leg;
+use crate::media::{PacketKind, PacketTap};
 use crate::modules::record::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
 use crate::modules::record::sample_call::{
     B_DELAY_US, B_PACKETS, B_START_SAMPLE, b_tone, call_packets, info, leftover_temp_files,
     load_sample, offer_all, read_json,
 };
 use crate::modules::record::test_support::{correlation, rtp_packet};
-use crate::modules::record::types::PacketKind;
 use crate::modules::record::wav::parse_wav;
 use crate::modules::record::{RecordFormat, RecorderEvent};
 

@@ -6,12 +6,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
+use crate::media::{PacketKind, PacketTap};
 use crate::modules::record::g711::linear_to_ulaw;
 use crate::modules::record::test_support::{CapturedUdp, SAMPLE_PCAP, read_pcap, rtp_packet};
-use crate::modules::record::{
-    Codec, LegCodecs, PacketKind, RecordFormat, RecorderTap, RecordingInfo,
-};
+use crate::modules::record::{Codec, LegCodecs, RecordFormat, RecorderTap, RecordingInfo};
 
 pub(crate) const B_LOCAL: &str = "[2001:db8::1]:7002";
 pub(crate) const B_REMOTE: &str = "[2001:db8::99]:7000";

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use crate::base::Leg;
 use crate::events::clock::{format_rfc3339, utc_date_parts};
-use crate::metaflow::Leg;
 
 use super::params::RecordFormat;
 use super::sink::SinkStats;

@@ -4,15 +4,17 @@
 use std::io::{self, Seek, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::dtmf::{RtpError, RtpView};
-use crate::metaflow::Leg;
+use crate::base::Leg;
+use crate::rtp::{RtpError, RtpView};
 
 use super::align::{AlignConfig, AlignStats, Aligner, AudioPacket, SAMPLE_RATE};
 use super::g711::{decode_alaw, decode_ulaw};
 use super::params::RecordFormat;
-use super::pcapwriter::PcapWriter;
 use super::tap::TappedPacket;
-use super::types::{Codec, LegCodecs, PacketKind};
+use crate::media::PacketKind;
+use crate::pcap::writer::PcapWriter;
+
+use super::types::{Codec, LegCodecs};
 use super::wav::WavWriter;
 
 /// Frames handed to the WAV writer per call, bounding memory after long silences.

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
 
-use super::types::{PacketKind, StopReason};
+use crate::media::{PacketKind, PacketTap};
+
+use super::types::StopReason;
 
 /// Largest packet a queue slot holds; bigger packets are dropped and counted.
 pub const SLOT_BYTES: usize = 1536;
@@ -35,7 +37,7 @@ pub(crate) struct TappedPacket {
 
 impl TappedPacket {
     /// Copies `packet`; `None` when it does not fit a slot.
-    pub fn copy_of(
+    pub(crate) fn copy_of(
         leg: Leg,
         kind: PacketKind,
         src: SocketAddr,
@@ -58,7 +60,7 @@ impl TappedPacket {
     }
 
     /// The packet as it was offered.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
@@ -86,10 +88,26 @@ impl RecorderTap {
         Self { queue, dropped }
     }
 
+    /// Packets dropped so far (queue full or too big).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the recording this tap feeds has ended; the relay may then forget the tap.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    fn count_drop(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl PacketTap for RecorderTap {
     /// Offers a copy of one relayed packet. Never blocks: when the queue is full or the packet is
     /// too big for a slot, the packet is counted as dropped; after the recording has ended it is
     /// ignored.
-    pub fn offer(
+    fn offer(
         &self,
         from: Leg,
         kind: PacketKind,
@@ -115,20 +133,6 @@ impl RecorderTap {
             Some(copy) => permit.send(Envelope::Packet(copy)),
             None => self.count_drop(),
         }
-    }
-
-    /// Packets dropped so far (queue full or too big).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Whether the recording this tap feeds has ended; the relay may then forget the tap.
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
-    }
-
-    fn count_drop(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -3,10 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The sample call shipped with SIPp: 236 PCMA packets of 30 ms, one direction.
-pub const SAMPLE_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
+pub(super) const SAMPLE_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
 
 /// One UDP datagram read from a capture.
-pub struct CapturedUdp {
+pub(super) struct CapturedUdp {
     pub time_us: u64,
     pub src: SocketAddr,
     pub dst: SocketAddr,
@@ -14,7 +14,7 @@ pub struct CapturedUdp {
 }
 
 /// Reads a little-endian microsecond pcap of Ethernet + IPv4 + UDP frames.
-pub fn read_pcap(bytes: &[u8]) -> Vec<CapturedUdp> {
+pub(super) fn read_pcap(bytes: &[u8]) -> Vec<CapturedUdp> {
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     assert_eq!(u32_at(0), 0xa1b2_c3d4, "little-endian microsecond pcap");
     assert_eq!(u32_at(20), 1, "Ethernet link type");
@@ -51,7 +51,14 @@ pub fn read_pcap(bytes: &[u8]) -> Vec<CapturedUdp> {
 }
 
 /// A minimal RTP packet (no CSRC, no extension).
-pub fn rtp_packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn rtp_packet(
+    pt: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
     packet.extend_from_slice(&seq.to_be_bytes());
     packet.extend_from_slice(&ts.to_be_bytes());
@@ -61,7 +68,7 @@ pub fn rtp_packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &
 }
 
 /// Normalised cross-correlation of two equally long signals at lag 0.
-pub fn correlation(left: &[f64], right: &[f64]) -> f64 {
+pub(super) fn correlation(left: &[f64], right: &[f64]) -> f64 {
     assert_eq!(left.len(), right.len());
     let dot: f64 = left.iter().zip(right).map(|(a, b)| a * b).sum();
     let energy = |s: &[f64]| s.iter().map(|v| v * v).sum::<f64>().sqrt();

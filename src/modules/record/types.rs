@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::metaflow::Leg;
+use crate::base::Leg;
 
 use super::params::RecordFormat;
 
@@ -107,15 +107,6 @@ pub struct RecordingInfo {
     pub format: RecordFormat,
     /// Payload type mapping of both legs.
     pub codecs: LegCodecs,
-}
-
-/// Whether a tapped packet is media or its control protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketKind {
-    /// RTP media.
-    Rtp,
-    /// RTCP reports.
-    Rtcp,
 }
 
 /// Why a recording ended.

@@ -21,8 +21,7 @@ mod target;
 mod tests;
 
 pub use params::{
-    DEFAULT_TAKEBACK_DTMF, NO_MATCH_CAPTURE, ParamError, TransferParams, TransferType, normalise,
-    parse_params,
+    DEFAULT_TAKEBACK_DTMF, NO_MATCH_CAPTURE, TransferParams, TransferType, normalise, parse_params,
 };
 pub use sipfrag::parse_sipfrag;
 pub use state::{

@@ -6,6 +6,7 @@
 //! `captures` (list of strings, filled in by the metaflow engine). `null` means absent; other keys
 //! (`collected`, `dtmf_leg`, ...) are left to the engine and tolerated.
 
+use crate::base::Problem;
 use serde_json::{Map, Value};
 
 use super::target::{is_valid_host, user_part_problem};
@@ -60,35 +61,13 @@ impl Default for TransferParams {
     }
 }
 
-/// One problem in a `transfer` node's data, named like the metaflow schema errors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message} ({rule})")]
-pub struct ParamError {
-    /// Path relative to the node, e.g. `data.transfer_type`.
-    pub path: String,
-    /// Kazoo rule name: `type`, `enum`, `pattern`, `minLength` or `maxLength`.
-    pub rule: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl ParamError {
-    fn new(key: &str, rule: &str, message: impl Into<String>) -> Self {
-        Self {
-            path: format!("data.{key}"),
-            rule: rule.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
 /// Validates a `transfer` node's `data`, reporting every problem at once.
-pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<ParamError>> {
+pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<Problem>> {
     let mut problems = Vec::new();
     let target = optional_string(data, "target", &mut problems).filter(|target| {
         let problem = user_part_problem(target);
         if let Some(message) = &problem {
-            problems.push(ParamError::new("target", "pattern", message.clone()));
+            problems.push(Problem::in_data("target", "pattern", message.clone()));
         }
         problem.is_none()
     });
@@ -96,7 +75,7 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<Par
         let valid = is_valid_host(domain);
         if !valid {
             let message = format!("domain {domain:?} is not a host name or IP address");
-            problems.push(ParamError::new("domain", "pattern", message));
+            problems.push(Problem::in_data("domain", "pattern", message));
         }
         valid
     });
@@ -136,13 +115,13 @@ pub fn normalise(data: &mut Map<String, Value>) {
 fn optional_string(
     data: &Map<String, Value>,
     key: &str,
-    problems: &mut Vec<ParamError>,
+    problems: &mut Vec<Problem>,
 ) -> Option<String> {
     match data.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.clone()),
         Some(_) => {
-            problems.push(ParamError::new(
+            problems.push(Problem::in_data(
                 key,
                 "type",
                 format!("{key} must be a string"),
@@ -153,23 +132,23 @@ fn optional_string(
 }
 
 /// Upper-cases the digits and checks them against the DTMF alphabet and length limits.
-fn check_takeback(digits: &str, problems: &mut Vec<ParamError>) -> String {
+fn check_takeback(digits: &str, problems: &mut Vec<Problem>) -> String {
     let digits = digits.to_ascii_uppercase();
     if digits.is_empty() {
         let message = "takeback_dtmf must hold at least one DTMF digit";
-        problems.push(ParamError::new("takeback_dtmf", "minLength", message));
+        problems.push(Problem::in_data("takeback_dtmf", "minLength", message));
     } else if digits.chars().count() > TAKEBACK_MAX_DIGITS {
         let message = format!("takeback_dtmf must be at most {TAKEBACK_MAX_DIGITS} digits");
-        problems.push(ParamError::new("takeback_dtmf", "maxLength", message));
+        problems.push(Problem::in_data("takeback_dtmf", "maxLength", message));
     } else if !digits.chars().all(|digit| DTMF_DIGITS.contains(digit)) {
         let message = format!("takeback_dtmf {digits:?} may only contain 0-9, *, # and A-D");
-        problems.push(ParamError::new("takeback_dtmf", "pattern", message));
+        problems.push(Problem::in_data("takeback_dtmf", "pattern", message));
     }
     digits
 }
 
 /// Maps the JSON spelling to a [`TransferType`]; unknown or unimplemented kinds are refused.
-fn check_transfer_type(text: &str, problems: &mut Vec<ParamError>) -> TransferType {
+fn check_transfer_type(text: &str, problems: &mut Vec<Problem>) -> TransferType {
     if text == TransferType::Blind.as_json_str() {
         return TransferType::Blind;
     }
@@ -179,16 +158,16 @@ fn check_transfer_type(text: &str, problems: &mut Vec<ParamError>) -> TransferTy
         }
         _ => format!("transfer_type {text:?} is unknown; the only supported value is \"blind\""),
     };
-    problems.push(ParamError::new("transfer_type", "enum", message));
+    problems.push(Problem::in_data("transfer_type", "enum", message));
     TransferType::Blind
 }
 
 /// `captures`, when present, must be a list of strings (the engine fills it from the match).
-fn check_captures(data: &Map<String, Value>, problems: &mut Vec<ParamError>) {
+fn check_captures(data: &Map<String, Value>, problems: &mut Vec<Problem>) {
     match data.get("captures") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
-        Some(_) => problems.push(ParamError::new(
+        Some(_) => problems.push(Problem::in_data(
             "captures",
             "type",
             "captures must be a list of strings",

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::capture::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
+use crate::pcap::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP, LINKTYPE_ETHERNET};
 
 /// Largest packet a record can hold (the snap length announced in the global header).
 pub const SNAP_LEN: u32 = 65_535;

@@ -18,8 +18,7 @@ use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
 use crate::sip::tcp::{TcpInbound, TcpTransport};
 use crate::sip::transport::{Peer, Transport};
 
-use super::codes::DigitSource;
-use super::core::{Action, B2bua};
+use crate::b2bua::{Action, B2bua, DigitSource};
 
 /// Commands from the process (signal handling, the API) to the SIP task.
 #[derive(Clone, Debug, PartialEq)]
@@ -200,7 +199,7 @@ impl SipTask {
                 .map(|(k, _)| *k);
             if let Some(key) = key {
                 self.recordings.active.remove(&key);
-                self.media.set_recorder(key, None);
+                self.media.set_tap(key, None);
                 self.core.recording_ended(key);
             }
         }
@@ -220,7 +219,7 @@ impl SipTask {
         let rec = &mut self.recordings;
         match Recorder::start(&rec.data_dir, info, limit, rec.events_tx.clone()) {
             Ok((tap, handle)) => {
-                self.media.set_recorder(call, Some(tap));
+                self.media.set_tap(call, Some(std::sync::Arc::new(tap)));
                 if let Some((_, old)) = rec.active.insert(call, (call_id, handle)) {
                     rec.stopping.spawn(async move {
                         let _ = old
@@ -240,7 +239,7 @@ impl SipTask {
     }
 
     fn stop_recording(&mut self, call: CallKey, reason: crate::modules::record::StopReason) {
-        self.media.set_recorder(call, None);
+        self.media.set_tap(call, None);
         if let Some((_, handle)) = self.recordings.active.remove(&call) {
             self.recordings.stopping.spawn(async move {
                 let _ = handle.stop(reason).await;

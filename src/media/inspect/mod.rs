@@ -1,9 +1,16 @@
-//! Hook through which a packet inspector (the telephone-event decoder) sees relayed RTP.
+//! Packet inspection on the relay path: the [`PacketInspector`] hook through which an inspector
+//! sees relayed RTP, and the inspector the proxy ships ([`DtmfInspector`]: RFC 4733 decoding,
+//! suppression of a code's digits and their late release).
+
+mod dtmf;
+mod suppress;
+
+pub use dtmf::DtmfInspector;
 
 use std::sync::Arc;
 
-use crate::media::CallKey;
-use crate::metaflow::Leg;
+use crate::base::CallKey;
+use crate::base::Leg;
 
 /// Looks at every RTP packet of one stream in both directions, without copying it, and may stop
 /// it from being forwarded or rewrite its header in place (DTMF suppression renumbers the

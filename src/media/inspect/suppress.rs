@@ -12,9 +12,9 @@
 
 use tracing::debug;
 
-use super::synth::ClockAnchor;
-use crate::dtmf::decoder::EVENT_TIMEOUT_US;
-use crate::dtmf::event::DtmfEvent;
+use crate::dtmf::DtmfEvent;
+use crate::dtmf::EVENT_TIMEOUT_US;
+use crate::dtmf::synth::ClockAnchor;
 
 /// Digits remembered while holding; later ones are still withheld but not remembered.
 pub(crate) const MAX_HELD_DIGITS: usize = 64;

@@ -1,9 +1,9 @@
 //! Tests of the relay's inspector: digit reporting, and suppression (withholding, renumbering,
 //! draining, late delivery) checked on the bytes the relay would send.
 
-use super::suppress::{HOLD_LIMIT_US, TAIL_GAP_US};
 use super::*;
 use crate::dtmf::TelephoneEvent;
+use crate::media::inspect::suppress::{HOLD_LIMIT_US, TAIL_GAP_US};
 
 const SSRC: u32 = 0x1234_5678;
 

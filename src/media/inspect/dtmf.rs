@@ -10,20 +10,17 @@ use std::sync::Arc;
 
 use tracing::debug;
 
+use crate::base::CallKey;
+use crate::base::Leg;
 use crate::media::{
-    CallKey, Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
+    Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
 };
-use crate::metaflow::Leg;
 
-use super::{DtmfDecoder, DtmfEvent, EventConfig, RtpView};
+use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
+use crate::rtp::RtpView;
 
-#[path = "suppress.rs"]
-mod suppress;
-#[path = "synth.rs"]
-mod synth;
-
-use suppress::Suppression;
-use synth::{DEFAULT_TONE_US, EventInjector, InjectedStream, PACKET_LEN, digit_event};
+use super::suppress::Suppression;
+use crate::dtmf::synth::{DEFAULT_TONE_US, EventInjector, InjectedStream, PACKET_LEN, digit_event};
 
 /// Everything kept about the packets one leg sends.
 #[derive(Debug)]
@@ -232,5 +229,5 @@ impl PacketInspector for DtmfInspector {
 }
 
 #[cfg(test)]
-#[path = "inspector_tests.rs"]
+#[path = "dtmf_tests.rs"]
 mod tests;

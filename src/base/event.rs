@@ -1,0 +1,281 @@
+//! What happened to a call, as one typed value: the call core, the modules and the application
+//! shell emit a [`CallEvent`]; the event log writes it as one JSON line and the API's live-call
+//! view updates from it. A typo in an event name is a compile error, not a silent gap in a log.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::Leg;
+
+/// Fields of an event as they are written next to `ts`, `event` and `call_id`.
+pub type EventFields = Map<String, Value>;
+
+/// One thing that happened to a call. The variant name, in snake case, is the `event` value
+/// written to `events.jsonl`; the fields follow in declaration order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CallEvent {
+    /// A new call was accepted and its INVITE sent on towards the PBX.
+    CallStarted {
+        /// The caller's URI (From of the caller's INVITE).
+        from: String,
+        /// The called URI (To of the caller's INVITE).
+        to: String,
+        /// The Call-ID of the PBX-side dialog.
+        b_call_id: String,
+        /// Where the INVITE came from (`transport:address`).
+        source: String,
+        /// The account the caller belongs to, when the directory knows it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account_id: Option<String>,
+    },
+    /// The PBX answered with a 2xx.
+    CallAnswered,
+    /// The PBX refused the call with a final error response.
+    CallRejected {
+        /// The status code relayed to the caller.
+        code: u16,
+    },
+    /// The caller cancelled before answer.
+    CallCancelled,
+    /// The proxy itself ended the call (metaflow, media timeout, shutdown, API).
+    CallTerminated {
+        /// Why.
+        reason: String,
+    },
+    /// The call is over and its state is gone.
+    CallEnded {
+        /// `answered`, `cancelled`, `rejected`, `failed` or `timeout`.
+        outcome: &'static str,
+        /// Whether the call was ever answered.
+        answered: bool,
+    },
+    /// A key press started on a leg.
+    Digit {
+        /// The leg that pressed it.
+        leg: Leg,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// `rtp` (RFC 4733) or `info` (SIP INFO).
+        source: &'static str,
+    },
+    /// An RFC 4733 key press ended.
+    DigitEnded {
+        /// The leg that pressed it.
+        leg: Leg,
+        /// The digit.
+        digit: char,
+        /// How long it was held.
+        duration_ms: u32,
+    },
+    /// A binding digit started collecting a code.
+    MetaflowArmed {
+        /// The dialing leg.
+        leg: Leg,
+    },
+    /// A dialed code matched a metaflow number or pattern.
+    MetaflowMatch {
+        /// The dialing leg.
+        leg: Leg,
+        /// The digits collected after the binding digit.
+        collected: String,
+        /// The number or pattern that matched.
+        matched: String,
+        /// The pattern's capture groups.
+        captures: Vec<String>,
+        /// The module of the matched node.
+        module: String,
+        /// Whether it matched before the inter-digit timeout (Kazoo's early match).
+        early: bool,
+    },
+    /// A dialed code matched nothing.
+    MetaflowNoMatch {
+        /// The dialing leg.
+        leg: Leg,
+        /// The digits collected.
+        collected: String,
+    },
+    /// Suppressed digits that were no code went on to the other leg.
+    MetaflowRelease {
+        /// The dialing leg.
+        leg: Leg,
+        /// The digits released, binding digit first.
+        digits: String,
+    },
+    /// A module node started on the call.
+    ModuleRun {
+        /// The module's name.
+        module: String,
+        /// The leg it acts for.
+        leg: Leg,
+        /// The node's data with the engine's additions (`collected`, `captures`, `dtmf_leg`).
+        data: EventFields,
+    },
+    /// A module node finished.
+    ModuleOutcome {
+        /// The module's name.
+        module: String,
+        /// The outcome that selects its child (`success`, `failure`, ...).
+        outcome: String,
+    },
+    /// A `record_call` node changed nothing (e.g. `stop` with no recording running).
+    RecordingUnchanged {
+        /// The node's action.
+        action: String,
+    },
+    /// A recording file was opened.
+    RecordingStarted {
+        /// The file being written.
+        path: String,
+    },
+    /// A recording was finished and renamed to its final name.
+    RecordingStopped {
+        /// The finished file.
+        path: String,
+        /// Its JSON sidecar.
+        sidecar: String,
+        /// Why it stopped.
+        reason: String,
+        /// Audio frames (or packets) written.
+        frames: u64,
+        /// Packets the relay could not hand over (queue full).
+        dropped: u64,
+    },
+    /// A recording could not start or failed while writing.
+    RecordingFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The proxy sent a REFER for a blind transfer.
+    TransferReferSent {
+        /// The `Refer-To` URI.
+        refer_to: String,
+        /// The `Referred-By` URI.
+        referred_by: String,
+        /// The leg that dialed the transfer.
+        dialing_leg: Leg,
+    },
+    /// The transferee accepted the REFER.
+    TransferAccepted {
+        /// The response's status.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
+    /// A NOTIFY reported the transferee's progress.
+    TransferNotify {
+        /// The sipfrag status.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
+    /// The transfer completed.
+    TransferSucceeded {
+        /// The status that completed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
+    /// The transfer failed (or could not start).
+    TransferFailed {
+        /// The status that failed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Why it could not start.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The dialing party took the transfer back.
+    TransferWithdrawn {
+        /// The status at that time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
+}
+
+impl CallEvent {
+    /// The `event` value written to the log (`call_started`, `metaflow_match`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CallStarted { .. } => "call_started",
+            Self::CallAnswered => "call_answered",
+            Self::CallRejected { .. } => "call_rejected",
+            Self::CallCancelled => "call_cancelled",
+            Self::CallTerminated { .. } => "call_terminated",
+            Self::CallEnded { .. } => "call_ended",
+            Self::Digit { .. } => "digit",
+            Self::DigitEnded { .. } => "digit_ended",
+            Self::MetaflowArmed { .. } => "metaflow_armed",
+            Self::MetaflowMatch { .. } => "metaflow_match",
+            Self::MetaflowNoMatch { .. } => "metaflow_no_match",
+            Self::MetaflowRelease { .. } => "metaflow_release",
+            Self::ModuleRun { .. } => "module_run",
+            Self::ModuleOutcome { .. } => "module_outcome",
+            Self::RecordingUnchanged { .. } => "recording_unchanged",
+            Self::RecordingStarted { .. } => "recording_started",
+            Self::RecordingStopped { .. } => "recording_stopped",
+            Self::RecordingFailed { .. } => "recording_failed",
+            Self::TransferReferSent { .. } => "transfer_refer_sent",
+            Self::TransferAccepted { .. } => "transfer_accepted",
+            Self::TransferNotify { .. } => "transfer_notify",
+            Self::TransferSucceeded { .. } => "transfer_succeeded",
+            Self::TransferFailed { .. } => "transfer_failed",
+            Self::TransferWithdrawn { .. } => "transfer_withdrawn",
+        }
+    }
+
+    /// The event's own fields, in declaration order, without the `event` tag.
+    pub fn fields(&self) -> EventFields {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut map)) => {
+                map.shift_remove("event");
+                map
+            }
+            // Every variant is a struct or unit variant of plain data: it always serialises to
+            // an object. Nothing else can happen; an empty map keeps the event's name.
+            _ => Map::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_kind_is_the_serialised_tag_of_every_variant() {
+        let samples = [
+            CallEvent::CallAnswered,
+            CallEvent::CallEnded {
+                outcome: "answered",
+                answered: true,
+            },
+            CallEvent::MetaflowNoMatch {
+                leg: Leg::B,
+                collected: "9".into(),
+            },
+            CallEvent::TransferFailed {
+                status: None,
+                reason: Some("no target".into()),
+            },
+        ];
+        for event in samples {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["event"], json!(event.kind()));
+        }
+    }
+
+    #[test]
+    fn fields_keep_declaration_order_and_skip_absent_options() {
+        let event = CallEvent::Digit {
+            leg: Leg::A,
+            digit: '*',
+            source: "rtp",
+        };
+        let fields = event.fields();
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["leg", "digit", "source"]);
+        assert_eq!(fields["leg"], json!("a"));
+        assert_eq!(fields["digit"], json!("*"));
+        let accepted = CallEvent::TransferAccepted { status: None }.fields();
+        assert!(accepted.is_empty());
+    }
+}

@@ -1,0 +1,16 @@
+//! The shared words of the crate: the two legs of a call, the key a call is known by, the typed
+//! events a call emits and the validation problem every checker reports. Every other folder may
+//! depend on `base`; `base` depends on nothing of the crate, so these words never drag a feature
+//! along with them.
+
+mod event;
+mod leg;
+mod problem;
+
+pub use event::{CallEvent, EventFields};
+pub use leg::Leg;
+pub use problem::{Problem, Problems};
+
+/// Identifies a call inside one process: chosen by the call core, used by the media engine,
+/// the recorder and the API adapter to name the same call without sharing its state.
+pub type CallKey = u64;
