@@ -131,8 +131,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             max_calls: cfg.max_calls,
             upstream_transport: cfg.upstream_transport,
             max_transactions: cfg.max_transactions,
+            rng_seed: None,
         },
         metrics.clone(),
+        Box::new(media),
     );
     core.set_resolver(Box::new(DirectoryMetaflows(directory)));
     metrics.add_source(core.stats());
@@ -158,7 +160,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             tcp,
             tcp_inbound,
             core,
-            media,
             media_events: media_rx,
             control: control_rx,
             events: events.clone(),

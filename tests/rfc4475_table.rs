@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use metaflow_proxy::b2bua::{Action, B2bua, CoreConfig, Leg};
+use metaflow_proxy::b2bua::{B2bua, CoreConfig, Input, Leg, Output};
 use metaflow_proxy::media::{
     CallKey, InspectorConfig, MediaControl, MediaError, PortPair, StreamPorts,
 };
@@ -171,8 +171,13 @@ fn fresh_core() -> B2bua {
         max_calls: 100,
         upstream_transport: Transport::Udp,
         max_transactions: 1000,
+        rng_seed: Some(4475),
     };
-    B2bua::new(cfg, Arc::new(Metrics::new()))
+    B2bua::new(
+        cfg,
+        Arc::new(Metrics::new()),
+        Box::new(CountingMedia::default()),
+    )
 }
 
 fn load(name: &str) -> Vec<u8> {
@@ -189,12 +194,12 @@ struct Observed {
 
 fn feed(data: &[u8]) -> Observed {
     let mut core = fresh_core();
-    let mut media = CountingMedia::default();
-    core.handle_datagram(Peer::udp(addr(PHONE)), data, Instant::now(), &mut media);
+    let from = Peer::udp(addr(PHONE));
+    core.handle(Instant::now(), Input::Datagram { from, data });
     let mut upstream = Vec::new();
     let mut answers = Vec::new();
-    for action in core.drain_actions() {
-        if let Action::Send { to, data } = action {
+    while let Some(output) = core.poll_output() {
+        if let Output::Send { to, data } = output {
             let sent = SipMessage::parse(&data).expect("the proxy sends parseable SIP");
             if to.addr == addr(PBX) {
                 upstream.push(sent);

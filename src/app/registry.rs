@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::api::v2::LiveCalls;
+use crate::base::CallEvent;
 
 use super::shell::Control;
 
@@ -19,31 +20,32 @@ pub struct CallRegistry {
 }
 
 impl CallRegistry {
-    /// Applies one call event of the core (`call_started`, `call_answered`, `call_ended`,
-    /// recording events) to the view.
-    pub fn on_event(&self, kind: &str, call_id: &str, fields: &Map<String, Value>, ts: &str) {
+    /// Applies one call event (call started, answered, ended; recording started or stopped) to
+    /// the view; other events leave it as it is.
+    pub fn on_event(&self, call_id: &str, event: &CallEvent, ts: &str) {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
-        match kind {
-            "call_started" => {
-                let mut summary = fields.clone();
+        match event {
+            CallEvent::CallStarted { .. } => {
+                let mut summary = event.fields();
                 summary.insert("call_id".into(), json!(call_id));
                 summary.insert("start".into(), json!(ts));
                 summary.insert("answered".into(), json!(false));
                 summary.insert("recording".into(), json!(false));
                 calls.insert(call_id.to_string(), summary);
             }
-            "call_answered" => {
+            CallEvent::CallAnswered => {
                 if let Some(c) = calls.get_mut(call_id) {
                     c.insert("answered".into(), json!(true));
                     c.insert("answered_at".into(), json!(ts));
                 }
             }
-            "recording_started" | "recording_stopped" => {
+            CallEvent::RecordingStarted { .. } | CallEvent::RecordingStopped { .. } => {
                 if let Some(c) = calls.get_mut(call_id) {
-                    c.insert("recording".into(), json!(kind == "recording_started"));
+                    let on = matches!(event, CallEvent::RecordingStarted { .. });
+                    c.insert("recording".into(), json!(on));
                 }
             }
-            "call_ended" => {
+            CallEvent::CallEnded { .. } => {
                 calls.remove(call_id);
             }
             _ => {}

@@ -7,18 +7,18 @@ use std::time::Instant;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use serde_json::{Map, json};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::base::{CallEvent, CallKey};
 use crate::events::EventLog;
-use crate::media::{CallKey, InspectorEvent, MediaControl, MediaEngine, MediaEvent};
+use crate::media::{InspectorEvent, MediaEvent};
 use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
 use crate::sip::tcp::{TcpInbound, TcpTransport};
 use crate::sip::transport::{Peer, Transport};
 
-use crate::b2bua::{Action, B2bua, DigitSource};
+use crate::b2bua::{B2bua, Input, Output};
 
 /// Commands from the process (signal handling, the API) to the SIP task.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,10 +49,8 @@ pub struct SipTask {
     pub tcp: TcpTransport,
     /// Complete messages from the TCP connections.
     pub tcp_inbound: mpsc::Receiver<TcpInbound>,
-    /// The call core.
+    /// The call core (it owns the media engine).
     pub core: B2bua,
-    /// The media engine the core allocates through.
-    pub media: MediaEngine,
     /// Timeouts and digits from the relay tasks.
     pub media_events: mpsc::Receiver<MediaEvent>,
     /// Shutdown commands.
@@ -93,7 +91,7 @@ impl SipTask {
     pub async fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            let deadline = self.core.next_deadline();
+            let deadline = self.core.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -104,21 +102,22 @@ impl SipTask {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, src)) => {
                         let data = buf.get(..n).unwrap_or_default();
-                        self.core.handle_datagram(Peer::udp(src), data, Instant::now(), &mut self.media);
+                        self.core.handle(Instant::now(), Input::Datagram { from: Peer::udp(src), data });
                     }
                     Err(err) => tracing::debug!(error = %err, "SIP socket receive error"),
                 },
                 Some(inbound) = self.tcp_inbound.recv() => {
-                    self.core.handle_datagram(Peer::tcp(inbound.from), &inbound.data, Instant::now(), &mut self.media);
+                    let from = Peer::tcp(inbound.from);
+                    self.core.handle(Instant::now(), Input::Datagram { from, data: &inbound.data });
                 }
-                () = sleep => self.core.handle_timers(Instant::now(), &mut self.media),
+                () = sleep => self.core.handle(Instant::now(), Input::Timeout),
                 Some(event) = self.media_events.recv() => self.on_media_event(event),
                 Some(event) = self.recordings.events_rx.recv() => self.on_recorder_event(event),
                 command = self.control.recv() => match command {
-                    Some(Control::BeginShutdown) => self.core.begin_shutdown(),
-                    Some(Control::TerminateAll) => self.core.terminate_all(Instant::now(), &mut self.media),
+                    Some(Control::BeginShutdown) => self.core.handle(Instant::now(), Input::BeginShutdown),
+                    Some(Control::TerminateAll) => self.core.handle(Instant::now(), Input::TerminateAll),
                     Some(Control::RunMetaflow { call_id, node }) => {
-                        self.core.run_node_by_api(&call_id, &node, Instant::now(), &mut self.media)
+                        self.core.handle(Instant::now(), Input::RunNode { call_id, node })
                     }
                     Some(Control::Stop) | None => {
                         self.flush().await;
@@ -132,42 +131,30 @@ impl SipTask {
     }
 
     fn on_media_event(&mut self, event: MediaEvent) {
-        match event {
-            MediaEvent::Timeout { call } => {
-                self.core
-                    .on_media_timeout(call, Instant::now(), &mut self.media)
-            }
+        let input = match event {
+            MediaEvent::Timeout { call } => Input::MediaTimeout { call },
             MediaEvent::Inspector { call, event, .. } => match event {
-                InspectorEvent::Digit { leg, digit, .. } => self.core.on_digit(
-                    call,
-                    leg,
-                    digit,
-                    DigitSource::Rtp,
-                    Instant::now(),
-                    &mut self.media,
-                ),
+                InspectorEvent::Digit { leg, digit, .. } => Input::Digit { call, leg, digit },
                 InspectorEvent::DigitEnded {
                     leg,
                     digit,
                     duration_ms,
-                } => {
-                    let call_id = self.core.call_id_of(call).unwrap_or_default().to_string();
-                    let mut fields = serde_json::Map::new();
-                    fields.insert("leg".into(), leg.as_str().into());
-                    fields.insert("digit".into(), digit.to_string().into());
-                    fields.insert("duration_ms".into(), duration_ms.into());
-                    self.events.emit("digit_ended", Some(&call_id), fields);
-                }
+                } => Input::DigitEnded {
+                    call,
+                    leg,
+                    digit,
+                    duration_ms,
+                },
             },
-        }
+        };
+        self.core.handle(Instant::now(), input);
     }
 
     fn on_recorder_event(&mut self, event: RecorderEvent) {
-        let mut fields = Map::new();
-        let (kind, call_id, ended) = match event {
+        let (call_id, event, ended) = match event {
             RecorderEvent::Started { call_id, path } => {
-                fields.insert("path".into(), json!(path.display().to_string()));
-                ("recording_started", call_id, false)
+                let path = path.display().to_string();
+                (call_id, CallEvent::RecordingStarted { path }, false)
             }
             RecorderEvent::Stopped {
                 call_id,
@@ -177,16 +164,17 @@ impl SipTask {
                 frames,
                 dropped,
             } => {
-                fields.insert("path".into(), json!(path.display().to_string()));
-                fields.insert("sidecar".into(), json!(sidecar.display().to_string()));
-                fields.insert("reason".into(), json!(reason));
-                fields.insert("frames".into(), json!(frames));
-                fields.insert("dropped".into(), json!(dropped));
-                ("recording_stopped", call_id, true)
+                let event = CallEvent::RecordingStopped {
+                    path: path.display().to_string(),
+                    sidecar: sidecar.display().to_string(),
+                    reason,
+                    frames,
+                    dropped,
+                };
+                (call_id, event, true)
             }
             RecorderEvent::Failed { call_id, error } => {
-                fields.insert("error".into(), json!(error));
-                ("recording_failed", call_id, true)
+                (call_id, CallEvent::RecordingFailed { error }, true)
             }
         };
         if ended {
@@ -199,14 +187,19 @@ impl SipTask {
                 .map(|(k, _)| *k);
             if let Some(key) = key {
                 self.recordings.active.remove(&key);
-                self.media.set_tap(key, None);
-                self.core.recording_ended(key);
+                self.core
+                    .handle(Instant::now(), Input::RecordingEnded { call: key });
             }
         }
-        tracing::info!(call_id = %call_id, event = kind, "recording");
+        tracing::info!(call_id = %call_id, event = event.kind(), "recording");
+        self.publish(&call_id, &event);
+    }
+
+    /// Writes a call event to the event log and the API's live-call view.
+    fn publish(&self, call_id: &str, event: &CallEvent) {
         let ts = crate::events::clock::utc_now_rfc3339();
-        self.registry.on_event(kind, &call_id, &fields, &ts);
-        self.events.emit(kind, Some(&call_id), fields);
+        self.registry.on_event(call_id, event, &ts);
+        self.events.emit_call(call_id, event);
     }
 
     fn start_recording(
@@ -219,7 +212,6 @@ impl SipTask {
         let rec = &mut self.recordings;
         match Recorder::start(&rec.data_dir, info, limit, rec.events_tx.clone()) {
             Ok((tap, handle)) => {
-                self.media.set_tap(call, Some(std::sync::Arc::new(tap)));
                 if let Some((_, old)) = rec.active.insert(call, (call_id, handle)) {
                     rec.stopping.spawn(async move {
                         let _ = old
@@ -227,19 +219,21 @@ impl SipTask {
                             .await;
                     });
                 }
+                let tap = Arc::new(tap);
+                self.core
+                    .handle(Instant::now(), Input::RecordingReady { call, tap });
             }
             Err(err) => {
                 tracing::warn!(call_id = %call_id, error = %err, "recording cannot start");
-                self.core.recording_ended(call);
-                let mut fields = Map::new();
-                fields.insert("error".into(), json!(err.to_string()));
-                self.events.emit("recording_failed", Some(&call_id), fields);
+                self.core
+                    .handle(Instant::now(), Input::RecordingEnded { call });
+                let error = err.to_string();
+                self.publish(&call_id, &CallEvent::RecordingFailed { error });
             }
         }
     }
 
     fn stop_recording(&mut self, call: CallKey, reason: crate::modules::record::StopReason) {
-        self.media.set_tap(call, None);
         if let Some((_, handle)) = self.recordings.active.remove(&call) {
             self.recordings.stopping.spawn(async move {
                 let _ = handle.stop(reason).await;
@@ -260,10 +254,12 @@ impl SipTask {
         }
     }
 
+    /// Performs everything the core asked for, including what it asks while answering (a
+    /// recording that could not start, for instance).
     async fn flush(&mut self) {
-        for action in self.core.drain_actions() {
-            match action {
-                Action::Send { to, data } => match to.transport {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Send { to, data } => match to.transport {
                     Transport::Udp => {
                         if let Err(err) = self.socket.send_to(&data, to.addr).await {
                             tracing::debug!(peer = %to, error = %err, "SIP send failed");
@@ -271,21 +267,13 @@ impl SipTask {
                     }
                     Transport::Tcp => self.tcp.send(to.addr, data),
                 },
-                Action::StartRecording {
+                Output::StartRecording {
                     call,
                     info,
                     time_limit,
                 } => self.start_recording(call, *info, time_limit),
-                Action::StopRecording { call, reason } => self.stop_recording(call, reason),
-                Action::Event {
-                    kind,
-                    call_id,
-                    fields,
-                } => {
-                    let ts = crate::events::clock::utc_now_rfc3339();
-                    self.registry.on_event(kind, &call_id, &fields, &ts);
-                    self.events.emit(kind, Some(&call_id), fields);
-                }
+                Output::StopRecording { call, reason } => self.stop_recording(call, reason),
+                Output::Event { call_id, event } => self.publish(&call_id, &event),
             }
         }
     }

@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use serde_json::Map;
-
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::sip::transport::Peer;
 use crate::sip::{Method, SipMessage};
 
@@ -18,13 +16,7 @@ use super::headers::{copy_end_to_end, has_sdp};
 
 impl B2bua {
     /// CANCEL from the caller: 200 to the CANCEL, 487 to the INVITE, CANCEL upstream.
-    pub(super) fn on_cancel(
-        &mut self,
-        from: Peer,
-        msg: SipMessage,
-        now: Instant,
-        _media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_cancel(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let invite_key = server_key(&msg).map(|k| k.replacen("|CANCEL", "|INVITE", 1));
         let found = invite_key
             .as_deref()
@@ -49,7 +41,7 @@ impl B2bua {
         let b_key = call.b_invite_branch.clone();
         let call_id = call.a.call_id.clone();
         tracing::info!(call_id = %call_id, "call cancelled by caller");
-        self.event("call_cancelled", &call_id, Map::new());
+        self.event(&call_id, CallEvent::CallCancelled);
         if let Some(k) = invite_key {
             self.send_final_to_a(&k, 487, "Request Terminated", Some(&a_tag), now);
         }
@@ -134,13 +126,7 @@ impl B2bua {
 
     /// An ACK: for a non-2xx it was absorbed earlier; here it acknowledges a 2xx we relayed,
     /// and is relayed to the other leg as that leg's ACK.
-    pub(super) fn on_ack(
-        &mut self,
-        _from: Peer,
-        msg: SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_ack(&mut self, _from: Peer, msg: SipMessage, now: Instant) {
         let Some(&(key, leg)) = msg.call_id().and_then(|c| self.by_call_id.get(c)) else {
             return;
         };
@@ -167,7 +153,7 @@ impl B2bua {
             self.schedule_server(&pending.server_key);
         }
         let body = if has_sdp(&msg) {
-            match self.anchor(media, key, leg, &msg.body) {
+            match self.anchor(key, leg, &msg.body) {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::warn!(call_id = %call_id, error = %err, "cannot anchor ACK SDP");

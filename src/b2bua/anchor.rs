@@ -92,7 +92,6 @@ impl super::B2bua {
     /// Anchors an SDP of leg `from` of an existing call (see [`anchor_sdp`]).
     pub(super) fn anchor(
         &mut self,
-        media: &mut dyn MediaControl,
         key: CallKey,
         from: Leg,
         body: &[u8],
@@ -103,7 +102,7 @@ impl super::B2bua {
             Some(call) => &mut call.sdp_state,
             None => &mut detached,
         };
-        anchor_sdp(media, media_ip, key, from, body, state)
+        anchor_sdp(self.media.as_mut(), media_ip, key, from, body, state)
     }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::metaflow::{Collector, Decision, Metaflows, ModuleRun, module_run};
 use crate::sip::SipMessage;
 
@@ -114,14 +114,13 @@ pub fn suppress_bindings(collectors: &[CallCollector]) -> [Option<char>; 2] {
 
 impl B2bua {
     /// One key press on `leg` of call `key`.
-    pub fn on_digit(
+    pub(super) fn on_digit(
         &mut self,
         key: CallKey,
         leg: Leg,
         digit: char,
         source: DigitSource,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -133,15 +132,12 @@ impl B2bua {
             decided.push((cc.owner, outcome.decisions));
         }
         tracing::info!(call_id = %call_id, leg = leg.as_str(), digit = %digit, source = source.as_str(), "DTMF digit");
-        let mut fields = Map::new();
-        fields.insert("leg".into(), json!(leg.as_str()));
-        fields.insert("digit".into(), json!(digit.to_string()));
-        fields.insert("source".into(), json!(source.as_str()));
-        self.event("digit", &call_id, fields);
+        let source = source.as_str();
+        self.event(&call_id, CallEvent::Digit { leg, digit, source });
         for (owner, decisions) in decided {
-            self.apply_decisions(key, owner, decisions, now, media);
+            self.apply_decisions(key, owner, decisions, now);
         }
-        self.transfer_digit(key, leg, digit, now, media);
+        self.transfer_digit(key, leg, digit, now);
         self.schedule_collectors(key);
     }
 
@@ -159,12 +155,7 @@ impl B2bua {
     }
 
     /// A collector deadline passed.
-    pub(super) fn collector_timer(
-        &mut self,
-        key: CallKey,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn collector_timer(&mut self, key: CallKey, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -175,7 +166,7 @@ impl B2bua {
             }
         }
         for (owner, decisions) in decided {
-            self.apply_decisions(key, owner, decisions, now, media);
+            self.apply_decisions(key, owner, decisions, now);
         }
         self.schedule_collectors(key);
     }
@@ -186,17 +177,14 @@ impl B2bua {
         owner: Leg,
         decisions: Vec<Decision>,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         for decision in decisions {
             let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
                 return;
             };
-            let mut fields = Map::new();
             match &decision {
                 Decision::Armed { leg } => {
-                    fields.insert("leg".into(), json!(leg.as_str()));
-                    self.event("metaflow_armed", &call_id, fields);
+                    self.event(&call_id, CallEvent::MetaflowArmed { leg: *leg });
                 }
                 Decision::Match {
                     leg,
@@ -207,29 +195,35 @@ impl B2bua {
                     node,
                 } => {
                     tracing::info!(call_id = %call_id, leg = leg.as_str(), collected = %collected, matched = %matched, module = %node.module, early, "metaflow code matched");
-                    fields.insert("leg".into(), json!(leg.as_str()));
-                    fields.insert("collected".into(), json!(collected));
-                    fields.insert("matched".into(), json!(matched));
-                    fields.insert("captures".into(), json!(captures));
-                    fields.insert("module".into(), json!(node.module));
-                    fields.insert("early".into(), json!(early));
-                    self.event("metaflow_match", &call_id, fields);
-                    media.discard_held(key, *leg);
+                    let event = CallEvent::MetaflowMatch {
+                        leg: *leg,
+                        collected: collected.clone(),
+                        matched: matched.clone(),
+                        captures: captures.clone(),
+                        module: node.module.clone(),
+                        early: *early,
+                    };
+                    self.event(&call_id, event);
+                    self.media.discard_held(key, *leg);
                     if let Some(run) = module_run(&decision, owner) {
-                        self.run_module(key, run, now, media);
+                        self.run_module(key, run, now);
                     }
                 }
                 Decision::NoMatch { leg, collected } => {
                     tracing::info!(call_id = %call_id, leg = leg.as_str(), collected = %collected, "metaflow code matched nothing");
-                    fields.insert("leg".into(), json!(leg.as_str()));
-                    fields.insert("collected".into(), json!(collected));
-                    self.event("metaflow_no_match", &call_id, fields);
+                    let event = CallEvent::MetaflowNoMatch {
+                        leg: *leg,
+                        collected: collected.clone(),
+                    };
+                    self.event(&call_id, event);
                 }
                 Decision::Release { leg, digits } => {
-                    media.release_held(key, *leg, digits);
-                    fields.insert("leg".into(), json!(leg.as_str()));
-                    fields.insert("digits".into(), json!(digits));
-                    self.event("metaflow_release", &call_id, fields);
+                    self.media.release_held(key, *leg, digits);
+                    let event = CallEvent::MetaflowRelease {
+                        leg: *leg,
+                        digits: digits.clone(),
+                    };
+                    self.event(&call_id, event);
                 }
             }
         }
@@ -237,13 +231,7 @@ impl B2bua {
 
     /// Runs a node on a call as if its code had been dialed (the API's channel action). The
     /// dialing leg is `data.dtmf_leg` (`"a"` or `"b"`), the a-leg by default.
-    pub fn run_node_by_api(
-        &mut self,
-        call_id: &str,
-        node: &Value,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn run_node_by_api(&mut self, call_id: &str, node: &Value, now: Instant) {
         let Some(&(key, _)) = self.by_call_id.get(call_id) else {
             return;
         };
@@ -267,44 +255,40 @@ impl B2bua {
         data.insert("collected".into(), json!(""));
         data.insert("dtmf_leg".into(), json!(leg.as_str()));
         let run = ModuleRun { leg, node, data };
-        self.run_module(key, run, now, media);
+        self.run_module(key, run, now);
     }
 
     /// Runs one module node on a call; modules that finish at once continue with the child
     /// their outcome selects.
-    pub fn run_module(
-        &mut self,
-        key: CallKey,
-        run: ModuleRun,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn run_module(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
         let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
             return;
         };
-        let mut fields = Map::new();
-        fields.insert("module".into(), json!(run.node.module));
-        fields.insert("leg".into(), json!(run.leg.as_str()));
-        fields.insert("data".into(), Value::Object(run.data.clone()));
-        self.event("module_run", &call_id, fields);
+        let event = CallEvent::ModuleRun {
+            module: run.node.module.clone(),
+            leg: run.leg,
+            data: run.data.clone(),
+        };
+        self.event(&call_id, event);
         let outcome = match run.node.module.as_str() {
             "hangup" => {
                 // Nothing can follow a hang-up: record the outcome, then end the call.
-                let mut fields = Map::new();
-                fields.insert("module".into(), json!("hangup"));
-                fields.insert("outcome".into(), json!("success"));
-                self.event("module_outcome", &call_id, fields);
-                self.terminate_call(key, Outcome::Answered, "metaflow hangup", now, media);
+                let event = CallEvent::ModuleOutcome {
+                    module: "hangup".into(),
+                    outcome: "success".into(),
+                };
+                self.event(&call_id, event);
+                self.terminate_call(key, Outcome::Answered, "metaflow hangup", now);
                 return;
             }
-            "transfer" => return self.start_transfer(key, run, now, media),
-            "record_call" => return self.run_record(key, run, now, media),
+            "transfer" => return self.start_transfer(key, run, now),
+            "record_call" => return self.run_record(key, run, now),
             other => {
                 tracing::warn!(call_id = %call_id, module = other, "module not available");
                 "failure"
             }
         };
-        self.module_finished(key, run, outcome, now, media);
+        self.module_finished(key, run, outcome, now);
     }
 
     /// A module ended with `outcome`: log it and continue with the selected child, if any.
@@ -314,17 +298,17 @@ impl B2bua {
         run: ModuleRun,
         outcome: &str,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
             return;
         };
-        let mut fields = Map::new();
-        fields.insert("module".into(), json!(run.node.module));
-        fields.insert("outcome".into(), json!(outcome));
-        self.event("module_outcome", &call_id, fields);
+        let event = CallEvent::ModuleOutcome {
+            module: run.node.module.clone(),
+            outcome: outcome.to_string(),
+        };
+        self.event(&call_id, event);
         if let Some(next) = run.next(outcome) {
-            self.run_module(key, next, now, media);
+            self.run_module(key, next, now);
         }
     }
 }

@@ -5,8 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Map, Value};
-
+use crate::base::CallEvent;
 use crate::media::MediaControl;
 use crate::metrics::Metrics;
 use crate::sip::transaction::{ClientTx, Timers, TxKind};
@@ -15,8 +14,8 @@ use crate::sip::{Method, SipMessage};
 
 use super::call::Call;
 use super::codes::{MetaflowResolver, StaticMetaflows};
-use super::dialog::random_token;
 use super::entries::{ClientEntry, Purpose, ServerEntry};
+use super::io::Output;
 use super::timers::TimerQueue;
 use super::{CallKey, Leg};
 
@@ -39,48 +38,20 @@ pub struct CoreConfig {
     pub upstream_transport: crate::sip::transport::Transport,
     /// Requests beyond this many transactions in memory are refused with 503.
     pub max_transactions: usize,
-}
-
-/// Something the shell must do for the core.
-#[derive(Debug, Clone)]
-pub enum Action {
-    /// Send bytes to a peer.
-    Send {
-        /// Destination.
-        to: Peer,
-        /// The serialised SIP message.
-        data: Vec<u8>,
-    },
-    /// Record an event in the event log.
-    Event {
-        /// Event kind, e.g. `call_started`.
-        kind: &'static str,
-        /// Caller's Call-ID.
-        call_id: String,
-        /// Extra fields.
-        fields: Map<String, Value>,
-    },
-    /// Start recording a call: the shell starts a recorder and taps the call's relay into it.
-    StartRecording {
-        /// The call.
-        call: CallKey,
-        /// What the recording describes.
-        info: Box<crate::modules::record::RecordingInfo>,
-        /// When it stops by itself.
-        time_limit: std::time::Duration,
-    },
-    /// Stop a call's recording and finish its file.
-    StopRecording {
-        /// The call.
-        call: CallKey,
-        /// Why.
-        reason: crate::modules::record::StopReason,
-    },
+    /// Seed of the core's random numbers (tags, branches, Call-IDs, CSeq): a run with the same
+    /// seed and the same inputs produces the same bytes. `None` seeds from the operating system.
+    pub rng_seed: Option<u64>,
 }
 
 /// The B2BUA core. See the module docs of [`crate::b2bua`].
 pub struct B2bua {
+    /// Settings fixed at start.
     pub(super) cfg: CoreConfig,
+    /// The media plane the core allocates ports through and steers; owned here so that no other
+    /// part of the program changes a call's media behind the core's back.
+    pub(super) media: Box<dyn MediaControl + Send>,
+    /// Every random token the core writes comes from here, so a seeded run is reproducible.
+    pub(super) rng: fastrand::Rng,
     pub(super) calls: HashMap<CallKey, Call>,
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
     pub(super) servers: HashMap<String, ServerEntry>,
@@ -88,7 +59,7 @@ pub struct B2bua {
     pub(super) timers: TimerQueue,
     pub(super) next_key: CallKey,
     pub(super) shutting_down: bool,
-    pub(super) actions: Vec<Action>,
+    pub(super) actions: std::collections::VecDeque<Output>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) resolver: Box<dyn MetaflowResolver>,
     pub(super) registrar: super::registrar::Registrar,
@@ -100,9 +71,19 @@ pub struct B2bua {
 
 impl B2bua {
     /// A core with no calls.
-    pub fn new(cfg: CoreConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cfg: CoreConfig,
+        metrics: Arc<Metrics>,
+        media: Box<dyn MediaControl + Send>,
+    ) -> Self {
+        let rng = match cfg.rng_seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
         B2bua {
             cfg,
+            media,
+            rng,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             servers: HashMap::new(),
@@ -110,7 +91,7 @@ impl B2bua {
             timers: TimerQueue::default(),
             next_key: 1,
             shutting_down: false,
-            actions: Vec::new(),
+            actions: std::collections::VecDeque::new(),
             metrics,
             resolver: Box::new(StaticMetaflows(None)),
             registrar: Default::default(),
@@ -143,11 +124,6 @@ impl B2bua {
         self.resolver = resolver;
     }
 
-    /// Takes the actions queued so far.
-    pub fn drain_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
-    }
-
     /// Number of calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
@@ -163,24 +139,13 @@ impl B2bua {
         self.calls.get(&key).map(Call::call_id)
     }
 
-    /// Stops accepting new calls: INVITEs are answered 503 from now on.
-    pub fn begin_shutdown(&mut self) {
-        self.shutting_down = true;
-    }
-
-    /// The earliest time `handle_timers` must run.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// The earliest time the core must be handed [`super::Input::Timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
     /// Feeds one received datagram.
-    pub fn handle_datagram(
-        &mut self,
-        from: Peer,
-        data: &[u8],
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn handle_datagram(&mut self, from: Peer, data: &[u8], now: Instant) {
         let msg = match SipMessage::parse(data) {
             Ok(m) => m,
             Err(err) => {
@@ -209,16 +174,17 @@ impl B2bua {
                 self.metrics.record_sip_malformed();
                 tracing::debug!(peer = %from, code, reason = %reason, "request refused by screening");
                 if !matches!(msg.method(), Some(Method::Ack)) {
-                    let resp = super::screening::rejection_response(&msg, code, &reason);
+                    let tag = self.token(12);
+                    let resp = super::screening::rejection_response(&msg, code, &reason, &tag);
                     self.send_response_bytes(from, &resp);
                 }
                 return;
             }
-            self.handle_request(from, msg, now, media);
+            self.handle_request(from, msg, now);
         } else {
             self.metrics
                 .record_sip_in_response(msg.status().unwrap_or(0));
-            self.handle_response(from, msg, now, media);
+            self.handle_response(from, msg, now);
         }
         self.publish_sizes();
     }
@@ -227,18 +193,13 @@ impl B2bua {
     /// a request and the headers needed to route a response can be recovered; otherwise it is
     /// dropped, since without a Via there is nowhere RFC 3261 lets us send a response.
     fn reject_garbage(&mut self, from: Peer, data: &[u8]) {
-        if let Some(resp) = super::screening::answer_unparseable(data) {
+        let tag = self.token(12);
+        if let Some(resp) = super::screening::answer_unparseable(data, &tag) {
             self.send_response_bytes(from, &resp);
         }
     }
 
-    fn handle_request(
-        &mut self,
-        from: Peer,
-        msg: SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    fn handle_request(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let Some(method) = msg.method().cloned() else {
             return;
         };
@@ -273,10 +234,10 @@ impl B2bua {
             }
         }
         match method {
-            Method::Cancel => self.on_cancel(from, msg, now, media),
-            Method::Ack => self.on_ack(from, msg, now, media),
-            _ if msg.to_tag().is_some() => self.on_in_dialog_request(from, msg, now, media),
-            Method::Invite => self.on_new_invite(from, msg, now, media),
+            Method::Cancel => self.on_cancel(from, msg, now),
+            Method::Ack => self.on_ack(from, msg, now),
+            _ if msg.to_tag().is_some() => self.on_in_dialog_request(from, msg, now),
+            Method::Invite => self.on_new_invite(from, msg, now),
             Method::Options if self.addressed_to_me(&msg) => {
                 let mut resp = SipMessage::response_to(&msg, 200, "OK");
                 resp.push_header(
@@ -343,21 +304,25 @@ impl B2bua {
 
     /// Queues raw bytes for sending.
     pub(super) fn send_raw(&mut self, to: Peer, data: Vec<u8>) {
-        self.actions.push(Action::Send { to, data });
+        self.actions.push_back(Output::Send { to, data });
     }
 
-    /// Queues an event for the event log.
-    pub(super) fn event(&mut self, kind: &'static str, call_id: &str, fields: Map<String, Value>) {
-        self.actions.push(Action::Event {
-            kind,
+    /// Queues an event of a call for the event log and the API's live-call view.
+    pub(super) fn event(&mut self, call_id: &str, event: CallEvent) {
+        self.actions.push_back(Output::Event {
             call_id: call_id.to_string(),
-            fields,
+            event,
         });
     }
 
+    /// A random token of `len` characters from the core's generator (tags, Call-IDs, branches).
+    pub(super) fn token(&mut self, len: usize) -> String {
+        super::dialog::random_token(&mut self.rng, len)
+    }
+
     /// Our Via header value with a fresh branch; returns (value, branch).
-    pub(super) fn new_via(&self) -> (String, String) {
-        let branch = format!("z9hG4bK-mfp-{}", random_token(16));
+    pub(super) fn new_via(&mut self) -> (String, String) {
+        let branch = format!("z9hG4bK-mfp-{}", self.token(16));
         let value = format!(
             "SIP/2.0/UDP {};branch={branch};rport",
             fmt_hostport(self.cfg.local)

@@ -122,12 +122,12 @@ pub fn without_tag(value: &str) -> String {
     }
 }
 
-/// A fresh random token for tags, branches and Call-IDs.
-pub fn random_token(len: usize) -> String {
+/// A fresh random token for tags, branches and Call-IDs, drawn from `rng`.
+pub fn random_token(rng: &mut fastrand::Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..len)
         .map(|_| {
-            let i = fastrand::usize(..ALPHABET.len());
+            let i = rng.usize(..ALPHABET.len());
             ALPHABET.get(i).copied().map(char::from).unwrap_or('x')
         })
         .collect()

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use crate::media::MediaControl;
 use crate::sip::transaction::{ResponseVerdict, ServerTx};
 use crate::sip::transport::Peer;
 use crate::sip::{Method, SipMessage};
@@ -17,13 +16,7 @@ use super::{B2bua, Leg};
 
 impl B2bua {
     /// A request with a To tag: find its call and relay it to the other leg.
-    pub(super) fn on_in_dialog_request(
-        &mut self,
-        from: Peer,
-        msg: SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_in_dialog_request(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let found = msg.call_id().and_then(|c| self.by_call_id.get(c)).copied();
         let Some((key, leg)) = found.filter(|(k, _)| self.calls.contains_key(k)) else {
             let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
@@ -43,7 +36,7 @@ impl B2bua {
             // Answered here before anything it triggers (a BYE on success) goes out.
             let ok = SipMessage::response_to(&msg, 200, "OK");
             self.answer_out_of_dialog(from, &msg, ok, now);
-            self.consume_transfer_notify(key, &msg, now, media);
+            self.consume_transfer_notify(key, &msg, now);
             return;
         }
         let Some(skey) = server_key(&msg) else { return };
@@ -64,7 +57,7 @@ impl B2bua {
         self.servers.insert(skey.clone(), entry);
 
         let body = if has_sdp(&msg) {
-            self.anchor(media, key, leg, &msg.body)
+            self.anchor(key, leg, &msg.body)
                 .unwrap_or_else(|_| msg.body.to_vec())
         } else {
             msg.body.to_vec()
@@ -102,18 +95,12 @@ impl B2bua {
             now,
         );
         if let Some(digit) = info_digit {
-            self.on_digit(key, leg, digit, super::codes::DigitSource::Info, now, media);
+            self.on_digit(key, leg, digit, super::codes::DigitSource::Info, now);
         }
     }
 
     /// A response: match it to our client transaction and act per its purpose.
-    pub(super) fn handle_response(
-        &mut self,
-        _from: Peer,
-        resp: SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn handle_response(&mut self, _from: Peer, resp: SipMessage, now: Instant) {
         let (Some(via), Some((_, method)), Some(code)) =
             (resp.top_via(), resp.cseq(), resp.status())
         else {
@@ -152,18 +139,18 @@ impl B2bua {
         match purpose {
             Purpose::InitialInvite { server_key } => {
                 if let Some((key, _)) = call {
-                    self.on_initial_invite_response(key, server_key, client_key, resp, now, media);
+                    self.on_initial_invite_response(key, server_key, client_key, resp, now);
                 }
             }
             Purpose::Relay { server_key } => {
-                self.relay_response(&server_key, call, &client_key, resp, now, media)
+                self.relay_response(&server_key, call, &client_key, resp, now)
             }
             Purpose::Own => {
                 tracing::debug!(code, method = method.as_str(), "response to own request");
             }
             Purpose::Refer => {
                 if let Some((key, _)) = call {
-                    self.on_refer_response(key, code, now, media);
+                    self.on_refer_response(key, code, now);
                 }
             }
             Purpose::Proxied { server_key } => {
@@ -186,7 +173,6 @@ impl B2bua {
         client_key: &str,
         resp: SipMessage,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let code = resp.status().unwrap_or(500);
         let Some((key, resp_leg)) = call else { return };
@@ -198,7 +184,7 @@ impl B2bua {
         };
         let method = resp.cseq().map(|(_, m)| m);
         if has_sdp(&resp)
-            && let Ok(body) = self.anchor(media, key, resp_leg, &resp.body)
+            && let Ok(body) = self.anchor(key, resp_leg, &resp.body)
         {
             out.body = body.into();
         }
@@ -231,24 +217,19 @@ impl B2bua {
         }
         self.send_on_server(server_key, out, now);
         if method == Some(Method::Bye) && code >= 200 {
-            self.end_call(key, Outcome::Answered, media);
+            self.end_call(key, Outcome::Answered);
         }
     }
 
     /// A client transaction got no final response in time.
-    pub(super) fn on_client_timeout(
-        &mut self,
-        entry: ClientEntry,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_client_timeout(&mut self, entry: ClientEntry, now: Instant) {
         let method = entry.request.method().cloned();
         match entry.purpose {
             Purpose::InitialInvite { server_key } => {
                 let Some((key, _)) = entry.call else { return };
                 let tag = self.calls.get(&key).map(|c| c.a.local_tag.clone());
                 self.send_final_to_a(&server_key, 408, "Request Timeout", tag.as_deref(), now);
-                self.end_call(key, Outcome::Failed, media);
+                self.end_call(key, Outcome::Failed);
             }
             Purpose::Relay { server_key } => {
                 if let Some(e) = self.servers.get(&server_key) {
@@ -258,12 +239,12 @@ impl B2bua {
                 if method == Some(Method::Bye)
                     && let Some((key, _)) = entry.call
                 {
-                    self.end_call(key, Outcome::Answered, media);
+                    self.end_call(key, Outcome::Answered);
                 }
             }
             Purpose::Refer => {
                 if let Some((key, _)) = entry.call {
-                    self.on_refer_timeout(key, now, media);
+                    self.on_refer_timeout(key, now);
                 }
             }
             Purpose::Proxied { server_key } => self.registrar.forget_pending(&server_key),

@@ -2,9 +2,7 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
-
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::sip::transaction::ServerTx;
 use crate::sip::transport::Peer;
 use crate::sip::{Method, SipMessage};
@@ -12,20 +10,14 @@ use crate::sip::{Method, SipMessage};
 use super::anchor::anchor_sdp;
 use super::call::{Call, CallState, Outcome, PendingAck};
 use super::core::request_uri;
-use super::dialog::{Dialog, random_token, without_tag};
+use super::dialog::{Dialog, without_tag};
 use super::entries::{Purpose, ServerEntry, server_key};
 use super::headers::{copy_end_to_end, has_sdp};
 use super::{B2bua, Leg};
 
 impl B2bua {
     /// A new INVITE (no To tag): create the call, answer 100, send our INVITE upstream.
-    pub(super) fn on_new_invite(
-        &mut self,
-        from: Peer,
-        msg: SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_new_invite(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let refuse = |this: &mut Self, code: u16, reason: &str| {
             let resp = SipMessage::response_to(&msg, code, reason);
             this.answer_out_of_dialog(from, &msg, resp, now);
@@ -77,15 +69,17 @@ impl B2bua {
         };
         let key = self.next_key;
         self.next_key += 1;
+        let a_tag = self.token(12);
+        let a_cseq = self.rng.u32(1..10_000);
         let mut a = Dialog {
             call_id: call_id.to_string(),
-            local_tag: random_token(12),
+            local_tag: a_tag,
             remote_tag: msg.from_tag(),
             local_uri: without_tag(to_v),
             remote_uri: without_tag(from_v),
             remote_target: ruri.to_string(),
             route_set: Vec::new(),
-            local_cseq: fastrand::u32(1..10_000),
+            local_cseq: a_cseq,
             peer: from,
         };
         a.learn_target(&msg, false);
@@ -96,8 +90,8 @@ impl B2bua {
         let (b_call_id, b_tag) = match retry {
             Some((cid, tag, _)) => (cid, tag),
             None => (
-                format!("{}@{}", random_token(20), self.cfg.local.ip()),
-                random_token(12),
+                format!("{}@{}", self.token(20), self.cfg.local.ip()),
+                self.token(12),
             ),
         };
         let b = Dialog {
@@ -153,7 +147,7 @@ impl B2bua {
         let body = if has_sdp(&msg) {
             call.has_media = true;
             match anchor_sdp(
-                media,
+                self.media.as_mut(),
                 self.cfg.media_ip,
                 key,
                 Leg::A,
@@ -163,7 +157,7 @@ impl B2bua {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::warn!(call_id = %call.a.call_id, error = %err, "cannot anchor offer");
-                    media.release_call(key);
+                    self.media.release_call(key);
                     let code = match err {
                         super::anchor::AnchorError::Sdp(_) => 488,
                         super::anchor::AnchorError::Media(_) => 503,
@@ -184,14 +178,13 @@ impl B2bua {
         invite.body = body.into();
         let client_key = format!("{branch}|INVITE");
         call.b_invite_branch = client_key.clone();
-        let mut fields = Map::new();
-        fields.insert("from".into(), Value::String(call.a.remote_uri.clone()));
-        fields.insert("to".into(), Value::String(call.a.local_uri.clone()));
-        fields.insert("b_call_id".into(), Value::String(call.b.call_id.clone()));
-        fields.insert("source".into(), Value::String(from.to_string()));
-        if let Some(account) = self.resolver.account_of(&msg) {
-            fields.insert("account_id".into(), Value::String(account));
-        }
+        let started = CallEvent::CallStarted {
+            from: call.a.remote_uri.clone(),
+            to: call.a.local_uri.clone(),
+            b_call_id: call.b.call_id.clone(),
+            source: from.to_string(),
+            account_id: self.resolver.account_of(&msg),
+        };
         self.by_call_id
             .insert(call.a.call_id.clone(), (key, Leg::A));
         self.by_call_id
@@ -199,7 +192,7 @@ impl B2bua {
         let call_id = call.a.call_id.clone();
         self.calls.insert(key, call);
         self.metrics.call_started();
-        self.event("call_started", &call_id, fields);
+        self.event(&call_id, started);
         self.send_request(
             client_key,
             invite,
@@ -256,7 +249,6 @@ impl B2bua {
         client_key: String,
         resp: SipMessage,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let code = resp.status().unwrap_or(500);
         if code == 100 {
@@ -275,7 +267,7 @@ impl B2bua {
                 self.ack_and_bye_orphan(&client_key, &resp, now);
             }
             if code >= 200 {
-                self.end_call(key, Outcome::Cancelled, media);
+                self.end_call(key, Outcome::Cancelled);
             }
             return;
         }
@@ -306,17 +298,17 @@ impl B2bua {
                 to_branch: client_key.clone(),
                 server_key: server_key.clone(),
             });
-            media.arm_timeout(key);
+            self.media.arm_timeout(key);
             self.session_refreshed(key, &resp, now);
             tracing::info!(call_id = %call_id, code, "call answered");
-            self.event("call_answered", &call_id, Map::new());
+            self.event(&call_id, CallEvent::CallAnswered);
         }
         let Some(mut out) = self.relayed_response(&server_key, &resp) else {
             return;
         };
         add_to_tag(&mut out, &a_tag);
         if has_sdp(&resp) {
-            match self.anchor(media, key, Leg::B, &resp.body) {
+            match self.anchor(key, Leg::B, &resp.body) {
                 Ok(body) => out.body = body.into(),
                 Err(err) => {
                     tracing::warn!(call_id = %call_id, error = %err, "cannot anchor answer");
@@ -336,10 +328,8 @@ impl B2bua {
         }
         if code >= 300 {
             tracing::info!(call_id = %call_id, code, "call rejected by upstream");
-            let mut fields = Map::new();
-            fields.insert("code".into(), json!(code));
-            self.event("call_rejected", &call_id, fields);
-            self.end_call(key, Outcome::Rejected, media);
+            self.event(&call_id, CallEvent::CallRejected { code });
+            self.end_call(key, Outcome::Rejected);
         }
     }
 

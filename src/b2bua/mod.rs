@@ -17,6 +17,7 @@ mod entries;
 mod headers;
 mod indialog;
 mod invite;
+mod io;
 mod recording;
 mod registrar;
 pub mod screening;
@@ -31,6 +32,7 @@ mod tx_timers;
 
 pub use self::call::{CallState, Outcome};
 pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};
-pub use self::core::{Action, B2bua, CoreConfig};
+pub use self::core::{B2bua, CoreConfig};
+pub use self::io::{Input, Output};
 pub use crate::base::CallKey;
 pub use crate::base::Leg;

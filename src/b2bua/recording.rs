@@ -4,16 +4,14 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, json};
-
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::metaflow::ModuleRun;
 use crate::modules::record::{
     Codec, LegCodecs, RecordStep, RecordingInfo, StopReason, parse_params,
 };
 use crate::sdp::Sdp;
 
-use super::core::Action;
+use super::io::Output;
 use super::{B2bua, CallKey, Leg};
 
 /// The payload types of the first audio stream of an SDP, for the recorder's decoder.
@@ -49,19 +47,13 @@ pub(super) fn remember_codecs(codecs: &mut LegCodecs, leg: Leg, sdp: &Sdp) {
 
 impl B2bua {
     /// Runs a `record_call` node: start, stop or toggle the call's recording.
-    pub(super) fn run_record(
-        &mut self,
-        key: CallKey,
-        run: ModuleRun,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn run_record(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
         let params = match parse_params(&run.node.data) {
             Ok(p) => p,
             Err(errors) => {
                 let call_id = self.call_id_of(key).unwrap_or_default().to_string();
                 tracing::warn!(call_id = %call_id, ?errors, "record_call data refused");
-                return self.module_finished(key, run, "failure", now, media);
+                return self.module_finished(key, run, "failure", now);
             }
         };
         let collected = run
@@ -89,7 +81,7 @@ impl B2bua {
                     codecs: call.sdp_state.codecs.clone(),
                 };
                 tracing::info!(call_id = %call_id, format = params.format.as_str(), "recording starts");
-                self.actions.push(Action::StartRecording {
+                self.actions.push_back(Output::StartRecording {
                     call: key,
                     info: Box::new(info),
                     time_limit: params.time_limit,
@@ -98,25 +90,26 @@ impl B2bua {
             RecordStep::Stop => {
                 call.recording = false;
                 tracing::info!(call_id = %call_id, "recording stops");
-                self.actions.push(Action::StopRecording {
+                self.media.set_tap(key, None);
+                self.actions.push_back(Output::StopRecording {
                     call: key,
                     reason: StopReason::Stopped { by },
                 });
             }
             RecordStep::Nothing => {
-                let mut fields = Map::new();
-                fields.insert("action".into(), json!(format!("{:?}", params.action)));
-                self.event("recording_unchanged", &call_id, fields);
+                let action = format!("{:?}", params.action);
+                self.event(&call_id, CallEvent::RecordingUnchanged { action });
             }
         }
-        self.module_finished(key, run, "success", now, media);
+        self.module_finished(key, run, "success", now);
     }
 
     /// The recorder of a call stopped on its own (time limit, write error): a later toggle
     /// starts a new recording.
-    pub fn recording_ended(&mut self, call: CallKey) {
+    pub(super) fn recording_ended(&mut self, call: CallKey) {
         if let Some(c) = self.calls.get_mut(&call) {
             c.recording = false;
+            self.media.set_tap(call, None);
         }
     }
 
@@ -128,7 +121,8 @@ impl B2bua {
             } else {
                 StopReason::CallEnded
             };
-            self.actions.push(Action::StopRecording { call, reason });
+            self.actions
+                .push_back(Output::StopRecording { call, reason });
         }
     }
 }

@@ -71,10 +71,11 @@ pub fn screen_request(msg: &SipMessage) -> Option<(u16, String)> {
 
 /// Builds the answer to a request [`screen_request`] refused: the usual copies of Via, From,
 /// To, Call-ID and CSeq, a To tag, and what RFC 3261 requires with the code (`Unsupported` on
-/// 420, `Accept` and `Accept-Encoding` on 415).
-pub fn rejection_response(msg: &SipMessage, code: u16, reason: &str) -> SipMessage {
+/// 420, `Accept` and `Accept-Encoding` on 415). `to_tag` is the tag written when the request
+/// has none (the caller's random source picks it).
+pub fn rejection_response(msg: &SipMessage, code: u16, reason: &str, to_tag: &str) -> SipMessage {
     let mut resp = SipMessage::response_to(msg, code, reason);
-    add_to_tag(&mut resp);
+    add_to_tag(&mut resp, to_tag);
     match code {
         420 => resp.push_header("Unsupported", unsupported_tags(msg).join(", ")),
         415 => {
@@ -89,7 +90,7 @@ pub fn rejection_response(msg: &SipMessage, code: u16, reason: &str) -> SipMessa
 /// The answer to a datagram that failed to parse, when its start line is a request line
 /// (not ACK) and its Via, From, To, Call-ID and CSeq lines can be recovered: 505 for a foreign
 /// SIP version, 513 when too large, 400 otherwise (RFC 4475 §3.1.2). `None` means drop it.
-pub fn answer_unparseable(data: &[u8]) -> Option<SipMessage> {
+pub fn answer_unparseable(data: &[u8], to_tag: &str) -> Option<SipMessage> {
     let rejection = match SipMessage::parse(data) {
         Ok(_) => return None,
         Err(err) => ParseError::rejection(&err),
@@ -115,7 +116,12 @@ pub fn answer_unparseable(data: &[u8]) -> Option<SipMessage> {
         .chars()
         .filter(|c| !c.is_control())
         .collect();
-    Some(rejection_response(&request, rejection.code, &reason))
+    Some(rejection_response(
+        &request,
+        rejection.code,
+        &reason,
+        to_tag,
+    ))
 }
 
 /// The method of a request line (one that ends in a `SIP/` version), unless it is ACK.
@@ -271,11 +277,10 @@ fn accepts_sdp(range: &str) -> bool {
         || is_media_type(range, "*", "*")
 }
 
-fn add_to_tag(resp: &mut SipMessage) {
+fn add_to_tag(resp: &mut SipMessage, tag: &str) {
     if resp.to_tag().is_none()
         && let Some(to) = resp.header("To").map(str::to_string)
     {
-        let tag = super::dialog::random_token(12);
         resp.set_header("To", format!("{to};tag={tag}"));
     }
 }
@@ -304,7 +309,7 @@ mod tests {
             ("trws", 400),
         ];
         for (name, code) in expected {
-            let resp = answer_unparseable(&torture(name)).unwrap_or_else(|| panic!("{name}"));
+            let resp = answer_unparseable(&torture(name), "t").unwrap_or_else(|| panic!("{name}"));
             assert_eq!(resp.status(), Some(code), "{name}");
             let again = SipMessage::parse(&resp.to_bytes()).unwrap();
             assert!(again.to_tag().is_some(), "{name}");
@@ -314,23 +319,23 @@ mod tests {
 
     #[test]
     fn unparseable_responses_and_parseable_requests_get_no_answer() {
-        assert!(answer_unparseable(&torture("bigcode")).is_none());
-        assert!(answer_unparseable(&torture("wsinv")).is_none());
-        assert!(answer_unparseable(b"ACK sip:a@b SIP/7.0\r\nVia: x\r\n\r\n").is_none());
-        assert!(answer_unparseable(b"INVITE <sip:a@b> SIP/2.0\r\nVia: x\r\n\r\n").is_none());
+        assert!(answer_unparseable(&torture("bigcode"), "t").is_none());
+        assert!(answer_unparseable(&torture("wsinv"), "t").is_none());
+        assert!(answer_unparseable(b"ACK sip:a@b SIP/7.0\r\nVia: x\r\n\r\n", "t").is_none());
+        assert!(answer_unparseable(b"INVITE <sip:a@b> SIP/2.0\r\nVia: x\r\n\r\n", "t").is_none());
     }
 
     #[test]
     fn rejection_response_carries_unsupported_and_accept() {
         let bext = SipMessage::parse(&torture("bext01")).unwrap();
         assert_eq!(screen_request(&bext).map(|r| r.0), Some(420));
-        let resp = rejection_response(&bext, 420, "Bad Extension");
+        let resp = rejection_response(&bext, 420, "Bad Extension", "t");
         assert_eq!(
             resp.header("Unsupported"),
             Some("noProxiesSupportThis, norDoAnyProxiesSupportThis")
         );
         let invut = SipMessage::parse(&torture("invut")).unwrap();
-        let resp = rejection_response(&invut, 415, "Unsupported Media Type");
+        let resp = rejection_response(&invut, 415, "Unsupported Media Type", "t");
         assert_eq!(resp.header("Accept"), Some("application/sdp"));
     }
 

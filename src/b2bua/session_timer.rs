@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::media::MediaControl;
 use crate::sip::SipMessage;
 
 use super::call::Outcome;
@@ -37,19 +36,14 @@ impl B2bua {
     }
 
     /// The session timer of `key` may have run out.
-    pub(super) fn session_timer(
-        &mut self,
-        key: CallKey,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn session_timer(&mut self, key: CallKey, now: Instant) {
         let expired = self
             .calls
             .get(&key)
             .and_then(|c| c.session_deadline)
             .is_some_and(|deadline| deadline <= now);
         if expired {
-            self.terminate_call(key, Outcome::Failed, "session timer expired", now, media);
+            self.terminate_call(key, Outcome::Failed, "session timer expired", now);
         }
     }
 }

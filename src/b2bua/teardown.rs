@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, json};
-
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::sip::Method;
 
 use super::call::{CallState, Outcome};
@@ -15,13 +13,12 @@ use super::{B2bua, CallKey, Leg};
 impl B2bua {
     /// Ends a call from the proxy's side: BYE on every confirmed leg, or (before answer) a
     /// final response to the caller and CANCEL upstream.
-    pub fn terminate_call(
+    pub(super) fn terminate_call(
         &mut self,
         key: CallKey,
         outcome: Outcome,
         reason: &str,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let Some(call) = self.calls.get(&key) else {
             return;
@@ -34,9 +31,13 @@ impl B2bua {
             call.b_invite_branch.clone(),
         );
         tracing::info!(call_id = %call_id, reason, "proxy ends call");
-        let mut fields = Map::new();
-        fields.insert("reason".into(), json!(reason));
-        self.event("call_terminated", &call_id, fields);
+        let reason_text = reason.to_string();
+        self.event(
+            &call_id,
+            CallEvent::CallTerminated {
+                reason: reason_text,
+            },
+        );
         match state {
             CallState::Inviting | CallState::Early => {
                 let code = if self.shutting_down { 503 } else { 480 };
@@ -48,7 +49,7 @@ impl B2bua {
                 self.send_bye(key, Leg::B, reason, now);
             }
         }
-        self.end_call(key, outcome, media);
+        self.end_call(key, outcome);
     }
 
     /// Sends a BYE of our own on one leg of a call (responses are consumed).
@@ -69,31 +70,26 @@ impl B2bua {
     }
 
     /// Media stopped flowing for the configured time: hang up both legs.
-    pub fn on_media_timeout(&mut self, key: CallKey, now: Instant, media: &mut dyn MediaControl) {
-        self.terminate_call(key, Outcome::MediaTimeout, "media timeout", now, media);
+    pub(super) fn on_media_timeout(&mut self, key: CallKey, now: Instant) {
+        self.terminate_call(key, Outcome::MediaTimeout, "media timeout", now);
     }
 
     /// Hangs up every call (end of the shutdown grace period).
-    pub fn terminate_all(&mut self, now: Instant, media: &mut dyn MediaControl) {
+    pub(super) fn terminate_all(&mut self, now: Instant) {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
-            self.terminate_call(key, Outcome::Answered, "shutdown", now, media);
+            self.terminate_call(key, Outcome::Answered, "shutdown", now);
         }
     }
 
     /// Forgets a call: releases its media, indexes and counts it.
-    pub(super) fn end_call(
-        &mut self,
-        key: CallKey,
-        outcome: Outcome,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn end_call(&mut self, key: CallKey, outcome: Outcome) {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
         self.by_call_id.remove(&call.a.call_id);
         self.by_call_id.remove(&call.b.call_id);
-        media.release_call(key);
+        self.media.release_call(key);
         self.stop_recording_at_end(key, call.recording);
         let outcome = if call.answered.is_some() && outcome != Outcome::MediaTimeout {
             Outcome::Answered
@@ -102,10 +98,11 @@ impl B2bua {
         };
         self.metrics.call_ended(outcome.as_str());
         tracing::info!(call_id = %call.a.call_id, outcome = outcome.as_str(), "call ended");
-        let mut fields = Map::new();
-        fields.insert("outcome".into(), json!(outcome.as_str()));
-        fields.insert("answered".into(), json!(call.answered.is_some()));
-        self.event("call_ended", &call.a.call_id, fields);
+        let ended = CallEvent::CallEnded {
+            outcome: outcome.as_str(),
+            answered: call.answered.is_some(),
+        };
+        self.event(&call.a.call_id, ended);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::media::{CallKey, InspectorConfig, MediaControl, MediaError, PortPair, StreamPorts};
@@ -12,14 +12,14 @@ use crate::sip::SipMessage;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::Peer;
 
-use super::{Action, B2bua, CoreConfig, Leg};
+use super::{B2bua, CoreConfig, Input, Leg, Output};
 
 /// (call, stream, sending leg, telephone-event PT and clock) as configured.
 type InspectorCall = (CallKey, usize, Leg, Option<(u8, u32)>);
 
-/// Records what the core asked of the media engine.
+/// What the core asked of the media engine, shared between the fake and the test.
 #[derive(Default)]
-struct FakeMedia {
+struct MediaLog {
     next_port: u16,
     streams: HashMap<(CallKey, usize), StreamPorts>,
     remotes: Vec<(CallKey, usize, Leg, SocketAddr)>,
@@ -28,13 +28,25 @@ struct FakeMedia {
     released: Vec<CallKey>,
 }
 
+/// Records what the core asked of the media engine.
+#[derive(Default, Clone)]
+struct FakeMedia(Arc<Mutex<MediaLog>>);
+
+impl FakeMedia {
+    fn log(&self) -> MutexGuard<'_, MediaLog> {
+        self.0.lock().unwrap()
+    }
+}
+
 impl MediaControl for FakeMedia {
     fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError> {
-        if self.next_port == 0 {
-            self.next_port = 40000;
+        let mut log = self.log();
+        let log = &mut *log;
+        if log.next_port == 0 {
+            log.next_port = 40000;
         }
-        let next = &mut self.next_port;
-        Ok(*self.streams.entry((call, index)).or_insert_with(|| {
+        let next = &mut log.next_port;
+        Ok(*log.streams.entry((call, index)).or_insert_with(|| {
             let a = PortPair {
                 rtp: *next,
                 rtcp: *next + 1,
@@ -55,7 +67,7 @@ impl MediaControl for FakeMedia {
         rtp: SocketAddr,
         _rtcp: SocketAddr,
     ) {
-        self.remotes.push((call, index, leg, rtp));
+        self.log().remotes.push((call, index, leg, rtp));
     }
     fn configure_inspector(
         &mut self,
@@ -64,21 +76,23 @@ impl MediaControl for FakeMedia {
         from: Leg,
         cfg: InspectorConfig,
     ) {
-        self.inspectors
+        self.log()
+            .inspectors
             .push((call, index, from, cfg.event_payload_type));
     }
     fn set_tap(&mut self, _call: CallKey, _tap: Option<crate::media::SharedTap>) {}
     fn discard_held(&mut self, _call: CallKey, _leg: Leg) {}
     fn release_held(&mut self, _call: CallKey, _leg: Leg, _digits: &str) {}
     fn arm_timeout(&mut self, call: CallKey) {
-        self.armed.push(call);
+        self.log().armed.push(call);
     }
     fn release_call(&mut self, call: CallKey) {
-        self.released.push(call);
-        self.streams.retain(|(c, _), _| *c != call);
+        let mut log = self.log();
+        log.released.push(call);
+        log.streams.retain(|(c, _), _| *c != call);
     }
     fn ports_in_use(&self) -> usize {
-        self.streams.len() * 4
+        self.log().streams.len() * 4
     }
 }
 
@@ -107,10 +121,12 @@ impl Harness {
             max_calls: 100,
             upstream_transport: crate::sip::transport::Transport::Udp,
             max_transactions: 10_000,
+            rng_seed: Some(7),
         };
+        let media = FakeMedia::default();
         Harness {
-            core: B2bua::new(cfg, Arc::new(Metrics::new())),
-            media: FakeMedia::default(),
+            core: B2bua::new(cfg, Arc::new(Metrics::new()), Box::new(media.clone())),
+            media,
             now: Instant::now(),
         }
     }
@@ -118,27 +134,22 @@ impl Harness {
     /// Feeds `text` from `from` and returns the SIP messages sent, with destinations.
     fn feed(&mut self, from: &str, text: &str) -> Vec<(SocketAddr, SipMessage)> {
         let data = text.replace("\r\n", "\n").replace('\n', "\r\n");
-        self.core.handle_datagram(
-            Peer::udp(addr(from)),
-            data.as_bytes(),
-            self.now,
-            &mut self.media,
-        );
+        let from = Peer::udp(addr(from));
+        let data = data.as_bytes();
+        self.core.handle(self.now, Input::Datagram { from, data });
         self.sent()
     }
 
     fn advance(&mut self, by: Duration) -> Vec<(SocketAddr, SipMessage)> {
         self.now += by;
-        self.core.handle_timers(self.now, &mut self.media);
+        self.core.handle(self.now, Input::Timeout);
         self.sent()
     }
 
     fn sent(&mut self) -> Vec<(SocketAddr, SipMessage)> {
-        self.core
-            .drain_actions()
-            .into_iter()
+        std::iter::from_fn(|| self.core.poll_output())
             .filter_map(|a| match a {
-                Action::Send { to, data } => Some((to.addr, SipMessage::parse(&data).unwrap())),
+                Output::Send { to, data } => Some((to.addr, SipMessage::parse(&data).unwrap())),
                 _ => None,
             })
             .collect()
@@ -226,11 +237,13 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
     );
     assert!(
         h.media
+            .log()
             .remotes
             .contains(&(1, 0, Leg::A, addr("10.0.0.5:6000")))
     );
     assert!(
         h.media
+            .log()
             .inspectors
             .contains(&(1, 0, Leg::A, Some((101, 8000))))
     );
@@ -252,15 +265,16 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
     );
     assert!(
         h.media
+            .log()
             .remotes
             .contains(&(1, 0, Leg::B, addr("10.0.0.9:7000")))
     );
     // Each direction is decoded with the receiver's declaration (RFC 3264 §5.1).
-    assert!(h.media.inspectors.ends_with(&[
+    assert!(h.media.log().inspectors.ends_with(&[
         (1, 0, Leg::A, Some((96, 8000))),
         (1, 0, Leg::B, Some((101, 8000))),
     ]));
-    assert_eq!(h.media.armed, vec![1]);
+    assert_eq!(h.media.log().armed, vec![1]);
     assert!(ok.header("Contact").unwrap().contains("127.0.0.1:5060"));
 
     let ack = format!(
@@ -292,7 +306,7 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
     assert!(only_to(&h.feed(PBX, &bye), PHONE).is_empty());
     let out = h.feed(PHONE, &reply_from_phone(a_bye, 200));
     assert_eq!(only_to(&out, PBX)[0].status(), Some(200));
-    assert_eq!(h.media.released, vec![1]);
+    assert_eq!(h.media.log().released, vec![1]);
     assert_eq!(h.core.active_calls(), 0);
 }
 
@@ -332,7 +346,7 @@ fn upstream_invite_is_retransmitted_then_times_out_with_408() {
     assert_eq!(retransmits, 6, "Timer A: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s");
     assert_eq!(final_to_phone, Some(408));
     assert_eq!(h.core.active_calls(), 0);
-    assert_eq!(h.media.released, vec![1]);
+    assert_eq!(h.media.log().released, vec![1]);
 }
 
 #[test]
@@ -438,6 +452,7 @@ fn delayed_offer_is_anchored_in_200_and_ack() {
     assert!(body.contains("m=audio 40002 "), "{body}");
     assert!(
         h.media
+            .log()
             .remotes
             .contains(&(1, 0, Leg::A, addr("10.0.0.5:6000")))
     );
@@ -473,7 +488,7 @@ fn unacknowledged_2xx_is_retransmitted_then_both_legs_get_bye() {
 fn media_timeout_sends_bye_on_both_legs() {
     let mut h = Harness::new();
     answered_call(&mut h);
-    h.core.on_media_timeout(1, h.now, &mut h.media);
+    h.core.handle(h.now, Input::MediaTimeout { call: 1 });
     let out = h.sent();
     let byes: Vec<SocketAddr> = out
         .iter()
@@ -482,7 +497,7 @@ fn media_timeout_sends_bye_on_both_legs() {
         .collect();
     assert_eq!(byes.len(), 2);
     assert!(byes.contains(&addr(PBX)) && byes.contains(&addr(PHONE)));
-    assert_eq!(h.media.released, vec![1]);
+    assert_eq!(h.media.log().released, vec![1]);
 }
 
 #[test]
@@ -500,6 +515,7 @@ fn reinvite_from_callee_repoints_media_and_relays_ack() {
     let out = h.feed(PBX, &reinvite);
     assert!(
         h.media
+            .log()
             .remotes
             .contains(&(1, 0, Leg::B, addr("10.0.0.9:7100")))
     );

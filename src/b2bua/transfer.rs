@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::media::MediaControl;
+use crate::base::CallEvent;
 use crate::metaflow::ModuleRun;
 use crate::modules::transfer::{
     BlindTransfer, REFER_TIMEOUT_STATUS, Step, StepSource, parse_params, refer_target,
@@ -31,13 +31,7 @@ pub(super) struct ActiveTransfer {
 
 impl B2bua {
     /// Runs a `transfer` node: sends the REFER to the leg opposite the dialing one.
-    pub(super) fn start_transfer(
-        &mut self,
-        key: CallKey,
-        run: ModuleRun,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn start_transfer(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
         let call_id = self.call_id_of(key).unwrap_or_default().to_string();
         let captures: Vec<String> = run
             .data
@@ -66,10 +60,12 @@ impl B2bua {
             Ok(ok) => ok,
             Err(reason) => {
                 tracing::warn!(call_id = %call_id, reason = %reason, "transfer cannot start");
-                let mut fields = Map::new();
-                fields.insert("reason".into(), json!(reason));
-                self.event("transfer_failed", &call_id, fields);
-                return self.module_finished(key, run, "failure", now, media);
+                let event = CallEvent::TransferFailed {
+                    status: None,
+                    reason: Some(reason),
+                };
+                self.event(&call_id, event);
+                return self.module_finished(key, run, "failure", now);
             }
         };
         let busy = self
@@ -84,7 +80,7 @@ impl B2bua {
             .unwrap_or(true);
         if busy {
             tracing::warn!(call_id = %call_id, "transfer refused: call not confirmed or transfer under way");
-            return self.module_finished(key, run, "failure", now, media);
+            return self.module_finished(key, run, "failure", now);
         }
         let dialing = run.leg;
         let transferee = dialing.other();
@@ -106,11 +102,12 @@ impl B2bua {
             dialing,
         });
         tracing::info!(call_id = %call_id, refer_to = %refer_to, dialing = dialing.as_str(), "sending REFER");
-        let mut fields = Map::new();
-        fields.insert("refer_to".into(), json!(refer_to));
-        fields.insert("referred_by".into(), json!(referred_by));
-        fields.insert("dialing_leg".into(), json!(dialing.as_str()));
-        self.event("transfer_refer_sent", &call_id, fields);
+        let event = CallEvent::TransferReferSent {
+            refer_to,
+            referred_by,
+            dialing_leg: dialing,
+        };
+        self.event(&call_id, event);
         self.send_request(
             format!("{branch}|REFER"),
             refer,
@@ -122,18 +119,12 @@ impl B2bua {
     }
 
     /// A final (or provisional) response to our REFER, or its timeout (408).
-    pub(super) fn on_refer_response(
-        &mut self,
-        key: CallKey,
-        code: u16,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn on_refer_response(&mut self, key: CallKey, code: u16, now: Instant) {
         let step = match self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) {
             Some(t) => t.transfer.on_refer_response(code),
             None => return,
         };
-        self.apply_transfer_step(key, step, StepSource::ReferResponse, code, now, media);
+        self.apply_transfer_step(key, step, StepSource::ReferResponse, code, now);
     }
 
     /// Whether a NOTIFY from `leg` belongs to the subscription of our REFER: then it is
@@ -152,13 +143,7 @@ impl B2bua {
     }
 
     /// Feeds a NOTIFY of our REFER's subscription to the transfer.
-    pub(super) fn consume_transfer_notify(
-        &mut self,
-        key: CallKey,
-        msg: &SipMessage,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn consume_transfer_notify(&mut self, key: CallKey, msg: &SipMessage, now: Instant) {
         let step = match self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) {
             Some(t) => t
                 .transfer
@@ -168,23 +153,16 @@ impl B2bua {
         let status = crate::modules::transfer::parse_sipfrag(&msg.body)
             .map(|(code, _)| code)
             .unwrap_or(0);
-        self.apply_transfer_step(key, step, StepSource::Notify, status, now, media);
+        self.apply_transfer_step(key, step, StepSource::Notify, status, now);
     }
 
     /// A digit from a leg of a call with a transfer: the takeback code withdraws it.
-    pub(super) fn transfer_digit(
-        &mut self,
-        key: CallKey,
-        leg: Leg,
-        digit: char,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn transfer_digit(&mut self, key: CallKey, leg: Leg, digit: char, now: Instant) {
         let step = match self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) {
             Some(t) if t.dialing == leg => t.transfer.on_digit(digit),
             _ => return,
         };
-        self.apply_transfer_step(key, step, StepSource::Digit, 0, now, media);
+        self.apply_transfer_step(key, step, StepSource::Digit, 0, now);
     }
 
     fn apply_transfer_step(
@@ -194,17 +172,13 @@ impl B2bua {
         source: StepSource,
         status: u16,
         now: Instant,
-        media: &mut dyn MediaControl,
     ) {
         let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
             return;
         };
         for event in step.events(source) {
-            let mut fields = Map::new();
-            if status != 0 {
-                fields.insert("status".into(), json!(status));
-            }
-            self.event(event.name(), &call_id, fields);
+            let status = (status != 0).then_some(status);
+            self.event(&call_id, event.with_status(status));
         }
         let Some(outcome) = step.outcome() else {
             return;
@@ -226,20 +200,15 @@ impl B2bua {
             if !transferee_gone {
                 self.send_bye(key, dialing.other(), "transferred", now);
             }
-            self.module_finished(key, run, outcome, now, media);
-            self.end_call(key, Outcome::Answered, media);
+            self.module_finished(key, run, outcome, now);
+            self.end_call(key, Outcome::Answered);
         } else {
-            self.module_finished(key, run, outcome, now, media);
+            self.module_finished(key, run, outcome, now);
         }
     }
 
     /// Timeout of our REFER: treated as a 408.
-    pub(super) fn on_refer_timeout(
-        &mut self,
-        key: CallKey,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
-        self.on_refer_response(key, REFER_TIMEOUT_STATUS, now, media);
+    pub(super) fn on_refer_timeout(&mut self, key: CallKey, now: Instant) {
+        self.on_refer_response(key, REFER_TIMEOUT_STATUS, now);
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use crate::media::MediaControl;
 use crate::sip::transaction::{ClientTimerEvent, ServerTimerEvent};
 
 use super::B2bua;
@@ -24,28 +23,23 @@ impl B2bua {
     }
 
     /// Runs every timer due at `now`.
-    pub fn handle_timers(&mut self, now: Instant, media: &mut dyn MediaControl) {
-        self.fire_timers(now, media);
+    pub(super) fn handle_timers(&mut self, now: Instant) {
+        self.fire_timers(now);
         self.publish_sizes();
     }
 
-    pub(super) fn fire_timers(&mut self, now: Instant, media: &mut dyn MediaControl) {
+    pub(super) fn fire_timers(&mut self, now: Instant) {
         while let Some(what) = self.timers.pop_due(now) {
             match what {
-                TimerRef::Client(branch) => self.client_timer(&branch, now, media),
-                TimerRef::Server(key) => self.server_timer(&key, now, media),
-                TimerRef::Collector(call) => self.collector_timer(call, now, media),
-                TimerRef::Session(call) => self.session_timer(call, now, media),
+                TimerRef::Client(branch) => self.client_timer(&branch, now),
+                TimerRef::Server(key) => self.server_timer(&key, now),
+                TimerRef::Collector(call) => self.collector_timer(call, now),
+                TimerRef::Session(call) => self.session_timer(call, now),
             }
         }
     }
 
-    pub(super) fn client_timer(
-        &mut self,
-        branch: &str,
-        now: Instant,
-        media: &mut dyn MediaControl,
-    ) {
+    pub(super) fn client_timer(&mut self, branch: &str, now: Instant) {
         let timers = self.cfg.timers;
         let Some(entry) = self.clients.get_mut(branch) else {
             return;
@@ -64,7 +58,7 @@ impl B2bua {
                 let Some(entry) = self.clients.remove(branch) else {
                     return;
                 };
-                self.on_client_timeout(entry, now, media);
+                self.on_client_timeout(entry, now);
             }
             Some(ClientTimerEvent::Terminated) => {
                 self.clients.remove(branch);
@@ -73,7 +67,7 @@ impl B2bua {
         }
     }
 
-    pub(super) fn server_timer(&mut self, key: &str, now: Instant, media: &mut dyn MediaControl) {
+    pub(super) fn server_timer(&mut self, key: &str, now: Instant) {
         let timers = self.cfg.timers;
         let Some(entry) = self.servers.get_mut(key) else {
             return;
@@ -98,7 +92,7 @@ impl B2bua {
                     && (200..300).contains(&code)
                 {
                     // The caller never acknowledged our 2xx: end both dialogs (§13.3.1.4).
-                    self.terminate_call(call, super::Outcome::Failed, "no ACK", now, media);
+                    self.terminate_call(call, super::Outcome::Failed, "no ACK", now);
                 }
             }
             Some(ServerTimerEvent::Terminated) => {

@@ -165,8 +165,14 @@ impl EventLog {
         Arc::clone(&self.stats)
     }
 
-    /// Queues one event: `{"ts":..,"event":kind,"call_id":..,...fields}`. Never blocks; when the
-    /// queue is full the event is dropped and counted. Fields named `ts`, `event` or `call_id`
+    /// Queues one event of a call: `{"ts":..,"event":kind,"call_id":..,...fields}`. Never blocks;
+    /// when the queue is full the event is dropped and counted.
+    pub fn emit_call(&self, call_id: &str, event: &crate::base::CallEvent) {
+        self.emit(event.kind(), Some(call_id), event.fields());
+    }
+
+    /// Queues one event of any kind (process events such as `proxy_started` have no call);
+    /// call events go through [`EventLog::emit_call`]. Fields named `ts`, `event` or `call_id`
     /// are ignored.
     pub fn emit(&self, kind: &str, call_id: Option<&str>, fields: Map<String, Value>) {
         let Some(sender) = &self.sender else {

@@ -19,6 +19,8 @@
 //! then `transfer_accepted`, `transfer_notify` (each NOTIFY), and one of `transfer_succeeded`,
 //! `transfer_failed`, `transfer_withdrawn`.
 
+use crate::base::CallEvent;
+
 use super::params::TransferParams;
 
 /// Status the core reports through [`BlindTransfer::on_refer_response`] when the REFER
@@ -64,8 +66,6 @@ pub enum StepSource {
 /// Event-log entries of a transfer; [`TransferEvent::name`] is the `event` value written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferEvent {
-    /// `transfer_refer_sent`: the REFER left towards the transferee.
-    ReferSent,
     /// `transfer_accepted`: the transferee answered the REFER 2xx.
     Accepted,
     /// `transfer_notify`: a NOTIFY reported the transferee's progress.
@@ -79,16 +79,23 @@ pub enum TransferEvent {
 }
 
 impl TransferEvent {
+    /// The call event written for this step, with the SIP status that caused it, if any.
+    pub fn with_status(self, status: Option<u16>) -> CallEvent {
+        match self {
+            Self::Accepted => CallEvent::TransferAccepted { status },
+            Self::Notify => CallEvent::TransferNotify { status },
+            Self::Succeeded => CallEvent::TransferSucceeded { status },
+            Self::Failed => CallEvent::TransferFailed {
+                status,
+                reason: None,
+            },
+            Self::Withdrawn => CallEvent::TransferWithdrawn { status },
+        }
+    }
+
     /// The `event` value written to `events.jsonl`.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::ReferSent => "transfer_refer_sent",
-            Self::Accepted => "transfer_accepted",
-            Self::Notify => "transfer_notify",
-            Self::Succeeded => "transfer_succeeded",
-            Self::Failed => "transfer_failed",
-            Self::Withdrawn => "transfer_withdrawn",
-        }
+        self.with_status(None).kind()
     }
 }
 

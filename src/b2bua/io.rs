@@ -1,0 +1,161 @@
+//! The core's only doors: everything that happens to it is one [`Input`] given to
+//! [`B2bua::handle`] with the current time, and everything it wants done leaves as an [`Output`]
+//! from [`B2bua::poll_output`]. The shell, the tests and the simulation harness drive it the same
+//! way, so a behaviour proven at unit speed is the behaviour the process runs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::base::{CallEvent, CallKey, Leg};
+use crate::media::SharedTap;
+use crate::modules::record::{RecordingInfo, StopReason};
+use crate::sip::transport::Peer;
+
+use super::B2bua;
+use super::codes::DigitSource;
+
+/// Something that happened to the core.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A SIP message arrived (a UDP datagram, or one framed message from a TCP connection).
+    Datagram {
+        /// Who sent it, and over which transport.
+        from: Peer,
+        /// The raw message.
+        data: &'a [u8],
+    },
+    /// Time passed: run every timer due (asked for by [`B2bua::poll_timeout`]).
+    Timeout,
+    /// A key press began on a leg of a call (RFC 4733 from the relay; SIP INFO arrives as a
+    /// datagram).
+    Digit {
+        /// The call.
+        call: CallKey,
+        /// The leg that pressed it.
+        leg: Leg,
+        /// The digit.
+        digit: char,
+    },
+    /// An RFC 4733 key press ended (for the event log).
+    DigitEnded {
+        /// The call.
+        call: CallKey,
+        /// The leg that pressed it.
+        leg: Leg,
+        /// The digit.
+        digit: char,
+        /// How long it was held.
+        duration_ms: u32,
+    },
+    /// No media flowed on the answered call for the media timeout.
+    MediaTimeout {
+        /// The silent call.
+        call: CallKey,
+    },
+    /// A recording the core asked for ([`Output::StartRecording`]) is ready to receive packets:
+    /// the core attaches its tap to the call's relay.
+    RecordingReady {
+        /// The call.
+        call: CallKey,
+        /// Where the relay copies the call's packets.
+        tap: SharedTap,
+    },
+    /// A call's recording ended on its own (time limit, write error) or could not start.
+    RecordingEnded {
+        /// The call.
+        call: CallKey,
+    },
+    /// Run a metaflow node on a call as if its code had been dialed (the API's channel action).
+    RunNode {
+        /// The caller's Call-ID.
+        call_id: String,
+        /// The node (`{"module": .., "data": .., "children": ..}`).
+        node: Value,
+    },
+    /// Stop taking new calls: INVITEs are answered 503 from now on.
+    BeginShutdown,
+    /// Hang up every call now.
+    TerminateAll,
+}
+
+/// Something the core asks the world to do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send bytes to a peer.
+    Send {
+        /// Destination.
+        to: Peer,
+        /// The serialised SIP message.
+        data: Vec<u8>,
+    },
+    /// Something happened to a call: write it to the event log and the live-call view.
+    Event {
+        /// The caller's Call-ID.
+        call_id: String,
+        /// What happened.
+        event: CallEvent,
+    },
+    /// Start recording a call; answer with [`Input::RecordingReady`] (or
+    /// [`Input::RecordingEnded`] if it cannot start).
+    StartRecording {
+        /// The call.
+        call: CallKey,
+        /// What the recording describes.
+        info: Box<RecordingInfo>,
+        /// When it stops by itself.
+        time_limit: Duration,
+    },
+    /// Stop a call's recording and finish its file (the core has already detached the tap).
+    StopRecording {
+        /// The call.
+        call: CallKey,
+        /// Why.
+        reason: StopReason,
+    },
+}
+
+impl B2bua {
+    /// Feeds one input at `now`. What the core wants done is then read with
+    /// [`B2bua::poll_output`], and the next deadline with [`B2bua::poll_timeout`].
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Datagram { from, data } => self.handle_datagram(from, data, now),
+            Input::Timeout => self.handle_timers(now),
+            Input::Digit { call, leg, digit } => {
+                self.on_digit(call, leg, digit, DigitSource::Rtp, now)
+            }
+            Input::DigitEnded {
+                call,
+                leg,
+                digit,
+                duration_ms,
+            } => {
+                if let Some(call_id) = self.call_id_of(call).map(str::to_string) {
+                    let event = CallEvent::DigitEnded {
+                        leg,
+                        digit,
+                        duration_ms,
+                    };
+                    self.event(&call_id, event);
+                }
+            }
+            Input::MediaTimeout { call } => self.on_media_timeout(call, now),
+            Input::RecordingReady { call, tap } => {
+                if self.calls.get(&call).is_some_and(|c| c.recording) {
+                    self.media.set_tap(call, Some(tap));
+                }
+            }
+            Input::RecordingEnded { call } => self.recording_ended(call),
+            Input::RunNode { call_id, node } => self.run_node_by_api(&call_id, &node, now),
+            Input::BeginShutdown => self.shutting_down = true,
+            Input::TerminateAll => self.terminate_all(now),
+        }
+        self.publish_sizes();
+    }
+
+    /// The next thing the core wants done, in the order it decided them.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.actions.pop_front()
+    }
+}
