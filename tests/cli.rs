@@ -2,8 +2,16 @@
 //! `analyze` on a real capture.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
-use std::process::{Command, Stdio};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use clap::Parser;
+use metaflow_proxy::cli::Cli;
+use metaflow_proxy::config::Config;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metaflow-proxy");
 
@@ -112,45 +120,115 @@ fn analyze_prints_the_digits_and_the_engines_decisions() {
 }
 
 #[test]
-fn no_arguments_runs_on_the_embedded_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ready = loop {
-        let probe = std::net::TcpStream::connect("127.0.0.1:8000").and_then(|mut s| {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /ready HTTP/1.0\r\nHost: x\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        });
-        match probe {
-            Ok(text) if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") => {
-                break true;
-            }
-            _ if Instant::now() > deadline => break false,
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
+fn no_arguments_means_the_embedded_defaults() {
+    // What the binary does with no arguments: parse them, then load the configuration.
+    let cli = Cli::try_parse_from(["metaflow-proxy"]).unwrap();
+    assert_eq!(cli.command, None, "no arguments runs the proxy");
+    let cfg = Config::load(&cli).unwrap();
+    assert_eq!(
+        cfg.sip_listen,
+        "127.0.0.1:5060".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        cfg.api_listen,
+        "127.0.0.1:8000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(cfg.data_dir, Path::new("./data"));
+}
+
+/// The addresses a running proxy reported in its "metaflow-proxy ready" log line: (SIP, API).
+/// Only a complete line counts (the log is read while the proxy writes it).
+fn ready_line_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log
+        .split_inclusive('\n')
+        .find(|line| line.ends_with('\n') && line.contains("metaflow-proxy ready"))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(name))
+            .and_then(|value| value.parse().ok())
     };
+    Some((field("sip=")?, field("api=")?))
+}
+
+/// A minimal HTTP/1.0 GET; the whole answer.
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Starts the binary in `cwd` with only the listen addresses given (port 0: the kernel picks
+/// free ports) and waits until its log says it is ready; returns the child, its log file and
+/// the (SIP, API) addresses it reports. A child that cannot bind SIP over TCP on the port the
+/// kernel gave it for UDP (another socket holds that TCP port) is started again.
+fn start_on_free_ports(cwd: &Path, logs: &Path) -> (Child, PathBuf, (SocketAddr, SocketAddr)) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let log_path = logs.join(format!("proxy-{attempt}.log"));
+        let mut child = Command::new(BIN)
+            .args(["--sip-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addresses) = ready_line_addresses(&log) {
+                return (child, log_path, addresses);
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                if log.contains("cannot listen for SIP over TCP") && attempt < ATTEMPTS {
+                    break;
+                }
+                panic!("metaflow-proxy exited with {status} before it was ready:\n{log}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("metaflow-proxy logged no \"metaflow-proxy ready\" line in 10 s:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+#[test]
+fn runs_on_the_embedded_defaults_and_stops_on_sigint() {
+    // Everything on the embedded defaults but the listen addresses, whose ports the kernel
+    // picks: only this child can be listening there, so no other process can answer for it.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (mut child, log_path, (sip, api)) = start_on_free_ports(dir.path(), logs.path());
+    let answer = http_get(api, "/ready");
+    let alive = child.try_wait().unwrap().is_none();
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
+    let err = std::fs::read_to_string(&log_path).unwrap();
     assert!(
-        ready,
-        "no /ready on 127.0.0.1:8000 with the defaults:\n{err}"
+        alive,
+        "the child exited before its /ready was probed:\n{err}"
+    );
+    let answer = answer.unwrap_or_else(|e| panic!("GET /ready on {api} failed: {e}\n{err}"));
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "GET /ready on {api} (the child's API) answered {answer:?}:\n{err}"
     );
     assert!(status.success(), "{err}");
-    assert!(err.contains("127.0.0.1:5060"), "{err}");
+    // The log reports the addresses really bound: the IP asked for, a port the kernel picked.
+    for addr in [sip, api] {
+        assert_eq!(addr.ip(), Ipv4Addr::LOCALHOST, "{err}");
+        assert_ne!(addr.port(), 0, "{err}");
+    }
     assert!(
         dir.path().join("data/events.jsonl").exists(),
         "data under ./data"

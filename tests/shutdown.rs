@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::calls::spawn_call;
 use common::proxy::{Proxy, http_get};
+use metaflow_proxy::modules::record::sidecar::TEMP_SUFFIX;
 
 /// A minimal INVITE from a throwaway socket; returns the status of the final response.
 fn invite_status(proxy_sip: &str) -> Option<u16> {
@@ -57,10 +58,22 @@ fn sigterm_drains_then_hangs_up_both_legs_and_exits() {
         .status()
         .unwrap();
     assert!(status.success());
-    thread::sleep(Duration::from_millis(300));
+    // On SIGTERM the proxy turns /ready to 503 and, in the same step, tells the SIP side to
+    // refuse new calls: wait for the first before sending the INVITE below.
     let api = proxy.api_addr().parse().unwrap();
-    let (ready, _) = http_get(api, "/ready").unwrap();
-    assert_eq!(ready, 503, "not ready while draining");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match http_get(api, "/ready") {
+            Ok((503, _)) => break,
+            answer => assert!(
+                Instant::now() < deadline,
+                "/ready never answered 503 (not ready while draining) after SIGTERM; last \
+                 answer {answer:?}:\n{}",
+                proxy.output()
+            ),
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         invite_status(&proxy.sip_addr()),
         Some(503),
@@ -117,7 +130,27 @@ fn a_recording_in_progress_is_finished_at_shutdown() {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    thread::sleep(Duration::from_secs(2)); // some audio into the file
+    // Some audio into the file: the recording is written to `<path>.part` until it ends; wait
+    // until that holds more than the second of stereo audio checked below.
+    let started = proxy
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "recording_started")
+        .unwrap();
+    let part = format!("{}{TEMP_SUFFIX}", started["path"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let written = std::fs::metadata(&part).map_or(0, |m| m.len());
+        if written > 44 + 8000 * 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{part} never held a second of stereo audio (only {written} bytes):\n{}",
+            proxy.output()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     let status = Command::new("kill")
         .args(["-TERM", &proxy.pid().to_string()])
         .status()

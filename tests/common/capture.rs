@@ -2,10 +2,11 @@
 //! endpoints really received.
 
 use std::fs::File;
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The G.711 A-law stream shipped with SIPp that the `*_pcap*.xml` scenarios play.
 pub const G711A_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
@@ -24,10 +25,16 @@ pub struct RtpPacket {
     pub payload: Vec<u8>,
 }
 
+/// How long tshark may take to write a packet it captured into its file.
+const FILE_WAIT: Duration = Duration::from_secs(10);
+
 /// A tshark capture of UDP packets sent to some ports on `lo`; stop it with [`Capture::stop`].
 pub struct Capture {
     child: Child,
     ports: Vec<u16>,
+    /// A socket of this capture whose port is captured too: [`Capture::stop`] sends it an end
+    /// marker and waits until the marker is in the file.
+    marker: UdpSocket,
     dir: tempfile::TempDir,
 }
 
@@ -37,8 +44,11 @@ impl Capture {
     pub fn start(ports: &[u16]) -> Capture {
         super::require_tool("tshark");
         let dir = tempfile::tempdir().unwrap();
+        let marker = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let marker_port = marker.local_addr().unwrap().port();
         let filter = ports
             .iter()
+            .chain([&marker_port])
             .map(|port| format!("udp dst port {port}"))
             .collect::<Vec<_>>()
             .join(" or ");
@@ -54,6 +64,7 @@ impl Capture {
         let mut capture = Capture {
             child,
             ports: ports.to_vec(),
+            marker,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -74,10 +85,11 @@ impl Capture {
     }
 
     /// Stops the capture (SIGINT, so that the file is complete) and decodes every packet to
-    /// the captured ports as RTP, in capture order.
+    /// the captured ports as RTP, in capture order. Call it once everything the test expects
+    /// has been sent: every packet sent before it is in the result.
     pub fn stop(mut self) -> Vec<RtpPacket> {
-        // Let the last packets in flight land in the file.
-        thread::sleep(Duration::from_millis(300));
+        let file = self.dir.path().join("capture.pcapng");
+        self.wait_for_end_marker(&file);
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -89,13 +101,59 @@ impl Capture {
             }
             thread::sleep(Duration::from_millis(50));
         }
-        let file = self.dir.path().join("capture.pcapng");
         let decode_as: Vec<String> = self
             .ports
             .iter()
             .flat_map(|port| ["-d".to_owned(), format!("udp.port=={port},rtp")])
             .collect();
-        read_rtp(&file, &decode_as)
+        let marker_port = self.marker.local_addr().unwrap().port();
+        read_rtp_matching(
+            &file,
+            &decode_as,
+            &format!("rtp && !(udp.dstport == {marker_port})"),
+        )
+    }
+
+    /// Sends a datagram with a unique payload to the marker port and waits until tshark wrote
+    /// it into `file`. Packets reach the capture in the order they were sent on `lo`, so once
+    /// the marker is in the file every packet sent before it is too (tshark hands captured
+    /// packets to its file in batches, a few hundred milliseconds apart).
+    fn wait_for_end_marker(&mut self, file: &Path) {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let token = format!("metaflow-proxy capture end {} {nanos}", std::process::id());
+        let own = self.marker.local_addr().unwrap();
+        self.marker.send_to(token.as_bytes(), own).unwrap();
+        let deadline = Instant::now() + FILE_WAIT;
+        loop {
+            let written = std::fs::read(file).unwrap_or_default();
+            if written
+                .windows(token.len())
+                .any(|window| window == token.as_bytes())
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "tshark exited with {status} before writing the end marker:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tshark did not write the end marker into {} within {FILE_WAIT:?}:\n{}",
+                file.display(),
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What tshark printed on standard error.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tshark.err")).unwrap_or_default()
     }
 }
 
@@ -120,6 +178,11 @@ pub fn g711a_reference() -> Vec<RtpPacket> {
 /// Reads every RTP packet of a capture file with `tshark -r`, `decode` telling tshark which
 /// UDP traffic is RTP.
 pub fn read_rtp(file: &Path, decode: &[String]) -> Vec<RtpPacket> {
+    read_rtp_matching(file, decode, "rtp")
+}
+
+/// Like [`read_rtp`], keeping only the packets that match the display filter `filter`.
+fn read_rtp_matching(file: &Path, decode: &[String], filter: &str) -> Vec<RtpPacket> {
     let fields = [
         "frame.time_epoch",
         "udp.srcport",
@@ -132,7 +195,7 @@ pub fn read_rtp(file: &Path, decode: &[String]) -> Vec<RtpPacket> {
     ];
     let mut command = Command::new("tshark");
     command.arg("-r").arg(file).args(decode);
-    command.args(["-Y", "rtp", "-T", "fields", "-E", "separator=/t"]);
+    command.args(["-Y", filter, "-T", "fields", "-E", "separator=/t"]);
     for field in fields {
         command.args(["-e", field]);
     }
