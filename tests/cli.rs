@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use metaflow_proxy::cli::Cli;
 use metaflow_proxy::config::Config;
+use metaflow_proxy::config::cli::Cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metaflow-proxy");
 
