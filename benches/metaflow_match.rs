@@ -16,8 +16,6 @@ use metaflow_proxy::base::Leg;
 use metaflow_proxy::metaflow::{Collector, Decision, Metaflows, parse_metaflows};
 use serde_json::json;
 
-const KNOWN: &[&str] = &["hangup", "transfer", "record_call"];
-
 fn metaflows() -> Arc<Metaflows> {
     let document = json!({
         "numbers": {
@@ -37,7 +35,7 @@ fn metaflows() -> Arc<Metaflows> {
             "^0(\\d)$": {"module": "hangup"}
         }
     });
-    let flows = match parse_metaflows(&document, KNOWN) {
+    let flows = match parse_metaflows(&document) {
         Ok(flows) => flows,
         Err(problems) => panic!("bench metaflows invalid: {problems:?}"),
     };

@@ -54,7 +54,7 @@ fn analyze(cli: &Cli) -> anyhow::Result<()> {
     let decisions = match metaflows {
         Some(file) => {
             let flows =
-                metaflow_proxy::modules::load_metaflows_file(file).map_err(anyhow::Error::msg)?;
+                metaflow_proxy::metaflow::load_metaflows_file(file).map_err(anyhow::Error::msg)?;
             replay::replay(&report, &Arc::new(flows))
         }
         None => Vec::new(),

@@ -38,15 +38,7 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {
 
 /// Module data checks for the API, relative to a node's `data`.
 fn node_validator() -> NodeValidator {
-    Arc::new(|module: &str, data: &Map<String, Value>| {
-        modules::validate_node_data(module, data)
-            .into_iter()
-            .map(|(path, rule, message)| {
-                let inside = path.strip_prefix("data.").unwrap_or(&path).to_string();
-                (inside, rule, message)
-            })
-            .collect()
-    })
+    Arc::new(|module: &str, data: &Map<String, Value>| modules::validate_node_data(module, data))
 }
 
 fn node_normaliser() -> NodeNormaliser {
@@ -61,7 +53,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let media_ip = cfg.media_ip_effective();
     let metaflows_file = match &cfg.metaflows {
         Some(path) => {
-            modules::load_metaflows_file(path).map_err(anyhow::Error::msg)?;
+            metaflow_proxy::metaflow::load_metaflows_file(path).map_err(anyhow::Error::msg)?;
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read metaflows {}", path.display()))?;
             Some(serde_json::from_str::<Value>(&text)?)

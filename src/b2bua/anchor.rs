@@ -117,7 +117,7 @@ pub(super) fn anchor_sdp(
     state: &mut SdpState,
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
-    super::recording::remember_codecs(&mut state.codecs, from, &sdp);
+    crate::modules::record::remember_codecs(&mut state.codecs, from, &sdp);
     let mut anchors = Vec::with_capacity(sdp.media().len());
     for (index, m) in sdp.media().iter().enumerate() {
         if m.port == 0 {

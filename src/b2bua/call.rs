@@ -88,8 +88,8 @@ pub(super) struct Call {
     pub session_deadline: Option<Instant>,
     /// Whether a recording of the call is running.
     pub recording: bool,
-    /// The transfer started on this call, if any.
-    pub transfer: Option<super::transfer::ActiveTransfer>,
+    /// Modules that went on working after they started (a transfer awaiting its NOTIFYs).
+    pub modules: Vec<super::host::ActiveModule>,
     /// One digit collector per metaflow that applies to the call.
     pub collectors: Vec<super::codes::CallCollector>,
 }

@@ -10,7 +10,6 @@ use crate::base::CallEvent;
 use crate::metaflow::{Collector, Decision, Metaflows, ModuleRun, module_run};
 use crate::sip::SipMessage;
 
-use super::call::Outcome;
 use super::timers::TimerRef;
 use super::{B2bua, CallKey, Leg};
 
@@ -137,7 +136,7 @@ impl B2bua {
         for (owner, decisions) in decided {
             self.apply_decisions(key, owner, decisions, now);
         }
-        self.transfer_digit(key, leg, digit, now);
+        self.module_digit(key, leg, digit, now);
         self.schedule_collectors(key);
     }
 
@@ -236,7 +235,7 @@ impl B2bua {
             return;
         };
         let wrapper = json!({ "numbers": { "0": node } });
-        let flows = match crate::modules::validate_metaflows(&wrapper) {
+        let flows = match crate::metaflow::parse_metaflows(&wrapper) {
             Ok(flows) => flows,
             Err(errors) => {
                 tracing::warn!(call_id, ?errors, "API metaflow node refused");
@@ -256,59 +255,5 @@ impl B2bua {
         data.insert("dtmf_leg".into(), json!(leg.as_str()));
         let run = ModuleRun { leg, node, data };
         self.run_module(key, run, now);
-    }
-
-    /// Runs one module node on a call; modules that finish at once continue with the child
-    /// their outcome selects.
-    pub(super) fn run_module(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
-        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
-            return;
-        };
-        let event = CallEvent::ModuleRun {
-            module: run.node.module.clone(),
-            leg: run.leg,
-            data: run.data.clone(),
-        };
-        self.event(&call_id, event);
-        let outcome = match run.node.module.as_str() {
-            "hangup" => {
-                // Nothing can follow a hang-up: record the outcome, then end the call.
-                let event = CallEvent::ModuleOutcome {
-                    module: "hangup".into(),
-                    outcome: "success".into(),
-                };
-                self.event(&call_id, event);
-                self.terminate_call(key, Outcome::Answered, "metaflow hangup", now);
-                return;
-            }
-            "transfer" => return self.start_transfer(key, run, now),
-            "record_call" => return self.run_record(key, run, now),
-            other => {
-                tracing::warn!(call_id = %call_id, module = other, "module not available");
-                "failure"
-            }
-        };
-        self.module_finished(key, run, outcome, now);
-    }
-
-    /// A module ended with `outcome`: log it and continue with the selected child, if any.
-    pub(super) fn module_finished(
-        &mut self,
-        key: CallKey,
-        run: ModuleRun,
-        outcome: &str,
-        now: Instant,
-    ) {
-        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
-            return;
-        };
-        let event = CallEvent::ModuleOutcome {
-            module: run.node.module.clone(),
-            outcome: outcome.to_string(),
-        };
-        self.event(&call_id, event);
-        if let Some(next) = run.next(outcome) {
-            self.run_module(key, next, now);
-        }
     }
 }

@@ -58,6 +58,8 @@ pub struct B2bua {
     pub(super) clients: HashMap<String, ClientEntry>,
     pub(super) timers: TimerQueue,
     pub(super) next_key: CallKey,
+    /// The identity of the next module instance started on any call.
+    pub(super) next_module_id: super::host::ModuleId,
     pub(super) shutting_down: bool,
     pub(super) actions: std::collections::VecDeque<Output>,
     pub(super) metrics: Arc<Metrics>,
@@ -90,6 +92,7 @@ impl B2bua {
             clients: HashMap::new(),
             timers: TimerQueue::default(),
             next_key: 1,
+            next_module_id: 1,
             shutting_down: false,
             actions: std::collections::VecDeque::new(),
             metrics,

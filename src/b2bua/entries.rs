@@ -34,8 +34,8 @@ pub(super) enum Purpose {
     },
     /// A request of the proxy's own (BYE on teardown, CANCEL): responses are consumed.
     Own,
-    /// The REFER of a `transfer` module: responses drive the transfer.
-    Refer,
+    /// A request of a metaflow module: responses go back to that module instance.
+    Module(super::host::ModuleId),
     /// An out-of-dialog request forwarded upstream statelessly (our Via on top).
     Proxied {
         /// Key of the server transaction of the original request.

@@ -32,11 +32,11 @@ impl B2bua {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        if method == Method::Notify && self.is_transfer_notify(key, leg, &msg) {
+        if let Some(id) = self.module_claiming(key, leg, &msg) {
             // Answered here before anything it triggers (a BYE on success) goes out.
             let ok = SipMessage::response_to(&msg, 200, "OK");
             self.answer_out_of_dialog(from, &msg, ok, now);
-            self.consume_transfer_notify(key, &msg, now);
+            self.module_request(key, id, leg, &msg, now);
             return;
         }
         let Some(skey) = server_key(&msg) else { return };
@@ -148,9 +148,9 @@ impl B2bua {
             Purpose::Own => {
                 tracing::debug!(code, method = method.as_str(), "response to own request");
             }
-            Purpose::Refer => {
+            Purpose::Module(id) => {
                 if let Some((key, _)) = call {
-                    self.on_refer_response(key, code, now);
+                    self.module_response(key, id, code, now);
                 }
             }
             Purpose::Proxied { server_key } => {
@@ -242,9 +242,10 @@ impl B2bua {
                     self.end_call(key, Outcome::Answered);
                 }
             }
-            Purpose::Refer => {
+            Purpose::Module(id) => {
                 if let Some((key, _)) = entry.call {
-                    self.on_refer_timeout(key, now);
+                    // No final response in time: the module sees a 408, as RFC 3261 says.
+                    self.module_response(key, id, 408, now);
                 }
             }
             Purpose::Proxied { server_key } => self.registrar.forget_pending(&server_key),

@@ -135,7 +135,7 @@ impl B2bua {
             sdp_state: Default::default(),
             recording: false,
             session_deadline: None,
-            transfer: None,
+            modules: Vec::new(),
             collectors: self
                 .resolver
                 .resolve(&resolve_as)

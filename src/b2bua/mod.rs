@@ -15,10 +15,10 @@ pub(crate) mod core;
 pub mod dialog;
 mod entries;
 mod headers;
+mod host;
 mod indialog;
 mod invite;
 mod io;
-mod recording;
 mod registrar;
 pub mod screening;
 mod session_timer;
@@ -27,7 +27,6 @@ mod teardown;
 #[cfg(test)]
 mod tests;
 mod timers;
-mod transfer;
 mod tx_timers;
 
 pub use self::call::{CallState, Outcome};

@@ -15,6 +15,8 @@ pub(super) enum TimerRef {
     Collector(u64),
     /// The RFC 4028 session deadline of a call.
     Session(u64),
+    /// The deadline a module set on a call (call, module instance).
+    Module(u64, u64),
 }
 
 /// Deadlines ordered by time. The owner re-checks each popped entry against the state it names,

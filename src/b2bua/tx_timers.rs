@@ -35,6 +35,7 @@ impl B2bua {
                 TimerRef::Server(key) => self.server_timer(&key, now),
                 TimerRef::Collector(call) => self.collector_timer(call, now),
                 TimerRef::Session(call) => self.session_timer(call, now),
+                TimerRef::Module(call, id) => self.module_timer(call, id, now),
             }
         }
     }

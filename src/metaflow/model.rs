@@ -7,6 +7,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::metaflow::liveness::PatternAutomata;
+use crate::modules::ModuleSpec;
 
 /// Default `binding_digit` (Kazoo default).
 pub const DEFAULT_BINDING_DIGIT: char = '*';
@@ -47,12 +48,16 @@ impl ListenOn {
 }
 
 /// One node of a metaflow tree: the module to run, its arguments, and where to go next by outcome.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetaflowNode {
     /// Name of the module to execute (`transfer`, `record_call`, `hangup`, ...).
     pub module: String,
-    /// Module arguments as written in the JSON (`{}` when absent).
+    /// Module arguments as written in the JSON (`{}` when absent), kept to render the node back
+    /// and to hand the code's additions to the module.
     pub data: Map<String, Value>,
+    /// The module with its `data` checked, parsed once at validation so that a call never
+    /// re-reads JSON to run it.
+    pub spec: std::sync::Arc<ModuleSpec>,
     /// Child nodes keyed by the outcome of this node's module (`"_"` is the fallback), in JSON order.
     pub children: Vec<(String, MetaflowNode)>,
 }

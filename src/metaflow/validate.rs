@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::base::{Problem, Problems};
+use crate::modules::ModuleSpec;
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -22,7 +23,7 @@ const MODULE_NAME_MAX_CHARS: usize = 64;
 const BINDING_DIGITS: &str = "0123456789*#";
 
 /// Validates a Kazoo metaflow object; on failure returns every violation found, not only the first.
-pub fn parse_metaflows(value: &Value, known_modules: &[&str]) -> Result<Metaflows, Vec<Problem>> {
+pub fn parse_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
     let mut problems = Problems(Vec::new());
     let Some(object) = value.as_object() else {
         problems.add("", "type", "metaflows must be a JSON object");
@@ -31,8 +32,8 @@ pub fn parse_metaflows(value: &Value, known_modules: &[&str]) -> Result<Metaflow
     let binding_digit = parse_binding_digit(present(object, "binding_digit"), &mut problems);
     let digit_timeout = parse_digit_timeout(present(object, "digit_timeout"), &mut problems);
     let listen_on = parse_listen_on(present(object, "listen_on"), &mut problems);
-    let numbers = parse_numbers(present(object, "numbers"), known_modules, &mut problems);
-    let patterns = parse_patterns(present(object, "patterns"), known_modules, &mut problems);
+    let numbers = parse_numbers(present(object, "numbers"), &mut problems);
+    let patterns = parse_patterns(present(object, "patterns"), &mut problems);
     let suppress = match present(object, "suppress_dtmf") {
         None => false,
         Some(Value::Bool(flag)) => *flag,
@@ -56,6 +57,28 @@ pub fn parse_metaflows(value: &Value, known_modules: &[&str]) -> Result<Metaflow
     // Build the prefix automata now, so that a call's first digit does not pay for them.
     flows.automata();
     Ok(flows)
+}
+
+/// Reads and validates a `--metaflows` file; the error text lists every problem.
+pub fn load_metaflows_file(path: &std::path::Path) -> Result<Metaflows, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read metaflows file {}: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("metaflows file {} is not valid JSON: {e}", path.display()))?;
+    parse_metaflows(&value).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let path = if e.path.is_empty() { "(root)" } else { &e.path };
+                format!("  {path}: {} ({})", e.message, e.rule)
+            })
+            .collect();
+        format!(
+            "metaflows file {} is invalid:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })
 }
 
 /// The value under `key`, treating JSON `null` as absent.
@@ -138,11 +161,7 @@ fn object_entries<'a>(
     }
 }
 
-fn parse_numbers(
-    value: Option<&Value>,
-    known_modules: &[&str],
-    problems: &mut Problems,
-) -> Vec<(String, MetaflowNode)> {
+fn parse_numbers(value: Option<&Value>, problems: &mut Problems) -> Vec<(String, MetaflowNode)> {
     let Some(entries) = object_entries(value, "numbers", problems) else {
         return Vec::new();
     };
@@ -153,7 +172,7 @@ fn parse_numbers(
         if !key_ok {
             problems.add(&path, "pattern", "numbers keys must match ^[0-9]+$");
         }
-        let node = parse_node(node_value, &path, known_modules, problems);
+        let node = parse_node(node_value, &path, problems);
         if let (true, Some(node)) = (key_ok, node) {
             numbers.push((key.clone(), node));
         }
@@ -163,7 +182,6 @@ fn parse_numbers(
 
 fn parse_patterns(
     value: Option<&Value>,
-    known_modules: &[&str],
     problems: &mut Problems,
 ) -> Vec<(String, Regex, MetaflowNode)> {
     let Some(entries) = object_entries(value, "patterns", problems) else {
@@ -180,7 +198,7 @@ fn parse_patterns(
                 .map_err(|error| problems.add(&path, "regex", format!("invalid regex: {error}")))
                 .ok()
         };
-        let node = parse_node(node_value, &path, known_modules, problems);
+        let node = parse_node(node_value, &path, problems);
         if let (Some(regex), Some(node)) = (regex, node) {
             patterns.push((key.clone(), regex, node));
         }
@@ -189,18 +207,13 @@ fn parse_patterns(
 }
 
 /// Validates one node and, recursively, its children; `None` when anything in it is invalid.
-fn parse_node(
-    value: &Value,
-    path: &str,
-    known_modules: &[&str],
-    problems: &mut Problems,
-) -> Option<MetaflowNode> {
+fn parse_node(value: &Value, path: &str, problems: &mut Problems) -> Option<MetaflowNode> {
     let Some(object) = value.as_object() else {
         problems.add(path, "type", "a metaflow node must be an object");
         return None;
     };
     let before = problems.0.len();
-    let module = parse_module(present(object, "module"), path, known_modules, problems);
+    let module = parse_module(present(object, "module"), path, problems);
     let data_path = format!("{path}.data");
     let data = object_entries(present(object, "data"), &data_path, problems)
         .cloned()
@@ -213,25 +226,36 @@ fn parse_node(
             if outcome.is_empty() {
                 problems.add(&child_path, "pattern", "children keys must not be empty");
             }
-            if let Some(child) = parse_node(child_value, &child_path, known_modules, problems) {
+            if let Some(child) = parse_node(child_value, &child_path, problems) {
                 children.push((outcome.clone(), child));
             }
         }
     }
     let module = module?;
+    let spec = match ModuleSpec::parse(&module, &data) {
+        Some(Ok(spec)) => Some(std::sync::Arc::new(spec)),
+        Some(Err(found)) => {
+            for problem in found {
+                problems.add(
+                    &format!("{path}.{}", problem.path),
+                    &problem.rule,
+                    problem.message,
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    let spec = spec?;
     (problems.0.len() == before).then_some(MetaflowNode {
         module,
         data,
+        spec,
         children,
     })
 }
 
-fn parse_module(
-    value: Option<&Value>,
-    node_path: &str,
-    known_modules: &[&str],
-    problems: &mut Problems,
-) -> Option<String> {
+fn parse_module(value: Option<&Value>, node_path: &str, problems: &mut Problems) -> Option<String> {
     let path = format!("{node_path}.module");
     let Some(value) = value else {
         problems.add(&path, "required", "module is required");
@@ -250,8 +274,8 @@ fn parse_module(
         problems.add(&path, "maxLength", "module must be at most 64 characters");
         return None;
     }
-    if !known_modules.contains(&name) {
-        let known = known_modules.join(", ");
+    if !ModuleSpec::NAMES.contains(&name) {
+        let known = ModuleSpec::NAMES.join(", ");
         problems.add(
             &path,
             "enum",

@@ -66,7 +66,6 @@ struct Snapshot {
 
 struct Inner {
     store: Arc<Store>,
-    known_modules: &'static [&'static str],
     default_account_id: String,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serialises refreshes so that the last one to finish has read the latest commit.
@@ -80,16 +79,11 @@ pub struct MetaflowDirectory {
 }
 
 impl MetaflowDirectory {
-    /// A directory over `store`, loaded at once; metaflows are parsed against `known_modules`.
-    pub fn load(
-        store: Arc<Store>,
-        known_modules: &'static [&'static str],
-        default_account_id: &str,
-    ) -> Result<Self, StoreError> {
+    /// A directory over `store`, loaded at once.
+    pub fn load(store: Arc<Store>, default_account_id: &str) -> Result<Self, StoreError> {
         let directory = Self {
             inner: Arc::new(Inner {
                 store,
-                known_modules,
                 default_account_id: default_account_id.to_owned(),
                 snapshot: RwLock::new(Arc::new(Snapshot::default())),
                 refreshing: Mutex::new(()),
@@ -108,7 +102,7 @@ impl MetaflowDirectory {
             .unwrap_or_else(PoisonError::into_inner);
         let previous = self.snapshot();
         let view = self.inner.store.read()?;
-        let next = build_snapshot(&view, &previous, self.inner.known_modules)?;
+        let next = build_snapshot(&view, &previous)?;
         *self
             .inner
             .snapshot
@@ -195,23 +189,19 @@ impl MetaflowDirectory {
 
 /// Parses stored metaflows, reusing the previous parse when the revision is unchanged; empty
 /// metaflows (no codes) and unparsable ones count as absent.
-fn parse_stored(
-    stored: &Stored,
-    previous: Option<&Parsed>,
-    known_modules: &[&str],
-) -> Option<Parsed> {
+fn parse_stored(stored: &Stored, previous: Option<&Parsed>) -> Option<Parsed> {
     if let Some(previous) = previous.filter(|previous| previous.rev == stored.rev) {
         return Some(previous.clone());
     }
-    parse_object(&stored.doc, known_modules).map(|flows| Parsed {
+    parse_object(&stored.doc).map(|flows| Parsed {
         rev: stored.rev.clone(),
         flows,
     })
 }
 
 /// Parses a metaflow object; `None` when it is invalid or defines no code.
-fn parse_object(doc: &Map<String, Value>, known_modules: &[&str]) -> Option<Arc<Metaflows>> {
-    match parse_metaflows(&Value::Object(doc.clone()), known_modules) {
+fn parse_object(doc: &Map<String, Value>) -> Option<Arc<Metaflows>> {
+    match parse_metaflows(&Value::Object(doc.clone())) {
         Ok(flows) if flows.numbers.is_empty() && flows.patterns.is_empty() => None,
         Ok(flows) => Some(Arc::new(flows)),
         Err(problems) => {
@@ -224,11 +214,7 @@ fn parse_object(doc: &Map<String, Value>, known_modules: &[&str]) -> Option<Arc<
     }
 }
 
-fn build_snapshot(
-    view: &ReadView,
-    previous: &Snapshot,
-    known_modules: &[&str],
-) -> Result<Snapshot, StoreError> {
+fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, StoreError> {
     let mut next = Snapshot::default();
     for (account_id, stored) in view.list_all(Collection::Accounts)? {
         if let Some(realm) = stored.doc.get("realm").and_then(Value::as_str) {
@@ -264,17 +250,17 @@ fn build_snapshot(
         };
         if let Some(user_id) = stored.id.strip_prefix("user/") {
             let prior = old.and_then(|old| old.user_flows.get(user_id));
-            if let Some(parsed) = parse_stored(&stored, prior, known_modules) {
+            if let Some(parsed) = parse_stored(&stored, prior) {
                 account.user_flows.insert(user_id.to_owned(), parsed);
             }
         } else if let Some(device_id) = stored.id.strip_prefix("device/") {
             let prior = old.and_then(|old| old.device_flows.get(device_id));
-            if let Some(parsed) = parse_stored(&stored, prior, known_modules) {
+            if let Some(parsed) = parse_stored(&stored, prior) {
                 account.device_flows.insert(device_id.to_owned(), parsed);
             }
         } else {
             let prior = old.and_then(|old| old.account_flows.as_ref());
-            account.account_flows = parse_stored(&stored, prior, known_modules);
+            account.account_flows = parse_stored(&stored, prior);
         }
     }
     for (account_id, stored) in view.list_all(Collection::Callflows)? {
@@ -289,7 +275,7 @@ fn build_snapshot(
         });
         let route = match reused {
             Some(route) => Arc::clone(route),
-            None => Arc::new(callflow_route(&stored, known_modules)),
+            None => Arc::new(callflow_route(&stored)),
         };
         account.callflows.push(route);
     }
@@ -312,7 +298,7 @@ pub fn string_list(doc: &serde_json::Map<String, Value>, key: &str) -> Vec<Strin
 }
 
 /// Extracts the numbers, compiled patterns and metaflows of a stored callflow.
-fn callflow_route(stored: &Stored, known_modules: &[&str]) -> CallflowRoute {
+fn callflow_route(stored: &Stored) -> CallflowRoute {
     let strings = |key: &str| string_list(&stored.doc, key);
     let patterns = strings("patterns")
         .iter()
@@ -322,7 +308,7 @@ fn callflow_route(stored: &Stored, known_modules: &[&str]) -> CallflowRoute {
         .doc
         .get("metaflow")
         .and_then(Value::as_object)
-        .and_then(|doc| parse_object(doc, known_modules));
+        .and_then(parse_object);
     CallflowRoute {
         rev: stored.rev.clone(),
         id: stored.id.clone(),

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use metaflow_proxy::api::v2::{LiveCalls, NodeNormaliser, NodeValidator, V2State, routes};
+use metaflow_proxy::base::Problem;
 use metaflow_proxy::store::MetaflowDirectory;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -46,15 +47,15 @@ pub fn validator() -> NodeValidator {
             match data.get("transfer_type") {
                 None => {}
                 Some(Value::String(kind)) if kind == "blind" || kind == "attended" => {}
-                Some(Value::String(_)) => problems.push((
-                    "transfer_type".to_owned(),
-                    "enum".to_owned(),
-                    "transfer_type must be blind or attended".to_owned(),
+                Some(Value::String(_)) => problems.push(Problem::in_data(
+                    "transfer_type",
+                    "enum",
+                    "transfer_type must be blind or attended",
                 )),
-                Some(_) => problems.push((
-                    "transfer_type".to_owned(),
-                    "type".to_owned(),
-                    "transfer_type must be a string".to_owned(),
+                Some(_) => problems.push(Problem::in_data(
+                    "transfer_type",
+                    "type",
+                    "transfer_type must be a string",
                 )),
             }
         }

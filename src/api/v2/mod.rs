@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::base::Problem;
 use crate::store::{MetaflowDirectory, Store, StoreError};
 
 pub use envelope::ApiError;
@@ -37,9 +38,8 @@ pub const DEFAULT_ACCOUNT_ID: &str = "default";
 pub const DEFAULT_REALM: &str = "default";
 
 /// Module-specific checks of a metaflow node's `data`: given the module name and its data,
-/// returns `(path inside data, rule, message)` for every problem; an empty path names `data`.
-pub type NodeValidator =
-    Arc<dyn Fn(&str, &Map<String, Value>) -> Vec<(String, String, String)> + Send + Sync>;
+/// returns every problem with its path below the node (`data.FIELD`).
+pub type NodeValidator = Arc<dyn Fn(&str, &Map<String, Value>) -> Vec<Problem> + Send + Sync>;
 
 /// Fills in module-specific defaults of a metaflow node's `data` before it is stored.
 pub type NodeNormaliser = Arc<dyn Fn(&str, &mut Map<String, Value>) + Send + Sync>;
@@ -116,8 +116,7 @@ impl V2State {
     ) -> Result<(V2State, MetaflowDirectory), StoreError> {
         let store = Arc::new(Store::open_in(data_dir)?);
         entities::ensure_default_account(&store, default_account_id)?;
-        let directory =
-            MetaflowDirectory::load(Arc::clone(&store), KNOWN_MODULES, default_account_id)?;
+        let directory = MetaflowDirectory::load(Arc::clone(&store), default_account_id)?;
         let state = V2State {
             shared: Arc::new(Shared {
                 store,

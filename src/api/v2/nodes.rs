@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{KNOWN_MODULES, V2State};
+use super::V2State;
 use crate::base::Problem;
 use crate::metaflow::parse_metaflows;
 
@@ -25,7 +25,7 @@ pub(super) fn check_metaflows(
             })
             .collect()
     };
-    parse_metaflows(&Value::Object(doc.clone()), KNOWN_MODULES).map_err(prefixed)?;
+    parse_metaflows(&Value::Object(doc.clone())).map_err(prefixed)?;
     let mut problems = Vec::new();
     for group in ["numbers", "patterns"] {
         if let Some(Value::Object(codes)) = doc.get_mut(group) {
@@ -46,7 +46,7 @@ pub(super) fn check_metaflows(
 /// start with `path`.
 pub(super) fn check_node(state: &V2State, node: Value, path: &str) -> Result<Value, Vec<Problem>> {
     let wrapped = json!({ "numbers": { "0": node.clone() } });
-    parse_metaflows(&wrapped, KNOWN_MODULES).map_err(|problems| {
+    parse_metaflows(&wrapped).map_err(|problems| {
         problems
             .into_iter()
             .map(|problem| {
@@ -84,17 +84,9 @@ fn prepare_node(state: &V2State, node: &mut Value, path: &str, problems: &mut Ve
     if let Some(Value::Object(data)) = node.get_mut("data") {
         let found = (state.shared.validator)(&module, data);
         let clean = found.is_empty();
-        problems.extend(found.into_iter().map(|(suffix, rule, message)| {
-            let data_path = format!("{path}.data");
-            Problem {
-                path: if suffix.is_empty() {
-                    data_path
-                } else {
-                    format!("{data_path}.{suffix}")
-                },
-                rule,
-                message,
-            }
+        problems.extend(found.into_iter().map(|problem| Problem {
+            path: format!("{path}.{}", problem.path),
+            ..problem
         }));
         if clean {
             (state.shared.normaliser)(&module, data);

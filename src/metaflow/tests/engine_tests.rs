@@ -48,10 +48,9 @@ fn a_peer_code_is_reported_as_the_peer_party() {
     let decision = Decision::Match {
         leg: Leg::B,
         collected: "9".into(),
-        node: MetaflowNode {
-            module: "hangup".into(),
-            ..MetaflowNode::default()
-        },
+        node: flows(json!({"numbers": {"9": {"module": "hangup"}}})).numbers[0]
+            .1
+            .clone(),
         captures: vec![],
         matched: "9".into(),
         early: false,

@@ -2,12 +2,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::KNOWN;
 use crate::metaflow::{ListenOn, parse_metaflows, to_json};
 
 /// The sorted (path, rule) pairs of a document that must be invalid.
 fn problems(json: serde_json::Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = parse_metaflows(&json, KNOWN)
+    let mut found: Vec<(String, String)> = parse_metaflows(&json)
         .unwrap_err()
         .into_iter()
         .map(|error| (error.path, error.rule))
@@ -27,7 +26,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn empty_object_gets_kazoo_defaults() {
-    let flows = parse_metaflows(&json!({}), KNOWN).unwrap();
+    let flows = parse_metaflows(&json!({})).unwrap();
     assert_eq!(flows.binding_digit, '*');
     assert_eq!(flows.digit_timeout, Duration::from_millis(800));
     assert_eq!(flows.listen_on, ListenOn::SelfLeg);
@@ -38,7 +37,7 @@ fn empty_object_gets_kazoo_defaults() {
 #[test]
 fn seed_request_and_response_examples_parse() {
     let request = json!({"binding_digit":"*", "patterns":{"2(\\d+)":{"module":"transfer", "data":{"takeback_dtmf":"*1"}}}});
-    let flows = parse_metaflows(&request, KNOWN).unwrap();
+    let flows = parse_metaflows(&request).unwrap();
     assert_eq!(flows.patterns.len(), 1);
     let (text, regex, node) = &flows.patterns[0];
     assert_eq!(text, "2(\\d+)");
@@ -53,7 +52,7 @@ fn seed_request_and_response_examples_parse() {
             "module": "transfer"
         }}
     });
-    let flows = parse_metaflows(&response, KNOWN).unwrap();
+    let flows = parse_metaflows(&response).unwrap();
     assert_eq!(flows.patterns[0].2.data["transfer_type"], "blind");
 }
 
@@ -64,7 +63,6 @@ fn every_field_is_read() {
                 "numbers": {"9": {"module": "record_call", "data": {"action": "toggle"},
                                   "children": {"_": {"module": "hangup"}}}},
                 "suppress_dtmf": true, "unknown_key": [1, 2]}),
-        KNOWN,
     )
     .unwrap();
     assert_eq!(flows.binding_digit, '#');
@@ -79,11 +77,8 @@ fn every_field_is_read() {
 
 #[test]
 fn nulls_count_as_absent() {
-    let flows = parse_metaflows(
-        &json!({"binding_digit": null, "listen_on": null,
-                "numbers": {"9": {"module": "hangup", "data": null}}}),
-        KNOWN,
-    )
+    let flows = parse_metaflows(&json!({"binding_digit": null, "listen_on": null,
+                "numbers": {"9": {"module": "hangup", "data": null}}}))
     .unwrap();
     assert_eq!(flows.binding_digit, '*');
     assert!(flows.numbers[0].1.data.is_empty());
@@ -186,14 +181,22 @@ fn node_rules_have_exact_paths() {
 
 #[test]
 fn module_names_count_characters_not_bytes() {
-    let known: &[&str] = &["é".repeat(64).leak()];
     let document = json!({"numbers": {"1": {"module": "é".repeat(64)}}});
-    assert!(parse_metaflows(&document, known).is_ok());
+    let paths: Vec<(String, String)> = parse_metaflows(&document)
+        .unwrap_err()
+        .into_iter()
+        .map(|p| (p.path, p.rule))
+        .collect();
+    // 64 two-byte characters are within the length limit: the only complaint is the name.
+    assert_eq!(
+        paths,
+        [("numbers.1.module".to_string(), "enum".to_string())]
+    );
 }
 
 #[test]
 fn errors_render_path_rule_and_message() {
-    let errors = parse_metaflows(&json!({"listen_on": "x"}), KNOWN).unwrap_err();
+    let errors = parse_metaflows(&json!({"listen_on": "x"})).unwrap_err();
     let text = errors[0].to_string();
     assert!(
         text.starts_with("listen_on: ") && text.ends_with("(enum)"),
@@ -212,11 +215,35 @@ fn to_json_round_trips_in_order() {
                      "2(\\d+)": {"module": "transfer", "data": {"takeback_dtmf": "*1"}}},
         "suppress_dtmf": true
     });
-    let flows = parse_metaflows(&document, KNOWN).unwrap();
+    let flows = parse_metaflows(&document).unwrap();
     let rendered = to_json(&flows);
     assert_eq!(rendered, document);
     let keys: Vec<&String> = rendered["patterns"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["^3(\\d+)$", "2(\\d+)"]);
-    let again = to_json(&parse_metaflows(&rendered, KNOWN).unwrap());
+    let again = to_json(&parse_metaflows(&rendered).unwrap());
     assert_eq!(again, rendered);
+}
+
+#[test]
+fn module_data_is_validated_with_its_path() {
+    let bad = json!({"patterns": {"2(\\d+)": {"module": "transfer", "data": {"transfer_type": "attended"}},
+                     "9": {"module": "hangup", "children": {"_": {"module": "transfer", "data": {"target": 5}}}}}});
+    let errors = parse_metaflows(&bad).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"patterns.2(\\d+).data.transfer_type"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"patterns.9.children._.data.target"),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn nodes_carry_their_parsed_module() {
+    let ok = json!({"numbers": {"0": {"module": "hangup"}}, "patterns": {"^2(\\d+)$": {"module": "transfer"}}});
+    let flows = parse_metaflows(&ok).unwrap();
+    assert_eq!(flows.numbers[0].1.spec.name(), "hangup");
+    assert_eq!(flows.patterns[0].2.spec.name(), "transfer");
 }

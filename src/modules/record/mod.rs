@@ -11,8 +11,10 @@ pub mod align;
 pub mod g711;
 pub mod params;
 mod recorder;
+mod runner;
 #[cfg(test)]
 mod sample_call;
+mod sdp_codecs;
 pub mod sidecar;
 pub mod sink;
 mod tap;
@@ -26,6 +28,8 @@ pub const MODULE_NAME: &str = "record_call";
 
 pub use params::{RecordAction, RecordFormat, RecordParams, RecordStep, parse_params};
 pub use recorder::{Recorder, RecorderHandle};
+pub use runner::Kind;
+pub use sdp_codecs::remember_codecs;
 pub use tap::{QUEUE_PACKETS, RecorderTap, SLOT_BYTES};
 pub use types::{
     Codec, LegCodecs, RecordError, RecorderEvent, RecordingInfo, RecordingSummary, StopReason,

@@ -8,11 +8,12 @@
 //! hangs up its side), `failure` (the call goes on; the node's `children` decide what follows) or
 //! `withdrawn` (the dialing party pressed `takeback_dtmf` before the transfer completed).
 //!
-//! Everything here is sans-IO: the SIP core sends and receives the messages and asks this module
-//! what to do next. The node's `data` is checked by [`parse_params`] and stored with the defaults
-//! of [`normalise`].
+//! Everything here is sans-IO: the module speaks to the call only through its
+//! [`crate::modules::context::CallContext`]; the call core sends and receives the messages. The
+//! node's `data` is checked by [`parse_params`] and stored with the defaults of [`normalise`].
 
 mod params;
+mod runner;
 mod sipfrag;
 mod state;
 mod target;
@@ -23,6 +24,7 @@ mod tests;
 pub use params::{
     DEFAULT_TAKEBACK_DTMF, NO_MATCH_CAPTURE, TransferParams, TransferType, normalise, parse_params,
 };
+pub use runner::Kind;
 pub use sipfrag::parse_sipfrag;
 pub use state::{
     BlindTransfer, NO_STATUS, Phase, REFER_TIMEOUT_STATUS, Step, StepSource, TransferEvent,

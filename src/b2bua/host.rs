@@ -1,0 +1,359 @@
+//! The call core as a host of metaflow modules: it starts the module a node names, offers it the
+//! call through [`CallContext`], routes to it the responses to its requests, the requests it
+//! claims, the digits and its timer, and continues with the node's children by outcome. The core
+//! knows no module by name; the modules know nothing of the core.
+
+use std::time::{Duration, Instant};
+
+use crate::base::{CallEvent, CallKey, Leg};
+use crate::metaflow::ModuleRun;
+use crate::modules::record::{LegCodecs, RecordingInfo, StopReason};
+use crate::modules::{CallContext, Module, Progress, RunInfo};
+use crate::sip::{Method, SipMessage};
+
+use super::B2bua;
+use super::call::{CallState, Outcome};
+use super::entries::Purpose;
+use super::io::Output;
+use super::timers::TimerRef;
+
+/// Identifies a module instance within the core, so that responses and timers find it.
+pub(super) type ModuleId = u64;
+
+/// A module that went on working after it started (or finished after that, and is kept to
+/// absorb what still arrives for it, such as a late NOTIFY).
+#[derive(Debug)]
+pub(super) struct ActiveModule {
+    /// Its identity in `Purpose::Module` and `TimerRef::Module`.
+    id: ModuleId,
+    /// The instance; `None` only while one of its methods runs.
+    module: Option<Box<dyn Module>>,
+    /// The node run that started it: its children follow the outcome.
+    run: ModuleRun,
+    /// Whether it reported an outcome; then it gets no digits or timers, only claimed requests.
+    finished: bool,
+}
+
+/// One call seen by one module: the [`CallContext`] the core implements.
+struct Host<'a> {
+    core: &'a mut B2bua,
+    key: CallKey,
+    id: ModuleId,
+    now: Instant,
+}
+
+impl CallContext for Host<'_> {
+    fn call_id(&self) -> &str {
+        self.core.call_id_of(self.key).unwrap_or_default()
+    }
+
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn is_confirmed(&self) -> bool {
+        self.core
+            .calls
+            .get(&self.key)
+            .is_some_and(|c| c.state == CallState::Confirmed)
+    }
+
+    fn is_ending(&self) -> bool {
+        self.core
+            .calls
+            .get(&self.key)
+            .is_none_or(|c| c.state == CallState::Ending)
+    }
+
+    fn remote_uri(&self, leg: Leg) -> String {
+        self.core
+            .calls
+            .get(&self.key)
+            .map(|c| c.dialog(leg).remote_uri.clone())
+            .unwrap_or_default()
+    }
+
+    fn upstream_host(&self) -> &str {
+        &self.core.cfg.upstream_host
+    }
+
+    fn is_running(&self, module: &str) -> bool {
+        self.core.calls.get(&self.key).is_some_and(|c| {
+            c.modules
+                .iter()
+                .any(|m| !m.finished && m.module.as_ref().is_some_and(|inst| inst.name() == module))
+        })
+    }
+
+    fn send_in_dialog(&mut self, leg: Leg, method: Method, headers: Vec<(&'static str, String)>) {
+        let (via, branch) = self.core.new_via();
+        let contact = self.core.contact();
+        let Some(call) = self.core.calls.get_mut(&self.key) else {
+            return;
+        };
+        let dialog = call.dialog_mut(leg);
+        let mut request = dialog.request(method.clone(), via, &contact, None);
+        for (name, value) in headers {
+            request.push_header(name, value);
+        }
+        let dest = dialog.peer;
+        self.core.send_request(
+            format!("{branch}|{}", method.as_str()),
+            request,
+            dest,
+            Purpose::Module(self.id),
+            Some((self.key, leg)),
+            self.now,
+        );
+    }
+
+    fn hang_up(&mut self, leg: Leg, reason: &str) {
+        self.core.send_bye(self.key, leg, reason, self.now);
+    }
+
+    fn is_forked(&self) -> bool {
+        self.core.calls.get(&self.key).is_some_and(|c| c.recording)
+    }
+
+    fn codecs(&self) -> LegCodecs {
+        self.core
+            .calls
+            .get(&self.key)
+            .map(|c| c.sdp_state.codecs.clone())
+            .unwrap_or_default()
+    }
+
+    fn start_fork(&mut self, info: RecordingInfo, time_limit: Duration) {
+        let Some(call) = self.core.calls.get_mut(&self.key) else {
+            return;
+        };
+        call.recording = true;
+        self.core.actions.push_back(Output::StartRecording {
+            call: self.key,
+            info: Box::new(info),
+            time_limit,
+        });
+    }
+
+    fn stop_fork(&mut self, reason: StopReason) {
+        let Some(call) = self.core.calls.get_mut(&self.key) else {
+            return;
+        };
+        call.recording = false;
+        self.core.media.set_tap(self.key, None);
+        self.core.actions.push_back(Output::StopRecording {
+            call: self.key,
+            reason,
+        });
+    }
+
+    fn emit(&mut self, event: CallEvent) {
+        if let Some(call_id) = self.core.call_id_of(self.key).map(str::to_string) {
+            self.core.event(&call_id, event);
+        }
+    }
+
+    fn set_timer(&mut self, at: Instant) {
+        self.core
+            .timers
+            .schedule(at, TimerRef::Module(self.key, self.id));
+    }
+}
+
+impl B2bua {
+    /// Runs one module node on a call; a module that finishes at once continues with the child
+    /// its outcome selects, one that goes on working is kept on the call.
+    pub(super) fn run_module(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
+        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+            return;
+        };
+        let event = CallEvent::ModuleRun {
+            module: run.node.module.clone(),
+            leg: run.leg,
+            data: run.data.clone(),
+        };
+        self.event(&call_id, event);
+        let id = self.next_module_id;
+        self.next_module_id += 1;
+        let mut module = run.node.spec.start();
+        let info = RunInfo {
+            leg: run.leg,
+            data: &run.data,
+        };
+        let progress = module.start(&mut self.host(key, id, now), info);
+        if progress == Progress::Pending {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.modules.push(ActiveModule {
+                    id,
+                    module: Some(module),
+                    run,
+                    finished: false,
+                });
+            }
+            return;
+        }
+        self.after(key, run, progress, now);
+    }
+
+    /// A response to a module's request (408 when it timed out).
+    pub(super) fn module_response(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        status: u16,
+        now: Instant,
+    ) {
+        self.drive(key, id, now, false, |m, ctx| m.on_response(ctx, status));
+    }
+
+    /// The module of the call that claims an in-dialog request from `leg`, if any.
+    pub(super) fn module_claiming(
+        &self,
+        key: CallKey,
+        leg: Leg,
+        msg: &SipMessage,
+    ) -> Option<ModuleId> {
+        let call = self.calls.get(&key)?;
+        call.modules
+            .iter()
+            .find(|m| m.module.as_ref().is_some_and(|inst| inst.claims(leg, msg)))
+            .map(|m| m.id)
+    }
+
+    /// Hands a claimed request to its module (the core has answered it already).
+    pub(super) fn module_request(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        leg: Leg,
+        msg: &SipMessage,
+        now: Instant,
+    ) {
+        self.drive(key, id, now, true, |m, ctx| m.on_request(ctx, leg, msg));
+    }
+
+    /// A key press on `leg`: every unfinished module of the call sees it.
+    pub(super) fn module_digit(&mut self, key: CallKey, leg: Leg, digit: char, now: Instant) {
+        let ids: Vec<ModuleId> = match self.calls.get(&key) {
+            Some(call) => call
+                .modules
+                .iter()
+                .filter(|m| !m.finished)
+                .map(|m| m.id)
+                .collect(),
+            None => return,
+        };
+        for id in ids {
+            self.drive(key, id, now, false, |m, ctx| m.on_digit(ctx, leg, digit));
+        }
+    }
+
+    /// A module's deadline passed.
+    pub(super) fn module_timer(&mut self, key: CallKey, id: ModuleId, now: Instant) {
+        self.drive(key, id, now, false, |m, ctx| m.on_timer(ctx));
+    }
+
+    /// Gives module `id` of call `key` one input (finished modules only when `finished_too`),
+    /// then acts on its progress.
+    fn drive(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        now: Instant,
+        finished_too: bool,
+        input: impl FnOnce(&mut dyn Module, &mut dyn CallContext) -> Progress,
+    ) {
+        let taken = self.calls.get_mut(&key).and_then(|call| {
+            let slot = call.modules.iter_mut().find(|m| m.id == id)?;
+            if slot.finished && !finished_too {
+                return None;
+            }
+            Some((slot.module.take()?, slot.run.clone(), slot.finished))
+        });
+        let Some((mut module, run, was_finished)) = taken else {
+            return;
+        };
+        let progress = input(module.as_mut(), &mut self.host(key, id, now));
+        let done = !was_finished && progress != Progress::Pending;
+        if let Some(slot) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|call| call.modules.iter_mut().find(|m| m.id == id))
+        {
+            slot.module = Some(module);
+            slot.finished |= done;
+        }
+        if done {
+            self.after(key, run, progress, now);
+        }
+    }
+
+    /// What follows a module's outcome.
+    fn after(&mut self, key: CallKey, run: ModuleRun, progress: Progress, now: Instant) {
+        match progress {
+            Progress::Pending => {}
+            Progress::Done(outcome) => self.module_finished(key, run, outcome, now),
+            Progress::DoneCallOver(outcome) => {
+                self.module_finished(key, run, outcome, now);
+                self.end_call(key, Outcome::Answered);
+            }
+            Progress::EndCall { reason } => {
+                // Nothing can follow: record the outcome, then end the call.
+                if let Some(call_id) = self.call_id_of(key).map(str::to_string) {
+                    let event = CallEvent::ModuleOutcome {
+                        module: run.node.module.clone(),
+                        outcome: "success".into(),
+                    };
+                    self.event(&call_id, event);
+                }
+                self.terminate_call(key, Outcome::Answered, reason, now);
+            }
+        }
+    }
+
+    /// A module ended with `outcome`: log it and continue with the selected child, if any.
+    fn module_finished(&mut self, key: CallKey, run: ModuleRun, outcome: &str, now: Instant) {
+        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+            return;
+        };
+        let event = CallEvent::ModuleOutcome {
+            module: run.node.module.clone(),
+            outcome: outcome.to_string(),
+        };
+        self.event(&call_id, event);
+        if let Some(next) = run.next(outcome) {
+            self.run_module(key, next, now);
+        }
+    }
+
+    /// The recorder of a call stopped on its own (time limit, write error) or could not start:
+    /// the relay stops copying, and a later toggle starts a new recording.
+    pub(super) fn recording_ended(&mut self, call: CallKey) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.recording = false;
+            self.media.set_tap(call, None);
+        }
+    }
+
+    /// Queues the end of a call's recording when the call ends.
+    pub(super) fn stop_recording_at_end(&mut self, call: CallKey, recording: bool) {
+        if recording {
+            let reason = if self.shutting_down {
+                StopReason::Shutdown
+            } else {
+                StopReason::CallEnded
+            };
+            self.actions
+                .push_back(Output::StopRecording { call, reason });
+        }
+    }
+
+    fn host(&mut self, key: CallKey, id: ModuleId, now: Instant) -> Host<'_> {
+        Host {
+            core: self,
+            key,
+            id,
+            now,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The narrow door between a running module and the call it runs on. The call core implements
+//! [`CallContext`]; a module implements [`Module`] and reaches the call only through the context,
+//! so modules never see the core's dialogs, transactions or tables, and the core never knows what
+//! a module does with them.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::base::{CallEvent, Leg};
+use crate::sip::{Method, SipMessage};
+
+use super::record::{LegCodecs, RecordingInfo, StopReason};
+
+/// What the call core offers a module acting on one call.
+pub trait CallContext {
+    /// The caller's Call-ID, for logs.
+    fn call_id(&self) -> &str;
+    /// The current time of the core's clock.
+    fn now(&self) -> Instant;
+    /// Whether both dialogs are confirmed (answered and acknowledged) and no teardown started.
+    fn is_confirmed(&self) -> bool;
+    /// Whether the call is being torn down (a BYE or CANCEL is under way).
+    fn is_ending(&self) -> bool;
+    /// The URI of the party on `leg` (From of the caller, To of the callee), without tag.
+    fn remote_uri(&self, leg: Leg) -> String;
+    /// The PBX's host as configured, for URIs the module builds (e.g. a transfer target).
+    fn upstream_host(&self) -> &str;
+    /// Whether another, unfinished instance of the module named `module` runs on this call.
+    fn is_running(&self, module: &str) -> bool;
+    /// Sends a request of the module's own inside the dialog of `leg`, with extra headers; its
+    /// responses (or a 408 on timeout) come back through [`Module::on_response`].
+    fn send_in_dialog(&mut self, leg: Leg, method: Method, headers: Vec<(&'static str, String)>);
+    /// Hangs up `leg` with a BYE of the proxy's own; `reason` goes to the log.
+    fn hang_up(&mut self, leg: Leg, reason: &str);
+    /// Whether a media fork (recording) of the call is running.
+    fn is_forked(&self) -> bool;
+    /// The codecs each leg's SDP declared, for a fork that decodes audio.
+    fn codecs(&self) -> LegCodecs;
+    /// Starts a media fork: every packet of the call is copied to a recorder described by
+    /// `info`, which stops by itself after `time_limit`.
+    fn start_fork(&mut self, info: RecordingInfo, time_limit: Duration);
+    /// Stops the call's media fork and finishes its file.
+    fn stop_fork(&mut self, reason: StopReason);
+    /// Writes an event of the call to the event log and the live-call view.
+    fn emit(&mut self, event: CallEvent);
+    /// Asks for [`Module::on_timer`] at `at` (a later call replaces an earlier deadline).
+    fn set_timer(&mut self, at: Instant);
+}
+
+/// Where a module stands after an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Still at work: more inputs will come (responses, requests, digits, a timer).
+    Pending,
+    /// Finished with `outcome`; the node's child for that outcome runs next.
+    Done(&'static str),
+    /// Finished with `outcome`, and the module already hung up the legs it had to: the call is
+    /// over once the child for that outcome has run.
+    DoneCallOver(&'static str),
+    /// Nothing may follow: the outcome `success` is logged and the core ends the call, sending
+    /// BYE on both legs, with `reason` in the log.
+    EndCall {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// What a module is started with: the dialing leg and the node's data with the code's additions
+/// (`captures`, `collected`, `dtmf_leg`, `dtmf_party`).
+#[derive(Debug, Clone, Copy)]
+pub struct RunInfo<'a> {
+    /// The leg that dialed the code; modules act relative to it.
+    pub leg: Leg,
+    /// The node's `data` plus the code's additions.
+    pub data: &'a Map<String, Value>,
+}
+
+impl RunInfo<'_> {
+    /// A string member of the data, `""` when absent.
+    pub fn text(&self, key: &str) -> &str {
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The pattern's capture groups (`[]` for `numbers` codes).
+    pub fn captures(&self) -> Vec<String> {
+        self.data
+            .get("captures")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One module running on one call. Every method returns at once: a module is a state machine
+/// fed by the core, never a task.
+pub trait Module: Send + std::fmt::Debug {
+    /// The module's name in metaflow nodes.
+    fn name(&self) -> &'static str;
+    /// Starts on the call.
+    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress;
+    /// A response to the module's request (or 408 when it timed out).
+    fn on_response(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
+        let _ = (ctx, status);
+        Progress::Pending
+    }
+    /// Whether an in-dialog request from `leg` belongs to this module (e.g. a NOTIFY of its
+    /// REFER): then the core answers it 200, never relays it, and hands it to
+    /// [`Module::on_request`]. Asked even after the module finished, so late requests are
+    /// absorbed.
+    fn claims(&self, leg: Leg, request: &SipMessage) -> bool {
+        let _ = (leg, request);
+        false
+    }
+    /// A request the module claimed.
+    fn on_request(
+        &mut self,
+        ctx: &mut dyn CallContext,
+        leg: Leg,
+        request: &SipMessage,
+    ) -> Progress {
+        let _ = (ctx, leg, request);
+        Progress::Pending
+    }
+    /// A key press on `leg` while the module runs.
+    fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {
+        let _ = (ctx, leg, digit);
+        Progress::Pending
+    }
+    /// The deadline the module set with [`CallContext::set_timer`] passed.
+    fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        let _ = ctx;
+        Progress::Pending
+    }
+}

@@ -1,0 +1,73 @@
+//! The `record_call` module on a live call: decides start, stop or toggle from the node's action
+//! and whether the call is already recorded, and asks the call for a media fork (or its end). The
+//! recorder itself runs in the application shell, fed by the relay's tap.
+
+use serde_json::{Map, Value};
+
+use crate::base::{CallEvent, Leg, Problem};
+use crate::modules::catalog::ModuleKind;
+use crate::modules::context::{CallContext, Module, Progress, RunInfo};
+
+use super::MODULE_NAME;
+use super::params::{RecordParams, RecordStep, parse_params};
+use super::types::{RecordingInfo, StopReason};
+
+/// The catalog entry of `record_call`.
+#[derive(Debug)]
+pub struct Kind;
+
+impl ModuleKind for Kind {
+    const NAME: &'static str = MODULE_NAME;
+    type Params = RecordParams;
+
+    fn parse(data: &Map<String, Value>) -> Result<RecordParams, Vec<Problem>> {
+        parse_params(data)
+    }
+
+    fn start(params: &RecordParams) -> Box<dyn Module> {
+        Box::new(RecordRun(params.clone()))
+    }
+}
+
+/// One `record_call` node run on one call; it finishes at once.
+#[derive(Debug)]
+struct RecordRun(RecordParams);
+
+impl Module for RecordRun {
+    fn name(&self) -> &'static str {
+        MODULE_NAME
+    }
+
+    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
+        let params = &self.0;
+        let by = format!(
+            "code {:?} by {}-leg",
+            run.text("collected"),
+            run.leg.as_str()
+        );
+        match params.action.step(ctx.is_forked()) {
+            RecordStep::Start => {
+                let info = RecordingInfo {
+                    call_id: ctx.call_id().to_string(),
+                    a_uri: ctx.remote_uri(Leg::A),
+                    b_uri: ctx.remote_uri(Leg::B),
+                    started_by: by,
+                    label: params.label.clone(),
+                    format: params.format,
+                    codecs: ctx.codecs(),
+                };
+                tracing::info!(call_id = %ctx.call_id(), format = params.format.as_str(), "recording starts");
+                ctx.start_fork(info, params.time_limit);
+            }
+            RecordStep::Stop => {
+                tracing::info!(call_id = %ctx.call_id(), "recording stops");
+                ctx.stop_fork(StopReason::Stopped { by });
+            }
+            RecordStep::Nothing => {
+                let action = format!("{:?}", params.action);
+                ctx.emit(CallEvent::RecordingUnchanged { action });
+            }
+        }
+        Progress::Done("success")
+    }
+}

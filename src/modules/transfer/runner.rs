@@ -1,0 +1,168 @@
+//! The `transfer` module on a live call: the proxy, as the dialing party's agent, sends a REFER
+//! in the other leg's dialog, follows the implicit subscription's NOTIFYs, and hangs up its side
+//! on success. The decisions come from [`BlindTransfer`]; this file speaks to the call only
+//! through its [`CallContext`].
+
+use serde_json::{Map, Value};
+
+use crate::base::{CallEvent, Leg, Problem};
+use crate::modules::catalog::ModuleKind;
+use crate::modules::context::{CallContext, Module, Progress, RunInfo};
+use crate::sip::{Method, SipMessage};
+
+use super::MODULE_NAME;
+use super::params::{TransferParams, normalise, parse_params};
+use super::sipfrag::parse_sipfrag;
+use super::state::{BlindTransfer, Step, StepSource};
+use super::target::refer_target;
+
+/// The catalog entry of `transfer`.
+#[derive(Debug)]
+pub struct Kind;
+
+impl ModuleKind for Kind {
+    const NAME: &'static str = MODULE_NAME;
+    type Params = TransferParams;
+
+    fn parse(data: &Map<String, Value>) -> Result<TransferParams, Vec<Problem>> {
+        parse_params(data)
+    }
+
+    fn normalise(data: &mut Map<String, Value>) {
+        normalise(data);
+    }
+
+    fn start(params: &TransferParams) -> Box<dyn Module> {
+        Box::new(TransferRun {
+            params: params.clone(),
+            active: None,
+        })
+    }
+}
+
+/// One transfer on one call (kept after it ends, to absorb late NOTIFYs).
+#[derive(Debug)]
+struct TransferRun {
+    /// The node's checked parameters.
+    params: TransferParams,
+    /// The REFER under way, once sent, with the leg that dialed the code.
+    active: Option<(BlindTransfer, Leg)>,
+}
+
+impl TransferRun {
+    /// Logs the events of `step` and says what the core does next.
+    fn apply(
+        &mut self,
+        ctx: &mut dyn CallContext,
+        step: Step,
+        source: StepSource,
+        status: u16,
+    ) -> Progress {
+        for event in step.events(source) {
+            let status = (status != 0).then_some(status);
+            ctx.emit(event.with_status(status));
+        }
+        let (Some(outcome), Some((_, dialing))) = (step.outcome(), self.active.as_ref()) else {
+            return Progress::Pending;
+        };
+        let dialing = *dialing;
+        tracing::info!(call_id = %ctx.call_id(), outcome, "transfer finished");
+        if step != Step::Succeeded {
+            return Progress::Done(outcome);
+        }
+        // The transferor's side is done: BYE the dialing leg, and the transferee unless it
+        // already hung up on us.
+        let transferee_gone = ctx.is_ending();
+        ctx.hang_up(dialing, "transferred");
+        if !transferee_gone {
+            ctx.hang_up(dialing.other(), "transferred");
+        }
+        Progress::DoneCallOver(outcome)
+    }
+}
+
+impl Module for TransferRun {
+    fn name(&self) -> &'static str {
+        MODULE_NAME
+    }
+
+    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
+        let refer_to = match refer_target(&self.params, &run.captures(), ctx.upstream_host()) {
+            Ok(to) => to,
+            Err(err) => {
+                let reason = err.to_string();
+                tracing::warn!(call_id = %ctx.call_id(), reason = %reason, "transfer cannot start");
+                ctx.emit(CallEvent::TransferFailed {
+                    status: None,
+                    reason: Some(reason),
+                });
+                return Progress::Done("failure");
+            }
+        };
+        if !ctx.is_confirmed() || ctx.is_running(MODULE_NAME) {
+            tracing::warn!(call_id = %ctx.call_id(), "transfer refused: call not confirmed or transfer under way");
+            return Progress::Done("failure");
+        }
+        let dialing = run.leg;
+        let transferee = dialing.other();
+        let transfer = BlindTransfer::new(self.params.clone(), refer_to.clone());
+        let referred_by = ctx.remote_uri(dialing);
+        tracing::info!(call_id = %ctx.call_id(), refer_to = %refer_to, dialing = dialing.as_str(), "sending REFER");
+        let headers = vec![
+            ("Refer-To", transfer.refer_to_header()),
+            ("Referred-By", referred_by.clone()),
+        ];
+        self.active = Some((transfer, dialing));
+        ctx.emit(CallEvent::TransferReferSent {
+            refer_to,
+            referred_by,
+            dialing_leg: dialing,
+        });
+        ctx.send_in_dialog(transferee, Method::Refer, headers);
+        Progress::Pending
+    }
+
+    fn on_response(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
+        let Some((transfer, _)) = self.active.as_mut() else {
+            return Progress::Pending;
+        };
+        let step = transfer.on_refer_response(status);
+        self.apply(ctx, step, StepSource::ReferResponse, status)
+    }
+
+    fn claims(&self, leg: Leg, request: &SipMessage) -> bool {
+        let is_refer_event = request
+            .header("Event")
+            .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
+        is_refer_event
+            && request.method() == Some(&Method::Notify)
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|(_, dialing)| *dialing != leg)
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut dyn CallContext,
+        _leg: Leg,
+        request: &SipMessage,
+    ) -> Progress {
+        let Some((transfer, _)) = self.active.as_mut() else {
+            return Progress::Pending;
+        };
+        let step = transfer.on_notify(&request.body, request.header("Subscription-State"));
+        let status = parse_sipfrag(&request.body)
+            .map(|(code, _)| code)
+            .unwrap_or(0);
+        self.apply(ctx, step, StepSource::Notify, status)
+    }
+
+    fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {
+        let step = match self.active.as_mut() {
+            Some((transfer, dialing)) if *dialing == leg => transfer.on_digit(digit),
+            _ => return Progress::Pending,
+        };
+        self.apply(ctx, step, StepSource::Digit, 0)
+    }
+}
