@@ -1,9 +1,10 @@
 //! metaflow-proxy: a SIP B2BUA-lite that anchors RTP, decodes RFC 4733 telephone-events in the
 //! relay path and runs Kazoo-style metaflows (Konami codes) on live calls.
 //!
-//! The crate is split by concern. The protocol cores (`sip`, `sdp`, `b2bua`, `dtmf`, `metaflow`)
-//! are sans-IO state machines: bytes and `now` in, actions and timers out. The thin tokio shell
-//! lives in `b2bua::shell`, `media` and `api`.
+//! The crate is split by concern, one folder each; `docs/ARCHITECTURE.md` draws the layers. The
+//! protocol cores (`sip`, `sdp`, `b2bua`, `dtmf`, `metaflow`, `modules`) are sans-IO state
+//! machines: bytes, `now` and a seeded RNG in, actions and timers out. The thin tokio shell lives
+//! in `app`, `media` and `api`; `base` holds the words every folder shares.
 
 pub mod api;
 pub mod app;

@@ -1,11 +1,13 @@
-//! The B2BUA-lite call core: two dialogs per call, SDP anchoring and transaction bookkeeping,
-//! written as a sans-IO state machine (`B2bua`) driven by a thin tokio shell (`shell`).
+//! The B2BUA-lite call core: two dialogs per call, SDP anchoring, the registration relay, the
+//! metaflow collectors and the host of metaflow modules, written as a sans-IO state machine
+//! ([`B2bua`]) driven by the application shell (`crate::app::shell`).
 //!
-//! Data flow: the shell hands every received datagram and the current time to
-//! [`B2bua::handle_datagram`], calls [`B2bua::handle_timers`] at [`B2bua::next_deadline`], and
-//! performs the [`Action`]s the core queues (sending bytes, writing events). Media ports are
-//! allocated through the synchronous [`crate::media::MediaControl`] trait, so tests drive the
-//! core with a fake media backend and a fake clock.
+//! Data flow: everything that happens to the core is one [`Input`] given to [`B2bua::handle`]
+//! with the current time; everything it wants done leaves as an [`Output`] from
+//! [`B2bua::poll_output`]; [`B2bua::poll_timeout`] says when to hand it [`Input::Timeout`]. Media
+//! ports are allocated through the synchronous [`crate::media::MediaControl`] the core owns, and
+//! every random token comes from the RNG seeded by [`CoreConfig::rng_seed`], so tests drive the
+//! core with a fake media backend, a fake clock and a fixed seed.
 
 mod ack_cancel;
 mod anchor;
