@@ -31,10 +31,11 @@ struct SendingLeg {
 }
 
 impl SendingLeg {
-    fn new() -> Self {
+    /// A leg whose fallback SSRC and timestamp (for synthesized events) come from `rng`.
+    fn new(rng: &mut fastrand::Rng) -> Self {
         SendingLeg {
             decoder: DtmfDecoder::new(None),
-            suppression: Suppression::new(fastrand::u32(..), fastrand::u32(..)),
+            suppression: Suppression::new(rng.u32(..), rng.u32(..)),
             injector: EventInjector::default(),
         }
     }
@@ -73,14 +74,20 @@ pub struct DtmfInspector {
 
 impl Default for DtmfInspector {
     fn default() -> Self {
-        DtmfInspector {
-            from_a: SendingLeg::new(),
-            from_b: SendingLeg::new(),
-        }
+        DtmfInspector::with_rng(&mut fastrand::Rng::new())
     }
 }
 
 impl DtmfInspector {
+    /// An inspector whose random values (the SSRC and timestamp of synthesized events) come from
+    /// `rng`.
+    pub fn with_rng(rng: &mut fastrand::Rng) -> Self {
+        DtmfInspector {
+            from_a: SendingLeg::new(rng),
+            from_b: SendingLeg::new(rng),
+        }
+    }
+
     /// A factory for the media engine: every stream gets its own inspector.
     pub fn factory() -> InspectorFactory {
         Arc::new(|_call: CallKey, _stream: usize| {

@@ -331,3 +331,15 @@ fn an_undecided_hold_expires_and_no_binding_never_holds() {
     let (_, forwarded) = feed(&mut inspector, Leg::B, &press(9, 3000, 500_000, 10));
     assert!(forwarded.iter().all(Option::is_some));
 }
+
+#[test]
+fn inspectors_from_the_same_seed_are_the_same() {
+    let render = |seed| {
+        format!(
+            "{:?}",
+            DtmfInspector::with_rng(&mut fastrand::Rng::with_seed(seed))
+        )
+    };
+    assert_eq!(render(42), render(42));
+    assert_ne!(render(42), render(43));
+}
