@@ -173,9 +173,20 @@ impl B2bua {
             data: run.data.clone(),
         };
         self.event(&call_id, event);
+        let module = run.node.spec.start();
+        self.start_module(key, module, run, now);
+    }
+
+    /// Starts `module` for the node run `run` on a call and keeps it if it goes on working.
+    pub(super) fn start_module(
+        &mut self,
+        key: CallKey,
+        mut module: Box<dyn Module>,
+        run: ModuleRun,
+        now: Instant,
+    ) {
         let id = self.next_module_id;
         self.next_module_id += 1;
-        let mut module = run.node.spec.start();
         let info = RunInfo {
             leg: run.leg,
             data: &run.data,

@@ -665,3 +665,58 @@ fn unknown_methods_are_forwarded_outside_a_dialog_and_relayed_inside() {
     assert_eq!(relayed[0].method().unwrap().as_str(), "FOO");
     assert_eq!(relayed[0].call_id(), Some("call-1@phone"));
 }
+
+/// A module that waits for a timer of its own, then finishes with `success`.
+#[derive(Debug)]
+struct WaitsForItsTimer;
+
+impl crate::modules::Module for WaitsForItsTimer {
+    fn name(&self) -> &'static str {
+        "waits"
+    }
+
+    fn start(
+        &mut self,
+        ctx: &mut dyn crate::modules::CallContext,
+        _run: crate::modules::RunInfo<'_>,
+    ) -> crate::modules::Progress {
+        let at = ctx.now() + Duration::from_secs(2);
+        ctx.set_timer(at);
+        crate::modules::Progress::Pending
+    }
+
+    fn on_timer(&mut self, _ctx: &mut dyn crate::modules::CallContext) -> crate::modules::Progress {
+        crate::modules::Progress::Done("success")
+    }
+}
+
+#[test]
+fn a_module_timer_fires_and_its_outcome_runs_the_child() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let flows = crate::metaflow::parse_metaflows(&serde_json::json!({"numbers": {"1":
+        {"module": "hangup", "children": {"success": {"module": "hangup"}}}}}))
+    .unwrap();
+    let node = flows.numbers[0].1.clone();
+    let run = crate::metaflow::ModuleRun {
+        leg: Leg::A,
+        node,
+        data: serde_json::Map::new(),
+    };
+    h.core
+        .start_module(1, Box::new(WaitsForItsTimer), run, h.now);
+    assert!(h.sent().is_empty(), "nothing happens before the timer");
+    let out = h.advance(Duration::from_secs(1));
+    assert!(out.is_empty(), "the timer is not due yet");
+    let out = h.advance(Duration::from_secs(1));
+    // The child (`hangup`) ran on `success`: both legs get a BYE.
+    let byes: Vec<_> = out
+        .iter()
+        .filter(|(_, m)| m.method().map(|m| m.as_str()) == Some("BYE"))
+        .map(|(to, _)| *to)
+        .collect();
+    assert!(
+        byes.contains(&addr(PHONE)) && byes.contains(&addr(PBX)),
+        "{byes:?}"
+    );
+}
