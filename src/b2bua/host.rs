@@ -17,6 +17,9 @@ use super::entries::Purpose;
 use super::io::Output;
 use super::timers::TimerRef;
 
+/// The port a SIP URI without one means (RFC 3261 §19.1.2, UDP and TCP).
+const DEFAULT_SIP_PORT: u16 = 5060;
+
 /// Identifies a module instance within the core, so that responses and timers find it.
 pub(super) type ModuleId = u64;
 
@@ -73,8 +76,18 @@ impl CallContext for Host<'_> {
             .unwrap_or_default()
     }
 
-    fn upstream_host(&self) -> &str {
-        &self.core.cfg.upstream_host
+    fn upstream_host(&self) -> String {
+        let host = &self.core.cfg.upstream_host;
+        match self.core.cfg.upstream.map(|addr| addr.port()) {
+            Some(port) if port != DEFAULT_SIP_PORT => {
+                if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            }
+            _ => host.clone(),
+        }
     }
 
     fn is_running(&self, module: &str) -> bool {

@@ -720,3 +720,16 @@ fn a_module_timer_fires_and_its_outcome_runs_the_child() {
         "{byes:?}"
     );
 }
+
+#[test]
+fn a_transfer_target_keeps_the_pbx_port() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let node = serde_json::json!({"module": "transfer", "data": {"target": "1003"}});
+    let call_id = "call-1@phone".to_string();
+    h.core.handle(h.now, Input::RunNode { call_id, node });
+    let out = h.sent();
+    let refer = only_to(&out, PBX).pop().expect("REFER towards the PBX leg");
+    assert_eq!(refer.method().map(|m| m.as_str()), Some("REFER"));
+    assert_eq!(refer.header("Refer-To"), Some("<sip:1003@127.0.0.1:5070>"));
+}

@@ -24,8 +24,9 @@ pub trait CallContext {
     fn is_ending(&self) -> bool;
     /// The URI of the party on `leg` (From of the caller, To of the callee), without tag.
     fn remote_uri(&self, leg: Leg) -> String;
-    /// The PBX's host as configured, for URIs the module builds (e.g. a transfer target).
-    fn upstream_host(&self) -> &str;
+    /// The PBX's host as configured, with its port unless it is SIP's default, for URIs the
+    /// module builds (e.g. a transfer target): `pbx.example.com`, `127.0.0.10:21070`.
+    fn upstream_host(&self) -> String;
     /// Whether another, unfinished instance of the module named `module` runs on this call.
     fn is_running(&self, module: &str) -> bool;
     /// Sends a request of the module's own inside the dialog of `leg`, with extra headers; its

@@ -87,7 +87,7 @@ impl Module for TransferRun {
     }
 
     fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
-        let refer_to = match refer_target(&self.params, &run.captures(), ctx.upstream_host()) {
+        let refer_to = match refer_target(&self.params, &run.captures(), &ctx.upstream_host()) {
             Ok(to) => to,
             Err(err) => {
                 let reason = err.to_string();
