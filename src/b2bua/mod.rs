@@ -22,6 +22,8 @@ mod recording;
 mod registrar;
 pub mod screening;
 mod session_timer;
+#[cfg(test)]
+mod sim;
 pub mod stats;
 mod teardown;
 #[cfg(test)]
