@@ -24,6 +24,8 @@ mod io;
 mod registrar;
 pub mod screening;
 mod session_timer;
+#[cfg(test)]
+mod sim;
 pub mod stats;
 mod teardown;
 #[cfg(test)]

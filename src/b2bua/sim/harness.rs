@@ -1,0 +1,313 @@
+//! The simulation: the phone, the core and the PBX joined by a [`Network`] on a fake clock, in
+//! the style of quinn-proto's test `Pair`. Time only moves to the next thing that happens (the
+//! core's next deadline, the next datagram's arrival, an endpoint's retransmission), so a call
+//! of minutes runs in microseconds and every run with the same seed is the same run.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::base::CallEvent;
+use crate::metrics::Metrics;
+use crate::sip::SipMessage;
+use crate::sip::transaction::Timers;
+use crate::sip::transport::{Peer, Transport};
+
+use super::super::{B2bua, CoreConfig, Input, Output, StaticMetaflows};
+use super::endpoint::Endpoint;
+use super::media::FakeMedia;
+use super::net::{Datagram, NetConfig, Network};
+
+/// The proxy's SIP address.
+pub(super) const PROXY: &str = "192.0.2.1:5060";
+/// The phone's SIP address (the a-leg).
+pub(super) const PHONE: &str = "192.0.2.10:5062";
+/// The PBX's SIP address (the upstream, the b-leg).
+pub(super) const PBX: &str = "192.0.2.20:5070";
+/// The PBX host written into transfer `Refer-To` URIs.
+pub(super) const PBX_HOST: &str = "pbx.example.com";
+/// Steps after which a run is declared stuck (a busy loop in the core or the harness).
+pub(super) const MAX_STEPS: usize = 200_000;
+
+/// A socket address constant.
+pub(super) fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// Which scripted endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    /// The caller, a-leg.
+    Phone,
+    /// The upstream, b-leg.
+    Pbx,
+}
+
+impl Side {
+    /// The endpoint across the proxy.
+    pub(super) fn other(self) -> Side {
+        match self {
+            Side::Phone => Side::Pbx,
+            Side::Pbx => Side::Phone,
+        }
+    }
+}
+
+/// How a simulation is set up.
+#[derive(Clone, Debug)]
+pub(super) struct SimConfig {
+    /// The one seed of every random choice: the core's tags and the network's delays and losses.
+    pub(super) seed: u64,
+    /// Latency, jitter and loss.
+    pub(super) net: NetConfig,
+    /// The account metaflow owned by the a-leg of every call, as Kazoo JSON.
+    pub(super) metaflows: Option<Value>,
+    /// The core's call limit.
+    pub(super) max_calls: usize,
+    /// The core's transaction limit.
+    pub(super) max_transactions: usize,
+}
+
+impl Default for SimConfig {
+    /// Seed 1, a clean network, no metaflows, generous limits.
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            net: NetConfig::default(),
+            metaflows: None,
+            max_calls: 100,
+            max_transactions: 10_000,
+        }
+    }
+}
+
+/// The world of one test.
+pub(super) struct Sim {
+    /// The system under test, driven only through its public doors.
+    pub(super) core: B2bua,
+    /// What the core asked of the media plane.
+    pub(super) media: FakeMedia,
+    /// The wire between everyone.
+    pub(super) net: Network,
+    /// The caller.
+    pub(super) phone: Endpoint,
+    /// The upstream.
+    pub(super) pbx: Endpoint,
+    /// The fake clock.
+    pub(super) now: Instant,
+    /// Time zero of the run: times in the transcript are relative to it.
+    pub(super) start: Instant,
+    /// Every event the core emitted: (caller's Call-ID, event).
+    pub(super) events: Vec<(String, CallEvent)>,
+    /// Every recording request the core made (StartRecording / StopRecording), in order.
+    pub(super) recordings: Vec<Output>,
+    /// Every output of the core as text with its time: two runs are the same run when their
+    /// transcripts are equal.
+    pub(super) transcript: Vec<String>,
+    /// Datagrams the core sent to addresses nobody listens on.
+    pub(super) strays: Vec<Datagram>,
+}
+
+impl Sim {
+    /// A simulation with seed `seed` and everything else by default.
+    pub(super) fn new(seed: u64) -> Self {
+        Sim::with(SimConfig {
+            seed,
+            ..SimConfig::default()
+        })
+    }
+
+    /// A simulation set up by `cfg`.
+    pub(super) fn with(cfg: SimConfig) -> Self {
+        let mut rng = fastrand::Rng::with_seed(cfg.seed);
+        let timers = Timers::default();
+        let core_cfg = CoreConfig {
+            local: addr(PROXY),
+            upstream: Some(addr(PBX)),
+            upstream_host: PBX_HOST.into(),
+            media_ip: IpAddr::from([192, 0, 2, 1]),
+            timers,
+            max_calls: cfg.max_calls,
+            upstream_transport: Transport::Udp,
+            max_transactions: cfg.max_transactions,
+            rng_seed: Some(rng.u64(..)),
+        };
+        let media = FakeMedia::default();
+        let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));
+        if let Some(json) = &cfg.metaflows {
+            let flows = crate::modules::validate_metaflows(json).unwrap();
+            core.set_resolver(Box::new(StaticMetaflows(Some(Arc::new(flows)))));
+        }
+        let now = Instant::now();
+        Sim {
+            core,
+            media,
+            net: Network::new(cfg.net, rng),
+            phone: Endpoint::new("phone", addr(PHONE), addr(PROXY), timers),
+            pbx: Endpoint::new("pbx", addr(PBX), addr(PROXY), timers),
+            now,
+            start: now,
+            events: Vec::new(),
+            recordings: Vec::new(),
+            transcript: Vec::new(),
+            strays: Vec::new(),
+        }
+    }
+
+    /// The endpoint on `side`.
+    pub(super) fn ep(&mut self, side: Side) -> &mut Endpoint {
+        match side {
+            Side::Phone => &mut self.phone,
+            Side::Pbx => &mut self.pbx,
+        }
+    }
+
+    /// Time since the start of the run.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// `side` sends `msg` to the proxy now.
+    pub(super) fn send(&mut self, side: Side, msg: &SipMessage) {
+        let now = self.now;
+        self.ep(side).send(now, msg);
+        self.flush(side);
+    }
+
+    /// Hands one input other than a datagram to the core now.
+    pub(super) fn input(&mut self, input: Input<'_>) {
+        self.core.handle(self.now, input);
+        self.drain_core();
+    }
+
+    /// Puts what an endpoint wants sent on the wire.
+    fn flush(&mut self, side: Side) {
+        let now = self.now;
+        let from = self.ep(side).addr;
+        let to = self.ep(side).proxy();
+        for data in self.ep(side).take_outbox() {
+            self.net.send(now, Datagram { from, to, data });
+        }
+    }
+
+    /// Takes every output the core queued: datagrams go on the wire, the rest is written down.
+    fn drain_core(&mut self) {
+        let t = self.elapsed().as_micros();
+        while let Some(out) = self.core.poll_output() {
+            match &out {
+                Output::Send { to, data } => {
+                    let text = String::from_utf8_lossy(data);
+                    self.transcript.push(format!("{t}us send {to}\n{text}"));
+                    let dgram = Datagram {
+                        from: addr(PROXY),
+                        to: to.addr,
+                        data: data.clone(),
+                    };
+                    self.net.send(self.now, dgram);
+                }
+                Output::Event { call_id, event } => {
+                    self.transcript
+                        .push(format!("{t}us event {call_id} {event:?}"));
+                    self.events.push((call_id.clone(), event.clone()));
+                }
+                Output::StartRecording { .. } | Output::StopRecording { .. } => {
+                    self.transcript.push(format!("{t}us {out:?}"));
+                    self.recordings.push(out);
+                }
+            }
+        }
+    }
+
+    /// When the next thing happens, if anything is pending.
+    pub(super) fn next_event(&self) -> Option<Instant> {
+        [
+            self.core.poll_timeout(),
+            self.net.next_delivery(),
+            self.phone.next_timer(),
+            self.pbx.next_timer(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Moves the clock to the next thing that happens and makes it happen. False when nothing
+    /// is pending.
+    pub(super) fn step(&mut self) -> bool {
+        let Some(at) = self.next_event() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        let now = self.now;
+        if let Some(d) = self.net.pop_due(now) {
+            self.deliver(d);
+        } else if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle(now, Input::Timeout);
+            self.drain_core();
+        } else {
+            for side in [Side::Phone, Side::Pbx] {
+                if self.ep(side).next_timer().is_some_and(|t| t <= now) {
+                    self.ep(side).on_timer(now);
+                    self.flush(side);
+                }
+            }
+        }
+        true
+    }
+
+    /// Hands a datagram that arrived to whoever listens at its address.
+    fn deliver(&mut self, d: Datagram) {
+        let now = self.now;
+        if d.to == addr(PROXY) {
+            let from = Peer::udp(d.from);
+            self.core.handle(
+                now,
+                Input::Datagram {
+                    from,
+                    data: &d.data,
+                },
+            );
+            self.drain_core();
+        } else if d.to == self.phone.addr {
+            self.phone.receive(now, &d.data);
+            self.flush(Side::Phone);
+        } else if d.to == self.pbx.addr {
+            self.pbx.receive(now, &d.data);
+            self.flush(Side::Pbx);
+        } else {
+            self.strays.push(d);
+        }
+    }
+
+    /// Runs everything that happens in the next `d`, and leaves the clock `d` later.
+    pub(super) fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        let mut steps = 0;
+        while self.next_event().is_some_and(|t| t <= end) {
+            self.step();
+            steps += 1;
+            assert!(
+                steps < MAX_STEPS,
+                "simulation stuck at {:?}",
+                self.elapsed()
+            );
+        }
+        self.now = end;
+    }
+
+    /// Runs until nothing is in flight on the network (timers falling due meanwhile run too).
+    pub(super) fn settle(&mut self) {
+        let mut steps = 0;
+        while self.net.in_flight() > 0 {
+            self.step();
+            steps += 1;
+            assert!(
+                steps < MAX_STEPS,
+                "simulation stuck at {:?}",
+                self.elapsed()
+            );
+        }
+    }
+}

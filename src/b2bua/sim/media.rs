@@ -1,0 +1,170 @@
+//! A fake media plane: hands out port pairs like the real engine and writes down every request
+//! the core makes, so tests can check what the core asked of the relay without sockets.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::base::{CallKey, Leg};
+use crate::media::{InspectorConfig, MediaControl, MediaError, PortPair, SharedTap, StreamPorts};
+
+/// First RTP port handed out; each stream takes four ports (RTP and RTCP per leg).
+const FIRST_PORT: u16 = 40000;
+
+/// Everything the core asked of the media plane, in order.
+#[derive(Debug, Default)]
+pub(super) struct MediaLog {
+    /// Next free port: allocation is deterministic so SDP bodies are reproducible.
+    next_port: u16,
+    /// Every call that ever got a stream, in order: the public way for a test to learn the
+    /// key the core chose for its first, second... call.
+    pub(super) calls: Vec<CallKey>,
+    /// Streams currently bound, with their ports, in allocation order.
+    pub(super) streams: Vec<((CallKey, usize), StreamPorts)>,
+    /// Every `set_remote`: where the core says a leg's media lives (call, stream, leg, RTP).
+    pub(super) remotes: Vec<(CallKey, usize, Leg, SocketAddr)>,
+    /// Every inspector configuration (call, stream, sending leg, settings).
+    pub(super) inspectors: Vec<(CallKey, usize, Leg, InspectorConfig)>,
+    /// Every tap change: (call, attached?) — recording attaches and detaches taps.
+    pub(super) taps: Vec<(CallKey, bool)>,
+    /// Suppression: codes whose withheld digits were discarded (call, leg).
+    pub(super) discarded: Vec<(CallKey, Leg)>,
+    /// Suppression: withheld digits released to the other leg (call, leg, digits).
+    pub(super) released_digits: Vec<(CallKey, Leg, String)>,
+    /// Calls whose media timeout was armed (at answer).
+    pub(super) armed: Vec<CallKey>,
+    /// Calls whose media was released (at the end of the call).
+    pub(super) released: Vec<CallKey>,
+    /// When true every allocation fails, as when the port range is exhausted.
+    pub(super) exhausted: bool,
+}
+
+/// The fake, shared between the core (which owns a clone) and the test.
+#[derive(Clone, Debug, Default)]
+pub(super) struct FakeMedia(Arc<Mutex<MediaLog>>);
+
+impl FakeMedia {
+    /// The log, locked.
+    pub(super) fn log(&self) -> MutexGuard<'_, MediaLog> {
+        self.0.lock().unwrap()
+    }
+
+    /// The key of the latest call that got media: the public way to learn the `CallKey` that
+    /// `Input::Digit` and friends need.
+    pub(super) fn last_call(&self) -> CallKey {
+        *self.log().calls.last().unwrap()
+    }
+
+    /// The ports of stream 0 of `call`, as advertised to the phone (a) and the PBX (b).
+    pub(super) fn ports(&self, call: CallKey) -> StreamPorts {
+        let log = self.log();
+        log.streams
+            .iter()
+            .find(|((c, i), _)| *c == call && *i == 0)
+            .map(|(_, p)| *p)
+            .unwrap()
+    }
+}
+
+impl MediaControl for FakeMedia {
+    fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError> {
+        let mut log = self.log();
+        if log.exhausted {
+            return Err(MediaError::PortsExhausted);
+        }
+        if let Some((_, ports)) = log.streams.iter().find(|(k, _)| *k == (call, index)) {
+            return Ok(*ports);
+        }
+        if log.next_port == 0 {
+            log.next_port = FIRST_PORT;
+        }
+        let base = log.next_port;
+        log.next_port += 4;
+        let ports = StreamPorts {
+            a: PortPair {
+                rtp: base,
+                rtcp: base + 1,
+            },
+            b: PortPair {
+                rtp: base + 2,
+                rtcp: base + 3,
+            },
+        };
+        log.streams.push(((call, index), ports));
+        if !log.calls.contains(&call) {
+            log.calls.push(call);
+        }
+        Ok(ports)
+    }
+
+    fn set_remote(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        leg: Leg,
+        rtp: SocketAddr,
+        _rtcp: SocketAddr,
+    ) {
+        self.log().remotes.push((call, index, leg, rtp));
+    }
+
+    fn configure_inspector(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        from: Leg,
+        cfg: InspectorConfig,
+    ) {
+        self.log().inspectors.push((call, index, from, cfg));
+    }
+
+    fn discard_held(&mut self, call: CallKey, leg: Leg) {
+        self.log().discarded.push((call, leg));
+    }
+
+    fn release_held(&mut self, call: CallKey, leg: Leg, digits: &str) {
+        self.log()
+            .released_digits
+            .push((call, leg, digits.to_string()));
+    }
+
+    fn arm_timeout(&mut self, call: CallKey) {
+        self.log().armed.push(call);
+    }
+
+    fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>) {
+        self.log().taps.push((call, tap.is_some()));
+    }
+
+    fn release_call(&mut self, call: CallKey) {
+        let mut log = self.log();
+        log.released.push(call);
+        log.streams.retain(|((c, _), _)| *c != call);
+    }
+
+    fn ports_in_use(&self) -> usize {
+        self.log().streams.len() * 4
+    }
+}
+
+/// A tap that drops every packet: the core only attaches and detaches taps, it never looks
+/// inside, so the tests need no recorder behind one.
+#[derive(Debug)]
+pub(super) struct NullTap;
+
+impl crate::media::PacketTap for NullTap {
+    fn offer(
+        &self,
+        _from: Leg,
+        _kind: crate::media::PacketKind,
+        _src: SocketAddr,
+        _dst: SocketAddr,
+        _packet: &[u8],
+        _arrival_us: u64,
+    ) {
+    }
+}
+
+/// A fresh shared tap for `Input::RecordingReady`.
+pub(super) fn null_tap() -> SharedTap {
+    Arc::new(NullTap)
+}
