@@ -137,7 +137,7 @@ impl Sim {
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));
         if let Some(json) = &cfg.metaflows {
-            let flows = crate::modules::validate_metaflows(json).unwrap();
+            let flows = crate::metaflow::parse_metaflows(json).unwrap();
             core.set_resolver(Box::new(StaticMetaflows(Some(Arc::new(flows)))));
         }
         let now = Instant::now();

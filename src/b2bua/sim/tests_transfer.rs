@@ -70,9 +70,10 @@ fn a_dialed_code_refers_the_pbx_leg_to_the_number() {
         Duration::from_millis(810),
         "800 ms digit timeout, 10 ms on the wire"
     );
+    // The PBX listens on 5070, not SIP's default: the target keeps the port.
     assert_eq!(
         refer.header("Refer-To"),
-        Some(format!("<sip:1234@{PBX_HOST}>").as_str())
+        Some(format!("<sip:1234@{PBX_HOST}:5070>").as_str())
     );
     assert_eq!(
         refer.header("Referred-By"),
