@@ -91,7 +91,7 @@ fn a_dialed_code_refers_the_pbx_leg_to_the_number() {
     assert_eq!(
         sim.events_of("transfer_refer_sent"),
         [CallEvent::TransferReferSent {
-            refer_to: format!("sip:1234@{PBX_HOST}"),
+            refer_to: format!("sip:1234@{PBX_HOST}:5070"),
             referred_by: format!("\"Alice\" <sip:alice@{}>", sim.phone.addr),
             dialing_leg: Leg::A
         }]
