@@ -76,7 +76,9 @@ impl B2bua {
 
     /// Hangs up every call (end of the shutdown grace period).
     pub(super) fn terminate_all(&mut self, now: Instant) {
-        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        // Oldest call first: a seeded run must produce the same bytes, whatever the map's order.
+        let mut keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        keys.sort_unstable();
         for key in keys {
             self.terminate_call(key, Outcome::Answered, "shutdown", now);
         }

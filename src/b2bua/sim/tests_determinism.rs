@@ -57,7 +57,6 @@ fn different_seeds_give_different_tags() {
 /// must hang them up in an order that depends on nothing else (each BYE draws its branch from
 /// the seeded generator, so the order shows in the bytes).
 #[test]
-#[ignore = "bug: TerminateAll walks the calls in HashMap order, so the BYEs (and the random branches they draw) differ between runs of one seed"]
 fn terminate_all_is_reproducible_with_several_calls() {
     let run = || {
         let mut sim = Sim::new(9);
