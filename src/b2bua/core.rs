@@ -8,8 +8,8 @@ use std::time::Instant;
 use crate::base::CallEvent;
 use crate::media::MediaControl;
 use crate::metrics::Metrics;
-use crate::sip::transaction::{ClientTx, Timers, TxKind};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ClientTx, Timers, TxKind};
 use crate::sip::{Method, SipMessage};
 
 use super::call::Call;
@@ -278,7 +278,7 @@ impl B2bua {
     ) {
         let kind = tx_kind(req);
         let mut entry = ServerEntry {
-            tx: crate::sip::transaction::ServerTx::new(kind, from.transport.is_reliable()),
+            tx: crate::sip::txn::ServerTx::new(kind, from.transport.is_reliable()),
             request: req.clone(),
             source: from,
             call: None,

@@ -1,8 +1,8 @@
 //! Transaction bookkeeping of the core: what each server and client transaction belongs to.
 
 use crate::sip::SipMessage;
-use crate::sip::transaction::{ClientTx, ServerTx};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ClientTx, ServerTx};
 
 use super::{CallKey, Leg};
 

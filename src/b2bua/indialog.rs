@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use crate::sip::transaction::{ResponseVerdict, ServerTx};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ResponseVerdict, ServerTx};
 use crate::sip::{Method, SipMessage};
 
 use super::call::{CallState, Outcome, PendingAck, other};

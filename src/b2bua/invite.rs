@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use crate::base::CallEvent;
-use crate::sip::transaction::ServerTx;
 use crate::sip::transport::Peer;
+use crate::sip::txn::ServerTx;
 use crate::sip::{Method, SipMessage};
 
 use super::anchor::anchor_sdp;
@@ -110,7 +110,7 @@ impl B2bua {
         // Server transaction for the caller's INVITE, answered 100 at once.
         let trying = SipMessage::response_to(&msg, 100, "Trying");
         let mut entry = ServerEntry {
-            tx: ServerTx::new(crate::sip::transaction::TxKind::Invite, false),
+            tx: ServerTx::new(crate::sip::txn::TxKind::Invite, false),
             request: msg.clone(),
             source: from,
             call: Some((key, Leg::A)),

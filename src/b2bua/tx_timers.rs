@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::sip::transaction::{ClientTimerEvent, ServerTimerEvent};
+use crate::sip::txn::{ClientTimerEvent, ServerTimerEvent};
 
 use super::B2bua;
 use super::timers::TimerRef;

@@ -7,6 +7,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 pub mod name_addr;
+pub mod names;
 pub mod params;
 pub mod parse;
 pub mod uri;
@@ -14,8 +15,8 @@ pub mod validate;
 pub mod via;
 
 pub mod tcp;
-pub mod transaction;
 pub mod transport;
+pub mod txn;
 
 #[cfg(test)]
 mod message_tests;
