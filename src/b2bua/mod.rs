@@ -28,7 +28,6 @@ mod teardown;
 mod tests;
 mod timers;
 mod transfer;
-mod tx_timers;
 
 pub use self::call::{CallState, Outcome};
 pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};

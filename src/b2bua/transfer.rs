@@ -85,7 +85,7 @@ impl B2bua {
         let dialing = run.leg;
         let transferee = dialing.other();
         let transfer = BlindTransfer::new(params, refer_to.clone());
-        let (via, branch) = self.new_via();
+        let (via, _) = self.new_via();
         let contact = self.contact();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -108,14 +108,7 @@ impl B2bua {
             dialing_leg: dialing,
         };
         self.event(&call_id, event);
-        self.send_request(
-            format!("{branch}|REFER"),
-            refer,
-            dest,
-            Purpose::Refer,
-            Some((key, transferee)),
-            now,
-        );
+        self.send_request(refer, dest, Purpose::Refer, Some((key, transferee)), now);
     }
 
     /// A final (or provisional) response to our REFER, or its timeout (408).

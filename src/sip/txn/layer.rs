@@ -121,8 +121,6 @@ pub enum RequestEvent {
     /// The ACK for a non-2xx final response: it ends the retransmission of that response and is
     /// never passed on.
     AckAbsorbed,
-    /// A new request while the table is full: refuse it without keeping state.
-    Overloaded,
 }
 
 /// What a received response means to the transaction layer.
@@ -186,8 +184,6 @@ enum TxRef {
 pub struct TxLayer<S, C> {
     /// Every transaction runs on the same base values.
     timers: Timers,
-    /// Beyond this many transactions new requests are refused, so a flood cannot grow memory.
-    capacity: usize,
     /// Requests we received, by the key their retransmissions, ACKs and CANCELs carry.
     servers: HashMap<ServerKey, ServerTransaction<S>>,
     /// Requests we sent, by the key their responses carry.
@@ -198,12 +194,11 @@ pub struct TxLayer<S, C> {
 }
 
 impl<S, C> TxLayer<S, C> {
-    /// An empty table whose transactions run on `timers`, refusing new requests once it holds
-    /// `capacity` transactions.
-    pub fn new(timers: Timers, capacity: usize) -> Self {
+    /// An empty table whose transactions run on `timers`. How many transactions it may hold
+    /// is the owner's policy: it sees [`TxLayer::len`] before starting one.
+    pub fn new(timers: Timers) -> Self {
         TxLayer {
             timers,
-            capacity,
             servers: HashMap::new(),
             clients: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -241,9 +236,6 @@ impl<S, C> TxLayer<S, C> {
         let is_ack = msg.method() == Some(&Method::Ack);
         let key = ServerKey::of_request(msg);
         let Some(entry) = key.as_ref().and_then(|k| self.servers.get_mut(k)) else {
-            if !is_ack && self.len() >= self.capacity {
-                return RequestEvent::Overloaded;
-            }
             return RequestEvent::New;
         };
         if !is_ack {

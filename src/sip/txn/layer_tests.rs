@@ -66,7 +66,7 @@ fn send_times(events: &[(u128, TxEvent<&str, &str>)]) -> Vec<u128> {
 #[test]
 fn retransmitted_request_is_answered_with_the_last_response() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-a", 1);
     let key = serve(&mut layer, &invite, t0);
     assert_eq!(
@@ -87,7 +87,7 @@ fn retransmitted_request_is_answered_with_the_last_response() {
 #[test]
 fn ack_of_a_non_2xx_is_absorbed_and_ends_timer_g_then_timer_i() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-a", 1);
     let key = serve(&mut layer, &invite, t0);
     let busy = SipMessage::response_to(&invite, 486, "Busy Here");
@@ -108,7 +108,7 @@ fn ack_of_a_non_2xx_is_absorbed_and_ends_timer_g_then_timer_i() {
 #[test]
 fn ack_of_a_2xx_goes_to_the_owner() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-a", 1);
     let key = serve(&mut layer, &invite, t0);
     layer.respond(&key, &SipMessage::response_to(&invite, 200, "OK"), t0);
@@ -123,7 +123,7 @@ fn ack_of_a_2xx_goes_to_the_owner() {
 #[test]
 fn unacknowledged_final_times_out_with_timer_h() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-a", 1);
     let key = serve(&mut layer, &invite, t0);
     layer.respond(&key, &SipMessage::response_to(&invite, 486, "Busy"), t0);
@@ -146,7 +146,7 @@ fn unacknowledged_final_times_out_with_timer_h() {
 #[test]
 fn non_invite_server_answers_retransmissions_until_timer_j() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let bye = request("BYE", "z9hG4bK-b", 2);
     let key = serve(&mut layer, &bye, t0);
     let ok = layer
@@ -164,7 +164,7 @@ fn non_invite_server_answers_retransmissions_until_timer_j() {
 #[test]
 fn invite_client_retransmits_with_timer_a_and_times_out_with_timer_b() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-c", 1);
     let first = layer.send(invite.clone(), peer(), "client", t0);
     assert_eq!(first.bytes, invite.to_bytes());
@@ -186,7 +186,7 @@ fn invite_client_retransmits_with_timer_a_and_times_out_with_timer_b() {
 #[test]
 fn non_invite_client_caps_timer_e_at_t2_and_times_out_with_timer_f() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     layer.send(request("OPTIONS", "z9hG4bK-d", 1), peer(), "client", t0);
     let events = run(&mut layer, t0, ms(40_000));
     assert_eq!(
@@ -204,7 +204,7 @@ fn non_invite_client_caps_timer_e_at_t2_and_times_out_with_timer_f() {
 #[test]
 fn reliable_transports_are_not_retransmitted() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     layer.send(request("OPTIONS", "z9hG4bK-d", 1), tcp_peer(), "client", t0);
     let events = run(&mut layer, t0, ms(40_000));
     assert_eq!(events.len(), 1);
@@ -217,7 +217,7 @@ fn reliable_transports_are_not_retransmitted() {
 #[test]
 fn non_2xx_to_invite_is_acked_and_retransmissions_get_the_ack_again() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-e", 1);
     layer.send(invite.clone(), peer(), "client", t0);
     let mut busy = SipMessage::response_to(&invite, 486, "Busy Here");
@@ -251,7 +251,7 @@ fn non_2xx_to_invite_is_acked_and_retransmissions_get_the_ack_again() {
 #[test]
 fn retransmitted_2xx_gets_the_owners_ack_and_provisional_stops_timer_a() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-f", 1);
     layer.send(invite.clone(), peer(), "client", t0);
     let ringing = SipMessage::response_to(&invite, 180, "Ringing");
@@ -279,7 +279,7 @@ fn retransmitted_2xx_gets_the_owners_ack_and_provisional_stops_timer_a() {
 #[test]
 fn non_invite_client_absorbs_retransmitted_finals_until_timer_k() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let bye = request("BYE", "z9hG4bK-g", 5);
     layer.send(bye.clone(), peer(), "client", t0);
     let ok = SipMessage::response_to(&bye, 200, "OK");
@@ -306,7 +306,7 @@ fn non_invite_client_absorbs_retransmitted_finals_until_timer_k() {
 #[test]
 fn rfc2543_requests_match_their_retransmissions_and_acks() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "", 3);
     let key = serve(&mut layer, &invite, t0);
     assert!(matches!(key, ServerKey::Rfc2543 { .. }));
@@ -331,7 +331,7 @@ fn rfc2543_requests_match_their_retransmissions_and_acks() {
 #[test]
 fn cancel_is_its_own_transaction_and_finds_its_invite() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-h", 1);
     let invite_key = serve(&mut layer, &invite, t0);
     layer.respond(
@@ -351,7 +351,7 @@ fn cancel_is_its_own_transaction_and_finds_its_invite() {
 #[test]
 fn client_cancel_and_invite_are_told_apart_by_method() {
     let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 100);
+    let mut layer = Layer::new(Timers::default());
     let invite = request("INVITE", "z9hG4bK-i", 1);
     layer.send(invite.clone(), peer(), "invite", t0);
     let cancel = cancel_for(&invite);
@@ -374,24 +374,4 @@ fn client_cancel_and_invite_are_told_apart_by_method() {
             ..
         }
     ));
-}
-
-#[test]
-fn a_full_table_refuses_new_requests_but_not_acks_or_retransmissions() {
-    let t0 = Instant::now();
-    let mut layer = Layer::new(Timers::default(), 1);
-    let invite = request("INVITE", "z9hG4bK-j", 1);
-    serve(&mut layer, &invite, t0);
-    assert_eq!(
-        layer.on_request(&request("OPTIONS", "z9hG4bK-k", 1), t0),
-        RequestEvent::Overloaded
-    );
-    assert_eq!(
-        layer.on_request(&request("ACK", "z9hG4bK-l", 1), t0),
-        RequestEvent::New
-    );
-    assert_eq!(
-        layer.on_request(&invite, t0),
-        RequestEvent::Retransmission(None)
-    );
 }
