@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::sip::names::{ACCEPT, ALLOW, RETRY_AFTER};
 use crate::sip::transport::Peer;
 use crate::sip::txn::{RequestEvent, ServerKey, Timers, TxLayer};
-use crate::sip::{Method, SipMessage};
+use crate::sip::{Method, SipMessage, validate};
 
 use super::call::Call;
 use super::codes::{MetaflowResolver, StaticMetaflows};
@@ -166,21 +166,13 @@ impl B2bua {
                 .map(|m| m.as_str().to_string())
                 .unwrap_or_default();
             self.metrics.record_sip_in_request(&method);
-            if let Err(rej) = msg.validate_request() {
+            if let Err(rejection) = validate::check_request(&msg) {
                 self.metrics.record_sip_malformed();
-                tracing::debug!(peer = %from, reason = %rej.reason, "invalid request rejected");
+                tracing::debug!(peer = %from, code = rejection.code, reason = %rejection.reason, "request rejected");
                 if !matches!(msg.method(), Some(Method::Ack)) {
-                    let resp = SipMessage::response_to(&msg, rej.code, &rej.reason);
-                    self.send_response_bytes(from, &resp);
-                }
-                return;
-            }
-            if let Some((code, reason)) = super::screening::screen_request(&msg) {
-                self.metrics.record_sip_malformed();
-                tracing::debug!(peer = %from, code, reason = %reason, "request refused by screening");
-                if !matches!(msg.method(), Some(Method::Ack)) {
-                    let tag = self.token(12);
-                    let resp = super::screening::rejection_response(&msg, code, &reason, &tag);
+                    // A token is drawn only for an answer that carries it.
+                    let tag = rejection.to_tag.then(|| self.token(12));
+                    let resp = rejection.response_to(&msg, tag.as_deref());
                     self.send_response_bytes(from, &resp);
                 }
                 return;
@@ -199,7 +191,7 @@ impl B2bua {
     /// dropped, since without a Via there is nowhere RFC 3261 lets us send a response.
     fn reject_garbage(&mut self, from: Peer, data: &[u8]) {
         let tag = self.token(12);
-        if let Some(resp) = super::screening::answer_unparseable(data, &tag) {
+        if let Some(resp) = validate::answer_unparseable(data, &tag) {
             self.send_response_bytes(from, &resp);
         }
     }

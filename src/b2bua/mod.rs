@@ -20,7 +20,6 @@ mod invite;
 mod io;
 mod recording;
 mod registrar;
-pub mod screening;
 mod session_timer;
 pub mod stats;
 mod teardown;
