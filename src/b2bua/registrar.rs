@@ -78,11 +78,7 @@ impl Registrar {
         else {
             return;
         };
-        let contacts: Vec<String> = msg
-            .header_values(CONTACT)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let contacts: Vec<String> = msg.contacts().into_iter().map(str::to_string).collect();
         if contacts.is_empty() || contacts.iter().any(|c| c.trim() == "*") {
             return; // a query or a remove-all passes unchanged
         }
@@ -145,7 +141,7 @@ impl Registrar {
             .unwrap_or(3600);
         let mut granted: HashMap<String, u64> = HashMap::new();
         let mut restored = Vec::new();
-        for value in resp.header_values(CONTACT) {
+        for value in resp.contacts() {
             let Ok(mut na) = NameAddr::parse(value) else {
                 restored.push(value.to_string());
                 continue;

@@ -16,8 +16,8 @@
 //! cannot get the SDP answer the proxy returns (406).
 
 use crate::sip::names::{
-    ACCEPT, ACCEPT_ENCODING, CONTACT, CONTENT_ENCODING, CONTENT_TYPE, DATE, EVENT, EXPIRES,
-    MIN_EXPIRES, MIN_SE, PROXY_REQUIRE, RACK, REFER_TO, REPLACES, REQUIRE, RSEQ, SESSION_EXPIRES,
+    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, DATE, EVENT, EXPIRES, MIN_EXPIRES,
+    MIN_SE, PROXY_REQUIRE, RACK, REFER_TO, REPLACES, REQUIRE, RSEQ, SESSION_EXPIRES,
     SUBSCRIPTION_STATE, UNSUPPORTED,
 };
 use crate::sip::{BRANCH_MAGIC_COOKIE, Method, NameAddr, SipMessage, SipUri};
@@ -111,7 +111,7 @@ fn scalar_defect(msg: &SipMessage) -> Option<String> {
         return Some("Invalid Expires".into());
     }
     let contact_expires = msg
-        .header_values(CONTACT)
+        .contacts()
         .into_iter()
         .filter(|contact| *contact != "*")
         .filter_map(|contact| NameAddr::parse(contact).ok())
