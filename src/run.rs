@@ -22,7 +22,7 @@ use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::modules;
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
-use metaflow_proxy::sip::transaction::Timers;
+use metaflow_proxy::sip::txn::Timers;
 
 /// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {

@@ -16,8 +16,8 @@ use metaflow_proxy::media::{
 };
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::sip::SipMessage;
-use metaflow_proxy::sip::transaction::Timers;
 use metaflow_proxy::sip::transport::{Peer, Transport};
+use metaflow_proxy::sip::txn::Timers;
 
 const PROXY: &str = "127.0.0.1:5060";
 const PHONE: &str = "127.0.0.1:5061";

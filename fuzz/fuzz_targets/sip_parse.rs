@@ -7,8 +7,10 @@ use metaflow_proxy::sip::SipMessage;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = SipMessage::parse(data) {
-        let _ = msg.validate_request();
-        let _ = metaflow_proxy::b2bua::screening::screen_request(&msg);
+        if let Err(rejection) = metaflow_proxy::sip::validate::check_request(&msg) {
+            let _ = rejection.response_to(&msg, Some("fuzz")).to_bytes();
+        }
+        let _ = msg.validate_response();
         let _ = (msg.call_id(), msg.cseq(), msg.top_via(), msg.from_tag(), msg.to_tag());
         let bytes = msg.to_bytes();
         let again = SipMessage::parse(&bytes).expect("a serialised message parses");

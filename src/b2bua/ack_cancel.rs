@@ -4,24 +4,26 @@
 use std::time::Instant;
 
 use crate::base::CallEvent;
+use crate::sip::names::{FROM, TO};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ClientKey, ServerKey, cancel_for};
 use crate::sip::{Method, SipMessage};
 
 use super::B2bua;
 use super::call::CallState;
 use super::core::request_uri;
 use super::dialog::{Dialog, without_tag};
-use super::entries::{Purpose, server_key};
+use super::entries::Purpose;
 use super::headers::{copy_end_to_end, has_sdp};
 
 impl B2bua {
     /// CANCEL from the caller: 200 to the CANCEL, 487 to the INVITE, CANCEL upstream.
     pub(super) fn on_cancel(&mut self, from: Peer, msg: SipMessage, now: Instant) {
-        let invite_key = server_key(&msg).map(|k| k.replacen("|CANCEL", "|INVITE", 1));
+        let invite_key = ServerKey::of_request(&msg).and_then(|k| k.invite_of_cancel());
         let found = invite_key
-            .as_deref()
-            .and_then(|k| self.servers.get(k))
-            .map(|e| (e.tx.has_final(), e.call));
+            .as_ref()
+            .and_then(|k| self.txns.server(k))
+            .map(|e| (e.has_final(), *e.data()));
         let Some((answered, call)) = found else {
             let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
             self.answer_out_of_dialog(from, &msg, resp, now);
@@ -48,59 +50,41 @@ impl B2bua {
         self.cancel_client_invite(&b_key, now);
     }
 
-    /// Sends a CANCEL for our pending INVITE whose client key is `client_key`.
-    pub(super) fn cancel_client_invite(&mut self, client_key: &str, now: Instant) {
-        let Some(entry) = self.clients.get(client_key) else {
+    /// Sends a CANCEL for our pending INVITE whose client transaction is `client_key` (same
+    /// branch, so it is a client transaction of its own told apart by its method).
+    pub(super) fn cancel_client_invite(&mut self, client_key: &ClientKey, now: Instant) {
+        let Some(entry) = self.txns.client(client_key) else {
             return;
         };
-        if entry.tx.has_final() {
+        if entry.has_final() {
             return;
         }
-        let inv = &entry.request;
-        let mut cancel = SipMessage {
-            start: inv.start.clone(),
-            headers: Vec::new(),
-            body: bytes::Bytes::new(),
-        };
-        if let crate::sip::StartLine::Request { method, .. } = &mut cancel.start {
-            *method = Method::Cancel;
-        }
-        for name in ["Via", "Route", "From", "To", "Call-ID"] {
-            for v in inv.header_values(name) {
-                cancel.push_header(name, v.to_string());
-            }
-        }
-        cancel.push_header("Max-Forwards", "70");
-        let num = inv.cseq().map(|(n, _)| n).unwrap_or(1);
-        cancel.push_header("CSeq", format!("{num} CANCEL"));
-        let dest = entry.dest;
-        let call = entry.call;
-        let branch = client_key.trim_end_matches("|INVITE").to_string();
-        self.send_request(
-            format!("{branch}|CANCEL"),
-            cancel,
-            dest,
-            Purpose::Own,
-            call,
-            now,
-        );
+        let cancel = cancel_for(entry.request());
+        let (dest, call) = (entry.dest(), entry.data().call);
+        self.send_request(cancel, dest, Purpose::Own, call, now);
     }
 
     /// A 2xx for a call that no longer exists: acknowledge it and hang up that dialog.
-    pub(super) fn ack_and_bye_orphan(&mut self, client_key: &str, resp: &SipMessage, now: Instant) {
-        let Some(entry) = self.clients.get(client_key) else {
+    pub(super) fn ack_and_bye_orphan(
+        &mut self,
+        client_key: &ClientKey,
+        resp: &SipMessage,
+        now: Instant,
+    ) {
+        let Some(entry) = self.txns.client(client_key) else {
             return;
         };
+        let request = entry.request();
         let mut d = Dialog {
             call_id: resp.call_id().unwrap_or_default().to_string(),
-            local_tag: entry.request.from_tag().unwrap_or_default(),
+            local_tag: request.from_tag().unwrap_or_default(),
             remote_tag: resp.to_tag(),
-            local_uri: without_tag(entry.request.header("From").unwrap_or_default()),
-            remote_uri: without_tag(resp.header("To").unwrap_or_default()),
-            remote_target: request_uri(&entry.request).unwrap_or_default().to_string(),
+            local_uri: without_tag(request.header(FROM).unwrap_or_default()),
+            remote_uri: without_tag(resp.header(TO).unwrap_or_default()),
+            remote_target: request_uri(request).unwrap_or_default().to_string(),
             route_set: Vec::new(),
             local_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(1),
-            peer: entry.dest,
+            peer: entry.dest(),
         };
         d.learn_target(resp, true);
         let contact = self.contact();
@@ -109,19 +93,10 @@ impl B2bua {
         super::headers::adapt_to_transport(&mut ack, d.peer.transport);
         let ack_bytes = ack.to_bytes();
         self.send_raw(d.peer, ack_bytes.clone());
-        if let Some(e) = self.clients.get_mut(client_key) {
-            e.ack = Some(ack_bytes);
-        }
-        let (via, branch) = self.new_via();
+        self.txns.set_ack(client_key, ack_bytes);
+        let (via, _) = self.new_via();
         let bye = d.request(Method::Bye, via, &contact, None);
-        self.send_request(
-            format!("{branch}|BYE"),
-            bye,
-            d.peer,
-            Purpose::Own,
-            None,
-            now,
-        );
+        self.send_request(bye, d.peer, Purpose::Own, None, now);
     }
 
     /// An ACK: for a non-2xx it was absorbed earlier; here it acknowledges a 2xx we relayed,
@@ -147,11 +122,7 @@ impl B2bua {
         }
         let call_id = call.a.call_id.clone();
         let other = super::call::other(leg);
-        let timers = self.cfg.timers;
-        if let Some(entry) = self.servers.get_mut(&pending.server_key) {
-            entry.tx.on_ack(now, &timers);
-            self.schedule_server(&pending.server_key);
-        }
+        self.txns.ack_server(&pending.server_key, now);
         let body = if has_sdp(&msg) {
             match self.anchor(key, leg, &msg.body) {
                 Ok(b) => b,
@@ -177,9 +148,7 @@ impl B2bua {
         let bytes = ack.to_bytes();
         self.metrics.record_sip_out_request("ACK");
         self.send_raw(peer, bytes.clone());
-        if let Some(e) = self.clients.get_mut(&pending.to_branch) {
-            e.ack = Some(bytes);
-        }
+        self.txns.set_ack(&pending.to_branch, bytes);
         tracing::debug!(call_id = %call_id, "ACK relayed");
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use crate::sip::txn::{ClientKey, ServerKey};
+
 use super::Leg;
 use super::dialog::Dialog;
 
@@ -58,9 +60,9 @@ pub(super) struct PendingAck {
     /// CSeq number of the matching INVITE we sent on the other leg.
     pub to_cseq: u32,
     /// Branch of our INVITE on the other leg (its client transaction keeps our ACK for resends).
-    pub to_branch: String,
+    pub to_branch: ClientKey,
     /// Key of the server transaction that sent the 2xx to `from`.
-    pub server_key: String,
+    pub server_key: ServerKey,
 }
 
 /// One call through the proxy.
@@ -73,9 +75,9 @@ pub(super) struct Call {
     /// Where the call stands.
     pub state: CallState,
     /// Server transaction of the caller's initial INVITE.
-    pub a_invite_key: String,
+    pub a_invite_key: ServerKey,
     /// Branch of the initial INVITE we sent to the b-leg.
-    pub b_invite_branch: String,
+    pub b_invite_branch: ClientKey,
     /// 2xx responses waiting for an ACK to relay.
     pub pending_acks: Vec<PendingAck>,
     /// When the b-leg answered.

@@ -8,13 +8,14 @@ use std::time::Instant;
 use crate::base::CallEvent;
 use crate::media::MediaControl;
 use crate::metrics::Metrics;
-use crate::sip::transaction::{ClientTx, Timers, TxKind};
+use crate::sip::names::{ACCEPT, ALLOW, RETRY_AFTER};
 use crate::sip::transport::Peer;
-use crate::sip::{Method, SipMessage};
+use crate::sip::txn::{RequestEvent, ServerKey, Timers, TxLayer};
+use crate::sip::{Method, SipMessage, validate};
 
 use super::call::Call;
 use super::codes::{MetaflowResolver, StaticMetaflows};
-use super::entries::{ClientEntry, Purpose, ServerEntry};
+use super::entries::{ClientData, Purpose, Transactions};
 use super::io::Output;
 use super::timers::TimerQueue;
 use super::{CallKey, Leg};
@@ -54,8 +55,9 @@ pub struct B2bua {
     pub(super) rng: fastrand::Rng,
     pub(super) calls: HashMap<CallKey, Call>,
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
-    pub(super) servers: HashMap<String, ServerEntry>,
-    pub(super) clients: HashMap<String, ClientEntry>,
+    /// Every server and client transaction, with the call, leg and purpose each belongs to.
+    pub(super) txns: Transactions,
+    /// Call-level deadlines (digit collectors, session timers); transactions keep their own.
     pub(super) timers: TimerQueue,
     pub(super) next_key: CallKey,
     /// The identity of the next module instance started on any call.
@@ -82,14 +84,14 @@ impl B2bua {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
+        let txns = TxLayer::new(cfg.timers);
         B2bua {
             cfg,
             media,
             rng,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
+            txns,
             timers: TimerQueue::default(),
             next_key: 1,
             next_module_id: 1,
@@ -134,7 +136,7 @@ impl B2bua {
 
     /// Number of transactions held in memory.
     pub fn transactions(&self) -> usize {
-        self.servers.len() + self.clients.len()
+        self.txns.len()
     }
 
     /// The caller's Call-ID of a call, for logs.
@@ -144,7 +146,10 @@ impl B2bua {
 
     /// The earliest time the core must be handed [`super::Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        [self.timers.next(), self.txns.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds one received datagram.
@@ -164,21 +169,13 @@ impl B2bua {
                 .map(|m| m.as_str().to_string())
                 .unwrap_or_default();
             self.metrics.record_sip_in_request(&method);
-            if let Err(rej) = msg.validate_request() {
+            if let Err(rejection) = validate::check_request(&msg) {
                 self.metrics.record_sip_malformed();
-                tracing::debug!(peer = %from, reason = %rej.reason, "invalid request rejected");
+                tracing::debug!(peer = %from, code = rejection.code, reason = %rejection.reason, "request rejected");
                 if !matches!(msg.method(), Some(Method::Ack)) {
-                    let resp = SipMessage::response_to(&msg, rej.code, &rej.reason);
-                    self.send_response_bytes(from, &resp);
-                }
-                return;
-            }
-            if let Some((code, reason)) = super::screening::screen_request(&msg) {
-                self.metrics.record_sip_malformed();
-                tracing::debug!(peer = %from, code, reason = %reason, "request refused by screening");
-                if !matches!(msg.method(), Some(Method::Ack)) {
-                    let tag = self.token(12);
-                    let resp = super::screening::rejection_response(&msg, code, &reason, &tag);
+                    // A token is drawn only for an answer that carries it.
+                    let tag = rejection.to_tag.then(|| self.token(12));
+                    let resp = rejection.response_to(&msg, tag.as_deref());
                     self.send_response_bytes(from, &resp);
                 }
                 return;
@@ -197,7 +194,7 @@ impl B2bua {
     /// dropped, since without a Via there is nowhere RFC 3261 lets us send a response.
     fn reject_garbage(&mut self, from: Peer, data: &[u8]) {
         let tag = self.token(12);
-        if let Some(resp) = super::screening::answer_unparseable(data, &tag) {
+        if let Some(resp) = validate::answer_unparseable(data, &tag) {
             self.send_response_bytes(from, &resp);
         }
     }
@@ -206,35 +203,24 @@ impl B2bua {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let key = super::entries::server_key(&msg);
-        let known = key.as_deref().is_some_and(|k| self.servers.contains_key(k));
-        if !known && method != Method::Ack && self.transactions() >= self.cfg.max_transactions {
-            // Memory stays bounded under a flood: refuse without keeping any state.
-            self.stats.rejected(super::stats::Limit::Transactions);
-            let mut resp = SipMessage::response_to(&msg, 503, "Service Unavailable");
-            resp.push_header("Retry-After", "5");
-            self.send_response_bytes(from, &resp);
-            return;
-        }
-        if let Some(key) = key.as_deref()
-            && let Some(entry) = self.servers.get_mut(key)
-        {
-            if method == Method::Ack {
-                if entry.tx.last_code() >= 300 {
-                    // ACK for a non-2xx final response: absorbed by the transaction (Timer I).
-                    let timers = self.cfg.timers;
-                    entry.tx.on_ack(now, &timers);
-                    self.schedule_server(key);
-                    return;
-                }
-            } else {
-                // A retransmitted request: answer with what we last sent, never relay it.
-                if let Some(bytes) = entry.tx.on_request_retransmission().map(<[u8]>::to_vec) {
-                    let to = entry.source;
-                    self.send_raw(to, bytes);
+        match self.txns.on_request(&msg, now) {
+            RequestEvent::New => {}
+            RequestEvent::Retransmission(resend) => {
+                // Answered with what we last sent, never relayed.
+                if let Some(transmit) = resend {
+                    self.send_raw(transmit.to, transmit.bytes);
                 }
                 return;
             }
+            RequestEvent::AckAbsorbed => return,
+        }
+        if method != Method::Ack && self.transactions() >= self.cfg.max_transactions {
+            // Memory stays bounded under a flood: refuse without keeping any state.
+            self.stats.rejected(super::stats::Limit::Transactions);
+            let mut resp = SipMessage::response_to(&msg, 503, "Service Unavailable");
+            resp.push_header(RETRY_AFTER, "5");
+            self.send_response_bytes(from, &resp);
+            return;
         }
         match method {
             Method::Cancel => self.on_cancel(from, msg, now),
@@ -244,10 +230,10 @@ impl B2bua {
             Method::Options if self.addressed_to_me(&msg) => {
                 let mut resp = SipMessage::response_to(&msg, 200, "OK");
                 resp.push_header(
-                    "Allow",
+                    ALLOW,
                     "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY, MESSAGE, REFER, PRACK",
                 );
-                resp.push_header("Accept", "application/sdp");
+                resp.push_header(ACCEPT, "application/sdp");
                 self.answer_out_of_dialog(from, &msg, resp, now);
             }
             _ => self.proxy_out_of_dialog(from, msg, now),
@@ -279,22 +265,17 @@ impl B2bua {
         resp: SipMessage,
         now: Instant,
     ) {
-        let kind = tx_kind(req);
-        let mut entry = ServerEntry {
-            tx: crate::sip::transaction::ServerTx::new(kind, from.transport.is_reliable()),
-            request: req.clone(),
-            source: from,
-            call: None,
+        self.metrics
+            .record_sip_out_response(resp.status().unwrap_or(500));
+        let Some(key) = ServerKey::of_request(req) else {
+            self.send_raw(from, resp.to_bytes());
+            return;
         };
-        let code = resp.status().unwrap_or(500);
-        let bytes = resp.to_bytes();
-        let timers = self.cfg.timers;
-        entry.tx.on_send_response(code, bytes.clone(), now, &timers);
-        self.metrics.record_sip_out_response(code);
-        self.send_raw(from, bytes);
-        if let Some(key) = super::entries::server_key(req) {
-            self.servers.insert(key.clone(), entry);
-            self.schedule_server(&key);
+        let reliable = from.transport.is_reliable();
+        self.txns
+            .insert_server(key.clone(), req.clone(), from, reliable, None);
+        if let Some(transmit) = self.txns.respond(&key, &resp, now) {
+            self.send_raw(transmit.to, transmit.bytes);
         }
     }
 
@@ -338,10 +319,10 @@ impl B2bua {
         format!("<sip:metaflow-proxy@{}>", fmt_hostport(self.cfg.local))
     }
 
-    /// Sends a request and starts its client transaction.
+    /// Sends a request and starts its client transaction (keyed by the branch of its top Via,
+    /// which must be ours).
     pub(super) fn send_request(
         &mut self,
-        branch: String,
         request: SipMessage,
         dest: Peer,
         purpose: Purpose,
@@ -353,23 +334,10 @@ impl B2bua {
         }
         let mut request = request;
         super::headers::adapt_to_transport(&mut request, dest.transport);
-        let bytes = request.to_bytes();
-        let kind = tx_kind(&request);
-        let tx = ClientTx::new(kind, dest.transport.is_reliable(), now, &self.cfg.timers);
-        self.send_raw(dest, bytes.clone());
-        self.clients.insert(
-            branch.clone(),
-            ClientEntry {
-                tx,
-                request,
-                bytes,
-                dest,
-                purpose,
-                call,
-                ack: None,
-            },
-        );
-        self.schedule_client(&branch);
+        let transmit = self
+            .txns
+            .send(request, dest, ClientData { purpose, call }, now);
+        self.send_raw(transmit.to, transmit.bytes);
     }
 }
 
@@ -378,14 +346,6 @@ pub(crate) fn request_uri(msg: &SipMessage) -> Option<&str> {
     match &msg.start {
         crate::sip::StartLine::Request { uri, .. } => Some(uri),
         crate::sip::StartLine::Response { .. } => None,
-    }
-}
-
-/// INVITE or non-INVITE transaction rules for a request.
-pub(super) fn tx_kind(msg: &SipMessage) -> TxKind {
-    match msg.method() {
-        Some(Method::Invite) => TxKind::Invite,
-        _ => TxKind::NonInvite,
     }
 }
 

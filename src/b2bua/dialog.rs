@@ -4,6 +4,7 @@
 //! tags and CSeq space, so the proxy can send requests of its own (BYE, REFER) in either dialog
 //! without colliding with the endpoints' numbering.
 
+use crate::sip::names::{CALL_ID, CONTACT, CSEQ, FROM, MAX_FORWARDS, ROUTE, TO, VIA};
 use crate::sip::transport::Peer;
 use crate::sip::{Method, NameAddr, SipMessage, StartLine};
 
@@ -68,26 +69,24 @@ impl Dialog {
             headers: Vec::new(),
             body: bytes::Bytes::new(),
         };
-        msg.push_header("Via", via);
-        msg.push_header("Max-Forwards", "70");
+        msg.push_header(VIA, via);
+        msg.push_header(MAX_FORWARDS, "70");
         for route in &self.route_set {
-            msg.push_header("Route", route.clone());
+            msg.push_header(ROUTE, route.clone());
         }
-        msg.push_header("From", self.from_value());
-        msg.push_header("To", self.to_value());
-        msg.push_header("Call-ID", self.call_id.clone());
-        msg.push_header("CSeq", format!("{number} {}", method.as_str()));
+        msg.push_header(FROM, self.from_value());
+        msg.push_header(TO, self.to_value());
+        msg.push_header(CALL_ID, self.call_id.clone());
+        msg.push_header(CSEQ, format!("{number} {}", method.as_str()));
         if !matches!(method, Method::Ack | Method::Cancel | Method::Bye) {
-            msg.push_header("Contact", contact.to_string());
+            msg.push_header(CONTACT, contact.to_string());
         }
         msg
     }
 
     /// Updates the remote target from a target-refresh request or response (re-INVITE, UPDATE).
     pub fn learn_contact(&mut self, msg: &SipMessage) {
-        if let Some(contact) = msg.header("Contact")
-            && let Ok(na) = NameAddr::parse(contact)
-        {
+        if let Some(na) = msg.contact_addr() {
             self.remote_target = na.uri;
         }
     }
@@ -97,7 +96,7 @@ impl Dialog {
     pub fn learn_target(&mut self, msg: &SipMessage, reverse: bool) {
         self.learn_contact(msg);
         let mut routes: Vec<String> = msg
-            .header_values("Record-Route")
+            .record_routes()
             .into_iter()
             .map(str::to_string)
             .collect();

@@ -1,21 +1,22 @@
-//! Transaction bookkeeping of the core: what each server and client transaction belongs to.
+//! What the core attaches to each of its transactions (see [`crate::sip::txn::TxLayer`]): the
+//! call and leg a transaction belongs to, and why the proxy sent a request.
 
-use crate::sip::SipMessage;
-use crate::sip::transaction::{ClientTx, ServerTx};
-use crate::sip::transport::Peer;
+use crate::sip::txn::{ServerKey, TxLayer};
 
 use super::{CallKey, Leg};
 
-/// A request we received and answer (or relay the answer to).
-#[derive(Debug)]
-pub(super) struct ServerEntry {
-    /// The transaction state machine.
-    pub tx: ServerTx,
-    /// The request, kept to build responses from.
-    pub request: SipMessage,
-    /// Where it came from; responses go back there.
-    pub source: Peer,
-    /// The call and leg it belongs to, if any.
+/// The core's transaction table.
+pub(super) type Transactions = TxLayer<ServerData, ClientData>;
+
+/// What a server transaction carries: the call and leg its request arrived on, if any.
+pub(super) type ServerData = Option<(CallKey, Leg)>;
+
+/// What a client transaction carries.
+#[derive(Clone, Debug)]
+pub(super) struct ClientData {
+    /// What to do with responses.
+    pub purpose: Purpose,
+    /// The call and leg the request was sent on, if any.
     pub call: Option<(CallKey, Leg)>,
 }
 
@@ -24,13 +25,13 @@ pub(super) struct ServerEntry {
 pub(super) enum Purpose {
     /// The b-leg INVITE relayed from the a-leg's initial INVITE.
     InitialInvite {
-        /// Key of the a-leg server transaction to answer.
-        server_key: String,
+        /// The a-leg server transaction to answer.
+        server_key: ServerKey,
     },
     /// An in-dialog request relayed from the other leg.
     Relay {
-        /// Key of the server transaction on the other leg to answer.
-        server_key: String,
+        /// The server transaction on the other leg to answer.
+        server_key: ServerKey,
     },
     /// A request of the proxy's own (BYE on teardown, CANCEL): responses are consumed.
     Own,
@@ -38,49 +39,7 @@ pub(super) enum Purpose {
     Module(super::host::ModuleId),
     /// An out-of-dialog request forwarded upstream statelessly (our Via on top).
     Proxied {
-        /// Key of the server transaction of the original request.
-        server_key: String,
+        /// The server transaction of the original request.
+        server_key: ServerKey,
     },
-}
-
-/// A request we sent.
-#[derive(Debug)]
-pub(super) struct ClientEntry {
-    /// The transaction state machine.
-    pub tx: ClientTx,
-    /// The request as sent (CANCEL and non-2xx ACK are built from it).
-    pub request: SipMessage,
-    /// Its bytes, for retransmissions.
-    pub bytes: Vec<u8>,
-    /// Where it went.
-    pub dest: Peer,
-    /// What to do with responses.
-    pub purpose: Purpose,
-    /// The call and leg it was sent on, if any.
-    pub call: Option<(CallKey, Leg)>,
-    /// The ACK we sent for a 2xx, re-sent when the 2xx is retransmitted.
-    pub ack: Option<Vec<u8>>,
-}
-
-/// The key of a server transaction: branch plus method (ACK matches its INVITE).
-pub(super) fn server_key(msg: &SipMessage) -> Option<String> {
-    let method = msg.cseq().map(|(_, m)| m)?;
-    let method = match method.as_str() {
-        "ACK" => "INVITE".to_string(),
-        other => other.to_string(),
-    };
-    let via = msg.top_via()?;
-    match via.branch {
-        Some(b) if b.starts_with("z9hG4bK") => Some(format!("{b}|{}|{method}", via.host)),
-        // RFC 2543 peers: fall back to dialog identifiers plus CSeq number.
-        _ => {
-            let (num, _) = msg.cseq()?;
-            Some(format!(
-                "{}|{}|{}|{num}|{method}",
-                msg.call_id()?,
-                msg.from_tag().unwrap_or_default(),
-                via.host
-            ))
-        }
-    }
 }

@@ -1,19 +1,22 @@
 //! Which headers cross the B2BUA from one leg to the other, and which are rebuilt per leg.
 
 use crate::sip::SipMessage;
+use crate::sip::names::{
+    CALL_ID, CONTACT, CONTENT_LENGTH, CSEQ, FROM, MAX_FORWARDS, RECORD_ROUTE, ROUTE, TO, VIA,
+};
 
 /// Headers that belong to one hop or one dialog and are never copied to the other leg.
 const PER_LEG: &[&str] = &[
-    "Via",
-    "Route",
-    "Record-Route",
-    "Contact",
-    "Call-ID",
-    "CSeq",
-    "From",
-    "To",
-    "Max-Forwards",
-    "Content-Length",
+    VIA,
+    ROUTE,
+    RECORD_ROUTE,
+    CONTACT,
+    CALL_ID,
+    CSEQ,
+    FROM,
+    TO,
+    MAX_FORWARDS,
+    CONTENT_LENGTH,
 ];
 
 /// Copies every end-to-end header of `from` (in order) onto `to`, after the headers `to`
@@ -50,7 +53,7 @@ pub(super) fn pop_top_via(msg: &mut SipMessage) {
     let Some(pos) = msg
         .headers
         .iter()
-        .position(|h| h.name.eq_ignore_ascii_case("Via"))
+        .position(|h| h.name.eq_ignore_ascii_case(VIA))
     else {
         return;
     };
@@ -88,7 +91,7 @@ pub(super) fn adapt_to_transport(
         && let Some(h) = msg
             .headers
             .iter_mut()
-            .find(|h| h.name.eq_ignore_ascii_case("Via"))
+            .find(|h| h.name.eq_ignore_ascii_case(VIA))
         && let Some(rest) = h.value.strip_prefix("SIP/2.0/UDP ")
     {
         h.value = format!("SIP/2.0/{token} {rest}");
@@ -96,7 +99,7 @@ pub(super) fn adapt_to_transport(
     if let Some(h) = msg
         .headers
         .iter_mut()
-        .find(|h| h.name.eq_ignore_ascii_case("Contact"))
+        .find(|h| h.name.eq_ignore_ascii_case(CONTACT))
         && h.value.starts_with("<sip:metaflow-proxy@")
         && !h.value.contains(";transport=")
         && let Some(stripped) = h.value.strip_suffix('>')

@@ -99,7 +99,7 @@ impl CallContext for Host<'_> {
     }
 
     fn send_in_dialog(&mut self, leg: Leg, method: Method, headers: Vec<(&'static str, String)>) {
-        let (via, branch) = self.core.new_via();
+        let (via, _) = self.core.new_via();
         let contact = self.core.contact();
         let Some(call) = self.core.calls.get_mut(&self.key) else {
             return;
@@ -111,7 +111,6 @@ impl CallContext for Host<'_> {
         }
         let dest = dialog.peer;
         self.core.send_request(
-            format!("{branch}|{}", method.as_str()),
             request,
             dest,
             Purpose::Module(self.id),

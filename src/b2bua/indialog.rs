@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use crate::sip::transaction::{ResponseVerdict, ServerTx};
+use crate::sip::names::{MAX_FORWARDS, VIA};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ClientKey, ResponseEvent, ServerKey};
 use crate::sip::{Method, SipMessage};
 
 use super::call::{CallState, Outcome, PendingAck, other};
-use super::core::tx_kind;
-use super::entries::{ClientEntry, Purpose, ServerEntry, server_key};
+use super::entries::{ClientData, Purpose};
 use super::headers::{copy_end_to_end, has_sdp};
 use super::{B2bua, Leg};
 
@@ -39,22 +39,18 @@ impl B2bua {
             self.module_request(key, id, leg, &msg, now);
             return;
         }
-        let Some(skey) = server_key(&msg) else { return };
-        let mut entry = ServerEntry {
-            tx: ServerTx::new(tx_kind(&msg), from.transport.is_reliable()),
-            request: msg.clone(),
-            source: from,
-            call: Some((key, leg)),
+        let Some(skey) = ServerKey::of_request(&msg) else {
+            return;
         };
+        let reliable = from.transport.is_reliable();
+        self.txns
+            .insert_server(skey.clone(), msg.clone(), from, reliable, Some((key, leg)));
         if method == Method::Invite {
             let trying = SipMessage::response_to(&msg, 100, "Trying");
-            let bytes = trying.to_bytes();
-            entry
-                .tx
-                .on_send_response(100, bytes.clone(), now, &self.cfg.timers);
-            self.send_raw(from, bytes);
+            if let Some(transmit) = self.txns.respond(&skey, &trying, now) {
+                self.send_raw(transmit.to, transmit.bytes);
+            }
         }
-        self.servers.insert(skey.clone(), entry);
 
         let body = if has_sdp(&msg) {
             self.anchor(key, leg, &msg.body)
@@ -62,7 +58,7 @@ impl B2bua {
         } else {
             msg.body.to_vec()
         };
-        let (via, branch) = self.new_via();
+        let (via, _) = self.new_via();
         let contact = self.contact();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -76,7 +72,7 @@ impl B2bua {
         let call_id = call.a.call_id.clone();
         let target = call.dialog_mut(other(leg));
         let mut req = target.request(method.clone(), via, &contact, None);
-        req.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        req.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         copy_end_to_end(&msg, &mut req, &[]);
         req.body = body.into();
         let dest = target.peer;
@@ -87,7 +83,6 @@ impl B2bua {
             .flatten();
         tracing::info!(call_id = %call_id, method = method.as_str(), from_leg = ?leg, "relaying in-dialog request");
         self.send_request(
-            format!("{branch}|{}", method.as_str()),
             req,
             dest,
             Purpose::Relay { server_key: skey },
@@ -101,41 +96,27 @@ impl B2bua {
 
     /// A response: match it to our client transaction and act per its purpose.
     pub(super) fn handle_response(&mut self, _from: Peer, resp: SipMessage, now: Instant) {
-        let (Some(via), Some((_, method)), Some(code)) =
-            (resp.top_via(), resp.cseq(), resp.status())
-        else {
+        let (Some((_, method)), Some(code)) = (resp.cseq(), resp.status()) else {
             return;
         };
-        let Some(branch) = via.branch else { return };
-        let client_key = format!("{branch}|{}", method.as_str());
-        let timers = self.cfg.timers;
-        let Some(entry) = self.clients.get_mut(&client_key) else {
-            tracing::debug!(branch = %branch, code, "stray response dropped");
-            return;
-        };
-        match entry.tx.on_response(code, now, &timers) {
-            ResponseVerdict::Deliver => {}
-            ResponseVerdict::Absorb => return,
-            ResponseVerdict::AbsorbResendAck | ResponseVerdict::Absorb2xx => {
-                if let Some(ack) = entry.ack.clone() {
-                    let dest = entry.dest;
-                    self.send_raw(dest, ack);
+        let (client_key, data, ack) = match self.txns.on_response(&resp, now) {
+            ResponseEvent::Deliver { key, data, ack, .. } => (key, data.clone(), ack),
+            ResponseEvent::Absorbed(resend) => {
+                // A retransmission: at most our ACK goes out again.
+                if let Some(transmit) = resend {
+                    self.send_raw(transmit.to, transmit.bytes);
                 }
                 return;
             }
+            ResponseEvent::Stray => {
+                tracing::debug!(code, method = method.as_str(), "stray response dropped");
+                return;
+            }
+        };
+        if let Some(transmit) = ack {
+            self.send_raw(transmit.to, transmit.bytes);
         }
-        let mut ack_to_send = None;
-        if method == Method::Invite && code >= 300 {
-            let ack = ack_for_non_2xx(&entry.request, &resp).to_bytes();
-            entry.ack = Some(ack.clone());
-            ack_to_send = Some((entry.dest, ack));
-        }
-        let purpose = entry.purpose.clone();
-        let call = entry.call;
-        if let Some((dest, ack)) = ack_to_send {
-            self.send_raw(dest, ack);
-        }
-        self.schedule_client(&client_key);
+        let ClientData { purpose, call } = data;
         match purpose {
             Purpose::InitialInvite { server_key } => {
                 if let Some((key, _)) = call {
@@ -168,9 +149,9 @@ impl B2bua {
     /// Relays a response to an in-dialog request back to the leg that sent the request.
     fn relay_response(
         &mut self,
-        server_key: &str,
+        server_key: &ServerKey,
         call: Option<(super::CallKey, Leg)>,
-        client_key: &str,
+        client_key: &ClientKey,
         resp: SipMessage,
         now: Instant,
     ) {
@@ -198,17 +179,17 @@ impl B2bua {
             }
             if is_invite && (200..300).contains(&code) {
                 let from_cseq = self
-                    .servers
-                    .get(server_key)
-                    .and_then(|e| e.request.cseq())
+                    .txns
+                    .server(server_key)
+                    .and_then(|e| e.request().cseq())
                     .map(|(n, _)| n)
                     .unwrap_or(0);
                 call.pending_acks.push(PendingAck {
                     from: other(resp_leg),
                     from_cseq,
                     to_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(0),
-                    to_branch: client_key.to_string(),
-                    server_key: server_key.to_string(),
+                    to_branch: client_key.clone(),
+                    server_key: server_key.clone(),
                 });
             }
         }
@@ -222,28 +203,33 @@ impl B2bua {
     }
 
     /// A client transaction got no final response in time.
-    pub(super) fn on_client_timeout(&mut self, entry: ClientEntry, now: Instant) {
-        let method = entry.request.method().cloned();
-        match entry.purpose {
+    pub(super) fn on_client_timeout(
+        &mut self,
+        request: &SipMessage,
+        data: ClientData,
+        now: Instant,
+    ) {
+        let method = request.method().cloned();
+        match data.purpose {
             Purpose::InitialInvite { server_key } => {
-                let Some((key, _)) = entry.call else { return };
+                let Some((key, _)) = data.call else { return };
                 let tag = self.calls.get(&key).map(|c| c.a.local_tag.clone());
                 self.send_final_to_a(&server_key, 408, "Request Timeout", tag.as_deref(), now);
                 self.end_call(key, Outcome::Failed);
             }
             Purpose::Relay { server_key } => {
-                if let Some(e) = self.servers.get(&server_key) {
-                    let resp = SipMessage::response_to(&e.request, 408, "Request Timeout");
+                if let Some(e) = self.txns.server(&server_key) {
+                    let resp = SipMessage::response_to(e.request(), 408, "Request Timeout");
                     self.send_on_server(&server_key, resp, now);
                 }
                 if method == Some(Method::Bye)
-                    && let Some((key, _)) = entry.call
+                    && let Some((key, _)) = data.call
                 {
                     self.end_call(key, Outcome::Answered);
                 }
             }
             Purpose::Module(id) => {
-                if let Some((key, _)) = entry.call {
+                if let Some((key, _)) = data.call {
                     // No final response in time: the module sees a 408, as RFC 3261 says.
                     self.module_response(key, id, 408, now);
                 }
@@ -265,29 +251,22 @@ impl B2bua {
             let resp = SipMessage::response_to(&msg, 483, "Too Many Hops");
             return self.answer_out_of_dialog(from, &msg, resp, now);
         }
-        let (Some(skey), Some(method)) = (server_key(&msg), msg.method().cloned()) else {
+        let (Some(skey), Some(method)) = (ServerKey::of_request(&msg), msg.method().cloned())
+        else {
             return;
         };
-        self.servers.insert(
-            skey.clone(),
-            ServerEntry {
-                tx: ServerTx::new(tx_kind(&msg), from.transport.is_reliable()),
-                request: msg.clone(),
-                source: from,
-                call: None,
-            },
-        );
-        let (via, branch) = self.new_via();
-        msg.prepend_header("Via", via);
-        msg.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        let reliable = from.transport.is_reliable();
+        self.txns
+            .insert_server(skey.clone(), msg.clone(), from, reliable, None);
+        let (via, _) = self.new_via();
+        msg.prepend_header(VIA, via);
+        msg.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         if method == Method::Register {
             let hostport = super::core::fmt_hostport(self.cfg.local);
             self.registrar
                 .rewrite_register(&skey, &mut msg, from, &hostport, now);
         }
-        let client_key = format!("{branch}|{}", method.as_str());
         self.send_request(
-            client_key,
             msg,
             upstream,
             Purpose::Proxied { server_key: skey },
@@ -295,34 +274,4 @@ impl B2bua {
             now,
         );
     }
-}
-
-/// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same branch, To from the response.
-fn ack_for_non_2xx(invite: &SipMessage, resp: &SipMessage) -> SipMessage {
-    let mut ack = SipMessage {
-        start: invite.start.clone(),
-        headers: Vec::new(),
-        body: bytes::Bytes::new(),
-    };
-    if let crate::sip::StartLine::Request { method, .. } = &mut ack.start {
-        *method = Method::Ack;
-    }
-    if let Some(v) = invite.header_values("Via").first() {
-        ack.push_header("Via", v.to_string());
-    }
-    ack.push_header("Max-Forwards", "70");
-    for r in invite.header_values("Route") {
-        ack.push_header("Route", r.to_string());
-    }
-    for name in ["From", "Call-ID"] {
-        if let Some(v) = invite.header(name) {
-            ack.push_header(name, v.to_string());
-        }
-    }
-    if let Some(to) = resp.header("To") {
-        ack.push_header("To", to.to_string());
-    }
-    let num = invite.cseq().map(|(n, _)| n).unwrap_or(1);
-    ack.push_header("CSeq", format!("{num} ACK"));
-    ack
 }

@@ -3,15 +3,16 @@
 use std::time::Instant;
 
 use crate::base::CallEvent;
-use crate::sip::transaction::ServerTx;
+use crate::sip::names::{CONTACT, FROM, MAX_FORWARDS, TO};
 use crate::sip::transport::Peer;
+use crate::sip::txn::{ClientKey, ServerKey};
 use crate::sip::{Method, SipMessage};
 
-use super::anchor::anchor_sdp;
+use super::anchor::{SdpState, anchor_sdp};
 use super::call::{Call, CallState, Outcome, PendingAck};
 use super::core::request_uri;
 use super::dialog::{Dialog, without_tag};
-use super::entries::{Purpose, ServerEntry, server_key};
+use super::entries::Purpose;
 use super::headers::{copy_end_to_end, has_sdp};
 use super::{B2bua, Leg};
 
@@ -55,7 +56,7 @@ impl B2bua {
             return refuse(self, 483, "Too Many Hops");
         }
         let (Some(call_id), Some(key_a), Some((cseq, _))) =
-            (msg.call_id(), server_key(&msg), msg.cseq())
+            (msg.call_id(), ServerKey::of_request(&msg), msg.cseq())
         else {
             return refuse(self, 400, "Bad Request");
         };
@@ -63,7 +64,7 @@ impl B2bua {
             return refuse(self, 482, "Loop Detected");
         }
         let (Some(from_v), Some(to_v), Some(ruri)) =
-            (msg.header("From"), msg.header("To"), request_uri(&msg))
+            (msg.header(FROM), msg.header(TO), request_uri(&msg))
         else {
             return refuse(self, 400, "Bad Request");
         };
@@ -94,7 +95,7 @@ impl B2bua {
                 self.token(12),
             ),
         };
-        let b = Dialog {
+        let mut b = Dialog {
             call_id: b_call_id,
             local_tag: b_tag,
             remote_tag: None,
@@ -107,56 +108,39 @@ impl B2bua {
         };
         tracing::info!(call_id = %a.call_id, peer = %from, b_call_id = %b.call_id, "new call");
 
-        // Server transaction for the caller's INVITE, answered 100 at once.
+        // Server transaction for the caller's INVITE, answered 100 at once. Its final responses
+        // are retransmitted until the ACK even over TCP (not `reliable`).
         let trying = SipMessage::response_to(&msg, 100, "Trying");
-        let mut entry = ServerEntry {
-            tx: ServerTx::new(crate::sip::transaction::TxKind::Invite, false),
-            request: msg.clone(),
-            source: from,
-            call: Some((key, Leg::A)),
-        };
-        let bytes = trying.to_bytes();
-        entry
-            .tx
-            .on_send_response(100, bytes.clone(), now, &self.cfg.timers);
-        self.servers.insert(key_a.clone(), entry);
-        self.metrics.record_sip_out_response(100);
-        self.send_raw(from, bytes);
+        self.txns
+            .insert_server(key_a.clone(), msg.clone(), from, false, Some((key, Leg::A)));
+        if let Some(transmit) = self.txns.respond(&key_a, &trying, now) {
+            self.metrics.record_sip_out_response(100);
+            self.send_raw(transmit.to, transmit.bytes);
+        }
 
-        let mut call = Call {
-            a,
-            b,
-            state: CallState::Inviting,
-            a_invite_key: key_a.clone(),
-            b_invite_branch: String::new(),
-            pending_acks: Vec::new(),
-            answered: None,
-            has_media: false,
-            sdp_state: Default::default(),
-            recording: false,
-            session_deadline: None,
-            modules: Vec::new(),
-            collectors: self
-                .resolver
-                .resolve(&resolve_as)
-                .iter()
-                .map(super::codes::CallCollector::new)
-                .collect(),
+        let collectors: Vec<_> = self
+            .resolver
+            .resolve(&resolve_as)
+            .iter()
+            .map(super::codes::CallCollector::new)
+            .collect();
+        let mut sdp_state = SdpState {
+            suppress: super::codes::suppress_bindings(&collectors),
+            ..SdpState::default()
         };
-        call.sdp_state.suppress = super::codes::suppress_bindings(&call.collectors);
-        let body = if has_sdp(&msg) {
-            call.has_media = true;
+        let has_media = has_sdp(&msg);
+        let body = if has_media {
             match anchor_sdp(
                 self.media.as_mut(),
                 self.cfg.media_ip,
                 key,
                 Leg::A,
                 &msg.body,
-                &mut call.sdp_state,
+                &mut sdp_state,
             ) {
                 Ok(b) => b,
                 Err(err) => {
-                    tracing::warn!(call_id = %call.a.call_id, error = %err, "cannot anchor offer");
+                    tracing::warn!(call_id = %a.call_id, error = %err, "cannot anchor offer");
                     self.media.release_call(key);
                     let code = match err {
                         super::anchor::AnchorError::Sdp(_) => 488,
@@ -172,12 +156,29 @@ impl B2bua {
         };
         let (via, branch) = self.new_via();
         let contact = self.contact();
-        let mut invite = call.b.request(Method::Invite, via, &contact, Some(cseq));
-        invite.set_header("Max-Forwards", max_forwards.saturating_sub(1).to_string());
+        let mut invite = b.request(Method::Invite, via, &contact, Some(cseq));
+        invite.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         copy_end_to_end(&msg, &mut invite, &[]);
         invite.body = body.into();
-        let client_key = format!("{branch}|INVITE");
-        call.b_invite_branch = client_key.clone();
+        let mut call = Call {
+            a,
+            b,
+            state: CallState::Inviting,
+            a_invite_key: key_a.clone(),
+            b_invite_branch: ClientKey {
+                branch,
+                method: Method::Invite,
+            },
+            pending_acks: Vec::new(),
+            answered: None,
+            has_media: false,
+            sdp_state,
+            recording: false,
+            session_deadline: None,
+            modules: Vec::new(),
+            collectors,
+        };
+        call.has_media = has_media;
         let started = CallEvent::CallStarted {
             from: call.a.remote_uri.clone(),
             to: call.a.local_uri.clone(),
@@ -194,7 +195,6 @@ impl B2bua {
         self.metrics.call_started();
         self.event(&call_id, started);
         self.send_request(
-            client_key,
             invite,
             b_peer,
             Purpose::InitialInvite { server_key: key_a },
@@ -206,19 +206,19 @@ impl B2bua {
     /// Sends a final (or provisional) response on the caller's INVITE transaction.
     pub(super) fn send_final_to_a(
         &mut self,
-        server_key: &str,
+        server_key: &ServerKey,
         code: u16,
         reason: &str,
         to_tag: Option<&str>,
         now: Instant,
     ) {
-        let Some(entry) = self.servers.get(server_key) else {
+        let Some(entry) = self.txns.server(server_key) else {
             return;
         };
-        if entry.tx.has_final() {
+        if entry.has_final() {
             return;
         }
-        let mut resp = SipMessage::response_to(&entry.request, code, reason);
+        let mut resp = SipMessage::response_to(entry.request(), code, reason);
         if let Some(tag) = to_tag {
             add_to_tag(&mut resp, tag);
         }
@@ -226,27 +226,25 @@ impl B2bua {
     }
 
     /// Sends `resp` on server transaction `key`, recording it for retransmissions.
-    pub(super) fn send_on_server(&mut self, key: &str, mut resp: SipMessage, now: Instant) {
-        let timers = self.cfg.timers;
-        let Some(entry) = self.servers.get_mut(key) else {
+    pub(super) fn send_on_server(&mut self, key: &ServerKey, mut resp: SipMessage, now: Instant) {
+        let Some(source) = self.txns.server(key).map(|entry| entry.source()) else {
             return;
         };
-        super::headers::adapt_to_transport(&mut resp, entry.source.transport);
-        let code = resp.status().unwrap_or(500);
-        let bytes = resp.to_bytes();
-        entry.tx.on_send_response(code, bytes.clone(), now, &timers);
-        let to = entry.source;
-        self.metrics.record_sip_out_response(code);
-        self.send_raw(to, bytes);
-        self.schedule_server(key);
+        super::headers::adapt_to_transport(&mut resp, source.transport);
+        let Some(transmit) = self.txns.respond(key, &resp, now) else {
+            return;
+        };
+        self.metrics
+            .record_sip_out_response(resp.status().unwrap_or(500));
+        self.send_raw(transmit.to, transmit.bytes);
     }
 
     /// A response from the PBX to our initial INVITE.
     pub(super) fn on_initial_invite_response(
         &mut self,
         key: super::CallKey,
-        server_key: String,
-        client_key: String,
+        server_key: ServerKey,
+        client_key: ClientKey,
         resp: SipMessage,
         now: Instant,
     ) {
@@ -285,9 +283,9 @@ impl B2bua {
             call.state = CallState::Answered;
             call.answered = Some(now);
             let from_cseq = self
-                .servers
-                .get(&server_key)
-                .and_then(|e| e.request.cseq())
+                .txns
+                .server(&server_key)
+                .and_then(|e| e.request().cseq())
                 .map(|(n, _)| n)
                 .unwrap_or(0);
             let to_cseq = resp.cseq().map(|(n, _)| n).unwrap_or(0);
@@ -337,17 +335,17 @@ impl B2bua {
     /// response `resp` the other leg sent: same status, end-to-end headers and body.
     pub(super) fn relayed_response(
         &self,
-        server_key: &str,
+        server_key: &ServerKey,
         resp: &SipMessage,
     ) -> Option<SipMessage> {
-        let entry = self.servers.get(server_key)?;
+        let entry = self.txns.server(server_key)?;
         let (code, reason) = match &resp.start {
             crate::sip::StartLine::Response { code, reason } => (*code, reason.clone()),
             crate::sip::StartLine::Request { .. } => return None,
         };
-        let mut out = SipMessage::response_to(&entry.request, code, &reason);
-        if resp.header("Contact").is_some() {
-            out.push_header("Contact", self.contact());
+        let mut out = SipMessage::response_to(entry.request(), code, &reason);
+        if resp.header(CONTACT).is_some() {
+            out.push_header(CONTACT, self.contact());
         }
         copy_end_to_end(resp, &mut out, &[]);
         out.body = resp.body.clone();
@@ -360,7 +358,7 @@ pub(super) fn add_to_tag(resp: &mut SipMessage, tag: &str) {
     if resp.to_tag().is_some() {
         return;
     }
-    if let Some(to) = resp.header("To").map(str::to_string) {
-        resp.set_header("To", format!("{to};tag={tag}"));
+    if let Some(to) = resp.header(TO).map(str::to_string) {
+        resp.set_header(TO, format!("{to};tag={tag}"));
     }
 }

@@ -22,7 +22,6 @@ mod indialog;
 mod invite;
 mod io;
 mod registrar;
-pub mod screening;
 mod session_timer;
 #[cfg(test)]
 mod sim;
@@ -31,7 +30,6 @@ mod teardown;
 #[cfg(test)]
 mod tests;
 mod timers;
-mod tx_timers;
 
 pub use self::call::{CallState, Outcome};
 pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};

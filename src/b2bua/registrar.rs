@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::sip::names::{CONTACT, EXPIRES, TO};
 use crate::sip::transport::Peer;
+use crate::sip::txn::ServerKey;
 use crate::sip::{NameAddr, SipMessage, SipUri};
 
 /// A phone registered through the proxy.
@@ -33,7 +35,7 @@ pub(super) struct Binding {
 pub(super) struct Registrar {
     bindings: HashMap<String, Binding>,
     /// Per forwarded REGISTER (server transaction key): (binding id, candidate binding).
-    pending: HashMap<String, Vec<(String, Binding)>>,
+    pending: HashMap<ServerKey, Vec<(String, Binding)>>,
 }
 
 /// FNV-1a, stable across restarts (the PBX keeps our Contact while the proxy restarts).
@@ -62,7 +64,7 @@ impl Registrar {
     /// received from `source`), so the PBX reaches the phone through `proxy_hostport`.
     pub(super) fn rewrite_register(
         &mut self,
-        key: &str,
+        key: &ServerKey,
         msg: &mut SipMessage,
         source: Peer,
         proxy_hostport: &str,
@@ -70,17 +72,13 @@ impl Registrar {
     ) {
         self.prune(now);
         let Some(aor) = msg
-            .header("To")
+            .header(TO)
             .and_then(|to| NameAddr::parse(to).ok())
             .map(|na| na.uri)
         else {
             return;
         };
-        let contacts: Vec<String> = msg
-            .header_values("Contact")
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let contacts: Vec<String> = msg.contacts().into_iter().map(str::to_string).collect();
         if contacts.is_empty() || contacts.iter().any(|c| c.trim() == "*") {
             return; // a query or a remove-all passes unchanged
         }
@@ -112,16 +110,21 @@ impl Registrar {
             na.uri = format!("sip:{user}-{id}@{proxy_hostport}{transport}");
             rewritten.push(na.to_string());
         }
-        msg.remove_header("Contact");
+        msg.remove_header(CONTACT);
         for value in rewritten {
-            msg.push_header("Contact", value);
+            msg.push_header(CONTACT, value);
         }
-        self.pending.insert(key.to_string(), candidates);
+        self.pending.insert(key.clone(), candidates);
     }
 
     /// The PBX answered the REGISTER of server transaction `key`: a 2xx grants (or with
     /// expires 0 removes) the bindings; the response's Contacts are given back their originals.
-    pub(super) fn on_register_response(&mut self, key: &str, resp: &mut SipMessage, now: Instant) {
+    pub(super) fn on_register_response(
+        &mut self,
+        key: &ServerKey,
+        resp: &mut SipMessage,
+        now: Instant,
+    ) {
         let code = resp.status().unwrap_or(0);
         if code < 200 {
             return;
@@ -133,12 +136,12 @@ impl Registrar {
             return;
         }
         let default_expires = resp
-            .header("Expires")
+            .header(EXPIRES)
             .and_then(|e| e.trim().parse::<u64>().ok())
             .unwrap_or(3600);
         let mut granted: HashMap<String, u64> = HashMap::new();
         let mut restored = Vec::new();
-        for value in resp.header_values("Contact") {
+        for value in resp.contacts() {
             let Ok(mut na) = NameAddr::parse(value) else {
                 restored.push(value.to_string());
                 continue;
@@ -175,9 +178,9 @@ impl Registrar {
             }
         }
         if !restored.is_empty() {
-            resp.remove_header("Contact");
+            resp.remove_header(CONTACT);
             for value in restored {
-                resp.push_header("Contact", value);
+                resp.push_header(CONTACT, value);
             }
         }
     }
@@ -190,7 +193,7 @@ impl Registrar {
     }
 
     /// A forwarded REGISTER got no answer: forget its candidates.
-    pub(super) fn forget_pending(&mut self, key: &str) {
+    pub(super) fn forget_pending(&mut self, key: &ServerKey) {
         self.pending.remove(key);
     }
 
@@ -210,6 +213,18 @@ mod tests {
         SipMessage::parse(text.as_bytes()).unwrap()
     }
 
+    /// A distinct server transaction key per forwarded REGISTER.
+    fn key(n: u32) -> ServerKey {
+        ServerKey::Rfc3261 {
+            branch: format!("z9hG4bKr{n}"),
+            sent_by: crate::sip::txn::SentBy {
+                host: "10.0.0.5".into(),
+                port: Some(5060),
+            },
+            method: crate::sip::Method::Register,
+        }
+    }
+
     fn ok_for(req: &SipMessage) -> SipMessage {
         let mut resp = SipMessage::response_to(req, 200, "OK");
         for c in req.header_values("Contact") {
@@ -224,14 +239,14 @@ mod tests {
         let now = Instant::now();
         let phone = Peer::udp("198.51.100.7:40123".parse().unwrap());
         let mut req = register("<sip:alice@10.0.0.5:5060>;expires=600");
-        reg.rewrite_register("k1", &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(&key(1), &mut req, phone, "192.0.2.1:5060", now);
         let contact = req.header("Contact").unwrap().to_string();
         assert!(contact.starts_with("<sip:alice-"), "{contact}");
         assert!(contact.contains("@192.0.2.1:5060>"), "{contact}");
         assert!(contact.contains("expires=600"), "{contact}");
 
         let mut resp = ok_for(&req);
-        reg.on_register_response("k1", &mut resp, now);
+        reg.on_register_response(&key(1), &mut resp, now);
         assert_eq!(
             resp.header("Contact"),
             Some("<sip:alice@10.0.0.5:5060>;expires=600")
@@ -253,23 +268,23 @@ mod tests {
         let now = Instant::now();
         let phone = Peer::udp("198.51.100.7:40123".parse().unwrap());
         let mut req = register("<sip:alice@10.0.0.5:5060>");
-        reg.rewrite_register("k1", &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(&key(1), &mut req, phone, "192.0.2.1:5060", now);
         let ruri = NameAddr::parse(req.header("Contact").unwrap()).unwrap().uri;
         let mut resp = ok_for(&req);
-        reg.on_register_response("k1", &mut resp, now);
+        reg.on_register_response(&key(1), &mut resp, now);
         assert_eq!(reg.len(), 1);
 
         let mut req = register("<sip:alice@10.0.0.5:5060>;expires=0");
-        reg.rewrite_register("k2", &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(&key(2), &mut req, phone, "192.0.2.1:5060", now);
         let mut resp = ok_for(&req);
-        reg.on_register_response("k2", &mut resp, now);
+        reg.on_register_response(&key(2), &mut resp, now);
         assert!(reg.lookup(&ruri, now).is_none());
         assert_eq!(reg.len(), 0);
 
         let mut req = register("<sip:alice@10.0.0.5:5060>");
-        reg.rewrite_register("k3", &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(&key(3), &mut req, phone, "192.0.2.1:5060", now);
         let mut challenge = SipMessage::response_to(&req, 401, "Unauthorized");
-        reg.on_register_response("k3", &mut challenge, now);
+        reg.on_register_response(&key(3), &mut challenge, now);
         assert_eq!(reg.len(), 0, "a challenge binds nothing");
     }
 

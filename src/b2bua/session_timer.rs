@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::sip::SipMessage;
+use crate::sip::names::SESSION_EXPIRES;
 
 use super::call::Outcome;
 use super::timers::TimerRef;
@@ -16,7 +17,7 @@ const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
 
 /// The negotiated interval of a 2xx response's `Session-Expires` (`1800;refresher=uac`).
 pub(super) fn session_interval(resp: &SipMessage) -> Option<Duration> {
-    let value = resp.header("Session-Expires")?;
+    let value = resp.header(SESSION_EXPIRES)?;
     let secs: u64 = value.split(';').next()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs).max(MIN_SESSION_EXPIRES))
 }

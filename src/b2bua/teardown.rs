@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::base::CallEvent;
 use crate::sip::Method;
+use crate::sip::names::REASON;
 
 use super::call::{CallState, Outcome};
 use super::entries::Purpose;
@@ -54,7 +55,7 @@ impl B2bua {
 
     /// Sends a BYE of our own on one leg of a call (responses are consumed).
     pub(super) fn send_bye(&mut self, key: CallKey, leg: Leg, reason: &str, now: Instant) {
-        let (via, branch) = self.new_via();
+        let (via, _) = self.new_via();
         let contact = self.contact();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -64,9 +65,9 @@ impl B2bua {
             return;
         }
         let mut bye = dialog.request(Method::Bye, via, &contact, None);
-        bye.push_header("Reason", format!("SIP;cause=200;text=\"{reason}\""));
+        bye.push_header(REASON, format!("SIP;cause=200;text=\"{reason}\""));
         let dest = dialog.peer;
-        self.send_request(format!("{branch}|BYE"), bye, dest, Purpose::Own, None, now);
+        self.send_request(bye, dest, Purpose::Own, None, now);
     }
 
     /// Media stopped flowing for the configured time: hang up both legs.

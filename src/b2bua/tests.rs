@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::media::{CallKey, InspectorConfig, MediaControl, MediaError, PortPair, StreamPorts};
 use crate::metrics::Metrics;
 use crate::sip::SipMessage;
-use crate::sip::transaction::Timers;
 use crate::sip::transport::Peer;
+use crate::sip::txn::Timers;
 
 use super::{B2bua, CoreConfig, Input, Leg, Output};
 

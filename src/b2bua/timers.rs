@@ -1,16 +1,19 @@
-//! A lazy timer queue: entries name a transaction; stale entries are skipped when they fire.
+//! The core's clock: a lazy queue of call-level deadlines (digit collectors, session timers),
+//! and the loop that runs them together with the transaction layer's timers, earliest first.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// What a queued deadline refers to.
+use crate::sip::txn::TxEvent;
+
+use super::B2bua;
+use super::call::Outcome;
+use super::entries::{ClientData, ServerData};
+
+/// What a queued call-level deadline refers to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum TimerRef {
-    /// A server transaction by key.
-    Server(String),
-    /// A client transaction by branch.
-    Client(String),
     /// The metaflow digit collectors of a call.
     Collector(u64),
     /// The RFC 4028 session deadline of a call.
@@ -42,6 +45,60 @@ impl TimerQueue {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, r))| r),
             _ => None,
+        }
+    }
+}
+
+impl B2bua {
+    /// Runs every timer due at `now`.
+    pub(super) fn handle_timers(&mut self, now: Instant) {
+        self.fire_timers(now);
+        self.publish_sizes();
+    }
+
+    /// Runs due call-level and transaction timers in deadline order (transactions first on a
+    /// tie), so that what a time-out triggers happens in the order the deadlines fell.
+    fn fire_timers(&mut self, now: Instant) {
+        loop {
+            let call_due = self.timers.next().filter(|at| *at <= now);
+            let tx_due = self.txns.poll_timeout().filter(|at| *at <= now);
+            match (tx_due, call_due) {
+                (Some(tx), Some(call)) if call < tx => self.fire_call_timer(now),
+                (Some(_), _) => {
+                    if let Some(event) = self.txns.handle_timeout(now) {
+                        self.on_tx_event(event, now);
+                    }
+                }
+                (None, Some(_)) => self.fire_call_timer(now),
+                (None, None) => break,
+            }
+        }
+    }
+
+    fn fire_call_timer(&mut self, now: Instant) {
+        match self.timers.pop_due(now) {
+            Some(TimerRef::Collector(call)) => self.collector_timer(call, now),
+            Some(TimerRef::Session(call)) => self.session_timer(call, now),
+            Some(TimerRef::Module(call, id)) => self.module_timer(call, id, now),
+            None => {}
+        }
+    }
+
+    /// Acts on what a transaction timer asks for.
+    fn on_tx_event(&mut self, event: TxEvent<ServerData, ClientData>, now: Instant) {
+        match event {
+            TxEvent::Send(transmit) => self.send_raw(transmit.to, transmit.bytes),
+            TxEvent::ClientTimeout { request, data, .. } => {
+                self.on_client_timeout(&request, data, now);
+            }
+            TxEvent::ServerAckTimeout { code, data, .. } => {
+                if let Some((call, _)) = data
+                    && (200..300).contains(&code)
+                {
+                    // The caller never acknowledged our 2xx: end both dialogs (§13.3.1.4).
+                    self.terminate_call(call, Outcome::Failed, "no ACK", now);
+                }
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use super::validate::Rejection;
+
 /// Why a SIP message, header value or URI could not be parsed.
 ///
 /// Each variant names the defect so that logs say what a peer sent wrong.
@@ -74,31 +76,6 @@ pub enum ParseError {
     /// A `;name=value` parameter list is malformed.
     #[error("malformed parameter: {0}")]
     BadParam(String),
-}
-
-/// A request that must be refused, with the status a proxy answers it with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// Status code to answer with (400, 416, 505...).
-    pub code: u16,
-    /// Reason phrase explaining the defect.
-    pub reason: String,
-}
-
-impl Rejection {
-    /// Builds a rejection with the given code and reason.
-    pub fn new(code: u16, reason: impl Into<String>) -> Rejection {
-        Rejection {
-            code,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.reason)
-    }
 }
 
 impl ParseError {

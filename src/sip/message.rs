@@ -7,6 +7,10 @@ use super::error::ParseError;
 use super::header::{Header, canonical_ref, is_list_header, is_named, split_list};
 use super::method::Method;
 use super::name_addr::NameAddr;
+use super::names::{
+    CALL_ID, CONTACT, CONTENT_LENGTH, CONTENT_TYPE, CSEQ, FROM, MAX_FORWARDS, RECORD_ROUTE, ROUTE,
+    TO, VIA,
+};
 use super::parse;
 use super::via::Via;
 
@@ -68,7 +72,7 @@ impl SipMessage {
         let length = self.body.len().to_string();
         let mut wrote_length = false;
         for header in &self.headers {
-            let value = if is_named(&header.name, "Content-Length") {
+            let value = if is_named(&header.name, CONTENT_LENGTH) {
                 wrote_length = true;
                 length.as_str()
             } else {
@@ -186,17 +190,17 @@ impl SipMessage {
 
     /// The Call-ID value.
     pub fn call_id(&self) -> Option<&str> {
-        self.header("Call-ID")
+        self.header(CALL_ID)
     }
 
     /// CSeq number and method, if the header is well formed.
     pub fn cseq(&self) -> Option<(u32, Method)> {
-        parse_cseq(self.header("CSeq")?)
+        parse_cseq(self.header(CSEQ)?)
     }
 
     /// Max-Forwards as a number, if present and numeric.
     pub fn max_forwards(&self) -> Option<u32> {
-        let value = self.header("Max-Forwards")?;
+        let value = self.header(MAX_FORWARDS)?;
         value
             .bytes()
             .all(|b| b.is_ascii_digit())
@@ -206,12 +210,12 @@ impl SipMessage {
 
     /// The topmost Via hop, if present and well formed.
     pub fn top_via(&self) -> Option<Via> {
-        Via::parse(self.header_values("Via").first()?).ok()
+        Via::parse(self.header_values(VIA).first()?).ok()
     }
 
     /// Every Via hop, top first; malformed entries are skipped.
     pub fn vias(&self) -> Vec<Via> {
-        self.header_values("Via")
+        self.header_values(VIA)
             .into_iter()
             .filter_map(|v| Via::parse(v).ok())
             .collect()
@@ -219,12 +223,12 @@ impl SipMessage {
 
     /// The From header parsed as an address.
     pub fn from_addr(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.header("From")?).ok()
+        NameAddr::parse(self.header(FROM)?).ok()
     }
 
     /// The To header parsed as an address.
     pub fn to_addr(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.header("To")?).ok()
+        NameAddr::parse(self.header(TO)?).ok()
     }
 
     /// The From tag.
@@ -237,9 +241,29 @@ impl SipMessage {
         self.to_addr()?.tag().map(str::to_string)
     }
 
+    /// The first Contact parsed as an address (a target refresh names one).
+    pub fn contact_addr(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.header(CONTACT)?).ok()
+    }
+
+    /// Every Contact value, in order (REGISTER may carry several, or `*`).
+    pub fn contacts(&self) -> Vec<&str> {
+        self.header_values(CONTACT)
+    }
+
+    /// Every Record-Route value, top first (a dialog's route set is built from them).
+    pub fn record_routes(&self) -> Vec<&str> {
+        self.header_values(RECORD_ROUTE)
+    }
+
+    /// Every Route value, top first.
+    pub fn routes(&self) -> Vec<&str> {
+        self.header_values(ROUTE)
+    }
+
     /// The Content-Type value.
     pub fn content_type(&self) -> Option<&str> {
-        self.header("Content-Type")
+        self.header(CONTENT_TYPE)
     }
 
     /// Builds a response to `req` carrying copies of its Via, From, To, Call-ID
@@ -248,10 +272,10 @@ impl SipMessage {
         let mut headers: Vec<Header> = req
             .headers
             .iter()
-            .filter(|h| is_named(&h.name, "Via"))
+            .filter(|h| is_named(&h.name, VIA))
             .cloned()
             .collect();
-        for name in ["From", "To", "Call-ID", "CSeq"] {
+        for name in [FROM, TO, CALL_ID, CSEQ] {
             headers.extend(
                 req.headers
                     .iter()

@@ -345,3 +345,28 @@ fn hand_built_lowercase_names_are_recognised() {
     assert_eq!(wire.matches("ength: ").count(), 1, "{wire}");
     assert!(wire.contains("content-length: 2\r\n"));
 }
+
+#[test]
+fn route_and_contact_accessors_split_lists_in_order() {
+    let mut m = invite();
+    m.push_header("Record-Route", "<sip:p1.example;lr>, <sip:p2.example;lr>");
+    m.push_header("rOUTE", "<sip:r1.example;lr>");
+    m.push_header("m", "<sip:alice@10.0.0.9>");
+    assert_eq!(
+        m.record_routes(),
+        vec!["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
+    );
+    assert_eq!(m.routes(), vec!["<sip:r1.example;lr>"]);
+    assert_eq!(
+        m.contacts(),
+        vec!["<sip:alice@10.0.0.1>", "<sip:alice@10.0.0.9>"]
+    );
+    assert_eq!(
+        m.contact_addr().map(|c| c.uri),
+        Some("sip:alice@10.0.0.1".to_string())
+    );
+    assert_eq!(
+        SipMessage::request(Method::Bye, "sip:x").contact_addr(),
+        None
+    );
+}

@@ -1,7 +1,7 @@
 //! SIP request methods.
 
 /// A SIP request method; unknown methods are kept verbatim in `Other`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     /// Session setup (RFC 3261).
     Invite,

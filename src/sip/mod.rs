@@ -7,6 +7,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 pub mod name_addr;
+pub mod names;
 pub mod params;
 pub mod parse;
 pub mod uri;
@@ -14,13 +15,13 @@ pub mod validate;
 pub mod via;
 
 pub mod tcp;
-pub mod transaction;
 pub mod transport;
+pub mod txn;
 
 #[cfg(test)]
 mod message_tests;
 
-pub use error::{ParseError, Rejection};
+pub use error::ParseError;
 pub use header::{Header, canonical_name, canonical_ref, is_list_header, split_list};
 pub use message::{SipMessage, StartLine, parse_cseq};
 pub use method::{Method, is_token};
@@ -28,4 +29,5 @@ pub use name_addr::NameAddr;
 pub use params::{Params, find_param, parse_params};
 pub use parse::{MAX_HEADERS, MAX_MESSAGE_SIZE};
 pub use uri::{SipUri, unescape};
+pub use validate::Rejection;
 pub use via::{BRANCH_MAGIC_COOKIE, Via};

@@ -7,6 +7,7 @@ use super::error::{ParseError, excerpt};
 use super::header::{Header, canonical_name, is_named};
 use super::message::{SipMessage, StartLine};
 use super::method::{Method, is_token};
+use super::names::CONTENT_LENGTH;
 use super::uri::has_scheme;
 
 /// Largest message accepted, in bytes (head plus body).
@@ -171,7 +172,7 @@ fn parse_head(head: &[u8]) -> Result<(StartLine, Vec<Header>), ParseError> {
     // also re-parses after a round trip (found by fuzzing).
     let has_length = headers
         .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("Content-Length"));
+        .any(|h| h.name.eq_ignore_ascii_case(CONTENT_LENGTH));
     if !has_length && headers.len() >= MAX_HEADERS {
         return Err(ParseError::TooManyHeaders { max: MAX_HEADERS });
     }
@@ -240,10 +241,7 @@ fn check_version(version: &str) -> Result<(), ParseError> {
 /// non-negative decimal number.
 fn content_length(headers: &[Header]) -> Result<Option<usize>, ParseError> {
     let mut first = None;
-    for header in headers
-        .iter()
-        .filter(|h| is_named(&h.name, "Content-Length"))
-    {
+    for header in headers.iter().filter(|h| is_named(&h.name, CONTENT_LENGTH)) {
         let value = header.value.as_str();
         let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
         let length = value

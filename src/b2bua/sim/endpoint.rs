@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::sip::SipMessage;
-use crate::sip::transaction::Timers;
+use crate::sip::txn::Timers;
 
 use super::dialog::UaDialog;
 use super::sip;

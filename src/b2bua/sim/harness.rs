@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::base::CallEvent;
 use crate::metrics::Metrics;
 use crate::sip::SipMessage;
-use crate::sip::transaction::Timers;
 use crate::sip::transport::{Peer, Transport};
+use crate::sip::txn::Timers;
 
 use super::super::{B2bua, CoreConfig, Input, Output, StaticMetaflows};
 use super::endpoint::Endpoint;

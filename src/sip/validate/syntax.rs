@@ -1,15 +1,19 @@
-//! Checks a proxy applies to a parsed message before acting on it
-//! (RFC 3261 §16.3 "request validation", plus defects from RFC 4475).
+//! Syntax: whether a parsed message is well formed enough to act on (RFC 3261 §16.3 "request
+//! validation", plus defects from RFC 4475). These answer without a To tag.
 
-use super::error::Rejection;
-use super::header::{is_named, split_list};
-use super::message::{SipMessage, StartLine, parse_cseq};
-use super::name_addr::NameAddr;
-use super::uri::SipUri;
-use super::via::Via;
+use crate::sip::header::{is_named, split_list};
+use crate::sip::message::{SipMessage, StartLine, parse_cseq};
+use crate::sip::name_addr::NameAddr;
+use crate::sip::names::{
+    CALL_ID, CONTACT, CONTENT_LENGTH, CSEQ, DATE, FROM, MAX_FORWARDS, TO, VIA,
+};
+use crate::sip::uri::SipUri;
+use crate::sip::via::Via;
+
+use super::Rejection;
 
 /// Headers that must appear exactly once in every request and response.
-const SINGLE: &[&str] = &["Call-ID", "CSeq", "From", "To"];
+const SINGLE: &[&str] = &[CALL_ID, CSEQ, FROM, TO];
 /// Request-URI schemes this proxy can route.
 const ROUTABLE_SCHEMES: &[&str] = &["sip", "sips", "tel"];
 
@@ -22,7 +26,8 @@ impl SipMessage {
     /// headers present once and well formed, CSeq method equal to the request
     /// method, Max-Forwards numeric (0..=255), consistent Content-Length, a GMT
     /// Date. The SIP version was already enforced by the parser (see
-    /// [`super::ParseError::rejection`], which yields 505).
+    /// [`crate::sip::ParseError::rejection`], which yields 505). The proxy's own policy comes
+    /// on top in [`super::check_request`].
     pub fn validate_request(&self) -> Result<(), Rejection> {
         let StartLine::Request { method, uri } = &self.start else {
             return Err(bad("Not a request"));
@@ -30,22 +35,22 @@ impl SipMessage {
         check_request_uri(uri)?;
         self.validate_common()?;
         let (_, cseq_method) = self
-            .header("CSeq")
+            .header(CSEQ)
             .and_then(parse_cseq)
             .ok_or_else(|| bad("Malformed CSeq"))?;
         if &cseq_method != method {
             return Err(bad("CSeq method mismatch"));
         }
-        if self.header_count("Max-Forwards") > 1 {
+        if self.header_count(MAX_FORWARDS) > 1 {
             return Err(bad("Duplicate Max-Forwards"));
         }
-        if let Some(value) = self.header("Max-Forwards") {
+        if let Some(value) = self.header(MAX_FORWARDS) {
             match self.max_forwards() {
                 Some(hops) if hops <= 255 => {}
                 _ => return Err(bad(format!("Invalid Max-Forwards: {value}"))),
             }
         }
-        for contact in self.raw_list("Contact") {
+        for contact in self.raw_list(CONTACT) {
             if contact != "*" && NameAddr::parse(contact).is_err() {
                 return Err(bad("Malformed Contact"));
             }
@@ -64,7 +69,7 @@ impl SipMessage {
     }
 
     fn validate_common(&self) -> Result<(), Rejection> {
-        let vias = self.raw_list("Via");
+        let vias = self.raw_list(VIA);
         if vias.is_empty() {
             return Err(bad("Missing Via"));
         }
@@ -78,7 +83,7 @@ impl SipMessage {
                 _ => return Err(bad(format!("Duplicate {name}"))),
             }
         }
-        for name in ["From", "To"] {
+        for name in [FROM, TO] {
             let value = self.header(name).unwrap_or_default();
             NameAddr::parse(value).map_err(|_| bad(format!("Malformed {name}")))?;
         }
@@ -86,14 +91,14 @@ impl SipMessage {
         if call_id.is_empty() || call_id.chars().any(char::is_whitespace) {
             return Err(bad("Malformed Call-ID"));
         }
-        if self.header("CSeq").and_then(parse_cseq).is_none() {
+        if self.header(CSEQ).and_then(parse_cseq).is_none() {
             return Err(bad("Malformed CSeq"));
         }
-        let lengths = self.header_values("Content-Length");
+        let lengths = self.header_values(CONTENT_LENGTH);
         if lengths.windows(2).any(|pair| pair.first() != pair.get(1)) {
             return Err(bad("Conflicting Content-Length"));
         }
-        if let Some(date) = self.header("Date")
+        if let Some(date) = self.header(DATE)
             && !date.ends_with(" GMT")
         {
             return Err(bad("Date not in GMT"));
