@@ -1,6 +1,6 @@
 //! The B2BUA-lite call core: two dialogs per call, SDP anchoring, the registration relay, the
 //! metaflow collectors and the host of metaflow modules, written as a sans-IO state machine
-//! ([`B2bua`]) driven by the application shell (`crate::app::shell`).
+//! ([`B2bua`]) driven by the application shell (the `app` folder).
 //!
 //! Data flow: everything that happens to the core is one [`Input`] given to [`B2bua::handle`]
 //! with the current time; everything it wants done leaves as an [`Output`] from
