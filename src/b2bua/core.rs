@@ -53,23 +53,33 @@ pub struct B2bua {
     pub(super) media: Box<dyn MediaControl + Send>,
     /// Every random token the core writes comes from here, so a seeded run is reproducible.
     pub(super) rng: fastrand::Rng,
+    /// The calls in progress; a call leaves this table when both its dialogs are over.
     pub(super) calls: HashMap<CallKey, Call>,
+    /// Either leg's Call-ID to its call: in-dialog requests and responses name a Call-ID, and
+    /// each leg has its own.
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
     /// Every server and client transaction, with the call, leg and purpose each belongs to.
     pub(super) txns: Transactions,
     /// Call-level deadlines (digit collectors, session timers); transactions keep their own.
     pub(super) timers: TimerQueue,
+    /// The key of the next call; keys are never reused, so a late event cannot hit a new call.
     pub(super) next_key: CallKey,
     /// The identity of the next module instance started on any call.
     pub(super) next_module_id: super::host::ModuleId,
+    /// Draining: new INVITEs are refused with 503 while calls in progress go on.
     pub(super) shutting_down: bool,
+    /// What the core decided, in order, until the shell polls it.
     pub(super) actions: std::collections::VecDeque<Output>,
+    /// Process-wide SIP and call counters (shared with `/metrics`).
     pub(super) metrics: Arc<Metrics>,
+    /// Where the metaflows of a new call come from (the API's directory, or a fixed file).
     pub(super) resolver: Box<dyn MetaflowResolver>,
+    /// Phones registered through the proxy, so the PBX's calls reach them at their real address.
     pub(super) registrar: super::registrar::Registrar,
     /// Caller Call-ID -> (PBX-side Call-ID, our From tag, until) after a 401/407, so that the
     /// retried INVITE reaches the PBX in the same dialog identity its nonce was issued for.
     pub(super) auth_retries: HashMap<String, (String, String, Instant)>,
+    /// The core's sizes and refusals for `/metrics`.
     pub(super) stats: Arc<super::stats::CoreStats>,
 }
 
