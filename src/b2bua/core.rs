@@ -237,6 +237,12 @@ impl B2bua {
             Method::Ack => self.on_ack(from, msg, now),
             _ if msg.to_tag().is_some() => self.on_in_dialog_request(from, msg, now),
             Method::Invite => self.on_new_invite(from, msg, now),
+            Method::Options if self.addressed_to_me(&msg) && self.shutting_down => {
+                // A dispatcher probing us must stop sending calls while we drain.
+                let mut resp = SipMessage::response_to(&msg, 503, "Service Unavailable");
+                resp.push_header(RETRY_AFTER, "5");
+                self.answer_out_of_dialog(from, &msg, resp, now);
+            }
             Method::Options if self.addressed_to_me(&msg) => {
                 let mut resp = SipMessage::response_to(&msg, 200, "OK");
                 resp.push_header(

@@ -87,7 +87,6 @@ fn an_options_probe_is_answered_by_the_proxy() {
 /// The product contract: while draining, OPTIONS is answered 503 so that load balancers stop
 /// sending calls.
 #[test]
-#[ignore = "bug: OPTIONS is answered 200 during shutdown; SPEC says SIGTERM drains with OPTIONS 503"]
 fn an_options_probe_during_shutdown_gets_503() {
     let mut sim = Sim::new(113);
     sim.input(Input::BeginShutdown);
