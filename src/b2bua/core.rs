@@ -278,9 +278,18 @@ impl B2bua {
         &mut self,
         from: Peer,
         req: &SipMessage,
-        resp: SipMessage,
+        mut resp: SipMessage,
         now: Instant,
     ) {
+        // RFC 3261 §8.2.6.2: every response but 100 carries a To tag. A CANCEL's answer is left
+        // alone: it should share the tag of the INVITE's answer, which is not ours to invent.
+        if resp.status().is_some_and(|code| code > 100)
+            && resp.to_tag().is_none()
+            && req.method() != Some(&Method::Cancel)
+        {
+            let tag = self.token(12);
+            super::invite::add_to_tag(&mut resp, &tag);
+        }
         self.metrics
             .record_sip_out_response(resp.status().unwrap_or(500));
         let Some(key) = ServerKey::of_request(req) else {

@@ -146,7 +146,8 @@ impl B2bua {
                         super::anchor::AnchorError::Sdp(_) => 488,
                         super::anchor::AnchorError::Media(_) => 503,
                     };
-                    self.send_final_to_a(&key_a, code, "Media Anchoring Failed", None, now);
+                    let tag = self.token(12);
+                    self.send_final_to_a(&key_a, code, "Media Anchoring Failed", Some(&tag), now);
                     self.metrics.call_refused();
                     return;
                 }

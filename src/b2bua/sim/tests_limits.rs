@@ -88,10 +88,9 @@ fn a_looped_invite_gets_482() {
     assert!(sim.take(Side::Pbx).is_empty());
 }
 
-/// RFC 3261 §8.2.6.2: a UAS adds a To tag to every response but 100 (the screening refusals
-/// do). The refusals of a new INVITE (too many calls, loop, no media ports) carry none.
+/// RFC 3261 §8.2.6.2: a UAS adds a To tag to every response but 100, refusals of a new INVITE
+/// (loop, no media ports) included.
 #[test]
-#[ignore = "bug: final responses refusing a new INVITE (503 limits, 482, 503 media) carry no To tag (RFC 3261 §8.2.6.2)"]
 fn refusals_of_a_new_invite_carry_a_to_tag() {
     let mut sim = Sim::new(104);
     let (invite, _) = sim.call_reaches_pbx();
