@@ -44,7 +44,8 @@ impl B2bua {
             .and_then(|c| c.session_deadline)
             .is_some_and(|deadline| deadline <= now);
         if expired {
-            self.terminate_call(key, Outcome::Failed, "session timer expired", now);
+            // The session was set up; it ends as an answered call whose refreshes stopped.
+            self.terminate_call(key, Outcome::Answered, "session timer expired", now);
         }
     }
 }

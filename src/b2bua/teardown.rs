@@ -94,7 +94,10 @@ impl B2bua {
         self.by_call_id.remove(&call.b.call_id);
         self.media.release_call(key);
         self.stop_recording_at_end(key, call.recording);
-        let outcome = if call.answered.is_some() && outcome != Outcome::MediaTimeout {
+        // An answered call ended normally whatever ended it, except a media timeout and a
+        // failure (a 2xx never acknowledged: the call was never set up on both sides).
+        let keep = matches!(outcome, Outcome::MediaTimeout | Outcome::Failed);
+        let outcome = if call.answered.is_some() && !keep {
             Outcome::Answered
         } else {
             outcome

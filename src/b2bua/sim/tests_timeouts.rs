@@ -70,7 +70,6 @@ fn an_unacknowledged_200_is_retransmitted_then_both_legs_get_bye() {
 /// The RFC 3261 §13.3.1.4 failure is a failed call: `Outcome::Failed` says "no response, or no
 /// ACK, in time".
 #[test]
-#[ignore = "bug: a call whose 2xx is never acknowledged is logged as outcome `answered`, not `failed`"]
 fn an_unacknowledged_call_ends_as_failed() {
     let mut sim = Sim::new(82);
     let (_, b_invite) = sim.call_reaches_pbx();
