@@ -5,6 +5,7 @@
 use crate::b2bua::{CallMetaflow, MetaflowResolver};
 use crate::base::Leg;
 use crate::sip::SipMessage;
+use crate::sip::names::FROM;
 
 /// The user and host of a SIP URI inside a header value or Request-URI.
 fn user_host(value: &str) -> Option<(String, String)> {
@@ -25,7 +26,7 @@ pub struct DirectoryMetaflows(pub crate::store::MetaflowDirectory);
 impl MetaflowResolver for DirectoryMetaflows {
     fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow> {
         let mut out = Vec::new();
-        let caller = invite.header("From").and_then(user_host);
+        let caller = invite.header(FROM).and_then(user_host);
         let callee = invite.request_uri().and_then(user_host);
         let mut caller_flows = caller
             .as_ref()
@@ -62,7 +63,7 @@ impl MetaflowResolver for DirectoryMetaflows {
     }
 
     fn account_of(&self, invite: &SipMessage) -> Option<String> {
-        let (_, host) = invite.header("From").and_then(user_host)?;
+        let (_, host) = invite.header(FROM).and_then(user_host)?;
         Some(self.0.account_for_host(&host))
     }
 }

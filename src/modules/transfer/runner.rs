@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::base::{CallEvent, Leg, Problem};
 use crate::modules::catalog::ModuleKind;
 use crate::modules::context::{CallContext, Module, Progress, RunInfo};
+use crate::sip::names::{EVENT, REFER_TO, REFERRED_BY, SUBSCRIPTION_STATE};
 use crate::sip::{Method, SipMessage};
 
 use super::MODULE_NAME;
@@ -109,8 +110,8 @@ impl Module for TransferRun {
         let referred_by = ctx.remote_uri(dialing);
         tracing::info!(call_id = %ctx.call_id(), refer_to = %refer_to, dialing = dialing.as_str(), "sending REFER");
         let headers = vec![
-            ("Refer-To", transfer.refer_to_header()),
-            ("Referred-By", referred_by.clone()),
+            (REFER_TO, transfer.refer_to_header()),
+            (REFERRED_BY, referred_by.clone()),
         ];
         self.active = Some((transfer, dialing));
         ctx.emit(CallEvent::TransferReferSent {
@@ -132,7 +133,7 @@ impl Module for TransferRun {
 
     fn claims(&self, leg: Leg, request: &SipMessage) -> bool {
         let is_refer_event = request
-            .header("Event")
+            .header(EVENT)
             .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
         is_refer_event
             && request.method() == Some(&Method::Notify)
@@ -151,7 +152,7 @@ impl Module for TransferRun {
         let Some((transfer, _)) = self.active.as_mut() else {
             return Progress::Pending;
         };
-        let step = transfer.on_notify(&request.body, request.header("Subscription-State"));
+        let step = transfer.on_notify(&request.body, request.header(SUBSCRIPTION_STATE));
         let status = parse_sipfrag(&request.body)
             .map(|(code, _)| code)
             .unwrap_or(0);
