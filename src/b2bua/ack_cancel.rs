@@ -51,13 +51,22 @@ impl B2bua {
     }
 
     /// Sends a CANCEL for our pending INVITE whose client transaction is `client_key` (same
-    /// branch, so it is a client transaction of its own told apart by its method).
+    /// branch, so it is a client transaction of its own told apart by its method). Before any
+    /// response to the INVITE the CANCEL waits (RFC 3261 §9.1: it could overtake the INVITE);
+    /// the first provisional response of a call that is ending sends it.
     pub(super) fn cancel_client_invite(&mut self, client_key: &ClientKey, now: Instant) {
         let Some(entry) = self.txns.client(client_key) else {
             return;
         };
-        if entry.has_final() {
+        if entry.has_final() || !entry.has_response() {
             return;
+        }
+        let cancel_key = ClientKey {
+            branch: client_key.branch.clone(),
+            method: Method::Cancel,
+        };
+        if self.txns.client(&cancel_key).is_some() {
+            return; // already sent, on an earlier provisional response
         }
         let cancel = cancel_for(entry.request());
         let (dest, call) = (entry.dest(), entry.data().call);

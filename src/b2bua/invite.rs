@@ -250,6 +250,15 @@ impl B2bua {
         now: Instant,
     ) {
         let code = resp.status().unwrap_or(500);
+        let ending = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state == CallState::Ending);
+        if ending && code < 200 {
+            // The caller cancelled before the PBX said anything: now our CANCEL may go.
+            self.cancel_client_invite(&client_key, now);
+            return;
+        }
         if code == 100 {
             return;
         }

@@ -75,7 +75,6 @@ fn cancel_before_any_provisional_still_ends_the_call() {
 /// for one. Otherwise it may overtake the INVITE at the PBX, which answers it 481 and rings on
 /// for a caller long gone.
 #[test]
-#[ignore = "bug: the core sends CANCEL upstream before any provisional response (RFC 3261 §9.1)"]
 fn cancel_waits_for_the_first_provisional() {
     let mut sim = Sim::new(32);
     let (invite, b_invite) = sim.call_reaches_pbx();

@@ -90,6 +90,12 @@ impl ClientTx {
         self.state == ClientState::Terminated
     }
 
+    /// Whether any response (a provisional one included) has been received: only then may a
+    /// CANCEL be sent for an INVITE (RFC 3261 §9.1).
+    pub fn has_response(&self) -> bool {
+        self.state != ClientState::Calling
+    }
+
     /// Whether a final response has been received.
     pub fn has_final(&self) -> bool {
         matches!(

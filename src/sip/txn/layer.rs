@@ -107,6 +107,11 @@ impl<C> ClientTransaction<C> {
     pub fn has_final(&self) -> bool {
         self.tx.has_final()
     }
+
+    /// Whether any response, a provisional one included, has arrived.
+    pub fn has_response(&self) -> bool {
+        self.tx.has_response()
+    }
 }
 
 /// What a received request means to the transaction layer.
