@@ -19,8 +19,8 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use metaflow_proxy::base::Leg;
 use metaflow_proxy::media::{
-    InspectorConfig, InspectorEvent, InspectorFactory, MediaConfig, MediaControl, MediaEngine,
-    PacketInspector, Verdict,
+    InspectorConfig, InspectorEvent, InspectorFactory, LatchPolicy, MediaConfig, MediaControl,
+    MediaEngine, PacketInspector, Verdict,
 };
 use metaflow_proxy::modules::record::{
     Codec, LegCodecs, RecordFormat, Recorder, RecordingInfo, StopReason,
@@ -67,6 +67,9 @@ fn anchored_call(engine: &mut MediaEngine, call: u64) -> Legs {
     let pbx_addr = pbx.local_addr().unwrap();
     let pbx_rtcp = SocketAddr::new(pbx_addr.ip(), pbx_addr.port() + 1);
     engine.set_remote(call, 0, Leg::B, pbx_addr, pbx_rtcp);
+    let phone_addr = phone.local_addr().unwrap();
+    let phone_rtcp = SocketAddr::new(phone_addr.ip(), phone_addr.port() + 1);
+    engine.set_remote(call, 0, Leg::A, phone_addr, phone_rtcp);
     Legs {
         phone,
         pbx,
@@ -136,6 +139,7 @@ fn relay_throughput(c: &mut Criterion) {
         port_max: 47999,
         media_timeout: Duration::from_secs(60),
         workers: 1,
+        latch: LatchPolicy::default(),
     };
     let mut engine = MediaEngine::new(config, events, Some(factory)).unwrap();
     let plain = anchored_call(&mut engine, PLAIN_CALL);

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use metaflow_proxy::base::Leg;
 use metaflow_proxy::media::inspect::DtmfInspector;
-use metaflow_proxy::media::{InspectorConfig, MediaConfig, MediaControl, MediaEngine, MediaEvent};
+use metaflow_proxy::media::{
+    InspectorConfig, LatchPolicy, MediaConfig, MediaControl, MediaEngine, MediaEvent,
+};
 
 /// Counts every allocation and reallocation handed to the system allocator.
 struct CountingAllocator;
@@ -152,6 +154,7 @@ fn main() {
         port_max: 46999,
         media_timeout: Duration::from_secs(60),
         workers: 1,
+        latch: LatchPolicy::default(),
     };
     let mut engine =
         MediaEngine::new(config, events, Some(DtmfInspector::factory())).expect("media engine");
@@ -163,6 +166,9 @@ fn main() {
     let pbx_addr = pbx.local_addr().expect("pbx address");
     let pbx_rtcp = SocketAddr::new(pbx_addr.ip(), pbx_addr.port() + 1);
     engine.set_remote(1, 0, Leg::B, pbx_addr, pbx_rtcp);
+    let phone_addr = phone.local_addr().expect("phone address");
+    let phone_rtcp = SocketAddr::new(phone_addr.ip(), phone_addr.port() + 1);
+    engine.set_remote(1, 0, Leg::A, phone_addr, phone_rtcp);
     let inspector_config = InspectorConfig {
         event_payload_type: Some((EVENT_PT, 8000)),
         suppress_binding: None,

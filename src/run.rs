@@ -100,6 +100,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             port_max: cfg.rtp_ports.1,
             media_timeout: cfg.media_timeout,
             workers: cfg.media_workers,
+            latch: cfg.latch_policy(),
         },
         media_tx,
         Some(metaflow_proxy::media::inspect::DtmfInspector::factory()),

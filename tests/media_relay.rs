@@ -1,5 +1,5 @@
-//! Media relay over real loopback sockets: relaying, latching, re-pointing, release, media
-//! timeout, the packet inspector hook and DTMF suppression.
+//! Media relay over real loopback sockets: relaying, latching (and a stranger spraying the port
+//! range), re-pointing, release, media timeout, the packet inspector hook and DTMF suppression.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -10,8 +10,9 @@ use metaflow_proxy::base::Leg;
 use metaflow_proxy::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
 use metaflow_proxy::media::stats::{Direction, DropReason, PacketKind};
 use metaflow_proxy::media::{
-    InspectorConfig, InspectorEvent, InspectorFactory, MediaConfig, MediaControl, MediaEngine,
-    MediaError, MediaEvent, PacketInspector, StreamPorts, Verdict,
+    InspectorConfig, InspectorEvent, InspectorFactory, LatchMode, LatchPolicy, MediaConfig,
+    MediaControl, MediaEngine, MediaError, MediaEvent, PacketInspector, SourceMatch, StreamPorts,
+    Verdict,
 };
 use metaflow_proxy::rtp::RtpView;
 use tokio::net::UdpSocket;
@@ -28,6 +29,7 @@ fn config(port_min: u16, port_max: u16, media_timeout: Duration) -> MediaConfig 
         port_max,
         media_timeout,
         workers: 1,
+        latch: LatchPolicy::default(),
     }
 }
 
@@ -63,9 +65,15 @@ struct Endpoint {
 
 impl Endpoint {
     async fn bind() -> Self {
+        Self::bind_on(Ipv4Addr::LOCALHOST).await
+    }
+
+    /// An endpoint on another loopback address (127.0.0.2, 127.0.0.3...), so that sources
+    /// differ by IP and not only by port.
+    async fn bind_on(ip: Ipv4Addr) -> Self {
         Self {
-            rtp: UdpSocket::bind(local(0)).await.unwrap(),
-            rtcp: UdpSocket::bind(local(0)).await.unwrap(),
+            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
+            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
         }
     }
 
@@ -168,44 +176,315 @@ async fn relays_rtp_and_rtcp_both_ways_byte_identical() {
     assert!(text.contains("metaflow_proxy_ports_in_use 4"));
 }
 
+/// The caller's loopback address: distinct from the stranger's, so IP-only matching is tested.
+const CALLER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// Where the stranger sprays from (when it does not share the caller's address).
+const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+/// The callee's (PBX's) loopback address.
+const CALLEE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+/// Where a NATed caller really sends from.
+const NAT_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+/// Where a re-INVITE moves the caller.
+const MOVED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+/// The proxy's media address in the spray tests: nothing else binds it, so a spray of its port
+/// range cannot hit another test's socket.
+const SPRAYED_PROXY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
+const CALLER_SSRC: u32 = 0xca11_e700;
+const CALLEE_SSRC: u32 = 0xca11_ee00;
+const STRANGER_SSRC: u32 = 0x0bad_0bad;
+
+fn engine_with(
+    port_min: u16,
+    port_max: u16,
+    latch: LatchPolicy,
+) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+    engine_on(Ipv4Addr::LOCALHOST, port_min, port_max, latch)
+}
+
+fn engine_on(
+    media_ip: Ipv4Addr,
+    port_min: u16,
+    port_max: u16,
+    latch: LatchPolicy,
+) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+    let (events, events_rx) = mpsc::channel(64);
+    let cfg = MediaConfig {
+        media_ip: media_ip.into(),
+        latch,
+        ..config(port_min, port_max, Duration::from_secs(60))
+    };
+    (MediaEngine::new(cfg, events, None).unwrap(), events_rx)
+}
+
+/// Sends `packet` from `socket` to the spray tests' proxy `port`.
+async fn send_sprayed(socket: &UdpSocket, packet: &[u8], port: u16) {
+    socket
+        .send_to(packet, SocketAddr::from((SPRAYED_PROXY_IP, port)))
+        .await
+        .unwrap();
+}
+
+/// Learning with a window no slow test machine outlasts, so that which source wins never
+/// depends on timing: only the signalled address can latch within a test.
+fn patient(source_match: SourceMatch) -> LatchPolicy {
+    LatchPolicy {
+        mode: LatchMode::Learning,
+        learning_window: Duration::from_secs(10),
+        source_match,
+    }
+}
+
+/// Checks that nothing (more) reaches `socket`. Everything the relay sent before the packet
+/// the test last received is already queued (loopback delivers within `sendto`), so the
+/// short wait only covers a relay still busy.
+async fn assert_silent(socket: &UdpSocket, who: &str) {
+    let mut buf = [0u8; 2048];
+    if let Ok(Ok((len, from))) =
+        timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await
+    {
+        panic!(
+            "{who} received {len} bytes from {from}: {:02x?}",
+            &buf[..len.min(16)]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latches_to_the_real_source_drops_strangers_and_re_points() {
-    let (mut engine, _events) = engine(46100, 46199, None);
-    let (sdp_phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+async fn latches_to_the_signalled_address_refuses_strangers_and_re_points() {
+    let (mut engine, _events) = engine_with(46100, 46199, patient(SourceMatch::Ip));
+    let sdp_phone = Endpoint::bind_on(CALLER_IP).await;
+    let pbx = Endpoint::bind_on(CALLEE_IP).await;
     let ports = connect(&mut engine, &sdp_phone, &pbx);
 
     // Before the a-leg sent anything, its media goes to the SDP address.
     send(&pbx.rtp, &rtp(0, 1, 2), ports.b.rtp).await;
     assert_eq!(recv(&sdp_phone.rtp).await.0, rtp(0, 1, 2));
 
-    // The phone really sends from another port (NAT): that source latches.
-    let natted = Endpoint::bind().await;
-    send(&natted.rtp, &rtp(0, 2, 1), ports.a.rtp).await;
+    // A stranger's packet is held back while the a-leg learns; the phone, sending from another
+    // port of its SDP address (not symmetric), matches by IP and latches: the first packet the
+    // PBX gets is the phone's.
+    let stranger = Endpoint::bind_on(STRANGER_IP).await;
+    send(&stranger.rtp, &rtp(0, 66, 6), ports.a.rtp).await;
+    let phone = Endpoint::bind_on(CALLER_IP).await;
+    send(&phone.rtp, &rtp(0, 2, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 2, 1));
     send(&pbx.rtp, &rtp(0, 3, 2), ports.b.rtp).await;
-    assert_eq!(recv(&natted.rtp).await.0, rtp(0, 3, 2));
+    assert_eq!(recv(&phone.rtp).await.0, rtp(0, 3, 2));
 
-    // A third party is dropped: the next packet the PBX gets is the latched phone's. (The
-    // latched socket is connected, so the kernel drops it before the relay sees it; only
-    // packets queued before the latch reach the `unlatched_source` counter.)
-    let stranger = Endpoint::bind().await;
-    send(&stranger.rtp, &rtp(0, 66, 6), ports.a.rtp).await;
-    send(&natted.rtp, &rtp(0, 4, 1), ports.a.rtp).await;
+    // After the latch the stranger is refused (by the kernel: the socket is now connected to
+    // the phone, and only now).
+    send(&stranger.rtp, &rtp(0, 67, 6), ports.a.rtp).await;
+    send(&phone.rtp, &rtp(0, 4, 1), ports.a.rtp).await;
     assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 4, 1));
 
-    // A re-INVITE moves the a-leg: media towards it follows and a new source may latch.
-    let moved = Endpoint::bind().await;
+    // A re-INVITE moves the a-leg: media towards it follows, its old source has to learn
+    // again like any other, and the new address latches.
+    let moved = Endpoint::bind_on(MOVED_IP).await;
     engine.set_remote(CALL, 0, Leg::A, moved.rtp_addr(), moved.rtcp_addr());
     send(&pbx.rtp, &rtp(0, 5, 2), ports.b.rtp).await;
     assert_eq!(recv(&moved.rtp).await.0, rtp(0, 5, 2));
-    send(&stranger.rtp, &rtp(0, 67, 6), ports.a.rtp).await;
-    assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 67, 6));
-    send(&natted.rtp, &rtp(0, 6, 1), ports.a.rtp).await;
+    send(&phone.rtp, &rtp(0, 6, 1), ports.a.rtp).await;
     send(&stranger.rtp, &rtp(0, 68, 6), ports.a.rtp).await;
-    assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 68, 6));
-    // Media towards the a-leg now goes to its new source.
-    send(&pbx.rtp, &rtp(0, 7, 2), ports.b.rtp).await;
-    assert_eq!(recv(&stranger.rtp).await.0, rtp(0, 7, 2));
+    send(&moved.rtp, &rtp(0, 7, 3), ports.a.rtp).await;
+    assert_eq!(recv(&pbx.rtp).await.0, rtp(0, 7, 3));
+    send(&pbx.rtp, &rtp(0, 8, 2), ports.b.rtp).await;
+    assert_eq!(recv(&moved.rtp).await.0, rtp(0, 8, 2));
+
+    // Held back: the stranger's two packets before a latch and the phone's after the move.
+    let stats = engine.stats();
+    eventually("learning refusals counted", || {
+        stats.dropped(DropReason::Learning) == 3
+    })
+    .await;
+    assert_silent(&stranger.rtp, "the stranger").await;
+    assert_silent(&pbx.rtp, "the PBX").await;
+}
+
+/// Sends one datagram from `stranger` to every port of `range` on the proxy's address, RTP
+/// and RTCP ports alike: what an attacker does who does not know which ports a call got.
+async fn spray(stranger: &UdpSocket, range: (u16, u16), round: u16) {
+    let packet = rtp(0, round, STRANGER_SSRC);
+    for port in range.0..=range.1 {
+        send_sprayed(stranger, &packet, port).await;
+    }
+}
+
+/// Spray rounds before the caller's first packet.
+const ROUNDS_BEFORE: u16 = 3;
+/// Packets each party sends during the call (each followed by a spray round).
+const CALL_PACKETS: u16 = 50;
+
+/// A call between `caller` and `callee` on an engine following `policy` over `range`, while
+/// `stranger` sprays the whole range: `ROUNDS_BEFORE` rounds before the caller's first packet,
+/// then one after each packet. Every packet of each party must reach the other, in order and
+/// alone, and nothing may reach the stranger. Returns the engine (for its counters).
+async fn call_under_spray(
+    policy: LatchPolicy,
+    range: (u16, u16),
+    caller: &Endpoint,
+    callee: &Endpoint,
+    stranger: &UdpSocket,
+) -> MediaEngine {
+    let (mut engine, _events) = engine_on(SPRAYED_PROXY_IP, range.0, range.1, policy);
+    let ports = connect(&mut engine, caller, callee);
+    for round in 0..ROUNDS_BEFORE {
+        spray(stranger, range, round).await;
+    }
+    for seq in 0..CALL_PACKETS {
+        let packet = rtp(0, seq, CALLER_SSRC);
+        send_sprayed(&caller.rtp, &packet, ports.a.rtp).await;
+        spray(stranger, range, ROUNDS_BEFORE + seq).await;
+        assert_eq!(
+            recv(&callee.rtp).await.0,
+            packet,
+            "the callee got something else than the caller's packet {seq}"
+        );
+        let reply = rtp(8, seq, CALLEE_SSRC);
+        send_sprayed(&callee.rtp, &reply, ports.b.rtp).await;
+        assert_eq!(
+            recv(&caller.rtp).await.0,
+            reply,
+            "the caller got something else than the callee's packet {seq}"
+        );
+    }
+    assert_silent(stranger, "the stranger").await;
+    assert_silent(&callee.rtp, "the callee").await;
+    assert_silent(&caller.rtp, "the caller").await;
+    let stats = engine.stats();
+    eventually("every call packet counted as relayed", || {
+        stats.packets(Direction::AToB, PacketKind::Rtp) == u64::from(CALL_PACKETS)
+            && stats.packets(Direction::BToA, PacketKind::Rtp) == u64::from(CALL_PACKETS)
+    })
+    .await;
+    engine
+}
+
+/// What each round before the caller spoke left refused at least: one packet on each of the
+/// stream's four sockets (nothing is connected before a latch, so the relay sees them all);
+/// and the RTCP sockets, never latched since neither party sends RTCP, refuse every round.
+const MIN_REFUSALS: u64 = 4 * ROUNDS_BEFORE as u64 + 2 * CALL_PACKETS as u64;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_spraying_the_port_range_gets_nothing_and_injects_nothing() {
+    let caller = Endpoint::bind_on(CALLER_IP).await;
+    let callee = Endpoint::bind_on(CALLEE_IP).await;
+    let stranger = UdpSocket::bind((STRANGER_IP, 0)).await.unwrap();
+    let policy = patient(SourceMatch::Ip);
+    let engine = call_under_spray(policy, (47200, 47299), &caller, &callee, &stranger).await;
+
+    let stats = engine.stats();
+    eventually("the stranger's packets counted as held back", || {
+        stats.dropped(DropReason::Learning) >= MIN_REFUSALS
+    })
+    .await;
+    let mut text = String::new();
+    stats.render_prometheus(&mut text);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("metaflow_proxy_rtp_dropped_total{reason=\"learning\"}"))
+        .expect("learning refusals rendered");
+    let value: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value >= MIN_REFUSALS, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_port_matching_refuses_a_stranger_on_the_callers_own_address() {
+    let caller = Endpoint::bind_on(CALLER_IP).await;
+    let callee = Endpoint::bind_on(CALLEE_IP).await;
+    // Same IP as the caller, another port: only the port tells them apart.
+    let stranger = UdpSocket::bind((CALLER_IP, 0)).await.unwrap();
+    let policy = LatchPolicy {
+        mode: LatchMode::Strict,
+        source_match: SourceMatch::IpPort,
+        ..LatchPolicy::default()
+    };
+    let engine = call_under_spray(policy, (47300, 47399), &caller, &callee, &stranger).await;
+
+    let stats = engine.stats();
+    eventually("the stranger's packets counted as foreign", || {
+        stats.dropped(DropReason::ForeignSource) >= MIN_REFUSALS
+    })
+    .await;
+    assert_eq!(stats.dropped(DropReason::Learning), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_natted_caller_latches_once_its_sdp_address_stayed_silent() {
+    let policy = LatchPolicy {
+        mode: LatchMode::Learning,
+        learning_window: Duration::from_millis(100),
+        source_match: SourceMatch::Ip,
+    };
+    let (mut engine, _events) = engine_with(47400, 47449, policy);
+    // The SDP names a private address that never sends; the phone's NAT sends from another.
+    let sdp_phone = Endpoint::bind_on(CALLER_IP).await;
+    let natted = Endpoint::bind_on(NAT_IP).await;
+    let pbx = Endpoint::bind_on(CALLEE_IP).await;
+    let ports = connect(&mut engine, &sdp_phone, &pbx);
+
+    // The phone sends every 20 ms; its packets are held back until the window has run out.
+    let mut buf = [0u8; 2048];
+    let mut first_relayed = None;
+    for seq in 0..250u16 {
+        send(&natted.rtp, &rtp(0, seq, CALLER_SSRC), ports.a.rtp).await;
+        let wait = timeout(Duration::from_millis(20), pbx.rtp.recv_from(&mut buf)).await;
+        if let Ok(Ok((len, _))) = wait {
+            first_relayed = Some(buf[..len].to_vec());
+            break;
+        }
+    }
+    let first_relayed = first_relayed.expect("the NATed phone never latched");
+    let seq = RtpView::parse(&first_relayed).unwrap().sequence();
+    assert!(seq > 0, "the packet that opened the window was relayed");
+    assert_eq!(first_relayed, rtp(0, seq, CALLER_SSRC));
+
+    // Media towards the a-leg now goes to the NAT source, not the SDP address.
+    send(&pbx.rtp, &rtp(8, 1, CALLEE_SSRC), ports.b.rtp).await;
+    assert_eq!(recv(&natted.rtp).await.0, rtp(8, 1, CALLEE_SSRC));
+    assert_silent(&sdp_phone.rtp, "the silent SDP address").await;
+    let stats = engine.stats();
+    eventually("held-back packets counted", || {
+        stats.dropped(DropReason::Learning) >= u64::from(seq)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_packet_mode_still_lets_a_stranger_take_the_call() {
+    // The lab mode keeps the old behaviour, hijack included: this is the defect the default
+    // policy closes, shown with the same spray.
+    let policy = LatchPolicy {
+        mode: LatchMode::FirstPacket,
+        ..LatchPolicy::default()
+    };
+    let range = (47450, 47499);
+    let (mut engine, _events) = engine_on(SPRAYED_PROXY_IP, range.0, range.1, policy);
+    let caller = Endpoint::bind_on(CALLER_IP).await;
+    let callee = Endpoint::bind_on(CALLEE_IP).await;
+    let stranger = UdpSocket::bind((STRANGER_IP, 0)).await.unwrap();
+    let ports = connect(&mut engine, &caller, &callee);
+    // The callee speaks first (so the spray cannot take its side too), then the stranger
+    // sprays before the caller: the stranger talks to the callee, the caller is locked out
+    // (its socket is connected to the stranger) and the stranger hears the callee.
+    send_sprayed(&callee.rtp, &rtp(8, 0, CALLEE_SSRC), ports.b.rtp).await;
+    assert_eq!(recv(&caller.rtp).await.0, rtp(8, 0, CALLEE_SSRC));
+    spray(&stranger, range, 0).await;
+    assert_eq!(recv(&callee.rtp).await.0, rtp(0, 0, STRANGER_SSRC));
+    send_sprayed(&caller.rtp, &rtp(0, 1, CALLER_SSRC), ports.a.rtp).await;
+    send_sprayed(&callee.rtp, &rtp(8, 1, CALLEE_SSRC), ports.b.rtp).await;
+    // (The RTCP ports latched to the stranger too and relay its own spray back to it: only
+    // what comes from the caller's RTP port counts here.)
+    let callers_port = SocketAddr::from((SPRAYED_PROXY_IP, ports.a.rtp));
+    let mut heard = None;
+    for _ in 0..8 {
+        let (packet, from) = recv(&stranger).await;
+        if from == callers_port {
+            heard = Some(packet);
+            break;
+        }
+    }
+    assert_eq!(heard, Some(rtp(8, 1, CALLEE_SSRC)));
+    assert_silent(&caller.rtp, "the muted caller").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{LogFormat, parse_rtp_ports};
+use crate::config::{LogFormat, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match};
+use crate::media::latch::{LatchMode, SourceMatch};
 
 /// Everything the `metaflow-proxy` binary accepts. With no subcommand it runs the proxy.
 #[derive(Debug, Parser)]
@@ -49,6 +50,23 @@ pub struct Cli {
     /// Inclusive UDP port range for RTP/RTCP, both ends >= 1024 [default: 30000-39999].
     #[arg(long, value_name = "LOW-HIGH", value_parser = parse_rtp_ports)]
     pub rtp_ports: Option<(u16, u16)>,
+
+    /// Which sources may latch a leg's RTP: "strict" (only its SDP address), "learning" (its SDP
+    /// address, or a NATed source once the SDP address stayed silent for --rtp-learning-ms)
+    /// or "first-packet" (whoever sends first; lab use only, open to hijacking)
+    /// [default: learning].
+    #[arg(long, value_name = "MODE", value_parser = parse_rtp_latch)]
+    pub rtp_latch: Option<LatchMode>,
+
+    /// Milliseconds a leg's SDP address must stay silent before a NATed source may latch
+    /// (learning mode), 1-10000 [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub rtp_learning_ms: Option<u64>,
+
+    /// How a packet's source is compared with the leg's SDP address: "ip" or "ip-port"
+    /// [default: ip].
+    #[arg(long, value_name = "RULE", value_parser = parse_rtp_source_match)]
+    pub rtp_source_match: Option<SourceMatch>,
 
     /// Address of the HTTP API: /live, /ready, /metrics and /v2 [default: 127.0.0.1:8000].
     #[arg(long, value_name = "ADDR:PORT")]

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::values::{check_log_level, parse_listen_addr, parse_rtp_ports, parse_upstream};
+use super::values::{
+    check_learning_ms, check_log_level, parse_listen_addr, parse_rtp_latch, parse_rtp_ports,
+    parse_rtp_source_match, parse_upstream,
+};
 use super::{Config, ConfigError, LogFormat};
 
 /// Names the file being read so that every error can say where the bad value is.
@@ -120,6 +123,17 @@ impl Config {
             }
             "rtp-ports" => {
                 self.rtp_ports = parse_rtp_ports(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "rtp-latch" => {
+                self.rtp_latch = parse_rtp_latch(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "rtp-learning-ms" => {
+                let ms = file.integer(key, value, 1)?;
+                self.rtp_learning = check_learning_ms(ms).map_err(|e| file.invalid(key, e))?;
+            }
+            "rtp-source-match" => {
+                self.rtp_source_match =
+                    parse_rtp_source_match(text()?).map_err(|e| file.invalid(key, e))?;
             }
             "api-listen" => {
                 self.api_listen = parse_listen_addr(text()?).map_err(|e| file.invalid(key, e))?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::values::{check_log_level, parse_upstream};
+use super::values::{check_learning_ms, check_log_level, parse_upstream};
 use super::{Config, ConfigError};
 use crate::config::cli::Cli;
 
@@ -33,6 +33,16 @@ impl Config {
         }
         if let Some(range) = cli.rtp_ports {
             self.rtp_ports = range;
+        }
+        if let Some(mode) = cli.rtp_latch {
+            self.rtp_latch = mode;
+        }
+        if let Some(ms) = cli.rtp_learning_ms {
+            self.rtp_learning =
+                check_learning_ms(ms).map_err(|e| invalid_flag("rtp-learning-ms", e))?;
+        }
+        if let Some(rule) = cli.rtp_source_match {
+            self.rtp_source_match = rule;
         }
         if let Some(address) = cli.api_listen {
             self.api_listen = address;

@@ -18,18 +18,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::cli::Cli;
+use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, SourceMatch};
 
 pub use error::ConfigError;
-pub use values::{parse_rtp_ports, parse_upstream};
+pub use values::{parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream};
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 19] = [
+pub const KNOWN_KEYS: [&str; 22] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
     "media-ip",
     "rtp-ports",
+    "rtp-latch",
+    "rtp-learning-ms",
+    "rtp-source-match",
     "api-listen",
     "data-dir",
     "metaflows",
@@ -81,6 +85,15 @@ pub struct Config {
     pub media_ip: Option<IpAddr>,
     /// Inclusive UDP port range for RTP/RTCP (key `rtp-ports`, `LOW-HIGH`).
     pub rtp_ports: (u16, u16),
+    /// Which sources may latch a leg's media flow: only its SDP address, or after a learning
+    /// window also a NATed source, or (lab use) the first one (key `rtp-latch`).
+    pub rtp_latch: LatchMode,
+    /// How long a leg's SDP address must stay silent before another source may latch, in
+    /// `learning` mode (key `rtp-learning-ms`).
+    pub rtp_learning: Duration,
+    /// How a packet's source is compared with the leg's SDP address: IP only, or IP and port
+    /// (key `rtp-source-match`).
+    pub rtp_source_match: SourceMatch,
     /// Address of the HTTP API, health checks and metrics (key `api-listen`).
     pub api_listen: SocketAddr,
     /// Directory for the embedded store, recordings and the event log (key `data-dir`).
@@ -125,6 +138,9 @@ impl Default for Config {
             upstream_host: None,
             media_ip: None,
             rtp_ports: (30000, 39999),
+            rtp_latch: LatchMode::Learning,
+            rtp_learning: DEFAULT_LEARNING_WINDOW,
+            rtp_source_match: SourceMatch::Ip,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./data"),
             metaflows: None,
@@ -172,6 +188,16 @@ impl Config {
         self.media_ip.unwrap_or_else(|| self.sip_listen.ip())
     }
 
+    /// The latching policy of every media flow, from `rtp-latch`, `rtp-learning-ms` and
+    /// `rtp-source-match`.
+    pub fn latch_policy(&self) -> LatchPolicy {
+        LatchPolicy {
+            mode: self.rtp_latch,
+            learning_window: self.rtp_learning,
+            source_match: self.rtp_source_match,
+        }
+    }
+
     /// One-line human summary of the settings that matter most to an operator.
     pub fn summary(&self) -> String {
         let upstream = match (&self.upstream_host, self.upstream) {
@@ -185,14 +211,24 @@ impl Config {
             .metaflows
             .as_ref()
             .map_or_else(|| "none".to_owned(), |path| path.display().to_string());
+        let latch = match self.rtp_latch {
+            LatchMode::Learning => format!(
+                "learning {} ms, source match {}",
+                self.rtp_learning.as_millis(),
+                self.rtp_source_match
+            ),
+            mode => format!("{mode}, source match {}", self.rtp_source_match),
+        };
         format!(
-            "sip-listen {}, upstream {}, media-ip {}, rtp-ports {}-{}, api-listen {}, \
-             data-dir {}, metaflows {}, api tokens {}, max-calls {}, media-timeout {}s",
+            "sip-listen {}, upstream {}, media-ip {}, rtp-ports {}-{}, rtp-latch {}, \
+             api-listen {}, data-dir {}, metaflows {}, api tokens {}, max-calls {}, \
+             media-timeout {}s",
             self.sip_listen,
             upstream,
             self.media_ip_effective(),
             self.rtp_ports.0,
             self.rtp_ports.1,
+            latch,
             self.api_listen,
             self.data_dir.display(),
             metaflows,

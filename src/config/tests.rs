@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::*;
+use crate::media::latch::{LatchMode, LatchPolicy, SourceMatch};
 
 const EXAMPLE_FILE: &str = include_str!("../../config/metaflow-proxy.toml");
 
@@ -37,6 +38,19 @@ fn no_arguments_gives_the_documented_defaults() {
         "127.0.0.1".parse::<IpAddr>().unwrap()
     );
     assert_eq!(config.rtp_ports, (30000, 39999));
+    assert_eq!(config.latch_policy(), LatchPolicy::default());
+    assert_eq!(
+        (
+            config.rtp_latch,
+            config.rtp_learning,
+            config.rtp_source_match
+        ),
+        (
+            LatchMode::Learning,
+            Duration::from_millis(500),
+            SourceMatch::Ip
+        )
+    );
     assert_eq!(config.api_listen, "127.0.0.1:8000".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("./data"));
     assert_eq!(config.media_timeout, Duration::from_secs(60));
@@ -77,6 +91,74 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
     assert_eq!(config.max_calls, 5);
     assert_eq!(config.log_format, LogFormat::Json);
     assert_eq!(config.api_listen, Config::default().api_listen);
+}
+
+#[test]
+fn latch_keys_load_from_the_file_and_flags_win() {
+    let file = write_config(
+        "rtp-latch = \"strict\"\nrtp-learning-ms = 800\nrtp-source-match = \"ip-port\"\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&["--config", path])).unwrap();
+    assert_eq!(
+        config.latch_policy(),
+        LatchPolicy {
+            mode: LatchMode::Strict,
+            learning_window: Duration::from_millis(800),
+            source_match: SourceMatch::IpPort,
+        }
+    );
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--rtp-latch",
+        "learning",
+        "--rtp-learning-ms",
+        "250",
+        "--rtp-source-match",
+        "ip",
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.latch_policy(),
+        LatchPolicy {
+            mode: LatchMode::Learning,
+            learning_window: Duration::from_millis(250),
+            source_match: SourceMatch::Ip,
+        }
+    );
+    let summary = check_config(file.path()).unwrap();
+    assert!(
+        summary.contains("rtp-latch strict, source match ip-port"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn bad_latch_values_name_the_key_or_flag() {
+    for (text, key) in [
+        ("rtp-latch = \"off\"", "\"rtp-latch\""),
+        ("rtp-latch = 1", "\"rtp-latch\""),
+        ("rtp-learning-ms = 0", "\"rtp-learning-ms\""),
+        ("rtp-learning-ms = 60000", "\"rtp-learning-ms\""),
+        ("rtp-learning-ms = \"500\"", "\"rtp-learning-ms\""),
+        ("rtp-source-match = \"port\"", "\"rtp-source-match\""),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(key), "{text}: {message}");
+        assert!(message.contains("in config.toml"), "{text}: {message}");
+    }
+    let message = Config::load(&cli(&["--rtp-learning-ms", "0"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("--rtp-learning-ms on the command line"),
+        "{message}"
+    );
+    for flag in ["--rtp-latch", "--rtp-source-match"] {
+        let err = Cli::try_parse_from(["metaflow-proxy", flag, "sometimes"]).unwrap_err();
+        assert!(err.to_string().contains(flag), "{err}");
+    }
 }
 
 #[test]
@@ -235,6 +317,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         upstream_host: _,
         media_ip: _,
         rtp_ports: _,
+        rtp_latch: _,
+        rtp_learning: _,
+        rtp_source_match: _,
         api_listen: _,
         data_dir: _,
         metaflows: _,
@@ -257,6 +342,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "upstream",
         "media-ip",
         "rtp-ports",
+        "rtp-latch",
+        "rtp-learning-ms",
+        "rtp-source-match",
         "api-listen",
         "data-dir",
         "metaflows",

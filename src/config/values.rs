@@ -2,6 +2,9 @@
 //! that both accept exactly the same spellings.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::media::latch::{LatchMode, SourceMatch};
 
 /// Lowest port accepted for RTP: ports below 1024 are privileged and reserved for services.
 const LOWEST_RTP_PORT: u16 = 1024;
@@ -30,6 +33,32 @@ pub fn parse_rtp_ports(text: &str) -> Result<(u16, u16), String> {
         ));
     }
     Ok((low, high))
+}
+
+/// Longest learning window accepted (`rtp-learning-ms`): a NATed leg's first packets are held
+/// back for the whole window, so seconds would cut the start of every such call.
+pub(super) const LEARNING_MS_MAX: u64 = 10_000;
+
+/// Parses `rtp-latch`: `strict`, `learning` or `first-packet`.
+pub fn parse_rtp_latch(text: &str) -> Result<LatchMode, String> {
+    text.trim().parse()
+}
+
+/// Parses `rtp-source-match`: `ip` or `ip-port`.
+pub fn parse_rtp_source_match(text: &str) -> Result<SourceMatch, String> {
+    text.trim().parse()
+}
+
+/// Checks an `rtp-learning-ms` value: 1 to [`LEARNING_MS_MAX`] milliseconds.
+pub(super) fn check_learning_ms(ms: u64) -> Result<Duration, String> {
+    if (1..=LEARNING_MS_MAX).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(format!(
+            "must be 1 to {LEARNING_MS_MAX} milliseconds, got {ms} \
+             (rtp-latch = \"strict\" disables learning, \"first-packet\" latches at once)"
+        ))
+    }
 }
 
 /// Resolves `HOST:PORT` (name or IP literal, IPv6 in brackets) to the address calls are sent to,
@@ -109,6 +138,20 @@ mod tests {
         assert!(parse_rtp_ports("30000").unwrap_err().contains("LOW-HIGH"));
         assert!(parse_rtp_ports("a-b").unwrap_err().contains("\"a\""));
         assert!(parse_rtp_ports("30000-70000").is_err());
+    }
+
+    #[test]
+    fn latch_settings_parse_only_their_spellings() {
+        assert_eq!(parse_rtp_latch("strict"), Ok(LatchMode::Strict));
+        assert_eq!(parse_rtp_latch(" learning "), Ok(LatchMode::Learning));
+        assert_eq!(parse_rtp_latch("first-packet"), Ok(LatchMode::FirstPacket));
+        assert!(parse_rtp_latch("off").unwrap_err().contains("\"strict\""));
+        assert_eq!(parse_rtp_source_match("ip-port"), Ok(SourceMatch::IpPort));
+        assert!(parse_rtp_source_match("port").is_err());
+        assert_eq!(check_learning_ms(1), Ok(Duration::from_millis(1)));
+        assert_eq!(check_learning_ms(10_000), Ok(Duration::from_secs(10)));
+        assert!(check_learning_ms(0).unwrap_err().contains("1 to 10000"));
+        assert!(check_learning_ms(10_001).is_err());
     }
 
     #[test]

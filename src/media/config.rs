@@ -3,8 +3,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::media::latch::LatchPolicy;
+
 /// Where and how the proxy anchors media: the address RTP sockets bind to, the UDP port range
-/// they are taken from, and how long an answered call may stay silent before it is reported.
+/// they are taken from, which sources each leg's packets are accepted from, and how long an
+/// answered call may stay silent before it is reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaConfig {
     /// Local address every RTP/RTCP socket binds to (and that SDP advertises).
@@ -18,6 +21,9 @@ pub struct MediaConfig {
     /// Relay worker threads, each with its own single-threaded runtime (0: relay on the
     /// runtime the engine is created in).
     pub workers: usize,
+    /// Which sources a leg's packets are accepted from and when a NATed source may take over
+    /// from the SDP address (keys `rtp-latch`, `rtp-learning-ms`, `rtp-source-match`).
+    pub latch: LatchPolicy,
 }
 
 /// Why the media engine could not do what it was asked.

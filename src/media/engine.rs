@@ -185,6 +185,7 @@ impl MediaControl for MediaEngine {
             inspector: self.inspector.as_ref().map(|factory| factory(call, index)),
             clock: self.clock,
             media_timeout: self.config.media_timeout,
+            latch: self.config.latch,
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         self.runtime

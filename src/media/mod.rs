@@ -1,7 +1,8 @@
 //! RTP/RTCP anchoring: the proxy's own UDP ports stand between the two legs of each call.
 //!
 //! For every SDP media stream the engine binds two RTP/RTCP port pairs, one advertised to each
-//! leg, and a tokio task relays packets between them with symmetric latching (NAT friendly),
+//! leg, and a tokio task relays packets between them with symmetric latching (the SDP address
+//! first, a NATed source only after a learning window: `latch`),
 //! hands every RTP packet to an optional inspector (telephone-event decoding), counts traffic
 //! and reports calls whose media went silent. The synchronous SIP core drives it through
 //! [`MediaControl`].
@@ -27,6 +28,7 @@ pub use engine::MediaEngine;
 pub use inspect::{
     Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
 };
+pub use latch::{LatchMode, LatchPolicy, SourceMatch};
 pub use ports::PortPair;
 pub use sockets::register_readable;
 pub use stats::{MediaStats, PacketKind};
@@ -69,7 +71,8 @@ pub trait MediaControl {
     /// Binds the ports of stream `index` of `call` (or returns those already bound for it).
     fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError>;
     /// Sets where media towards `leg` goes, from that leg's SDP, until the leg's own packets
-    /// latch its real source; a different address later (re-INVITE) re-points and un-latches.
+    /// latch its real source, and which sources may latch (see [`latch`]); a different address
+    /// later (re-INVITE) re-points, un-latches and starts learning again.
     fn set_remote(
         &mut self,
         call: CallKey,

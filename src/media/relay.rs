@@ -4,7 +4,8 @@
 //! The task waits on the readiness of its four sockets, its control channel, a periodic tick and
 //! (while the inspector has synthesized packets pending) an injection timer. A ready socket is
 //! drained in bounded bursts into one receive buffer allocated when the task starts, so the
-//! per-packet path allocates nothing, takes no lock and logs at trace level only.
+//! per-packet path allocates nothing, takes no lock and logs at trace level only (at debug
+//! only when a flow latches, and for the first packet its latch refuses).
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use crate::base::Leg;
 use crate::media::SharedTap;
 use crate::media::activity::CallActivity;
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
-use crate::media::latch::LatchDecision;
+use crate::media::latch::{LatchDecision, LatchPolicy, Refusal};
 use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
 use crate::media::stats::{Direction, DropReason, LocalCounters, MediaStats, PacketKind};
 use crate::media::{CallKey, MediaEvent};
@@ -74,6 +75,8 @@ pub(crate) struct RelayContext {
     pub clock: Instant,
     /// Zero disables the media timeout.
     pub media_timeout: Duration,
+    /// Which sources each leg's packets are accepted from.
+    pub latch: LatchPolicy,
 }
 
 /// Decrements the active-stream gauge however the task ends.
@@ -103,12 +106,13 @@ pub(crate) async fn run_stream(
     };
     let mut buf = vec![0u8; RECV_BUFFER_LEN];
     let mut relay = Relay {
+        latches: StreamLatches::new(ctx.latch),
         ctx,
-        latches: StreamLatches::default(),
         counters: LocalCounters::default(),
         saw_rtp: false,
         tap: None,
         connected: [None; 4],
+        refusal_logged: [false; 4],
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -181,9 +185,13 @@ struct Relay {
     /// Where copies of the packets go while the call is recorded.
     tap: Option<SharedTap>,
     /// The peer each socket (in `Port::index` order) is connected to: the source its leg
-    /// latched. Connected sockets send without a per-packet route lookup and leave packets
-    /// from other sources to the kernel to drop.
+    /// latched for good, never a source still being learnt (a stranger connected to would
+    /// lock the real leg out). Connected sockets send without a per-packet route lookup and
+    /// leave packets from other sources to the kernel to drop.
     connected: [Option<SocketAddr>; 4],
+    /// Whether a refusal was logged on each socket's flow since its latch last changed: the
+    /// first one is logged at debug, the rest (a spray) at trace only.
+    refusal_logged: [bool; 4],
 }
 
 impl Relay {
@@ -194,7 +202,9 @@ impl Relay {
                     let latch = self.latches.get_mut(leg, kind);
                     latch.set_signalled(addr);
                     if !latch.is_latched() {
-                        self.unconnect(sockets, Port::of(leg, kind));
+                        let port = Port::of(leg, kind);
+                        self.unconnect(sockets, port);
+                        self.refusal_logged[port.index()] = false;
                     }
                 }
             }
@@ -242,31 +252,33 @@ impl Relay {
     ) {
         let from = port.sender();
         let kind = port.kind();
-        let latch = self.latches.get_mut(from, kind);
-        let newly_latched = !latch.is_latched();
-        if latch.on_packet(source) == LatchDecision::Reject {
-            trace!(%source, "media from unlatched source dropped");
-            self.counters.dropped(DropReason::UnlatchedSource);
-            return;
-        }
-        if newly_latched {
-            self.connect(sockets, port, source);
+        let now_us = micros_since(self.ctx.clock);
+        match self.latches.get_mut(from, kind).on_packet(source, now_us) {
+            LatchDecision::Accept => {}
+            LatchDecision::Latched => {
+                debug!(
+                    call = self.ctx.call,
+                    stream = self.ctx.stream,
+                    leg = ?from,
+                    ?kind,
+                    %source,
+                    "media source latched"
+                );
+                self.refusal_logged[port.index()] = false;
+                self.connect(sockets, port, source);
+            }
+            LatchDecision::Refuse(refusal) => {
+                self.refused(port, source, refusal);
+                return;
+            }
         }
         if let Some(tap) = self.tap.as_ref() {
             let local = sockets.local_addr(port);
-            tap.offer(
-                from,
-                kind,
-                source,
-                local,
-                packet,
-                micros_since(self.ctx.clock),
-            );
+            tap.offer(from, kind, source, local, packet, now_us);
         }
         if kind == PacketKind::Rtp {
             self.saw_rtp = true;
             if let Some(inspector) = self.ctx.inspector.as_mut() {
-                let now_us = micros_since(self.ctx.clock);
                 let (events, stats) = (&self.ctx.events, &self.ctx.stats);
                 let (call, stream) = (self.ctx.call, self.ctx.stream);
                 let mut emit = |event| publish(events, stats, call, stream, event);
@@ -277,6 +289,27 @@ impl Relay {
             }
         }
         self.send_towards(sockets, port.peer(), from.other(), kind, packet);
+    }
+
+    /// Counts a packet the latch of `port`'s flow refused; logs the first refusal since the
+    /// latch last changed at debug and the rest at trace, so a spray cannot flood the log.
+    fn refused(&mut self, port: Port, source: SocketAddr, refusal: Refusal) {
+        self.counters.dropped(DropReason::from(refusal));
+        let logged = &mut self.refusal_logged[port.index()];
+        if *logged {
+            trace!(%source, ?refusal, "media packet refused");
+        } else {
+            *logged = true;
+            debug!(
+                call = self.ctx.call,
+                stream = self.ctx.stream,
+                leg = ?port.sender(),
+                kind = ?port.kind(),
+                %source,
+                ?refusal,
+                "media packet refused by the latch (further refusals on this flow at trace)"
+            );
+        }
     }
 
     /// Sends `packet` from our socket `via` to where media towards leg `to` goes.
@@ -310,8 +343,8 @@ impl Relay {
         }
     }
 
-    /// Connects `port` to the source its leg just latched (best effort: unconnected sockets
-    /// work the same, only dearer).
+    /// Connects `port` to the source its leg just latched for good (best effort: unconnected
+    /// sockets work the same, only dearer).
     fn connect(&mut self, sockets: &AsyncSockets, port: Port, source: SocketAddr) {
         match sockets.connect(port, source) {
             Ok(()) => self.connected[port.index()] = Some(source),

@@ -10,7 +10,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::base::Leg;
-use crate::media::latch::Latch;
+use crate::media::latch::{Latch, LatchPolicy};
 use crate::media::stats::PacketKind;
 
 /// The four bound, non-blocking sockets of a stream, still in their std form so that they can
@@ -179,7 +179,6 @@ pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
 }
 
 /// Latches of both legs' RTP and RTCP flows.
-#[derive(Default)]
 pub(crate) struct StreamLatches {
     a_rtp: Latch,
     a_rtcp: Latch,
@@ -188,6 +187,17 @@ pub(crate) struct StreamLatches {
 }
 
 impl StreamLatches {
+    /// Four fresh latches following `policy`.
+    pub(crate) fn new(policy: LatchPolicy) -> Self {
+        let latch = Latch::new(policy);
+        StreamLatches {
+            a_rtp: latch,
+            a_rtcp: latch,
+            b_rtp: latch,
+            b_rtcp: latch,
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, leg: Leg, kind: PacketKind) -> &mut Latch {
         match (leg, kind) {
             (Leg::A, PacketKind::Rtp) => &mut self.a_rtp,

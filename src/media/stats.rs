@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::media::latch::Refusal;
+
 /// Direction a relayed packet travelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -24,16 +26,31 @@ pub enum PacketKind {
 /// Why the relay did not forward a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
-    /// The source differs from the address the leg latched to. Counts what reached the relay
-    /// before it connected the socket to the latched source; after that the kernel drops such
-    /// datagrams itself.
-    UnlatchedSource,
+    /// The leg's source is settled (latched, or in strict mode its SDP address) and the packet
+    /// came from elsewhere. Counts what reached the relay: once a flow is latched its socket is
+    /// connected to the latched source and the kernel drops other sources' datagrams itself.
+    ForeignSource,
+    /// The packet came from a source other than the leg's SDP address while the flow was still
+    /// learning (held back until that source may latch, or refused for good).
+    Learning,
+    /// The leg had announced no SDP address yet, so no source could be checked.
+    Unsignalled,
     /// The packet inspector asked for the packet to be swallowed.
     Inspector,
     /// The operating system refused to send the packet.
     SendError,
     /// No address of the other leg is known yet.
     NoDestination,
+}
+
+impl From<Refusal> for DropReason {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::ForeignSource => DropReason::ForeignSource,
+            Refusal::Learning => DropReason::Learning,
+            Refusal::Unsignalled => DropReason::Unsignalled,
+        }
+    }
 }
 
 /// Packet and byte counters of one (direction, kind) flow.
@@ -51,7 +68,9 @@ pub struct MediaStats {
     a_to_b_rtcp: FlowCounters,
     b_to_a_rtp: FlowCounters,
     b_to_a_rtcp: FlowCounters,
-    dropped_unlatched_source: AtomicU64,
+    dropped_foreign_source: AtomicU64,
+    dropped_learning: AtomicU64,
+    dropped_unsignalled: AtomicU64,
     dropped_inspector: AtomicU64,
     dropped_send_error: AtomicU64,
     dropped_no_destination: AtomicU64,
@@ -188,7 +207,9 @@ impl MediaStats {
 
     fn drop_counter(&self, reason: DropReason) -> &AtomicU64 {
         match reason {
-            DropReason::UnlatchedSource => &self.dropped_unlatched_source,
+            DropReason::ForeignSource => &self.dropped_foreign_source,
+            DropReason::Learning => &self.dropped_learning,
+            DropReason::Unsignalled => &self.dropped_unsignalled,
             DropReason::Inspector => &self.dropped_inspector,
             DropReason::SendError => &self.dropped_send_error,
             DropReason::NoDestination => &self.dropped_no_destination,
@@ -203,8 +224,10 @@ const FLOWS: [(Direction, PacketKind, &str, &str); 4] = [
     (Direction::BToA, PacketKind::Rtcp, "b_to_a", "rtcp"),
 ];
 
-const DROP_REASONS: [(DropReason, &str); 4] = [
-    (DropReason::UnlatchedSource, "unlatched_source"),
+const DROP_REASONS: [(DropReason, &str); 6] = [
+    (DropReason::ForeignSource, "foreign_source"),
+    (DropReason::Learning, "learning"),
+    (DropReason::Unsignalled, "unsignalled"),
     (DropReason::Inspector, "inspector"),
     (DropReason::SendError, "send_error"),
     (DropReason::NoDestination, "no_destination"),
@@ -216,7 +239,7 @@ pub(crate) struct LocalCounters {
     /// Packets and bytes per flow, in `FLOWS` order.
     relayed: [(u64, u64); 4],
     /// Drops per reason, in `DROP_REASONS` order.
-    dropped: [u64; 4],
+    dropped: [u64; 6],
     /// Whether anything was counted since the last flush.
     dirty: bool,
 }
@@ -238,10 +261,12 @@ impl LocalCounters {
     /// Counts one packet dropped for `reason`.
     pub(crate) fn dropped(&mut self, reason: DropReason) {
         let slot = match reason {
-            DropReason::UnlatchedSource => &mut self.dropped[0],
-            DropReason::Inspector => &mut self.dropped[1],
-            DropReason::SendError => &mut self.dropped[2],
-            DropReason::NoDestination => &mut self.dropped[3],
+            DropReason::ForeignSource => &mut self.dropped[0],
+            DropReason::Learning => &mut self.dropped[1],
+            DropReason::Unsignalled => &mut self.dropped[2],
+            DropReason::Inspector => &mut self.dropped[3],
+            DropReason::SendError => &mut self.dropped[4],
+            DropReason::NoDestination => &mut self.dropped[5],
         };
         *slot += 1;
         self.dirty = true;
@@ -283,14 +308,18 @@ mod tests {
         local.relayed(Direction::AToB, PacketKind::Rtp, 172);
         local.relayed(Direction::AToB, PacketKind::Rtp, 172);
         local.relayed(Direction::BToA, PacketKind::Rtcp, 80);
-        local.dropped(DropReason::UnlatchedSource);
+        local.dropped(DropReason::ForeignSource);
+        local.dropped(DropReason::Learning);
+        local.dropped(DropReason::Learning);
         assert_eq!(stats.packets(Direction::AToB, PacketKind::Rtp), 0);
         local.flush_into(&stats);
         local.flush_into(&stats);
         assert_eq!(stats.packets(Direction::AToB, PacketKind::Rtp), 2);
         assert_eq!(stats.bytes(Direction::AToB, PacketKind::Rtp), 344);
         assert_eq!(stats.packets(Direction::BToA, PacketKind::Rtcp), 1);
-        assert_eq!(stats.dropped(DropReason::UnlatchedSource), 1);
+        assert_eq!(stats.dropped(DropReason::ForeignSource), 1);
+        assert_eq!(stats.dropped(DropReason::Learning), 2);
+        assert_eq!(stats.dropped(DropReason::Unsignalled), 0);
         stats.set_ports_in_use(8);
 
         let mut text = String::new();
@@ -305,7 +334,9 @@ mod tests {
                 "metaflow_proxy_rtp_bytes_total{direction=\"b_to_a\",kind=\"rtcp\"} 80\n"
             )
         );
-        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"unlatched_source\"} 1\n"));
+        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"foreign_source\"} 1\n"));
+        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"learning\"} 2\n"));
+        assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"unsignalled\"} 0\n"));
         assert!(text.contains("metaflow_proxy_rtp_dropped_total{reason=\"send_error\"} 0\n"));
         assert!(text.contains("metaflow_proxy_ports_in_use 8\n"));
         assert!(text.contains("# TYPE metaflow_proxy_streams_active gauge\n"));
