@@ -138,6 +138,7 @@ fn relay_throughput(c: &mut Criterion) {
         port_min: 47500,
         port_max: 47999,
         media_timeout: Duration::from_secs(60),
+        media_timeout_hold: Duration::from_secs(3600),
         workers: 1,
         latch: LatchPolicy::default(),
     };

@@ -153,6 +153,7 @@ fn main() {
         port_min: 46500,
         port_max: 46999,
         media_timeout: Duration::from_secs(60),
+        media_timeout_hold: Duration::from_secs(3600),
         workers: 1,
         latch: LatchPolicy::default(),
     };

@@ -99,6 +99,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             port_min: cfg.rtp_ports.0,
             port_max: cfg.rtp_ports.1,
             media_timeout: cfg.media_timeout,
+            media_timeout_hold: cfg.media_timeout_hold,
             workers: cfg.media_workers,
             latch: cfg.latch_policy(),
         },

@@ -11,8 +11,8 @@ use metaflow_proxy::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
 use metaflow_proxy::media::stats::{Direction, DropReason, PacketKind};
 use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, LatchMode, LatchPolicy, MediaConfig,
-    MediaControl, MediaEngine, MediaError, MediaEvent, PacketInspector, SourceMatch, StreamPorts,
-    Verdict,
+    MediaControl, MediaEngine, MediaError, MediaEvent, PacketInspector, SdpDirection, SourceMatch,
+    StreamPorts, Verdict,
 };
 use metaflow_proxy::rtp::RtpView;
 use tokio::net::UdpSocket;
@@ -28,6 +28,7 @@ fn config(port_min: u16, port_max: u16, media_timeout: Duration) -> MediaConfig 
         port_min,
         port_max,
         media_timeout,
+        media_timeout_hold: Duration::from_secs(3600),
         workers: 1,
         latch: LatchPolicy::default(),
     }
@@ -861,4 +862,59 @@ async fn released_digits_reach_the_other_leg_as_fresh_events() {
         "two 80 ms presses: 3 updates and 3 end packets each"
     );
     assert_eq!(received.len(), 3 + 20 + 12);
+}
+
+/// A minimal RTCP receiver report (no report blocks) from `ssrc`.
+fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut packet = vec![0x80, 201, 0, 1];
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet
+}
+
+/// A call on hold sends no RTP: with RTCP still flowing it outlives both the normal and the
+/// on-hold timeout, while a call that is not held and sends nothing times out at the normal
+/// one. Once its RTCP stops too, the held call times out at the on-hold limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_with_rtcp_outlives_the_media_timeout_and_a_silent_call_does_not() {
+    const HELD: u64 = CALL;
+    const SILENT: u64 = CALL + 1;
+    let (events, mut events_rx) = mpsc::channel(64);
+    let cfg = MediaConfig {
+        media_timeout_hold: Duration::from_secs(2),
+        ..config(47800, 47899, Duration::from_secs(1))
+    };
+    let mut engine = MediaEngine::new(cfg, events, None).unwrap();
+    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let ports = connect(&mut engine, &phone, &pbx);
+    engine.set_direction(HELD, 0, Leg::A, SdpDirection::SendOnly);
+    engine.set_direction(HELD, 0, Leg::B, SdpDirection::RecvOnly);
+    engine.allocate_stream(SILENT, 0).unwrap();
+    engine.set_remote(SILENT, 0, Leg::A, local(9), local(9));
+    engine.set_remote(SILENT, 0, Leg::B, local(9), local(9));
+    engine.arm_timeout(HELD);
+    engine.arm_timeout(SILENT);
+
+    // Five normal timeouts (2.5 on-hold ones) of RTCP only, from the held phone.
+    let start = Instant::now();
+    let mut timed_out = Vec::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        send(&phone.rtcp, &rtcp_rr(0x2222_2222), ports.a.rtcp).await;
+        recv(&pbx.rtcp).await;
+        sleep(Duration::from_millis(250)).await;
+        while let Ok(event) = events_rx.try_recv() {
+            timed_out.push(event);
+        }
+    }
+    assert_eq!(
+        timed_out,
+        [MediaEvent::Timeout { call: SILENT }],
+        "only the silent call that is not on hold times out"
+    );
+
+    // RTCP stops: the on-hold timeout (2 s) ends the held call, well within 10 s.
+    let event = timeout(Duration::from_secs(10), events_rx.recv())
+        .await
+        .expect("the held call never timed out once its RTCP stopped")
+        .unwrap();
+    assert_eq!(event, MediaEvent::Timeout { call: HELD });
 }

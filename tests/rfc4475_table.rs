@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use metaflow_proxy::b2bua::{B2bua, CoreConfig, Input, Leg, Output};
 use metaflow_proxy::media::{
-    CallKey, InspectorConfig, MediaControl, MediaError, PortPair, StreamPorts,
+    CallKey, InspectorConfig, MediaControl, MediaError, PortPair, SdpDirection, StreamPorts,
 };
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::sip::SipMessage;
@@ -147,6 +147,7 @@ impl MediaControl for CountingMedia {
     fn configure_inspector(&mut self, _: CallKey, _: usize, _: Leg, _: InspectorConfig) {}
     fn discard_held(&mut self, _: CallKey, _: Leg) {}
     fn release_held(&mut self, _: CallKey, _: Leg, _: &str) {}
+    fn set_direction(&mut self, _: CallKey, _: usize, _: Leg, _: SdpDirection) {}
     fn arm_timeout(&mut self, _: CallKey) {}
     fn set_tap(&mut self, _: CallKey, _: Option<metaflow_proxy::media::SharedTap>) {}
     fn release_call(&mut self, _: CallKey) {

@@ -126,8 +126,13 @@ impl B2bua {
             return; // a retransmitted ACK
         };
         let pending = call.pending_acks.remove(pos);
-        if call.state == CallState::Answered {
+        let confirmed = call.state == CallState::Answered;
+        if confirmed {
             call.state = CallState::Confirmed;
+            // The media timeout counts from here, not from the 2xx: the caller may only start
+            // sending once it has the answer, and a call that never gets its ACK ends as failed
+            // (RFC 3261 §13.3.1.4), not as silent.
+            self.media.arm_timeout(key);
         }
         let call_id = call.a.call_id.clone();
         let other = super::call::other(leg);

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::media::{InspectorConfig, MediaControl, MediaError};
-use crate::sdp::{Anchor, Sdp};
+use crate::sdp::{Anchor, Direction, MediaDesc, Sdp};
 
 use super::{CallKey, Leg};
 
@@ -106,6 +106,22 @@ impl super::B2bua {
     }
 }
 
+/// The direction a stream's SDP gives it for the media timeout: its attribute (media-level,
+/// else session-level, else `sendrecv`), with the RFC 3264 §8.4 old-style hold folded in: a
+/// `c=0.0.0.0` address asks for no media towards the leg, so `sendrecv` becomes `sendonly` and
+/// `recvonly` becomes `inactive`.
+pub(super) fn hold_direction(m: &MediaDesc) -> Direction {
+    let declared = m.direction.unwrap_or(Direction::SendRecv);
+    if !m.connection.is_some_and(|addr| addr.is_unspecified()) {
+        return declared;
+    }
+    match declared {
+        Direction::SendRecv => Direction::SendOnly,
+        Direction::RecvOnly => Direction::Inactive,
+        other => other,
+    }
+}
+
 /// Anchors the SDP `body` sent by leg `from` for call `call`, returning the body to send to
 /// the other leg, whose media will then flow through `media_ip`.
 pub(super) fn anchor_sdp(
@@ -121,6 +137,9 @@ pub(super) fn anchor_sdp(
     let mut anchors = Vec::with_capacity(sdp.media().len());
     for (index, m) in sdp.media().iter().enumerate() {
         if m.port == 0 {
+            // A disabled stream carries nothing: if it was ever allocated it must not keep the
+            // call from counting as on hold (see `MediaControl::set_direction`).
+            media.set_direction(call, index, from, Direction::Inactive);
             anchors.push(None);
             continue;
         }
@@ -141,6 +160,7 @@ pub(super) fn anchor_sdp(
                 SocketAddr::new(rtcp_addr, rtcp_port),
             );
         }
+        media.set_direction(call, index, from, hold_direction(m));
         let (from_a, from_b) = state.event_pts.declare(index, from, m.telephone_event());
         for (leg, event_payload_type) in [(Leg::A, from_a), (Leg::B, from_b)] {
             let suppress_binding = state.suppress_binding(leg);

@@ -306,7 +306,6 @@ impl B2bua {
                 to_branch: client_key.clone(),
                 server_key: server_key.clone(),
             });
-            self.media.arm_timeout(key);
             self.session_refreshed(key, &resp, now);
             tracing::info!(call_id = %call_id, code, "call answered");
             self.event(&call_id, CallEvent::CallAnswered);

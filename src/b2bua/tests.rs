@@ -24,6 +24,7 @@ struct MediaLog {
     streams: HashMap<(CallKey, usize), StreamPorts>,
     remotes: Vec<(CallKey, usize, Leg, SocketAddr)>,
     inspectors: Vec<InspectorCall>,
+    directions: Vec<(CallKey, usize, Leg, crate::sdp::Direction)>,
     armed: Vec<CallKey>,
     released: Vec<CallKey>,
 }
@@ -83,6 +84,15 @@ impl MediaControl for FakeMedia {
     fn set_tap(&mut self, _call: CallKey, _tap: Option<crate::media::SharedTap>) {}
     fn discard_held(&mut self, _call: CallKey, _leg: Leg) {}
     fn release_held(&mut self, _call: CallKey, _leg: Leg, _digits: &str) {}
+    fn set_direction(
+        &mut self,
+        call: CallKey,
+        index: usize,
+        leg: Leg,
+        direction: crate::sdp::Direction,
+    ) {
+        self.log().directions.push((call, index, leg, direction));
+    }
     fn arm_timeout(&mut self, call: CallKey) {
         self.log().armed.push(call);
     }
@@ -274,7 +284,7 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
         (1, 0, Leg::A, Some((96, 8000))),
         (1, 0, Leg::B, Some((101, 8000))),
     ]));
-    assert_eq!(h.media.log().armed, vec![1]);
+    assert!(h.media.log().armed.is_empty(), "not armed before the ACK");
     assert!(ok.header("Contact").unwrap().contains("127.0.0.1:5060"));
 
     let ack = format!(
@@ -283,6 +293,7 @@ fn call_is_relayed_with_new_dialog_and_anchored_sdp() {
     let out = h.feed(PHONE, &ack);
     let b_ack = &only_to(&out, PBX)[0];
     assert_eq!(b_ack.method().unwrap().as_str(), "ACK");
+    assert_eq!(h.media.log().armed, vec![1], "armed by the caller's ACK");
     assert_eq!(b_ack.call_id(), inv.call_id());
     assert_eq!(b_ack.to_tag().as_deref(), Some("pbx1"));
     assert_eq!(b_ack.cseq().unwrap().0, inv.cseq().unwrap().0);

@@ -87,9 +87,14 @@ pub struct Cli {
     #[arg(long = "api-auth-token", value_name = "TOKEN")]
     pub api_auth_tokens: Vec<String>,
 
-    /// Seconds without RTP on a call before it is torn down [default: 60].
+    /// Seconds without RTP or RTCP on a call before it is torn down [default: 60].
     #[arg(long, value_name = "SECS")]
     pub media_timeout: Option<u64>,
+
+    /// Seconds without RTP or RTCP on a call whose every stream is on hold before it is torn
+    /// down; 0 never tears a held call down [default: 3600].
+    #[arg(long, value_name = "SECS")]
+    pub media_timeout_hold: Option<u64>,
 
     /// Log level (trace, debug, info, warn, error) or filter directives such as
     /// info,metaflow_proxy::sip=debug; RUST_LOG overrides it [default: info].
@@ -203,6 +208,8 @@ mod tests {
             "json",
             "--media-timeout",
             "15",
+            "--media-timeout-hold",
+            "0",
         ]);
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
         assert_eq!(cli.sip_listen, Some("0.0.0.0:5070".parse().unwrap()));
@@ -211,6 +218,7 @@ mod tests {
         assert_eq!(cli.api_auth_tokens, vec!["one", "two"]);
         assert_eq!(cli.log_format, Some(LogFormat::Json));
         assert_eq!(cli.media_timeout, Some(15));
+        assert_eq!(cli.media_timeout_hold, Some(0));
     }
 
     #[test]

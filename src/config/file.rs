@@ -166,6 +166,9 @@ impl Config {
             "media-timeout" => {
                 self.media_timeout = Duration::from_secs(file.integer(key, value, 1)?);
             }
+            "media-timeout-hold" => {
+                self.media_timeout_hold = Duration::from_secs(file.integer(key, value, 0)?);
+            }
             "shutdown-grace" => {
                 self.shutdown_grace = Duration::from_secs(file.integer(key, value, 0)?);
             }

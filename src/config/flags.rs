@@ -67,6 +67,9 @@ impl Config {
             }
             self.media_timeout = Duration::from_secs(seconds);
         }
+        if let Some(seconds) = cli.media_timeout_hold {
+            self.media_timeout_hold = Duration::from_secs(seconds);
+        }
         if let Some(level) = &cli.log_level {
             self.log_level = check_log_level(level).map_err(|e| invalid_flag("log-level", e))?;
         }

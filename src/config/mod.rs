@@ -25,7 +25,7 @@ pub use values::{parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 22] = [
+pub const KNOWN_KEYS: [&str; 23] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -39,6 +39,7 @@ pub const KNOWN_KEYS: [&str; 22] = [
     "metaflows",
     "api-auth-tokens",
     "media-timeout",
+    "media-timeout-hold",
     "media-workers",
     "shutdown-grace",
     "sip-t1-ms",
@@ -110,8 +111,13 @@ pub struct Config {
     pub upstream_transport: crate::sip::transport::Transport,
     /// SIP transactions held at once; requests beyond it get 503 (key `max-transactions`).
     pub max_transactions: usize,
-    /// A call whose legs sent no RTP for this long is torn down (key `media-timeout`, seconds).
+    /// A confirmed call whose legs sent no RTP nor RTCP for this long is torn down (key
+    /// `media-timeout`, seconds).
     pub media_timeout: Duration,
+    /// The same for a call whose every stream is on hold (`sendonly`, `recvonly`, `inactive`
+    /// or `c=0.0.0.0`), where no RTP is expected (key `media-timeout-hold`, seconds; zero:
+    /// never).
+    pub media_timeout_hold: Duration,
     /// On shutdown, how long calls in progress may continue before they are ended
     /// (key `shutdown-grace`, seconds).
     pub shutdown_grace: Duration,
@@ -146,6 +152,7 @@ impl Default for Config {
             metaflows: None,
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),
+            media_timeout_hold: Duration::from_secs(3600),
             upstream_transport: crate::sip::transport::Transport::Udp,
             media_workers: std::thread::available_parallelism()
                 .map(usize::from)
@@ -222,7 +229,7 @@ impl Config {
         format!(
             "sip-listen {}, upstream {}, media-ip {}, rtp-ports {}-{}, rtp-latch {}, \
              api-listen {}, data-dir {}, metaflows {}, api tokens {}, max-calls {}, \
-             media-timeout {}s",
+             media-timeout {}s (on hold {}s)",
             self.sip_listen,
             upstream,
             self.media_ip_effective(),
@@ -235,6 +242,7 @@ impl Config {
             self.api_auth_tokens.len(),
             self.max_calls,
             self.media_timeout.as_secs(),
+            self.media_timeout_hold.as_secs(),
         )
     }
 

@@ -54,6 +54,7 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(config.api_listen, "127.0.0.1:8000".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("./data"));
     assert_eq!(config.media_timeout, Duration::from_secs(60));
+    assert_eq!(config.media_timeout_hold, Duration::from_secs(3600));
     assert_eq!(config.shutdown_grace, Duration::from_secs(30));
     assert_eq!(
         (config.sip_t1, config.sip_t2, config.sip_t4),
@@ -91,6 +92,18 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
     assert_eq!(config.max_calls, 5);
     assert_eq!(config.log_format, LogFormat::Json);
     assert_eq!(config.api_listen, Config::default().api_listen);
+}
+
+#[test]
+fn media_timeout_hold_loads_from_the_file_and_the_flag_wins() {
+    let config = load_text("media-timeout-hold = 0").unwrap();
+    assert_eq!(config.media_timeout_hold, Duration::ZERO, "0 means never");
+    let file = write_config("media-timeout-hold = 600\n");
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&["--config", path])).unwrap();
+    assert_eq!(config.media_timeout_hold, Duration::from_secs(600));
+    let config = Config::load(&cli(&["--config", path, "--media-timeout-hold", "90"])).unwrap();
+    assert_eq!(config.media_timeout_hold, Duration::from_secs(90));
 }
 
 #[test]
@@ -248,6 +261,8 @@ fn wrong_types_and_ranges_name_the_key() {
     for (text, key) in [
         ("media-timeout = 0", "\"media-timeout\""),
         ("media-timeout = \"60\"", "\"media-timeout\""),
+        ("media-timeout-hold = -1", "\"media-timeout-hold\""),
+        ("media-timeout-hold = \"1h\"", "\"media-timeout-hold\""),
         ("max-calls = -1", "\"max-calls\""),
         ("sip-t1-ms = 0", "\"sip-t1-ms\""),
         ("log-format = \"xml\"", "\"log-format\""),
@@ -325,6 +340,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         metaflows: _,
         api_auth_tokens: _,
         media_timeout: _,
+        media_timeout_hold: _,
         upstream_transport: _,
         media_workers: _,
         max_transactions: _,
@@ -350,6 +366,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "metaflows",
         "api-auth-tokens",
         "media-timeout",
+        "media-timeout-hold",
         "upstream-transport",
         "media-workers",
         "max-transactions",

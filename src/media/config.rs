@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::media::latch::LatchPolicy;
 
 /// Where and how the proxy anchors media: the address RTP sockets bind to, the UDP port range
-/// they are taken from, which sources each leg's packets are accepted from, and how long an
-/// answered call may stay silent before it is reported.
+/// they are taken from, which sources each leg's packets are accepted from, and how long a
+/// confirmed call may stay silent (in and out of hold) before it is reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaConfig {
     /// Local address every RTP/RTCP socket binds to (and that SDP advertises).
@@ -18,6 +18,9 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// Silence on every stream of an answered call for this long raises `MediaEvent::Timeout`.
     pub media_timeout: Duration,
+    /// The same while every stream of the call is on hold (SDP `sendonly`, `recvonly`,
+    /// `inactive` or `c=0.0.0.0` from either leg), when no RTP is expected; zero: never.
+    pub media_timeout_hold: Duration,
     /// Relay worker threads, each with its own single-threaded runtime (0: relay on the
     /// runtime the engine is created in).
     pub workers: usize,

@@ -21,6 +21,7 @@ use crate::media::sockets::StreamSockets;
 use crate::media::stats::MediaStats;
 use crate::media::workers::RelayRuntime;
 use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
+use crate::sdp::Direction as SdpDirection;
 
 /// Receive buffer asked for on each RTP socket.
 const RTP_RECV_BUFFER: usize = 256 * 1024;
@@ -45,10 +46,29 @@ struct CallMedia {
     streams: HashMap<usize, StreamHandle>,
 }
 
-/// What the engine keeps of a running stream: its ports and the way to reach its task.
+/// What the engine keeps of a running stream: its ports, the way to reach its task and the
+/// direction each leg's latest SDP gave it.
 struct StreamHandle {
     ports: StreamPorts,
     control: mpsc::UnboundedSender<Control>,
+    /// Per leg (a, b); `sendrecv` until the core says otherwise.
+    directions: [SdpDirection; 2],
+}
+
+impl StreamHandle {
+    /// A stream is on hold when either leg declared anything but `sendrecv`: then at most one
+    /// way carries RTP, often neither.
+    fn is_held(&self) -> bool {
+        self.directions.iter().any(|d| *d != SdpDirection::SendRecv)
+    }
+}
+
+impl CallMedia {
+    /// The call is on hold when every stream is: a stream still meant to flow both ways must
+    /// carry RTP, so the normal timeout keeps guarding it.
+    fn is_held(&self) -> bool {
+        !self.streams.is_empty() && self.streams.values().all(StreamHandle::is_held)
+    }
 }
 
 /// The two sockets of one endpoint, bound together.
@@ -140,6 +160,11 @@ impl MediaEngine {
         }
     }
 
+    /// Milliseconds on the engine clock, the one the relay tasks' ticks read.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn publish_ports(&self) {
         self.stats.set_ports_in_use(self.pool.ports_in_use());
     }
@@ -185,6 +210,7 @@ impl MediaControl for MediaEngine {
             inspector: self.inspector.as_ref().map(|factory| factory(call, index)),
             clock: self.clock,
             media_timeout: self.config.media_timeout,
+            media_timeout_hold: self.config.media_timeout_hold,
             latch: self.config.latch,
         };
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -195,9 +221,14 @@ impl MediaControl for MediaEngine {
             a: a_pair,
             b: b_pair,
         };
-        call_media
-            .streams
-            .insert(index, StreamHandle { ports, control });
+        call_media.streams.insert(
+            index,
+            StreamHandle {
+                ports,
+                control,
+                directions: [SdpDirection::SendRecv; 2],
+            },
+        );
         self.publish_ports();
         debug!(
             call,
@@ -245,8 +276,28 @@ impl MediaControl for MediaEngine {
         self.send_to_streams(call, || Control::SetTap(tap.clone()));
     }
 
+    fn set_direction(&mut self, call: CallKey, index: usize, leg: Leg, direction: SdpDirection) {
+        let now_ms = self.now_ms();
+        let Some(call_media) = self.calls.get_mut(&call) else {
+            debug!(call, "no media for call");
+            return;
+        };
+        let Some(stream) = call_media.streams.get_mut(&index) else {
+            debug!(call, index, "no media stream allocated");
+            return;
+        };
+        let slot = match leg {
+            Leg::A => &mut stream.directions[0],
+            Leg::B => &mut stream.directions[1],
+        };
+        *slot = direction;
+        let held = call_media.is_held();
+        call_media.activity.set_held(held, now_ms);
+        debug!(call, index, ?leg, ?direction, held, "media direction");
+    }
+
     fn arm_timeout(&mut self, call: CallKey) {
-        let now_ms = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.now_ms();
         self.calls.entry(call).or_default().activity.arm(now_ms);
     }
 

@@ -22,6 +22,7 @@ mod workers;
 use std::net::SocketAddr;
 
 use crate::base::Leg;
+pub use crate::sdp::Direction as SdpDirection;
 
 pub use config::{MediaConfig, MediaError};
 pub use engine::MediaEngine;
@@ -49,7 +50,8 @@ pub struct StreamPorts {
 /// Something the media plane tells the application without being asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// No RTP arrived on any stream of the answered call for the configured media timeout.
+    /// No RTP or RTCP arrived on any stream of the confirmed call for the configured media
+    /// timeout (the on-hold one while every stream is on hold).
     Timeout {
         /// The silent call.
         call: CallKey,
@@ -91,7 +93,14 @@ pub trait MediaControl {
     /// delivers `digits` (binding digit first) to the other leg as RFC 4733 events of `leg`'s
     /// stream.
     fn release_held(&mut self, call: CallKey, leg: Leg, digits: &str);
-    /// Starts the media timeout of `call` (once it is answered).
+    /// Tells stream `index` of `call` the direction `leg`'s latest SDP declared for it (with
+    /// `c=0.0.0.0` hold already folded in: see `b2bua::anchor`). While every stream has a leg
+    /// that is not `sendrecv` the call is on hold and the on-hold timeout replaces the normal
+    /// one; each change of hold state restarts the silence count.
+    fn set_direction(&mut self, call: CallKey, index: usize, leg: Leg, direction: SdpDirection);
+    /// Starts the media timeout of `call`, once the call is confirmed (the caller's ACK for
+    /// the 2xx): before that, a slow ACK or a caller that never sends one must not be mistaken
+    /// for dead media.
     fn arm_timeout(&mut self, call: CallKey);
     /// Copies every packet of the call's streams (both legs, RTP and RTCP) to `tap`, or stops
     /// copying (`None`). The copy leaves the relay through the tap's bounded queue.

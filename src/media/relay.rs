@@ -18,7 +18,7 @@ use tracing::{debug, trace};
 
 use crate::base::Leg;
 use crate::media::SharedTap;
-use crate::media::activity::CallActivity;
+use crate::media::activity::{CallActivity, Limits};
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
 use crate::media::latch::{LatchDecision, LatchPolicy, Refusal};
 use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
@@ -75,6 +75,8 @@ pub(crate) struct RelayContext {
     pub clock: Instant,
     /// Zero disables the media timeout.
     pub media_timeout: Duration,
+    /// The media timeout while every stream of the call is on hold; zero disables it.
+    pub media_timeout_hold: Duration,
     /// Which sources each leg's packets are accepted from.
     pub latch: LatchPolicy,
 }
@@ -109,7 +111,7 @@ pub(crate) async fn run_stream(
         latches: StreamLatches::new(ctx.latch),
         ctx,
         counters: LocalCounters::default(),
-        saw_rtp: false,
+        saw_media: false,
         tap: None,
         connected: [None; 4],
         refusal_logged: [false; 4],
@@ -180,8 +182,8 @@ struct Relay {
     ctx: RelayContext,
     latches: StreamLatches,
     counters: LocalCounters,
-    /// Whether RTP arrived since the last tick.
-    saw_rtp: bool,
+    /// Whether RTP or RTCP the latch accepted arrived since the last tick.
+    saw_media: bool,
     /// Where copies of the packets go while the call is recorded.
     tap: Option<SharedTap>,
     /// The peer each socket (in `Port::index` order) is connected to: the source its leg
@@ -276,16 +278,17 @@ impl Relay {
             let local = sockets.local_addr(port);
             tap.offer(from, kind, source, local, packet, now_us);
         }
-        if kind == PacketKind::Rtp {
-            self.saw_rtp = true;
-            if let Some(inspector) = self.ctx.inspector.as_mut() {
-                let (events, stats) = (&self.ctx.events, &self.ctx.stats);
-                let (call, stream) = (self.ctx.call, self.ctx.stream);
-                let mut emit = |event| publish(events, stats, call, stream, event);
-                if inspector.inspect(from, packet, now_us, &mut emit) == Verdict::Drop {
-                    self.counters.dropped(DropReason::Inspector);
-                    return;
-                }
+        // RTCP counts too: a phone on hold sends no RTP but keeps reporting.
+        self.saw_media = true;
+        if kind == PacketKind::Rtp
+            && let Some(inspector) = self.ctx.inspector.as_mut()
+        {
+            let (events, stats) = (&self.ctx.events, &self.ctx.stats);
+            let (call, stream) = (self.ctx.call, self.ctx.stream);
+            let mut emit = |event| publish(events, stats, call, stream, event);
+            if inspector.inspect(from, packet, now_us, &mut emit) == Verdict::Drop {
+                self.counters.dropped(DropReason::Inspector);
+                return;
             }
         }
         self.send_towards(sockets, port.peer(), from.other(), kind, packet);
@@ -403,11 +406,15 @@ impl Relay {
         let elapsed = self.ctx.clock.elapsed();
         let now_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let activity = &self.ctx.activity;
-        if std::mem::take(&mut self.saw_rtp) {
-            activity.note_rtp(now_ms);
+        if std::mem::take(&mut self.saw_media) {
+            activity.note_packet(now_ms);
         }
-        let timeout_ms = u64::try_from(self.ctx.media_timeout.as_millis()).unwrap_or(u64::MAX);
-        if timeout_ms > 0 && activity.claim_timeout(now_ms, timeout_ms) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let limits = Limits {
+            normal_ms: millis(self.ctx.media_timeout),
+            hold_ms: millis(self.ctx.media_timeout_hold),
+        };
+        if activity.claim_timeout(now_ms, limits) {
             let event = MediaEvent::Timeout {
                 call: self.ctx.call,
             };

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::base::{CallKey, Leg};
-use crate::media::{InspectorConfig, MediaControl, MediaError, PortPair, SharedTap, StreamPorts};
+use crate::media::{
+    InspectorConfig, MediaControl, MediaError, PortPair, SdpDirection, SharedTap, StreamPorts,
+};
 
 /// First RTP port handed out; each stream takes four ports (RTP and RTCP per leg).
 const FIRST_PORT: u16 = 40000;
@@ -30,7 +32,9 @@ pub(super) struct MediaLog {
     pub(super) discarded: Vec<(CallKey, Leg)>,
     /// Suppression: withheld digits released to the other leg (call, leg, digits).
     pub(super) released_digits: Vec<(CallKey, Leg, String)>,
-    /// Calls whose media timeout was armed (at answer).
+    /// Every `set_direction`: the direction a leg's SDP gave a stream (call, stream, leg).
+    pub(super) directions: Vec<(CallKey, usize, Leg, SdpDirection)>,
+    /// Calls whose media timeout was armed (when the caller's ACK confirmed the call).
     pub(super) armed: Vec<CallKey>,
     /// Calls whose media was released (at the end of the call).
     pub(super) released: Vec<CallKey>,
@@ -125,6 +129,10 @@ impl MediaControl for FakeMedia {
         self.log()
             .released_digits
             .push((call, leg, digits.to_string()));
+    }
+
+    fn set_direction(&mut self, call: CallKey, index: usize, leg: Leg, direction: SdpDirection) {
+        self.log().directions.push((call, index, leg, direction));
     }
 
     fn arm_timeout(&mut self, call: CallKey) {
