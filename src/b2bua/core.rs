@@ -72,7 +72,8 @@ pub struct B2bua {
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
     /// Every server and client transaction, with the call, leg and purpose each belongs to.
     pub(super) txns: Transactions,
-    /// Call-level deadlines (digit collectors, session timers); transactions keep their own.
+    /// Call-level deadlines (digit collectors, session timers, module timers, Timer C, the
+    /// no-answer limit); transactions keep their own.
     pub(super) timers: TimerQueue,
     /// The key of the next call; keys are never reused, so a late event cannot hit a new call.
     pub(super) next_key: CallKey,
