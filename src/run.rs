@@ -126,6 +126,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             upstream_transport: cfg.upstream_transport,
             max_transactions: cfg.max_transactions,
             rng_seed: None,
+            timer_c: cfg.timer_c,
+            no_answer_timeout: cfg.no_answer_timeout,
         },
         metrics.clone(),
         Box::new(media),

@@ -173,6 +173,8 @@ fn fresh_core() -> B2bua {
         upstream_transport: Transport::Udp,
         max_transactions: 1000,
         rng_seed: Some(4475),
+        timer_c: metaflow_proxy::b2bua::DEFAULT_TIMER_C,
+        no_answer_timeout: None,
     };
     B2bua::new(
         cfg,

@@ -71,6 +71,9 @@ impl B2bua {
         let cancel = cancel_for(entry.request());
         let (dest, call) = (entry.dest(), entry.data().call);
         self.send_request(cancel, dest, Purpose::Own, call, now);
+        // A PBX that never answers the INVITE with its 487 must not hold it: 64*T1 from now
+        // the transaction gives up (RFC 3261 §9.1) and the call, if still waiting, ends.
+        self.txns.cancel_sent(client_key, now);
     }
 
     /// A 2xx for a call that no longer exists: acknowledge it and hang up that dialog.

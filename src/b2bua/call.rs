@@ -88,6 +88,12 @@ pub(super) struct Call {
     pub sdp_state: super::anchor::SdpState,
     /// When the session expires unless refreshed (RFC 4028), if a session timer is in use.
     pub session_deadline: Option<Instant>,
+    /// When Timer C runs out (RFC 3261 §16.6 step 11) unless the PBX sends a provisional or
+    /// final response first; only meaningful before the final response.
+    pub timer_c: Option<Instant>,
+    /// When the no-answer limit runs out, counted from the PBX's first provisional response,
+    /// if the limit is configured.
+    pub no_answer_at: Option<Instant>,
     /// Whether a recording of the call is running.
     pub recording: bool,
     /// Modules that went on working after they started (a transfer awaiting its NOTIFYs).

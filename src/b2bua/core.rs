@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::base::CallEvent;
 use crate::media::MediaControl;
@@ -42,7 +42,19 @@ pub struct CoreConfig {
     /// Seed of the core's random numbers (tags, branches, Call-IDs, CSeq): a run with the same
     /// seed and the same inputs produces the same bytes. `None` seeds from the operating system.
     pub rng_seed: Option<u64>,
+    /// Timer C (RFC 3261 §16.6 step 11): how long the PBX may leave our INVITE without a
+    /// provisional (101-199) or final response before the proxy cancels it and answers the
+    /// caller 408. Reset on each provisional, so a PBX that keeps saying "ringing" is left
+    /// alone; one that goes quiet after its 180 no longer holds the call forever.
+    pub timer_c: Duration,
+    /// The most a call may ring (from the PBX's first provisional response) before the proxy
+    /// cancels it and answers the caller 480; `None` leaves the ringing policy to the PBX.
+    pub no_answer_timeout: Option<Duration>,
 }
+
+/// Timer C's default: the customary 3 minutes (RFC 3261 §16.6 asks for more than 3 minutes;
+/// Kamailio, SER and most proxies use 180 s).
+pub const DEFAULT_TIMER_C: Duration = Duration::from_secs(180);
 
 /// The B2BUA core. See the module docs of [`crate::b2bua`].
 pub struct B2bua {
@@ -60,7 +72,8 @@ pub struct B2bua {
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
     /// Every server and client transaction, with the call, leg and purpose each belongs to.
     pub(super) txns: Transactions,
-    /// Call-level deadlines (digit collectors, session timers); transactions keep their own.
+    /// Call-level deadlines (digit collectors, session timers, module timers, Timer C, the
+    /// no-answer limit); transactions keep their own.
     pub(super) timers: TimerQueue,
     /// The key of the next call; keys are never reused, so a late event cannot hit a new call.
     pub(super) next_key: CallKey,

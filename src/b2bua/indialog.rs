@@ -213,9 +213,19 @@ impl B2bua {
         match data.purpose {
             Purpose::InitialInvite { server_key } => {
                 let Some((key, _)) = data.call else { return };
-                let tag = self.calls.get(&key).map(|c| c.a.local_tag.clone());
-                self.send_final_to_a(&server_key, 408, "Request Timeout", tag.as_deref(), now);
-                self.end_call(key, Outcome::Failed);
+                let Some(call) = self.calls.get(&key) else {
+                    return; // the proxy ended it already; only the transaction was waiting
+                };
+                // Timer B, or the give-up 64*T1 after our CANCEL: a call the caller cancelled
+                // stays `cancelled` (its 487 went out already); any other failed.
+                let outcome = if call.state == CallState::Ending {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Failed
+                };
+                let tag = call.a.local_tag.clone();
+                self.send_final_to_a(&server_key, 408, "Request Timeout", Some(&tag), now);
+                self.end_call(key, outcome);
             }
             Purpose::Relay { server_key } => {
                 if let Some(e) = self.txns.server(&server_key) {

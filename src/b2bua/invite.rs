@@ -176,6 +176,8 @@ impl B2bua {
             sdp_state,
             recording: false,
             session_deadline: None,
+            timer_c: None,
+            no_answer_at: None,
             modules: Vec::new(),
             collectors,
         };
@@ -202,6 +204,7 @@ impl B2bua {
             Some((key, Leg::B)),
             now,
         );
+        self.arm_timer_c(key, now);
     }
 
     /// Sends a final (or provisional) response on the caller's INVITE transaction.
@@ -263,8 +266,13 @@ impl B2bua {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
+            // The proxy ended the call before the PBX answered (Timer C, the no-answer limit,
+            // shutdown): a 2xx is acknowledged and hung up, and a first provisional lets the
+            // CANCEL that had to wait for it (RFC 3261 §9.1) go out.
             if (200..300).contains(&code) {
                 self.ack_and_bye_orphan(&client_key, &resp, now);
+            } else if code < 200 {
+                self.cancel_client_invite(&client_key, now);
             }
             return;
         };
@@ -289,6 +297,14 @@ impl B2bua {
         if (101..200).contains(&code) && call.state == CallState::Inviting {
             call.state = CallState::Early;
         }
+        if (101..200).contains(&code) {
+            self.on_provisional(key, now);
+        } else if code >= 200 {
+            self.clear_setup_timers(key);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if (200..300).contains(&code) {
             call.state = CallState::Answered;
             call.answered = Some(now);

@@ -23,6 +23,7 @@ mod invite;
 mod io;
 mod registrar;
 mod session_timer;
+mod setup_timers;
 #[cfg(test)]
 mod sim;
 pub mod stats;
@@ -33,7 +34,7 @@ mod timers;
 
 pub use self::call::{CallState, Outcome};
 pub use self::codes::{CallMetaflow, DigitSource, MetaflowResolver, StaticMetaflows};
-pub use self::core::{B2bua, CoreConfig};
+pub use self::core::{B2bua, CoreConfig, DEFAULT_TIMER_C};
 pub use self::io::{Input, Output};
 pub use crate::base::CallKey;
 pub use crate::base::Leg;

@@ -44,12 +44,55 @@ impl B2bua {
                 let code = if self.shutting_down { 503 } else { 480 };
                 self.send_final_to_a(&a_key, code, reason_phrase(code), Some(&a_tag), now);
                 self.cancel_client_invite(&b_key, now);
+                // Never set up: whatever the caller asked for, it is not an answered call.
+                let outcome = if outcome == Outcome::Answered {
+                    Outcome::Failed
+                } else {
+                    outcome
+                };
+                self.end_call(key, outcome);
+                return;
             }
             CallState::Answered | CallState::Confirmed | CallState::Ending => {
                 self.send_bye(key, Leg::A, reason, now);
                 self.send_bye(key, Leg::B, reason, now);
             }
         }
+        self.end_call(key, outcome);
+    }
+
+    /// Ends a call the PBX has not answered yet from the proxy's side: `code` to the caller,
+    /// CANCEL upstream (sent once the PBX has answered anything, RFC 3261 §9.1), and the call's
+    /// state and media released now. The INVITE's client transaction stays only to absorb
+    /// the PBX's final response (a 2xx crossing the CANCEL is acknowledged and hung up) and
+    /// gives up 64*T1 after the CANCEL.
+    pub(super) fn end_unanswered(
+        &mut self,
+        key: CallKey,
+        code: u16,
+        phrase: &str,
+        reason: &str,
+        outcome: Outcome,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let call_id = call.a.call_id.clone();
+        let (a_key, a_tag, b_key) = (
+            call.a_invite_key.clone(),
+            call.a.local_tag.clone(),
+            call.b_invite_branch.clone(),
+        );
+        tracing::info!(call_id = %call_id, reason, code, "proxy ends unanswered call");
+        self.event(
+            &call_id,
+            CallEvent::CallTerminated {
+                reason: reason.to_string(),
+            },
+        );
+        self.send_final_to_a(&a_key, code, phrase, Some(&a_tag), now);
+        self.cancel_client_invite(&b_key, now);
         self.end_call(key, outcome);
     }
 
@@ -87,6 +130,7 @@ impl B2bua {
 
     /// Forgets a call: releases its media, indexes and counts it.
     pub(super) fn end_call(&mut self, key: CallKey, outcome: Outcome) {
+        self.clear_setup_timers(key);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -95,12 +139,14 @@ impl B2bua {
         self.media.release_call(key);
         self.stop_recording_at_end(key, call.recording);
         // An answered call ended normally whatever ended it, except a media timeout and a
-        // failure (a 2xx never acknowledged: the call was never set up on both sides).
+        // failure (a 2xx never acknowledged: the call was never set up on both sides). A call
+        // never answered is never counted `answered`, whoever asked (shutdown, a module): it
+        // failed, since the proxy ended it before anyone picked up.
         let keep = matches!(outcome, Outcome::MediaTimeout | Outcome::Failed);
-        let outcome = if call.answered.is_some() && !keep {
-            Outcome::Answered
-        } else {
-            outcome
+        let outcome = match (call.answered.is_some(), outcome) {
+            (true, _) if !keep => Outcome::Answered,
+            (false, Outcome::Answered) => Outcome::Failed,
+            (_, outcome) => outcome,
         };
         self.metrics.call_ended(outcome.as_str());
         tracing::info!(call_id = %call.a.call_id, outcome = outcome.as_str(), "call ended");

@@ -132,6 +132,8 @@ impl Harness {
             upstream_transport: crate::sip::transport::Transport::Udp,
             max_transactions: 10_000,
             rng_seed: Some(7),
+            timer_c: crate::b2bua::core::DEFAULT_TIMER_C,
+            no_answer_timeout: None,
         };
         let media = FakeMedia::default();
         Harness {

@@ -1,8 +1,8 @@
-//! The core's clock: a lazy queue of call-level deadlines (digit collectors, session timers),
+//! The core's clock: a lazy queue of call-level deadlines (digit collectors, session timers,
+//! Timer C and the no-answer limit),
 //! and the loop that runs them together with the transaction layer's timers, earliest first.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::sip::txn::TxEvent;
@@ -20,30 +20,41 @@ pub(super) enum TimerRef {
     Session(u64),
     /// The deadline a module set on a call (call, module instance).
     Module(u64, u64),
+    /// Timer C of a call's INVITE to the PBX.
+    TimerC(u64),
+    /// The no-answer limit of a ringing call.
+    NoAnswer(u64),
 }
 
 /// Deadlines ordered by time. The owner re-checks each popped entry against the state it names,
-/// so rescheduling never needs a removal.
+/// so rescheduling needs no removal; an entry that must not keep the core awake (a call's
+/// Timer C once the call is over) is taken out with [`TimerQueue::cancel`]. Ordered by what
+/// after the instant, so entries due together fire in the same order on every run.
 #[derive(Debug, Default)]
 pub(super) struct TimerQueue {
-    heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    set: BTreeSet<(Instant, TimerRef)>,
 }
 
 impl TimerQueue {
     /// Queues `what` at `at`.
     pub(super) fn schedule(&mut self, at: Instant, what: TimerRef) {
-        self.heap.push(Reverse((at, what)));
+        self.set.insert((at, what));
+    }
+
+    /// Takes out the entry for `what` at `at`, if queued.
+    pub(super) fn cancel(&mut self, at: Instant, what: TimerRef) {
+        self.set.remove(&(at, what));
     }
 
     /// The earliest queued deadline.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.set.first().map(|(at, _)| *at)
     }
 
     /// Pops one entry due at `now`.
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<TimerRef> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, r))| r),
+        match self.set.first() {
+            Some((at, _)) if *at <= now => self.set.pop_first().map(|(_, r)| r),
             _ => None,
         }
     }
@@ -80,6 +91,8 @@ impl B2bua {
             Some(TimerRef::Collector(call)) => self.collector_timer(call, now),
             Some(TimerRef::Session(call)) => self.session_timer(call, now),
             Some(TimerRef::Module(call, id)) => self.module_timer(call, id, now),
+            Some(TimerRef::TimerC(call)) => self.timer_c_fired(call, now),
+            Some(TimerRef::NoAnswer(call)) => self.no_answer_fired(call, now),
             None => {}
         }
     }

@@ -95,6 +95,16 @@ pub struct Cli {
     /// down; 0 never tears a held call down [default: 3600].
     #[arg(long, value_name = "SECS")]
     pub media_timeout_hold: Option<u64>,
+    /// Seconds the PBX may leave a call without a provisional or final response before the
+    /// proxy cancels it and answers the caller 408 (RFC 3261 Timer C, at least 180)
+    /// [default: 180].
+    #[arg(long, value_name = "SECS")]
+    pub timer_c: Option<u64>,
+
+    /// Seconds a call may ring before the proxy cancels it and answers the caller 480;
+    /// 0 leaves ringing to the PBX [default: 0].
+    #[arg(long, value_name = "SECS")]
+    pub no_answer_timeout: Option<u64>,
 
     /// Log level (trace, debug, info, warn, error) or filter directives such as
     /// info,metaflow_proxy::sip=debug; RUST_LOG overrides it [default: info].

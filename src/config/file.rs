@@ -6,8 +6,8 @@ use std::time::Duration;
 use toml::Value;
 
 use super::values::{
-    check_learning_ms, check_log_level, parse_listen_addr, parse_rtp_latch, parse_rtp_ports,
-    parse_rtp_source_match, parse_upstream,
+    check_learning_ms, check_log_level, check_timer_c, no_answer_limit, parse_listen_addr,
+    parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -168,6 +168,13 @@ impl Config {
             }
             "media-timeout-hold" => {
                 self.media_timeout_hold = Duration::from_secs(file.integer(key, value, 0)?);
+            }
+            "timer-c" => {
+                let secs = file.integer(key, value, 1)?;
+                self.timer_c = check_timer_c(secs).map_err(|e| file.invalid(key, e))?;
+            }
+            "no-answer-timeout" => {
+                self.no_answer_timeout = no_answer_limit(file.integer(key, value, 0)?);
             }
             "shutdown-grace" => {
                 self.shutdown_grace = Duration::from_secs(file.integer(key, value, 0)?);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::values::{check_learning_ms, check_log_level, parse_upstream};
+use super::values::{
+    check_learning_ms, check_log_level, check_timer_c, no_answer_limit, parse_upstream,
+};
 use super::{Config, ConfigError};
 use crate::config::cli::Cli;
 
@@ -69,6 +71,12 @@ impl Config {
         }
         if let Some(seconds) = cli.media_timeout_hold {
             self.media_timeout_hold = Duration::from_secs(seconds);
+        }
+        if let Some(seconds) = cli.timer_c {
+            self.timer_c = check_timer_c(seconds).map_err(|e| invalid_flag("timer-c", e))?;
+        }
+        if let Some(seconds) = cli.no_answer_timeout {
+            self.no_answer_timeout = no_answer_limit(seconds);
         }
         if let Some(level) = &cli.log_level {
             self.log_level = check_log_level(level).map_err(|e| invalid_flag("log-level", e))?;

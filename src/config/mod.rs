@@ -21,11 +21,13 @@ use crate::config::cli::Cli;
 use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, SourceMatch};
 
 pub use error::ConfigError;
-pub use values::{parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream};
+pub use values::{
+    MIN_TIMER_C_SECS, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream,
+};
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 23] = [
+pub const KNOWN_KEYS: [&str; 25] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -40,6 +42,8 @@ pub const KNOWN_KEYS: [&str; 23] = [
     "api-auth-tokens",
     "media-timeout",
     "media-timeout-hold",
+    "timer-c",
+    "no-answer-timeout",
     "media-workers",
     "shutdown-grace",
     "sip-t1-ms",
@@ -118,6 +122,13 @@ pub struct Config {
     /// or `c=0.0.0.0`), where no RTP is expected (key `media-timeout-hold`, seconds; zero:
     /// never).
     pub media_timeout_hold: Duration,
+    /// Timer C (RFC 3261 §16.6 step 11): a PBX that leaves our INVITE this long without a
+    /// provisional or final response gets a CANCEL and the caller a 408 (key `timer-c`,
+    /// seconds, at least 180).
+    pub timer_c: Duration,
+    /// The most a call may ring before the proxy cancels it and answers the caller 480
+    /// (key `no-answer-timeout`, seconds; 0, the default, leaves it to the PBX).
+    pub no_answer_timeout: Option<Duration>,
     /// On shutdown, how long calls in progress may continue before they are ended
     /// (key `shutdown-grace`, seconds).
     pub shutdown_grace: Duration,
@@ -153,6 +164,8 @@ impl Default for Config {
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),
             media_timeout_hold: Duration::from_secs(3600),
+            timer_c: crate::b2bua::DEFAULT_TIMER_C,
+            no_answer_timeout: None,
             upstream_transport: crate::sip::transport::Transport::Udp,
             media_workers: std::thread::available_parallelism()
                 .map(usize::from)

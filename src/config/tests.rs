@@ -56,6 +56,8 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(config.media_timeout, Duration::from_secs(60));
     assert_eq!(config.media_timeout_hold, Duration::from_secs(3600));
     assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(config.timer_c, Duration::from_secs(180));
+    assert_eq!(config.no_answer_timeout, None);
     assert_eq!(
         (config.sip_t1, config.sip_t2, config.sip_t4),
         (
@@ -104,6 +106,32 @@ fn media_timeout_hold_loads_from_the_file_and_the_flag_wins() {
     assert_eq!(config.media_timeout_hold, Duration::from_secs(600));
     let config = Config::load(&cli(&["--config", path, "--media-timeout-hold", "90"])).unwrap();
     assert_eq!(config.media_timeout_hold, Duration::from_secs(90));
+}
+
+#[test]
+fn call_setup_limits_load_from_the_file_and_flags_win() {
+    let config = load_text("timer-c = 240\nno-answer-timeout = 90").unwrap();
+    assert_eq!(config.timer_c, Duration::from_secs(240));
+    assert_eq!(config.no_answer_timeout, Some(Duration::from_secs(90)));
+    let config = load_text("no-answer-timeout = 0").unwrap();
+    assert_eq!(config.no_answer_timeout, None, "0 turns the limit off");
+    let file = write_config("timer-c = 240\nno-answer-timeout = 90\n");
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--timer-c",
+        "300",
+        "--no-answer-timeout",
+        "0",
+    ]))
+    .unwrap();
+    assert_eq!(config.timer_c, Duration::from_secs(300));
+    assert_eq!(config.no_answer_timeout, None);
+    let message = Config::load(&cli(&["--timer-c", "30"]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("--timer-c"), "{message}");
 }
 
 #[test]
@@ -265,6 +293,9 @@ fn wrong_types_and_ranges_name_the_key() {
         ("media-timeout-hold = \"1h\"", "\"media-timeout-hold\""),
         ("max-calls = -1", "\"max-calls\""),
         ("sip-t1-ms = 0", "\"sip-t1-ms\""),
+        ("timer-c = 60", "\"timer-c\""),
+        ("timer-c = \"180\"", "\"timer-c\""),
+        ("no-answer-timeout = -5", "\"no-answer-timeout\""),
         ("log-format = \"xml\"", "\"log-format\""),
         ("log-level = \"verbose\"", "\"log-level\""),
         ("api-auth-tokens = \"one\"", "\"api-auth-tokens\""),
@@ -341,6 +372,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         api_auth_tokens: _,
         media_timeout: _,
         media_timeout_hold: _,
+        timer_c: _,
+        no_answer_timeout: _,
         upstream_transport: _,
         media_workers: _,
         max_transactions: _,
@@ -367,6 +400,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "api-auth-tokens",
         "media-timeout",
         "media-timeout-hold",
+        "timer-c",
+        "no-answer-timeout",
         "upstream-transport",
         "media-workers",
         "max-transactions",

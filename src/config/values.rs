@@ -112,6 +112,26 @@ pub(super) fn check_log_level(text: &str) -> Result<String, String> {
         })
 }
 
+/// The smallest `timer-c` accepted, in seconds: RFC 3261 §16.6 step 11 wants Timer C above
+/// 3 minutes, and 180 s is the value proxies customarily use. Shorter would cancel calls a
+/// slow PBX (queues, hunt groups that answer late with no 180 in between) still means to ring.
+pub const MIN_TIMER_C_SECS: u64 = 180;
+
+/// Checks a `timer-c` value in seconds.
+pub(super) fn check_timer_c(secs: u64) -> Result<Duration, String> {
+    if secs < MIN_TIMER_C_SECS {
+        return Err(format!(
+            "must be at least {MIN_TIMER_C_SECS} seconds (RFC 3261 Timer C), got {secs}"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// A `no-answer-timeout` value in seconds: 0 turns the limit off.
+pub(super) fn no_answer_limit(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

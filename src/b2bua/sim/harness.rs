@@ -68,10 +68,15 @@ pub(super) struct SimConfig {
     pub(super) max_calls: usize,
     /// The core's transaction limit.
     pub(super) max_transactions: usize,
+    /// The core's Timer C.
+    pub(super) timer_c: Duration,
+    /// The core's no-answer limit.
+    pub(super) no_answer_timeout: Option<Duration>,
 }
 
 impl Default for SimConfig {
-    /// Seed 1, a clean network, no metaflows, generous limits.
+    /// Seed 1, a clean network, no metaflows, generous limits, Timer C at its default and no
+    /// no-answer limit.
     fn default() -> Self {
         SimConfig {
             seed: 1,
@@ -79,6 +84,8 @@ impl Default for SimConfig {
             metaflows: None,
             max_calls: 100,
             max_transactions: 10_000,
+            timer_c: crate::b2bua::DEFAULT_TIMER_C,
+            no_answer_timeout: None,
         }
     }
 }
@@ -133,6 +140,8 @@ impl Sim {
             upstream_transport: Transport::Udp,
             max_transactions: cfg.max_transactions,
             rng_seed: Some(rng.u64(..)),
+            timer_c: cfg.timer_c,
+            no_answer_timeout: cfg.no_answer_timeout,
         };
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));

@@ -32,4 +32,5 @@ mod tests_record;
 mod tests_register;
 mod tests_shutdown;
 mod tests_timeouts;
+mod tests_timer_c;
 mod tests_transfer;

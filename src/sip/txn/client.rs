@@ -104,6 +104,19 @@ impl ClientTx {
         )
     }
 
+    /// A CANCEL for this INVITE was sent at `now`. RFC 3261 §9.1: if no final response arrives
+    /// within 64*T1 of the CANCEL, the INVITE is considered cancelled and its transaction
+    /// destroyed. Timer B stopped at the first provisional, so without this a PBX that never
+    /// sends its 487 would hold the transaction (and the call waiting for it) for ever; the
+    /// owner sees the end as a time-out.
+    pub fn on_cancel_sent(&mut self, now: Instant, timers: &Timers) {
+        if self.kind != TxKind::Invite || self.has_final() {
+            return;
+        }
+        let give_up = now + timers.t64();
+        self.timeout_at = Some(self.timeout_at.map_or(give_up, |at| at.min(give_up)));
+    }
+
     /// Feeds a response with status `code`.
     pub fn on_response(&mut self, code: u16, now: Instant, timers: &Timers) -> ResponseVerdict {
         let provisional = code < 200;
@@ -338,6 +351,33 @@ mod tests {
         assert_eq!(
             tx.on_timer(t0 + timers.t64(), &timers),
             Some(ClientTimerEvent::Terminated)
+        );
+    }
+
+    #[test]
+    fn invite_client_gives_up_64_t1_after_its_cancel() {
+        let timers = Timers::default();
+        let t0 = Instant::now();
+        let mut tx = ClientTx::new(TxKind::Invite, false, t0, &timers);
+        tx.on_response(180, t0 + ms(100), &timers);
+        assert_eq!(tx.next_deadline(), None);
+        tx.on_cancel_sent(t0 + ms(1000), &timers);
+        let give_up = t0 + ms(1000) + timers.t64();
+        assert_eq!(tx.next_deadline(), Some(give_up));
+        assert_eq!(
+            tx.on_timer(give_up, &timers),
+            Some(ClientTimerEvent::Timeout)
+        );
+        assert!(tx.is_terminated());
+        // A final response before the give-up stops it, as Timer B would be stopped.
+        let mut tx = ClientTx::new(TxKind::Invite, false, t0, &timers);
+        tx.on_response(180, t0, &timers);
+        tx.on_cancel_sent(t0, &timers);
+        tx.on_response(487, t0 + ms(50), &timers);
+        assert_eq!(
+            tx.next_deadline(),
+            Some(t0 + ms(50) + ms(32000)),
+            "Timer D only"
         );
     }
 

@@ -355,6 +355,16 @@ impl<S, C> TxLayer<S, C> {
         }
     }
 
+    /// Notes that a CANCEL for the INVITE of `key` went out at `now`: unless a final response
+    /// arrives within 64*T1, the INVITE's transaction ends with [`TxEvent::ClientTimeout`]
+    /// (RFC 3261 §9.1), so a peer that never answers with 487 cannot hold it.
+    pub fn cancel_sent(&mut self, key: &ClientKey, now: Instant) {
+        if let Some(entry) = self.clients.get_mut(key) {
+            entry.tx.on_cancel_sent(now, &self.timers);
+            self.schedule_client(key);
+        }
+    }
+
     /// Matches a received response against the client transactions.
     pub fn on_response(&mut self, msg: &SipMessage, now: Instant) -> ResponseEvent<'_, C> {
         let (Some(key), Some(code)) = (ClientKey::of_response(msg), msg.status()) else {
