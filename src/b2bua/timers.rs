@@ -88,9 +88,7 @@ impl B2bua {
     fn on_tx_event(&mut self, event: TxEvent<ServerData, ClientData>, now: Instant) {
         match event {
             TxEvent::Send(transmit) => self.send_raw(transmit.to, transmit.bytes),
-            TxEvent::ClientTimeout { request, data, .. } => {
-                self.on_client_timeout(&request, data, now);
-            }
+            TxEvent::ClientTimeout { data, .. } => self.on_client_timeout(data, now),
             TxEvent::ServerAckTimeout { code, data, .. } => {
                 if let Some((call, _)) = data
                     && (200..300).contains(&code)

@@ -30,5 +30,6 @@ mod tests_prack;
 mod tests_record;
 mod tests_register;
 mod tests_shutdown;
+mod tests_teardown;
 mod tests_timeouts;
 mod tests_transfer;
