@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::base::CallEvent;
 use crate::sip::{Method, SipMessage};
 
+use super::super::Input;
 use super::expect::{req, resp};
-use super::harness::{PROXY, Side, Sim, SimConfig, addr};
+use super::harness::{PBX, PROXY, Side, Sim, SimConfig, addr};
 use super::net::Datagram;
 use super::sip::method;
 
@@ -207,4 +208,60 @@ fn a_bye_from_the_pbx_is_answered_at_once_and_the_late_answer_consumed() {
     sim.run_for(Duration::from_secs(40));
     assert!(sim.take(Side::Pbx).is_empty(), "no second answer");
     assert_eq!(sim.core.transactions(), 0);
+}
+
+/// ICMP port unreachable from the PBX ([`Input::Unreachable`]): the INVITE is not retransmitted
+/// for 32 s; the phone gets 408 at once and the call ends as failed. Our BYE to a PBX that
+/// refuses is given up at once as well.
+#[test]
+fn an_unreachable_pbx_fails_the_call_at_once() {
+    let mut sim = Sim::new(115);
+    sim.call_reaches_pbx();
+    let refused = sim.elapsed();
+    sim.input(Input::Unreachable { to: addr(PBX) });
+    sim.expect(Side::Phone, resp(408, "INVITE"));
+    assert_eq!(
+        sim.elapsed() - refused,
+        Duration::from_millis(10),
+        "one way"
+    );
+    assert_eq!(
+        sim.events_of("call_ended"),
+        [CallEvent::CallEnded {
+            outcome: "failed",
+            answered: false
+        }]
+    );
+    sim.run_for(Duration::from_secs(5));
+    let invites = sim
+        .pbx
+        .log
+        .iter()
+        .filter(|(_, m)| method(m) == "INVITE")
+        .count();
+    assert_eq!(invites, 1, "no retransmission after the refusal");
+
+    let mut call = sim.answered_call();
+    let bye = sim.phone.request(&mut call.phone, "BYE");
+    sim.send(Side::Phone, &bye);
+    sim.expect(Side::Pbx, req("BYE"));
+    sim.input(Input::Unreachable { to: addr(PBX) });
+    sim.run_for(Duration::from_secs(40));
+    let byes = sim
+        .pbx
+        .log
+        .iter()
+        .filter(|(_, m)| method(m) == "BYE")
+        .count();
+    assert_eq!(byes, 1, "the BYE is given up at the refusal");
+}
+
+/// A refusal from an address we are not waiting on changes nothing: the call goes on.
+#[test]
+fn an_unreachable_elsewhere_changes_nothing() {
+    let mut sim = Sim::new(116);
+    let (_, b_invite) = sim.call_reaches_pbx();
+    sim.input(Input::Unreachable { to: addr(SPOOFER) });
+    sim.pbx_answers(&b_invite, 200, Some(super::sip::ANSWER));
+    sim.expect(Side::Phone, resp(200, "INVITE"));
 }
