@@ -88,6 +88,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let sip_socket = UdpSocket::bind(cfg.sip_listen)
         .await
         .with_context(|| format!("cannot bind sip-listen {}", cfg.sip_listen))?;
+    if let Err(err) = metaflow_proxy::app::icmp::enable(&sip_socket) {
+        // Not fatal: a dead PBX is then noticed by Timer B/F, as before.
+        tracing::warn!(error = %err, "ICMP errors on the SIP socket cannot be enabled");
+    }
     let local = sip_socket.local_addr()?;
     let (tcp, tcp_inbound) = TcpTransport::bind(local, TcpConfig::default())
         .await

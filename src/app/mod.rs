@@ -4,5 +4,6 @@
 //! only place that knows both the call core and the API or the store.
 
 pub mod directory;
+pub mod icmp;
 pub mod registry;
 pub mod shell;

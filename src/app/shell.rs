@@ -104,7 +104,14 @@ impl SipTask {
                         let data = buf.get(..n).unwrap_or_default();
                         self.core.handle(Instant::now(), Input::Datagram { from: Peer::udp(src), data });
                     }
-                    Err(err) => tracing::debug!(error = %err, "SIP socket receive error"),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "SIP socket receive error");
+                        // An ICMP error (IP_RECVERR): each names a destination that refused.
+                        for to in super::icmp::drain_unreachable(&*self.socket) {
+                            tracing::debug!(peer = %to, "ICMP unreachable");
+                            self.core.handle(Instant::now(), Input::Unreachable { to });
+                        }
+                    }
                 },
                 Some(inbound) = self.tcp_inbound.recv() => {
                     let from = Peer::tcp(inbound.from);

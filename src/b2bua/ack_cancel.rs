@@ -35,18 +35,23 @@ impl B2bua {
             return;
         }
         let Some((key, _)) = call else { return };
+        self.caller_gives_up(key, now);
+    }
+
+    /// The caller abandons a call not yet answered (CANCEL, or BYE in an early dialog): 487 to
+    /// its INVITE, CANCEL upstream; the call ends when the PBX's final response comes.
+    pub(super) fn caller_gives_up(&mut self, key: super::CallKey, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         call.state = CallState::Ending;
         let a_tag = call.a.local_tag.clone();
+        let a_key = call.a_invite_key.clone();
         let b_key = call.b_invite_branch.clone();
         let call_id = call.a.call_id.clone();
         tracing::info!(call_id = %call_id, "call cancelled by caller");
         self.event(&call_id, CallEvent::CallCancelled);
-        if let Some(k) = invite_key {
-            self.send_final_to_a(&k, 487, "Request Terminated", Some(&a_tag), now);
-        }
+        self.send_final_to_a(&a_key, 487, "Request Terminated", Some(&a_tag), now);
         self.cancel_client_invite(&b_key, now);
     }
 

@@ -237,6 +237,11 @@ impl B2bua {
             }
             RequestEvent::AckAbsorbed => return,
         }
+        if self.names_unknown_dialog(&msg, &method) {
+            // Before the limit check: a refusal that keeps no state costs the table nothing.
+            self.refuse_unknown_dialog(from, &msg);
+            return;
+        }
         if method != Method::Ack && self.transactions() >= self.cfg.max_transactions {
             // Memory stays bounded under a flood: refuse without keeping any state.
             self.stats.rejected(super::stats::Limit::Transactions);
@@ -267,6 +272,42 @@ impl B2bua {
             }
             _ => self.proxy_out_of_dialog(from, msg, now),
         }
+    }
+
+    /// Whether `msg` can only belong to a dialog and names none the core knows: a To tag with
+    /// a Call-ID of no call in progress, or no To tag on a method that exists only inside a
+    /// dialog (BYE, INFO, UPDATE, PRACK). Such a request has nowhere to go; forwarding it
+    /// upstream (or keeping a transaction for its answer) let spoofed datagrams fill the
+    /// transaction table. ACK is never answered and CANCEL matches transactions, not dialogs.
+    fn names_unknown_dialog(&self, msg: &SipMessage, method: &Method) -> bool {
+        if matches!(method, Method::Ack | Method::Cancel) {
+            return false;
+        }
+        if msg.to_tag().is_some() {
+            let known = msg
+                .call_id()
+                .and_then(|c| self.by_call_id.get(c))
+                .is_some_and(|(key, _)| self.calls.contains_key(key));
+            return !known;
+        }
+        matches!(
+            method,
+            Method::Bye | Method::Info | Method::Update | Method::Prack
+        )
+    }
+
+    /// Answers 481 without a transaction (RFC 3261 §12.2.2): a retransmission is simply
+    /// answered again, so nothing is lost by keeping no state, and a flood costs no memory.
+    pub(super) fn refuse_unknown_dialog(&mut self, from: Peer, msg: &SipMessage) {
+        self.stats.refused_unknown_dialog();
+        tracing::debug!(peer = %from, call_id = msg.call_id().unwrap_or(""), "request for an unknown dialog refused 481");
+        let mut resp = SipMessage::response_to(msg, 481, "Call/Transaction Does Not Exist");
+        if resp.to_tag().is_none() {
+            // §8.2.6.2: a final response carries a To tag.
+            let tag = self.token(12);
+            super::invite::add_to_tag(&mut resp, &tag);
+        }
+        self.send_response_bytes(from, &resp);
     }
 
     /// An out-of-dialog request is for the proxy itself when its Request-URI has no user part

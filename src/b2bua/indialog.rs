@@ -19,8 +19,7 @@ impl B2bua {
     pub(super) fn on_in_dialog_request(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let found = msg.call_id().and_then(|c| self.by_call_id.get(c)).copied();
         let Some((key, leg)) = found.filter(|(k, _)| self.calls.contains_key(k)) else {
-            let resp = SipMessage::response_to(&msg, 481, "Call/Transaction Does Not Exist");
-            self.answer_out_of_dialog(from, &msg, resp, now);
+            self.refuse_unknown_dialog(from, &msg);
             return;
         };
         let max_forwards = msg.max_forwards().unwrap_or(70);
@@ -38,6 +37,9 @@ impl B2bua {
             self.answer_out_of_dialog(from, &msg, ok, now);
             self.module_request(key, id, leg, &msg, now);
             return;
+        }
+        if method == Method::Bye {
+            return self.on_bye(from, &msg, key, leg, max_forwards, now);
         }
         let Some(skey) = ServerKey::of_request(&msg) else {
             return;
@@ -65,9 +67,6 @@ impl B2bua {
         };
         if matches!(method, Method::Invite | Method::Update) {
             call.dialog_mut(leg).learn_contact(&msg);
-        }
-        if method == Method::Bye {
-            call.state = CallState::Ending;
         }
         let call_id = call.a.call_id.clone();
         let target = call.dialog_mut(other(leg));
@@ -197,19 +196,10 @@ impl B2bua {
             self.session_refreshed(key, &resp, now);
         }
         self.send_on_server(server_key, out, now);
-        if method == Some(Method::Bye) && code >= 200 {
-            self.end_call(key, Outcome::Answered);
-        }
     }
 
     /// A client transaction got no final response in time.
-    pub(super) fn on_client_timeout(
-        &mut self,
-        request: &SipMessage,
-        data: ClientData,
-        now: Instant,
-    ) {
-        let method = request.method().cloned();
+    pub(super) fn on_client_timeout(&mut self, data: ClientData, now: Instant) {
         match data.purpose {
             Purpose::InitialInvite { server_key } => {
                 let Some((key, _)) = data.call else { return };
@@ -227,26 +217,37 @@ impl B2bua {
                 self.send_final_to_a(&server_key, 408, "Request Timeout", Some(&tag), now);
                 self.end_call(key, outcome);
             }
-            Purpose::Relay { server_key } => {
-                if let Some(e) = self.txns.server(&server_key) {
-                    let resp = SipMessage::response_to(e.request(), 408, "Request Timeout");
-                    self.send_on_server(&server_key, resp, now);
-                }
-                if method == Some(Method::Bye)
-                    && let Some((key, _)) = data.call
-                {
-                    self.end_call(key, Outcome::Answered);
-                }
-            }
+            Purpose::Relay { server_key } => self.answer_timeout(&server_key, now),
             Purpose::Module(id) => {
                 if let Some((key, _)) = data.call {
                     // No final response in time: the module sees a 408, as RFC 3261 says.
                     self.module_response(key, id, 408, now);
                 }
             }
-            Purpose::Proxied { server_key } => self.registrar.forget_pending(&server_key),
+            Purpose::Proxied { server_key } => {
+                self.registrar.forget_pending(&server_key);
+                self.answer_timeout(&server_key, now);
+            }
             Purpose::Own => {}
         }
+    }
+
+    /// The request we passed on for the server transaction `server_key` got no final response
+    /// in time: its sender gets a 408 (RFC 3261 §16.8 for a proxy), which also puts the server
+    /// transaction on Timer J, so it ends by its own timers whatever the far side does.
+    fn answer_timeout(&mut self, server_key: &ServerKey, now: Instant) {
+        let Some(entry) = self.txns.server(server_key) else {
+            return;
+        };
+        if entry.has_final() {
+            return;
+        }
+        let mut resp = SipMessage::response_to(entry.request(), 408, "Request Timeout");
+        if resp.to_tag().is_none() {
+            let tag = self.token(12);
+            super::invite::add_to_tag(&mut resp, &tag);
+        }
+        self.send_on_server(server_key, resp, now);
     }
 
     /// An out-of-dialog request that is not for the proxy itself (MESSAGE, SUBSCRIBE,

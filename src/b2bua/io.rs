@@ -3,6 +3,7 @@
 //! from [`B2bua::poll_output`]. The shell, the tests and the simulation harness drive it the same
 //! way, so a behaviour proven at unit speed is the behaviour the process runs.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -27,6 +28,13 @@ pub enum Input<'a> {
     },
     /// Time passed: run every timer due (asked for by [`B2bua::poll_timeout`]).
     Timeout,
+    /// The network refused a datagram sent to `to` (ICMP port or host unreachable): nobody
+    /// listens there, so the client transactions towards it that have no response yet fail
+    /// now, as if their Timer B/F had fired, instead of retransmitting for 32 s.
+    Unreachable {
+        /// The destination that refused.
+        to: SocketAddr,
+    },
     /// A key press began on a leg of a call (RFC 4733 from the relay; SIP INFO arrives as a
     /// datagram).
     Digit {
@@ -122,6 +130,7 @@ impl B2bua {
         match input {
             Input::Datagram { from, data } => self.handle_datagram(from, data, now),
             Input::Timeout => self.handle_timers(now),
+            Input::Unreachable { to } => self.on_unreachable(to, now),
             Input::Digit { call, leg, digit } => {
                 self.on_digit(call, leg, digit, DigitSource::Rtp, now)
             }

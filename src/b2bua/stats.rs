@@ -31,6 +31,9 @@ pub struct CoreStats {
     dialogs: AtomicU64,
     registrations: AtomicU64,
     rejected: [AtomicU64; 2],
+    /// Requests for a dialog the core does not know, refused 481 without keeping any state: a
+    /// flood of spoofed in-dialog requests shows here rather than in the transaction table.
+    unknown_dialog: AtomicU64,
 }
 
 impl CoreStats {
@@ -50,6 +53,16 @@ impl CoreStats {
         if let Some(c) = self.rejected.get(limit as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a request refused 481 because it names no dialog the core knows.
+    pub fn refused_unknown_dialog(&self) {
+        self.unknown_dialog.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused 481 for an unknown dialog so far.
+    pub fn unknown_dialog_total(&self) -> u64 {
+        self.unknown_dialog.load(Ordering::Relaxed)
     }
 
     /// Requests refused by `limit` so far.
@@ -99,5 +112,13 @@ impl MetricsSource for CoreStats {
                 self.rejected_total(limit),
             );
         }
+        let name = "sip_unknown_dialog_total";
+        write_header(
+            out,
+            name,
+            "counter",
+            "In-dialog requests for a dialog the proxy does not know, refused 481 statelessly.",
+        );
+        write_sample(out, name, &[], self.unknown_dialog_total());
     }
 }

@@ -4,11 +4,13 @@
 use std::time::Instant;
 
 use crate::base::CallEvent;
-use crate::sip::Method;
-use crate::sip::names::REASON;
+use crate::sip::names::{MAX_FORWARDS, REASON};
+use crate::sip::transport::Peer;
+use crate::sip::{Method, SipMessage};
 
-use super::call::{CallState, Outcome};
+use super::call::{CallState, Outcome, other};
 use super::entries::Purpose;
+use super::headers::copy_end_to_end;
 use super::{B2bua, CallKey, Leg};
 
 impl B2bua {
@@ -111,6 +113,59 @@ impl B2bua {
         bye.push_header(REASON, format!("SIP;cause=200;text=\"{reason}\""));
         let dest = dialog.peer;
         self.send_request(bye, dest, Purpose::Own, None, now);
+    }
+
+    /// A BYE from either leg of a call. It is answered 200 at once and the call ends at once
+    /// (media released, `call_ended`); the other leg gets a BYE of ours carrying the end-to-end
+    /// headers of the one received (`Reason`...), whose client transaction retransmits and
+    /// gives up on its own and whose response is consumed. Relaying the BYE and answering with
+    /// the other leg's response made the sender wait on a far end that may be dead (a 408
+    /// after 32 s of retransmissions, the ports held meanwhile); RFC 3261 §15.1.2 lets a UAS
+    /// answer a BYE by itself, and the sender's dialog is over whatever the other leg says.
+    pub(super) fn on_bye(
+        &mut self,
+        from: Peer,
+        msg: &SipMessage,
+        key: CallKey,
+        leg: Leg,
+        max_forwards: u32,
+        now: Instant,
+    ) {
+        let ok = SipMessage::response_to(msg, 200, "OK");
+        self.answer_out_of_dialog(from, msg, ok, now);
+        let Some(state) = self.calls.get(&key).map(|c| c.state) else {
+            return;
+        };
+        match state {
+            CallState::Answered | CallState::Confirmed => {}
+            // A CANCEL is already taking the set-up down; the PBX's final response ends it.
+            CallState::Ending => return,
+            // BYE in an early dialog (§15): the caller gives up as with a CANCEL; the PBX may
+            // not send one (a UAS has no early dialog to end), so its BYE fails the call.
+            CallState::Inviting | CallState::Early => {
+                match leg {
+                    Leg::A => self.caller_gives_up(key, now),
+                    Leg::B => self.terminate_call(key, Outcome::Failed, "BYE before answer", now),
+                }
+                return;
+            }
+        }
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        if let Some(call) = self.calls.get_mut(&key) {
+            let call_id = call.a.call_id.clone();
+            let target = call.dialog_mut(other(leg));
+            if target.remote_tag.is_some() {
+                let mut bye = target.request(Method::Bye, via, &contact, None);
+                bye.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
+                copy_end_to_end(msg, &mut bye, &[]);
+                bye.body = msg.body.clone();
+                let dest = target.peer;
+                tracing::info!(call_id = %call_id, from_leg = ?leg, "BYE answered; hanging up the other leg");
+                self.send_request(bye, dest, Purpose::Own, None, now);
+            }
+        }
+        self.end_call(key, Outcome::Answered);
     }
 
     /// Media stopped flowing for the configured time: hang up both legs.

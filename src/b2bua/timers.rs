@@ -97,13 +97,18 @@ impl B2bua {
         }
     }
 
+    /// `to` refused a datagram: fail the client transactions waiting on it at once.
+    pub(super) fn on_unreachable(&mut self, to: std::net::SocketAddr, now: Instant) {
+        for event in self.txns.fail_towards(to) {
+            self.on_tx_event(event, now);
+        }
+    }
+
     /// Acts on what a transaction timer asks for.
     fn on_tx_event(&mut self, event: TxEvent<ServerData, ClientData>, now: Instant) {
         match event {
             TxEvent::Send(transmit) => self.send_raw(transmit.to, transmit.bytes),
-            TxEvent::ClientTimeout { request, data, .. } => {
-                self.on_client_timeout(&request, data, now);
-            }
+            TxEvent::ClientTimeout { data, .. } => self.on_client_timeout(data, now),
             TxEvent::ServerAckTimeout { code, data, .. } => {
                 if let Some((call, _)) = data
                     && (200..300).contains(&code)

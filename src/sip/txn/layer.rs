@@ -7,6 +7,7 @@
 //! attached when the transaction began.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::sip::transport::Peer;
@@ -492,6 +493,37 @@ impl<S, C> TxLayer<S, C> {
                 None
             }
         }
+    }
+
+    /// Ends every client transaction sent over UDP to `to` that has had no response at all, as
+    /// if its Timer B/F had fired, and returns their [`TxEvent::ClientTimeout`]s (in key order,
+    /// so a run is reproducible). For an ICMP unreachable from `to`: a transaction that did get
+    /// a response has a live peer and is left to its timers.
+    pub fn fail_towards(&mut self, to: SocketAddr) -> Vec<TxEvent<S, C>> {
+        let mut keys: Vec<ClientKey> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.dest.addr == to && !c.dest.transport.is_reliable() && !c.tx.has_response()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort_unstable();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(entry) = self.clients.remove(&key) else {
+                continue;
+            };
+            if let Some(at) = entry.scheduled {
+                self.deadlines.remove(&(at, TxRef::Client(key.clone())));
+            }
+            out.push(TxEvent::ClientTimeout {
+                key,
+                request: entry.request,
+                data: entry.data,
+            });
+        }
+        out
     }
 
     /// Queues the server transaction's next deadline in place of the one queued before.
