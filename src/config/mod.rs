@@ -164,7 +164,7 @@ impl Default for Config {
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),
             media_timeout_hold: Duration::from_secs(3600),
-            timer_c: crate::b2bua::DEFAULT_TIMER_C,
+            timer_c: Duration::from_secs(MIN_TIMER_C_SECS),
             no_answer_timeout: None,
             upstream_transport: crate::sip::transport::Transport::Udp,
             media_workers: std::thread::available_parallelism()
