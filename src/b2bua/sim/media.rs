@@ -14,7 +14,7 @@ const FIRST_PORT: u16 = 40000;
 
 /// Everything the core asked of the media plane, in order.
 #[derive(Debug, Default)]
-pub(super) struct MediaLog {
+pub(in crate::b2bua) struct MediaLog {
     /// Next free port: allocation is deterministic so SDP bodies are reproducible.
     next_port: u16,
     /// Every call that ever got a stream, in order: the public way for a test to learn the
@@ -23,9 +23,9 @@ pub(super) struct MediaLog {
     /// Streams currently bound, with their ports, in allocation order.
     pub(super) streams: Vec<((CallKey, usize), StreamPorts)>,
     /// Every `set_remote`: where the core says a leg's media lives (call, stream, leg, RTP).
-    pub(super) remotes: Vec<(CallKey, usize, Leg, SocketAddr)>,
+    pub(in crate::b2bua) remotes: Vec<(CallKey, usize, Leg, SocketAddr)>,
     /// Every inspector configuration (call, stream, sending leg, settings).
-    pub(super) inspectors: Vec<(CallKey, usize, Leg, InspectorConfig)>,
+    pub(in crate::b2bua) inspectors: Vec<(CallKey, usize, Leg, InspectorConfig)>,
     /// Every tap change: (call, attached?) — recording attaches and detaches taps.
     pub(super) taps: Vec<(CallKey, bool)>,
     /// Suppression: codes whose withheld digits were discarded (call, leg).
@@ -35,20 +35,20 @@ pub(super) struct MediaLog {
     /// Every `set_direction`: the direction a leg's SDP gave a stream (call, stream, leg).
     pub(super) directions: Vec<(CallKey, usize, Leg, SdpDirection)>,
     /// Calls whose media timeout was armed (when the caller's ACK confirmed the call).
-    pub(super) armed: Vec<CallKey>,
+    pub(in crate::b2bua) armed: Vec<CallKey>,
     /// Calls whose media was released (at the end of the call).
-    pub(super) released: Vec<CallKey>,
+    pub(in crate::b2bua) released: Vec<CallKey>,
     /// When true every allocation fails, as when the port range is exhausted.
     pub(super) exhausted: bool,
 }
 
 /// The fake, shared between the core (which owns a clone) and the test.
 #[derive(Clone, Debug, Default)]
-pub(super) struct FakeMedia(Arc<Mutex<MediaLog>>);
+pub(in crate::b2bua) struct FakeMedia(Arc<Mutex<MediaLog>>);
 
 impl FakeMedia {
     /// The log, locked.
-    pub(super) fn log(&self) -> MutexGuard<'_, MediaLog> {
+    pub(in crate::b2bua) fn log(&self) -> MutexGuard<'_, MediaLog> {
         self.0.lock().unwrap()
     }
 

@@ -14,7 +14,7 @@ mod dialog;
 mod endpoint;
 mod expect;
 mod harness;
-mod media;
+pub(super) mod media;
 mod net;
 mod sip;
 
