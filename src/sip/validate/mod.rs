@@ -24,3 +24,13 @@ pub fn check_request(msg: &SipMessage) -> Result<(), Rejection> {
     msg.validate_request()?;
     policy::check(msg)
 }
+
+/// An RFC 4475 torture message from the project's copy, for the tests of this folder.
+#[cfg(test)]
+fn torture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/data/rfc4475/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(path).unwrap()
+}

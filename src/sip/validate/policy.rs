@@ -211,15 +211,8 @@ fn accepts_sdp(range: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::check_request;
+    use super::super::torture;
     use crate::sip::SipMessage;
-
-    fn torture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/data/rfc4475/{name}.dat",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(path).unwrap()
-    }
 
     fn code(msg: &SipMessage) -> u16 {
         check_request(msg).err().map_or(0, |r| r.code)

@@ -78,15 +78,8 @@ fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::torture;
     use super::*;
-
-    fn torture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/data/rfc4475/{name}.dat",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(path).unwrap()
-    }
 
     #[test]
     fn unparseable_requests_are_answered_per_rfc4475() {
