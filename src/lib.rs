@@ -12,6 +12,7 @@ pub mod b2bua;
 pub mod base;
 pub mod capture;
 pub mod config;
+pub mod connlimit;
 pub mod dtmf;
 pub mod events;
 pub mod media;

@@ -18,6 +18,8 @@ use tracing::{debug, warn};
 
 use super::TcpInbound;
 use super::framer::{Frame, FrameError, StreamFramer};
+use crate::connlimit::{ConnPermit, Refusal};
+
 use super::registry::{ConnEntry, OpenGuard, Outbound, Shared, bump, canonical};
 
 /// Room made in the read buffer before each read.
@@ -38,6 +40,12 @@ enum End {
     /// No traffic either way for the idle timeout.
     #[error("idle")]
     Idle,
+    /// An accepted connection sent nothing within the first-byte timeout.
+    #[error("silent since accepted")]
+    Silent,
+    /// A message head was not complete within the header timeout.
+    #[error("header timeout")]
+    HeaderTimeout,
     /// The byte stream could not be framed.
     #[error("framing: {0}")]
     Framing(FrameError),
@@ -77,11 +85,52 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         debug!(%peer, open, "SIP TCP connection refused: limit reached");
         return;
     }
+    let permit = match shared.limiter.try_admit(peer.ip()) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            bump(match refusal {
+                Refusal::PerSource => &shared.counters.per_source_rejected,
+                Refusal::Budget => &shared.counters.budget_rejected,
+            });
+            debug!(%peer, reason = refusal.as_str(), "SIP TCP connection refused");
+            return;
+        }
+    };
     bump(&shared.counters.accepted);
     let guard = OpenGuard::new(Arc::clone(shared));
     let (entry, queue) = shared.new_entry();
     shared.register(peer, entry.clone());
-    tokio::spawn(serve(Arc::clone(shared), stream, peer, entry, queue, guard));
+    let limits = Limits {
+        first_byte: Some(shared.config.first_byte_timeout),
+        _permit: Some(permit),
+    };
+    tokio::spawn(serve(
+        Arc::clone(shared),
+        stream,
+        peer,
+        entry,
+        queue,
+        guard,
+        limits,
+    ));
+}
+
+/// What applies to an accepted connection only.
+struct Limits {
+    /// How long the connection may stay silent from the start; `None` for outbound ones.
+    first_byte: Option<Duration>,
+    /// Its place under the per-source cap and the budget, held while it lives.
+    _permit: Option<ConnPermit>,
+}
+
+impl Limits {
+    /// Outbound connections: the core asked for them, so no cap and no first-byte timer.
+    fn outbound() -> Self {
+        Limits {
+            first_byte: None,
+            _permit: None,
+        }
+    }
 }
 
 /// Opens a connection to `target` for messages already queued on `entry`, then serves it.
@@ -95,7 +144,16 @@ pub(super) async fn connect(
         Ok(Ok(stream)) => {
             bump(&shared.counters.connected);
             let guard = OpenGuard::new(Arc::clone(&shared));
-            serve(shared, stream, target, entry, queue, guard).await;
+            serve(
+                shared,
+                stream,
+                target,
+                entry,
+                queue,
+                guard,
+                Limits::outbound(),
+            )
+            .await;
         }
         Ok(Err(error)) => connect_failed(&shared, target, &entry, queue, &error),
         Err(_elapsed) => {
@@ -126,6 +184,7 @@ async fn serve(
     entry: ConnEntry,
     mut queue: mpsc::Receiver<Outbound>,
     _open: OpenGuard,
+    limits: Limits,
 ) {
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%peer, %error, "TCP_NODELAY not set");
@@ -133,7 +192,7 @@ async fn serve(
     let (reader, writer) = stream.into_split();
     let activity = Activity::new();
     let end = tokio::select! {
-        end = read_loop(&shared, reader, peer, &entry.queue, &activity) => end,
+        end = read_loop(&shared, reader, peer, &entry.queue, &activity, limits.first_byte) => end,
         end = write_loop(&shared, writer, &mut queue, &activity) => end,
         () = shared.inbound.closed() => End::Shutdown,
     };
@@ -150,9 +209,14 @@ async fn read_loop(
     peer: SocketAddr,
     pong: &mpsc::Sender<Outbound>,
     activity: &Activity,
+    first_byte: Option<Duration>,
 ) -> End {
     let mut framer = StreamFramer::new(shared.config.max_message);
     let idle = shared.config.idle_timeout;
+    // Until the peer sends its first byte, it has `first_byte` (accepted connections only).
+    let mut silent_until = first_byte.map(|limit| later(activity.started, limit));
+    // When the head of the message being received started arriving.
+    let mut head_since: Option<Instant> = None;
     loop {
         loop {
             match framer.next_frame() {
@@ -179,19 +243,48 @@ async fn read_loop(
                 }
             }
         }
+        if !framer.head_incomplete() {
+            head_since = None;
+        } else if head_since.is_none() {
+            head_since = Some(Instant::now());
+        }
+        let header_deadline = head_since.map(|since| later(since, shared.config.header_timeout));
+        let deadline = [silent_until, header_deadline]
+            .into_iter()
+            .flatten()
+            .fold(activity.idle_deadline(idle), Instant::min);
         let buffer = framer.buffer_mut();
         buffer.reserve(READ_CHUNK);
-        match timeout_at(activity.idle_deadline(idle), reader.read_buf(buffer)).await {
+        match timeout_at(deadline, reader.read_buf(buffer)).await {
             Ok(Ok(0)) => return End::Eof,
-            Ok(Ok(_)) => activity.touch(),
-            Ok(Err(error)) => return End::Io(error),
-            Err(_elapsed) if activity.idle_deadline(idle) <= Instant::now() => {
-                bump(&shared.counters.idle_closes);
-                return End::Idle;
+            Ok(Ok(_)) => {
+                activity.touch();
+                silent_until = None;
             }
-            Err(_elapsed) => {}
+            Ok(Err(error)) => return End::Io(error),
+            Err(_elapsed) => {
+                let now = Instant::now();
+                if header_deadline.is_some_and(|at| at <= now) {
+                    bump(&shared.counters.header_timeouts);
+                    return End::HeaderTimeout;
+                }
+                if silent_until.is_some_and(|at| at <= now) {
+                    bump(&shared.counters.idle_closes);
+                    return End::Silent;
+                }
+                if activity.idle_deadline(idle) <= now {
+                    bump(&shared.counters.idle_closes);
+                    return End::Idle;
+                }
+            }
         }
     }
+}
+
+/// `at + after`, or far in the future when that does not fit the clock.
+fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
 }
 
 /// Writes queued messages and pongs in order.

@@ -71,6 +71,12 @@ impl StreamFramer {
         }
     }
 
+    /// Whether a message has started arriving whose head (start line and headers) is not
+    /// complete yet; keep-alive line breaks do not count as a start.
+    pub fn head_incomplete(&self) -> bool {
+        self.pending_total.is_none() && self.buf.iter().any(|byte| !matches!(byte, b'\r' | b'\n'))
+    }
+
     /// The buffer that received bytes are appended to.
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
         &mut self.buf

@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::connlimit::{ConnectionBudget, SourceLimiter};
+use crate::metrics::{MetricsSource, write_header, write_sample};
 use registry::{Outbound, Shared, bump, canonical};
 
 pub use framer::{Frame, FrameError, StreamFramer};
@@ -37,6 +39,14 @@ pub struct TcpConfig {
     pub max_connections: usize,
     /// A connection with no traffic either way for this long is closed.
     pub idle_timeout: Duration,
+    /// An accepted connection that has not sent a single byte this long after it was accepted
+    /// is closed (shorter than `idle_timeout`: such a peer holds a descriptor for nothing).
+    pub first_byte_timeout: Duration,
+    /// A connection that has not completed a message's head (start line and headers) this long
+    /// after the head's first byte is closed, however slowly bytes keep trickling in.
+    pub header_timeout: Duration,
+    /// Most accepted connections open at once from one source IP; more are refused.
+    pub max_per_source: usize,
     /// How long an outbound connection attempt may take.
     pub connect_timeout: Duration,
     /// How long one write may stall (peer not reading) before the connection is dropped.
@@ -53,6 +63,9 @@ impl Default for TcpConfig {
             max_message: 65536,
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(600),
+            first_byte_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_per_source: 32,
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             write_queue: 256,
@@ -96,8 +109,15 @@ pub struct TcpStats {
     pub send_drops: u64,
     /// Keep-alive pings received.
     pub keepalive_pings: u64,
-    /// Connections closed for inactivity.
+    /// Connections closed for inactivity (including accepted ones that never sent a byte).
     pub idle_closes: u64,
+    /// Incoming connections refused because their source IP had `max_per_source` open.
+    pub per_source_rejected: u64,
+    /// Incoming connections refused because the process-wide connection budget (what the
+    /// file descriptor limit leaves beside the RTP range) was used up.
+    pub budget_rejected: u64,
+    /// Connections closed because a message head was not complete within `header_timeout`.
+    pub header_timeouts: u64,
 }
 
 /// Handle to a running TCP transport; cloning is cheap and every clone sends on the same
@@ -115,10 +135,21 @@ impl TcpTransport {
         listen: SocketAddr,
         config: TcpConfig,
     ) -> io::Result<(TcpTransport, mpsc::Receiver<TcpInbound>)> {
+        TcpTransport::bind_with_budget(listen, config, ConnectionBudget::unlimited()).await
+    }
+
+    /// Like [`TcpTransport::bind`], with accepted connections also drawn from `budget`, the
+    /// total shared with the other listeners.
+    pub async fn bind_with_budget(
+        listen: SocketAddr,
+        config: TcpConfig,
+        budget: Arc<ConnectionBudget>,
+    ) -> io::Result<(TcpTransport, mpsc::Receiver<TcpInbound>)> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let (inbound, receiver) = mpsc::channel(config.inbound_queue.max(1));
-        let shared = Arc::new(Shared::new(config, local_addr, inbound));
+        let limiter = SourceLimiter::new(config.max_per_source, budget);
+        let shared = Arc::new(Shared::new(config, local_addr, inbound, limiter));
         let runtime = Handle::current();
         runtime.spawn(connection::accept_loop(Arc::clone(&shared), listener));
         Ok((TcpTransport { shared, runtime }, receiver))
@@ -164,5 +195,75 @@ impl TcpTransport {
     /// A snapshot of the counters.
     pub fn stats(&self) -> TcpStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The counters as a `/metrics` source.
+    pub fn metrics_source(&self) -> Arc<dyn MetricsSource> {
+        Arc::new(TcpMetrics(Arc::clone(&self.shared)))
+    }
+}
+
+/// Renders the transport's counters for `/metrics`.
+struct TcpMetrics(Arc<Shared>);
+
+impl MetricsSource for TcpMetrics {
+    fn render_prometheus(&self, out: &mut String) {
+        let stats = self.0.counters.snapshot();
+        write_header(
+            out,
+            "sip_tcp_connections_open",
+            "gauge",
+            "SIP over TCP connections open, accepted or outbound.",
+        );
+        write_sample(out, "sip_tcp_connections_open", &[], stats.connections_open);
+        write_header(
+            out,
+            "sip_tcp_connections_accepted_total",
+            "counter",
+            "SIP over TCP connections accepted.",
+        );
+        write_sample(
+            out,
+            "sip_tcp_connections_accepted_total",
+            &[],
+            stats.accepted_total,
+        );
+        write_header(
+            out,
+            "sip_tcp_connections_refused_total",
+            "counter",
+            "Accepted SIP over TCP connections closed at once, by the limit that refused them.",
+        );
+        for (reason, value) in [
+            ("max_connections", stats.rejected_total),
+            ("per_source", stats.per_source_rejected),
+            ("fd_budget", stats.budget_rejected),
+        ] {
+            write_sample(
+                out,
+                "sip_tcp_connections_refused_total",
+                &[("reason", reason)],
+                value,
+            );
+        }
+        write_header(
+            out,
+            "sip_tcp_connections_closed_total",
+            "counter",
+            "SIP over TCP connections closed by the proxy, by reason.",
+        );
+        for (reason, value) in [
+            ("idle", stats.idle_closes),
+            ("header_timeout", stats.header_timeouts),
+            ("framing", stats.framing_errors),
+            ("oversize", stats.oversize_drops),
+        ] {
+            write_sample(
+                out,
+                "sip_tcp_connections_closed_total",
+                &[("reason", reason)],
+                value,
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{TcpConfig, TcpInbound, TcpStats};
+use crate::connlimit::SourceLimiter;
 
 /// What a connection's writer sends.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub(super) struct Counters {
     pub(super) send_drops: AtomicU64,
     pub(super) pings: AtomicU64,
     pub(super) idle_closes: AtomicU64,
+    pub(super) per_source_rejected: AtomicU64,
+    pub(super) budget_rejected: AtomicU64,
+    pub(super) header_timeouts: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -69,6 +73,9 @@ impl Counters {
             send_drops: read(&self.send_drops),
             keepalive_pings: read(&self.pings),
             idle_closes: read(&self.idle_closes),
+            per_source_rejected: read(&self.per_source_rejected),
+            budget_rejected: read(&self.budget_rejected),
+            header_timeouts: read(&self.header_timeouts),
         }
     }
 }
@@ -84,6 +91,8 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
     /// Where complete inbound messages go; its closing stops the transport.
     pub(super) inbound: mpsc::Sender<TcpInbound>,
+    /// Per-source caps and the share of the process-wide budget for accepted connections.
+    pub(super) limiter: Arc<SourceLimiter>,
     /// Live and connecting connections by (canonical) remote address.
     connections: Mutex<HashMap<SocketAddr, ConnEntry>>,
     /// Source of connection ids.
@@ -96,12 +105,14 @@ impl Shared {
         config: TcpConfig,
         local_addr: SocketAddr,
         inbound: mpsc::Sender<TcpInbound>,
+        limiter: Arc<SourceLimiter>,
     ) -> Self {
         Shared {
             config,
             local_addr,
             counters: Counters::default(),
             inbound,
+            limiter,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }

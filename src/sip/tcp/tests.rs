@@ -310,3 +310,143 @@ fn ipv4_mapped_peers_are_keyed_by_their_ipv4_address() {
     assert_eq!(registry::canonical(plain), plain);
     assert_eq!(registry::canonical(v6), v6);
 }
+
+/// Connects to `to` from `source` (any port).
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    timeout(WAIT, socket.connect(to)).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn accepted_connection_that_never_sends_is_closed_after_the_first_byte_timeout() {
+    let config = TcpConfig {
+        first_byte_timeout: Duration::from_millis(200),
+        ..TcpConfig::default()
+    };
+    let (transport, _inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    let opened = tokio::time::Instant::now();
+    assert!(read_to_close(&mut client).await.is_empty());
+    assert!(opened.elapsed() >= Duration::from_millis(150));
+    let stats = wait_for(&transport, |s| s.connections_open == 0).await;
+    assert_eq!(stats.idle_closes, 1);
+    assert_eq!(stats.header_timeouts, 0);
+}
+
+#[tokio::test]
+async fn quiet_connection_after_a_message_is_closed_by_the_idle_timeout_not_the_first_byte_one() {
+    let config = TcpConfig {
+        first_byte_timeout: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(600),
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    client.write_all(&request("quiet", "")).await.unwrap();
+    next(&mut inbound).await;
+    let sent = tokio::time::Instant::now();
+    assert!(read_to_close(&mut client).await.is_empty());
+    assert!(sent.elapsed() >= Duration::from_millis(450));
+    let stats = wait_for(&transport, |s| s.connections_open == 0).await;
+    assert_eq!(stats.idle_closes, 1);
+}
+
+#[tokio::test]
+async fn half_a_head_trickled_in_is_closed_after_the_header_timeout() {
+    let config = TcpConfig {
+        header_timeout: Duration::from_millis(300),
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let mut client = TcpStream::connect(transport.local_addr()).await.unwrap();
+    // A complete message first: the timer covers each head, not the connection's age.
+    client.write_all(&request("whole", "")).await.unwrap();
+    next(&mut inbound).await;
+    let head = request("half", "");
+    let started = tokio::time::Instant::now();
+    // One byte every 50 ms keeps the connection busy, which the idle timeout would accept.
+    let mut closed = false;
+    for byte in head.iter().take(60) {
+        if client.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if transport.stats().header_timeouts == 1 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the trickled head was not cut off");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    read_to_close(&mut client).await;
+    let stats = wait_for(&transport, |s| s.connections_open == 0).await;
+    assert_eq!(stats.header_timeouts, 1);
+    assert_eq!(stats.messages_in, 1);
+    assert_eq!(stats.idle_closes, 0);
+}
+
+#[tokio::test]
+async fn per_source_cap_refuses_one_more_from_that_ip_but_not_from_another() {
+    let config = TcpConfig {
+        max_per_source: 2,
+        ..TcpConfig::default()
+    };
+    let (transport, mut inbound) = start(config).await;
+    let to = transport.local_addr();
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let mut client = connect_from("127.0.0.1", to).await;
+        client
+            .write_all(&request(&format!("held-{n}"), ""))
+            .await
+            .unwrap();
+        next(&mut inbound).await;
+        held.push(client);
+    }
+    let mut refused = connect_from("127.0.0.1", to).await;
+    assert!(read_to_close(&mut refused).await.is_empty());
+    let stats = wait_for(&transport, |s| s.per_source_rejected == 1).await;
+    assert_eq!(stats.per_source_rejected, 1);
+
+    let mut other = connect_from("127.0.0.2", to).await;
+    other.write_all(&request("other-ip", "")).await.unwrap();
+    let message = next(&mut inbound).await;
+    assert_eq!(message.from.ip().to_string(), "127.0.0.2");
+
+    // A freed place is usable again.
+    drop(held.pop());
+    let _ = wait_for(&transport, |s| s.connections_open == 2).await;
+    let mut again = connect_from("127.0.0.1", to).await;
+    again.write_all(&request("again", "")).await.unwrap();
+    next(&mut inbound).await;
+
+    let mut text = String::new();
+    transport.metrics_source().render_prometheus(&mut text);
+    assert!(
+        text.contains(
+            "metaflow_proxy_sip_tcp_connections_refused_total{reason=\"per_source\"} 1\n"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn shared_budget_refuses_accepted_connections_once_used_up() {
+    let budget = crate::connlimit::ConnectionBudget::new(1);
+    let (transport, mut inbound) = TcpTransport::bind_with_budget(
+        "127.0.0.1:0".parse().unwrap(),
+        TcpConfig::default(),
+        budget,
+    )
+    .await
+    .unwrap();
+    let mut first = connect_from("127.0.0.1", transport.local_addr()).await;
+    first.write_all(&request("budget", "")).await.unwrap();
+    next(&mut inbound).await;
+    let mut second = connect_from("127.0.0.2", transport.local_addr()).await;
+    assert!(read_to_close(&mut second).await.is_empty());
+    let stats = wait_for(&transport, |s| s.budget_rejected == 1).await;
+    assert_eq!(stats.budget_rejected, 1);
+}
