@@ -1,5 +1,6 @@
 //! HTTP API on `api-listen`: health checks and metrics here, Kazoo-style `/v2` routes beside them.
 
+mod conn;
 mod health;
 pub mod v2;
 
@@ -16,7 +17,10 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::connlimit::ConnectionBudget;
 use crate::metrics::Metrics;
+
+pub use conn::{ApiConnStats, ApiLimits, serve_with_limits};
 
 /// What the health and metrics handlers read.
 #[derive(Clone)]
@@ -38,15 +42,22 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `router` on `listener` with the default [`ApiLimits`] and no shared budget until
+/// `shutdown` completes, then lets open requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with_limits(
+        listener,
+        router,
+        shutdown,
+        ApiLimits::default(),
+        ConnectionBudget::unlimited(),
+        Arc::new(ApiConnStats::default()),
+    )
+    .await
 }
 
 /// Kazoo-style error envelope for a path no route serves.
