@@ -11,12 +11,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use metaflow_proxy::api::v2::{MetaflowOwner, NodeNormaliser, NodeValidator, V2State};
+use metaflow_proxy::api::{ApiConnStats, ApiLimits};
 use metaflow_proxy::app::directory::DirectoryMetaflows;
+use metaflow_proxy::app::fdlimit;
 use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
 use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
 use metaflow_proxy::b2bua::{B2bua, CoreConfig};
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
+use metaflow_proxy::connlimit::{
+    ConnectionBudget, FD_RESERVE, MIN_CONNECTION_BUDGET, connection_budget,
+};
 use metaflow_proxy::events::EventLog;
 use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
@@ -45,6 +50,43 @@ fn node_normaliser() -> NodeNormaliser {
     Arc::new(|module: &str, data: &mut Map<String, Value>| {
         modules::normalise_node_data(module, data)
     })
+}
+
+/// Raises the open-file limit to the hard limit and returns how many accepted TCP connections
+/// (SIP and API together) fit beside the RTP range; see docs/DECISIONS.md.
+fn connection_budget_at_start(cfg: &Config) -> usize {
+    let nofile = match fdlimit::raise_nofile() {
+        Ok(limit) => {
+            if limit.now > limit.before {
+                tracing::info!(
+                    from = limit.before,
+                    to = limit.now,
+                    "open-file limit raised to the hard limit"
+                );
+            }
+            limit.now
+        }
+        Err(error) => {
+            tracing::warn!(%error, "open-file limit unknown; assuming 1024");
+            1024
+        }
+    };
+    let budget = connection_budget(nofile, cfg.rtp_ports);
+    let rtp = u64::from(cfg.rtp_ports.1 - cfg.rtp_ports.0) + 1;
+    if nofile < rtp + FD_RESERVE + MIN_CONNECTION_BUDGET as u64 {
+        tracing::warn!(
+            nofile,
+            rtp_ports = rtp,
+            "open-file limit is too low for the RTP range plus a reserve: raise the hard limit \
+             (LimitNOFILE=) or narrow rtp-ports"
+        );
+    }
+    tracing::info!(
+        nofile,
+        budget,
+        "accepted TCP connections (SIP and API together) are capped to keep fds for RTP"
+    );
+    budget
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -93,9 +135,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(error = %err, "ICMP errors on the SIP socket cannot be enabled");
     }
     let local = sip_socket.local_addr()?;
-    let (tcp, tcp_inbound) = TcpTransport::bind(local, TcpConfig::default())
+    let budget = ConnectionBudget::new(connection_budget_at_start(&cfg));
+    let tcp_config = TcpConfig {
+        idle_timeout: cfg.tcp_idle_timeout,
+        first_byte_timeout: cfg.tcp_first_byte_timeout,
+        header_timeout: cfg.tcp_header_timeout,
+        max_per_source: cfg.tcp_max_per_source,
+        ..TcpConfig::default()
+    };
+    let (tcp, tcp_inbound) = TcpTransport::bind_with_budget(local, tcp_config, budget.clone())
         .await
         .with_context(|| format!("cannot listen for SIP over TCP on {local} (sip-listen)"))?;
+    metrics.add_source(tcp.metrics_source());
     let (media_tx, media_rx) = mpsc::channel(4096);
     let media = MediaEngine::new(
         MediaConfig {
@@ -150,9 +201,23 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     })
     .merge(metaflow_proxy::api::v2::routes(v2));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(metaflow_proxy::api::serve(api_listener, router, async {
-        let _ = api_stop_rx.await;
-    }));
+    let api_stats = Arc::new(ApiConnStats::default());
+    metrics.add_source(api_stats.clone());
+    let api_limits = ApiLimits {
+        header_timeout: cfg.api_header_timeout,
+        idle_timeout: cfg.api_idle_timeout,
+        max_per_source: cfg.api_max_per_source,
+    };
+    let api_task = tokio::spawn(metaflow_proxy::api::serve_with_limits(
+        api_listener,
+        router,
+        async {
+            let _ = api_stop_rx.await;
+        },
+        api_limits,
+        budget,
+        api_stats,
+    ));
 
     let sip_task = tokio::spawn(
         SipTask {

@@ -4,6 +4,7 @@
 //! only place that knows both the call core and the API or the store.
 
 pub mod directory;
+pub mod fdlimit;
 pub mod icmp;
 pub mod registry;
 pub mod shell;

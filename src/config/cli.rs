@@ -106,6 +106,34 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub no_answer_timeout: Option<u64>,
 
+    /// Seconds a SIP over TCP connection may carry no traffic either way before it is closed; at least 1 [default: 600].
+    #[arg(long, value_name = "SECS")]
+    pub tcp_idle_timeout: Option<u64>,
+
+    /// Seconds an accepted SIP over TCP connection may stay silent from the start before it is closed; at least 1 [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub tcp_first_byte_timeout: Option<u64>,
+
+    /// Seconds a SIP over TCP message head may take from its first byte before the connection is closed; at least 1 [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub tcp_header_timeout: Option<u64>,
+
+    /// Most accepted SIP over TCP connections open at once from one source IP; more are closed at once; at least 1 [default: 32].
+    #[arg(long, value_name = "COUNT")]
+    pub tcp_max_per_source: Option<u64>,
+
+    /// Seconds an HTTP API request head may take from its first byte (or from the connection's start) before the connection is closed; at least 1 [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub api_header_timeout: Option<u64>,
+
+    /// Seconds an HTTP API keep-alive connection may wait for its next request before it is closed; at least 1 [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub api_idle_timeout: Option<u64>,
+
+    /// Most HTTP API connections open at once from one source IP; more are closed at once; at least 1 [default: 32].
+    #[arg(long, value_name = "COUNT")]
+    pub api_max_per_source: Option<u64>,
+
     /// Log level (trace, debug, info, warn, error) or filter directives such as
     /// info,metaflow_proxy::sip=debug; RUST_LOG overrides it [default: info].
     #[arg(long, value_name = "LEVEL")]

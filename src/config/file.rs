@@ -202,6 +202,31 @@ impl Config {
                 self.max_calls = usize::try_from(limit)
                     .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
             }
+            "tcp-idle-timeout" => {
+                self.tcp_idle_timeout = Duration::from_secs(file.integer(key, value, 1)?)
+            }
+            "tcp-first-byte-timeout" => {
+                self.tcp_first_byte_timeout = Duration::from_secs(file.integer(key, value, 1)?)
+            }
+            "tcp-header-timeout" => {
+                self.tcp_header_timeout = Duration::from_secs(file.integer(key, value, 1)?)
+            }
+            "tcp-max-per-source" => {
+                let limit = file.integer(key, value, 1)?;
+                self.tcp_max_per_source = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
+            "api-header-timeout" => {
+                self.api_header_timeout = Duration::from_secs(file.integer(key, value, 1)?)
+            }
+            "api-idle-timeout" => {
+                self.api_idle_timeout = Duration::from_secs(file.integer(key, value, 1)?)
+            }
+            "api-max-per-source" => {
+                let limit = file.integer(key, value, 1)?;
+                self.api_max_per_source = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
             unknown => {
                 return Err(ConfigError::UnknownKey {
                     key: unknown.to_owned(),

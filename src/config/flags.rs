@@ -84,6 +84,42 @@ impl Config {
         if let Some(format) = cli.log_format {
             self.log_format = format;
         }
+        if let Some(seconds) = cli.tcp_idle_timeout {
+            self.tcp_idle_timeout = Duration::from_secs(at_least_one("tcp-idle-timeout", seconds)?);
+        }
+        if let Some(seconds) = cli.tcp_first_byte_timeout {
+            self.tcp_first_byte_timeout =
+                Duration::from_secs(at_least_one("tcp-first-byte-timeout", seconds)?);
+        }
+        if let Some(seconds) = cli.tcp_header_timeout {
+            self.tcp_header_timeout =
+                Duration::from_secs(at_least_one("tcp-header-timeout", seconds)?);
+        }
+        if let Some(limit) = cli.tcp_max_per_source {
+            let limit = at_least_one("tcp-max-per-source", limit)?;
+            self.tcp_max_per_source = usize::try_from(limit)
+                .map_err(|_| invalid_flag("tcp-max-per-source", format!("{limit} is too large")))?;
+        }
+        if let Some(seconds) = cli.api_header_timeout {
+            self.api_header_timeout =
+                Duration::from_secs(at_least_one("api-header-timeout", seconds)?);
+        }
+        if let Some(seconds) = cli.api_idle_timeout {
+            self.api_idle_timeout = Duration::from_secs(at_least_one("api-idle-timeout", seconds)?);
+        }
+        if let Some(limit) = cli.api_max_per_source {
+            let limit = at_least_one("api-max-per-source", limit)?;
+            self.api_max_per_source = usize::try_from(limit)
+                .map_err(|_| invalid_flag("api-max-per-source", format!("{limit} is too large")))?;
+        }
         Ok(())
     }
+}
+
+/// Refuses 0 for a flag whose value must be at least 1.
+fn at_least_one(flag: &str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(invalid_flag(flag, "must be at least 1, got 0"));
+    }
+    Ok(value)
 }

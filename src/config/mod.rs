@@ -27,7 +27,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 25] = [
+pub const KNOWN_KEYS: [&str; 32] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -53,6 +53,13 @@ pub const KNOWN_KEYS: [&str; 25] = [
     "log-format",
     "max-calls",
     "max-transactions",
+    "tcp-idle-timeout",
+    "tcp-first-byte-timeout",
+    "tcp-header-timeout",
+    "tcp-max-per-source",
+    "api-header-timeout",
+    "api-idle-timeout",
+    "api-max-per-source",
 ];
 
 /// How log lines are written: human-readable text or one JSON object per line for collectors.
@@ -145,6 +152,20 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Most calls handled at once; INVITEs beyond it are answered 503 (key `max-calls`).
     pub max_calls: usize,
+    /// Seconds a SIP over TCP connection may carry no traffic either way before it is closed (key `tcp-idle-timeout`).
+    pub tcp_idle_timeout: Duration,
+    /// Seconds an accepted SIP over TCP connection may stay silent from the start before it is closed (key `tcp-first-byte-timeout`).
+    pub tcp_first_byte_timeout: Duration,
+    /// Seconds a SIP over TCP message head may take from its first byte before the connection is closed (key `tcp-header-timeout`).
+    pub tcp_header_timeout: Duration,
+    /// Most accepted SIP over TCP connections open at once from one source IP; more are closed at once (key `tcp-max-per-source`).
+    pub tcp_max_per_source: usize,
+    /// Seconds an HTTP API request head may take from its first byte (or from the connection's start) before the connection is closed (key `api-header-timeout`).
+    pub api_header_timeout: Duration,
+    /// Seconds an HTTP API keep-alive connection may wait for its next request before it is closed (key `api-idle-timeout`).
+    pub api_idle_timeout: Duration,
+    /// Most HTTP API connections open at once from one source IP; more are closed at once (key `api-max-per-source`).
+    pub api_max_per_source: usize,
 }
 
 impl Default for Config {
@@ -178,6 +199,13 @@ impl Default for Config {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             max_calls: 10_000,
+            tcp_idle_timeout: Duration::from_secs(600),
+            tcp_first_byte_timeout: Duration::from_secs(30),
+            tcp_header_timeout: Duration::from_secs(10),
+            tcp_max_per_source: 32,
+            api_header_timeout: Duration::from_secs(10),
+            api_idle_timeout: Duration::from_secs(60),
+            api_max_per_source: 32,
         }
     }
 }

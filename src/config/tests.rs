@@ -384,6 +384,13 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         log_level: _,
         log_format: _,
         max_calls: _,
+        tcp_idle_timeout: _,
+        tcp_first_byte_timeout: _,
+        tcp_header_timeout: _,
+        tcp_max_per_source: _,
+        api_header_timeout: _,
+        api_idle_timeout: _,
+        api_max_per_source: _,
     } = config;
     vec![
         "sip-listen",
@@ -412,6 +419,13 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "log-level",
         "log-format",
         "max-calls",
+        "tcp-idle-timeout",
+        "tcp-first-byte-timeout",
+        "tcp-header-timeout",
+        "tcp-max-per-source",
+        "api-header-timeout",
+        "api-idle-timeout",
+        "api-max-per-source",
     ]
 }
 
@@ -456,4 +470,34 @@ fn commented_examples_in_the_example_file_load() {
     let config = load_text(&uncommented).unwrap();
     assert_eq!(config.media_ip, Some("192.0.2.10".parse().unwrap()));
     assert!(config.metaflows.is_some() && config.upstream.is_some());
+}
+
+#[test]
+fn connection_limits_load_from_file_and_flags_and_zero_names_the_key() {
+    let file = write_config("tcp-header-timeout = 4\napi-max-per-source = 7\n");
+    let config = Config::from_file(file.path()).unwrap();
+    assert_eq!(config.tcp_header_timeout, Duration::from_secs(4));
+    assert_eq!(config.api_max_per_source, 7);
+    assert_eq!(config.tcp_idle_timeout, Duration::from_secs(600));
+    assert_eq!(config.tcp_first_byte_timeout, Duration::from_secs(30));
+    assert_eq!(config.tcp_max_per_source, 32);
+    assert_eq!(config.api_idle_timeout, Duration::from_secs(60));
+
+    let file = write_config("tcp-max-per-source = 0\n");
+    let message = Config::from_file(file.path()).unwrap_err().to_string();
+    assert!(message.contains("\"tcp-max-per-source\""), "{message}");
+
+    let config = Config::load(&cli(&[
+        "--api-idle-timeout",
+        "5",
+        "--tcp-max-per-source",
+        "3",
+    ]))
+    .unwrap();
+    assert_eq!(config.api_idle_timeout, Duration::from_secs(5));
+    assert_eq!(config.tcp_max_per_source, 3);
+    let message = Config::load(&cli(&["--tcp-first-byte-timeout", "0"]))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("--tcp-first-byte-timeout"), "{message}");
 }
