@@ -222,3 +222,34 @@ fn the_rate_table_stays_bounded_under_many_spoofed_sources() {
     sim.pbx_answers(&b_invite, 200, Some(super::sip::ANSWER));
     sim.expect(Side::Phone, resp(200, "INVITE"));
 }
+
+/// A dual-stack socket reports the PBX as `::ffff:192.0.2.20`: it is still the PBX, still
+/// exempt; and a phone seen both ways is one source.
+#[test]
+fn the_pbx_seen_through_an_ipv4_mapped_address_is_still_exempt() {
+    let mut sim = Sim::with(SimConfig {
+        seed: 406,
+        rate_limit: tight(),
+        ..SimConfig::default()
+    });
+    let mapped_pbx = addr("[::ffff:192.0.2.20]:5070");
+    for n in 0..30 {
+        raw(&mut sim, mapped_pbx, &options(mapped_pbx, n, None));
+    }
+    sim.settle();
+    assert_eq!(sim.strays.len(), 30, "all answered");
+    assert_eq!(sim.core.stats().dropped_total(DropReason::RateLimit), 0);
+    let mapped_scanner = addr("[::ffff:198.51.100.66]:5060");
+    let scanner = addr(SCANNER);
+    for n in 0..6 {
+        raw(&mut sim, scanner, &options(scanner, 100 + n, None));
+        raw(
+            &mut sim,
+            mapped_scanner,
+            &options(mapped_scanner, 200 + n, None),
+        );
+    }
+    sim.settle();
+    assert_eq!(sim.strays.len(), 40, "10 of the 12 answered");
+    assert_eq!(sim.core.stats().dropped_total(DropReason::RateLimit), 2);
+}
