@@ -16,7 +16,7 @@ use metaflow_proxy::app::directory::DirectoryMetaflows;
 use metaflow_proxy::app::fdlimit;
 use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
 use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
-use metaflow_proxy::b2bua::{B2bua, CoreConfig};
+use metaflow_proxy::b2bua::{B2bua, CoreConfig, RateLimit};
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::connlimit::{
@@ -183,6 +183,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             rng_seed: None,
             timer_c: cfg.timer_c,
             no_answer_timeout: cfg.no_answer_timeout,
+            scanner_user_agents: if cfg.drop_scanners {
+                cfg.scanner_user_agents.clone()
+            } else {
+                Vec::new()
+            },
+            rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
+                requests: cfg.rate_limit_requests,
+                window: cfg.rate_limit_window,
+                block: cfg.rate_limit_block,
+                max_sources: cfg.rate_limit_max_sources,
+            }),
         },
         metrics.clone(),
         Box::new(media),

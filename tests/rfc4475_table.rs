@@ -175,6 +175,8 @@ fn fresh_core() -> B2bua {
         rng_seed: Some(4475),
         timer_c: metaflow_proxy::b2bua::DEFAULT_TIMER_C,
         no_answer_timeout: None,
+        scanner_user_agents: metaflow_proxy::sip::validate::default_scanner_user_agents(),
+        rate_limit: Some(metaflow_proxy::b2bua::RateLimit::default()),
     };
     B2bua::new(
         cfg,

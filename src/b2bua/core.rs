@@ -50,6 +50,12 @@ pub struct CoreConfig {
     /// The most a call may ring (from the PBX's first provisional response) before the proxy
     /// cancels it and answers the caller 480; `None` leaves the ringing policy to the PBX.
     pub no_answer_timeout: Option<Duration>,
+    /// Requests whose `User-Agent` starts (ignoring case) with one of these are dropped without
+    /// any answer and counted (`sip_dropped_total{reason="scanner"}`); empty drops none.
+    pub scanner_user_agents: Vec<String>,
+    /// The per-source-IP rate limit (pike-style); `None` turns it off. The upstream PBX's
+    /// address is never limited.
+    pub rate_limit: Option<super::RateLimit>,
 }
 
 /// Timer C's default: the customary 3 minutes (RFC 3261 §16.6 asks for more than 3 minutes;
@@ -94,6 +100,8 @@ pub struct B2bua {
     pub(super) auth_retries: HashMap<String, (String, String, Instant)>,
     /// The core's sizes and refusals for `/metrics`.
     pub(super) stats: Arc<super::stats::CoreStats>,
+    /// Per-source datagram counts and blocks, when a rate limit is configured.
+    pub(super) rate_limiter: Option<super::ratelimit::RateLimiter>,
 }
 
 impl B2bua {
@@ -108,6 +116,7 @@ impl B2bua {
             None => fastrand::Rng::new(),
         };
         let txns = TxLayer::new(cfg.timers);
+        let rate_limiter = cfg.rate_limit.map(super::ratelimit::RateLimiter::new);
         B2bua {
             cfg,
             media,
@@ -125,6 +134,7 @@ impl B2bua {
             registrar: Default::default(),
             auth_retries: HashMap::new(),
             stats: Arc::default(),
+            rate_limiter,
         }
     }
 
@@ -177,6 +187,9 @@ impl B2bua {
 
     /// Feeds one received datagram.
     pub(super) fn handle_datagram(&mut self, from: Peer, data: &[u8], now: Instant) {
+        if !self.admit(from, now) {
+            return;
+        }
         let msg = match SipMessage::parse(data) {
             Ok(m) => m,
             Err(err) => {
@@ -192,6 +205,12 @@ impl B2bua {
                 .map(|m| m.as_str().to_string())
                 .unwrap_or_default();
             self.metrics.record_sip_in_request(&method);
+            if validate::is_scanner(&msg, &self.cfg.scanner_user_agents) {
+                // No answer at all, not even to a malformed one: a scanner must learn nothing.
+                self.stats.dropped(super::stats::DropReason::Scanner);
+                tracing::debug!(peer = %from, user_agent = msg.header(crate::sip::names::USER_AGENT).unwrap_or(""), "request of a known scanner dropped");
+                return;
+            }
             if let Err(rejection) = validate::check_request(&msg) {
                 self.metrics.record_sip_malformed();
                 tracing::debug!(peer = %from, code = rejection.code, reason = %rejection.reason, "request rejected");
@@ -210,6 +229,37 @@ impl B2bua {
             self.handle_response(from, msg, now);
         }
         self.publish_sizes();
+    }
+
+    /// The per-source rate limit: counts the datagram against its source IP and says whether it
+    /// may be processed. Every datagram counts (requests, their retransmissions, responses and
+    /// garbage) before any parsing, so a blocked source costs nothing more than a table lookup.
+    /// The upstream PBX is trusted and never counted.
+    fn admit(&mut self, from: Peer, now: Instant) -> bool {
+        let Some(limiter) = self.rate_limiter.as_mut() else {
+            return true;
+        };
+        // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`: one key per host.
+        let ip = from.addr.ip().to_canonical();
+        if self
+            .cfg
+            .upstream
+            .is_some_and(|up| up.ip().to_canonical() == ip)
+        {
+            return true;
+        }
+        let allowed = limiter.allow(ip, now);
+        self.stats.set_rate_limit_sources(limiter.len());
+        if !allowed {
+            self.stats.dropped(super::stats::DropReason::RateLimit);
+            tracing::debug!(peer = %from, "datagram of a rate-limited source dropped");
+        }
+        allowed
+    }
+
+    /// Source IPs the rate limiter tracks now (0 without a rate limit).
+    pub fn rate_limited_sources(&self) -> usize {
+        self.rate_limiter.as_ref().map_or(0, |l| l.len())
     }
 
     /// A message that does not parse can still be answered (400, 505, 513) if its start line is

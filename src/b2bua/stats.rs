@@ -24,6 +24,26 @@ impl Limit {
     }
 }
 
+/// Why a datagram was dropped without any answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// A request whose `User-Agent` names a known SIP scanner (`scanner-user-agents`).
+    Scanner,
+    /// A datagram from a source over the per-source rate limit, or blocked for it.
+    RateLimit,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 2] = [DropReason::Scanner, DropReason::RateLimit];
+
+    fn label(self) -> &'static str {
+        match self {
+            DropReason::Scanner => "scanner",
+            DropReason::RateLimit => "rate_limit",
+        }
+    }
+}
+
 /// Gauges and counters the core updates as it works (relaxed atomics; SIP path only).
 #[derive(Debug, Default)]
 pub struct CoreStats {
@@ -34,6 +54,10 @@ pub struct CoreStats {
     /// Requests for a dialog the core does not know, refused 481 without keeping any state: a
     /// flood of spoofed in-dialog requests shows here rather than in the transaction table.
     unknown_dialog: AtomicU64,
+    /// Datagrams dropped unanswered, by [`DropReason`].
+    dropped: [AtomicU64; 2],
+    /// Source IPs the rate limiter tracks.
+    rate_limit_sources: AtomicU64,
 }
 
 impl CoreStats {
@@ -58,6 +82,34 @@ impl CoreStats {
     /// Counts a request refused 481 because it names no dialog the core knows.
     pub fn refused_unknown_dialog(&self) {
         self.unknown_dialog.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a datagram dropped unanswered for `reason`.
+    pub fn dropped(&self, reason: DropReason) {
+        if let Some(c) = self.dropped.get(reason as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Datagrams dropped for `reason` so far.
+    pub fn dropped_total(&self, reason: DropReason) -> u64 {
+        self.dropped
+            .get(reason as usize)
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Publishes the size of the rate limiter's table.
+    pub fn set_rate_limit_sources(&self, tracked: usize) {
+        self.rate_limit_sources.store(
+            u64::try_from(tracked).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Source IPs the rate limiter tracks, as last published.
+    pub fn rate_limit_sources(&self) -> u64 {
+        self.rate_limit_sources.load(Ordering::Relaxed)
     }
 
     /// Requests refused 481 for an unknown dialog so far.
@@ -92,6 +144,11 @@ impl MetricsSource for CoreStats {
                 "Phone registrations relayed and bound.",
                 &self.registrations,
             ),
+            (
+                "sip_rate_limit_sources",
+                "Source IPs tracked by the per-source SIP rate limit.",
+                &self.rate_limit_sources,
+            ),
         ];
         for (name, help, value) in gauges {
             write_header(out, name, "gauge", help);
@@ -120,5 +177,21 @@ impl MetricsSource for CoreStats {
             "In-dialog requests for a dialog the proxy does not know, refused 481 statelessly.",
         );
         write_sample(out, name, &[], self.unknown_dialog_total());
+        let name = "sip_dropped_total";
+        write_header(
+            out,
+            name,
+            "counter",
+            "SIP datagrams dropped without any answer: known scanner User-Agents, sources over \
+             the per-source rate limit.",
+        );
+        for reason in DropReason::ALL {
+            write_sample(
+                out,
+                name,
+                &[("reason", reason.label())],
+                self.dropped_total(reason),
+            );
+        }
     }
 }

@@ -43,6 +43,8 @@ impl Harness {
             rng_seed: Some(7),
             timer_c: crate::b2bua::core::DEFAULT_TIMER_C,
             no_answer_timeout: None,
+            scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
+            rate_limit: Some(crate::b2bua::RateLimit::default()),
         };
         let media = FakeMedia::default();
         Harness {

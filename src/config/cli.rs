@@ -142,6 +142,35 @@ pub struct Cli {
     /// Log line format, written to standard error [default: text].
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Drop requests whose User-Agent names a known SIP scanner (friendly-scanner, sipvicious,
+    /// sipcli...) without any answer: true or false [default: true].
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub drop_scanners: Option<bool>,
+
+    /// A User-Agent prefix (case-insensitive) to drop as a scanner; repeat for several. Added
+    /// to the file's scanner-user-agents (or to the built-in list).
+    #[arg(long = "scanner-user-agent", value_name = "PREFIX")]
+    pub scanner_user_agents: Vec<String>,
+
+    /// Datagrams one source IP may send per --rate-limit-window before it is blocked; 0 turns
+    /// the per-source rate limit off. The upstream PBX is never limited [default: 200].
+    #[arg(long, value_name = "N")]
+    pub rate_limit_requests: Option<u64>,
+
+    /// The per-source rate limit's sampling window in seconds, 1-86400 [default: 2].
+    #[arg(long, value_name = "SECS")]
+    pub rate_limit_window: Option<u64>,
+
+    /// Seconds a source over the rate limit stays blocked (its datagrams dropped unanswered),
+    /// 1-86400 [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub rate_limit_block: Option<u64>,
+
+    /// The most source IPs the rate limiter tracks; beyond it the oldest entry is evicted
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub rate_limit_max_sources: Option<usize>,
 }
 
 /// The subcommands that do something other than run the proxy.

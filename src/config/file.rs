@@ -6,8 +6,9 @@ use std::time::Duration;
 use toml::Value;
 
 use super::values::{
-    check_learning_ms, check_log_level, check_timer_c, no_answer_limit, parse_listen_addr,
-    parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream,
+    check_learning_ms, check_log_level, check_rate_limit_requests, check_rate_limit_secs,
+    check_scanner_user_agent, check_timer_c, no_answer_limit, parse_listen_addr, parse_rtp_latch,
+    parse_rtp_ports, parse_rtp_source_match, parse_upstream,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -225,6 +226,48 @@ impl Config {
             "api-max-per-source" => {
                 let limit = file.integer(key, value, 1)?;
                 self.api_max_per_source = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
+            "drop-scanners" => {
+                self.drop_scanners = value.as_bool().ok_or_else(|| {
+                    file.invalid(key, format!("expected true or false, got {}", kind(value)))
+                })?;
+            }
+            "scanner-user-agents" => {
+                let items = value.as_array().ok_or_else(|| {
+                    file.invalid(
+                        key,
+                        format!("expected a list of strings, got {}", kind(value)),
+                    )
+                })?;
+                self.scanner_user_agents = items
+                    .iter()
+                    .map(|item| {
+                        let text = item.as_str().ok_or_else(|| {
+                            file.invalid(key, format!("expected strings, got {}", kind(item)))
+                        })?;
+                        check_scanner_user_agent(text).map_err(|e| file.invalid(key, e))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "rate-limit-requests" => {
+                let requests = file.integer(key, value, 0)?;
+                self.rate_limit_requests =
+                    check_rate_limit_requests(requests).map_err(|e| file.invalid(key, e))?;
+            }
+            "rate-limit-window" => {
+                let secs = file.integer(key, value, 1)?;
+                self.rate_limit_window =
+                    check_rate_limit_secs(secs).map_err(|e| file.invalid(key, e))?;
+            }
+            "rate-limit-block" => {
+                let secs = file.integer(key, value, 1)?;
+                self.rate_limit_block =
+                    check_rate_limit_secs(secs).map_err(|e| file.invalid(key, e))?;
+            }
+            "rate-limit-max-sources" => {
+                let limit = file.integer(key, value, 1)?;
+                self.rate_limit_max_sources = usize::try_from(limit)
                     .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
             }
             unknown => {

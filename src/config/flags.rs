@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::values::{
-    check_learning_ms, check_log_level, check_timer_c, no_answer_limit, parse_upstream,
+    check_learning_ms, check_log_level, check_rate_limit_requests, check_rate_limit_secs,
+    check_scanner_user_agent, check_timer_c, no_answer_limit, parse_upstream,
 };
 use super::{Config, ConfigError};
 use crate::config::cli::Cli;
@@ -111,6 +112,34 @@ impl Config {
             let limit = at_least_one("api-max-per-source", limit)?;
             self.api_max_per_source = usize::try_from(limit)
                 .map_err(|_| invalid_flag("api-max-per-source", format!("{limit} is too large")))?;
+        }
+        if let Some(on) = cli.drop_scanners {
+            self.drop_scanners = on;
+        }
+        for prefix in &cli.scanner_user_agents {
+            let prefix = check_scanner_user_agent(prefix)
+                .map_err(|e| invalid_flag("scanner-user-agent", e))?;
+            if !self.scanner_user_agents.contains(&prefix) {
+                self.scanner_user_agents.push(prefix);
+            }
+        }
+        if let Some(requests) = cli.rate_limit_requests {
+            self.rate_limit_requests = check_rate_limit_requests(requests)
+                .map_err(|e| invalid_flag("rate-limit-requests", e))?;
+        }
+        if let Some(secs) = cli.rate_limit_window {
+            self.rate_limit_window =
+                check_rate_limit_secs(secs).map_err(|e| invalid_flag("rate-limit-window", e))?;
+        }
+        if let Some(secs) = cli.rate_limit_block {
+            self.rate_limit_block =
+                check_rate_limit_secs(secs).map_err(|e| invalid_flag("rate-limit-block", e))?;
+        }
+        if let Some(limit) = cli.rate_limit_max_sources {
+            if limit == 0 {
+                return Err(invalid_flag("rate-limit-max-sources", "must be at least 1"));
+            }
+            self.rate_limit_max_sources = limit;
         }
         Ok(())
     }

@@ -22,12 +22,13 @@ use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, Sourc
 
 pub use error::ConfigError;
 pub use values::{
-    MIN_TIMER_C_SECS, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match, parse_upstream,
+    MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, parse_rtp_latch, parse_rtp_ports,
+    parse_rtp_source_match, parse_upstream,
 };
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 32] = [
+pub const KNOWN_KEYS: [&str; 38] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -60,6 +61,12 @@ pub const KNOWN_KEYS: [&str; 32] = [
     "api-header-timeout",
     "api-idle-timeout",
     "api-max-per-source",
+    "drop-scanners",
+    "scanner-user-agents",
+    "rate-limit-requests",
+    "rate-limit-window",
+    "rate-limit-block",
+    "rate-limit-max-sources",
 ];
 
 /// How log lines are written: human-readable text or one JSON object per line for collectors.
@@ -166,6 +173,21 @@ pub struct Config {
     pub api_idle_timeout: Duration,
     /// Most HTTP API connections open at once from one source IP; more are closed at once (key `api-max-per-source`).
     pub api_max_per_source: usize,
+    /// Drop requests of known SIP scanners without any answer (key `drop-scanners`).
+    pub drop_scanners: bool,
+    /// `User-Agent` prefixes (case-insensitive) of the scanners dropped (key
+    /// `scanner-user-agents`, which replaces the built-in list; `--scanner-user-agent` adds).
+    pub scanner_user_agents: Vec<String>,
+    /// Datagrams one source IP may send per `rate-limit-window` before it is blocked; 0 turns
+    /// the per-source rate limit off (key `rate-limit-requests`).
+    pub rate_limit_requests: u32,
+    /// The rate limit's sampling window (key `rate-limit-window`, seconds).
+    pub rate_limit_window: Duration,
+    /// How long a source over the rate limit is blocked (key `rate-limit-block`, seconds).
+    pub rate_limit_block: Duration,
+    /// The most source IPs the rate limiter tracks; beyond it the oldest entry is evicted
+    /// (key `rate-limit-max-sources`).
+    pub rate_limit_max_sources: usize,
 }
 
 impl Default for Config {
@@ -206,6 +228,12 @@ impl Default for Config {
             api_header_timeout: Duration::from_secs(10),
             api_idle_timeout: Duration::from_secs(60),
             api_max_per_source: 32,
+            drop_scanners: true,
+            scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
+            rate_limit_requests: 200,
+            rate_limit_window: Duration::from_secs(2),
+            rate_limit_block: Duration::from_secs(60),
+            rate_limit_max_sources: 10_000,
         }
     }
 }

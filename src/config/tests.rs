@@ -391,6 +391,12 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         api_header_timeout: _,
         api_idle_timeout: _,
         api_max_per_source: _,
+        drop_scanners: _,
+        scanner_user_agents: _,
+        rate_limit_requests: _,
+        rate_limit_window: _,
+        rate_limit_block: _,
+        rate_limit_max_sources: _,
     } = config;
     vec![
         "sip-listen",
@@ -426,6 +432,12 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "api-header-timeout",
         "api-idle-timeout",
         "api-max-per-source",
+        "drop-scanners",
+        "scanner-user-agents",
+        "rate-limit-requests",
+        "rate-limit-window",
+        "rate-limit-block",
+        "rate-limit-max-sources",
     ]
 }
 
@@ -500,4 +512,109 @@ fn connection_limits_load_from_file_and_flags_and_zero_names_the_key() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("--tcp-first-byte-timeout"), "{message}");
+}
+
+#[test]
+fn scanner_and_rate_limit_defaults_are_on_and_generous() {
+    let config = Config::default();
+    assert!(config.drop_scanners);
+    assert!(
+        config
+            .scanner_user_agents
+            .iter()
+            .any(|ua| ua == "friendly-scanner")
+    );
+    assert!(
+        !config
+            .scanner_user_agents
+            .iter()
+            .any(|ua| ua.eq_ignore_ascii_case("cisco"))
+    );
+    assert_eq!(config.rate_limit_requests, 200);
+    assert_eq!(config.rate_limit_window, Duration::from_secs(2));
+    assert_eq!(config.rate_limit_block, Duration::from_secs(60));
+    assert_eq!(config.rate_limit_max_sources, 10_000);
+}
+
+#[test]
+fn scanner_list_is_replaced_by_the_file_and_extended_by_flags() {
+    let file = write_config(
+        "drop-scanners = true\nscanner-user-agents = [\"evil-dialer\", \"friendly-scanner\"]\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--scanner-user-agent",
+        "sipcli",
+        "--scanner-user-agent",
+        "evil-dialer",
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.scanner_user_agents,
+        vec!["evil-dialer", "friendly-scanner", "sipcli"]
+    );
+    let config = Config::load(&cli(&["--config", path, "--drop-scanners", "false"])).unwrap();
+    assert!(!config.drop_scanners);
+}
+
+#[test]
+fn rate_limit_keys_load_from_the_file_and_flags_win() {
+    let file = write_config(
+        "rate-limit-requests = 50\nrate-limit-window = 1\nrate-limit-block = 300\n\
+         rate-limit-max-sources = 500\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&["--config", path, "--rate-limit-block", "10"])).unwrap();
+    assert_eq!(config.rate_limit_requests, 50);
+    assert_eq!(config.rate_limit_window, Duration::from_secs(1));
+    assert_eq!(config.rate_limit_block, Duration::from_secs(10));
+    assert_eq!(config.rate_limit_max_sources, 500);
+    let off = load_text("rate-limit-requests = 0").unwrap();
+    assert_eq!(off.rate_limit_requests, 0);
+}
+
+#[test]
+fn bad_scanner_and_rate_limit_values_name_the_key_or_flag() {
+    for (text, key) in [
+        ("drop-scanners = \"yes\"", "\"drop-scanners\""),
+        (
+            "scanner-user-agents = \"sipcli\"",
+            "\"scanner-user-agents\"",
+        ),
+        ("scanner-user-agents = [\"\"]", "\"scanner-user-agents\""),
+        ("scanner-user-agents = [\"  \"]", "\"scanner-user-agents\""),
+        ("scanner-user-agents = [1]", "\"scanner-user-agents\""),
+        ("rate-limit-requests = -1", "\"rate-limit-requests\""),
+        (
+            "rate-limit-requests = 9999999999",
+            "\"rate-limit-requests\"",
+        ),
+        ("rate-limit-window = 0", "\"rate-limit-window\""),
+        ("rate-limit-window = 100000", "\"rate-limit-window\""),
+        ("rate-limit-block = 0", "\"rate-limit-block\""),
+        ("rate-limit-max-sources = 0", "\"rate-limit-max-sources\""),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(key), "{text}: {message}");
+    }
+    for (args, flag) in [
+        (&["--scanner-user-agent", ""][..], "--scanner-user-agent"),
+        (&["--rate-limit-window", "0"][..], "--rate-limit-window"),
+        (&["--rate-limit-block", "0"][..], "--rate-limit-block"),
+        (
+            &["--rate-limit-max-sources", "0"][..],
+            "--rate-limit-max-sources",
+        ),
+        (
+            &["--rate-limit-requests", "9999999999"][..],
+            "--rate-limit-requests",
+        ),
+    ] {
+        let message = Config::load(&cli(args)).unwrap_err().to_string();
+        assert!(message.contains(flag), "{args:?}: {message}");
+    }
+    let err = Cli::try_parse_from(["metaflow-proxy", "--drop-scanners", "maybe"]).unwrap_err();
+    assert!(err.to_string().contains("--drop-scanners"), "{err}");
 }

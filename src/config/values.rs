@@ -132,6 +132,38 @@ pub(super) fn no_answer_limit(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
+/// The longest `rate-limit-window` and `rate-limit-block` accepted, in seconds (one day).
+pub const MAX_RATE_LIMIT_SECS: u64 = 86_400;
+
+/// Checks a `rate-limit-window` or `rate-limit-block` value: 1 s to one day.
+pub(super) fn check_rate_limit_secs(secs: u64) -> Result<Duration, String> {
+    if (1..=MAX_RATE_LIMIT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!(
+            "must be 1 to {MAX_RATE_LIMIT_SECS} seconds, got {secs}"
+        ))
+    }
+}
+
+/// Checks a `rate-limit-requests` value: 0 (off) up to `u32::MAX`.
+pub(super) fn check_rate_limit_requests(requests: u64) -> Result<u32, String> {
+    u32::try_from(requests).map_err(|_| format!("{requests} is too large (0 turns the limit off)"))
+}
+
+/// Checks one scanner `User-Agent` prefix: not blank, since a blank prefix would match (and
+/// silently drop) every request.
+pub(super) fn check_scanner_user_agent(prefix: &str) -> Result<String, String> {
+    if prefix.trim().is_empty() {
+        return Err(
+            "a User-Agent prefix must not be empty (it would drop every request); \
+             use drop-scanners = false to turn the drop off"
+                .to_owned(),
+        );
+    }
+    Ok(prefix.trim_start().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

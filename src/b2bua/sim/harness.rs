@@ -15,7 +15,7 @@ use crate::sip::SipMessage;
 use crate::sip::transport::{Peer, Transport};
 use crate::sip::txn::Timers;
 
-use super::super::{B2bua, CoreConfig, Input, Output, StaticMetaflows};
+use super::super::{B2bua, CoreConfig, Input, Output, RateLimit, StaticMetaflows};
 use super::endpoint::Endpoint;
 use super::media::FakeMedia;
 use super::net::{Datagram, NetConfig, Network};
@@ -72,11 +72,15 @@ pub(super) struct SimConfig {
     pub(super) timer_c: Duration,
     /// The core's no-answer limit.
     pub(super) no_answer_timeout: Option<Duration>,
+    /// The core's scanner User-Agent prefixes.
+    pub(super) scanner_user_agents: Vec<String>,
+    /// The core's per-source rate limit.
+    pub(super) rate_limit: Option<RateLimit>,
 }
 
 impl Default for SimConfig {
-    /// Seed 1, a clean network, no metaflows, generous limits, Timer C at its default and no
-    /// no-answer limit.
+    /// Seed 1, a clean network, no metaflows, generous limits, Timer C at its default, no
+    /// no-answer limit, and the scanner list and rate limit at their defaults.
     fn default() -> Self {
         SimConfig {
             seed: 1,
@@ -86,6 +90,8 @@ impl Default for SimConfig {
             max_transactions: 10_000,
             timer_c: crate::b2bua::DEFAULT_TIMER_C,
             no_answer_timeout: None,
+            scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
+            rate_limit: Some(RateLimit::default()),
         }
     }
 }
@@ -142,6 +148,8 @@ impl Sim {
             rng_seed: Some(rng.u64(..)),
             timer_c: cfg.timer_c,
             no_answer_timeout: cfg.no_answer_timeout,
+            scanner_user_agents: cfg.scanner_user_agents.clone(),
+            rate_limit: cfg.rate_limit,
         };
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));

@@ -23,6 +23,7 @@ mod tests_cancel;
 mod tests_determinism;
 mod tests_dialog;
 mod tests_digits;
+mod tests_guard;
 mod tests_hold;
 mod tests_invite;
 mod tests_limits;

@@ -55,6 +55,8 @@ fn a_flood_of_out_of_dialog_byes_keeps_no_state_and_calls_still_get_through() {
     let mut sim = Sim::with(SimConfig {
         seed: 110,
         max_transactions: 300,
+        // One source: the per-source rate limit would cut the flood before the table is tested.
+        rate_limit: None,
         ..SimConfig::default()
     });
     for n in 0..1900 {

@@ -6,13 +6,18 @@
 //! - `policy`: may this proxy act on it (size, numeric ranges, single-valued headers,
 //!   extensions, bodies it must read)?
 //! - [`answer_unparseable`]: what to answer to a datagram that did not parse at all.
+//! - [`is_scanner`]: whether a request comes from a known SIP scanner, to be dropped unanswered.
 
 mod policy;
 mod rejection;
+mod scanner;
 mod syntax;
 mod unparseable;
 
 pub use rejection::Rejection;
+pub use scanner::{
+    DEFAULT_SCANNER_USER_AGENTS, default_scanner_user_agents, is_scanner, is_scanner_user_agent,
+};
 pub use unparseable::answer_unparseable;
 
 use crate::sip::SipMessage;
