@@ -448,6 +448,35 @@ impl B2bua {
         format!("<sip:metaflow-proxy@{}>", fmt_hostport(self.cfg.local))
     }
 
+    /// Sends a request of the proxy's own in the dialog of `leg` (fresh Via and CSeq, the
+    /// dialog's route set and target), after `fill` adds what the request carries, and ties its
+    /// client transaction to the call and leg for `purpose`. Nothing is sent where the dialog
+    /// has no remote tag yet (there is no dialog to speak in). Returns whether it went out.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        key: CallKey,
+        leg: Leg,
+        method: Method,
+        purpose: Purpose,
+        now: Instant,
+        fill: impl FnOnce(&mut SipMessage),
+    ) -> bool {
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        let dialog = call.dialog_mut(leg);
+        if dialog.remote_tag.is_none() {
+            return false;
+        }
+        let mut request = dialog.request(method, via, &contact, None);
+        fill(&mut request);
+        let dest = dialog.peer;
+        self.send_request(request, dest, purpose, Some((key, leg)), now);
+        true
+    }
+
     /// Sends a request and starts its client transaction (keyed by the branch of its top Via,
     /// which must be ours).
     pub(super) fn send_request(

@@ -99,24 +99,14 @@ impl CallContext for Host<'_> {
     }
 
     fn send_in_dialog(&mut self, leg: Leg, method: Method, headers: Vec<(&'static str, String)>) {
-        let (via, _) = self.core.new_via();
-        let contact = self.core.contact();
-        let Some(call) = self.core.calls.get_mut(&self.key) else {
-            return;
+        let purpose = Purpose::Module(self.id);
+        let fill = |request: &mut SipMessage| {
+            for (name, value) in headers {
+                request.push_header(name, value);
+            }
         };
-        let dialog = call.dialog_mut(leg);
-        let mut request = dialog.request(method.clone(), via, &contact, None);
-        for (name, value) in headers {
-            request.push_header(name, value);
-        }
-        let dest = dialog.peer;
-        self.core.send_request(
-            request,
-            dest,
-            Purpose::Module(self.id),
-            Some((self.key, leg)),
-            self.now,
-        );
+        self.core
+            .send_in_dialog(self.key, leg, method, purpose, self.now, fill);
     }
 
     fn hang_up(&mut self, leg: Leg, reason: &str) {

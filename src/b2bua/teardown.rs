@@ -100,19 +100,9 @@ impl B2bua {
 
     /// Sends a BYE of our own on one leg of a call (responses are consumed).
     pub(super) fn send_bye(&mut self, key: CallKey, leg: Leg, reason: &str, now: Instant) {
-        let (via, _) = self.new_via();
-        let contact = self.contact();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let dialog = call.dialog_mut(leg);
-        if dialog.remote_tag.is_none() {
-            return;
-        }
-        let mut bye = dialog.request(Method::Bye, via, &contact, None);
-        bye.push_header(REASON, format!("SIP;cause=200;text=\"{reason}\""));
-        let dest = dialog.peer;
-        self.send_request(bye, dest, Purpose::Own, None, now);
+        let cause = format!("SIP;cause=200;text=\"{reason}\"");
+        let fill = |bye: &mut SipMessage| bye.push_header(REASON, cause);
+        self.send_in_dialog(key, leg, Method::Bye, Purpose::Own, now, fill);
     }
 
     /// A BYE from either leg of a call. It is answered 200 at once and the call ends at once
@@ -150,20 +140,14 @@ impl B2bua {
                 return;
             }
         }
-        let (via, _) = self.new_via();
-        let contact = self.contact();
-        if let Some(call) = self.calls.get_mut(&key) {
-            let call_id = call.a.call_id.clone();
-            let target = call.dialog_mut(other(leg));
-            if target.remote_tag.is_some() {
-                let mut bye = target.request(Method::Bye, via, &contact, None);
-                bye.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
-                copy_end_to_end(msg, &mut bye, &[]);
-                bye.body = msg.body.clone();
-                let dest = target.peer;
-                tracing::info!(call_id = %call_id, from_leg = ?leg, "BYE answered; hanging up the other leg");
-                self.send_request(bye, dest, Purpose::Own, None, now);
-            }
+        let fill = |bye: &mut SipMessage| {
+            bye.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
+            copy_end_to_end(msg, bye, &[]);
+            bye.body = msg.body.clone();
+        };
+        if self.send_in_dialog(key, other(leg), Method::Bye, Purpose::Own, now, fill) {
+            let call_id = self.call_id_of(key).unwrap_or_default();
+            tracing::info!(call_id = %call_id, from_leg = ?leg, "BYE answered; hanging up the other leg");
         }
         self.end_call(key, Outcome::Answered);
     }
