@@ -189,6 +189,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Vec::new()
             },
             pbx_sources: cfg.pbx_addresses.clone(),
+            max_registrations: cfg.max_registrations,
             rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
                 requests: cfg.rate_limit_requests,
                 window: cfg.rate_limit_window,

@@ -62,6 +62,9 @@ pub struct CoreConfig {
     /// the PBX goes to the registered phone its Request-URI names; from anywhere else, to the
     /// PBX.
     pub pbx_sources: Vec<crate::base::TrustedSource>,
+    /// The most phones registered through the proxy at once; a REGISTER that would add one
+    /// more gets 503 (refreshes and removals always pass).
+    pub max_registrations: usize,
 }
 
 /// Timer C's default: the customary 3 minutes (RFC 3261 §16.6 asks for more than 3 minutes;

@@ -267,6 +267,13 @@ impl B2bua {
         else {
             return;
         };
+        if method == Method::Register
+            && !self.registrar.admits(&msg, self.cfg.max_registrations, now)
+        {
+            self.stats.rejected(super::stats::Limit::Registrations);
+            let resp = SipMessage::response_to(&msg, 503, "Too Many Registrations");
+            return self.answer_out_of_dialog(from, &msg, resp, now);
+        }
         let reliable = from.transport.is_reliable();
         self.txns
             .insert_server(skey.clone(), msg.clone(), from, reliable, None);

@@ -60,6 +60,29 @@ impl Registrar {
         self.bindings.len()
     }
 
+    /// Whether a REGISTER may go on while `max` bindings are the most the table holds: always
+    /// when there is room, or when every Contact it names is bound already (a refresh or a
+    /// removal never needs room); a REGISTER that would add a binding to a full table does not.
+    pub(super) fn admits(&mut self, msg: &SipMessage, max: usize, now: Instant) -> bool {
+        self.prune(now);
+        if self.bindings.len() < max {
+            return true;
+        }
+        let Some(aor) = msg
+            .header(TO)
+            .and_then(|to| NameAddr::parse(to).ok())
+            .map(|na| na.uri)
+        else {
+            return true;
+        };
+        msg.contacts().into_iter().all(|value| {
+            value.trim() == "*"
+                || NameAddr::parse(value)
+                    .map(|na| self.bindings.contains_key(&binding_id(&aor, &na.uri)))
+                    .unwrap_or(true)
+        })
+    }
+
     /// Rewrites the Contacts of a REGISTER about to be forwarded (server transaction `key`,
     /// received from `source`), so the PBX reaches the phone through `proxy_hostport` over
     /// `towards_pbx`, the transport of the proxy-PBX hop. The phone's own transport is not

@@ -11,15 +11,18 @@ pub enum Limit {
     Transactions,
     /// `max-calls`: too many calls (dialog pairs) in memory.
     Calls,
+    /// `max-registrations`: too many phones registered through the proxy.
+    Registrations,
 }
 
 impl Limit {
-    const ALL: [Limit; 2] = [Limit::Transactions, Limit::Calls];
+    const ALL: [Limit; 3] = [Limit::Transactions, Limit::Calls, Limit::Registrations];
 
     fn label(self) -> &'static str {
         match self {
             Limit::Transactions => "transactions",
             Limit::Calls => "calls",
+            Limit::Registrations => "registrations",
         }
     }
 }
@@ -50,7 +53,7 @@ pub struct CoreStats {
     transactions: AtomicU64,
     dialogs: AtomicU64,
     registrations: AtomicU64,
-    rejected: [AtomicU64; 2],
+    rejected: [AtomicU64; Limit::ALL.len()],
     /// Requests for a dialog the core does not know, refused 481 without keeping any state: a
     /// flood of spoofed in-dialog requests shows here rather than in the transaction table.
     unknown_dialog: AtomicU64,

@@ -45,6 +45,7 @@ impl Harness {
             no_answer_timeout: None,
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(crate::b2bua::RateLimit::default()),
+            max_registrations: 1000,
             pbx_sources: Vec::new(),
         };
         let media = FakeMedia::default();

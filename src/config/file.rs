@@ -164,6 +164,11 @@ impl Config {
                 self.max_transactions = usize::try_from(limit)
                     .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
             }
+            "max-registrations" => {
+                let limit = file.integer(key, value, 1)?;
+                self.max_registrations = usize::try_from(limit)
+                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
             "media-timeout" => {
                 self.media_timeout = Duration::from_secs(file.integer(key, value, 1)?);
             }

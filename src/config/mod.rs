@@ -28,7 +28,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 39] = [
+pub const KNOWN_KEYS: [&str; 40] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
@@ -55,6 +55,7 @@ pub const KNOWN_KEYS: [&str; 39] = [
     "log-format",
     "max-calls",
     "max-transactions",
+    "max-registrations",
     "tcp-idle-timeout",
     "tcp-first-byte-timeout",
     "tcp-header-timeout",
@@ -186,6 +187,8 @@ pub struct Config {
     /// addresses, networks, or address:port; `--pbx-address` adds). A new INVITE from one of
     /// them (or from `upstream` itself) is for a registered phone.
     pub pbx_addresses: Vec<crate::base::TrustedSource>,
+    /// The most phones registered through the proxy at once (key `max-registrations`).
+    pub max_registrations: usize,
     /// The rate limit's sampling window (key `rate-limit-window`, seconds).
     pub rate_limit_window: Duration,
     /// How long a source over the rate limit is blocked (key `rate-limit-block`, seconds).
@@ -237,6 +240,7 @@ impl Default for Config {
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit_requests: 200,
             pbx_addresses: Vec::new(),
+            max_registrations: 100_000,
             rate_limit_window: Duration::from_secs(2),
             rate_limit_block: Duration::from_secs(60),
             rate_limit_max_sources: 10_000,

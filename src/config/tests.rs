@@ -398,6 +398,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         rate_limit_block: _,
         rate_limit_max_sources: _,
         pbx_addresses: _,
+        max_registrations: _,
     } = config;
     vec![
         "sip-listen",
@@ -440,6 +441,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "rate-limit-block",
         "rate-limit-max-sources",
         "pbx-addresses",
+        "max-registrations",
     ]
 }
 

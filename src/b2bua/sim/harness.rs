@@ -78,6 +78,8 @@ pub(super) struct SimConfig {
     pub(super) rate_limit: Option<RateLimit>,
     /// The core's `pbx_sources`: where else the PBX's requests may come from.
     pub(super) pbx_sources: Vec<crate::base::TrustedSource>,
+    /// The core's `max_registrations`.
+    pub(super) max_registrations: usize,
 }
 
 impl Default for SimConfig {
@@ -94,6 +96,7 @@ impl Default for SimConfig {
             no_answer_timeout: None,
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(RateLimit::default()),
+            max_registrations: 1000,
             pbx_sources: Vec::new(),
         }
     }
@@ -154,6 +157,7 @@ impl Sim {
             scanner_user_agents: cfg.scanner_user_agents.clone(),
             rate_limit: cfg.rate_limit,
             pbx_sources: cfg.pbx_sources.clone(),
+            max_registrations: cfg.max_registrations,
         };
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));

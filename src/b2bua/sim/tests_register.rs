@@ -182,3 +182,29 @@ fn a_tcp_phone_is_called_on_its_flow_and_a_lost_flow_fails_at_once() {
     sim.expect_within(Side::Pbx, resp(408, "INVITE"), Duration::from_secs(1));
     assert!(sim.elapsed() - before < Duration::from_secs(1));
 }
+
+/// The bindings table is bounded: with room for one phone, a second phone's REGISTER gets 503
+/// without reaching the PBX and is counted, while the first phone's refresh still passes.
+#[test]
+fn a_full_registrar_refuses_new_phones_but_not_refreshes() {
+    let mut sim = Sim::with(super::harness::SimConfig {
+        seed: 126,
+        max_registrations: 1,
+        ..super::harness::SimConfig::default()
+    });
+    registered(&mut sim, 600);
+    let branch = sim.phone.branch();
+    let other = register(sim.phone.addr, &branch, "<sip:bob@10.0.0.6:5060>");
+    sim.send(Side::Phone, &other);
+    sim.expect(Side::Phone, resp(503, "REGISTER"));
+    sim.settle();
+    assert!(sim.take(Side::Pbx).is_empty(), "the PBX never saw it");
+    assert_eq!(
+        sim.core
+            .stats
+            .rejected_total(crate::b2bua::stats::Limit::Registrations),
+        1,
+        "counted"
+    );
+    registered(&mut sim, 600);
+}
