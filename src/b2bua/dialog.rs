@@ -61,18 +61,19 @@ impl Dialog {
                 self.local_cseq
             }
         };
+        let (uri, routes) = self.request_uri_and_routes();
         let mut msg = SipMessage {
             start: StartLine::Request {
                 method: method.clone(),
-                uri: self.remote_target.clone(),
+                uri,
             },
             headers: Vec::new(),
             body: bytes::Bytes::new(),
         };
         msg.push_header(VIA, via);
         msg.push_header(MAX_FORWARDS, "70");
-        for route in &self.route_set {
-            msg.push_header(ROUTE, route.clone());
+        for route in routes {
+            msg.push_header(ROUTE, route);
         }
         msg.push_header(FROM, self.from_value());
         msg.push_header(TO, self.to_value());
@@ -82,6 +83,35 @@ impl Dialog {
             msg.push_header(CONTACT, contact.to_string());
         }
         msg
+    }
+
+    /// The Request-URI and Route values of a request in this dialog (RFC 3261 §12.2.1.1).
+    /// With an empty route set, or a first route that is a loose router (`;lr`), the
+    /// Request-URI is the remote target and the routes go as they are. A first route without
+    /// `;lr` is a strict router (RFC 2543): it becomes the Request-URI (without its header
+    /// part), and the remote target goes last in the Route list so the strict router's
+    /// successors still reach the endpoint.
+    fn request_uri_and_routes(&self) -> (String, Vec<String>) {
+        let Some(first) = self.route_set.first() else {
+            return (self.remote_target.clone(), Vec::new());
+        };
+        let Ok(first_addr) = NameAddr::parse(first) else {
+            return (self.remote_target.clone(), self.route_set.clone());
+        };
+        let loose = crate::sip::SipUri::parse(&first_addr.uri)
+            .map(|uri| uri.param("lr").is_some())
+            .unwrap_or(true);
+        if loose {
+            return (self.remote_target.clone(), self.route_set.clone());
+        }
+        let uri = first_addr
+            .uri
+            .split_once('?')
+            .map_or(first_addr.uri.as_str(), |(uri, _)| uri)
+            .to_string();
+        let mut routes: Vec<String> = self.route_set.iter().skip(1).cloned().collect();
+        routes.push(format!("<{}>", self.remote_target));
+        (uri, routes)
     }
 
     /// Updates the remote target from a target-refresh request or response (re-INVITE, UPDATE).

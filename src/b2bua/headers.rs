@@ -33,6 +33,26 @@ pub(super) fn copy_end_to_end(from: &SipMessage, to: &mut SipMessage, extra_skip
     }
 }
 
+/// Gives a response the Record-Route of the request it answers (RFC 3261 §12.1.1), values and
+/// order unchanged, so every proxy that record-routed the request stays on the dialog's path:
+/// without it the caller's ACK and BYE skip a record-routing PBX or load balancer. Only 101 to
+/// 299 establish or confirm a dialog; a response that already carries one is left alone.
+pub(super) fn copy_record_route(request: &SipMessage, resp: &mut SipMessage) {
+    let code = resp.status().unwrap_or(0);
+    if !(101..300).contains(&code) || resp.header(RECORD_ROUTE).is_some() {
+        return;
+    }
+    let values: Vec<String> = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(RECORD_ROUTE))
+        .map(|h| h.value.clone())
+        .collect();
+    for value in values {
+        resp.push_header(RECORD_ROUTE, value);
+    }
+}
+
 /// Whether the message body is SDP.
 pub(super) fn has_sdp(msg: &SipMessage) -> bool {
     !msg.body.is_empty()

@@ -231,9 +231,11 @@ impl B2bua {
 
     /// Sends `resp` on server transaction `key`, recording it for retransmissions.
     pub(super) fn send_on_server(&mut self, key: &ServerKey, mut resp: SipMessage, now: Instant) {
-        let Some(source) = self.txns.server(key).map(|entry| entry.source()) else {
+        let Some(entry) = self.txns.server(key) else {
             return;
         };
+        let source = entry.source();
+        super::headers::copy_record_route(entry.request(), &mut resp);
         super::headers::adapt_to_transport(&mut resp, source.transport);
         let Some(transmit) = self.txns.respond(key, &resp, now) else {
             return;

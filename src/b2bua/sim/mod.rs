@@ -31,6 +31,7 @@ mod tests_loss;
 mod tests_prack;
 mod tests_record;
 mod tests_register;
+mod tests_routes;
 mod tests_shutdown;
 mod tests_teardown;
 mod tests_timeouts;
