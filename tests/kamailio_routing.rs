@@ -490,7 +490,7 @@ struct Baresip {
 
 impl Baresip {
     /// Starts baresip listening on `PHONE_IP:sip_port` with one account line `account`,
-    /// auto-answering, a sine tone as microphone and audio played into nothing.
+    /// auto-answering, with the `aubridge` device as microphone and speaker (no sound card).
     fn start(sip_port: u16, rtp_port: u16, account: &str) -> Baresip {
         common::require_tool("baresip");
         let dir = tempfile::tempdir().unwrap();
@@ -498,13 +498,12 @@ impl Baresip {
             "poll_method\t\tepoll\n\
              sip_listen\t\t{PHONE_IP}:{sip_port}\n\
              audio_player\t\taubridge,none\n\
-             audio_source\t\tausine,440\n\
+             audio_source\t\taubridge,none\n\
              audio_alert\t\taubridge,none\n\
              rtp_ports\t\t{rtp_port}-{}\n\
              module_path\t\t/usr/lib/baresip/modules\n\
              module\t\t\tg711.so\n\
              module\t\t\taubridge.so\n\
-             module\t\t\tausine.so\n\
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n",
             rtp_port + 3
@@ -624,11 +623,23 @@ fn tcp_registered_phone_is_called_back_through_the_pbx() {
         "the REGISTER reached Kamailio:\n{}",
         kamailio.log()
     );
+    let registers = kamailio.log_lines("kamtest: REGISTER");
+    assert!(
+        registers
+            .iter()
+            .all(|line| line.contains(&format!("@{};transport=tcp>", proxy.sip_addr()))),
+        "Kamailio stored the proxy's Contact for a phone on TCP: {registers:#?}"
+    );
 
     let caller = caller_via(&kamailio, proxy.ports(), "tcp_uac_bye.xml")
         .spawn_with_args(&["-s", "alice"])
         .wait(RUN_LIMIT);
     caller.assert_success("caller (UAC) calling alice at Kamailio");
+    let ok = invite_ok(&caller);
+    assert!(
+        header(&ok, "Server").is_some_and(|server| server.contains("baresip")),
+        "the 200 OK came from baresip:\n{ok}"
+    );
     assert!(
         phone.output().contains("Call established"),
         "baresip answered the call:\n{}",
