@@ -188,6 +188,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             },
+            pbx_sources: cfg.pbx_addresses.clone(),
             rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
                 requests: cfg.rate_limit_requests,
                 window: cfg.rate_limit_window,
@@ -247,7 +248,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     ready.store(true, Ordering::SeqCst);
     match cfg.upstream {
         Some(up) => {
-            tracing::info!(sip = %local, api = %api_addr, upstream = %up, media_ip = %media_ip, "metaflow-proxy ready")
+            tracing::info!(sip = %local, api = %api_addr, upstream = %up, media_ip = %media_ip, "metaflow-proxy ready");
+            if cfg.upstream_transport == metaflow_proxy::sip::transport::Transport::Tcp
+                && cfg.pbx_addresses.is_empty()
+            {
+                tracing::warn!(upstream = %up, "upstream-transport is tcp and pbx-addresses is empty: a call the PBX places over a TCP connection of its own comes from another port and is not recognised as the PBX's; list the PBX's host in pbx-addresses");
+            }
         }
         None => {
             tracing::warn!(sip = %local, api = %api_addr, "metaflow-proxy ready without --upstream: new calls get 503")

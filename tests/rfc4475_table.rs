@@ -177,6 +177,7 @@ fn fresh_core() -> B2bua {
         no_answer_timeout: None,
         scanner_user_agents: metaflow_proxy::sip::validate::default_scanner_user_agents(),
         rate_limit: Some(metaflow_proxy::b2bua::RateLimit::default()),
+        pbx_sources: Vec::new(),
     };
     B2bua::new(
         cfg,
@@ -204,7 +205,7 @@ fn feed(data: &[u8]) -> Observed {
     let mut upstream = Vec::new();
     let mut answers = Vec::new();
     while let Some(output) = core.poll_output() {
-        if let Output::Send { to, data } = output {
+        if let Output::Send { to, data, .. } = output {
             let sent = SipMessage::parse(&data).expect("the proxy sends parseable SIP");
             if to.addr == addr(PBX) {
                 upstream.push(sent);

@@ -109,7 +109,7 @@ impl SipTask {
                         // An ICMP error (IP_RECVERR): each names a destination that refused.
                         for to in super::icmp::drain_unreachable(&*self.socket) {
                             tracing::debug!(peer = %to, "ICMP unreachable");
-                            self.core.handle(Instant::now(), Input::Unreachable { to });
+                            self.core.handle(Instant::now(), Input::Unreachable { to: Peer::udp(to) });
                         }
                     }
                 },
@@ -266,13 +266,21 @@ impl SipTask {
     async fn flush(&mut self) {
         while let Some(output) = self.core.poll_output() {
             match output {
-                Output::Send { to, data } => match to.transport {
+                Output::Send { to, data, connect } => match to.transport {
                     Transport::Udp => {
                         if let Err(err) = self.socket.send_to(&data, to.addr).await {
                             tracing::debug!(peer = %to, error = %err, "SIP send failed");
                         }
                     }
-                    Transport::Tcp => self.tcp.send(to.addr, data),
+                    Transport::Tcp if connect => self.tcp.send(to.addr, data),
+                    Transport::Tcp => {
+                        if !self.tcp.send_on_flow(to.addr, data) {
+                            // The peer's connection is gone and cannot be dialled back: what
+                            // was sent towards it fails now rather than at Timer B/F.
+                            tracing::debug!(peer = %to, "flow closed; message not sent");
+                            self.core.handle(Instant::now(), Input::Unreachable { to });
+                        }
+                    }
                 },
                 Output::StartRecording {
                     call,

@@ -53,9 +53,15 @@ pub struct CoreConfig {
     /// Requests whose `User-Agent` starts (ignoring case) with one of these are dropped without
     /// any answer and counted (`sip_dropped_total{reason="scanner"}`); empty drops none.
     pub scanner_user_agents: Vec<String>,
-    /// The per-source-IP rate limit (pike-style); `None` turns it off. The upstream PBX's
-    /// address is never limited.
+    /// The per-source-IP rate limit (pike-style); `None` turns it off. The PBX (see
+    /// `pbx_sources`) is never limited.
     pub rate_limit: Option<super::RateLimit>,
+    /// Where else the PBX's requests may come from besides `upstream` itself: its other
+    /// addresses and networks, or its host at any port (a PBX that opens its own TCP
+    /// connections, or sends from a port other than the one it listens on). A new INVITE from
+    /// the PBX goes to the registered phone its Request-URI names; from anywhere else, to the
+    /// PBX.
+    pub pbx_sources: Vec<crate::base::TrustedSource>,
 }
 
 /// Timer C's default: the customary 3 minutes (RFC 3261 §16.6 asks for more than 3 minutes;
@@ -144,6 +150,16 @@ impl B2bua {
     }
 
     /// The PBX as a peer, if configured.
+    /// Whether a message from `from` comes from the PBX: the upstream address itself (an
+    /// IPv4-mapped form included) or one of the configured `pbx_sources`.
+    pub(super) fn is_pbx(&self, from: Peer) -> bool {
+        let canonical = |addr: SocketAddr| (addr.ip().to_canonical(), addr.port());
+        self.cfg
+            .upstream
+            .is_some_and(|up| canonical(up) == canonical(from.addr))
+            || self.cfg.pbx_sources.iter().any(|s| s.matches(from.addr))
+    }
+
     pub(super) fn upstream_peer(&self) -> Option<Peer> {
         self.cfg.upstream.map(|addr| Peer {
             transport: self.cfg.upstream_transport,
@@ -236,18 +252,21 @@ impl B2bua {
     /// garbage) before any parsing, so a blocked source costs nothing more than a table lookup.
     /// The upstream PBX is trusted and never counted.
     fn admit(&mut self, from: Peer, now: Instant) -> bool {
+        if self.rate_limiter.is_none() {
+            return true;
+        }
+        // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`: one key per host.
+        let ip = from.addr.ip().to_canonical();
+        let pbx_host = self
+            .cfg
+            .upstream
+            .is_some_and(|up| up.ip().to_canonical() == ip);
+        if pbx_host || self.is_pbx(from) {
+            return true;
+        }
         let Some(limiter) = self.rate_limiter.as_mut() else {
             return true;
         };
-        // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`: one key per host.
-        let ip = from.addr.ip().to_canonical();
-        if self
-            .cfg
-            .upstream
-            .is_some_and(|up| up.ip().to_canonical() == ip)
-        {
-            return true;
-        }
         let allowed = limiter.allow(ip, now);
         self.stats.set_rate_limit_sources(limiter.len());
         if !allowed {
@@ -417,7 +436,8 @@ impl B2bua {
 
     /// Queues raw bytes for sending.
     pub(super) fn send_raw(&mut self, to: Peer, data: Vec<u8>) {
-        self.actions.push_back(Output::Send { to, data });
+        let connect = self.upstream_peer() == Some(to);
+        self.actions.push_back(Output::Send { to, data, connect });
     }
 
     /// Queues an event of a call for the event log and the API's live-call view.

@@ -253,7 +253,8 @@ impl B2bua {
     /// An out-of-dialog request that is not for the proxy itself (MESSAGE, SUBSCRIBE,
     /// REGISTER...): forwarded upstream statelessly with our Via on top.
     pub(super) fn proxy_out_of_dialog(&mut self, from: Peer, mut msg: SipMessage, now: Instant) {
-        let Some(upstream) = self.upstream_peer().filter(|u| u.addr != from.addr) else {
+        let from_pbx = self.is_pbx(from);
+        let Some(upstream) = self.upstream_peer().filter(|_| !from_pbx) else {
             let resp = SipMessage::response_to(&msg, 404, "Not Found");
             return self.answer_out_of_dialog(from, &msg, resp, now);
         };
@@ -274,8 +275,14 @@ impl B2bua {
         msg.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         if method == Method::Register {
             let hostport = super::core::fmt_hostport(self.cfg.local);
-            self.registrar
-                .rewrite_register(&skey, &mut msg, from, &hostport, now);
+            self.registrar.rewrite_register(
+                &skey,
+                &mut msg,
+                from,
+                &hostport,
+                upstream.transport,
+                now,
+            );
         }
         self.send_request(
             msg,

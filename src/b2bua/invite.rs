@@ -32,7 +32,7 @@ impl B2bua {
         };
         // A call from the PBX goes to the phone registered under its Request-URI; a call from
         // anywhere else goes to the PBX.
-        let inbound = from.addr == upstream.addr;
+        let inbound = self.is_pbx(from);
         let (b_peer, b_target, resolve_as) = if inbound {
             let binding = request_uri(&msg).and_then(|u| self.registrar.lookup(u, now));
             let Some(binding) = binding else {

@@ -3,7 +3,6 @@
 //! from [`B2bua::poll_output`]. The shell, the tests and the simulation harness drive it the same
 //! way, so a behaviour proven at unit speed is the behaviour the process runs.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,12 +27,13 @@ pub enum Input<'a> {
     },
     /// Time passed: run every timer due (asked for by [`B2bua::poll_timeout`]).
     Timeout,
-    /// The network refused a datagram sent to `to` (ICMP port or host unreachable): nobody
-    /// listens there, so the client transactions towards it that have no response yet fail
-    /// now, as if their Timer B/F had fired, instead of retransmitting for 32 s.
+    /// The network refused a message sent to `to`: ICMP port or host unreachable for UDP
+    /// (nobody listens there), or a TCP flow that closed and may not be dialled back. The
+    /// client transactions towards it that have no response yet fail now, as if their Timer
+    /// B/F had fired, instead of waiting 32 s.
     Unreachable {
-        /// The destination that refused.
-        to: SocketAddr,
+        /// The destination that refused, with its transport.
+        to: Peer,
     },
     /// A key press began on a leg of a call (RFC 4733 from the relay; SIP INFO arrives as a
     /// datagram).
@@ -96,6 +96,13 @@ pub enum Output {
         to: Peer,
         /// The serialised SIP message.
         data: Vec<u8>,
+        /// Whether the shell may open a new TCP connection to reach `to`. Only the PBX is
+        /// dialled: every other TCP peer (a phone, a proxy in front of us) is reached over the
+        /// connection it opened, its flow (RFC 5626 §5.3), because the address it connected
+        /// from is not one anybody listens on. When that flow is gone the shell answers
+        /// [`Input::Unreachable`] instead, and the transactions towards it fail at once.
+        /// Ignored for UDP.
+        connect: bool,
     },
     /// Something happened to a call: write it to the event log and the live-call view.
     Event {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::sip::names::{CONTACT, EXPIRES, TO};
-use crate::sip::transport::Peer;
+use crate::sip::transport::{Peer, Transport};
 use crate::sip::txn::ServerKey;
 use crate::sip::{NameAddr, SipMessage, SipUri};
 
@@ -61,13 +61,17 @@ impl Registrar {
     }
 
     /// Rewrites the Contacts of a REGISTER about to be forwarded (server transaction `key`,
-    /// received from `source`), so the PBX reaches the phone through `proxy_hostport`.
+    /// received from `source`), so the PBX reaches the phone through `proxy_hostport` over
+    /// `towards_pbx`, the transport of the proxy-PBX hop. The phone's own transport is not
+    /// the PBX's business: a phone registered over TCP is still called over the PBX's usual
+    /// transport, and the proxy then uses the phone's own connection.
     pub(super) fn rewrite_register(
         &mut self,
         key: &ServerKey,
         msg: &mut SipMessage,
         source: Peer,
         proxy_hostport: &str,
+        towards_pbx: Transport,
         now: Instant,
     ) {
         self.prune(now);
@@ -103,9 +107,9 @@ impl Registrar {
                     expires_at: now,
                 },
             ));
-            let transport = match source.transport {
-                crate::sip::transport::Transport::Udp => "",
-                crate::sip::transport::Transport::Tcp => ";transport=tcp",
+            let transport = match towards_pbx {
+                Transport::Udp => "",
+                Transport::Tcp => ";transport=tcp",
             };
             na.uri = format!("sip:{user}-{id}@{proxy_hostport}{transport}");
             rewritten.push(na.to_string());
@@ -239,7 +243,14 @@ mod tests {
         let now = Instant::now();
         let phone = Peer::udp("198.51.100.7:40123".parse().unwrap());
         let mut req = register("<sip:alice@10.0.0.5:5060>;expires=600");
-        reg.rewrite_register(&key(1), &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(
+            &key(1),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            now,
+        );
         let contact = req.header("Contact").unwrap().to_string();
         assert!(contact.starts_with("<sip:alice-"), "{contact}");
         assert!(contact.contains("@192.0.2.1:5060>"), "{contact}");
@@ -268,21 +279,42 @@ mod tests {
         let now = Instant::now();
         let phone = Peer::udp("198.51.100.7:40123".parse().unwrap());
         let mut req = register("<sip:alice@10.0.0.5:5060>");
-        reg.rewrite_register(&key(1), &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(
+            &key(1),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            now,
+        );
         let ruri = NameAddr::parse(req.header("Contact").unwrap()).unwrap().uri;
         let mut resp = ok_for(&req);
         reg.on_register_response(&key(1), &mut resp, now);
         assert_eq!(reg.len(), 1);
 
         let mut req = register("<sip:alice@10.0.0.5:5060>;expires=0");
-        reg.rewrite_register(&key(2), &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(
+            &key(2),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            now,
+        );
         let mut resp = ok_for(&req);
         reg.on_register_response(&key(2), &mut resp, now);
         assert!(reg.lookup(&ruri, now).is_none());
         assert_eq!(reg.len(), 0);
 
         let mut req = register("<sip:alice@10.0.0.5:5060>");
-        reg.rewrite_register(&key(3), &mut req, phone, "192.0.2.1:5060", now);
+        reg.rewrite_register(
+            &key(3),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            now,
+        );
         let mut challenge = SipMessage::response_to(&req, 401, "Unauthorized");
         reg.on_register_response(&key(3), &mut challenge, now);
         assert_eq!(reg.len(), 0, "a challenge binds nothing");

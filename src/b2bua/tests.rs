@@ -45,6 +45,7 @@ impl Harness {
             no_answer_timeout: None,
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(crate::b2bua::RateLimit::default()),
+            pbx_sources: Vec::new(),
         };
         let media = FakeMedia::default();
         Harness {
@@ -72,7 +73,7 @@ impl Harness {
     fn sent(&mut self) -> Vec<(SocketAddr, SipMessage)> {
         std::iter::from_fn(|| self.core.poll_output())
             .filter_map(|a| match a {
-                Output::Send { to, data } => Some((to.addr, SipMessage::parse(&data).unwrap())),
+                Output::Send { to, data, .. } => Some((to.addr, SipMessage::parse(&data).unwrap())),
                 _ => None,
             })
             .collect()

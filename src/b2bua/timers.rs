@@ -98,7 +98,7 @@ impl B2bua {
     }
 
     /// `to` refused a datagram: fail the client transactions waiting on it at once.
-    pub(super) fn on_unreachable(&mut self, to: std::net::SocketAddr, now: Instant) {
+    pub(super) fn on_unreachable(&mut self, to: crate::sip::transport::Peer, now: Instant) {
         for event in self.txns.fail_towards(to) {
             self.on_tx_event(event, now);
         }

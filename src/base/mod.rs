@@ -5,10 +5,12 @@
 
 mod event;
 mod leg;
+mod netmatch;
 mod problem;
 
 pub use event::{CallEvent, EventFields};
 pub use leg::Leg;
+pub use netmatch::{TrustedSource, TrustedSourceError};
 pub use problem::{Problem, Problems};
 
 /// Identifies a call inside one process: chosen by the call core, used by the media engine,

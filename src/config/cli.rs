@@ -143,6 +143,13 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// Another source of the PBX's requests besides --upstream: an address (10.0.0.5, any
+    /// port), a network (10.0.0.0/24) or an address and port; repeat for several. Added to the
+    /// file's pbx-addresses. Needed when the PBX opens its own TCP connections or sends from
+    /// other addresses.
+    #[arg(long = "pbx-address", value_name = "ADDR")]
+    pub pbx_addresses: Vec<String>,
+
     /// Drop requests whose User-Agent names a known SIP scanner (friendly-scanner, sipvicious,
     /// sipcli...) without any answer: true or false [default: true].
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]

@@ -233,6 +233,23 @@ impl Config {
                     file.invalid(key, format!("expected true or false, got {}", kind(value)))
                 })?;
             }
+            "pbx-addresses" => {
+                let items = value.as_array().ok_or_else(|| {
+                    file.invalid(
+                        key,
+                        format!("expected a list of strings, got {}", kind(value)),
+                    )
+                })?;
+                self.pbx_addresses = items
+                    .iter()
+                    .map(|item| {
+                        let text = item.as_str().ok_or_else(|| {
+                            file.invalid(key, format!("expected strings, got {}", kind(item)))
+                        })?;
+                        text.parse().map_err(|e| file.invalid(key, format!("{e}")))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "scanner-user-agents" => {
                 let items = value.as_array().ok_or_else(|| {
                     file.invalid(

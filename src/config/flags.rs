@@ -116,6 +116,14 @@ impl Config {
         if let Some(on) = cli.drop_scanners {
             self.drop_scanners = on;
         }
+        for entry in &cli.pbx_addresses {
+            let source = entry
+                .parse()
+                .map_err(|e| invalid_flag("pbx-address", format!("{e}")))?;
+            if !self.pbx_addresses.contains(&source) {
+                self.pbx_addresses.push(source);
+            }
+        }
         for prefix in &cli.scanner_user_agents {
             let prefix = check_scanner_user_agent(prefix)
                 .map_err(|e| invalid_flag("scanner-user-agent", e))?;

@@ -28,10 +28,11 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 38] = [
+pub const KNOWN_KEYS: [&str; 39] = [
     "sip-listen",
     "upstream",
     "upstream-transport",
+    "pbx-addresses",
     "media-ip",
     "rtp-ports",
     "rtp-latch",
@@ -181,6 +182,10 @@ pub struct Config {
     /// Datagrams one source IP may send per `rate-limit-window` before it is blocked; 0 turns
     /// the per-source rate limit off (key `rate-limit-requests`).
     pub rate_limit_requests: u32,
+    /// Where else the PBX's requests may come from besides `upstream` (key `pbx-addresses`:
+    /// addresses, networks, or address:port; `--pbx-address` adds). A new INVITE from one of
+    /// them (or from `upstream` itself) is for a registered phone.
+    pub pbx_addresses: Vec<crate::base::TrustedSource>,
     /// The rate limit's sampling window (key `rate-limit-window`, seconds).
     pub rate_limit_window: Duration,
     /// How long a source over the rate limit is blocked (key `rate-limit-block`, seconds).
@@ -231,6 +236,7 @@ impl Default for Config {
             drop_scanners: true,
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit_requests: 200,
+            pbx_addresses: Vec::new(),
             rate_limit_window: Duration::from_secs(2),
             rate_limit_block: Duration::from_secs(60),
             rate_limit_max_sources: 10_000,

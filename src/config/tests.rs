@@ -397,6 +397,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         rate_limit_window: _,
         rate_limit_block: _,
         rate_limit_max_sources: _,
+        pbx_addresses: _,
     } = config;
     vec![
         "sip-listen",
@@ -438,6 +439,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "rate-limit-window",
         "rate-limit-block",
         "rate-limit-max-sources",
+        "pbx-addresses",
     ]
 }
 

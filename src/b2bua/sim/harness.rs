@@ -76,6 +76,8 @@ pub(super) struct SimConfig {
     pub(super) scanner_user_agents: Vec<String>,
     /// The core's per-source rate limit.
     pub(super) rate_limit: Option<RateLimit>,
+    /// The core's `pbx_sources`: where else the PBX's requests may come from.
+    pub(super) pbx_sources: Vec<crate::base::TrustedSource>,
 }
 
 impl Default for SimConfig {
@@ -92,6 +94,7 @@ impl Default for SimConfig {
             no_answer_timeout: None,
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(RateLimit::default()),
+            pbx_sources: Vec::new(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Sim {
             no_answer_timeout: cfg.no_answer_timeout,
             scanner_user_agents: cfg.scanner_user_agents.clone(),
             rate_limit: cfg.rate_limit,
+            pbx_sources: cfg.pbx_sources.clone(),
         };
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));
@@ -214,9 +218,15 @@ impl Sim {
         let t = self.elapsed().as_micros();
         while let Some(out) = self.core.poll_output() {
             match &out {
-                Output::Send { to, data } => {
+                Output::Send { to, data, connect } => {
                     let text = String::from_utf8_lossy(data);
-                    self.transcript.push(format!("{t}us send {to}\n{text}"));
+                    let flow = if to.transport.is_reliable() && !connect {
+                        " on its flow"
+                    } else {
+                        ""
+                    };
+                    self.transcript
+                        .push(format!("{t}us send {to}{flow}\n{text}"));
                     let dgram = Datagram {
                         from: addr(PROXY),
                         to: to.addr,

@@ -220,7 +220,9 @@ fn an_unreachable_pbx_fails_the_call_at_once() {
     let mut sim = Sim::new(115);
     sim.call_reaches_pbx();
     let refused = sim.elapsed();
-    sim.input(Input::Unreachable { to: addr(PBX) });
+    sim.input(Input::Unreachable {
+        to: crate::sip::transport::Peer::udp(addr(PBX)),
+    });
     sim.expect(Side::Phone, resp(408, "INVITE"));
     assert_eq!(
         sim.elapsed() - refused,
@@ -247,7 +249,9 @@ fn an_unreachable_pbx_fails_the_call_at_once() {
     let bye = sim.phone.request(&mut call.phone, "BYE");
     sim.send(Side::Phone, &bye);
     sim.expect(Side::Pbx, req("BYE"));
-    sim.input(Input::Unreachable { to: addr(PBX) });
+    sim.input(Input::Unreachable {
+        to: crate::sip::transport::Peer::udp(addr(PBX)),
+    });
     sim.run_for(Duration::from_secs(40));
     let byes = sim
         .pbx
@@ -263,7 +267,9 @@ fn an_unreachable_pbx_fails_the_call_at_once() {
 fn an_unreachable_elsewhere_changes_nothing() {
     let mut sim = Sim::new(116);
     let (_, b_invite) = sim.call_reaches_pbx();
-    sim.input(Input::Unreachable { to: addr(SPOOFER) });
+    sim.input(Input::Unreachable {
+        to: crate::sip::transport::Peer::udp(addr(SPOOFER)),
+    });
     sim.pbx_answers(&b_invite, 200, Some(super::sip::ANSWER));
     sim.expect(Side::Phone, resp(200, "INVITE"));
 }

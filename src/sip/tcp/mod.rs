@@ -118,6 +118,8 @@ pub struct TcpStats {
     pub budget_rejected: u64,
     /// Connections closed because a message head was not complete within `header_timeout`.
     pub header_timeouts: u64,
+    /// Messages for a peer's flow that found its connection gone (never redialled).
+    pub flow_failures: u64,
 }
 
 /// Handle to a running TCP transport; cloning is cheap and every clone sends on the same
@@ -192,6 +194,33 @@ impl TcpTransport {
             .spawn(connection::connect(shared, to, entry, queue));
     }
 
+    /// Queues one message on the open connection with remote address `to`, the peer's flow
+    /// (RFC 5626), and never opens one: a phone behind NAT cannot be dialled back at the
+    /// address it connected from. Returns false, and counts a flow failure, when no such
+    /// connection is open; a full write queue drops the message as [`TcpTransport::send`] does.
+    pub fn send_on_flow(&self, to: SocketAddr, data: Vec<u8>) -> bool {
+        let to = canonical(to);
+        let mut table = self.shared.table();
+        let Some(entry) = table.get(&to) else {
+            drop(table);
+            bump(&self.shared.counters.flow_failures);
+            return false;
+        };
+        match entry.queue.try_send(Outbound::Message(Bytes::from(data))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                bump(&self.shared.counters.send_drops);
+                true
+            }
+            Err(TrySendError::Closed(_)) => {
+                table.remove(&to);
+                drop(table);
+                bump(&self.shared.counters.flow_failures);
+                false
+            }
+        }
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> TcpStats {
         self.shared.counters.snapshot()
@@ -246,6 +275,14 @@ impl MetricsSource for TcpMetrics {
                 value,
             );
         }
+        write_header(
+            out,
+            "sip_tcp_flow_failures_total",
+            "counter",
+            "Messages for a phone's or proxy's own TCP connection (its flow) that found it closed; \
+             the proxy never dials such a peer back.",
+        );
+        write_sample(out, "sip_tcp_flow_failures_total", &[], stats.flow_failures);
         write_header(
             out,
             "sip_tcp_connections_closed_total",

@@ -49,6 +49,7 @@ pub(super) struct Counters {
     pub(super) per_source_rejected: AtomicU64,
     pub(super) budget_rejected: AtomicU64,
     pub(super) header_timeouts: AtomicU64,
+    pub(super) flow_failures: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -76,6 +77,7 @@ impl Counters {
             per_source_rejected: read(&self.per_source_rejected),
             budget_rejected: read(&self.budget_rejected),
             header_timeouts: read(&self.header_timeouts),
+            flow_failures: read(&self.flow_failures),
         }
     }
 }

@@ -7,7 +7,6 @@
 //! attached when the transaction began.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::sip::transport::Peer;
@@ -495,17 +494,16 @@ impl<S, C> TxLayer<S, C> {
         }
     }
 
-    /// Ends every client transaction sent over UDP to `to` that has had no response at all, as
-    /// if its Timer B/F had fired, and returns their [`TxEvent::ClientTimeout`]s (in key order,
-    /// so a run is reproducible). For an ICMP unreachable from `to`: a transaction that did get
-    /// a response has a live peer and is left to its timers.
-    pub fn fail_towards(&mut self, to: SocketAddr) -> Vec<TxEvent<S, C>> {
+    /// Ends every client transaction sent to `to` (address and transport) that has had no
+    /// response at all, as if its Timer B/F had fired, and returns their
+    /// [`TxEvent::ClientTimeout`]s (in key order, so a run is reproducible). For an ICMP
+    /// unreachable from `to`, or its TCP flow gone: a transaction that did get a response has
+    /// a live peer and is left to its timers.
+    pub fn fail_towards(&mut self, to: Peer) -> Vec<TxEvent<S, C>> {
         let mut keys: Vec<ClientKey> = self
             .clients
             .iter()
-            .filter(|(_, c)| {
-                c.dest.addr == to && !c.dest.transport.is_reliable() && !c.tx.has_response()
-            })
+            .filter(|(_, c)| c.dest == to && !c.tx.has_response())
             .map(|(k, _)| k.clone())
             .collect();
         keys.sort_unstable();
