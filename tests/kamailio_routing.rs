@@ -559,16 +559,38 @@ impl Drop for Baresip {
 }
 
 /// Kamailio is the PBX (registrar, in-memory location table, no authentication) and the proxy's
-/// upstream. baresip registers alice over TCP through the proxy, so Kamailio stores the proxy's
-/// rewritten Contact. A SIPp caller then calls alice at Kamailio, which looks the Contact up
-/// and sends the INVITE to the proxy (over TCP, as the Contact says); the proxy must recognise
-/// the call as coming from the PBX and send it to baresip over the TCP connection baresip
-/// registered on. baresip answers by itself; the caller gets 200 and hangs up.
+/// upstream over UDP. baresip registers alice over TCP through the proxy, so Kamailio stores the
+/// proxy's rewritten Contact. A SIPp caller then calls alice at Kamailio, which looks the
+/// Contact up and sends the INVITE to the proxy; the proxy must recognise the call as coming
+/// from the PBX and send it to baresip over the TCP connection baresip registered on. baresip
+/// answers by itself; the caller gets 200 and hangs up.
 #[test]
 fn tcp_registered_phone_is_called_back_through_the_pbx() {
+    call_back_registered_phone("", false);
+}
+
+/// Same with the proxy reaching Kamailio over TCP (`upstream-transport = "tcp"`): the stored
+/// Contact says `;transport=tcp`, so Kamailio opens its own TCP connection to the proxy, from a
+/// port other than the one it listens on. With Kamailio's host in `pbx-addresses` the proxy
+/// still takes that INVITE as the PBX's and calls baresip on its own connection.
+#[test]
+fn tcp_registered_phone_is_called_back_through_a_pbx_on_tcp() {
+    call_back_registered_phone(
+        &format!("upstream-transport = \"tcp\"\npbx-addresses = [\"{KAMAILIO_IP}\"]\n"),
+        true,
+    );
+}
+
+/// The call-back flow of the two tests above, with `proxy_config` as the proxy's `--config`
+/// file; `contact_tcp` is whether the Contact Kamailio stores names TCP.
+fn call_back_registered_phone(proxy_config: &str, contact_tcp: bool) {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config_path = config_dir.path().join("proxy.toml");
+    std::fs::write(&config_path, proxy_config).unwrap();
     let pbx_side = CallPorts::reserve();
     let kamailio_addr = format!("{KAMAILIO_IP}:{}", pbx_side.proxy_sip);
-    let proxy = Proxy::start_with_upstream(&kamailio_addr, &[]);
+    let proxy =
+        Proxy::start_with_upstream(&kamailio_addr, &["--config", config_path.to_str().unwrap()]);
     let config = format!(
         "{BASE_MODULES}\
          loadmodule \"usrloc.so\"\n\
@@ -624,11 +646,14 @@ fn tcp_registered_phone_is_called_back_through_the_pbx() {
         kamailio.log()
     );
     let registers = kamailio.log_lines("kamtest: REGISTER");
+    let stored = if contact_tcp {
+        format!("@{};transport=tcp>", proxy.sip_addr())
+    } else {
+        format!("@{}>", proxy.sip_addr())
+    };
     assert!(
-        registers
-            .iter()
-            .all(|line| line.contains(&format!("@{};transport=tcp>", proxy.sip_addr()))),
-        "Kamailio stored the proxy's Contact for a phone on TCP: {registers:#?}"
+        !registers.is_empty() && registers.iter().all(|line| line.contains(&stored)),
+        "Kamailio stored the proxy's Contact (…{stored}): {registers:#?}"
     );
 
     let caller = caller_via(&kamailio, proxy.ports(), "tcp_uac_bye.xml")
