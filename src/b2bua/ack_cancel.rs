@@ -9,12 +9,12 @@ use crate::sip::transport::Peer;
 use crate::sip::txn::{ClientKey, ServerKey, cancel_for};
 use crate::sip::{Method, SipMessage};
 
-use super::B2bua;
-use super::call::CallState;
+use super::call::{CallState, PendingAck};
 use super::core::request_uri;
 use super::dialog::{Dialog, without_tag};
 use super::entries::Purpose;
 use super::headers::{copy_end_to_end, has_sdp};
+use super::{B2bua, CallKey};
 
 impl B2bua {
     /// CANCEL from the caller: 200 to the CANCEL, 487 to the INVITE, CANCEL upstream.
@@ -143,7 +143,6 @@ impl B2bua {
             self.media.arm_timeout(key);
         }
         let call_id = call.a.call_id.clone();
-        let other = super::call::other(leg);
         self.txns.ack_server(&pending.server_key, now);
         let body = if has_sdp(&msg) {
             match self.anchor(key, leg, &msg.body) {
@@ -156,14 +155,30 @@ impl B2bua {
         } else {
             msg.body.to_vec()
         };
+        self.send_ack_for(key, &pending, Some(&msg), body);
+        tracing::debug!(call_id = %call_id, "ACK relayed");
+    }
+
+    /// Sends the other leg the ACK its 2xx waits for (`pending` names both), carrying what the
+    /// endpoint's own ACK carried (`from`) and `body`, and gives it to the client transaction
+    /// so a retransmitted 2xx is acknowledged again.
+    fn send_ack_for(
+        &mut self,
+        key: CallKey,
+        pending: &PendingAck,
+        from: Option<&SipMessage>,
+        body: Vec<u8>,
+    ) {
         let (via, _) = self.new_via();
         let contact = self.contact();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let dialog = call.dialog_mut(other);
+        let dialog = call.dialog_mut(super::call::other(pending.from));
         let mut ack = dialog.request(Method::Ack, via, &contact, Some(pending.to_cseq));
-        copy_end_to_end(&msg, &mut ack, &[]);
+        if let Some(from) = from {
+            copy_end_to_end(from, &mut ack, &[]);
+        }
         ack.body = body.into();
         let peer = dialog.peer;
         super::headers::adapt_to_transport(&mut ack, peer.transport);
@@ -171,6 +186,20 @@ impl B2bua {
         self.metrics.record_sip_out_request("ACK");
         self.send_raw(peer, bytes.clone());
         self.txns.set_ack(&pending.to_branch, bytes);
-        tracing::debug!(call_id = %call_id, "ACK relayed");
+    }
+
+    /// A call is ending while a 2xx still waits for its ACK (a BYE overtook the caller's ACK,
+    /// or the proxy hangs up first): the 2xx we sent is retransmitted no more, since the BYE
+    /// ends that dialog anyway, and the other leg's 2xx is acknowledged before its BYE goes
+    /// out, so neither side retransmits a 2xx into a call that is gone (RFC 3261 §13.3.1.4).
+    pub(super) fn settle_pending_acks(&mut self, key: CallKey, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let pending = std::mem::take(&mut call.pending_acks);
+        for p in pending {
+            self.txns.ack_server(&p.server_key, now);
+            self.send_ack_for(key, &p, None, Vec::new());
+        }
     }
 }

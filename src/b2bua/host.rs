@@ -308,7 +308,7 @@ impl B2bua {
             Progress::Done(outcome) => self.module_finished(key, run, outcome, now),
             Progress::DoneCallOver(outcome) => {
                 self.module_finished(key, run, outcome, now);
-                self.end_call(key, Outcome::Answered);
+                self.end_call(key, Outcome::Answered, now);
             }
             Progress::EndCall { reason } => {
                 // Nothing can follow: record the outcome, then end the call.

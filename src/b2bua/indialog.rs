@@ -215,7 +215,7 @@ impl B2bua {
                 };
                 let tag = call.a.local_tag.clone();
                 self.send_final_to_a(&server_key, 408, "Request Timeout", Some(&tag), now);
-                self.end_call(key, outcome);
+                self.end_call(key, outcome, now);
             }
             Purpose::Relay { server_key } => self.answer_timeout(&server_key, now),
             Purpose::Module(id) => {

@@ -285,7 +285,7 @@ impl B2bua {
                 self.ack_and_bye_orphan(&client_key, &resp, now);
             }
             if code >= 200 {
-                self.end_call(key, Outcome::Cancelled);
+                self.end_call(key, Outcome::Cancelled, now);
             }
             return;
         }
@@ -354,7 +354,7 @@ impl B2bua {
         if code >= 300 {
             tracing::info!(call_id = %call_id, code, "call rejected by upstream");
             self.event(&call_id, CallEvent::CallRejected { code });
-            self.end_call(key, Outcome::Rejected);
+            self.end_call(key, Outcome::Rejected, now);
         }
     }
 

@@ -52,15 +52,16 @@ impl B2bua {
                 } else {
                     outcome
                 };
-                self.end_call(key, outcome);
+                self.end_call(key, outcome, now);
                 return;
             }
             CallState::Answered | CallState::Confirmed | CallState::Ending => {
+                self.settle_pending_acks(key, now);
                 self.send_bye(key, Leg::A, reason, now);
                 self.send_bye(key, Leg::B, reason, now);
             }
         }
-        self.end_call(key, outcome);
+        self.end_call(key, outcome, now);
     }
 
     /// Ends a call the PBX has not answered yet from the proxy's side: `code` to the caller,
@@ -95,7 +96,7 @@ impl B2bua {
         );
         self.send_final_to_a(&a_key, code, phrase, Some(&a_tag), now);
         self.cancel_client_invite(&b_key, now);
-        self.end_call(key, outcome);
+        self.end_call(key, outcome, now);
     }
 
     /// Sends a BYE of our own on one leg of a call (responses are consumed).
@@ -140,6 +141,7 @@ impl B2bua {
                 return;
             }
         }
+        self.settle_pending_acks(key, now);
         let fill = |bye: &mut SipMessage| {
             bye.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
             copy_end_to_end(msg, bye, &[]);
@@ -149,7 +151,7 @@ impl B2bua {
             let call_id = self.call_id_of(key).unwrap_or_default();
             tracing::info!(call_id = %call_id, from_leg = ?leg, "BYE answered; hanging up the other leg");
         }
-        self.end_call(key, Outcome::Answered);
+        self.end_call(key, Outcome::Answered, now);
     }
 
     /// Media stopped flowing for the configured time: hang up both legs.
@@ -168,13 +170,24 @@ impl B2bua {
     }
 
     /// Forgets a call: releases its media, indexes and counts it.
-    pub(super) fn end_call(&mut self, key: CallKey, outcome: Outcome) {
+    pub(super) fn end_call(&mut self, key: CallKey, outcome: Outcome, now: Instant) {
         self.clear_setup_timers(key);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
         self.by_call_id.remove(&call.a.call_id);
         self.by_call_id.remove(&call.b.call_id);
+        // Requests still waiting in the call's dialogs (a re-INVITE, an UPDATE the other leg
+        // never answered) get 487 now (RFC 3261 §15.1.2), not a 408 once their relay times out.
+        for server_key in self
+            .txns
+            .unanswered_servers(|data| data.is_some_and(|(k, _)| k == key))
+        {
+            if let Some(request) = self.txns.server(&server_key).map(|tx| tx.request().clone()) {
+                let resp = SipMessage::response_to(&request, 487, "Request Terminated");
+                self.send_on_server(&server_key, resp, now);
+            }
+        }
         self.media.release_call(key);
         self.stop_recording_at_end(key, call.recording);
         // An answered call ended normally whatever ended it, except a media timeout and a

@@ -11,7 +11,7 @@ use super::super::Input;
 use super::expect::{req, resp};
 use super::harness::{PBX, PROXY, Side, Sim, SimConfig, addr};
 use super::net::Datagram;
-use super::sip::method;
+use super::sip::{OFFER, method, with_body};
 
 /// Where the spoofed datagrams claim to come from (nobody listens there).
 const SPOOFER: &str = "198.51.100.7:5060";
@@ -272,4 +272,26 @@ fn an_unreachable_elsewhere_changes_nothing() {
     });
     sim.pbx_answers(&b_invite, 200, Some(super::sip::ANSWER));
     sim.expect(Side::Phone, resp(200, "INVITE"));
+}
+
+/// The PBX hangs up while the phone's re-INVITE waits for the PBX's answer: the pending
+/// re-INVITE gets 487 at once (RFC 3261 §15.1.2) with the BYE, not 408 at Timer B.
+#[test]
+fn a_request_pending_when_the_call_ends_gets_487() {
+    let mut sim = Sim::new(130);
+    let mut call = sim.answered_call();
+    let reinvite = with_body(
+        sim.phone.request(&mut call.phone, "INVITE"),
+        "application/sdp",
+        OFFER,
+    );
+    sim.send(Side::Phone, &reinvite);
+    sim.expect(Side::Pbx, req("INVITE"));
+    let bye = sim.pbx.request(&mut call.pbx, "BYE");
+    sim.send(Side::Pbx, &bye);
+    sim.expect(Side::Pbx, resp(200, "BYE"));
+    let before = sim.elapsed();
+    sim.expect(Side::Phone, resp(487, "INVITE"));
+    assert!(sim.elapsed() - before < Duration::from_secs(1));
+    sim.expect(Side::Phone, req("BYE"));
 }

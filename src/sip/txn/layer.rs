@@ -230,6 +230,20 @@ impl<S, C> TxLayer<S, C> {
         self.servers.get(key)
     }
 
+    /// The server transactions still without a final response whose data satisfies `pick`,
+    /// in key order (so a run is reproducible): what must still be answered when the dialog
+    /// they belong to ends.
+    pub fn unanswered_servers(&self, pick: impl Fn(&S) -> bool) -> Vec<ServerKey> {
+        let mut keys: Vec<ServerKey> = self
+            .servers
+            .iter()
+            .filter(|(_, tx)| !tx.has_final() && pick(tx.data()))
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// The client transaction of `key`.
     pub fn client(&self, key: &ClientKey) -> Option<&ClientTransaction<C>> {
         self.clients.get(key)
