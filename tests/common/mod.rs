@@ -11,16 +11,18 @@
 
 pub mod calls;
 pub mod capture;
+pub mod kamailio;
 pub mod ports;
 pub mod proxy;
 pub mod sipp;
 
 use std::process::{Command, Stdio};
 
-/// Panics with an install hint unless `tool` can be run (`sipp`, `tshark`).
+/// Panics with an install hint unless `tool` can be run (`sipp`, `tshark`, `kamailio`,
+/// `baresip`).
 pub fn require_tool(tool: &str) {
     let probe = match tool {
-        "sipp" => "-v",
+        "sipp" | "kamailio" => "-v",
         _ => "--version",
     };
     let found = Command::new(tool)
@@ -33,6 +35,8 @@ pub fn require_tool(tool: &str) {
     let hint = match tool {
         "sipp" => "apt-get install sip-tester",
         "tshark" => "apt-get install tshark (and run as root or in the wireshark group)",
+        "kamailio" => "apt-get install kamailio",
+        "baresip" => "apt-get install baresip",
         _ => "install it",
     };
     assert!(found, "{tool} not found: {hint}");

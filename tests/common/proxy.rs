@@ -336,3 +336,42 @@ impl Proxy {
         None
     }
 }
+
+impl Proxy {
+    /// Starts the proxy like [`Proxy::start`] but with `--upstream upstream` (`IP:PORT`, for
+    /// instance a Kamailio in front of the PBX) instead of the port reserved for the UAS.
+    pub fn start_with_upstream(upstream: &str, extra_args: &[&str]) -> Proxy {
+        let ports = CallPorts::reserve();
+        let data_dir = tempfile::tempdir().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = File::create(log_dir.path().join("proxy.log")).unwrap();
+        let sip = format!("127.0.0.1:{}", ports.proxy_sip);
+        let api = format!("127.0.0.1:{}", ports.api);
+        let rtp = ports.rtp_range();
+        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        let mut args: Vec<&str> = vec![
+            "--sip-listen",
+            &sip,
+            "--upstream",
+            upstream,
+            "--media-ip",
+            "127.0.0.1",
+            "--rtp-ports",
+            &rtp,
+            "--api-listen",
+            &api,
+            "--data-dir",
+            &data_path,
+        ];
+        args.extend_from_slice(extra_args);
+        let child = launch(&args, log, "start");
+        let mut proxy = Proxy {
+            child,
+            ports,
+            data_dir,
+            log_dir,
+        };
+        proxy.wait_ready(&args);
+        proxy
+    }
+}
