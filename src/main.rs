@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Validates what start-up validates, through the same functions: the file's keys, then the
+/// checks that need no socket (the metaflows file, the data directory).
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = metaflow_proxy::config::Config::from_file(path)?;
+    metaflow_proxy::app::startup::preflight(&config)?;
     let summary = metaflow_proxy::config::check_config(path)?;
     println!("{summary}");
     Ok(())

@@ -90,18 +90,11 @@ fn connection_budget_at_start(cfg: &Config) -> usize {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let preflight = metaflow_proxy::app::startup::preflight(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data-dir {}", cfg.data_dir.display()))?;
     let media_ip = cfg.media_ip_effective();
-    let metaflows_file = match &cfg.metaflows {
-        Some(path) => {
-            metaflow_proxy::metaflow::load_metaflows_file(path).map_err(anyhow::Error::msg)?;
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read metaflows {}", path.display()))?;
-            Some(serde_json::from_str::<Value>(&text)?)
-        }
-        None => None,
-    };
+    let metaflows_file = preflight.metaflows;
     let metrics = Arc::new(Metrics::new());
     let (events, events_task) = EventLog::start(&cfg.data_dir)
         .with_context(|| format!("cannot open the event log in {}", cfg.data_dir.display()))?;

@@ -234,3 +234,80 @@ fn runs_on_the_embedded_defaults_and_stops_on_sigint() {
         "data under ./data"
     );
 }
+
+/// `check-config` and start-up agree on a table of bad configurations: each is refused by
+/// both with the same message (start-up before it binds anything), and a good one passes both.
+#[test]
+fn check_config_and_start_up_agree_on_bad_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not-a-dir"), "x").unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"numbers": {"1": {"module": "no_such_module"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.json"),
+        r#"{"numbers": {"2": {"module": "hangup"}}}"#,
+    )
+    .unwrap();
+    let base = "sip-listen = \"127.0.0.1:0\"\napi-listen = \"127.0.0.1:0\"\n";
+    let table: [(&str, &str); 6] = [
+        (
+            "metaflows = \"missing.json\"\ndata-dir = \"d1\"\n",
+            "missing.json",
+        ),
+        ("metaflows = \"bad.json\"\ndata-dir = \"d2\"\n", "numbers.1"),
+        ("data-dir = \"not-a-dir\"\n", "not a directory"),
+        ("media-timeout = 0\ndata-dir = \"d3\"\n", "media-timeout"),
+        (
+            "sip-t1-ms = 900\nsip-t2-ms = 800\ndata-dir = \"d4\"\n",
+            "sip-t2-ms",
+        ),
+        ("no-such-key = 1\ndata-dir = \"d5\"\n", "no-such-key"),
+    ];
+    for (i, (text, named)) in table.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, format!("{base}{text}")).unwrap();
+        let check = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let start = Command::new(BIN)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr).to_string();
+        let start_err = String::from_utf8_lossy(&start.stderr).to_string();
+        assert!(!check.status.success(), "check-config accepted {text:?}");
+        assert!(!start.status.success(), "start-up accepted {text:?}");
+        assert!(check_err.contains(named), "{named} not in {check_err}");
+        assert_eq!(
+            check_err.lines().last(),
+            start_err.lines().last(),
+            "different verdicts for {text:?}"
+        );
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!("{base}metaflows = \"good.json\"\ndata-dir = \"dgood\"\n"),
+    )
+    .unwrap();
+    let check = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        !dir.path().join("dgood").exists(),
+        "check-config created nothing"
+    );
+}

@@ -8,3 +8,4 @@ pub mod fdlimit;
 pub mod icmp;
 pub mod registry;
 pub mod shell;
+pub mod startup;

@@ -143,6 +143,47 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// Transport towards the upstream PBX: udp or tcp [default: udp].
+    #[arg(long, value_name = "TRANSPORT", value_parser = ["udp", "tcp", "UDP", "TCP"])]
+    pub upstream_transport: Option<String>,
+
+    /// Relay threads, each with its own event loop and the streams of its calls; at least 1
+    /// [default: one per CPU].
+    #[arg(long, value_name = "N")]
+    pub media_workers: Option<u64>,
+
+    /// Seconds calls may go on after SIGTERM before they are hung up [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+
+    /// RFC 3261 timer T1 (round-trip estimate) in milliseconds; at least 1 [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub sip_t1_ms: Option<u64>,
+
+    /// RFC 3261 timer T2 (longest retransmission interval) in milliseconds; at least 1
+    /// [default: 4000].
+    #[arg(long, value_name = "MS")]
+    pub sip_t2_ms: Option<u64>,
+
+    /// RFC 3261 timer T4 (how long a message may stay in the network) in milliseconds; at
+    /// least 1 [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub sip_t4_ms: Option<u64>,
+
+    /// New INVITEs beyond this many calls get 503; at least 1 [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<u64>,
+
+    /// Requests beyond this many SIP transactions in memory get 503; at least 1
+    /// [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_transactions: Option<u64>,
+
+    /// Phones registered through the proxy at once; a REGISTER adding one more gets 503; at
+    /// least 1 [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_registrations: Option<u64>,
+
     /// Another source of the PBX's requests besides --upstream: an address (10.0.0.5, any
     /// port), a network (10.0.0.0/24) or an address and port; repeat for several. Added to the
     /// file's pbx-addresses. Needed when the PBX opens its own TCP connections or sends from

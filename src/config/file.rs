@@ -32,12 +32,19 @@ impl FileSource<'_> {
             .ok_or_else(|| self.invalid(key, format!("expected a string, got {}", kind(value))))
     }
 
+    /// A path from the file; a relative one is taken relative to the file's own directory,
+    /// not to the working directory (under systemd that is `/`, and `./data` would be `/data`).
     fn non_empty_path(&self, key: &str, value: &Value) -> Result<PathBuf, ConfigError> {
         let text = self.string(key, value)?;
         if text.trim().is_empty() {
             return Err(self.invalid(key, "the path is empty"));
         }
-        Ok(PathBuf::from(text))
+        let path = PathBuf::from(text);
+        if path.is_absolute() {
+            return Ok(path);
+        }
+        let dir = self.path.parent().unwrap_or_else(|| Path::new(""));
+        Ok(dir.join(path))
     }
 
     /// An integer of at least `min`, as `u64`.

@@ -113,6 +113,36 @@ impl Config {
             self.api_max_per_source = usize::try_from(limit)
                 .map_err(|_| invalid_flag("api-max-per-source", format!("{limit} is too large")))?;
         }
+        if let Some(transport) = &cli.upstream_transport {
+            self.upstream_transport = match transport.to_ascii_lowercase().as_str() {
+                "tcp" => crate::sip::transport::Transport::Tcp,
+                _ => crate::sip::transport::Transport::Udp,
+            };
+        }
+        if let Some(workers) = cli.media_workers {
+            self.media_workers = count("media-workers", workers)?;
+        }
+        if let Some(secs) = cli.shutdown_grace {
+            self.shutdown_grace = Duration::from_secs(secs);
+        }
+        if let Some(ms) = cli.sip_t1_ms {
+            self.sip_t1 = Duration::from_millis(at_least_one("sip-t1-ms", ms)?);
+        }
+        if let Some(ms) = cli.sip_t2_ms {
+            self.sip_t2 = Duration::from_millis(at_least_one("sip-t2-ms", ms)?);
+        }
+        if let Some(ms) = cli.sip_t4_ms {
+            self.sip_t4 = Duration::from_millis(at_least_one("sip-t4-ms", ms)?);
+        }
+        if let Some(limit) = cli.max_calls {
+            self.max_calls = count("max-calls", limit)?;
+        }
+        if let Some(limit) = cli.max_transactions {
+            self.max_transactions = count("max-transactions", limit)?;
+        }
+        if let Some(limit) = cli.max_registrations {
+            self.max_registrations = count("max-registrations", limit)?;
+        }
         if let Some(on) = cli.drop_scanners {
             self.drop_scanners = on;
         }
@@ -151,6 +181,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A count of at least 1 that fits in memory sizes.
+fn count(flag: &str, value: u64) -> Result<usize, ConfigError> {
+    let value = at_least_one(flag, value)?;
+    usize::try_from(value).map_err(|_| invalid_flag(flag, format!("{value} is too large")))
 }
 
 /// Refuses 0 for a flag whose value must be at least 1.

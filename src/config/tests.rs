@@ -1,7 +1,7 @@
 //! Tests of loading, precedence and error messages.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -486,6 +486,34 @@ fn commented_examples_in_the_example_file_load() {
     let config = load_text(&uncommented).unwrap();
     assert_eq!(config.media_ip, Some("192.0.2.10".parse().unwrap()));
     assert!(config.metaflows.is_some() && config.upstream.is_some());
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/metaflow-proxy"));
+}
+
+/// A relative path in a file is relative to the file, not to the working directory; an
+/// absolute one stays as written, and a flag's relative path is the working directory's.
+#[test]
+fn relative_paths_in_a_file_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        "data-dir = \"state\"\nmetaflows = \"../flows.json\"\n",
+    )
+    .unwrap();
+    let config = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+    assert_eq!(config.data_dir, dir.path().join("state"));
+    assert_eq!(config.metaflows, Some(dir.path().join("../flows.json")));
+    std::fs::write(&path, "data-dir = \"/srv/mfp\"\n").unwrap();
+    let config = Config::load(&cli(&["--config", path.to_str().unwrap()])).unwrap();
+    assert_eq!(config.data_dir, PathBuf::from("/srv/mfp"));
+    let config = Config::load(&cli(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--data-dir",
+        "here",
+    ]))
+    .unwrap();
+    assert_eq!(config.data_dir, PathBuf::from("here"));
 }
 
 #[test]
@@ -621,4 +649,73 @@ fn bad_scanner_and_rate_limit_values_name_the_key_or_flag() {
     }
     let err = Cli::try_parse_from(["metaflow-proxy", "--drop-scanners", "maybe"]).unwrap_err();
     assert!(err.to_string().contains("--drop-scanners"), "{err}");
+}
+
+/// Every key of the file is also a flag of the same name (the repeatable lists take one value
+/// per flag, in the singular), so the README's promise holds and a new key cannot forget it.
+#[test]
+fn every_key_is_also_a_flag() {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let flags: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(str::to_owned))
+        .collect();
+    let singular = |key: &str| match key {
+        "api-auth-tokens" => "api-auth-token".to_owned(),
+        "scanner-user-agents" => "scanner-user-agent".to_owned(),
+        "pbx-addresses" => "pbx-address".to_owned(),
+        other => other.to_owned(),
+    };
+    let missing: Vec<&str> = KNOWN_KEYS
+        .iter()
+        .copied()
+        .filter(|key| !flags.contains(&singular(key)))
+        .collect();
+    assert!(missing.is_empty(), "keys without a flag: {missing:?}");
+}
+
+/// The flags added for the keys that were file-only load like the keys.
+#[test]
+fn the_former_file_only_keys_load_from_flags() {
+    let config = Config::load(&cli(&[
+        "--upstream-transport",
+        "tcp",
+        "--media-workers",
+        "3",
+        "--shutdown-grace",
+        "5",
+        "--sip-t1-ms",
+        "100",
+        "--sip-t2-ms",
+        "800",
+        "--sip-t4-ms",
+        "900",
+        "--max-calls",
+        "7",
+        "--max-transactions",
+        "70",
+        "--max-registrations",
+        "9",
+    ]))
+    .unwrap();
+    assert_eq!(
+        config.upstream_transport,
+        crate::sip::transport::Transport::Tcp
+    );
+    assert_eq!(config.media_workers, 3);
+    assert_eq!(config.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(config.sip_t1, Duration::from_millis(100));
+    assert_eq!(config.sip_t2, Duration::from_millis(800));
+    assert_eq!(config.sip_t4, Duration::from_millis(900));
+    assert_eq!(
+        (
+            config.max_calls,
+            config.max_transactions,
+            config.max_registrations
+        ),
+        (7, 70, 9)
+    );
+    let err = Config::load(&cli(&["--max-calls", "0"])).unwrap_err();
+    assert!(err.to_string().contains("--max-calls"), "{err}");
 }

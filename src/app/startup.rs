@@ -1,0 +1,98 @@
+//! What start-up checks before it opens anything, shared with `check-config` so that the two
+//! can never disagree: a file `check-config` accepts starts, and one start-up refuses is refused
+//! by `check-config` with the same message.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Why a configuration that parsed cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// The `metaflows` file is missing, unreadable, not JSON or not a valid metaflow object;
+    /// the message names the file and every problem found.
+    #[error("{0}")]
+    Metaflows(String),
+    /// `data-dir` exists but is not a directory.
+    #[error("data-dir {} exists and is not a directory", .0.display())]
+    DataDirNotADirectory(PathBuf),
+}
+
+/// What the checks read and start-up goes on with.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// The `metaflows` file's document, validated exactly as the API validates one.
+    pub metaflows: Option<Value>,
+}
+
+/// Runs every check that needs no socket, lock or write: the `metaflows` file (read, parsed and
+/// validated as the API would) and the kind of `data-dir`.
+pub fn preflight(cfg: &Config) -> Result<Preflight, PreflightError> {
+    if cfg.data_dir.exists() && !cfg.data_dir.is_dir() {
+        return Err(PreflightError::DataDirNotADirectory(cfg.data_dir.clone()));
+    }
+    let metaflows = match &cfg.metaflows {
+        Some(path) => Some(read_metaflows(path)?),
+        None => None,
+    };
+    Ok(Preflight { metaflows })
+}
+
+/// Reads and validates a metaflows file; the document comes back as JSON for the store.
+pub fn read_metaflows(path: &std::path::Path) -> Result<Value, PreflightError> {
+    crate::metaflow::load_metaflows_file(path).map_err(PreflightError::Metaflows)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        PreflightError::Metaflows(format!(
+            "cannot read metaflows file {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        PreflightError::Metaflows(format!(
+            "metaflows file {} is not valid JSON: {e}",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(metaflows: Option<PathBuf>, data_dir: PathBuf) -> Config {
+        Config {
+            metaflows,
+            data_dir,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_or_invalid_metaflows_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.json");
+        let err = preflight(&config_with(Some(missing.clone()), dir.path().join("d")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"numbers": {"1": {"module": "no_such_module"}}}"#).unwrap();
+        let err = preflight(&config_with(Some(bad), dir.path().join("d")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("numbers.1"), "{err}");
+        let good = dir.path().join("good.json");
+        std::fs::write(&good, r#"{"numbers": {"2": {"module": "hangup"}}}"#).unwrap();
+        let ok = preflight(&config_with(Some(good), dir.path().join("d"))).unwrap();
+        assert!(ok.metaflows.is_some());
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = preflight(&config_with(None, file.path().to_owned())).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}
