@@ -9,6 +9,7 @@ use clap::Parser;
 
 use metaflow_proxy::config::cli::{Cli, Command};
 
+mod reload;
 mod run;
 
 fn main() -> ExitCode {

@@ -1,5 +1,6 @@
 //! `metaflow-proxy` with no subcommand: start every part, serve until a signal, shut down.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use metaflow_proxy::api::v2::{MetaflowOwner, NodeNormaliser, NodeValidator, V2State};
+use metaflow_proxy::api::v2::{NodeNormaliser, NodeValidator, V2State};
 use metaflow_proxy::api::{ApiConnStats, ApiLimits};
 use metaflow_proxy::app::directory::DirectoryMetaflows;
 use metaflow_proxy::app::fdlimit;
@@ -29,16 +30,21 @@ use metaflow_proxy::modules;
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::txn::Timers;
 
+use metaflow_proxy::app::startup;
+use metaflow_proxy::events::logging::LogLevel;
+
+use crate::reload::Reloader;
+
 /// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Config::load(cli)?;
-    metaflow_proxy::events::init_tracing(&cfg.log_level, cfg.log_format)
+    let log_level = metaflow_proxy::events::init_tracing(&cfg.log_level, cfg.log_format)
         .context("cannot set up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(cfg))
+    runtime.block_on(serve(cfg, cli.clone(), log_level))
 }
 
 /// Module data checks for the API, relative to a node's `data`.
@@ -89,7 +95,7 @@ fn connection_budget_at_start(cfg: &Config) -> usize {
     budget
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()> {
     let preflight = metaflow_proxy::app::startup::preflight(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data-dir {}", cfg.data_dir.display()))?;
@@ -114,10 +120,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         node_normaliser(),
     )
     .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
-    if let Some(doc) = &metaflows_file {
-        let owner = MetaflowOwner::Account(v2.default_account_id().to_string());
-        v2.replace_metaflows(&owner, doc)
-            .map_err(|e| anyhow::anyhow!("cannot store the metaflows file: {e:?}"))?;
+    let synced = startup::sync_metaflows_file(&v2, &cfg.data_dir, metaflows_file.as_ref())
+        .map_err(anyhow::Error::msg)?;
+    if synced != startup::MetaflowsSync::Untouched {
+        tracing::info!(outcome = ?synced, "metaflows file");
     }
 
     let sip_socket = UdpSocket::bind(cfg.sip_listen)
@@ -157,39 +163,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .context("cannot start the media engine (rtp-ports)")?;
     metrics.add_source(media.stats());
     let mut core = B2bua::new(
-        CoreConfig {
-            local,
-            upstream: cfg.upstream,
-            upstream_host: cfg
-                .upstream_host
-                .clone()
-                .unwrap_or_else(|| local.ip().to_string()),
-            media_ip,
-            timers: Timers {
-                t1: cfg.sip_t1,
-                t2: cfg.sip_t2,
-                t4: cfg.sip_t4,
-            },
-            max_calls: cfg.max_calls,
-            upstream_transport: cfg.upstream_transport,
-            max_transactions: cfg.max_transactions,
-            rng_seed: None,
-            timer_c: cfg.timer_c,
-            no_answer_timeout: cfg.no_answer_timeout,
-            scanner_user_agents: if cfg.drop_scanners {
-                cfg.scanner_user_agents.clone()
-            } else {
-                Vec::new()
-            },
-            pbx_sources: cfg.pbx_addresses.clone(),
-            max_registrations: cfg.max_registrations,
-            rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
-                requests: cfg.rate_limit_requests,
-                window: cfg.rate_limit_window,
-                block: cfg.rate_limit_block,
-                max_sources: cfg.rate_limit_max_sources,
-            }),
-        },
+        core_config(&cfg, local, media_ip),
         metrics.clone(),
         Box::new(media),
     );
@@ -205,7 +179,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ready: ready.clone(),
         metrics: metrics.clone(),
     })
-    .merge(metaflow_proxy::api::v2::routes(v2));
+    .merge(metaflow_proxy::api::v2::routes(v2.clone()));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_stats = Arc::new(ApiConnStats::default());
     metrics.add_source(api_stats.clone());
@@ -255,23 +229,39 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    tokio::select! {
-        _ = sigterm.recv() => {
-            tracing::info!(grace_s = cfg.shutdown_grace.as_secs(), "SIGTERM: draining calls");
-            ready.store(false, Ordering::SeqCst);
-            let _ = control_tx.send(Control::BeginShutdown).await;
-            let deadline = Instant::now() + cfg.shutdown_grace;
-            while metrics.active_calls() > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut reloader = Reloader {
+        cli,
+        current: cfg,
+        log_level,
+        v2,
+        control: control_tx.clone(),
+        events: events.clone(),
+        local,
+        media_ip,
+    };
+    loop {
+        tokio::select! {
+            _ = sighup.recv() => reloader.reload().await,
+            _ = sigterm.recv() => {
+                let grace = reloader.current.shutdown_grace;
+                tracing::info!(grace_s = grace.as_secs(), "SIGTERM: draining calls");
+                ready.store(false, Ordering::SeqCst);
+                let _ = control_tx.send(Control::BeginShutdown).await;
+                let deadline = Instant::now() + grace;
+                while metrics.active_calls() > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = control_tx.send(Control::TerminateAll).await;
+                // Give the BYEs a moment on the wire before the socket closes.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                break;
             }
-            let _ = control_tx.send(Control::TerminateAll).await;
-            // Give the BYEs a moment on the wire before the socket closes.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("SIGINT: exiting now");
-            events.flush_and_close().await;
-            return Ok(());
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: exiting now");
+                events.flush_and_close().await;
+                return Ok(());
+            }
         }
     }
     let _ = control_tx.send(Control::Stop).await;
@@ -282,4 +272,42 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = events_task.await;
     tracing::info!("metaflow-proxy stopped");
     Ok(())
+}
+
+/// The call core's settings from the configuration; also what a reload hands the running core
+/// (which keeps `local`, `media_ip`, the timers and the seed as they were).
+pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> CoreConfig {
+    CoreConfig {
+        local,
+        upstream: cfg.upstream,
+        upstream_host: cfg
+            .upstream_host
+            .clone()
+            .unwrap_or_else(|| local.ip().to_string()),
+        media_ip,
+        timers: Timers {
+            t1: cfg.sip_t1,
+            t2: cfg.sip_t2,
+            t4: cfg.sip_t4,
+        },
+        max_calls: cfg.max_calls,
+        upstream_transport: cfg.upstream_transport,
+        max_transactions: cfg.max_transactions,
+        rng_seed: None,
+        timer_c: cfg.timer_c,
+        no_answer_timeout: cfg.no_answer_timeout,
+        scanner_user_agents: if cfg.drop_scanners {
+            cfg.scanner_user_agents.clone()
+        } else {
+            Vec::new()
+        },
+        pbx_sources: cfg.pbx_addresses.clone(),
+        max_registrations: cfg.max_registrations,
+        rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
+            requests: cfg.rate_limit_requests,
+            window: cfg.rate_limit_window,
+            block: cfg.rate_limit_block,
+            max_sources: cfg.rate_limit_max_sources,
+        }),
+    }
 }

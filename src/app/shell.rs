@@ -29,6 +29,8 @@ pub enum Control {
     TerminateAll,
     /// Finish recordings and stop the task.
     Stop,
+    /// New call-core settings from a reload (SIGHUP).
+    Reconfigure(Box<crate::b2bua::CoreConfig>),
     /// Run a metaflow node on a call as if its code had been dialed (Kazoo's channel action).
     RunMetaflow {
         /// The caller's Call-ID.
@@ -123,6 +125,7 @@ impl SipTask {
                 command = self.control.recv() => match command {
                     Some(Control::BeginShutdown) => self.core.handle(Instant::now(), Input::BeginShutdown),
                     Some(Control::TerminateAll) => self.core.handle(Instant::now(), Input::TerminateAll),
+                    Some(Control::Reconfigure(cfg)) => self.core.handle(Instant::now(), Input::Reconfigure(cfg)),
                     Some(Control::RunMetaflow { call_id, node }) => {
                         self.core.handle(Instant::now(), Input::RunNode { call_id, node })
                     }

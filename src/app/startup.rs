@@ -57,6 +57,67 @@ pub fn read_metaflows(path: &std::path::Path) -> Result<Value, PreflightError> {
     })
 }
 
+/// The file in the data directory that remembers which revision of the default account's
+/// metaflows the `metaflows` file stored: that document is the file's, not the API's.
+pub const METAFLOWS_MARKER: &str = "metaflows-file.rev";
+
+/// What [`sync_metaflows_file`] did, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MetaflowsSync {
+    /// The file's document is now the default account's metaflows, at this revision.
+    Stored(String),
+    /// No file is configured and the document it had stored was emptied.
+    Removed,
+    /// No file is configured; the document it had stored was edited through the API since,
+    /// so it stays (now the API's).
+    KeptEdited,
+    /// No file is configured and none had stored anything: the store is left alone.
+    Untouched,
+}
+
+/// Makes the default account's metaflows follow the `metaflows` file: while the file is
+/// configured its document is stored (at start-up and at each reload); once it is no longer
+/// configured, the document it stored is emptied, unless it was changed through the API since.
+/// Metaflows of other accounts, users and devices are the API's alone.
+pub fn sync_metaflows_file(
+    v2: &crate::api::v2::V2State,
+    data_dir: &std::path::Path,
+    doc: Option<&Value>,
+) -> Result<MetaflowsSync, String> {
+    use crate::api::v2::MetaflowOwner;
+    let owner = MetaflowOwner::Account(v2.default_account_id().to_string());
+    let marker = data_dir.join(METAFLOWS_MARKER);
+    match doc {
+        Some(doc) => {
+            let rev = v2
+                .replace_metaflows(&owner, doc)
+                .map_err(|e| format!("cannot store the metaflows file: {e:?}"))?;
+            std::fs::write(&marker, &rev)
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+            Ok(MetaflowsSync::Stored(rev))
+        }
+        None => {
+            let Ok(rev) = std::fs::read_to_string(&marker) else {
+                return Ok(MetaflowsSync::Untouched);
+            };
+            let empty = Value::Object(serde_json::Map::new());
+            let outcome = match v2.replace_metaflows_at(&owner, &empty, Some(rev.trim().to_owned()))
+            {
+                Ok(_) => MetaflowsSync::Removed,
+                Err(crate::api::v2::ApiError::Conflict { .. }) => MetaflowsSync::KeptEdited,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot remove the metaflows file's document: {e:?}"
+                    ));
+                }
+            };
+            std::fs::remove_file(&marker)
+                .map_err(|e| format!("cannot remove {}: {e}", marker.display()))?;
+            Ok(outcome)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

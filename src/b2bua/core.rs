@@ -21,7 +21,7 @@ use super::timers::TimerQueue;
 use super::{CallKey, Leg};
 
 /// Static settings of the core.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CoreConfig {
     /// The address the proxy's SIP socket is bound to (written into Via and Contact).
     pub local: SocketAddr,
@@ -153,6 +153,31 @@ impl B2bua {
     }
 
     /// The PBX as a peer, if configured.
+    /// Takes the settings that may change while calls run: where new calls go (`upstream`,
+    /// its host and transport, `pbx_sources`), the limits (`max_calls`, `max_transactions`,
+    /// `max_registrations`, Timer C, the no-answer limit), the scanner list and the rate limit
+    /// (whose table starts afresh if its parameters changed). The bound address, the timer base
+    /// values, the media address and the seed stay as they were: they need a restart. Calls in
+    /// progress keep their peers, dialogs and timers.
+    pub fn reconfigure(&mut self, new: CoreConfig) {
+        let keep = &self.cfg;
+        let rate_limit_changed = new.rate_limit != keep.rate_limit;
+        let cfg = CoreConfig {
+            local: keep.local,
+            media_ip: keep.media_ip,
+            timers: keep.timers,
+            rng_seed: keep.rng_seed,
+            ..new
+        };
+        if rate_limit_changed {
+            self.rate_limiter = cfg.rate_limit.map(super::ratelimit::RateLimiter::new);
+            self.stats
+                .set_rate_limit_sources(self.rate_limiter.as_ref().map_or(0, |l| l.len()));
+        }
+        self.cfg = cfg;
+        tracing::debug!("call core reconfigured");
+    }
+
     /// Whether a message from `from` comes from the PBX: the upstream address itself (an
     /// IPv4-mapped form included) or one of the configured `pbx_sources`.
     pub(super) fn is_pbx(&self, from: Peer) -> bool {

@@ -85,6 +85,9 @@ pub enum Input<'a> {
     BeginShutdown,
     /// Hang up every call now.
     TerminateAll,
+    /// New settings (SIGHUP): the core takes the ones that can change while it runs and
+    /// keeps the rest; calls in progress are not touched. See [`B2bua::reconfigure`].
+    Reconfigure(Box<super::CoreConfig>),
 }
 
 /// Something the core asks the world to do.
@@ -166,6 +169,7 @@ impl B2bua {
             Input::RunNode { call_id, node } => self.run_node_by_api(&call_id, &node, now),
             Input::BeginShutdown => self.shutting_down = true,
             Input::TerminateAll => self.terminate_all(now),
+            Input::Reconfigure(cfg) => self.reconfigure(*cfg),
         }
         self.publish_sizes();
     }

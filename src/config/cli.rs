@@ -11,7 +11,7 @@ use crate::config::{LogFormat, parse_rtp_latch, parse_rtp_ports, parse_rtp_sourc
 use crate::media::latch::{LatchMode, SourceMatch};
 
 /// Everything the `metaflow-proxy` binary accepts. With no subcommand it runs the proxy.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "metaflow-proxy",
     version,
@@ -222,7 +222,7 @@ pub struct Cli {
 }
 
 /// The subcommands that do something other than run the proxy.
-#[derive(Debug, Subcommand, PartialEq, Eq)]
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Validate a configuration file and exit: 0 and a summary when it is usable, 1 and the
     /// reason (naming the key) when it is not.

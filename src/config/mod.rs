@@ -8,6 +8,7 @@ pub mod cli;
 mod error;
 mod file;
 mod flags;
+pub mod reload;
 mod values;
 
 #[cfg(test)]

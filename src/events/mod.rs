@@ -55,6 +55,8 @@ enum Message {
     Event(Map<String, Value>),
     /// Write everything queued, flush and stop.
     Close,
+    /// Flush, close the file and open `events.jsonl` again (after logrotate renamed it).
+    Reopen,
 }
 
 /// Counters of the event log, exposed on `/metrics` (register with `Metrics::add_source`).
@@ -139,6 +141,7 @@ impl EventLog {
         let stats = Arc::new(EventLogStats::default());
         let writer = write_events(
             tokio::fs::File::from_std(file),
+            path,
             receiver,
             Arc::clone(&stats),
         );
@@ -193,6 +196,15 @@ impl EventLog {
         }
     }
 
+    /// Asks the writer to flush and reopen `events.jsonl` by name once everything queued before
+    /// is written, so a file renamed by logrotate stops growing and a new one starts (SIGHUP).
+    /// Waits only until the request is queued.
+    pub async fn reopen(&self) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Message::Reopen).await;
+        }
+    }
+
     /// Asks the writer to write everything queued so far, flush and stop, then waits until the
     /// request is queued. Await the `JoinHandle` from `start` to know the file is complete.
     pub async fn flush_and_close(self) {
@@ -206,6 +218,7 @@ impl EventLog {
 /// The writer task: appends each event as one line, flushing whenever the queue runs empty.
 async fn write_events(
     file: tokio::fs::File,
+    path: PathBuf,
     mut receiver: mpsc::Receiver<Message>,
     stats: Arc<EventLogStats>,
 ) {
@@ -222,6 +235,26 @@ async fn write_events(
                 Message::Close => {
                     closing = true;
                     receiver.close();
+                }
+                Message::Reopen => {
+                    if let Err(err) = writer.flush().await {
+                        tracing::warn!(error = %err, "cannot flush the event log");
+                    }
+                    let opened = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .await;
+                    match opened {
+                        Ok(file) => {
+                            writer = BufWriter::new(file);
+                            tracing::info!(path = %path.display(), "event log reopened");
+                        }
+                        Err(err) => {
+                            // Keep writing to the old file rather than lose events.
+                            tracing::warn!(path = %path.display(), error = %err, "cannot reopen the event log; still writing to the old file");
+                        }
+                    }
                 }
             }
             next = receiver.try_recv().ok();

@@ -148,3 +148,38 @@ fn disabled_log_accepts_and_discards() {
     log.emit("anything", Some("id"), Map::new());
     assert_eq!(log.stats().dropped(), 0);
 }
+
+/// After logrotate renames `events.jsonl`, a reopen sends later events to a new file of that
+/// name; the renamed file keeps what came before and nothing after.
+#[tokio::test]
+async fn reopen_after_a_rename_starts_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer) = EventLog::start(dir.path()).unwrap();
+    log.emit("before", None, Map::new());
+    let rotated = dir.path().join("events.jsonl.1");
+    // Let the writer take the first event before the rename, as a live proxy would have.
+    for _ in 0..100 {
+        if log.stats().written() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    std::fs::rename(dir.path().join(EVENTS_FILE_NAME), &rotated).unwrap();
+    log.reopen().await;
+    log.emit("after", None, Map::new());
+    log.flush_and_close().await;
+    writer.await.unwrap();
+    let kinds = |text: String| -> Vec<String> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].to_string())
+            .collect()
+    };
+    assert_eq!(
+        kinds(std::fs::read_to_string(&rotated).unwrap()),
+        ["\"before\""]
+    );
+    assert_eq!(
+        kinds(std::fs::read_to_string(dir.path().join(EVENTS_FILE_NAME)).unwrap()),
+        ["\"after\""]
+    );
+}

@@ -149,12 +149,23 @@ impl V2State {
         owner: &MetaflowOwner,
         doc: &Value,
     ) -> Result<String, ApiError> {
+        self.replace_metaflows_at(owner, doc, None)
+    }
+
+    /// Like [`V2State::replace_metaflows`], only if the stored document is still at revision
+    /// `expected_rev` (409 otherwise), so a document edited through the API meanwhile is kept.
+    pub fn replace_metaflows_at(
+        &self,
+        owner: &MetaflowOwner,
+        doc: &Value,
+        expected_rev: Option<String>,
+    ) -> Result<String, ApiError> {
         let Value::Object(doc) = doc else {
             return Err(ApiError::BadRequest(
                 "metaflows must be a JSON object".into(),
             ));
         };
-        metaflows::replace(self, owner, doc.clone(), None).map(|stored| stored.rev)
+        metaflows::replace(self, owner, doc.clone(), expected_rev).map(|stored| stored.rev)
     }
 
     /// Whether `token` is one of the configured API tokens (compared in constant time).

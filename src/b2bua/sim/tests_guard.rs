@@ -253,3 +253,35 @@ fn the_pbx_seen_through_an_ipv4_mapped_address_is_still_exempt() {
     assert_eq!(sim.strays.len(), 40, "10 of the 12 answered");
     assert_eq!(sim.core.stats().dropped_total(DropReason::RateLimit), 2);
 }
+
+/// New settings while a call is up (SIGHUP): the call goes on and hangs up normally, a new
+/// scanner prefix is dropped from then on, a lower call limit refuses the next call; the bound
+/// address and the seed stay as they were.
+#[test]
+fn reconfiguring_applies_new_limits_without_touching_the_call() {
+    let mut sim = Sim::new(140);
+    let mut call = sim.answered_call();
+    let mut cfg = sim.core.cfg.clone();
+    cfg.max_calls = 1;
+    cfg.scanner_user_agents.push("evil-dialer".into());
+    cfg.local = addr("203.0.113.1:9999");
+    sim.input(super::super::Input::Reconfigure(Box::new(cfg)));
+    assert_eq!(sim.core.cfg.local, addr(PROXY), "the bound address stays");
+    assert_eq!(sim.core.cfg.max_calls, 1);
+
+    raw(
+        &mut sim,
+        addr(SCANNER),
+        &options(addr(SCANNER), 1, Some("Evil-Dialer/2.0")),
+    );
+    sim.settle();
+    assert!(sim.strays.is_empty(), "the new scanner prefix is dropped");
+    assert_eq!(sim.core.stats.dropped_total(DropReason::Scanner), 1);
+
+    let second = sim.phone.invite(Some(OFFER));
+    sim.send(Side::Phone, &second);
+    sim.expect(Side::Phone, resp(503, "INVITE"));
+
+    sim.hang_up(Side::Phone, &mut call);
+    assert_eq!(sim.core.calls.len(), 0);
+}

@@ -1,0 +1,118 @@
+//! SIGHUP: reload what can change while calls run, reopen the event log, and say what changed
+//! and what waits for a restart. A configuration that does not load changes nothing.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::sync::mpsc;
+
+use metaflow_proxy::api::v2::V2State;
+use metaflow_proxy::app::shell::Control;
+use metaflow_proxy::app::startup;
+use metaflow_proxy::config::Config;
+use metaflow_proxy::config::cli::Cli;
+use metaflow_proxy::config::reload::changes;
+use metaflow_proxy::events::EventLog;
+use metaflow_proxy::events::logging::LogLevel;
+
+/// What a reload needs from the running proxy.
+pub(crate) struct Reloader {
+    /// The command line, read again with the file it names.
+    pub(crate) cli: Cli,
+    /// The configuration in force; reloadable keys are updated in place.
+    pub(crate) current: Config,
+    /// Changes the log filter.
+    pub(crate) log_level: LogLevel,
+    /// The store, for the metaflows file.
+    pub(crate) v2: V2State,
+    /// The SIP task, which hands new settings to the call core.
+    pub(crate) control: mpsc::Sender<Control>,
+    /// The event log, reopened on every SIGHUP (logrotate's signal).
+    pub(crate) events: EventLog,
+    /// The bound SIP address and the media address, which a reload never changes.
+    pub(crate) local: SocketAddr,
+    /// See `local`.
+    pub(crate) media_ip: IpAddr,
+}
+
+impl Reloader {
+    /// Handles one SIGHUP. Calls in progress are never touched.
+    pub(crate) async fn reload(&mut self) {
+        self.events.reopen().await;
+        let new = match Config::load(&self.cli) {
+            Ok(new) => new,
+            Err(err) => {
+                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                return;
+            }
+        };
+        let preflight = match startup::preflight(&new) {
+            Ok(preflight) => preflight,
+            Err(err) => {
+                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                return;
+            }
+        };
+        let found = changes(&self.current, &new);
+        if found.applied.contains(&"log-level") {
+            match self.log_level.set(&new.log_level) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("SIGHUP: log-level changed but RUST_LOG is set and wins")
+                }
+                Err(err) => tracing::error!(error = %err, "SIGHUP: log-level not applied"),
+            }
+        }
+        // The file is read again even when its name did not change: its content may have.
+        let data_dir = self.current.data_dir.clone();
+        let v2 = self.v2.clone();
+        let doc = preflight.metaflows;
+        let synced = tokio::task::spawn_blocking(move || {
+            startup::sync_metaflows_file(&v2, &data_dir, doc.as_ref())
+        })
+        .await;
+        match synced {
+            Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP: metaflows file"),
+            Ok(Err(err)) => tracing::error!(error = %err, "SIGHUP: metaflows file not applied"),
+            Err(err) => tracing::error!(error = %err, "SIGHUP: metaflows file not applied"),
+        }
+        self.apply(&new);
+        let core = crate::run::core_config(&self.current, self.local, self.media_ip);
+        if self
+            .control
+            .send(Control::Reconfigure(Box::new(core)))
+            .await
+            .is_err()
+        {
+            tracing::error!("SIGHUP: the SIP task is gone; call settings not applied");
+        }
+        tracing::info!(
+            applied = ?found.applied,
+            need_restart = ?found.need_restart,
+            "SIGHUP: configuration reloaded{}",
+            if found.need_restart.is_empty() { "" } else { "; restart to apply the rest" }
+        );
+    }
+
+    /// Takes the reloadable keys of `new` into the configuration in force.
+    fn apply(&mut self, new: &Config) {
+        let cur = &mut self.current;
+        cur.log_level = new.log_level.clone();
+        cur.metaflows = new.metaflows.clone();
+        cur.upstream = new.upstream;
+        cur.upstream_host = new.upstream_host.clone();
+        cur.upstream_transport = new.upstream_transport;
+        cur.pbx_addresses = new.pbx_addresses.clone();
+        cur.drop_scanners = new.drop_scanners;
+        cur.scanner_user_agents = new.scanner_user_agents.clone();
+        cur.rate_limit_requests = new.rate_limit_requests;
+        cur.rate_limit_window = new.rate_limit_window;
+        cur.rate_limit_block = new.rate_limit_block;
+        cur.rate_limit_max_sources = new.rate_limit_max_sources;
+        cur.max_calls = new.max_calls;
+        cur.max_transactions = new.max_transactions;
+        cur.max_registrations = new.max_registrations;
+        cur.timer_c = new.timer_c;
+        cur.no_answer_timeout = new.no_answer_timeout;
+        cur.shutdown_grace = new.shutdown_grace;
+    }
+}
