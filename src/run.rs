@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use metaflow_proxy::api::v2::{NodeNormaliser, NodeValidator, V2State};
+use metaflow_proxy::api::v2::{ApiTokens, NodeNormaliser, NodeValidator, V2State};
 use metaflow_proxy::api::{ApiConnStats, ApiLimits};
 use metaflow_proxy::app::directory::DirectoryMetaflows;
 use metaflow_proxy::app::fdlimit;
@@ -56,6 +56,15 @@ fn node_normaliser() -> NodeNormaliser {
     Arc::new(|module: &str, data: &mut Map<String, Value>| {
         modules::normalise_node_data(module, data)
     })
+}
+
+/// Where the `/v2` API's token is, for the start-up line: the generated token's file (never the
+/// token itself), or that the configured tokens apply.
+fn api_token_note(tokens: &ApiTokens) -> String {
+    match tokens.file() {
+        Some(path) => path.display().to_string(),
+        None => "none (api-auth-tokens configured)".to_owned(),
+    }
 }
 
 /// Raises the open-file limit to the hard limit and returns how many accepted TCP connections
@@ -112,9 +121,11 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         registry: registry.clone(),
         control: control_tx.clone(),
     });
+    let tokens = ApiTokens::configured_or_generated(cfg.api_auth_tokens.clone(), &cfg.data_dir)?;
+    let api_token_file = api_token_note(&tokens);
     let (v2, directory) = V2State::open(
         &cfg.data_dir,
-        cfg.api_auth_tokens.clone(),
+        tokens,
         live,
         node_validator(),
         node_normaliser(),
@@ -214,9 +225,11 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .run(),
     );
     ready.store(true, Ordering::SeqCst);
+    let rtp_ports = format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1);
+    let data_dir = cfg.data_dir.display();
     match cfg.upstream {
         Some(up) => {
-            tracing::info!(sip = %local, api = %api_addr, upstream = %up, media_ip = %media_ip, "metaflow-proxy ready");
+            tracing::info!(sip = %local, api = %api_addr, upstream = %up, media_ip = %media_ip, rtp_ports, %data_dir, api_token_file, "metaflow-proxy ready");
             if cfg.upstream_transport == metaflow_proxy::sip::transport::Transport::Tcp
                 && cfg.pbx_addresses.is_empty()
             {
@@ -224,7 +237,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             }
         }
         None => {
-            tracing::warn!(sip = %local, api = %api_addr, "metaflow-proxy ready without --upstream: new calls get 503")
+            tracing::warn!(sip = %local, api = %api_addr, media_ip = %media_ip, rtp_ports, %data_dir, api_token_file, "metaflow-proxy ready without --upstream: new calls get 503")
         }
     }
 

@@ -233,6 +233,19 @@ fn runs_on_the_embedded_defaults_and_stops_on_sigint() {
         dir.path().join("data/events.jsonl").exists(),
         "data under ./data"
     );
+    // The way into /v2 on the defaults: a generated token, its file named in the start-up line.
+    assert!(
+        dir.path().join("data/api-token").exists(),
+        "no ./data/api-token on the defaults:\n{err}"
+    );
+    let ready = err
+        .lines()
+        .find(|line| line.contains("metaflow-proxy ready"))
+        .unwrap_or_default();
+    assert!(
+        ready.contains("data/api-token") && ready.contains("rtp_ports=\"30000-39999\""),
+        "the start-up line names neither the token file nor the RTP range: {ready}"
+    );
 }
 
 /// `check-config` and start-up agree on a table of bad configurations: each is refused by

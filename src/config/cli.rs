@@ -83,7 +83,7 @@ pub struct Cli {
 
     /// A token accepted in the X-Auth-Token header of the /v2 API; repeat for several. Added to
     /// the file's api-auth-tokens. Prefer the file: arguments are visible to local users.
-    /// Without any token the /v2 API refuses every request.
+    /// Without any, a token is generated into DATA_DIR/api-token and accepted instead.
     #[arg(long = "api-auth-token", value_name = "TOKEN")]
     pub api_auth_tokens: Vec<String>,
 

@@ -122,8 +122,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Account-level metaflows for the default account, one Kazoo metaflow object (key `metaflows`).
     pub metaflows: Option<PathBuf>,
-    /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty refuses every request
-    /// (key `api-auth-tokens`, merged with every `--api-auth-token`).
+    /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty means the token generated into
+    /// `DATA_DIR/api-token` (key `api-auth-tokens`, merged with every `--api-auth-token`).
     pub api_auth_tokens: Vec<String>,
     /// Relay worker threads, one single-threaded runtime each (key `media-workers`; default:
     /// one per CPU).

@@ -33,9 +33,13 @@ pub enum ApiError {
     /// The request is well-formed JSON but not what the route takes.
     #[error("{0}")]
     BadRequest(String),
-    /// No or an unknown `X-Auth-Token`.
+    /// No or an unknown `X-Auth-Token`; `how` tells the client how to get in (where the
+    /// generated token is kept, or that a configured one is needed).
     #[error("invalid credentials")]
-    Unauthorized,
+    Unauthorized {
+        /// Shown as `data.message`.
+        how: String,
+    },
     /// The operation is never allowed on this document.
     #[error("{0}")]
     Forbidden(String),
@@ -79,7 +83,7 @@ impl ApiError {
             Self::Validation(_) | Self::InvalidJson(_) | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -106,6 +110,7 @@ impl ApiError {
             Self::NotFound { kind, id } => {
                 json!({ "message": self.to_string(), "cause": id, "kind": kind })
             }
+            Self::Unauthorized { how } => json!({ "message": format!("{self}: {how}") }),
             Self::Conflict { current } => json!({
                 "message": "the document was changed since that revision; fetch it and retry",
                 "current_revision": current,
@@ -198,7 +203,10 @@ pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: N
         .to_owned();
     let public = request.uri().path() == OPENAPI_PATH;
     if !public && !state.accepts(&token) {
-        return render(&state, &token, Pending::from(&ApiError::Unauthorized));
+        let refused = ApiError::Unauthorized {
+            how: state.how_to_get_in(),
+        };
+        return render(&state, &token, Pending::from(&refused));
     }
     let mut response = next.run(request).await;
     if let Some(pending) = response.extensions_mut().remove::<Pending>() {

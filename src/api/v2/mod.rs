@@ -1,11 +1,13 @@
 //! Kazoo-compatible `/v2` REST API: accounts, users, devices, callflows, metaflows at account,
 //! user and device level, and live channels, each answered in Kazoo's JSON envelope and kept in
-//! the embedded [`Store`]. Every route except `GET /v2/openapi.json` needs an `X-Auth-Token`.
+//! the embedded [`Store`]. Every route except `GET /v2/openapi.json` needs an `X-Auth-Token`:
+//! a configured one, or the one generated in `DATA_DIR/api-token` ([`ApiTokens`]).
 //!
 //! Writes may name the revision they were based on, in an `If-Match` header or as `data._rev`
 //! (CouchDB style); a stale one is refused with 409. Replies carry the document's revision in
 //! the envelope's `revision` and in an `ETag` header. A write answered with 2xx is on disk.
 
+mod auth;
 mod channels;
 mod entities;
 mod envelope;
@@ -23,6 +25,7 @@ use serde_json::{Map, Value};
 use crate::base::Problem;
 use crate::store::{MetaflowDirectory, Store, StoreError};
 
+pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
 pub use envelope::ApiError;
 pub use metaflows::MetaflowOwner;
 pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
@@ -75,7 +78,7 @@ pub struct V2State {
 struct Shared {
     store: Arc<Store>,
     directory: MetaflowDirectory,
-    tokens: Vec<String>,
+    tokens: ApiTokens,
     live: Arc<dyn LiveCalls>,
     validator: NodeValidator,
     normaliser: NodeNormaliser,
@@ -88,7 +91,7 @@ impl V2State {
     /// [`V2State::open_with_default_account`].
     pub fn open(
         data_dir: &Path,
-        tokens: Vec<String>,
+        tokens: impl Into<ApiTokens>,
         live: Arc<dyn LiveCalls>,
         validator: NodeValidator,
         normaliser: NodeNormaliser,
@@ -105,10 +108,11 @@ impl V2State {
 
     /// Opens (creating when missing) `DATA_DIR/store.redb`, creates the default account with
     /// realm [`DEFAULT_REALM`] when it does not exist, and loads the directory the call core
-    /// resolves metaflows with. An empty `tokens` list refuses every authenticated request.
+    /// resolves metaflows with. A plain list of tokens with nothing in it refuses every
+    /// authenticated request; [`ApiTokens::configured_or_generated`] never leaves it empty.
     pub fn open_with_default_account(
         data_dir: &Path,
-        tokens: Vec<String>,
+        tokens: impl Into<ApiTokens>,
         live: Arc<dyn LiveCalls>,
         validator: NodeValidator,
         normaliser: NodeNormaliser,
@@ -121,7 +125,7 @@ impl V2State {
             shared: Arc::new(Shared {
                 store,
                 directory: directory.clone(),
-                tokens,
+                tokens: tokens.into(),
                 live,
                 validator,
                 normaliser,
@@ -168,14 +172,14 @@ impl V2State {
         metaflows::replace(self, owner, doc.clone(), expected_rev).map(|stored| stored.rev)
     }
 
-    /// Whether `token` is one of the configured API tokens (compared in constant time).
+    /// Whether `token` is one of the accepted API tokens (compared in constant time).
     fn accepts(&self, token: &str) -> bool {
-        !token.is_empty()
-            && self
-                .shared
-                .tokens
-                .iter()
-                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
+        self.shared.tokens.accepts(token)
+    }
+
+    /// What a request without an accepted token is told: how to get in.
+    fn how_to_get_in(&self) -> String {
+        self.shared.tokens.how_to_get_in()
     }
 
     /// Runs `job` on the blocking pool (store commits wait for fsync).
@@ -200,15 +204,4 @@ impl V2State {
         }
         Ok(outcome)
     }
-}
-
-/// Compares two byte strings without an early exit on the first difference.
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter()
-        .zip(right)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
 }
