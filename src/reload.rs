@@ -1,7 +1,7 @@
 //! SIGHUP: reload what can change while calls run, reopen the event log, and say what changed
 //! and what waits for a restart. A configuration that does not load changes nothing.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
@@ -28,10 +28,8 @@ pub(crate) struct Reloader {
     pub(crate) control: mpsc::Sender<Control>,
     /// The event log, reopened on every SIGHUP (logrotate's signal).
     pub(crate) events: EventLog,
-    /// The bound SIP address and the media address, which a reload never changes.
+    /// The bound SIP address, which a reload never changes.
     pub(crate) local: SocketAddr,
-    /// See `local`.
-    pub(crate) media_ip: IpAddr,
 }
 
 impl Reloader {
@@ -76,7 +74,11 @@ impl Reloader {
             Err(err) => tracing::error!(error = %err, "SIGHUP: metaflows file not applied"),
         }
         self.apply(&new);
-        let core = crate::run::core_config(&self.current, self.local, self.media_ip);
+        let core = crate::run::core_config(
+            &self.current,
+            self.local,
+            self.current.media_ip_advertised(),
+        );
         if self
             .control
             .send(Control::Reconfigure(Box::new(core)))

@@ -174,7 +174,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     .context("cannot start the media engine (rtp-ports)")?;
     metrics.add_source(media.stats());
     let mut core = B2bua::new(
-        core_config(&cfg, local, media_ip),
+        core_config(&cfg, local, cfg.media_ip_advertised()),
         metrics.clone(),
         Box::new(media),
     );
@@ -251,7 +251,6 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         control: control_tx.clone(),
         events: events.clone(),
         local,
-        media_ip,
     };
     loop {
         tokio::select! {
@@ -292,6 +291,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
 pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> CoreConfig {
     CoreConfig {
         local,
+        advertise: cfg.sip_advertise.map(|_| cfg.sip_advertised(local)),
         upstream: cfg.upstream,
         upstream_host: cfg
             .upstream_host

@@ -178,6 +178,7 @@ fn fresh_core() -> B2bua {
         scanner_user_agents: metaflow_proxy::sip::validate::default_scanner_user_agents(),
         rate_limit: Some(metaflow_proxy::b2bua::RateLimit::default()),
         pbx_sources: Vec::new(),
+        advertise: None,
         max_registrations: 1000,
     };
     B2bua::new(

@@ -23,13 +23,18 @@ use super::{CallKey, Leg};
 /// Static settings of the core.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoreConfig {
-    /// The address the proxy's SIP socket is bound to (written into Via and Contact).
+    /// The address the proxy's SIP socket is bound to (written into Via and Contact unless
+    /// `advertise` says otherwise).
     pub local: SocketAddr,
+    /// The address the world reaches the proxy at when it is not `local` (1:1 NAT): written
+    /// into Via, Contact, Call-IDs and the Contacts of relayed REGISTERs.
+    pub advertise: Option<SocketAddr>,
     /// The PBX new calls go to; None makes every new call fail with 503.
     pub upstream: Option<SocketAddr>,
     /// Host part used in `Refer-To` of blind transfers (the PBX's host as configured).
     pub upstream_host: String,
-    /// The address written into anchored SDP.
+    /// The address written into anchored SDP (the advertised one when it differs from the one
+    /// the media sockets are bound to).
     pub media_ip: IpAddr,
     /// SIP timer values.
     pub timers: Timers,
@@ -164,6 +169,7 @@ impl B2bua {
         let rate_limit_changed = new.rate_limit != keep.rate_limit;
         let cfg = CoreConfig {
             local: keep.local,
+            advertise: keep.advertise,
             media_ip: keep.media_ip,
             timers: keep.timers,
             rng_seed: keep.rng_seed,
@@ -176,6 +182,11 @@ impl B2bua {
         }
         self.cfg = cfg;
         tracing::debug!("call core reconfigured");
+    }
+
+    /// The address the proxy writes into its messages: `advertise`, else the bound address.
+    pub(super) fn public_addr(&self) -> SocketAddr {
+        self.cfg.advertise.unwrap_or(self.cfg.local)
     }
 
     /// Whether a message from `from` comes from the PBX: the upstream address itself (an
@@ -416,8 +427,9 @@ impl B2bua {
         match crate::sip::SipUri::parse(uri) {
             Ok(u) => {
                 u.user.is_none()
-                    || (u.host == self.cfg.local.ip().to_string()
-                        && u.port.unwrap_or(5060) == self.cfg.local.port())
+                    || [self.cfg.local, self.public_addr()].iter().any(|own| {
+                        u.host == own.ip().to_string() && u.port.unwrap_or(5060) == own.port()
+                    })
             }
             Err(_) => false,
         }
@@ -486,14 +498,14 @@ impl B2bua {
         let branch = format!("z9hG4bK-mfp-{}", self.token(16));
         let value = format!(
             "SIP/2.0/UDP {};branch={branch};rport",
-            fmt_hostport(self.cfg.local)
+            fmt_hostport(self.public_addr())
         );
         (value, branch)
     }
 
     /// Our Contact header value.
     pub(super) fn contact(&self) -> String {
-        format!("<sip:metaflow-proxy@{}>", fmt_hostport(self.cfg.local))
+        format!("<sip:metaflow-proxy@{}>", fmt_hostport(self.public_addr()))
     }
 
     /// Sends a request of the proxy's own in the dialog of `leg` (fresh Via and CSeq, the

@@ -281,7 +281,7 @@ impl B2bua {
         msg.prepend_header(VIA, via);
         msg.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         if method == Method::Register {
-            let hostport = super::core::fmt_hostport(self.cfg.local);
+            let hostport = super::core::fmt_hostport(self.public_addr());
             self.registrar.rewrite_register(
                 &skey,
                 &mut msg,

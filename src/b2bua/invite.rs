@@ -91,7 +91,7 @@ impl B2bua {
         let (b_call_id, b_tag) = match retry {
             Some((cid, tag, _)) => (cid, tag),
             None => (
-                format!("{}@{}", self.token(20), self.cfg.local.ip()),
+                format!("{}@{}", self.token(20), self.public_addr().ip()),
                 self.token(12),
             ),
         };

@@ -42,6 +42,16 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Option<String>,
 
+    /// The address written into Via and Contact instead of the bound one, for a host behind
+    /// 1:1 NAT: IP (the bound port) or IP:PORT [default: the bound address].
+    #[arg(long, value_name = "IP[:PORT]", value_parser = crate::config::parse_sip_advertise)]
+    pub sip_advertise: Option<(IpAddr, Option<u16>)>,
+
+    /// The address written into SDP instead of --media-ip, which stays the one bound (1:1 NAT)
+    /// [default: the bound media address].
+    #[arg(long, value_name = "IP")]
+    pub media_advertise: Option<IpAddr>,
+
     /// Address written into SDP and bound for RTP [default: the --sip-listen address].
     /// Required when --sip-listen is 0.0.0.0 or [::].
     #[arg(long, value_name = "IP")]

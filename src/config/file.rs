@@ -8,7 +8,7 @@ use toml::Value;
 use super::values::{
     check_learning_ms, check_log_level, check_rate_limit_requests, check_rate_limit_secs,
     check_scanner_user_agent, check_timer_c, no_answer_limit, parse_listen_addr, parse_rtp_latch,
-    parse_rtp_ports, parse_rtp_source_match, parse_upstream,
+    parse_rtp_ports, parse_rtp_source_match, parse_sip_advertise, parse_upstream,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -121,6 +121,17 @@ impl Config {
                 let (address, host) = parse_upstream(text()?).map_err(|e| file.invalid(key, e))?;
                 self.upstream = Some(address);
                 self.upstream_host = Some(host);
+            }
+            "sip-advertise" => {
+                self.sip_advertise =
+                    Some(parse_sip_advertise(text()?).map_err(|e| file.invalid(key, e))?);
+            }
+            "media-advertise" => {
+                let ip = text()?;
+                let parsed = ip.parse().map_err(|_| {
+                    file.invalid(key, format!("expected an IP address, got \"{ip}\""))
+                })?;
+                self.media_advertise = Some(parsed);
             }
             "media-ip" => {
                 let ip = text()?;

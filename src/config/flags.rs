@@ -31,6 +31,12 @@ impl Config {
             self.upstream = Some(address);
             self.upstream_host = Some(host);
         }
+        if let Some(advertise) = cli.sip_advertise {
+            self.sip_advertise = Some(advertise);
+        }
+        if let Some(ip) = cli.media_advertise {
+            self.media_advertise = Some(ip);
+        }
         if let Some(ip) = cli.media_ip {
             self.media_ip = Some(ip);
         }

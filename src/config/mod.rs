@@ -24,13 +24,15 @@ use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, Sourc
 pub use error::ConfigError;
 pub use values::{
     MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, parse_rtp_latch, parse_rtp_ports,
-    parse_rtp_source_match, parse_upstream,
+    parse_rtp_source_match, parse_sip_advertise, parse_upstream,
 };
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 40] = [
+pub const KNOWN_KEYS: [&str; 42] = [
     "sip-listen",
+    "sip-advertise",
+    "media-advertise",
     "upstream",
     "upstream-transport",
     "pbx-addresses",
@@ -190,6 +192,13 @@ pub struct Config {
     pub pbx_addresses: Vec<crate::base::TrustedSource>,
     /// The most phones registered through the proxy at once (key `max-registrations`).
     pub max_registrations: usize,
+    /// The address written into Via, Contact and the Contacts of relayed REGISTERs instead of
+    /// the bound one, for a host behind 1:1 NAT (key `sip-advertise`: IP, or IP and port; no
+    /// port means the bound port). Kamailio's `advertise`.
+    pub sip_advertise: Option<(IpAddr, Option<u16>)>,
+    /// The address written into SDP instead of `media-ip`, which is still the one bound (key
+    /// `media-advertise`). rtpengine's `interface=internal/10.0.0.5!203.0.113.5`.
+    pub media_advertise: Option<IpAddr>,
     /// The rate limit's sampling window (key `rate-limit-window`, seconds).
     pub rate_limit_window: Duration,
     /// How long a source over the rate limit is blocked (key `rate-limit-block`, seconds).
@@ -242,6 +251,8 @@ impl Default for Config {
             rate_limit_requests: 200,
             pbx_addresses: Vec::new(),
             max_registrations: 100_000,
+            sip_advertise: None,
+            media_advertise: None,
             rate_limit_window: Duration::from_secs(2),
             rate_limit_block: Duration::from_secs(60),
             rate_limit_max_sources: 10_000,
@@ -270,9 +281,24 @@ impl Config {
         Ok(config)
     }
 
-    /// The address written into SDP and bound for RTP: `media-ip`, else the SIP listen IP.
+    /// The address bound for RTP: `media-ip`, else the SIP listen IP.
     pub fn media_ip_effective(&self) -> IpAddr {
         self.media_ip.unwrap_or_else(|| self.sip_listen.ip())
+    }
+
+    /// The address written into SDP: `media-advertise`, else the bound media address.
+    pub fn media_ip_advertised(&self) -> IpAddr {
+        self.media_advertise
+            .unwrap_or_else(|| self.media_ip_effective())
+    }
+
+    /// The SIP address written into Via and Contact, given the address the socket is bound to:
+    /// `sip-advertise` (with the bound port unless it names one), else the bound address.
+    pub fn sip_advertised(&self, bound: std::net::SocketAddr) -> std::net::SocketAddr {
+        match self.sip_advertise {
+            Some((ip, port)) => std::net::SocketAddr::new(ip, port.unwrap_or(bound.port())),
+            None => bound,
+        }
     }
 
     /// The latching policy of every media flow, from `rtp-latch`, `rtp-learning-ms` and
@@ -335,10 +361,11 @@ impl Config {
                 self.sip_t1.as_millis()
             )));
         }
-        if self.media_ip_effective().is_unspecified() {
+        if self.media_ip_effective().is_unspecified() && self.media_advertise.is_none() {
             return Err(ConfigError::Inconsistent(format!(
-                "media-ip must be set to a concrete address when sip-listen is the wildcard {}: \
-                 the media address is written into SDP for the phones and the PBX to send RTP to",
+                "media-ip (or media-advertise) must be set to a concrete address when the media \
+                 address would be the wildcard {}: it is written into SDP for the phones and the \
+                 PBX to send RTP to",
                 self.sip_listen.ip()
             )));
         }

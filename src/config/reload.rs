@@ -86,6 +86,8 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         rate_limit_max_sources: _,
         pbx_addresses: _,
         max_registrations: _,
+        sip_advertise: _,
+        media_advertise: _,
     } = old;
     let mut changed: Vec<&'static str> = Vec::new();
     let mut check = |key: &'static str, differs: bool| {
@@ -104,6 +106,11 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     check("pbx-addresses", old.pbx_addresses != new.pbx_addresses);
     check("media-ip", old.media_ip != new.media_ip);
+    check("sip-advertise", old.sip_advertise != new.sip_advertise);
+    check(
+        "media-advertise",
+        old.media_advertise != new.media_advertise,
+    );
     check("rtp-ports", old.rtp_ports != new.rtp_ports);
     check("rtp-latch", old.rtp_latch != new.rtp_latch);
     check("rtp-learning-ms", old.rtp_learning != new.rtp_learning);

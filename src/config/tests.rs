@@ -399,6 +399,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         rate_limit_max_sources: _,
         pbx_addresses: _,
         max_registrations: _,
+        sip_advertise: _,
+        media_advertise: _,
     } = config;
     vec![
         "sip-listen",
@@ -442,6 +444,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "rate-limit-max-sources",
         "pbx-addresses",
         "max-registrations",
+        "sip-advertise",
+        "media-advertise",
     ]
 }
 

@@ -83,6 +83,20 @@ pub fn parse_upstream(text: &str) -> Result<(SocketAddr, String), String> {
 }
 
 /// Parses a listen address, which must be an IP literal with a port (no name lookup).
+/// Parses an advertised SIP address: `IP` (the bound port) or `IP:PORT`.
+pub fn parse_sip_advertise(text: &str) -> Result<(std::net::IpAddr, Option<u16>), String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip(), Some(addr.port())));
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| (ip, None))
+        .map_err(|_| {
+            format!(
+                "expected IP or IP:PORT such as 203.0.113.5 or 203.0.113.5:5060, got \"{text}\""
+            )
+        })
+}
+
 pub(super) fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse::<SocketAddr>().map_err(|_| {
         format!("expected ADDR:PORT such as 127.0.0.1:5060 or [::1]:5060, got \"{text}\"")

@@ -138,8 +138,17 @@ impl AsyncSockets {
     }
 
     /// Connects `port` to `peer`: the kernel then routes once instead of per send, and drops
-    /// datagrams from any other source before they reach the relay.
+    /// datagrams from any other source before they reach the relay. A socket bound to the
+    /// wildcard is left unconnected: connect(2) would pin its local address to the one the
+    /// route towards `peer` picks, and the peer's packets, sent to the advertised or another
+    /// local address, would no longer reach it (the relay's latch filters sources anyway).
     pub(crate) fn connect(&self, port: Port, peer: SocketAddr) -> io::Result<()> {
+        if self.local_addr(port).ip().is_unspecified() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "bound to the wildcard address",
+            ));
+        }
         self.get(port).get_ref().connect(peer)
     }
 

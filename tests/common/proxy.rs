@@ -338,6 +338,45 @@ impl Proxy {
 }
 
 impl Proxy {
+    /// Starts the proxy like [`Proxy::start`] but with its SIP socket bound to `sip_ip` and its
+    /// media sockets to `media_ip` (for instance the wildcard, with advertised addresses in
+    /// `extra_args`), on the ports reserved for it.
+    pub fn start_bound(sip_ip: &str, media_ip: &str, extra_args: &[&str]) -> Proxy {
+        let ports = CallPorts::reserve();
+        let data_dir = tempfile::tempdir().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = File::create(log_dir.path().join("proxy.log")).unwrap();
+        let sip = format!("{sip_ip}:{}", ports.proxy_sip);
+        let upstream = format!("127.0.0.1:{}", ports.uas_sip);
+        let api = format!("127.0.0.1:{}", ports.api);
+        let rtp = ports.rtp_range();
+        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        let mut args: Vec<&str> = vec![
+            "--sip-listen",
+            &sip,
+            "--upstream",
+            &upstream,
+            "--media-ip",
+            media_ip,
+            "--rtp-ports",
+            &rtp,
+            "--api-listen",
+            &api,
+            "--data-dir",
+            &data_path,
+        ];
+        args.extend_from_slice(extra_args);
+        let child = launch(&args, log, "start");
+        let mut proxy = Proxy {
+            child,
+            ports,
+            data_dir,
+            log_dir,
+        };
+        proxy.wait_ready(&args);
+        proxy
+    }
+
     /// Starts the proxy like [`Proxy::start`] but with `--upstream upstream` (`IP:PORT`, for
     /// instance a Kamailio in front of the PBX) instead of the port reserved for the UAS.
     pub fn start_with_upstream(upstream: &str, extra_args: &[&str]) -> Proxy {

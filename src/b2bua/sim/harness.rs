@@ -80,6 +80,8 @@ pub(super) struct SimConfig {
     pub(super) pbx_sources: Vec<crate::base::TrustedSource>,
     /// The core's `max_registrations`.
     pub(super) max_registrations: usize,
+    /// The core's `advertise`: the address written instead of the bound one.
+    pub(super) advertise: Option<std::net::SocketAddr>,
 }
 
 impl Default for SimConfig {
@@ -97,6 +99,7 @@ impl Default for SimConfig {
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(RateLimit::default()),
             max_registrations: 1000,
+            advertise: None,
             pbx_sources: Vec::new(),
         }
     }
@@ -157,6 +160,7 @@ impl Sim {
             scanner_user_agents: cfg.scanner_user_agents.clone(),
             rate_limit: cfg.rate_limit,
             pbx_sources: cfg.pbx_sources.clone(),
+            advertise: cfg.advertise,
             max_registrations: cfg.max_registrations,
         };
         let media = FakeMedia::default();

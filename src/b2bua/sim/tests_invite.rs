@@ -214,3 +214,38 @@ fn early_media_is_anchored_before_the_answer() {
     assert_eq!(sim.event_kinds(), ["call_started"]);
     let _ = PBX;
 }
+
+/// Behind 1:1 NAT the proxy writes its advertised address, not the bound one: in the Via and
+/// Contact of its INVITE and in a relayed REGISTER's Contact; a request addressed to the
+/// advertised address is for the proxy itself.
+#[test]
+fn the_advertised_address_replaces_the_bound_one_in_messages() {
+    let public = "203.0.113.5:5080";
+    let mut sim = Sim::with(super::harness::SimConfig {
+        seed: 150,
+        advertise: Some(super::harness::addr(public)),
+        ..super::harness::SimConfig::default()
+    });
+    let (_, b_invite) = sim.call_reaches_pbx();
+    let via = b_invite.header("Via").unwrap().to_string();
+    assert!(via.contains(public), "{via}");
+    let contact = b_invite.header("Contact").unwrap().to_string();
+    assert!(contact.contains(public), "{contact}");
+    assert!(!contact.contains(super::harness::PROXY), "{contact}");
+    let branch = sim.phone.branch();
+    let reg = super::sip::register(sim.phone.addr, &branch, "<sip:alice@10.0.0.5:5060>");
+    sim.send(Side::Phone, &reg);
+    let got = sim.expect(Side::Pbx, req("REGISTER"));
+    assert!(super::sip::uri_of(&got, "Contact").contains(public));
+    let mut options =
+        crate::sip::SipMessage::request(crate::sip::Method::Options, format!("sip:{public}"));
+    let phone = sim.phone.addr;
+    options.push_header("Via", format!("SIP/2.0/UDP {phone};branch=z9hG4bKadv1"));
+    options.push_header("Max-Forwards", "70");
+    options.push_header("From", format!("<sip:p@{phone}>;tag=a"));
+    options.push_header("To", format!("<sip:{public}>"));
+    options.push_header("Call-ID", "adv-1@sim");
+    options.push_header("CSeq", "1 OPTIONS");
+    sim.send(Side::Phone, &options);
+    sim.expect(Side::Phone, resp(200, "OPTIONS"));
+}
