@@ -30,7 +30,7 @@ use metaflow_proxy::modules;
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::txn::Timers;
 
-use metaflow_proxy::app::startup;
+use metaflow_proxy::app::{notify, startup};
 use metaflow_proxy::events::logging::LogLevel;
 
 use crate::reload::Reloader;
@@ -225,6 +225,11 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .run(),
     );
     ready.store(true, Ordering::SeqCst);
+    notify::ready(&format!("serving SIP on {local}, API on {api_addr}"));
+    if let Some(interval) = notify::watchdog_interval() {
+        tracing::info!(?interval, "systemd watchdog enabled");
+        notify::spawn_watchdog(interval, control_tx.clone());
+    }
     let rtp_ports = format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1);
     let data_dir = cfg.data_dir.display();
     match cfg.upstream {
@@ -254,10 +259,15 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     };
     loop {
         tokio::select! {
-            _ = sighup.recv() => reloader.reload().await,
+            _ = sighup.recv() => {
+                notify::reloading();
+                reloader.reload().await;
+                notify::reloaded();
+            }
             _ = sigterm.recv() => {
                 let grace = reloader.current.shutdown_grace;
                 tracing::info!(grace_s = grace.as_secs(), "SIGTERM: draining calls");
+                notify::stopping("draining calls");
                 ready.store(false, Ordering::SeqCst);
                 let _ = control_tx.send(Control::BeginShutdown).await;
                 let deadline = Instant::now() + grace;

@@ -6,6 +6,7 @@
 pub mod directory;
 pub mod fdlimit;
 pub mod icmp;
+pub mod notify;
 pub mod registry;
 pub mod shell;
 pub mod startup;

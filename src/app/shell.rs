@@ -21,7 +21,7 @@ use crate::sip::transport::{Peer, Transport};
 use crate::b2bua::{B2bua, Input, Output};
 
 /// Commands from the process (signal handling, the API) to the SIP task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Control {
     /// Stop taking new calls (new INVITEs get 503).
     BeginShutdown,
@@ -31,6 +31,9 @@ pub enum Control {
     Stop,
     /// New call-core settings from a reload (SIGHUP).
     Reconfigure(Box<crate::b2bua::CoreConfig>),
+    /// The service manager's watchdog asks whether the SIP task still turns: it adds one to
+    /// the counter when it handles this.
+    Heartbeat(Arc<std::sync::atomic::AtomicU64>),
     /// Run a metaflow node on a call as if its code had been dialed (Kazoo's channel action).
     RunMetaflow {
         /// The caller's Call-ID.
@@ -126,6 +129,9 @@ impl SipTask {
                     Some(Control::BeginShutdown) => self.core.handle(Instant::now(), Input::BeginShutdown),
                     Some(Control::TerminateAll) => self.core.handle(Instant::now(), Input::TerminateAll),
                     Some(Control::Reconfigure(cfg)) => self.core.handle(Instant::now(), Input::Reconfigure(cfg)),
+                    Some(Control::Heartbeat(beats)) => {
+                        beats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Some(Control::RunMetaflow { call_id, node }) => {
                         self.core.handle(Instant::now(), Input::RunNode { call_id, node })
                     }
