@@ -121,6 +121,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         node_normaliser(),
     )
     .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
+    let store = v2.store();
+    metrics.add_source(store.health());
+    tokio::spawn(recover_store(Arc::clone(&store)));
     if let Some(doc) = &metaflows_file {
         let owner = MetaflowOwner::Account(v2.default_account_id().to_string());
         v2.replace_metaflows(&owner, doc)
@@ -211,6 +214,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
         ready: ready.clone(),
         metrics: metrics.clone(),
+        store: Some(store.health()),
     })
     .merge(metaflow_proxy::api::v2::routes(v2));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -289,4 +293,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = events_task.await;
     tracing::info!("metaflow-proxy stopped");
     Ok(())
+}
+
+/// How often a store that could not write checks whether it can again.
+const STORE_RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reopens the store after a failed write once the data directory takes writes again, so that
+/// `/ready` turns 200 without waiting for the next API write.
+async fn recover_store(store: Arc<metaflow_proxy::store::Store>) {
+    let mut tick = tokio::time::interval(STORE_RECOVERY_INTERVAL);
+    loop {
+        tick.tick().await;
+        if store.health().problem().is_some() {
+            let store = Arc::clone(&store);
+            let _ = tokio::task::spawn_blocking(move || store.recover()).await;
+        }
+    }
 }

@@ -137,6 +137,11 @@ impl V2State {
         self.shared.directory.clone()
     }
 
+    /// The store behind the API, for its health on `/ready` and `/metrics` and its recovery.
+    pub fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.shared.store)
+    }
+
     /// Id of the default account.
     pub fn default_account_id(&self) -> &str {
         &self.shared.default_account_id
