@@ -395,3 +395,41 @@ async fn stored_metaflows_survive_a_restart() {
     assert_eq!(fetched.body["data"], set["data"]);
     assert_eq!(fetched.body["revision"], set["revision"]);
 }
+
+#[tokio::test]
+async fn a_huge_pattern_set_is_a_quick_400_naming_the_limit() {
+    let api = api();
+    let patterns: serde_json::Map<String, Value> = (0..3000)
+        .map(|index| {
+            (
+                format!("^(\\d{{1,9}})*{index}(\\w+\\d{{3}}){{1,5}}$"),
+                json!({"module": "hangup"}),
+            )
+        })
+        .collect();
+    let body = json!({ "data": { "patterns": patterns } }).to_string();
+    let started = std::time::Instant::now();
+    let answer = api.call("POST", ACCOUNT, Some(&body)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns"]["maxProperties"]["message"].is_string(),
+        "{data}"
+    );
+
+    let costly = json!({ "data": { "patterns": {
+        "(\\w{1,100}){1,100}": {"module": "hangup"},
+        "^9(\\d)$": {"module": "hangup"},
+    }}})
+    .to_string();
+    let answer = api.call("POST", ACCOUNT, Some(&costly)).await;
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns.(\\w{1,100}){1,100}"]["size"]["message"].is_string(),
+        "{data}"
+    );
+}
