@@ -433,3 +433,46 @@ async fn a_huge_pattern_set_is_a_quick_400_naming_the_limit() {
         "{data}"
     );
 }
+
+#[tokio::test]
+async fn patterns_beyond_the_in_memory_limit_are_a_400() {
+    use metaflow_proxy::metaflow::limits::{MAX_LOADED_PATTERNS, MAX_PATTERNS_PER_DOCUMENT};
+    let api = api();
+    let full = |offset: usize| {
+        let patterns: serde_json::Map<String, Value> = (0..MAX_PATTERNS_PER_DOCUMENT)
+            .map(|index| {
+                (
+                    format!("^{}#$", offset + index),
+                    json!({"module": "hangup"}),
+                )
+            })
+            .collect();
+        json!({ "data": { "patterns": patterns } }).to_string()
+    };
+    let mut first = None;
+    let mut last = None;
+    for user in 0..=MAX_LOADED_PATTERNS / MAX_PATTERNS_PER_DOCUMENT {
+        let id = api
+            .create(
+                "/v2/accounts/default/users",
+                json!({"first_name": format!("U{user}"), "last_name": "Limit"}),
+            )
+            .await;
+        let path = format!("/v2/accounts/default/users/{id}/metaflows");
+        let answer = api
+            .call("POST", &path, Some(&full(user * MAX_PATTERNS_PER_DOCUMENT)))
+            .await;
+        first.get_or_insert_with(|| path.clone());
+        last = Some(answer);
+    }
+    let answer = last.unwrap();
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns"]["maxTotal"]["message"].is_string(),
+        "{data}"
+    );
+    // Shrinking stays possible, so an operator can always make room.
+    let small = r#"{"data":{"patterns":{"^1#$":{"module":"hangup"}}}}"#;
+    let first = first.unwrap();
+    assert_success(&api.call("POST", &first, Some(small)).await, StatusCode::OK);
+}

@@ -61,6 +61,8 @@ struct AccountView {
 /// Everything the lookups read, replaced as a whole on refresh.
 #[derive(Default)]
 struct Snapshot {
+    /// Patterns compiled in this snapshot, at most [`MAX_LOADED_PATTERNS`].
+    patterns: usize,
     account_by_realm: HashMap<String, String>,
     accounts: HashMap<String, AccountView>,
 }
@@ -180,6 +182,12 @@ impl MetaflowDirectory {
             })
         })?;
         route.metaflow.clone()
+    }
+
+    /// Patterns compiled in memory over every stored document, for the API to refuse a write
+    /// that would go beyond [`MAX_LOADED_PATTERNS`].
+    pub fn loaded_patterns(&self) -> usize {
+        self.snapshot().patterns
     }
 
     /// The account used when no realm matches a leg's host.
@@ -349,6 +357,7 @@ fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, Stor
             );
         }
     }
+    next.patterns = MAX_LOADED_PATTERNS.saturating_sub(budget.left);
     Ok(next)
 }
 
