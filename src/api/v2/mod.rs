@@ -190,6 +190,7 @@ impl V2State {
     ) -> Result<T, ApiError> {
         let outcome = self.shared.store.write(change)?;
         if let Err(error) = self.shared.directory.refresh() {
+            let error = crate::base::ErrorChain(&error);
             tracing::error!(%error, "metaflow directory refresh failed after a write");
         }
         Ok(outcome)
