@@ -131,6 +131,9 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         node_normaliser(),
     )
     .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
+    let store = v2.store();
+    metrics.add_source(store.health());
+    tokio::spawn(recover_store(Arc::clone(&store)));
     let synced = startup::sync_metaflows_file(&v2, &cfg.data_dir, metaflows_file.as_ref())
         .map_err(anyhow::Error::msg)?;
     if synced != startup::MetaflowsSync::Untouched {
@@ -189,6 +192,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
         ready: ready.clone(),
         metrics: metrics.clone(),
+        store: Some(store.health()),
     })
     .merge(metaflow_proxy::api::v2::routes(v2.clone()));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -332,5 +336,21 @@ pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> 
             block: cfg.rate_limit_block,
             max_sources: cfg.rate_limit_max_sources,
         }),
+    }
+}
+
+/// How often a store that could not write checks whether it can again.
+const STORE_RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reopens the store after a failed write once the data directory takes writes again, so that
+/// `/ready` turns 200 without waiting for the next API write.
+async fn recover_store(store: Arc<metaflow_proxy::store::Store>) {
+    let mut tick = tokio::time::interval(STORE_RECOVERY_INTERVAL);
+    loop {
+        tick.tick().await;
+        if store.health().problem().is_some() {
+            let store = Arc::clone(&store);
+            let _ = tokio::task::spawn_blocking(move || store.recover()).await;
+        }
     }
 }

@@ -395,3 +395,84 @@ async fn stored_metaflows_survive_a_restart() {
     assert_eq!(fetched.body["data"], set["data"]);
     assert_eq!(fetched.body["revision"], set["revision"]);
 }
+
+#[tokio::test]
+async fn a_huge_pattern_set_is_a_quick_400_naming_the_limit() {
+    let api = api();
+    let patterns: serde_json::Map<String, Value> = (0..3000)
+        .map(|index| {
+            (
+                format!("^(\\d{{1,9}})*{index}(\\w+\\d{{3}}){{1,5}}$"),
+                json!({"module": "hangup"}),
+            )
+        })
+        .collect();
+    let body = json!({ "data": { "patterns": patterns } }).to_string();
+    let started = std::time::Instant::now();
+    let answer = api.call("POST", ACCOUNT, Some(&body)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns"]["maxProperties"]["message"].is_string(),
+        "{data}"
+    );
+
+    let costly = json!({ "data": { "patterns": {
+        "(\\w{1,100}){1,100}": {"module": "hangup"},
+        "^9(\\d)$": {"module": "hangup"},
+    }}})
+    .to_string();
+    let answer = api.call("POST", ACCOUNT, Some(&costly)).await;
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns.(\\w{1,100}){1,100}"]["size"]["message"].is_string(),
+        "{data}"
+    );
+}
+
+#[tokio::test]
+async fn patterns_beyond_the_in_memory_limit_are_a_400() {
+    use metaflow_proxy::metaflow::limits::{MAX_LOADED_PATTERNS, MAX_PATTERNS_PER_DOCUMENT};
+    let api = api();
+    let full = |offset: usize| {
+        let patterns: serde_json::Map<String, Value> = (0..MAX_PATTERNS_PER_DOCUMENT)
+            .map(|index| {
+                (
+                    format!("^{}#$", offset + index),
+                    json!({"module": "hangup"}),
+                )
+            })
+            .collect();
+        json!({ "data": { "patterns": patterns } }).to_string()
+    };
+    let mut first = None;
+    let mut last = None;
+    for user in 0..=MAX_LOADED_PATTERNS / MAX_PATTERNS_PER_DOCUMENT {
+        let id = api
+            .create(
+                "/v2/accounts/default/users",
+                json!({"first_name": format!("U{user}"), "last_name": "Limit"}),
+            )
+            .await;
+        let path = format!("/v2/accounts/default/users/{id}/metaflows");
+        let answer = api
+            .call("POST", &path, Some(&full(user * MAX_PATTERNS_PER_DOCUMENT)))
+            .await;
+        first.get_or_insert_with(|| path.clone());
+        last = Some(answer);
+    }
+    let answer = last.unwrap();
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["patterns"]["maxTotal"]["message"].is_string(),
+        "{data}"
+    );
+    // Shrinking stays possible, so an operator can always make room.
+    let small = r#"{"data":{"patterns":{"^1#$":{"module":"hangup"}}}}"#;
+    let first = first.unwrap();
+    assert_success(&api.call("POST", &first, Some(small)).await, StatusCode::OK);
+}

@@ -16,12 +16,18 @@ pub(super) async fn live() -> &'static str {
     "ok"
 }
 
-/// `GET /ready`: 200 once every listener is serving, 503 before that and during shutdown.
-pub(super) async fn ready(State(state): State<ApiState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+/// `GET /ready`: 200 once every listener is serving, 503 before that, during shutdown, and while
+/// the store cannot write (the body then names the store's problem).
+pub(super) async fn ready(State(state): State<ApiState>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned());
+    }
+    match state.store.as_ref().and_then(|store| store.problem()) {
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: store cannot write: {problem}"),
+        ),
+        None => (StatusCode::OK, "ready".to_owned()),
     }
 }
 

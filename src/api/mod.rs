@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::connlimit::ConnectionBudget;
 use crate::metrics::Metrics;
+use crate::store::StoreHealth;
 
 pub use conn::{ApiConnStats, ApiLimits, serve_with_limits};
 
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The process counters rendered on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The store's write health: `/ready` answers 503 naming the problem while it cannot write.
+    pub store: Option<Arc<StoreHealth>>,
 }
 
 /// The API routes: `GET /live`, `GET /ready`, `GET /metrics`, and a JSON 404 for anything else.

@@ -48,6 +48,7 @@ fn state() -> ApiState {
     ApiState {
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new()),
+        store: None,
     }
 }
 

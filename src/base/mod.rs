@@ -3,11 +3,13 @@
 //! depend on `base`; `base` depends on nothing of the crate, so these words never drag a feature
 //! along with them.
 
+mod chain;
 mod event;
 mod leg;
 mod netmatch;
 mod problem;
 
+pub use chain::ErrorChain;
 pub use event::{CallEvent, EventFields};
 pub use leg::Leg;
 pub use netmatch::{TrustedSource, TrustedSourceError};

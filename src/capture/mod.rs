@@ -27,7 +27,7 @@ pub use sdp_scan::{SdpAudio, SipSdp, scan_sip_sdp};
 #[derive(Debug, Error)]
 pub enum CaptureError {
     /// The file could not be read from disk.
-    #[error("cannot read capture: {0}")]
+    #[error("read failed")]
     Io(#[from] std::io::Error),
     /// The magic number is neither pcap nor pcapng.
     #[error("not a pcap or pcapng capture (magic 0x{0:08x})")]

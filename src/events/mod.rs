@@ -31,7 +31,7 @@ const RESERVED_KEYS: [&str; 3] = ["ts", "event", "call_id"];
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     /// The data directory could not be created.
-    #[error("cannot create data directory {}: {source}", path.display())]
+    #[error("cannot create data directory {}", path.display())]
     CreateDir {
         /// The directory.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum EventError {
         source: std::io::Error,
     },
     /// The event log file could not be opened for appending.
-    #[error("cannot open event log {}: {source}", path.display())]
+    #[error("cannot open event log {}", path.display())]
     OpenFile {
         /// The file.
         path: PathBuf,

@@ -2,21 +2,22 @@
 //!
 //! Deciding a code before its digit timeout is only safe when no further digit could turn the
 //! collected string into a match. For `patterns` that question is answered on a forward DFA built
-//! with the same syntax as the matching regex and searched unanchored, exactly as the regex (and
+//! from the matching regex with ASCII classes (which decide DTMF symbols exactly as Unicode ones
+//! do) and searched unanchored, exactly as the regex (and
 //! Kazoo's `re:run`) searches: feed the collected digits, then explore every continuation over the
 //! DTMF alphabet and look for a reachable match. Whatever cannot be proven (a pattern too large
-//! for the size limits, a Unicode word boundary, an exploration that grows too big) counts as
+//! for the size limits, a Unicode class outside ASCII, an exploration that grows too big) counts as
 //! "can still match", which only means waiting for the timeout as Kazoo always does.
 
 use regex_automata::Anchored;
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::primitives::StateID;
-use regex_automata::util::start;
+use regex_automata::util::{start, syntax};
 
 /// Every symbol a telephone-event can carry (RFC 4733 events 0-15).
 const DTMF_ALPHABET: &[u8] = b"0123456789*#ABCD";
 /// Upper bound on DFA memory per pattern; patterns come from the API.
-const DFA_SIZE_LIMIT: usize = 1 << 20;
+const DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// Upper bound on the states explored per question before giving the safe answer.
 const MAX_EXPLORED_STATES: usize = 4096;
 
@@ -33,10 +34,14 @@ impl PatternAutomata {
             .start_kind(StartKind::Unanchored)
             .dfa_size_limit(Some(DFA_SIZE_LIMIT))
             .determinize_size_limit(Some(DFA_SIZE_LIMIT));
+        // Digits are ASCII: ASCII classes decide exactly what Unicode ones would on them, and
+        // keep each DFA several times smaller (docs/DECISIONS.md, "Pattern cost limits").
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
         let dfas = patterns
             .map(|pattern| {
                 dense::Builder::new()
                     .configure(config.clone())
+                    .syntax(syntax)
                     .build(pattern)
                     .ok()
             })

@@ -8,6 +8,7 @@
 
 pub mod collector;
 pub mod engine;
+pub mod limits;
 mod liveness;
 pub mod model;
 pub mod validate;

@@ -4,11 +4,13 @@
 //! a positive integer of milliseconds, `listen_on` one of `self`/`peer`/`both`, `numbers` keys of
 //! digits only, `patterns` keys that compile as regular expressions, and nodes with a `module` of
 //! 1..=64 characters naming a known module, an optional `data` object and optional `children`
-//! nodes. Unknown top-level keys are tolerated (as Kazoo does); `null` means "absent".
+//! nodes. `patterns` are bounded in number, length and compiled size ([`crate::metaflow::limits`]).
+//! Unknown top-level keys are tolerated (as Kazoo does); `null` means "absent".
 
 use std::time::Duration;
 
 use crate::base::{Problem, Problems};
+use crate::metaflow::limits::{MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
 use crate::modules::ModuleSpec;
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -187,6 +189,18 @@ fn parse_patterns(
     let Some(entries) = object_entries(value, "patterns", problems) else {
         return Vec::new();
     };
+    if entries.len() > MAX_PATTERNS_PER_DOCUMENT {
+        // Refused before compiling anything, so that a huge set costs nothing.
+        problems.add(
+            "patterns",
+            "maxProperties",
+            format!(
+                "patterns has {} entries; at most {MAX_PATTERNS_PER_DOCUMENT} are allowed",
+                entries.len()
+            ),
+        );
+        return Vec::new();
+    }
     let mut patterns = Vec::with_capacity(entries.len());
     for (key, node_value) in entries {
         let path = format!("patterns.{key}");
@@ -194,8 +208,8 @@ fn parse_patterns(
             problems.add(&path, "pattern", "patterns keys must not be empty");
             None
         } else {
-            Regex::new(key)
-                .map_err(|error| problems.add(&path, "regex", format!("invalid regex: {error}")))
+            compile_pattern(key)
+                .map_err(|error| problems.add(&path, error.rule(), error.to_string()))
                 .ok()
         };
         let node = parse_node(node_value, &path, problems);

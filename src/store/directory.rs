@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::metaflow::limits::{MAX_LOADED_PATTERNS, MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
 use crate::metaflow::{Metaflows, parse_metaflows};
 use crate::store::{Collection, ReadView, Store, StoreError, Stored};
 
@@ -60,6 +61,8 @@ struct AccountView {
 /// Everything the lookups read, replaced as a whole on refresh.
 #[derive(Default)]
 struct Snapshot {
+    /// Patterns compiled in this snapshot, at most [`MAX_LOADED_PATTERNS`].
+    patterns: usize,
     account_by_realm: HashMap<String, String>,
     accounts: HashMap<String, AccountView>,
 }
@@ -181,33 +184,93 @@ impl MetaflowDirectory {
         route.metaflow.clone()
     }
 
+    /// Patterns compiled in memory over every stored document, for the API to refuse a write
+    /// that would go beyond [`MAX_LOADED_PATTERNS`].
+    pub fn loaded_patterns(&self) -> usize {
+        self.snapshot().patterns
+    }
+
     /// The account used when no realm matches a leg's host.
     pub fn default_account_id(&self) -> &str {
         &self.inner.default_account_id
     }
 }
 
-/// Parses stored metaflows, reusing the previous parse when the revision is unchanged; empty
-/// metaflows (no codes) and unparsable ones count as absent.
-fn parse_stored(stored: &Stored, previous: Option<&Parsed>) -> Option<Parsed> {
-    if let Some(previous) = previous.filter(|previous| previous.rev == stored.rev) {
-        return Some(previous.clone());
+/// Patterns still allowed in memory while a snapshot is built ([`MAX_LOADED_PATTERNS`]).
+struct PatternBudget {
+    left: usize,
+}
+
+impl PatternBudget {
+    /// Takes `count` patterns from the budget; false (and nothing taken) when they do not fit.
+    fn take(&mut self, count: usize) -> bool {
+        match self.left.checked_sub(count) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
     }
-    parse_object(&stored.doc).map(|flows| Parsed {
+
+    /// Checks `flows` against the budget; `None`, logged naming `document`, when over it.
+    fn admit(&mut self, flows: Arc<Metaflows>, document: &str) -> Option<Arc<Metaflows>> {
+        if self.take(flows.patterns.len()) {
+            return Some(flows);
+        }
+        tracing::error!(
+            document,
+            patterns = flows.patterns.len(),
+            limit = MAX_LOADED_PATTERNS,
+            "metaflows skipped: the patterns of the stored documents exceed the in-memory limit"
+        );
+        None
+    }
+}
+
+impl Default for PatternBudget {
+    fn default() -> Self {
+        Self {
+            left: MAX_LOADED_PATTERNS,
+        }
+    }
+}
+
+/// Parses stored metaflows, reusing the previous parse when the revision is unchanged; empty
+/// metaflows (no codes), unparsable ones and ones beyond the pattern budget count as absent.
+fn parse_stored(
+    account_id: &str,
+    stored: &Stored,
+    previous: Option<&Parsed>,
+    budget: &mut PatternBudget,
+) -> Option<Parsed> {
+    let document = format!("{account_id}/metaflows/{}", stored.id);
+    let flows = match previous.filter(|previous| previous.rev == stored.rev) {
+        Some(previous) => Arc::clone(&previous.flows),
+        None => parse_object(&stored.doc, &document)?,
+    };
+    budget.admit(flows, &document).map(|flows| Parsed {
         rev: stored.rev.clone(),
         flows,
     })
 }
 
-/// Parses a metaflow object; `None` when it is invalid or defines no code.
-fn parse_object(doc: &Map<String, Value>) -> Option<Arc<Metaflows>> {
+/// Parses a metaflow object; `None` when it is invalid (logged naming `document`) or defines
+/// no code.
+fn parse_object(doc: &Map<String, Value>, document: &str) -> Option<Arc<Metaflows>> {
     match parse_metaflows(&Value::Object(doc.clone())) {
         Ok(flows) if flows.numbers.is_empty() && flows.patterns.is_empty() => None,
         Ok(flows) => Some(Arc::new(flows)),
         Err(problems) => {
-            tracing::warn!(
+            let first = problems
+                .first()
+                .map(|problem| format!("{}: {}", problem.path, problem.message))
+                .unwrap_or_default();
+            tracing::error!(
+                document,
                 count = problems.len(),
-                "stored metaflows no longer validate"
+                first = %first,
+                "stored metaflows skipped: they no longer validate"
             );
             None
         }
@@ -216,6 +279,7 @@ fn parse_object(doc: &Map<String, Value>) -> Option<Arc<Metaflows>> {
 
 fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, StoreError> {
     let mut next = Snapshot::default();
+    let mut budget = PatternBudget::default();
     for (account_id, stored) in view.list_all(Collection::Accounts)? {
         if let Some(realm) = stored.doc.get("realm").and_then(Value::as_str) {
             next.account_by_realm
@@ -250,17 +314,17 @@ fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, Stor
         };
         if let Some(user_id) = stored.id.strip_prefix("user/") {
             let prior = old.and_then(|old| old.user_flows.get(user_id));
-            if let Some(parsed) = parse_stored(&stored, prior) {
+            if let Some(parsed) = parse_stored(&account_id, &stored, prior, &mut budget) {
                 account.user_flows.insert(user_id.to_owned(), parsed);
             }
         } else if let Some(device_id) = stored.id.strip_prefix("device/") {
             let prior = old.and_then(|old| old.device_flows.get(device_id));
-            if let Some(parsed) = parse_stored(&stored, prior) {
+            if let Some(parsed) = parse_stored(&account_id, &stored, prior, &mut budget) {
                 account.device_flows.insert(device_id.to_owned(), parsed);
             }
         } else {
             let prior = old.and_then(|old| old.account_flows.as_ref());
-            account.account_flows = parse_stored(&stored, prior);
+            account.account_flows = parse_stored(&account_id, &stored, prior, &mut budget);
         }
     }
     for (account_id, stored) in view.list_all(Collection::Callflows)? {
@@ -275,10 +339,25 @@ fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, Stor
         });
         let route = match reused {
             Some(route) => Arc::clone(route),
-            None => Arc::new(callflow_route(&stored)),
+            None => Arc::new(callflow_route(&account_id, &stored)),
         };
-        account.callflows.push(route);
+        let patterns = route.patterns.len()
+            + route
+                .metaflow
+                .as_ref()
+                .map_or(0, |flows| flows.patterns.len());
+        if budget.take(patterns) {
+            account.callflows.push(route);
+        } else {
+            tracing::error!(
+                document = %format!("{account_id}/callflows/{}", stored.id),
+                patterns,
+                limit = MAX_LOADED_PATTERNS,
+                "callflow skipped: the patterns of the stored documents exceed the in-memory limit"
+            );
+        }
     }
+    next.patterns = MAX_LOADED_PATTERNS.saturating_sub(budget.left);
     Ok(next)
 }
 
@@ -297,18 +376,21 @@ pub fn string_list(doc: &serde_json::Map<String, Value>, key: &str) -> Vec<Strin
         .unwrap_or_default()
 }
 
-/// Extracts the numbers, compiled patterns and metaflows of a stored callflow.
-fn callflow_route(stored: &Stored) -> CallflowRoute {
+/// Extracts the numbers, compiled patterns and metaflows of a stored callflow; patterns beyond
+/// the limits of [`crate::metaflow::limits`] are left out.
+fn callflow_route(account_id: &str, stored: &Stored) -> CallflowRoute {
+    let document = format!("{account_id}/callflows/{}", stored.id);
     let strings = |key: &str| string_list(&stored.doc, key);
     let patterns = strings("patterns")
         .iter()
-        .filter_map(|pattern| Regex::new(pattern).ok())
+        .take(MAX_PATTERNS_PER_DOCUMENT)
+        .filter_map(|pattern| compile_pattern(pattern).ok())
         .collect();
     let metaflow = stored
         .doc
         .get("metaflow")
         .and_then(Value::as_object)
-        .and_then(parse_object);
+        .and_then(|doc| parse_object(doc, &document));
     CallflowRoute {
         rev: stored.rev.clone(),
         id: stored.id.clone(),

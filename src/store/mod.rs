@@ -7,9 +7,12 @@
 //! [`revision`] that changes on every write.
 
 mod directory;
+mod health;
 pub mod revision;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
@@ -18,6 +21,9 @@ use redb::{
 use serde_json::{Map, Value};
 
 pub use directory::{MetaflowDirectory, account_scope, device_scope, string_list, user_scope};
+pub use health::StoreHealth;
+
+use crate::base::ErrorChain;
 
 /// Name of the store file inside the data directory.
 pub const STORE_FILE_NAME: &str = "store.redb";
@@ -64,11 +70,12 @@ impl Collection {
     }
 }
 
-/// Why the store could not do what was asked.
+/// Why the store could not do what was asked. Each variant prints only its own words; the
+/// cause, when there is one, is its `source()` (see [`crate::base::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The data directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {}", path.display())]
     DataDir {
         /// The directory that was to be created.
         path: PathBuf,
@@ -76,10 +83,16 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database file or a transaction failed.
-    #[error("store failure: {0}")]
+    #[error("store failure")]
     Database(#[from] redb::Error),
+    /// The database is closed after a failed write and could not be reopened yet.
+    #[error("store unavailable until it can be reopened: {reason}")]
+    Unavailable {
+        /// Why it was closed, or why reopening failed.
+        reason: String,
+    },
     /// A stored record does not decode (the file was altered outside the store).
-    #[error("stored record {account}/{id} is corrupt: {source}")]
+    #[error("stored record {account}/{id} is corrupt")]
     Corrupt {
         /// Account part of the key.
         account: String,
@@ -162,9 +175,17 @@ fn list_in(
     Ok(found)
 }
 
-/// The store: one `redb` database file.
+/// The store: one `redb` database file, reopened after a failed write once the data directory
+/// takes writes again (`redb` refuses every write after an I/O error until it is reopened).
 pub struct Store {
-    db: Database,
+    /// The database file.
+    path: PathBuf,
+    /// The open database; `None` while it is closed after a failure and not reopened yet.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Serialises reopening.
+    reopening: Mutex<()>,
+    /// Whether writes work, and the failure counters.
+    health: Arc<StoreHealth>,
 }
 
 impl Store {
@@ -180,34 +201,121 @@ impl Store {
     /// Opens (creating when missing) the store file at `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(db_error)?;
-        let store = Self { db };
+        let store = Self {
+            path: path.to_owned(),
+            db: RwLock::new(Some(Arc::new(db))),
+            reopening: Mutex::new(()),
+            health: Arc::new(StoreHealth::default()),
+        };
         // Create every table up front so that readers never meet a missing table.
         store.write(|_| Ok::<(), StoreError>(()))?;
         Ok(store)
     }
 
+    /// Write health and failure counters, for `/ready` and `/metrics`.
+    pub fn health(&self) -> Arc<StoreHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// The open database, or why there is none.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        let current = self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        current.ok_or_else(|| StoreError::Unavailable {
+            reason: self
+                .health
+                .problem()
+                .unwrap_or_else(|| "the database is closed".to_owned()),
+        })
+    }
+
+    /// Reopens the database after a failed write, once a probe write to the data directory
+    /// succeeds; true when the store takes writes (again). Called before each write while the
+    /// store is degraded and periodically by the process.
+    pub fn recover(&self) -> bool {
+        let _serialised = self
+            .reopening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.health.problem().is_none() {
+            return true;
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        if let Err(error) = health::probe_writable(dir) {
+            tracing::debug!(%error, "store still cannot write");
+            return false;
+        }
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Drop our handle first: the file stays locked while any handle is open.
+        *slot = None;
+        match Database::create(&self.path) {
+            Ok(db) => {
+                *slot = Some(Arc::new(db));
+                self.health.recovered();
+                tracing::info!(path = %self.path.display(), "store reopened and takes writes again");
+                true
+            }
+            Err(error) => {
+                let error = ErrorChain(&error).to_string();
+                tracing::warn!(%error, "store could not be reopened yet");
+                false
+            }
+        }
+    }
+
     /// A consistent read-only view of the last committed state.
     pub fn read(&self) -> Result<ReadView, StoreError> {
         Ok(ReadView {
-            txn: self.db.begin_read().map_err(db_error)?,
+            txn: self.database()?.begin_read().map_err(db_error)?,
+            failure: RefCell::new(None),
         })
     }
 
     /// Runs `change` in one write transaction and commits it durably when it returns `Ok`;
-    /// on `Err` nothing it did is kept. Writers are serialised by the database.
+    /// on `Err` nothing it did is kept. Writers are serialised by the database. A failure of
+    /// the database itself marks the store degraded until [`Store::recover`] reopens it.
     pub fn write<T, E: From<StoreError>>(
         &self,
         change: impl FnOnce(&mut WriteView<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(db_error)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(db_error)?;
-        for collection in Collection::ALL {
-            txn.open_table(collection.table()).map_err(db_error)?;
+        if self.health.problem().is_some() {
+            self.recover();
         }
-        let outcome = change(&mut WriteView { txn: &txn })?;
-        txn.commit().map_err(db_error)?;
+        let db = self.database()?;
+        let failed = |error: StoreError| {
+            self.note_failure(&error);
+            error
+        };
+        let mut txn = db.begin_write().map_err(db_error).map_err(failed)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(db_error)
+            .map_err(failed)?;
+        for collection in Collection::ALL {
+            txn.open_table(collection.table())
+                .map_err(db_error)
+                .map_err(failed)?;
+        }
+        let mut view = WriteView {
+            txn: &txn,
+            failure: RefCell::new(None),
+        };
+        let outcome = change(&mut view);
+        if let Some(reason) = view.failure.into_inner() {
+            self.health.write_failed(reason);
+        }
+        let outcome = outcome?;
+        txn.commit().map_err(db_error).map_err(failed)?;
         Ok(outcome)
+    }
+
+    /// Marks the store degraded after a database failure in a write.
+    fn note_failure(&self, error: &StoreError) {
+        let reason = ErrorChain(error).to_string();
+        tracing::error!(error = %reason, "store write failed; writes are refused until it recovers");
+        self.health.write_failed(reason);
     }
 }
 
@@ -245,6 +353,8 @@ impl<'txn> OpenTable for &'txn WriteTransaction {
 /// Documents seen through one transaction: [`ReadView`] or [`WriteView`].
 pub struct View<T> {
     txn: T,
+    /// The first database failure met through this view (writes mark the store degraded).
+    failure: RefCell<Option<String>>,
 }
 
 /// A read-only snapshot of the store.
@@ -279,6 +389,15 @@ impl<T: OpenTable> View<T> {
 }
 
 impl WriteView<'_> {
+    /// Converts a database error met in this write and remembers it as a store failure.
+    fn failed(&self, error: impl Into<redb::Error>) -> StoreError {
+        let error = db_error(error);
+        self.failure
+            .borrow_mut()
+            .get_or_insert_with(|| ErrorChain(&error).to_string());
+        error
+    }
+
     /// Writes `doc` as document `id`, giving it the next revision; returns what was stored.
     pub fn put(
         &mut self,
@@ -287,7 +406,10 @@ impl WriteView<'_> {
         id: &str,
         doc: Map<String, Value>,
     ) -> Result<Stored, StoreError> {
-        let mut table = self.txn.open_table(collection.table()).map_err(db_error)?;
+        let mut table = self
+            .txn
+            .open_table(collection.table())
+            .map_err(|error| self.failed(error))?;
         let previous = get_in(&table, account, id)?.map(|stored| stored.rev);
         let encode_error = |source| StoreError::Corrupt {
             account: account.to_owned(),
@@ -300,7 +422,7 @@ impl WriteView<'_> {
         let bytes = serde_json::to_vec(&record).map_err(encode_error)?;
         table
             .insert((account, id), bytes.as_slice())
-            .map_err(db_error)?;
+            .map_err(|error| self.failed(error))?;
         Ok(Stored {
             id: id.to_owned(),
             rev: record.rev,
@@ -315,8 +437,13 @@ impl WriteView<'_> {
         account: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        let mut table = self.txn.open_table(collection.table()).map_err(db_error)?;
-        let removed = table.remove((account, id)).map_err(db_error)?;
+        let mut table = self
+            .txn
+            .open_table(collection.table())
+            .map_err(|error| self.failed(error))?;
+        let removed = table
+            .remove((account, id))
+            .map_err(|error| self.failed(error))?;
         match removed {
             Some(guard) => decode(account, id, guard.value()).map(Some),
             None => Ok(None),
@@ -326,12 +453,15 @@ impl WriteView<'_> {
     /// Removes every document of `account` in every collection (the account itself included).
     pub fn remove_account(&mut self, account: &str) -> Result<(), StoreError> {
         for collection in Collection::ALL {
-            let mut table = self.txn.open_table(collection.table()).map_err(db_error)?;
+            let mut table = self
+                .txn
+                .open_table(collection.table())
+                .map_err(|error| self.failed(error))?;
             table
                 .retain_in((account, "").., |(key_account, _), _| {
                     key_account != account
                 })
-                .map_err(db_error)?;
+                .map_err(|error| self.failed(error))?;
         }
         Ok(())
     }

@@ -179,3 +179,56 @@ fn a_crash_during_a_write_leaves_the_old_document() {
     assert_eq!(view.get(Collection::Users, "acc", "u").unwrap(), Some(old));
     assert!(view.get(Collection::Users, "acc", "v").unwrap().is_none());
 }
+
+#[test]
+fn stored_metaflows_beyond_the_pattern_budget_are_skipped_not_fatal() {
+    use crate::metaflow::limits::{MAX_LOADED_PATTERNS, MAX_PATTERNS_PER_DOCUMENT};
+    use crate::store::{MetaflowDirectory, device_scope};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open_in(dir.path()).unwrap());
+    let documents = MAX_LOADED_PATTERNS / MAX_PATTERNS_PER_DOCUMENT + 1;
+    store
+        .write(|view| {
+            view.put(Collection::Accounts, "acc", "", Map::new())?;
+            let last = format!("d{:03}", documents - 1);
+            for (device, user) in [("d000", "first"), (last.as_str(), "last")] {
+                let doc = object(json!({ "sip": { "username": user } }));
+                view.put(Collection::Devices, "acc", device, doc)?;
+            }
+            // Written past the API, as an older version without limits could have stored it.
+            let oversized: Map<String, Value> = (0..3000)
+                .map(|index| (format!("^{index}$"), json!({"module": "hangup"})))
+                .collect();
+            view.put(
+                Collection::Metaflows,
+                "acc",
+                &device_scope("huge"),
+                object(json!({ "patterns": oversized })),
+            )?;
+            for document in 0..documents {
+                let patterns: Map<String, Value> = (0..MAX_PATTERNS_PER_DOCUMENT)
+                    .map(|index| (format!("^{index}#$"), json!({"module": "hangup"})))
+                    .collect();
+                view.put(
+                    Collection::Metaflows,
+                    "acc",
+                    &device_scope(&format!("d{document:03}")),
+                    object(json!({ "patterns": patterns })),
+                )?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let directory = MetaflowDirectory::load(store, "acc").unwrap();
+    assert!(directory.for_leg("first", "acc").is_some());
+    assert!(
+        directory.for_leg("last", "acc").is_none(),
+        "the document beyond the budget is skipped"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -17,7 +17,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Proxy {
     child: Child,
     ports: CallPorts,
-    data_dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// The temporary directory behind `data_dir`, removed on drop (none when the test gave one).
+    _data_tmp: Option<tempfile::TempDir>,
     log_dir: tempfile::TempDir,
 }
 
@@ -26,8 +28,22 @@ impl Proxy {
     /// the port reserved for the UAS, a temporary `--data-dir`, plus `extra_args`. Returns once
     /// `GET /ready` answers 200; panics (printing the proxy's output) after 10 s or if it exits.
     pub fn start(extra_args: &[&str]) -> Proxy {
+        let data_tmp = tempfile::tempdir().unwrap();
+        let data_dir = data_tmp.path().to_owned();
+        Self::start_with(data_dir, Some(data_tmp), extra_args)
+    }
+
+    /// As [`Proxy::start`], with `--data-dir` the given directory (which the test cleans up).
+    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Proxy {
+        Self::start_with(data_dir.to_owned(), None, extra_args)
+    }
+
+    fn start_with(
+        data_dir: PathBuf,
+        data_tmp: Option<tempfile::TempDir>,
+        extra_args: &[&str],
+    ) -> Proxy {
         let ports = CallPorts::reserve();
-        let data_dir = tempfile::tempdir().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = File::create(log_dir.path().join("proxy.log")).unwrap();
         let sip = format!("127.0.0.1:{}", ports.proxy_sip);
@@ -47,7 +63,7 @@ impl Proxy {
             &api,
             "--data-dir",
         ];
-        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        let data_path = data_dir.to_str().unwrap().to_owned();
         args.push(&data_path);
         args.extend_from_slice(extra_args);
         let child = launch(&args, log, "start");
@@ -55,6 +71,7 @@ impl Proxy {
             child,
             ports,
             data_dir,
+            _data_tmp: data_tmp,
             log_dir,
         };
         proxy.wait_ready(&args);
@@ -100,7 +117,7 @@ impl Proxy {
 
     /// The proxy's `--data-dir`.
     pub fn data_dir(&self) -> &Path {
-        self.data_dir.path()
+        &self.data_dir
     }
 
     /// The whole port block of this call: SIPp SIP and media ports, the proxy's RTP range.
@@ -299,7 +316,7 @@ impl Proxy {
             "--api-listen".into(),
             format!("127.0.0.1:{}", ports.api),
             "--data-dir".into(),
-            self.data_dir.path().to_str().unwrap().to_owned(),
+            self.data_dir.to_str().unwrap().to_owned(),
         ];
         let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
         args.extend_from_slice(extra_args);
@@ -343,14 +360,15 @@ impl Proxy {
     /// `extra_args`), on the ports reserved for it.
     pub fn start_bound(sip_ip: &str, media_ip: &str, extra_args: &[&str]) -> Proxy {
         let ports = CallPorts::reserve();
-        let data_dir = tempfile::tempdir().unwrap();
+        let data_tmp = tempfile::tempdir().unwrap();
+        let data_dir = data_tmp.path().to_owned();
         let log_dir = tempfile::tempdir().unwrap();
         let log = File::create(log_dir.path().join("proxy.log")).unwrap();
         let sip = format!("{sip_ip}:{}", ports.proxy_sip);
         let upstream = format!("127.0.0.1:{}", ports.uas_sip);
         let api = format!("127.0.0.1:{}", ports.api);
         let rtp = ports.rtp_range();
-        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        let data_path = data_dir.to_str().unwrap().to_owned();
         let mut args: Vec<&str> = vec![
             "--sip-listen",
             &sip,
@@ -371,6 +389,7 @@ impl Proxy {
             child,
             ports,
             data_dir,
+            _data_tmp: Some(data_tmp),
             log_dir,
         };
         proxy.wait_ready(&args);
@@ -381,13 +400,14 @@ impl Proxy {
     /// instance a Kamailio in front of the PBX) instead of the port reserved for the UAS.
     pub fn start_with_upstream(upstream: &str, extra_args: &[&str]) -> Proxy {
         let ports = CallPorts::reserve();
-        let data_dir = tempfile::tempdir().unwrap();
+        let data_tmp = tempfile::tempdir().unwrap();
+        let data_dir = data_tmp.path().to_owned();
         let log_dir = tempfile::tempdir().unwrap();
         let log = File::create(log_dir.path().join("proxy.log")).unwrap();
         let sip = format!("127.0.0.1:{}", ports.proxy_sip);
         let api = format!("127.0.0.1:{}", ports.api);
         let rtp = ports.rtp_range();
-        let data_path = data_dir.path().to_str().unwrap().to_owned();
+        let data_path = data_dir.to_str().unwrap().to_owned();
         let mut args: Vec<&str> = vec![
             "--sip-listen",
             &sip,
@@ -408,6 +428,7 @@ impl Proxy {
             child,
             ports,
             data_dir,
+            _data_tmp: Some(data_tmp),
             log_dir,
         };
         proxy.wait_ready(&args);

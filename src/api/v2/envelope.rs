@@ -61,7 +61,7 @@ pub enum ApiError {
         current: Option<String>,
     },
     /// The store failed; nothing was changed.
-    #[error("datastore fault: {0}")]
+    #[error("datastore fault")]
     Store(#[from] StoreError),
     /// A worker thread failed.
     #[error("internal error")]
@@ -116,6 +116,7 @@ impl ApiError {
                 "current_revision": current,
             }),
             Self::Store(error) => {
+                let error = crate::base::ErrorChain(error);
                 tracing::error!(%error, "store failure on an API request");
                 json!({ "message": "datastore fault" })
             }

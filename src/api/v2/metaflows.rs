@@ -12,6 +12,7 @@ use super::envelope::Reply;
 use super::nodes::check_metaflows;
 use super::request::{check_revision, merge_metaflows, submitted};
 use super::{ApiError, V2State};
+use crate::metaflow::limits::MAX_LOADED_PATTERNS;
 use crate::store::{
     Collection, OpenTable, Stored, View, WriteView, account_scope, device_scope, user_scope,
 };
@@ -147,9 +148,50 @@ pub(super) fn replace(
     drop(view);
     let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
     state.write(|txn| {
-        guarded_current(txn, owner, expected_rev.as_deref())?;
+        let current = guarded_current(txn, owner, expected_rev.as_deref())?;
+        check_loaded_patterns(state, current.as_ref(), &doc)?;
         put_metaflows(txn, owner, doc)
     })
+}
+
+/// Number of `patterns` in a metaflow document.
+fn pattern_count(doc: &Map<String, Value>) -> usize {
+    doc.get("patterns")
+        .and_then(Value::as_object)
+        .map_or(0, Map::len)
+}
+
+/// Refuses `doc` replacing `current` when its patterns would take the directory beyond
+/// [`MAX_LOADED_PATTERNS`].
+fn check_loaded_patterns(
+    state: &V2State,
+    current: Option<&Stored>,
+    doc: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let before = current.map_or(0, |stored| pattern_count(&stored.doc));
+    check_pattern_growth(state, before, doc)
+}
+
+/// Refuses `doc` when it adds patterns (over the `before` it replaces) beyond what the
+/// directory may keep compiled in memory.
+fn check_pattern_growth(
+    state: &V2State,
+    before: usize,
+    doc: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let after = pattern_count(doc);
+    let loaded = state.shared.directory.loaded_patterns();
+    if after > before && loaded.saturating_sub(before) + after > MAX_LOADED_PATTERNS {
+        return Err(ApiError::field(
+            "patterns",
+            "maxTotal",
+            format!(
+                "the stored metaflows hold {loaded} patterns; at most {MAX_LOADED_PATTERNS} \
+                 are kept in memory, so these {after} do not fit"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Stores `doc` as `owner`'s metaflows, with a new revision.
@@ -195,9 +237,13 @@ pub(super) async fn merge(
         .blocking(move |state| {
             state.write(|txn| {
                 let current = guarded_current(txn, &owner, request.expected_rev.as_deref())?;
+                let before = current
+                    .as_ref()
+                    .map_or(0, |stored| pattern_count(&stored.doc));
                 let mut doc = current.map(|stored| stored.doc).unwrap_or_default();
                 merge_metaflows(&mut doc, request.data);
                 let doc = check_metaflows(state, doc, "").map_err(ApiError::Validation)?;
+                check_pattern_growth(state, before, &doc)?;
                 put_metaflows(txn, &owner, doc)
             })
         })

@@ -141,6 +141,11 @@ impl V2State {
         self.shared.directory.clone()
     }
 
+    /// The store behind the API, for its health on `/ready` and `/metrics` and its recovery.
+    pub fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.shared.store)
+    }
+
     /// Id of the default account.
     pub fn default_account_id(&self) -> &str {
         &self.shared.default_account_id
@@ -200,6 +205,7 @@ impl V2State {
     ) -> Result<T, ApiError> {
         let outcome = self.shared.store.write(change)?;
         if let Err(error) = self.shared.directory.refresh() {
+            let error = crate::base::ErrorChain(&error);
             tracing::error!(%error, "metaflow directory refresh failed after a write");
         }
         Ok(outcome)

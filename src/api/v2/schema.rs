@@ -2,7 +2,7 @@
 //! required members, and the cross-document rules (unique realm, unique SIP username and callflow
 //! number per account, existing device owner).
 
-use regex::Regex;
+use crate::metaflow::limits::{MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
 use serde_json::{Map, Value};
 
 use super::V2State;
@@ -148,6 +148,18 @@ fn check_callflow(state: &V2State, doc: &mut Map<String, Value>, problems: &mut 
     for key in ["numbers", "patterns"] {
         match doc.get(key) {
             None | Some(Value::Null) => {}
+            Some(Value::Array(items))
+                if key == "patterns" && items.len() > MAX_PATTERNS_PER_DOCUMENT =>
+            {
+                problems.add(
+                    key,
+                    "maxItems",
+                    format!(
+                        "patterns has {} entries; at most {MAX_PATTERNS_PER_DOCUMENT} are allowed",
+                        items.len()
+                    ),
+                );
+            }
             Some(Value::Array(items)) => {
                 for (index, item) in items.iter().enumerate() {
                     let path = format!("{key}.{index}");
@@ -164,9 +176,9 @@ fn check_callflow(state: &V2State, doc: &mut Map<String, Value>, problems: &mut 
                     } else if key == "numbers" && text.chars().count() > NUMBER_MAX_CHARS {
                         problems.add(&path, "maxLength", "numbers must be at most 36 characters");
                     } else if key == "patterns"
-                        && let Err(error) = Regex::new(text)
+                        && let Err(error) = compile_pattern(text)
                     {
-                        problems.add(&path, "regex", format!("invalid regex: {error}"));
+                        problems.add(&path, error.rule(), error.to_string());
                     }
                 }
             }

@@ -247,3 +247,53 @@ fn nodes_carry_their_parsed_module() {
     assert_eq!(flows.numbers[0].1.spec.name(), "hangup");
     assert_eq!(flows.patterns[0].2.spec.name(), "transfer");
 }
+
+#[test]
+fn too_many_patterns_are_refused_before_any_compiles() {
+    use crate::metaflow::limits::MAX_PATTERNS_PER_DOCUMENT;
+    let patterns: serde_json::Map<String, serde_json::Value> = (0..3000)
+        .map(|index| {
+            (
+                format!("^(\\d{{1,9}})*{index}(\\w+)$"),
+                json!({"module": "hangup"}),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        problems(json!({ "patterns": patterns })),
+        pairs(&[("patterns", "maxProperties")])
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let allowed: serde_json::Map<String, serde_json::Value> = (0..MAX_PATTERNS_PER_DOCUMENT)
+        .map(|index| {
+            (
+                format!("^{index}(\\d{{2,4}})$"),
+                json!({"module": "hangup"}),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parse_metaflows(&json!({ "patterns": allowed }))
+            .unwrap()
+            .patterns
+            .len(),
+        MAX_PATTERNS_PER_DOCUMENT
+    );
+}
+
+#[test]
+fn a_costly_pattern_is_named_in_the_error() {
+    let long = "1".repeat(300);
+    assert_eq!(
+        problems(json!({ "patterns": {
+            "(\\w{1,100}){1,100}": {"module": "hangup"},
+            long.clone(): {"module": "hangup"},
+            "^9(\\d)$": {"module": "hangup"},
+        }})),
+        pairs(&[
+            ("patterns.(\\w{1,100}){1,100}", "size"),
+            (&format!("patterns.{long}"), "maxLength"),
+        ])
+    );
+}
