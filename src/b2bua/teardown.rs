@@ -177,13 +177,20 @@ impl B2bua {
         };
         self.by_call_id.remove(&call.a.call_id);
         self.by_call_id.remove(&call.b.call_id);
-        // Requests still waiting in the call's dialogs (a re-INVITE, an UPDATE the other leg
-        // never answered) get 487 now (RFC 3261 §15.1.2), not a 408 once their relay times out.
+        // A re-INVITE still waiting in the call's dialogs gets 487 now (RFC 3261 §15.1.2): its
+        // relay may sit in Proceeding with no timer left to end it. Other requests (an INFO
+        // whose digit just ended the call, an UPDATE) keep their relay, whose answer or Timer F
+        // still ends them, so the phone hears the far end's real answer.
         for server_key in self
             .txns
             .unanswered_servers(|data| data.is_some_and(|(k, _)| k == key))
         {
-            if let Some(request) = self.txns.server(&server_key).map(|tx| tx.request().clone()) {
+            let request = self
+                .txns
+                .server(&server_key)
+                .map(|tx| tx.request().clone())
+                .filter(|request| request.method() == Some(&crate::sip::Method::Invite));
+            if let Some(request) = request {
                 let resp = SipMessage::response_to(&request, 487, "Request Terminated");
                 self.send_on_server(&server_key, resp, now);
             }
