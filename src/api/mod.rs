@@ -2,6 +2,7 @@
 
 mod conn;
 mod health;
+mod tracking;
 pub mod v2;
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ use crate::connlimit::ConnectionBudget;
 use crate::metrics::Metrics;
 
 pub use conn::{ApiConnStats, ApiLimits, serve_with_limits};
+pub use tracking::{UNMATCHED_ROUTE, with_request_metrics};
 
 /// What the health and metrics handlers read.
 #[derive(Clone)]
