@@ -195,6 +195,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         store: Some(store.health()),
     })
     .merge(metaflow_proxy::api::v2::routes(v2.clone()));
+    let router = metaflow_proxy::api::with_request_metrics(router, metrics.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_stats = Arc::new(ApiConnStats::default());
     metrics.add_source(api_stats.clone());
@@ -225,6 +226,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             events: events.clone(),
             registry,
             recordings: Recordings::new(cfg.data_dir.clone()),
+            call_metrics: metaflow_proxy::metrics::CallEventMetrics::new(metrics.feature()),
         }
         .run(),
     );

@@ -2,6 +2,7 @@
 
 mod conn;
 mod health;
+mod tracking;
 pub mod v2;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::store::StoreHealth;
 
 pub use conn::{ApiConnStats, ApiLimits, serve_with_limits};
+pub use tracking::{UNMATCHED_ROUTE, with_request_metrics};
 
 /// What the health and metrics handlers read.
 #[derive(Clone)]

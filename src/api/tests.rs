@@ -98,3 +98,41 @@ async fn unknown_routes_get_a_json_404() {
     stop.send(()).unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_with_bounded_methods() {
+    let state = state();
+    let metrics = state.metrics.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = with_request_metrics(
+        router(state).route("/items/{id}", axum::routing::get(|| async { "item" })),
+        metrics.clone(),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        serve(listener, app, shutdown).await.unwrap();
+    });
+    assert_eq!(request(addr, "GET", "/items/42").await.status, 200);
+    assert_eq!(request(addr, "GET", "/items/43").await.status, 200);
+    assert_eq!(request(addr, "GET", "/nowhere/7").await.status, 404);
+    request(addr, "FROB", "/live").await;
+    let text = metrics.render();
+    let series = |labels: &str| format!("metaflow_proxy_api_requests_total{{{labels}}} ");
+    assert!(
+        text.contains(&(series("route=\"/items/{id}\",method=\"GET\",status=\"200\"") + "2\n")),
+        "{text}"
+    );
+    let unmatched = series("route=\"unmatched\",method=\"GET\",status=\"404\"") + "1\n";
+    assert!(text.contains(&unmatched), "{text}");
+    assert!(text.contains("route=\"/live\",method=\"other\""), "{text}");
+    assert!(
+        !text.contains("/items/42") && !text.contains("FROB"),
+        "{text}"
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap();
+}

@@ -66,6 +66,8 @@ pub struct SipTask {
     pub registry: super::registry::CallRegistry,
     /// Recordings of calls.
     pub recordings: Recordings,
+    /// Feature metrics counted from the published events.
+    pub call_metrics: crate::metrics::CallEventMetrics,
 }
 
 /// The recordings in progress and where their events arrive.
@@ -178,6 +180,7 @@ impl SipTask {
                 sidecar,
                 reason,
                 frames,
+                bytes,
                 dropped,
             } => {
                 let event = CallEvent::RecordingStopped {
@@ -185,6 +188,7 @@ impl SipTask {
                     sidecar: sidecar.display().to_string(),
                     reason,
                     frames,
+                    bytes,
                     dropped,
                 };
                 (call_id, event, true)
@@ -212,7 +216,8 @@ impl SipTask {
     }
 
     /// Writes a call event to the event log and the API's live-call view.
-    fn publish(&self, call_id: &str, event: &CallEvent) {
+    fn publish(&mut self, call_id: &str, event: &CallEvent) {
+        self.call_metrics.observe(call_id, event, Instant::now());
         let ts = crate::events::clock::utc_now_rfc3339();
         self.registry.on_event(call_id, event, &ts);
         self.events.emit_call(call_id, event);

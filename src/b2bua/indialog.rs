@@ -99,7 +99,19 @@ impl B2bua {
             return;
         };
         let (client_key, data, ack) = match self.txns.on_response(&resp, now) {
-            ResponseEvent::Deliver { key, data, ack, .. } => (key, data.clone(), ack),
+            ResponseEvent::Deliver {
+                key,
+                data,
+                ack,
+                final_after,
+                ..
+            } => {
+                if let Some(elapsed) = final_after {
+                    self.metrics
+                        .record_sip_transaction(method.as_str(), elapsed);
+                }
+                (key, data.clone(), ack)
+            }
             ResponseEvent::Absorbed(resend) => {
                 // A retransmission: at most our ACK goes out again.
                 if let Some(transmit) = resend {

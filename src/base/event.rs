@@ -138,6 +138,8 @@ pub enum CallEvent {
         reason: String,
         /// Audio frames (or packets) written.
         frames: u64,
+        /// Size of the finished file.
+        bytes: u64,
         /// Packets the relay could not hand over (queue full).
         dropped: u64,
     },

@@ -1,17 +1,29 @@
 //! Process-wide counters rendered in the Prometheus text format (version 0.0.4) on `GET /metrics`.
 //!
 //! Counters are plain atomics so that recording never blocks; other parts of the proxy (the media
-//! engine, the event log) add their own figures through [`MetricsSource`].
+//! engine, the event log) add their own figures through [`MetricsSource`]. The feature's series
+//! and the `process_*` series live in a `prometheus-client` registry rendered after them (see
+//! docs/DECISIONS.md, "Metrics").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
+use prometheus_client::registry::Registry;
+
+mod calls;
 mod exposition;
+mod feature;
+pub mod process;
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;
 
+pub use calls::CallEventMetrics;
 pub use exposition::{write_header, write_sample};
+pub use feature::{FeatureMetrics, TRANSFER_OUTCOMES};
 
 /// Prefix of every metric name the proxy exposes.
 pub const PREFIX: &str = "metaflow_proxy_";
@@ -104,7 +116,6 @@ pub trait MetricsSource: Send + Sync {
 }
 
 /// Counters shared by the whole process (wrap it in an `Arc`).
-#[derive(Default)]
 pub struct Metrics {
     active_calls: AtomicU64,
     calls_total: [AtomicU64; CallOutcome::ALL.len()],
@@ -114,6 +125,30 @@ pub struct Metrics {
     sip_out_responses: [AtomicU64; RESPONSE_CLASSES.len()],
     sip_malformed: AtomicU64,
     sources: RwLock<Vec<Arc<dyn MetricsSource>>>,
+    /// The `prometheus-client` registry: the feature families and the process collector.
+    registry: Registry,
+    /// Handles on the feature families registered in `registry`.
+    feature: Arc<FeatureMetrics>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(process::ProcessCollector));
+        let feature = FeatureMetrics::register(registry.sub_registry_with_prefix("metaflow_proxy"));
+        Metrics {
+            active_calls: AtomicU64::default(),
+            calls_total: Default::default(),
+            sip_in_requests: Default::default(),
+            sip_out_requests: Default::default(),
+            sip_in_responses: Default::default(),
+            sip_out_responses: Default::default(),
+            sip_malformed: AtomicU64::default(),
+            sources: RwLock::default(),
+            registry,
+            feature: Arc::new(feature),
+        }
+    }
 }
 
 /// Index of `method` in the method counters; unknown methods share the last slot.
@@ -151,6 +186,21 @@ impl Metrics {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(source);
+    }
+
+    /// The feature families (digits, modules, recordings, API, histograms), shared.
+    pub fn feature(&self) -> Arc<FeatureMetrics> {
+        self.feature.clone()
+    }
+
+    /// A request with `method` that the proxy sent got its final response after `elapsed`.
+    pub fn record_sip_transaction(&self, method: &str, elapsed: Duration) {
+        let method = KNOWN_METHODS
+            .iter()
+            .find(|known| **known == method)
+            .copied()
+            .unwrap_or("other");
+        self.feature.sip_transaction(method, elapsed);
     }
 
     /// A call was accepted and is now in progress.
@@ -284,6 +334,10 @@ impl Metrics {
         let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
         for source in sources.iter() {
             source.render_prometheus(&mut out);
+        }
+        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+            // Writing to a String cannot fail; a collector that does only loses its own lines.
+            tracing::warn!("metrics registry could not be rendered");
         }
         out
     }

@@ -19,7 +19,7 @@ pub mod sipp;
 use std::process::{Command, Stdio};
 
 /// Panics with an install hint unless `tool` can be run (`sipp`, `tshark`, `kamailio`,
-/// `baresip`).
+/// `baresip`, `promtool`).
 pub fn require_tool(tool: &str) {
     let probe = match tool {
         "sipp" | "kamailio" => "-v",
@@ -37,6 +37,7 @@ pub fn require_tool(tool: &str) {
         "tshark" => "apt-get install tshark (and run as root or in the wireshark group)",
         "kamailio" => "apt-get install kamailio",
         "baresip" => "apt-get install baresip",
+        "promtool" => "apt-get install prometheus",
         _ => "install it",
     };
     assert!(found, "{tool} not found: {hint}");

@@ -235,6 +235,8 @@ fn publish(
     fs::write(&sidecar_temp, document).map_err(write_error(&sidecar_temp))?;
     fs::rename(&job.plan.temp_path, &job.plan.path).map_err(write_error(&job.plan.path))?;
     fs::rename(&sidecar_temp, &job.plan.sidecar).map_err(write_error(&job.plan.sidecar))?;
+    // Only for the metrics: a file that cannot be measured still is a finished recording.
+    let bytes = fs::metadata(&job.plan.path).map_or(0, |meta| meta.len());
     tracing::info!(call_id = %job.info.call_id, path = %job.plan.path.display(),
         reason = reason.as_str(), frames = stats.frames, dropped, "recording stopped");
     emit(
@@ -245,6 +247,7 @@ fn publish(
             sidecar: job.plan.sidecar.clone(),
             reason: reason.as_str().to_owned(),
             frames: stats.frames,
+            bytes,
             dropped,
         },
     );

@@ -159,6 +159,8 @@ pub enum RecorderEvent {
         reason: String,
         /// Stereo frames (WAV) or packets (pcap) written.
         frames: u64,
+        /// Size of the finished file.
+        bytes: u64,
         /// Packets the queue could not take.
         dropped: u64,
     },

@@ -7,7 +7,7 @@
 //! attached when the transaction began.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sip::transport::Peer;
 use crate::sip::{Method, SipMessage};
@@ -85,6 +85,8 @@ pub struct ClientTransaction<C> {
     ack: Option<Vec<u8>>,
     /// The deadline queued for this transaction, so a reschedule can take it out again.
     scheduled: Option<Instant>,
+    /// When the request was first sent, for the transaction-time histogram.
+    sent_at: Instant,
 }
 
 impl<C> ClientTransaction<C> {
@@ -142,6 +144,8 @@ pub enum ResponseEvent<'a, C> {
         request: &'a SipMessage,
         /// The ACK to send, if the layer built one.
         ack: Option<Transmit>,
+        /// For a final response: how long after the request was first sent it came.
+        final_after: Option<Duration>,
     },
     /// A retransmitted response: drop it, re-sending the ACK if one is given.
     Absorbed(Option<Transmit>),
@@ -351,6 +355,7 @@ impl<S, C> TxLayer<S, C> {
             data,
             ack: None,
             scheduled: None,
+            sent_at: now,
         };
         if let Some(old) = self.clients.insert(key.clone(), entry)
             && let Some(at) = old.scheduled
@@ -400,6 +405,7 @@ impl<S, C> TxLayer<S, C> {
                 return ResponseEvent::Absorbed(resend(entry));
             }
         }
+        let final_after = (code >= 200).then(|| now.saturating_duration_since(entry.sent_at));
         let mut ack = None;
         if key.method == Method::Invite && code >= 300 {
             let bytes = ack_for_non_2xx(&entry.request, msg).to_bytes();
@@ -416,6 +422,7 @@ impl<S, C> TxLayer<S, C> {
                 request: &entry.request,
                 key,
                 ack,
+                final_after,
             },
             None => ResponseEvent::Stray,
         }
