@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use metaflow_proxy::api::v2::V2State;
 use metaflow_proxy::app::shell::Control;
 use metaflow_proxy::app::startup;
+use metaflow_proxy::base::ErrorChain;
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::config::reload::changes;
@@ -39,14 +40,14 @@ impl Reloader {
         let new = match Config::load(&self.cli) {
             Ok(new) => new,
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                tracing::error!(error = %ErrorChain(&err), "SIGHUP: the configuration does not load; nothing changed");
                 return;
             }
         };
         let preflight = match startup::preflight(&new) {
             Ok(preflight) => preflight,
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                tracing::error!(error = %ErrorChain(&err), "SIGHUP: the configuration does not load; nothing changed");
                 return;
             }
         };

@@ -8,7 +8,7 @@ use super::KNOWN_KEYS;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file given with `--config` could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     ReadFile {
         /// The file that failed.
         path: PathBuf,

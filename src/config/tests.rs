@@ -331,12 +331,16 @@ fn syntax_errors_and_missing_files_are_reported() {
         message.contains("not valid TOML") && message.contains("line 1"),
         "{message}"
     );
-    let message = check_config(Path::new("/nonexistent/metaflow-proxy.toml"))
-        .unwrap_err()
-        .to_string();
+    let err = check_config(Path::new("/nonexistent/metaflow-proxy.toml")).unwrap_err();
+    let message = crate::base::ErrorChain(&err).to_string();
     assert!(
         message.contains("cannot read config file /nonexistent"),
         "{message}"
+    );
+    assert_eq!(
+        message.matches("No such file").count(),
+        1,
+        "the cause once: {message}"
     );
 }
 
