@@ -43,28 +43,41 @@ impl Proxy {
         data_tmp: Option<tempfile::TempDir>,
         extra_args: &[&str],
     ) -> Proxy {
+        Self::launch_on(Bind::default(), data_dir, data_tmp, extra_args)
+    }
+
+    /// Starts the proxy on fresh ports with the addresses of `bind`, `--data-dir data_dir`
+    /// (`data_tmp` is kept alive with it) and `extra_args`; returns once `/ready` is 200.
+    fn launch_on(
+        bind: Bind<'_>,
+        data_dir: PathBuf,
+        data_tmp: Option<tempfile::TempDir>,
+        extra_args: &[&str],
+    ) -> Proxy {
         let ports = CallPorts::reserve();
         let log_dir = tempfile::tempdir().unwrap();
         let log = File::create(log_dir.path().join("proxy.log")).unwrap();
-        let sip = format!("127.0.0.1:{}", ports.proxy_sip);
-        let upstream = format!("127.0.0.1:{}", ports.uas_sip);
+        let sip = format!("{}:{}", bind.sip_ip, ports.proxy_sip);
+        let upstream = bind
+            .upstream
+            .map_or_else(|| format!("127.0.0.1:{}", ports.uas_sip), str::to_owned);
         let api = format!("127.0.0.1:{}", ports.api);
         let rtp = ports.rtp_range();
+        let data_path = data_dir.to_str().unwrap().to_owned();
         let mut args: Vec<&str> = vec![
             "--sip-listen",
             &sip,
             "--upstream",
             &upstream,
             "--media-ip",
-            "127.0.0.1",
+            bind.media_ip,
             "--rtp-ports",
             &rtp,
             "--api-listen",
             &api,
             "--data-dir",
+            &data_path,
         ];
-        let data_path = data_dir.to_str().unwrap().to_owned();
-        args.push(&data_path);
         args.extend_from_slice(extra_args);
         let child = launch(&args, log, "start");
         let mut proxy = Proxy {
@@ -359,79 +372,43 @@ impl Proxy {
     /// media sockets to `media_ip` (for instance the wildcard, with advertised addresses in
     /// `extra_args`), on the ports reserved for it.
     pub fn start_bound(sip_ip: &str, media_ip: &str, extra_args: &[&str]) -> Proxy {
-        let ports = CallPorts::reserve();
         let data_tmp = tempfile::tempdir().unwrap();
         let data_dir = data_tmp.path().to_owned();
-        let log_dir = tempfile::tempdir().unwrap();
-        let log = File::create(log_dir.path().join("proxy.log")).unwrap();
-        let sip = format!("{sip_ip}:{}", ports.proxy_sip);
-        let upstream = format!("127.0.0.1:{}", ports.uas_sip);
-        let api = format!("127.0.0.1:{}", ports.api);
-        let rtp = ports.rtp_range();
-        let data_path = data_dir.to_str().unwrap().to_owned();
-        let mut args: Vec<&str> = vec![
-            "--sip-listen",
-            &sip,
-            "--upstream",
-            &upstream,
-            "--media-ip",
+        let bind = Bind {
+            sip_ip,
             media_ip,
-            "--rtp-ports",
-            &rtp,
-            "--api-listen",
-            &api,
-            "--data-dir",
-            &data_path,
-        ];
-        args.extend_from_slice(extra_args);
-        let child = launch(&args, log, "start");
-        let mut proxy = Proxy {
-            child,
-            ports,
-            data_dir,
-            _data_tmp: Some(data_tmp),
-            log_dir,
+            upstream: None,
         };
-        proxy.wait_ready(&args);
-        proxy
+        Self::launch_on(bind, data_dir, Some(data_tmp), extra_args)
     }
 
     /// Starts the proxy like [`Proxy::start`] but with `--upstream upstream` (`IP:PORT`, for
     /// instance a Kamailio in front of the PBX) instead of the port reserved for the UAS.
     pub fn start_with_upstream(upstream: &str, extra_args: &[&str]) -> Proxy {
-        let ports = CallPorts::reserve();
         let data_tmp = tempfile::tempdir().unwrap();
         let data_dir = data_tmp.path().to_owned();
-        let log_dir = tempfile::tempdir().unwrap();
-        let log = File::create(log_dir.path().join("proxy.log")).unwrap();
-        let sip = format!("127.0.0.1:{}", ports.proxy_sip);
-        let api = format!("127.0.0.1:{}", ports.api);
-        let rtp = ports.rtp_range();
-        let data_path = data_dir.to_str().unwrap().to_owned();
-        let mut args: Vec<&str> = vec![
-            "--sip-listen",
-            &sip,
-            "--upstream",
-            upstream,
-            "--media-ip",
-            "127.0.0.1",
-            "--rtp-ports",
-            &rtp,
-            "--api-listen",
-            &api,
-            "--data-dir",
-            &data_path,
-        ];
-        args.extend_from_slice(extra_args);
-        let child = launch(&args, log, "start");
-        let mut proxy = Proxy {
-            child,
-            ports,
-            data_dir,
-            _data_tmp: Some(data_tmp),
-            log_dir,
+        let bind = Bind {
+            upstream: Some(upstream),
+            ..Bind::default()
         };
-        proxy.wait_ready(&args);
-        proxy
+        Self::launch_on(bind, data_dir, Some(data_tmp), extra_args)
+    }
+}
+
+/// Where a test proxy binds: its SIP and media addresses, and its upstream (the UAS's reserved
+/// port when `None`).
+struct Bind<'a> {
+    sip_ip: &'a str,
+    media_ip: &'a str,
+    upstream: Option<&'a str>,
+}
+
+impl Default for Bind<'_> {
+    fn default() -> Self {
+        Bind {
+            sip_ip: "127.0.0.1",
+            media_ip: "127.0.0.1",
+            upstream: None,
+        }
     }
 }
