@@ -88,6 +88,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         max_registrations: _,
         sip_advertise: _,
         media_advertise: _,
+        webhook_urls: _,
+        webhook_events: _,
+        webhook_secret: _,
     } = old;
     let mut changed: Vec<&'static str> = Vec::new();
     let mut check = |key: &'static str, differs: bool| {
@@ -200,6 +203,10 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "rate-limit-max-sources",
         old.rate_limit_max_sources != new.rate_limit_max_sources,
     );
+    // The webhook senders are started once with the process (restart-only, like the event log).
+    check("webhook-urls", old.webhook_urls != new.webhook_urls);
+    check("webhook-events", old.webhook_events != new.webhook_events);
+    check("webhook-secret", old.webhook_secret != new.webhook_secret);
     let (applied, need_restart) = changed.into_iter().partition(|k| RELOADABLE.contains(k));
     Changes {
         applied,

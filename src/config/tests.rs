@@ -401,6 +401,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         max_registrations: _,
         sip_advertise: _,
         media_advertise: _,
+        webhook_urls: _,
+        webhook_events: _,
+        webhook_secret: _,
     } = config;
     vec![
         "sip-listen",
@@ -446,6 +449,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "max-registrations",
         "sip-advertise",
         "media-advertise",
+        "webhook-urls",
+        "webhook-events",
+        "webhook-secret",
     ]
 }
 
@@ -669,6 +675,8 @@ fn every_key_is_also_a_flag() {
         "api-auth-tokens" => "api-auth-token".to_owned(),
         "scanner-user-agents" => "scanner-user-agent".to_owned(),
         "pbx-addresses" => "pbx-address".to_owned(),
+        "webhook-urls" => "webhook-url".to_owned(),
+        "webhook-events" => "webhook-event".to_owned(),
         other => other.to_owned(),
     };
     let missing: Vec<&str> = KNOWN_KEYS
