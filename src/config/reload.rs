@@ -240,6 +240,19 @@ mod tests {
     }
 
     #[test]
+    fn webhook_keys_wait_for_a_restart() {
+        let old = Config::default();
+        let new = Config {
+            webhook_events: vec!["digit".into()],
+            webhook_urls: vec![crate::webhooks::WebhookUrl::parse("http://127.0.0.1:1/").unwrap()],
+            ..old.clone()
+        };
+        let found = changes(&old, &new);
+        assert!(found.applied.is_empty());
+        assert_eq!(found.need_restart, ["webhook-urls", "webhook-events"]);
+    }
+
+    #[test]
     fn every_reloadable_key_is_a_known_key() {
         for key in RELOADABLE {
             assert!(super::super::KNOWN_KEYS.contains(&key), "{key}");

@@ -107,3 +107,56 @@ impl Webhooks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::Leg;
+
+    /// A handle with one queue of `capacity` and no sender task, to look at what it queues.
+    fn handle(
+        filter: EventFilter,
+        capacity: usize,
+        metrics: Arc<FeatureMetrics>,
+    ) -> (Webhooks, mpsc::Receiver<Value>) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let webhooks = Webhooks {
+            queues: vec![sender],
+            filter,
+            accounts: payload::Accounts::default(),
+            metrics: Some(metrics),
+        };
+        (webhooks, receiver)
+    }
+
+    #[test]
+    fn only_the_filtered_kinds_are_queued_and_a_full_queue_drops_and_counts() {
+        let metrics = crate::metrics::Metrics::new();
+        let filter = EventFilter::new(vec!["digit".into(), "call_ended".into()]);
+        let (mut webhooks, mut queue) = handle(filter, 1, metrics.feature());
+        let digit = CallEvent::Digit {
+            leg: Leg::A,
+            digit: '5',
+            source: "rtp",
+        };
+        webhooks.publish("c1", &CallEvent::CallAnswered, "T");
+        webhooks.publish("c1", &digit, "T");
+        webhooks.publish("c1", &digit, "T");
+        let queued = queue.try_recv().unwrap();
+        assert_eq!(queued["event"], "digit");
+        assert_eq!(queued["hook_event"], "digit");
+        assert!(queue.try_recv().is_err(), "the answer is filtered out");
+        let text = metrics.render();
+        assert!(
+            text.contains("metaflow_proxy_webhook_events_total{result=\"dropped_queue_full\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn disabled_webhooks_queue_nothing() {
+        let mut webhooks = Webhooks::disabled();
+        webhooks.publish("c1", &CallEvent::CallAnswered, "T");
+        assert!(webhooks.queues.is_empty());
+    }
+}
