@@ -24,3 +24,4 @@ pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod store;
+pub mod webhooks;

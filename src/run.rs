@@ -115,6 +115,12 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .with_context(|| format!("cannot open the event log in {}", cfg.data_dir.display()))?;
     metrics.add_source(events.stats());
 
+    let (webhooks, webhook_tasks) =
+        metaflow_proxy::webhooks::Webhooks::start(&cfg.webhook_settings(), Some(metrics.feature()));
+    for url in &cfg.webhook_urls {
+        tracing::info!(%url, "webhook receiver");
+    }
+
     let (control_tx, control_rx) = mpsc::channel(64);
     let registry = CallRegistry::default();
     let live = Arc::new(ApiCalls {
@@ -227,6 +233,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             registry,
             recordings: Recordings::new(cfg.data_dir.clone()),
             call_metrics: metaflow_proxy::metrics::CallEventMetrics::new(metrics.feature()),
+            webhooks,
         }
         .run(),
     );
@@ -296,6 +303,14 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     let _ = sip_task.await;
     let _ = api_stop_tx.send(());
     let _ = api_task.await;
+    // The SIP task dropped the webhook queues: give the senders a moment to deliver what is left.
+    let webhooks_done = futures_join_all(webhook_tasks);
+    if tokio::time::timeout(WEBHOOK_DRAIN, webhooks_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook events still queued at exit were not delivered");
+    }
     events.flush_and_close().await;
     let _ = events_task.await;
     tracing::info!("metaflow-proxy stopped");
@@ -338,6 +353,16 @@ pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> 
             block: cfg.rate_limit_block,
             max_sources: cfg.rate_limit_max_sources,
         }),
+    }
+}
+
+/// How long shutdown waits for the webhook senders to deliver their queues.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);
+
+/// Waits for every task in turn (each runs on its own meanwhile).
+async fn futures_join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
     }
 }
 

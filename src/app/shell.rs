@@ -68,6 +68,8 @@ pub struct SipTask {
     pub recordings: Recordings,
     /// Feature metrics counted from the published events.
     pub call_metrics: crate::metrics::CallEventMetrics,
+    /// The webhook receivers' queues.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// The recordings in progress and where their events arrive.
@@ -215,11 +217,12 @@ impl SipTask {
         self.publish(&call_id, &event);
     }
 
-    /// Writes a call event to the event log and the API's live-call view.
+    /// Writes a call event to the event log, the API's live-call view and the webhook queues.
     fn publish(&mut self, call_id: &str, event: &CallEvent) {
         self.call_metrics.observe(call_id, event, Instant::now());
         let ts = crate::events::clock::utc_now_rfc3339();
         self.registry.on_event(call_id, event, &ts);
+        self.webhooks.publish(call_id, event, &ts);
         self.events.emit_call(call_id, event);
     }
 

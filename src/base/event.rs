@@ -192,6 +192,35 @@ pub enum CallEvent {
     },
 }
 
+/// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
+/// kinds (the `webhook-events` key) is checked against.
+pub const CALL_EVENT_KINDS: [&str; 24] = [
+    "call_started",
+    "call_answered",
+    "call_rejected",
+    "call_cancelled",
+    "call_terminated",
+    "call_ended",
+    "digit",
+    "digit_ended",
+    "metaflow_armed",
+    "metaflow_match",
+    "metaflow_no_match",
+    "metaflow_release",
+    "module_run",
+    "module_outcome",
+    "recording_unchanged",
+    "recording_started",
+    "recording_stopped",
+    "recording_failed",
+    "transfer_refer_sent",
+    "transfer_accepted",
+    "transfer_notify",
+    "transfer_succeeded",
+    "transfer_failed",
+    "transfer_withdrawn",
+];
+
 impl CallEvent {
     /// The `event` value written to the log (`call_started`, `metaflow_match`, ...).
     pub fn kind(&self) -> &'static str {
@@ -263,6 +292,22 @@ mod tests {
             let value = serde_json::to_value(&event).unwrap();
             assert_eq!(value["event"], json!(event.kind()));
         }
+    }
+
+    #[test]
+    fn the_kinds_list_names_every_kind() {
+        let samples = [
+            CallEvent::CallAnswered,
+            CallEvent::CallCancelled,
+            CallEvent::TransferWithdrawn { status: None },
+        ];
+        for event in samples {
+            assert!(CALL_EVENT_KINDS.contains(&event.kind()));
+        }
+        let mut unique = CALL_EVENT_KINDS.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), CALL_EVENT_KINDS.len());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod netmatch;
 mod problem;
 
 pub use chain::ErrorChain;
-pub use event::{CallEvent, EventFields};
+pub use event::{CALL_EVENT_KINDS, CallEvent, EventFields};
 pub use leg::Leg;
 pub use netmatch::{TrustedSource, TrustedSourceError};
 pub use problem::{Problem, Problems};

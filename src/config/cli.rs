@@ -211,6 +211,22 @@ pub struct Cli {
     #[arg(long = "scanner-user-agent", value_name = "PREFIX")]
     pub scanner_user_agents: Vec<String>,
 
+    /// A URL call events are POSTed to (http:// only: no TLS client is built in); repeat for
+    /// several. Added to the file's webhook-urls.
+    #[arg(long = "webhook-url", value_name = "URL")]
+    pub webhook_urls: Vec<String>,
+
+    /// An event kind sent to the webhooks (call_started, digit, metaflow_match... or a Kazoo
+    /// hook name: channel_create, channel_answer, channel_destroy); repeat for several. Added
+    /// to the file's webhook-events; none sends every kind.
+    #[arg(long = "webhook-event", value_name = "KIND")]
+    pub webhook_events: Vec<String>,
+
+    /// The HMAC-SHA256 key signing webhook requests (X-Metaflow-Signature). Visible to other
+    /// users in the process list: prefer the file's webhook-secret.
+    #[arg(long, value_name = "SECRET")]
+    pub webhook_secret: Option<String>,
+
     /// Datagrams one source IP may send per --rate-limit-window before it is blocked; 0 turns
     /// the per-source rate limit off. The upstream PBX is never limited [default: 200].
     #[arg(long, value_name = "N")]

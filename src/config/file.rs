@@ -58,6 +58,24 @@ impl FileSource<'_> {
             .ok_or_else(|| self.invalid(key, format!("must be at least {min}, got {number}")))
     }
 
+    /// A list of strings, each as written.
+    fn strings<'v>(&self, key: &str, value: &'v Value) -> Result<Vec<&'v str>, ConfigError> {
+        let items = value.as_array().ok_or_else(|| {
+            self.invalid(
+                key,
+                format!("expected a list of strings, got {}", kind(value)),
+            )
+        })?;
+        items
+            .iter()
+            .map(|item| {
+                item.as_str().ok_or_else(|| {
+                    self.invalid(key, format!("expected strings, got {}", kind(item)))
+                })
+            })
+            .collect()
+    }
+
     fn tokens(&self, key: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
         let items = value.as_array().ok_or_else(|| {
             self.invalid(
@@ -309,6 +327,33 @@ impl Config {
                 let limit = file.integer(key, value, 1)?;
                 self.rate_limit_max_sources = usize::try_from(limit)
                     .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+            }
+            "webhook-urls" => {
+                self.webhook_urls = file
+                    .strings(key, value)?
+                    .into_iter()
+                    .map(|text| {
+                        crate::webhooks::WebhookUrl::parse(text).map_err(|e| file.invalid(key, e))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "webhook-events" => {
+                let mut kinds: Vec<String> = Vec::new();
+                for text in file.strings(key, value)? {
+                    let kind = crate::webhooks::config::parse_event_kind(text)
+                        .map_err(|e| file.invalid(key, e))?;
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+                self.webhook_events = kinds;
+            }
+            "webhook-secret" => {
+                let text = text()?;
+                self.webhook_secret = Some(
+                    crate::webhooks::WebhookSecret::parse(text)
+                        .map_err(|e| file.invalid(key, e))?,
+                );
             }
             unknown => {
                 return Err(ConfigError::UnknownKey {

@@ -167,6 +167,26 @@ impl Config {
                 self.scanner_user_agents.push(prefix);
             }
         }
+        for text in &cli.webhook_urls {
+            let url = crate::webhooks::WebhookUrl::parse(text)
+                .map_err(|e| invalid_flag("webhook-url", e))?;
+            if !self.webhook_urls.contains(&url) {
+                self.webhook_urls.push(url);
+            }
+        }
+        for text in &cli.webhook_events {
+            let kind = crate::webhooks::config::parse_event_kind(text)
+                .map_err(|e| invalid_flag("webhook-event", e))?;
+            if !self.webhook_events.contains(&kind) {
+                self.webhook_events.push(kind);
+            }
+        }
+        if let Some(text) = &cli.webhook_secret {
+            self.webhook_secret = Some(
+                crate::webhooks::WebhookSecret::parse(text)
+                    .map_err(|e| invalid_flag("webhook-secret", e))?,
+            );
+        }
         if let Some(requests) = cli.rate_limit_requests {
             self.rate_limit_requests = check_rate_limit_requests(requests)
                 .map_err(|e| invalid_flag("rate-limit-requests", e))?;

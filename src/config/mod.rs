@@ -29,7 +29,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 42] = [
+pub const KNOWN_KEYS: [&str; 45] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -72,6 +72,9 @@ pub const KNOWN_KEYS: [&str; 42] = [
     "rate-limit-window",
     "rate-limit-block",
     "rate-limit-max-sources",
+    "webhook-urls",
+    "webhook-events",
+    "webhook-secret",
 ];
 
 /// How log lines are written: human-readable text or one JSON object per line for collectors.
@@ -206,6 +209,14 @@ pub struct Config {
     /// The most source IPs the rate limiter tracks; beyond it the oldest entry is evicted
     /// (key `rate-limit-max-sources`).
     pub rate_limit_max_sources: usize,
+    /// Where call events are POSTed (key `webhook-urls`; `--webhook-url` adds); none turns
+    /// webhooks off.
+    pub webhook_urls: Vec<crate::webhooks::WebhookUrl>,
+    /// The event kinds sent to the webhooks, as our event names (Kazoo hook names are mapped
+    /// at load); empty sends every kind (key `webhook-events`; `--webhook-event` adds).
+    pub webhook_events: Vec<String>,
+    /// The HMAC-SHA256 key signing webhook requests (key `webhook-secret`).
+    pub webhook_secret: Option<crate::webhooks::WebhookSecret>,
 }
 
 impl Default for Config {
@@ -256,6 +267,9 @@ impl Default for Config {
             rate_limit_window: Duration::from_secs(2),
             rate_limit_block: Duration::from_secs(60),
             rate_limit_max_sources: 10_000,
+            webhook_urls: Vec::new(),
+            webhook_events: Vec::new(),
+            webhook_secret: None,
         }
     }
 }
@@ -308,6 +322,15 @@ impl Config {
             mode: self.rtp_latch,
             learning_window: self.rtp_learning,
             source_match: self.rtp_source_match,
+        }
+    }
+
+    /// What the webhook senders need: receivers, filter and key.
+    pub fn webhook_settings(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            urls: self.webhook_urls.clone(),
+            filter: crate::webhooks::EventFilter::new(self.webhook_events.clone()),
+            secret: self.webhook_secret.clone(),
         }
     }
 

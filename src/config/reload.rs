@@ -88,6 +88,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         max_registrations: _,
         sip_advertise: _,
         media_advertise: _,
+        webhook_urls: _,
+        webhook_events: _,
+        webhook_secret: _,
     } = old;
     let mut changed: Vec<&'static str> = Vec::new();
     let mut check = |key: &'static str, differs: bool| {
@@ -200,6 +203,10 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "rate-limit-max-sources",
         old.rate_limit_max_sources != new.rate_limit_max_sources,
     );
+    // The webhook senders are started once with the process (restart-only, like the event log).
+    check("webhook-urls", old.webhook_urls != new.webhook_urls);
+    check("webhook-events", old.webhook_events != new.webhook_events);
+    check("webhook-secret", old.webhook_secret != new.webhook_secret);
     let (applied, need_restart) = changed.into_iter().partition(|k| RELOADABLE.contains(k));
     Changes {
         applied,
@@ -230,6 +237,19 @@ mod tests {
             ["log-level", "max-calls", "scanner-user-agents"]
         );
         assert_eq!(found.need_restart, ["rtp-ports", "sip-t1-ms"]);
+    }
+
+    #[test]
+    fn webhook_keys_wait_for_a_restart() {
+        let old = Config::default();
+        let new = Config {
+            webhook_events: vec!["digit".into()],
+            webhook_urls: vec![crate::webhooks::WebhookUrl::parse("http://127.0.0.1:1/").unwrap()],
+            ..old.clone()
+        };
+        let found = changes(&old, &new);
+        assert!(found.applied.is_empty());
+        assert_eq!(found.need_restart, ["webhook-urls", "webhook-events"]);
     }
 
     #[test]

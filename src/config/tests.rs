@@ -405,6 +405,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         max_registrations: _,
         sip_advertise: _,
         media_advertise: _,
+        webhook_urls: _,
+        webhook_events: _,
+        webhook_secret: _,
     } = config;
     vec![
         "sip-listen",
@@ -450,6 +453,9 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "max-registrations",
         "sip-advertise",
         "media-advertise",
+        "webhook-urls",
+        "webhook-events",
+        "webhook-secret",
     ]
 }
 
@@ -673,6 +679,8 @@ fn every_key_is_also_a_flag() {
         "api-auth-tokens" => "api-auth-token".to_owned(),
         "scanner-user-agents" => "scanner-user-agent".to_owned(),
         "pbx-addresses" => "pbx-address".to_owned(),
+        "webhook-urls" => "webhook-url".to_owned(),
+        "webhook-events" => "webhook-event".to_owned(),
         other => other.to_owned(),
     };
     let missing: Vec<&str> = KNOWN_KEYS
@@ -726,4 +734,52 @@ fn the_former_file_only_keys_load_from_flags() {
     );
     let err = Config::load(&cli(&["--max-calls", "0"])).unwrap_err();
     assert!(err.to_string().contains("--max-calls"), "{err}");
+}
+
+/// The webhook keys load from the file and the flags (which add), map Kazoo hook names to our
+/// kinds and refuse https and unknown kinds with the key's name.
+#[test]
+fn webhook_keys_load_from_file_and_flags() {
+    let file = write_config(
+        "webhook-urls = [\"http://127.0.0.1:9000/hooks\"]\n\
+         webhook-events = [\"channel_create\", \"metaflow_match\"]\n\
+         webhook-secret = \"k\"\n",
+    );
+    let config = Config::load(&cli(&[
+        "--config",
+        file.path().to_str().unwrap(),
+        "--webhook-url",
+        "http://127.0.0.1:9001/",
+        "--webhook-event",
+        "channel_destroy",
+    ]))
+    .unwrap();
+    let urls: Vec<String> = config
+        .webhook_urls
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        urls,
+        ["http://127.0.0.1:9000/hooks", "http://127.0.0.1:9001/"]
+    );
+    assert_eq!(
+        config.webhook_events,
+        ["call_started", "metaflow_match", "call_ended"]
+    );
+    assert_eq!(config.webhook_secret.as_ref().unwrap().as_bytes(), b"k");
+    assert!(
+        !format!("{config:?}").contains("\"k\""),
+        "the secret is not in Debug"
+    );
+
+    let err = load_text("webhook-urls = [\"https://hooks.example/\"]\n").unwrap_err();
+    assert!(err.to_string().contains("webhook-urls"), "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let err = load_text("webhook-events = [\"channel_bridge\"]\n").unwrap_err();
+    assert!(err.to_string().contains("webhook-events"), "{err}");
+    let err = load_text("webhook-secret = \"\"\n").unwrap_err();
+    assert!(err.to_string().contains("webhook-secret"), "{err}");
+    let err = Config::load(&cli(&["--webhook-url", "https://x/"])).unwrap_err();
+    assert!(err.to_string().contains("--webhook-url"), "{err}");
 }

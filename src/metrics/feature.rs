@@ -79,6 +79,23 @@ struct ApiLabels {
     status: u16,
 }
 
+/// Labels of webhook events: what became of them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookResultLabels {
+    /// `sent`, `dropped_queue_full` or `dropped_failed`.
+    result: &'static str,
+}
+
+/// Labels of webhook requests: the receiver's status code, or `error` when none came.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookStatusLabels {
+    /// The HTTP status code, or `error`.
+    status: String,
+}
+
+/// What became of a webhook event, created at start so the series exist at zero.
+pub const WEBHOOK_RESULTS: [&str; 3] = ["sent", "dropped_queue_full", "dropped_failed"];
+
 /// Labels naming a SIP method.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -102,6 +119,8 @@ pub struct FeatureMetrics {
     api_requests: Family<ApiLabels, Counter>,
     decision_seconds: Histogram,
     transaction_seconds: Family<MethodLabels, Histogram>,
+    webhook_events: Family<WebhookResultLabels, Counter>,
+    webhook_requests: Family<WebhookStatusLabels, Counter>,
 }
 
 /// Outcomes of a blind transfer, created at start so the series exist at zero.
@@ -123,7 +142,14 @@ impl FeatureMetrics {
             api_requests: Family::default(),
             decision_seconds: Histogram::new(DECISION_BUCKETS),
             transaction_seconds: Family::new_with_constructor(transaction_histogram),
+            webhook_events: Family::default(),
+            webhook_requests: Family::default(),
         };
+        for result in WEBHOOK_RESULTS {
+            let _ = metrics
+                .webhook_events
+                .get_or_create(&WebhookResultLabels { result });
+        }
         // Series that exist from the start, so rates and alerts see 0 rather than nothing.
         for source in ["rfc4733", "info"] {
             for leg in [Leg::A, Leg::B] {
@@ -205,6 +231,31 @@ impl FeatureMetrics {
             "Time from a request the proxy sent to its final response, by method",
             self.transaction_seconds.clone(),
         );
+        r.register(
+            "webhook_events",
+            "Call events for webhook receivers, by result (sent, dropped_queue_full, \
+             dropped_failed), counted once per receiver",
+            self.webhook_events.clone(),
+        );
+        r.register(
+            "webhook_requests",
+            "Webhook POSTs (retries included), by the receiver's status or error",
+            self.webhook_requests.clone(),
+        );
+    }
+
+    /// `count` webhook events for one receiver ended as `result` (see [`WEBHOOK_RESULTS`]).
+    pub fn webhook_events(&self, result: &'static str, count: u64) {
+        self.webhook_events
+            .get_or_create(&WebhookResultLabels { result })
+            .inc_by(count);
+    }
+
+    /// A webhook POST was answered with `status` (a code, or `error`).
+    pub fn webhook_request(&self, status: String) {
+        self.webhook_requests
+            .get_or_create(&WebhookStatusLabels { status })
+            .inc();
     }
 
     /// A key press arrived on `leg` by `source` (`rtp` or `rfc4733`, `info`).

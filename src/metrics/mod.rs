@@ -23,7 +23,7 @@ mod tests;
 
 pub use calls::CallEventMetrics;
 pub use exposition::{write_header, write_sample};
-pub use feature::{FeatureMetrics, TRANSFER_OUTCOMES};
+pub use feature::{FeatureMetrics, TRANSFER_OUTCOMES, WEBHOOK_RESULTS};
 
 /// Prefix of every metric name the proxy exposes.
 pub const PREFIX: &str = "metaflow_proxy_";
