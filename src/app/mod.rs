@@ -10,3 +10,6 @@ pub mod notify;
 pub mod registry;
 pub mod shell;
 pub mod startup;
+
+#[cfg(test)]
+mod scrape_cost;

@@ -335,11 +335,17 @@ impl Metrics {
         for source in sources.iter() {
             source.render_prometheus(&mut out);
         }
-        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+        self.render_registry_into(&mut out);
+        out
+    }
+
+    /// Appends the `prometheus-client` registry's part of the scrape (the feature families and
+    /// the process series) to `out`; also what the scrape-cost measurement times on its own.
+    pub fn render_registry_into(&self, out: &mut String) {
+        if prometheus_client::encoding::prometheus_text::encode(out, &self.registry).is_err() {
             // Writing to a String cannot fail; a collector that does only loses its own lines.
             tracing::warn!("metrics registry could not be rendered");
         }
-        out
     }
 }
 
