@@ -1,4 +1,5 @@
-//! Command line: run the proxy (the default), `check-config`, or `analyze` a capture offline.
+//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline, or
+//! `ctl` a running proxy over its API.
 //!
 //! Run flags mirror the configuration file's keys; `Config::load` merges them over the file.
 
@@ -259,6 +260,8 @@ pub enum Command {
         #[arg(long, value_name = "PT[/RATE]", value_parser = parse_event_pt)]
         event_pt: Option<EventPayloadType>,
     },
+    /// Control a running proxy over its HTTP API: calls, hangup, reload, stats.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 /// A telephone-event payload type forced on the command line, e.g. `101/8000`.
