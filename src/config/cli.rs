@@ -396,6 +396,37 @@ mod tests {
     }
 
     #[test]
+    fn ctl_takes_its_options_before_or_after_the_action() {
+        use crate::ctl::{CtlAction, CtlArgs};
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "ctl",
+            "--api",
+            "127.0.0.1:9000",
+            "hangup",
+            "abc@host",
+            "--json",
+            "--token",
+            "t",
+        ]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Ctl(CtlArgs {
+                action: CtlAction::Hangup {
+                    call_id: "abc@host".into(),
+                    account: None,
+                },
+                api: Some("127.0.0.1:9000".into()),
+                token: Some("t".into()),
+                config: None,
+                json: true,
+            }))
+        );
+        assert!(Cli::try_parse_from(["metaflow-proxy", "ctl"]).is_err());
+        assert!(Cli::try_parse_from(["metaflow-proxy", "ctl", "hangup"]).is_err());
+    }
+
+    #[test]
     fn event_pt_accepts_pt_and_rate_only_in_range() {
         assert_eq!(
             parse_event_pt("96"),
