@@ -261,6 +261,7 @@ pub enum Command {
         event_pt: Option<EventPayloadType>,
     },
     /// Control a running proxy over its HTTP API: calls, hangup, reload, stats.
+    #[command(long_about = crate::ctl::LONG_ABOUT)]
     Ctl(crate::ctl::CtlArgs),
 }
 

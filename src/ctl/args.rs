@@ -4,19 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-/// Options of `metaflow-proxy ctl`, valid before or after the action.
-#[derive(Debug, Clone, Args, PartialEq, Eq)]
-#[command(
-    about = "Control a running metaflow-proxy over its HTTP API: list calls, hang one up, reload \
-the configuration, show counters",
-    long_about = "Control a running metaflow-proxy over its HTTP API, in the spirit of kamcmd and \
+/// The long help of `metaflow-proxy ctl --help`: where the address and the token come from,
+/// and the exit status.
+pub const LONG_ABOUT: &str = "Control a running metaflow-proxy over its HTTP API, in the spirit of kamcmd and \
 rtpengine-ctl.\n\n\
 The API address is --api, else the api-listen of --config FILE, else 127.0.0.1:8000. The token \
 is --token, else $METAFLOW_PROXY_TOKEN, else the first api-auth-tokens of --config FILE, else the \
 generated token in DATA_DIR/api-token (DATA_DIR: the data-dir of --config FILE, else ./data).\n\n\
 Exit status: 0 when the action succeeded, 1 when it did not (the reason on standard error), \
-2 for a command line error."
-)]
+2 for a command line error.";
+
+/// Options of `metaflow-proxy ctl`, valid before or after the action.
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
 pub struct CtlArgs {
     /// What to do.
     #[command(subcommand)]

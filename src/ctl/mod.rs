@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use args::{CtlAction, CtlArgs};
+pub use args::{CtlAction, CtlArgs, LONG_ABOUT};
 pub use target::{DEFAULT_API, TOKEN_ENV, Target, TokenSource};
 
 use crate::config::ConfigError;
