@@ -33,21 +33,21 @@ pub(crate) struct Reloader {
 }
 
 impl Reloader {
-    /// Handles one SIGHUP (or `POST /v2/system/reload`) and returns what it did, as it logs it.
-    /// Calls in progress are never touched.
-    pub(crate) async fn reload(&mut self) -> ReloadOutcome {
+    /// Handles one SIGHUP (or `POST /v2/system/reload`) and returns what it did, as it logs it;
+    /// `via` starts every log line (`SIGHUP`, `API reload`). Calls in progress are never touched.
+    pub(crate) async fn reload(&mut self, via: &str) -> ReloadOutcome {
         self.events.reopen().await;
         let new = match Config::load(&self.cli) {
             Ok(new) => new,
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                tracing::error!(error = %err, "{via}: the configuration does not load; nothing changed");
                 return ReloadOutcome::refused(err.to_string());
             }
         };
         let preflight = match startup::preflight(&new) {
             Ok(preflight) => preflight,
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: the configuration does not load; nothing changed");
+                tracing::error!(error = %err, "{via}: the configuration does not load; nothing changed");
                 return ReloadOutcome::refused(err.to_string());
             }
         };
@@ -57,13 +57,13 @@ impl Reloader {
             match self.log_level.set(&new.log_level) {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!("SIGHUP: log-level changed but RUST_LOG is set and wins");
+                    tracing::warn!("{via}: log-level changed but RUST_LOG is set and wins");
                     outcome
                         .problems
                         .push("log-level changed but RUST_LOG is set and wins".into());
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, "SIGHUP: log-level not applied");
+                    tracing::error!(error = %err, "{via}: log-level not applied");
                     outcome
                         .problems
                         .push(format!("log-level not applied: {err}"));
@@ -79,15 +79,15 @@ impl Reloader {
         })
         .await;
         match synced {
-            Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP: metaflows file"),
+            Ok(Ok(outcome)) => tracing::info!(?outcome, "{via}: metaflows file"),
             Ok(Err(err)) => {
-                tracing::error!(error = %err, "SIGHUP: metaflows file not applied");
+                tracing::error!(error = %err, "{via}: metaflows file not applied");
                 outcome
                     .problems
                     .push(format!("metaflows file not applied: {err}"));
             }
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: metaflows file not applied");
+                tracing::error!(error = %err, "{via}: metaflows file not applied");
                 outcome
                     .problems
                     .push(format!("metaflows file not applied: {err}"));
@@ -105,7 +105,7 @@ impl Reloader {
             .await
             .is_err()
         {
-            tracing::error!("SIGHUP: the SIP task is gone; call settings not applied");
+            tracing::error!("{via}: the SIP task is gone; call settings not applied");
             outcome
                 .problems
                 .push("the SIP task is gone; call settings not applied".into());
@@ -113,7 +113,7 @@ impl Reloader {
         tracing::info!(
             applied = ?found.applied,
             need_restart = ?found.need_restart,
-            "SIGHUP: configuration reloaded{}",
+            "{via}: configuration reloaded{}",
             if found.need_restart.is_empty() { "" } else { "; restart to apply the rest" }
         );
         outcome

@@ -270,13 +270,12 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         tokio::select! {
             _ = sighup.recv() => {
                 notify::reloading();
-                reloader.reload().await;
+                reloader.reload("SIGHUP").await;
                 notify::reloaded();
             }
             Some(reply) = reload_rx.recv() => {
-                tracing::info!("reload requested over the API");
                 notify::reloading();
-                let outcome = reloader.reload().await;
+                let outcome = reloader.reload("API reload").await;
                 notify::reloaded();
                 // The client may have gone away meanwhile; the reload is done either way.
                 let _ = reply.send(outcome);
