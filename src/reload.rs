@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
+use metaflow_proxy::api::v2::ReloadOutcome;
 use metaflow_proxy::api::v2::V2State;
 use metaflow_proxy::app::shell::Control;
 use metaflow_proxy::app::startup;
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
-use metaflow_proxy::config::reload::{ReloadOutcome, changes};
+use metaflow_proxy::config::reload::changes;
 use metaflow_proxy::events::EventLog;
 use metaflow_proxy::events::logging::LogLevel;
 
@@ -52,7 +53,7 @@ impl Reloader {
             }
         };
         let found = changes(&self.current, &new);
-        let mut outcome = ReloadOutcome::accepted(&found);
+        let mut outcome = ReloadOutcome::accepted(&found.applied, &found.need_restart);
         if found.applied.contains(&"log-level") {
             match self.log_level.set(&new.log_level) {
                 Ok(true) => {}

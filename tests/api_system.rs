@@ -5,7 +5,7 @@
 mod api_support;
 
 use axum::http::StatusCode;
-use metaflow_proxy::config::reload::ReloadOutcome;
+use metaflow_proxy::api::v2::ReloadOutcome;
 use serde_json::json;
 use tokio::sync::mpsc;
 

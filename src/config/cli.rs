@@ -261,8 +261,8 @@ pub enum Command {
         event_pt: Option<EventPayloadType>,
     },
     /// Control a running proxy over its HTTP API: calls, hangup, reload, stats.
-    #[command(long_about = crate::ctl::LONG_ABOUT)]
-    Ctl(crate::ctl::CtlArgs),
+    #[command(long_about = super::ctl_args::LONG_ABOUT)]
+    Ctl(super::ctl_args::CtlArgs),
 }
 
 /// A telephone-event payload type forced on the command line, e.g. `101/8000`.
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn ctl_takes_its_options_before_or_after_the_action() {
-        use crate::ctl::{CtlAction, CtlArgs};
+        use crate::config::ctl_args::{CtlAction, CtlArgs};
         let cli = Cli::parse_from([
             "metaflow-proxy",
             "ctl",

@@ -41,52 +41,6 @@ impl Changes {
     }
 }
 
-/// What one reload did, as `POST /v2/system/reload` answers it and `metaflow-proxy ctl reload`
-/// prints it: the same outcome SIGHUP logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ReloadOutcome {
-    /// `false` when the configuration did not load and nothing changed (`refused` says why).
-    pub reloaded: bool,
-    /// Changed keys applied now.
-    pub applied: Vec<String>,
-    /// Changed keys that keep their old value until the next restart.
-    pub need_restart: Vec<String>,
-    /// Parts of an accepted reload that could not be applied (the metaflows file, the log level).
-    pub problems: Vec<String>,
-    /// Why the configuration was refused, when it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
-}
-
-impl ReloadOutcome {
-    /// A reload refused because the configuration does not load: nothing changed.
-    pub fn refused(reason: impl Into<String>) -> Self {
-        Self {
-            refused: Some(reason.into()),
-            ..Self::default()
-        }
-    }
-
-    /// An accepted reload of `changes`; problems are added as they happen.
-    pub fn accepted(changes: &Changes) -> Self {
-        Self {
-            reloaded: true,
-            applied: changes
-                .applied
-                .iter()
-                .map(|key| (*key).to_owned())
-                .collect(),
-            need_restart: changes
-                .need_restart
-                .iter()
-                .map(|key| (*key).to_owned())
-                .collect(),
-            problems: Vec::new(),
-            refused: None,
-        }
-    }
-}
-
 /// Compares two configurations key by key.
 pub fn changes(old: &Config, new: &Config) -> Changes {
     // Stops compiling when a field is added, so a new key cannot be left out of the comparison.

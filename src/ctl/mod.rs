@@ -3,7 +3,6 @@
 //! the metrics. Everything goes through the API the proxy already serves, so it works wherever
 //! the API is reachable and needs no other access to the process.
 
-mod args;
 mod calls;
 mod http;
 mod stats;
@@ -14,7 +13,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use args::{CtlAction, CtlArgs, LONG_ABOUT};
+pub use crate::config::ctl_args::{CtlAction, CtlArgs, LONG_ABOUT};
 pub use target::{DEFAULT_API, TOKEN_ENV, Target, TokenSource};
 
 use crate::config::ConfigError;

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::CtlError;
-use super::args::CtlArgs;
 use crate::api::v2::TOKEN_FILE_NAME;
 use crate::config::Config;
+use crate::config::ctl_args::CtlArgs;
 
 /// The environment variable read for the token when `--token` is not given.
 pub const TOKEN_ENV: &str = "METAFLOW_PROXY_TOKEN";

@@ -30,7 +30,7 @@ pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
 pub use envelope::ApiError;
 pub use metaflows::MetaflowOwner;
 pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
-pub use system::ReloadRequests;
+pub use system::{ReloadOutcome, ReloadRequests};
 
 /// Metaflow modules the proxy can execute; any other `module` name is refused.
 pub const KNOWN_MODULES: &[&str] = crate::modules::KNOWN;

@@ -7,7 +7,46 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::envelope::Reply;
 use super::{ApiError, V2State};
-use crate::config::reload::ReloadOutcome;
+
+/// What one reload did, as `POST /v2/system/reload` answers it and `metaflow-proxy ctl reload`
+/// prints it: the same outcome SIGHUP logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadOutcome {
+    /// `false` when the configuration did not load and nothing changed (`refused` says why).
+    pub reloaded: bool,
+    /// Changed keys applied now.
+    pub applied: Vec<String>,
+    /// Changed keys that keep their old value until the next restart.
+    pub need_restart: Vec<String>,
+    /// Parts of an accepted reload that could not be applied (the metaflows file, the log level).
+    pub problems: Vec<String>,
+    /// Why the configuration was refused, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl ReloadOutcome {
+    /// A reload refused because the configuration does not load: nothing changed.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Self {
+            refused: Some(reason.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An accepted reload that changed the keys `applied` and `need_restart`; problems are
+    /// added as they happen.
+    pub fn accepted(applied: &[&str], need_restart: &[&str]) -> Self {
+        let owned = |keys: &[&str]| keys.iter().map(|key| (*key).to_owned()).collect();
+        Self {
+            reloaded: true,
+            applied: owned(applied),
+            need_restart: owned(need_restart),
+            problems: Vec::new(),
+            refused: None,
+        }
+    }
+}
 
 /// Where the API asks the process to reload: each request carries the sender its outcome comes
 /// back on. The signal loop that handles SIGHUP receives them, so both run one reload at a time.

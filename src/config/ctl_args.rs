@@ -1,4 +1,5 @@
-//! The `metaflow-proxy ctl` command line: where the API is, which token, and what to do.
+//! The `metaflow-proxy ctl` command line (a subcommand of [`super::cli::Cli`]): where the API
+//! is, which token, and what to do. The client itself is in src/ctl.
 
 use std::path::PathBuf;
 
