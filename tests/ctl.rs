@@ -237,6 +237,30 @@ fn a_wrong_token_and_a_dead_address_are_explained() {
         "{stderr}"
     );
 
+    // The first api-auth-tokens of --config is used before any token file.
+    let configured = dir.path().join("configured.toml");
+    std::fs::write(
+        &configured,
+        format!("api-listen = \"{api}\"\napi-auth-tokens = [\"{TOKEN}\"]\n"),
+    )
+    .unwrap();
+    let from_config = ctl(&["--config", configured.to_str().unwrap(), "calls"]);
+    assert!(from_config.status.success(), "{:?}", text(&from_config));
+
+    // No token anywhere: the message names the file looked for and the other ways.
+    let none = Command::new(BIN)
+        .args(["ctl", "--api", &api, "calls"])
+        .current_dir(dir.path().join("data"))
+        .env_remove("METAFLOW_PROXY_TOKEN")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&none);
+    assert_eq!(none.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no API token") && stderr.contains("--token"),
+        "{stderr}"
+    );
+
     let env = Command::new(BIN)
         .args(["ctl", "--api", &api, "calls"])
         .env("METAFLOW_PROXY_TOKEN", TOKEN)
