@@ -13,6 +13,7 @@ pub mod base;
 pub mod capture;
 pub mod config;
 pub mod connlimit;
+pub mod ctl;
 pub mod dtmf;
 pub mod events;
 pub mod media;

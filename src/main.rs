@@ -1,5 +1,6 @@
 //! The `metaflow-proxy` binary: parses the command line, then runs the proxy, checks a config
-//! file, or analyses a capture. This is the only place `anyhow` is used.
+//! file, analyses a capture, or controls a running proxy
+//! (`ctl`). This is the only place `anyhow` is used.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::CheckConfig { config }) => check_config(config),
         Some(Command::Analyze { .. }) => analyze(&cli),
+        Some(Command::Ctl(args)) => ctl(args),
         None => run::run(&cli),
     };
     match result {
@@ -26,6 +28,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ctl`: one action against a running proxy's API; its errors already say what to do.
+fn ctl(args: &metaflow_proxy::ctl::CtlArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    metaflow_proxy::ctl::run(args, &mut out)?;
+    Ok(())
 }
 
 /// Validates what start-up validates, through the same functions: the file's keys, then the

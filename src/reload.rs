@@ -1,10 +1,11 @@
-//! SIGHUP: reload what can change while calls run, reopen the event log, and say what changed
+//! SIGHUP (or `POST /v2/system/reload`): reload what can change while calls run, reopen the event log, and say what changed
 //! and what waits for a restart. A configuration that does not load changes nothing.
 
 use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
+use metaflow_proxy::api::v2::ReloadOutcome;
 use metaflow_proxy::api::v2::V2State;
 use metaflow_proxy::app::shell::Control;
 use metaflow_proxy::app::startup;
@@ -34,31 +35,41 @@ pub(crate) struct Reloader {
 }
 
 impl Reloader {
-    /// Handles one SIGHUP. Calls in progress are never touched.
-    pub(crate) async fn reload(&mut self) {
+    /// Handles one SIGHUP (or `POST /v2/system/reload`) and returns what it did, as it logs it;
+    /// `via` starts every log line (`SIGHUP`, `API reload`). Calls in progress are never touched.
+    pub(crate) async fn reload(&mut self, via: &str) -> ReloadOutcome {
         self.events.reopen().await;
         let new = match Config::load(&self.cli) {
             Ok(new) => new,
             Err(err) => {
-                tracing::error!(error = %ErrorChain(&err), "SIGHUP: the configuration does not load; nothing changed");
-                return;
+                tracing::error!(error = %ErrorChain(&err), "{via}: the configuration does not load; nothing changed");
+                return ReloadOutcome::refused(ErrorChain(&err).to_string());
             }
         };
         let preflight = match startup::preflight(&new) {
             Ok(preflight) => preflight,
             Err(err) => {
-                tracing::error!(error = %ErrorChain(&err), "SIGHUP: the configuration does not load; nothing changed");
-                return;
+                tracing::error!(error = %ErrorChain(&err), "{via}: the configuration does not load; nothing changed");
+                return ReloadOutcome::refused(ErrorChain(&err).to_string());
             }
         };
         let found = changes(&self.current, &new);
+        let mut outcome = ReloadOutcome::accepted(&found.applied, &found.need_restart);
         if found.applied.contains(&"log-level") {
             match self.log_level.set(&new.log_level) {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!("SIGHUP: log-level changed but RUST_LOG is set and wins")
+                    tracing::warn!("{via}: log-level changed but RUST_LOG is set and wins");
+                    outcome
+                        .problems
+                        .push("log-level changed but RUST_LOG is set and wins".into());
                 }
-                Err(err) => tracing::error!(error = %err, "SIGHUP: log-level not applied"),
+                Err(err) => {
+                    tracing::error!(error = %err, "{via}: log-level not applied");
+                    outcome
+                        .problems
+                        .push(format!("log-level not applied: {err}"));
+                }
             }
         }
         // The file is read again even when its name did not change: its content may have.
@@ -70,9 +81,19 @@ impl Reloader {
         })
         .await;
         match synced {
-            Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP: metaflows file"),
-            Ok(Err(err)) => tracing::error!(error = %err, "SIGHUP: metaflows file not applied"),
-            Err(err) => tracing::error!(error = %err, "SIGHUP: metaflows file not applied"),
+            Ok(Ok(outcome)) => tracing::info!(?outcome, "{via}: metaflows file"),
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "{via}: metaflows file not applied");
+                outcome
+                    .problems
+                    .push(format!("metaflows file not applied: {err}"));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "{via}: metaflows file not applied");
+                outcome
+                    .problems
+                    .push(format!("metaflows file not applied: {err}"));
+            }
         }
         self.apply(&new);
         let core = crate::run::core_config(
@@ -86,14 +107,18 @@ impl Reloader {
             .await
             .is_err()
         {
-            tracing::error!("SIGHUP: the SIP task is gone; call settings not applied");
+            tracing::error!("{via}: the SIP task is gone; call settings not applied");
+            outcome
+                .problems
+                .push("the SIP task is gone; call settings not applied".into());
         }
         tracing::info!(
             applied = ?found.applied,
             need_restart = ?found.need_restart,
-            "SIGHUP: configuration reloaded{}",
+            "{via}: configuration reloaded{}",
             if found.need_restart.is_empty() { "" } else { "; restart to apply the rest" }
         );
+        outcome
     }
 
     /// Takes the reloadable keys of `new` into the configuration in force.

@@ -137,6 +137,9 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         node_normaliser(),
     )
     .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
+    // `POST /v2/system/reload` asks the signal loop below, which runs the SIGHUP reload.
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    v2.serve_reloads(reload_tx);
     let store = v2.store();
     metrics.add_source(store.health());
     tokio::spawn(recover_store(Arc::clone(&store)));
@@ -274,8 +277,15 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         tokio::select! {
             _ = sighup.recv() => {
                 notify::reloading();
-                reloader.reload().await;
+                reloader.reload("SIGHUP").await;
                 notify::reloaded();
+            }
+            Some(reply) = reload_rx.recv() => {
+                notify::reloading();
+                let outcome = reloader.reload("API reload").await;
+                notify::reloaded();
+                // The client may have gone away meanwhile; the reload is done either way.
+                let _ = reply.send(outcome);
             }
             _ = sigterm.recv() => {
                 let grace = reloader.current.shutdown_grace;

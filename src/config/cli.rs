@@ -1,4 +1,5 @@
-//! Command line: run the proxy (the default), `check-config`, or `analyze` a capture offline.
+//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline, or
+//! `ctl` a running proxy over its API.
 //!
 //! Run flags mirror the configuration file's keys; `Config::load` merges them over the file.
 
@@ -275,6 +276,9 @@ pub enum Command {
         #[arg(long, value_name = "PT[/RATE]", value_parser = parse_event_pt)]
         event_pt: Option<EventPayloadType>,
     },
+    /// Control a running proxy over its HTTP API: calls, hangup, reload, stats.
+    #[command(long_about = super::ctl_args::LONG_ABOUT)]
+    Ctl(super::ctl_args::CtlArgs),
 }
 
 /// A telephone-event payload type forced on the command line, e.g. `101/8000`.
@@ -406,6 +410,37 @@ mod tests {
                 }),
             })
         );
+    }
+
+    #[test]
+    fn ctl_takes_its_options_before_or_after_the_action() {
+        use crate::config::ctl_args::{CtlAction, CtlArgs};
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "ctl",
+            "--api",
+            "127.0.0.1:9000",
+            "hangup",
+            "abc@host",
+            "--json",
+            "--token",
+            "t",
+        ]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Ctl(CtlArgs {
+                action: CtlAction::Hangup {
+                    call_id: "abc@host".into(),
+                    account: None,
+                },
+                api: Some("127.0.0.1:9000".into()),
+                token: Some("t".into()),
+                config: None,
+                json: true,
+            }))
+        );
+        assert!(Cli::try_parse_from(["metaflow-proxy", "ctl"]).is_err());
+        assert!(Cli::try_parse_from(["metaflow-proxy", "ctl", "hangup"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! its default in `config/metaflow-proxy.toml`.
 
 pub mod cli;
+pub mod ctl_args;
 mod error;
 mod file;
 mod flags;

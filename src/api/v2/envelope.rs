@@ -60,6 +60,13 @@ pub enum ApiError {
         /// The current revision, `None` when the document does not exist.
         current: Option<String>,
     },
+    /// The request is understood but cannot be carried out as things are (a reload whose
+    /// configuration does not load).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The operation is not available in this process right now.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed; nothing was changed.
     #[error("datastore fault")]
     Store(#[from] StoreError),
@@ -88,6 +95,8 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

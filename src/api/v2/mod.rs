@@ -16,9 +16,10 @@ mod nodes;
 mod request;
 mod routes;
 mod schema;
+mod system;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -29,6 +30,7 @@ pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
 pub use envelope::ApiError;
 pub use metaflows::MetaflowOwner;
 pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
+pub use system::{ReloadOutcome, ReloadRequests};
 
 /// Metaflow modules the proxy can execute; any other `module` name is refused.
 pub const KNOWN_MODULES: &[&str] = crate::modules::KNOWN;
@@ -84,6 +86,8 @@ struct Shared {
     normaliser: NodeNormaliser,
     node_id: String,
     default_account_id: String,
+    /// Where `POST /v2/system/reload` sends its requests; unset, the route answers 503.
+    reload: OnceLock<ReloadRequests>,
 }
 
 impl V2State {
@@ -131,9 +135,16 @@ impl V2State {
                 normaliser,
                 node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
                 default_account_id: default_account_id.to_owned(),
+                reload: OnceLock::new(),
             }),
         };
         Ok((state, directory))
+    }
+
+    /// Lets `POST /v2/system/reload` reach the process's reloader; only the first call counts
+    /// (a process has one reloader). Without it the route answers 503.
+    pub fn serve_reloads(&self, requests: ReloadRequests) {
+        let _ = self.shared.reload.set(requests);
     }
 
     /// The directory the call core resolves metaflows with (the one `open` returned).
