@@ -13,11 +13,12 @@ mod entities;
 mod envelope;
 mod metaflows;
 mod nodes;
+mod recordings;
 mod request;
 mod routes;
 mod schema;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -84,6 +85,8 @@ struct Shared {
     normaliser: NodeNormaliser,
     node_id: String,
     default_account_id: String,
+    /// Where recordings are kept (`DATA_DIR`).
+    data_dir: PathBuf,
 }
 
 impl V2State {
@@ -131,6 +134,7 @@ impl V2State {
                 normaliser,
                 node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
                 default_account_id: default_account_id.to_owned(),
+                data_dir: data_dir.to_path_buf(),
             }),
         };
         Ok((state, directory))

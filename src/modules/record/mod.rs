@@ -8,7 +8,9 @@
 //! timeline ([`align`]) and the file formats ([`wav`], [`crate::pcap::writer`]) are sans-IO.
 
 pub mod align;
+pub mod file_body;
 pub mod g711;
+pub mod library;
 pub mod params;
 mod recorder;
 mod runner;
@@ -21,14 +23,17 @@ mod tap;
 #[cfg(test)]
 mod test_support;
 mod types;
+pub mod upload_url;
 pub mod wav;
 
 /// Name of the module in metaflow nodes.
 pub const MODULE_NAME: &str = "record_call";
 
-pub use params::{RecordAction, RecordFormat, RecordParams, RecordStep, parse_params};
+pub use params::{
+    RecordAction, RecordFormat, RecordParams, RecordStep, UploadMethod, UploadTarget, parse_params,
+};
 pub use recorder::{Recorder, RecorderHandle};
-pub use runner::Kind;
+pub use runner::{Kind, TRIGGER_API, TRIGGER_KEY};
 pub use sdp_codecs::remember_codecs;
 pub use tap::{QUEUE_PACKETS, RecorderTap, SLOT_BYTES};
 pub use types::{

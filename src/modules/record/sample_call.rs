@@ -26,12 +26,14 @@ pub(crate) fn info(format: RecordFormat) -> RecordingInfo {
         a_uri: "sip:alice@example.com".into(),
         b_uri: "sip:bob@example.com".into(),
         started_by: "*9 by a-leg".into(),
+        leg: Some(crate::base::Leg::A),
         label: Some("quality".into()),
         format,
         codecs: LegCodecs {
             a: vec![(8, Codec::Pcma), (101, Codec::TelephoneEvent)],
             b: vec![(0, Codec::Pcmu)],
         },
+        upload: None,
     }
 }
 

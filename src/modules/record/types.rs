@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::base::Leg;
 
-use super::params::RecordFormat;
+use super::params::{RecordFormat, UploadTarget};
 
 /// RTP payload type PCMU has without SDP (RFC 3551).
 const STATIC_PCMU: u8 = 0;
@@ -99,14 +99,18 @@ pub struct RecordingInfo {
     pub a_uri: String,
     /// URI of the b-leg party.
     pub b_uri: String,
-    /// What started the recording, e.g. `*9 by a-leg`.
+    /// What started the recording, e.g. `code "9" by a-leg`, or `api` for a channel action.
     pub started_by: String,
+    /// The leg that dialed the code; `None` when the API started the recording.
+    pub leg: Option<Leg>,
     /// Free text from `data.label`.
     pub label: Option<String>,
     /// Requested format (WAV falls back to pcap when a leg's codec is not G.711).
     pub format: RecordFormat,
     /// Payload type mapping of both legs.
     pub codecs: LegCodecs,
+    /// Where the finished recording is sent (`data.url`, `data.method`), if anywhere.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Why a recording ended.
@@ -123,6 +127,8 @@ pub enum StopReason {
     TimeLimit,
     /// The proxy is shutting down.
     Shutdown,
+    /// Writing the file failed; what was written is kept, marked `failed`.
+    WriteError,
 }
 
 impl StopReason {
@@ -133,6 +139,7 @@ impl StopReason {
             Self::CallEnded => "call_ended",
             Self::TimeLimit => "time_limit",
             Self::Shutdown => "shutdown",
+            Self::WriteError => "write_error",
         }
     }
 }
@@ -190,6 +197,8 @@ pub struct RecordingSummary {
     pub started_at: SystemTime,
     /// When it ended.
     pub ended_at: SystemTime,
+    /// Where it is to be uploaded, if anywhere.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Why a recording could not start or could not be completed.
