@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::base::{CallEvent, CallKey};
 use crate::events::EventLog;
 use crate::media::{InspectorEvent, MediaEvent};
+use crate::modules::record::stats::RecordingStats;
 use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
 use crate::sip::tcp::{TcpInbound, TcpTransport};
 use crate::sip::transport::{Peer, Transport};
@@ -68,6 +69,7 @@ pub struct SipTask {
 /// The recordings in progress and where their events arrive.
 pub struct Recordings {
     data_dir: PathBuf,
+    stats: Arc<RecordingStats>,
     active: HashMap<CallKey, (String, RecorderHandle)>,
     events_tx: mpsc::Sender<RecorderEvent>,
     events_rx: mpsc::Receiver<RecorderEvent>,
@@ -75,11 +77,13 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// No recordings yet; files go under `data_dir/recordings/`.
-    pub fn new(data_dir: PathBuf) -> Self {
+    /// No recordings yet; files go under `data_dir/recordings/`, failures are counted in
+    /// `stats`.
+    pub fn new(data_dir: PathBuf, stats: Arc<RecordingStats>) -> Self {
         let (events_tx, events_rx) = mpsc::channel(256);
         Recordings {
             data_dir,
+            stats,
             active: HashMap::new(),
             events_tx,
             events_rx,
@@ -184,6 +188,7 @@ impl SipTask {
                 (call_id, event, true)
             }
             RecorderEvent::Failed { call_id, error } => {
+                self.recordings.stats.failed();
                 (call_id, CallEvent::RecordingFailed { error }, true)
             }
         };
@@ -235,6 +240,7 @@ impl SipTask {
             }
             Err(err) => {
                 tracing::warn!(call_id = %call_id, error = %err, "recording cannot start");
+                rec.stats.failed();
                 self.core
                     .handle(Instant::now(), Input::RecordingEnded { call });
                 let error = err.to_string();

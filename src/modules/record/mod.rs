@@ -13,12 +13,14 @@ pub mod g711;
 pub mod library;
 pub mod params;
 mod recorder;
+pub mod retention;
 mod runner;
 #[cfg(test)]
 mod sample_call;
 mod sdp_codecs;
 pub mod sidecar;
 pub mod sink;
+pub mod stats;
 mod tap;
 #[cfg(test)]
 mod test_support;
