@@ -374,3 +374,7 @@ mod tests;
 #[cfg(test)]
 #[path = "recorder_pcap_tests.rs"]
 mod pcap_tests;
+
+#[cfg(test)]
+#[path = "recorder_failure_tests.rs"]
+mod failure_tests;
