@@ -29,6 +29,7 @@ use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::modules;
 use metaflow_proxy::modules::record::retention;
 use metaflow_proxy::modules::record::stats::RecordingStats;
+use metaflow_proxy::modules::record::uploader::{self, RetryPolicy, UploadWake};
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::txn::Timers;
 
@@ -219,6 +220,13 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         cfg.recordings_retention_days,
         recording_stats.clone(),
     );
+    let upload_wake = UploadWake::default();
+    uploader::spawn(
+        cfg.data_dir.clone(),
+        recording_stats.clone(),
+        upload_wake.clone(),
+        RetryPolicy::default(),
+    );
     let sip_task = tokio::spawn(
         SipTask {
             socket: Arc::new(sip_socket),
@@ -229,7 +237,11 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             control: control_rx,
             events: events.clone(),
             registry,
-            recordings: Recordings::new(cfg.data_dir.clone(), recording_stats.clone()),
+            recordings: Recordings::new(
+                cfg.data_dir.clone(),
+                recording_stats.clone(),
+                upload_wake.clone(),
+            ),
         }
         .run(),
     );

@@ -15,6 +15,7 @@ use crate::base::{CallEvent, CallKey};
 use crate::events::EventLog;
 use crate::media::{InspectorEvent, MediaEvent};
 use crate::modules::record::stats::RecordingStats;
+use crate::modules::record::uploader::UploadWake;
 use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
 use crate::sip::tcp::{TcpInbound, TcpTransport};
 use crate::sip::transport::{Peer, Transport};
@@ -70,6 +71,7 @@ pub struct SipTask {
 pub struct Recordings {
     data_dir: PathBuf,
     stats: Arc<RecordingStats>,
+    upload_wake: UploadWake,
     active: HashMap<CallKey, (String, RecorderHandle)>,
     events_tx: mpsc::Sender<RecorderEvent>,
     events_rx: mpsc::Receiver<RecorderEvent>,
@@ -78,12 +80,13 @@ pub struct Recordings {
 
 impl Recordings {
     /// No recordings yet; files go under `data_dir/recordings/`, failures are counted in
-    /// `stats`.
-    pub fn new(data_dir: PathBuf, stats: Arc<RecordingStats>) -> Self {
+    /// `stats`, and the uploader hears of each finished recording through `upload_wake`.
+    pub fn new(data_dir: PathBuf, stats: Arc<RecordingStats>, upload_wake: UploadWake) -> Self {
         let (events_tx, events_rx) = mpsc::channel(256);
         Recordings {
             data_dir,
             stats,
+            upload_wake,
             active: HashMap::new(),
             events_tx,
             events_rx,
@@ -178,6 +181,8 @@ impl SipTask {
                 frames,
                 dropped,
             } => {
+                // A recording with a `url` is in the spool by now.
+                self.recordings.upload_wake.wake();
                 let event = CallEvent::RecordingStopped {
                     path: path.display().to_string(),
                     sidecar: sidecar.display().to_string(),

@@ -15,6 +15,7 @@ pub mod kamailio;
 pub mod ports;
 pub mod proxy;
 pub mod raw_http;
+pub mod receiver;
 pub mod sipp;
 
 use std::process::{Command, Stdio};

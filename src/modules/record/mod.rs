@@ -20,12 +20,14 @@ mod sample_call;
 mod sdp_codecs;
 pub mod sidecar;
 pub mod sink;
+pub mod spool;
 pub mod stats;
 mod tap;
 #[cfg(test)]
 mod test_support;
 mod types;
 pub mod upload_url;
+pub mod uploader;
 pub mod wav;
 
 /// Name of the module in metaflow nodes.

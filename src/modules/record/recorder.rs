@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::library;
 use super::params::RecordFormat;
 use super::sidecar::{FilePlan, SidecarFacts, sidecar_json};
 use super::sink::{Sink, SinkStats, effective_format};
+use super::spool::{self, SpoolEntry};
 use super::tap::{Envelope, QUEUE_PACKETS, RecorderTap};
 use super::types::{RecordError, RecorderEvent, RecordingInfo, RecordingSummary, StopReason};
 
@@ -65,6 +67,7 @@ impl Recorder {
             }
         };
         let job = Job {
+            data_dir: data_dir.to_path_buf(),
             info,
             plan,
             format,
@@ -117,6 +120,8 @@ fn create_file(
 
 /// What the writer needs besides the sink and the queue.
 pub(crate) struct Job {
+    /// The data directory: the upload spool lives there.
+    pub data_dir: PathBuf,
     pub info: RecordingInfo,
     pub plan: FilePlan,
     pub format: RecordFormat,
@@ -207,6 +212,27 @@ fn write_recording<W: RecordingFile>(
     })
 }
 
+/// Puts a complete recording with a `url` into the upload spool (durably, before the
+/// `Stopped` event wakes the uploader).
+fn queue_upload(job: &Job) {
+    let Some(target) = &job.info.upload else {
+        return;
+    };
+    let path = &job.plan.path;
+    let file = path
+        .strip_prefix(&job.data_dir)
+        .unwrap_or(path)
+        .to_path_buf();
+    let media_type = match job.format {
+        RecordFormat::Wav => library::WAV_MEDIA_TYPE,
+        RecordFormat::Pcap => library::PCAP_MEDIA_TYPE,
+    };
+    let entry = SpoolEntry::new(&job.plan.id(), file, target, media_type, &job.info.call_id);
+    if let Err(error) = spool::enqueue(&job.data_dir, &entry) {
+        tracing::warn!(call_id = %job.info.call_id, %error, url = %target.url, "recording not queued for upload");
+    }
+}
+
 /// Writes the sidecar and renames both files into place; `failure` marks a recording cut
 /// short by a write error (status `failed`, no `Stopped` event: the caller reports it).
 fn publish(
@@ -242,6 +268,7 @@ fn publish(
     fs::rename(&job.plan.temp_path, &job.plan.path).map_err(write_error(&job.plan.path))?;
     fs::rename(&sidecar_temp, &job.plan.sidecar).map_err(write_error(&job.plan.sidecar))?;
     if failure.is_none() {
+        queue_upload(job);
         tracing::info!(call_id = %job.info.call_id, path = %job.plan.path.display(),
             reason = reason.as_str(), frames = stats.frames, dropped, "recording stopped");
         emit(

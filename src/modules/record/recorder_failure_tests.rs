@@ -67,6 +67,7 @@ async fn a_full_disk_keeps_the_partial_recording_marked_failed() {
     };
     let sink = Sink::new(RecordFormat::Wav, out, info.codecs.clone()).unwrap();
     let job = Job {
+        data_dir: data_dir.path().to_path_buf(),
         info,
         plan: plan.clone(),
         format: RecordFormat::Wav,
@@ -101,11 +102,17 @@ async fn a_full_disk_keeps_the_partial_recording_marked_failed() {
         "{failed:?}"
     );
     let outcome = handle.stop(StopReason::CallEnded).await;
-    assert!(matches!(outcome, Err(RecordError::Write { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(RecordError::Write { .. })),
+        "{outcome:?}"
+    );
 
     assert!(!plan.temp_path.exists(), "moved into place");
     let kept = fs::read(&plan.path).unwrap();
-    assert!(kept.len() > 44, "the audio written before the error is kept");
+    assert!(
+        kept.len() > 44,
+        "the audio written before the error is kept"
+    );
     let sidecar = read_json(&plan.sidecar);
     assert_eq!(sidecar["status"], "failed", "{sidecar:#}");
     assert_eq!(sidecar["stop_reason"], "write_error", "{sidecar:#}");

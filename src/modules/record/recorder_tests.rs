@@ -277,6 +277,7 @@ async fn a_write_error_ends_the_recording_with_failed() {
     )
     .unwrap();
     let job = Job {
+        data_dir: data_dir.path().to_path_buf(),
         info,
         plan,
         format: RecordFormat::Wav,
