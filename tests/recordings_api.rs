@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::calls::{MetaflowsProxy, run_call, wait_for_events};
+use common::calls::{MetaflowsProxy, run_call, spawn_call, wait_call, wait_for_events};
 use common::raw_http::{RawReply, request};
 
 /// `*9` starts a WAV recording labelled `sales`.
@@ -116,6 +116,60 @@ fn a_recorded_call_is_listed_fetched_and_deleted_through_the_api() {
     assert_eq!(again.status, 404);
     let empty = call_api(&proxy, "GET", RECORDINGS, None);
     assert_eq!(empty.json()["data"], serde_json::json!([]));
+}
+
+/// The Call-ID of the default account's only answered channel, once there is one.
+fn answered_call_id(proxy: &MetaflowsProxy) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = call_api(proxy, "GET", "/v2/accounts/default/channels", None).json();
+        let channels = listed["data"].as_array().cloned().unwrap_or_default();
+        if let Some(channel) = channels.iter().find(|c| c["answered"] == true) {
+            return channel["call_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answered channel: {listed:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn put_node(proxy: &MetaflowsProxy, call_id: &str, node: &str) {
+    let token = token(proxy);
+    let body = format!(r#"{{"data":{{"action":"metaflow","data":{node}}}}}"#);
+    let reply = common::proxy::http_request(
+        proxy.api_addr().parse().unwrap(),
+        "PUT",
+        &format!("/v2/accounts/default/channels/{call_id}"),
+        Some(&token),
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
+
+#[test]
+fn a_recording_started_through_the_api_says_so() {
+    common::require_tool("sipp");
+    let proxy = MetaflowsProxy::start("{}");
+    let (caller, callee) = spawn_call(&proxy, "uas_wait_bye.xml", "uac_wait_bye.xml", 12);
+    let call_id = answered_call_id(&proxy);
+    put_node(
+        &proxy,
+        &call_id,
+        r#"{"module":"record_call","data":{"action":"start"}}"#,
+    );
+    wait_for_events(&proxy, &["recording_started"], Duration::from_secs(5));
+    put_node(&proxy, &call_id, r#"{"module":"hangup"}"#);
+    let (caller, callee) = wait_call(caller, callee, Duration::from_secs(15));
+    common::calls::assert_both_succeeded(&caller, &callee);
+    wait_for_events(&proxy, &["recording_stopped"], Duration::from_secs(5));
+    let listed = call_api(&proxy, "GET", RECORDINGS, None).json();
+    let item = &listed["data"][0];
+    assert_eq!(item["started_by"], "api", "{listed:#}");
+    assert_eq!(item["leg"], serde_json::Value::Null, "{listed:#}");
+    assert_eq!(item["call_id"], call_id.as_str(), "{listed:#}");
 }
 
 fn find_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {

@@ -29,6 +29,13 @@ impl ModuleKind for Kind {
         parse_params(data)
     }
 
+    /// A node with a `url` and no `method` is stored with Kazoo's default, `put`.
+    fn normalise(data: &mut Map<String, Value>) {
+        if data.get("url").is_some_and(Value::is_string) && !data.contains_key("method") {
+            data.insert("method".into(), Value::String("put".into()));
+        }
+    }
+
     fn start(params: &RecordParams) -> Box<dyn Module> {
         Box::new(RecordRun(params.clone()))
     }
