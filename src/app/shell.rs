@@ -192,6 +192,11 @@ impl SipTask {
                 };
                 (call_id, event, true)
             }
+            RecorderEvent::UploadNotQueued { call_id, error } => {
+                tracing::warn!(call_id = %call_id, %error, "recording upload not queued");
+                self.recordings.stats.upload_failed();
+                return;
+            }
             RecorderEvent::Failed { call_id, error } => {
                 self.recordings.stats.failed();
                 (call_id, CallEvent::RecordingFailed { error }, true)

@@ -230,6 +230,13 @@ fn queue_upload(job: &Job) {
     let entry = SpoolEntry::new(&job.plan.id(), file, target, media_type, &job.info.call_id);
     if let Err(error) = spool::enqueue(&job.data_dir, &entry) {
         tracing::warn!(call_id = %job.info.call_id, %error, url = %target.url, "recording not queued for upload");
+        emit(
+            &job.events,
+            RecorderEvent::UploadNotQueued {
+                call_id: job.info.call_id.clone(),
+                error: error.to_string(),
+            },
+        );
     }
 }
 

@@ -169,6 +169,14 @@ pub enum RecorderEvent {
         /// Packets the queue could not take.
         dropped: u64,
     },
+    /// The finished recording has a `url` but could not be put in the upload spool (spool full,
+    /// disk error): it stays on disk and is not uploaded.
+    UploadNotQueued {
+        /// Call-ID of the recorded call.
+        call_id: String,
+        /// What went wrong.
+        error: String,
+    },
     /// The recording was abandoned (e.g. disk full); the call goes on.
     Failed {
         /// Call-ID of the recorded call.

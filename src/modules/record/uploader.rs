@@ -184,6 +184,14 @@ pub async fn attempt(data_dir: &Path, entry: &SpoolEntry) -> Outcome {
     } else {
         Method::PUT
     };
+    // An entry names a file below the data directory, never an absolute or `..` path.
+    let inside = entry
+        .file
+        .components()
+        .all(|part| matches!(part, std::path::Component::Normal(_)));
+    if !inside {
+        return Outcome::Refused(format!("not a recording path: {}", entry.file.display()));
+    }
     let body = match FileBody::open(&data_dir.join(&entry.file)).await {
         Ok(body) => body,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -240,6 +248,28 @@ async fn send(url: &HttpUrl, request: Request<FileBody>) -> Result<StatusCode, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn entries_naming_paths_outside_the_data_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::modules::record::UploadTarget {
+            url: "http://127.0.0.1:9/x".into(),
+            method: crate::modules::record::UploadMethod::Put,
+        };
+        for file in ["/etc/passwd", "../secret.wav", "recordings/../../x.wav"] {
+            let entry = SpoolEntry::new("a", file.into(), &target, "audio/wav", "c");
+            let outcome = attempt(dir.path(), &entry).await;
+            assert!(
+                matches!(outcome, Outcome::Refused(_)),
+                "{file}: {outcome:?}"
+            );
+        }
+        let gone = SpoolEntry::new("a", "recordings/a.wav".into(), &target, "audio/wav", "c");
+        assert_eq!(
+            attempt(dir.path(), &gone).await,
+            Outcome::Refused("the recording file is gone".into())
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
