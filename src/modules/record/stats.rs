@@ -47,21 +47,6 @@ impl RecordingStats {
     pub fn set_uploads_pending(&self, count: u64) {
         self.uploads_pending.store(count, Ordering::Relaxed);
     }
-
-    /// Recordings failed so far.
-    pub fn failed_total(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// Recordings deleted by the retention sweep so far.
-    pub fn deleted_by_retention_total(&self) -> u64 {
-        self.deleted_retention.load(Ordering::Relaxed)
-    }
-
-    /// Recordings uploaded so far.
-    pub fn uploaded_total(&self) -> u64 {
-        self.uploaded.load(Ordering::Relaxed)
-    }
 }
 
 impl MetricsSource for RecordingStats {
@@ -108,5 +93,34 @@ impl MetricsSource for RecordingStats {
         let name = "recording_uploads_pending";
         write_header(out, name, "gauge", "Uploads waiting in the spool.");
         write_sample(out, name, &[], self.uploads_pending.load(Ordering::Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_rendered() {
+        let stats = RecordingStats::default();
+        stats.failed();
+        stats.deleted_by_retention(3);
+        stats.uploaded();
+        stats.upload_retried();
+        stats.upload_retried();
+        stats.upload_failed();
+        stats.set_uploads_pending(4);
+        let mut out = String::new();
+        stats.render_prometheus(&mut out);
+        for line in [
+            "metaflow_proxy_recordings_failed_total 1",
+            "metaflow_proxy_recordings_deleted_total{reason=\"retention\"} 3",
+            "metaflow_proxy_recording_uploads_total 1",
+            "metaflow_proxy_recording_upload_retries_total 2",
+            "metaflow_proxy_recording_upload_failures_total 1",
+            "metaflow_proxy_recording_uploads_pending 4",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
     }
 }
