@@ -122,6 +122,10 @@ fn an_upload_cut_mid_body_is_retried_and_arrives_once() {
         counter(&proxy, "metaflow_proxy_recording_upload_failures_total"),
         0.0
     );
+    assert_eq!(
+        counter(&proxy, "metaflow_proxy_recording_uploads_pending"),
+        0.0
+    );
 }
 
 #[test]

@@ -124,11 +124,11 @@ pub fn remove(data_dir: &Path, id: &str) -> io::Result<()> {
     }
 }
 
-/// Up to `limit` entries, soonest due first. Unreadable entries are left for an operator (and
+/// Up to `limit` entries, soonest due first, and how many readable entries the spool holds. Unreadable entries are left for an operator (and
 /// logged); temporary files (a write in progress, or one a crash interrupted) are skipped.
-pub fn load(data_dir: &Path, limit: usize) -> Vec<SpoolEntry> {
+pub fn load(data_dir: &Path, limit: usize) -> (Vec<SpoolEntry>, usize) {
     let Ok(files) = fs::read_dir(spool_dir(data_dir)) else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
     let mut entries = Vec::new();
     for path in files.flatten().map(|file| file.path()) {
@@ -141,8 +141,9 @@ pub fn load(data_dir: &Path, limit: usize) -> Vec<SpoolEntry> {
         }
     }
     entries.sort_by(|a, b| (a.next_attempt_ms, &a.id).cmp(&(b.next_attempt_ms, &b.id)));
+    let total = entries.len();
     entries.truncate(limit);
-    entries
+    (entries, total)
 }
 
 #[cfg(test)]
@@ -166,10 +167,10 @@ mod tests {
         enqueue(dir.path(), &other).unwrap();
         fs::write(dir.path().join(SPOOL_DIR).join("c.json.part"), b"{").unwrap();
         let loaded = load(dir.path(), 10);
-        assert_eq!(loaded, vec![other.clone(), entry.clone()]);
-        assert_eq!(load(dir.path(), 1), vec![other]);
+        assert_eq!(loaded, (vec![other.clone(), entry.clone()], 2));
+        assert_eq!(load(dir.path(), 1), (vec![other], 2));
         remove(dir.path(), "b").unwrap();
         remove(dir.path(), "b").unwrap();
-        assert_eq!(load(dir.path(), 10), vec![entry]);
+        assert_eq!(load(dir.path(), 10), (vec![entry], 1));
     }
 }

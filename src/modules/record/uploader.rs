@@ -95,11 +95,15 @@ fn unix_ms() -> u64 {
 async fn run(data_dir: PathBuf, stats: Arc<RecordingStats>, wake: UploadWake, policy: RetryPolicy) {
     loop {
         let dir = data_dir.clone();
-        let entries = tokio::task::spawn_blocking(move || spool::load(&dir, BATCH))
+        let (entries, total) = tokio::task::spawn_blocking(move || spool::load(&dir, BATCH))
             .await
             .unwrap_or_default();
-        stats.set_uploads_pending(entries.len() as u64);
+        let mut pending = total as u64;
+        stats.set_uploads_pending(pending);
         let mut next_due: Option<u64> = None;
+        // Entries come soonest due first: a batch with one not yet due leaves none due behind it.
+        let more_due =
+            total > entries.len() && entries.iter().all(|e| e.next_attempt_ms <= unix_ms());
         for mut entry in entries {
             if entry.next_attempt_ms > unix_ms() {
                 next_due = Some(
@@ -108,9 +112,16 @@ async fn run(data_dir: PathBuf, stats: Arc<RecordingStats>, wake: UploadWake, po
                 continue;
             }
             let outcome = attempt(&data_dir, &entry).await;
-            if let Some(due) = settle(&data_dir, &mut entry, outcome, &stats, &policy).await {
-                next_due = Some(next_due.map_or(due, |next| next.min(due)));
+            match settle(&data_dir, &mut entry, outcome, &stats, &policy).await {
+                Some(due) => next_due = Some(next_due.map_or(due, |next| next.min(due))),
+                None => {
+                    pending = pending.saturating_sub(1);
+                    stats.set_uploads_pending(pending);
+                }
             }
+        }
+        if more_due {
+            continue;
         }
         let wait = next_due
             .map(|due| Duration::from_millis(due.saturating_sub(unix_ms())))
