@@ -80,6 +80,7 @@ fn anchored_call(engine: &mut MediaEngine, call: u64) -> Legs {
 fn recording_info() -> RecordingInfo {
     RecordingInfo {
         call_id: "relay-bench@example.com".into(),
+        account_id: None,
         a_uri: "sip:a@example.com".into(),
         b_uri: "sip:b@example.com".into(),
         started_by: "*9 by a-leg".into(),

@@ -57,6 +57,7 @@ fn a_recorded_call_is_listed_fetched_and_deleted_through_the_api() {
     let item = &items[0];
     let id = item["id"].as_str().unwrap().to_owned();
     assert_eq!(item["leg"], "a", "{item}");
+    assert_eq!(item["account_id"], "default", "{item}");
     assert_eq!(item["label"], "sales", "{item}");
     assert_eq!(item["media_type"], "audio/wav", "{item}");
     assert_eq!(item["status"], "complete", "{item}");
@@ -105,8 +106,33 @@ fn a_recorded_call_is_listed_fetched_and_deleted_through_the_api() {
     }
     let no_token = request(&proxy.api_addr(), "GET", RECORDINGS, &[]).unwrap();
     assert_eq!(no_token.status, 401);
-    let other_account = call_api(&proxy, "GET", "/v2/accounts/nobody/recordings", None);
-    assert_eq!(other_account.status, 404);
+    let no_account = call_api(&proxy, "GET", "/v2/accounts/nobody/recordings", None);
+    assert_eq!(no_account.status, 404);
+    // Another account sees none of the default account's recordings.
+    let created = common::proxy::http_request(
+        proxy.api_addr().parse().unwrap(),
+        "PUT",
+        "/v2/accounts",
+        Some(&token(&proxy)),
+        Some(r#"{"data":{"name":"Acme","realm":"acme.example"}}"#),
+    )
+    .unwrap()
+    .json();
+    let acme = created["data"]["id"].as_str().unwrap().to_owned();
+    let theirs = call_api(
+        &proxy,
+        "GET",
+        &format!("/v2/accounts/{acme}/recordings"),
+        None,
+    );
+    assert_eq!(theirs.json()["data"], serde_json::json!([]));
+    let not_theirs = call_api(
+        &proxy,
+        "GET",
+        &format!("/v2/accounts/{acme}/recordings/{id}"),
+        None,
+    );
+    assert_eq!(not_theirs.status, 404);
 
     let deleted = call_api(&proxy, "DELETE", &format!("{RECORDINGS}/{id}"), None);
     assert_eq!(deleted.status, 200, "{:?}", deleted.json());

@@ -46,7 +46,9 @@ async fn lookup(
     state
         .blocking(move |state| {
             require_account(state, &account_id)?;
-            library::find(&state.shared.data_dir, &id).ok_or_else(|| not_found(id))
+            library::find(&state.shared.data_dir, &id)
+                .filter(|found| found.belongs_to(&account_id, state.default_account_id()))
+                .ok_or_else(|| not_found(id))
         })
         .await
 }
@@ -59,8 +61,10 @@ pub(super) async fn list(
     state
         .blocking(move |state| {
             require_account(state, &account_id)?;
+            let default_account = state.default_account_id();
             let summaries = library::list(&state.shared.data_dir)
                 .iter()
+                .filter(|found| found.belongs_to(&account_id, default_account))
                 .map(StoredRecording::summary)
                 .collect();
             Ok(Reply::ok(Value::Array(summaries), None))

@@ -46,12 +46,22 @@ impl StoredRecording {
             .unwrap_or(0)
     }
 
+    /// Whether the recording is listed under `account_id`: the account of its call, or, when
+    /// none was resolved (or the sidecar predates accounts), the default account.
+    pub fn belongs_to(&self, account_id: &str, default_account_id: &str) -> bool {
+        match self.sidecar["account_id"].as_str() {
+            Some(owner) => owner == account_id,
+            None => account_id == default_account_id,
+        }
+    }
+
     /// The API's summary: id, call, leg, label, start, duration, media type, size, status.
     pub fn summary(&self) -> Value {
         let doc = &self.sidecar;
         json!({
             "id": self.id,
             "call_id": doc["call_id"],
+            "account_id": doc["account_id"],
             "leg": doc["leg"],
             "label": doc["label"],
             "started_by": doc["started_by"],
@@ -210,6 +220,14 @@ mod tests {
         assert_eq!(summary["started"], "2026-11-20T10:00:00.000Z");
         assert!(find(dir.path(), "../old").is_none());
         assert!(find(dir.path(), "missing").is_none());
+        assert!(
+            found.belongs_to("default", "default"),
+            "no account: the default's"
+        );
+        assert!(!found.belongs_to("other", "default"));
+        let mut owned = found.clone();
+        owned.sidecar["account_id"] = json!("other");
+        assert!(owned.belongs_to("other", "default") && !owned.belongs_to("default", "default"));
         found.delete().unwrap();
         assert!(find(dir.path(), "old").is_none());
         assert!(!found.media_path.exists());

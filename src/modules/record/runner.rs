@@ -67,6 +67,7 @@ impl Module for RecordRun {
             RecordStep::Start => {
                 let info = RecordingInfo {
                     call_id: ctx.call_id().to_string(),
+                    account_id: ctx.account_id(),
                     a_uri: ctx.remote_uri(Leg::A),
                     b_uri: ctx.remote_uri(Leg::B),
                     started_by: by,

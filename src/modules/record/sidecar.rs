@@ -170,6 +170,7 @@ pub fn sidecar_json(facts: &SidecarFacts<'_>) -> Value {
     json!({
         "id": facts.plan.id(),
         "call_id": info.call_id,
+        "account_id": info.account_id,
         "a_uri": info.a_uri,
         "b_uri": info.b_uri,
         "started_at": format_rfc3339(facts.started),

@@ -95,6 +95,8 @@ impl LegCodecs {
 pub struct RecordingInfo {
     /// SIP Call-ID of the call (made safe before it is used in a file name).
     pub call_id: String,
+    /// The account of the call, when resolved; the API lists the recording under it.
+    pub account_id: Option<String>,
     /// URI of the a-leg party.
     pub a_uri: String,
     /// URI of the b-leg party.
