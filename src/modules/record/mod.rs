@@ -6,6 +6,10 @@
 //! [`params`] validates the module's `data`; [`Recorder::start`] begins a recording and returns
 //! the tap for the relay and the [`RecorderHandle`] that stops it. The codecs ([`g711`]), the
 //! timeline ([`align`]) and the file formats ([`wav`], [`crate::pcap::writer`]) are sans-IO.
+//!
+//! After the call: [`library`] reads finished recordings for the API, [`retention`] deletes
+//! expired ones, and a recording with a `url` goes through the on-disk [`spool`] to the
+//! [`uploader`]; [`stats`] counts failures, deletions and uploads for `/metrics`.
 
 pub mod align;
 pub mod file_body;
