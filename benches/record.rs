@@ -32,15 +32,18 @@ fn rtp_packet(seq: u16) -> Vec<u8> {
 fn info(format: RecordFormat) -> RecordingInfo {
     RecordingInfo {
         call_id: "bench@example.com".into(),
+        account_id: None,
         a_uri: "sip:a@example.com".into(),
         b_uri: "sip:b@example.com".into(),
         started_by: "*9 by a-leg".into(),
+        leg: Some(metaflow_proxy::base::Leg::A),
         label: None,
         format,
         codecs: LegCodecs {
             a: vec![(8, Codec::Pcma)],
             b: vec![(8, Codec::Pcma)],
         },
+        upload: None,
     }
 }
 

@@ -80,15 +80,18 @@ fn anchored_call(engine: &mut MediaEngine, call: u64) -> Legs {
 fn recording_info() -> RecordingInfo {
     RecordingInfo {
         call_id: "relay-bench@example.com".into(),
+        account_id: None,
         a_uri: "sip:a@example.com".into(),
         b_uri: "sip:b@example.com".into(),
         started_by: "*9 by a-leg".into(),
+        leg: Some(metaflow_proxy::base::Leg::A),
         label: None,
         format: RecordFormat::Wav,
         codecs: LegCodecs {
             a: vec![(8, Codec::Pcma)],
             b: vec![(8, Codec::Pcma)],
         },
+        upload: None,
     }
 }
 

@@ -27,6 +27,9 @@ use metaflow_proxy::events::EventLog;
 use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::modules;
+use metaflow_proxy::modules::record::retention;
+use metaflow_proxy::modules::record::stats::RecordingStats;
+use metaflow_proxy::modules::record::uploader::{self, RetryPolicy, UploadWake};
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
 use metaflow_proxy::sip::txn::Timers;
 
@@ -224,6 +227,20 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         api_stats,
     ));
 
+    let recording_stats = Arc::new(RecordingStats::default());
+    metrics.add_source(recording_stats.clone());
+    retention::spawn(
+        cfg.data_dir.clone(),
+        cfg.recordings_retention_days,
+        recording_stats.clone(),
+    );
+    let upload_wake = UploadWake::default();
+    uploader::spawn(
+        cfg.data_dir.clone(),
+        recording_stats.clone(),
+        upload_wake.clone(),
+        RetryPolicy::default(),
+    );
     let sip_task = tokio::spawn(
         SipTask {
             socket: Arc::new(sip_socket),
@@ -234,7 +251,11 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             control: control_rx,
             events: events.clone(),
             registry,
-            recordings: Recordings::new(cfg.data_dir.clone()),
+            recordings: Recordings::new(
+                cfg.data_dir.clone(),
+                recording_stats.clone(),
+                upload_wake.clone(),
+            ),
             call_metrics: metaflow_proxy::metrics::CallEventMetrics::new(metrics.feature()),
             webhooks,
         }

@@ -111,7 +111,8 @@ async fn every_route_is_documented_and_every_operation_served() {
             .replace("{user_id}", "u")
             .replace("{device_id}", "d")
             .replace("{callflow_id}", "c")
-            .replace("{call_id}", "call");
+            .replace("{call_id}", "call")
+            .replace("{recording_id}", "r");
         for method in operations.as_object().unwrap().keys() {
             let answer = api
                 .call(&method.to_uppercase(), &concrete, Some("{}"))

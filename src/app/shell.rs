@@ -14,6 +14,8 @@ use tokio::task::JoinSet;
 use crate::base::{CallEvent, CallKey};
 use crate::events::EventLog;
 use crate::media::{InspectorEvent, MediaEvent};
+use crate::modules::record::stats::RecordingStats;
+use crate::modules::record::uploader::UploadWake;
 use crate::modules::record::{Recorder, RecorderEvent, RecorderHandle};
 use crate::sip::tcp::{TcpInbound, TcpTransport};
 use crate::sip::transport::{Peer, Transport};
@@ -75,6 +77,8 @@ pub struct SipTask {
 /// The recordings in progress and where their events arrive.
 pub struct Recordings {
     data_dir: PathBuf,
+    stats: Arc<RecordingStats>,
+    upload_wake: UploadWake,
     active: HashMap<CallKey, (String, RecorderHandle)>,
     events_tx: mpsc::Sender<RecorderEvent>,
     events_rx: mpsc::Receiver<RecorderEvent>,
@@ -82,11 +86,14 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// No recordings yet; files go under `data_dir/recordings/`.
-    pub fn new(data_dir: PathBuf) -> Self {
+    /// No recordings yet; files go under `data_dir/recordings/`, failures are counted in
+    /// `stats`, and the uploader hears of each finished recording through `upload_wake`.
+    pub fn new(data_dir: PathBuf, stats: Arc<RecordingStats>, upload_wake: UploadWake) -> Self {
         let (events_tx, events_rx) = mpsc::channel(256);
         Recordings {
             data_dir,
+            stats,
+            upload_wake,
             active: HashMap::new(),
             events_tx,
             events_rx,
@@ -185,6 +192,8 @@ impl SipTask {
                 bytes,
                 dropped,
             } => {
+                // A recording with a `url` is in the spool by now.
+                self.recordings.upload_wake.wake();
                 let event = CallEvent::RecordingStopped {
                     path: path.display().to_string(),
                     sidecar: sidecar.display().to_string(),
@@ -195,7 +204,13 @@ impl SipTask {
                 };
                 (call_id, event, true)
             }
+            RecorderEvent::UploadNotQueued { call_id, error } => {
+                tracing::warn!(call_id = %call_id, %error, "recording upload not queued");
+                self.recordings.stats.upload_failed();
+                return;
+            }
             RecorderEvent::Failed { call_id, error } => {
+                self.recordings.stats.failed();
                 (call_id, CallEvent::RecordingFailed { error }, true)
             }
         };
@@ -249,6 +264,7 @@ impl SipTask {
             }
             Err(err) => {
                 tracing::warn!(call_id = %call_id, error = %err, "recording cannot start");
+                rec.stats.failed();
                 self.core
                     .handle(Instant::now(), Input::RecordingEnded { call });
                 let error = err.to_string();

@@ -68,6 +68,9 @@ pub(super) struct PendingAck {
 /// One call through the proxy.
 #[derive(Debug)]
 pub(super) struct Call {
+    /// The account the call belongs to, as resolved at its INVITE (recordings are filed under
+    /// it).
+    pub account_id: Option<String>,
     /// Dialog with the caller.
     pub a: Dialog,
     /// Dialog with the PBX.

@@ -253,6 +253,10 @@ impl B2bua {
         data.entry("captures").or_insert_with(|| json!([]));
         data.insert("collected".into(), json!(""));
         data.insert("dtmf_leg".into(), json!(leg.as_str()));
+        data.insert(
+            crate::modules::record::TRIGGER_KEY.into(),
+            json!(crate::modules::record::TRIGGER_API),
+        );
         let run = ModuleRun { leg, node, data };
         self.run_module(key, run, now);
     }

@@ -76,6 +76,13 @@ impl CallContext for Host<'_> {
             .unwrap_or_default()
     }
 
+    fn account_id(&self) -> Option<String> {
+        self.core
+            .calls
+            .get(&self.key)
+            .and_then(|c| c.account_id.clone())
+    }
+
     fn upstream_host(&self) -> String {
         let host = &self.core.cfg.upstream_host;
         match self.core.cfg.upstream.map(|addr| addr.port()) {

@@ -161,7 +161,9 @@ impl B2bua {
         invite.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         copy_end_to_end(&msg, &mut invite, &[]);
         invite.body = body.into();
+        let account_id = self.resolver.account_of(&msg);
         let mut call = Call {
+            account_id: account_id.clone(),
             a,
             b,
             state: CallState::Inviting,
@@ -187,7 +189,7 @@ impl B2bua {
             to: call.a.local_uri.clone(),
             b_call_id: call.b.call_id.clone(),
             source: from.to_string(),
-            account_id: self.resolver.account_of(&msg),
+            account_id,
         };
         self.by_call_id
             .insert(call.a.call_id.clone(), (key, Leg::A));

@@ -167,6 +167,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
 
+    /// Days recordings are kept before a periodic sweep deletes them; 0 keeps them forever
+    /// [default: 0].
+    #[arg(long, value_name = "DAYS")]
+    pub recordings_retention_days: Option<u64>,
+
     /// RFC 3261 timer T1 (round-trip estimate) in milliseconds; at least 1 [default: 500].
     #[arg(long, value_name = "MS")]
     pub sip_t1_ms: Option<u64>,

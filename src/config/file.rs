@@ -221,6 +221,9 @@ impl Config {
             "shutdown-grace" => {
                 self.shutdown_grace = Duration::from_secs(file.integer(key, value, 0)?);
             }
+            "recordings-retention-days" => {
+                self.recordings_retention_days = file.integer(key, value, 0)?;
+            }
             "sip-t1-ms" => self.sip_t1 = Duration::from_millis(file.integer(key, value, 1)?),
             "sip-t2-ms" => self.sip_t2 = Duration::from_millis(file.integer(key, value, 1)?),
             "sip-t4-ms" => self.sip_t4 = Duration::from_millis(file.integer(key, value, 1)?),

@@ -131,6 +131,9 @@ impl Config {
         if let Some(secs) = cli.shutdown_grace {
             self.shutdown_grace = Duration::from_secs(secs);
         }
+        if let Some(days) = cli.recordings_retention_days {
+            self.recordings_retention_days = days;
+        }
         if let Some(ms) = cli.sip_t1_ms {
             self.sip_t1 = Duration::from_millis(at_least_one("sip-t1-ms", ms)?);
         }

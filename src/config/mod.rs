@@ -30,7 +30,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 45] = [
+pub const KNOWN_KEYS: [&str; 46] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -52,6 +52,7 @@ pub const KNOWN_KEYS: [&str; 45] = [
     "no-answer-timeout",
     "media-workers",
     "shutdown-grace",
+    "recordings-retention-days",
     "sip-t1-ms",
     "sip-t2-ms",
     "sip-t4-ms",
@@ -155,6 +156,9 @@ pub struct Config {
     /// On shutdown, how long calls in progress may continue before they are ended
     /// (key `shutdown-grace`, seconds).
     pub shutdown_grace: Duration,
+    /// Recordings older than this many days are deleted by a periodic sweep (key
+    /// `recordings-retention-days`; 0, the default, keeps them forever).
+    pub recordings_retention_days: u64,
     /// SIP timer T1, the round-trip estimate (key `sip-t1-ms`, RFC 3261 section 17.1.1.1).
     pub sip_t1: Duration,
     /// SIP timer T2, the retransmission cap for non-INVITE requests and responses (key `sip-t2-ms`).
@@ -245,6 +249,7 @@ impl Default for Config {
                 .unwrap_or(1),
             max_transactions: 100_000,
             shutdown_grace: Duration::from_secs(30),
+            recordings_retention_days: 0,
             sip_t1: Duration::from_millis(500),
             sip_t2: Duration::from_millis(4000),
             sip_t4: Duration::from_millis(5000),

@@ -65,6 +65,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         media_workers: _,
         max_transactions: _,
         shutdown_grace: _,
+        recordings_retention_days: _,
         sip_t1: _,
         sip_t2: _,
         sip_t4: _,
@@ -140,6 +141,10 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     check("media-workers", old.media_workers != new.media_workers);
     check("shutdown-grace", old.shutdown_grace != new.shutdown_grace);
+    check(
+        "recordings-retention-days",
+        old.recordings_retention_days != new.recordings_retention_days,
+    );
     check("sip-t1-ms", old.sip_t1 != new.sip_t1);
     check("sip-t2-ms", old.sip_t2 != new.sip_t2);
     check("sip-t4-ms", old.sip_t4 != new.sip_t4);

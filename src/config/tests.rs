@@ -382,6 +382,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         media_workers: _,
         max_transactions: _,
         shutdown_grace: _,
+        recordings_retention_days: _,
         sip_t1: _,
         sip_t2: _,
         sip_t4: _,
@@ -430,6 +431,7 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "media-workers",
         "max-transactions",
         "shutdown-grace",
+        "recordings-retention-days",
         "sip-t1-ms",
         "sip-t2-ms",
         "sip-t4-ms",
@@ -701,6 +703,8 @@ fn the_former_file_only_keys_load_from_flags() {
         "3",
         "--shutdown-grace",
         "5",
+        "--recordings-retention-days",
+        "30",
         "--sip-t1-ms",
         "100",
         "--sip-t2-ms",
@@ -721,6 +725,7 @@ fn the_former_file_only_keys_load_from_flags() {
     );
     assert_eq!(config.media_workers, 3);
     assert_eq!(config.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(config.recordings_retention_days, 30);
     assert_eq!(config.sip_t1, Duration::from_millis(100));
     assert_eq!(config.sip_t2, Duration::from_millis(800));
     assert_eq!(config.sip_t4, Duration::from_millis(900));

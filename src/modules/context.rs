@@ -24,6 +24,8 @@ pub trait CallContext {
     fn is_ending(&self) -> bool;
     /// The URI of the party on `leg` (From of the caller, To of the callee), without tag.
     fn remote_uri(&self, leg: Leg) -> String;
+    /// The account the call belongs to, when one was resolved (recordings are filed under it).
+    fn account_id(&self) -> Option<String>;
     /// The PBX's host as configured, with its port unless it is SIP's default, for URIs the
     /// module builds (e.g. a transfer target): `pbx.example.com`, `127.0.0.10:21070`.
     fn upstream_host(&self) -> String;

@@ -14,6 +14,8 @@ pub mod capture;
 pub mod kamailio;
 pub mod ports;
 pub mod proxy;
+pub mod raw_http;
+pub mod receiver;
 pub mod sipp;
 
 use std::process::{Command, Stdio};

@@ -11,7 +11,8 @@ use super::nodes::check_node;
 use super::{ApiError, V2State};
 use crate::store::Collection;
 
-fn require_account(state: &V2State, account_id: &str) -> Result<(), ApiError> {
+/// 404 unless `account_id` exists (shared by the routes under an account).
+pub(super) fn require_account(state: &V2State, account_id: &str) -> Result<(), ApiError> {
     match state
         .shared
         .store

@@ -13,12 +13,13 @@ mod entities;
 mod envelope;
 mod metaflows;
 mod nodes;
+mod recordings;
 mod request;
 mod routes;
 mod schema;
 mod system;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
@@ -88,6 +89,8 @@ struct Shared {
     default_account_id: String,
     /// Where `POST /v2/system/reload` sends its requests; unset, the route answers 503.
     reload: OnceLock<ReloadRequests>,
+    /// Where recordings are kept (`DATA_DIR`).
+    data_dir: PathBuf,
 }
 
 impl V2State {
@@ -136,6 +139,7 @@ impl V2State {
                 node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
                 default_account_id: default_account_id.to_owned(),
                 reload: OnceLock::new(),
+                data_dir: data_dir.to_path_buf(),
             }),
         };
         Ok((state, directory))

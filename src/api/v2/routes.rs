@@ -4,7 +4,7 @@ use axum::routing::{MethodRouter, get};
 use axum::{Extension, Router, middleware};
 
 use super::schema::Kind;
-use super::{V2State, channels, entities, envelope, metaflows, system};
+use super::{V2State, channels, entities, envelope, metaflows, recordings, system};
 
 /// Path of the OpenAPI document (served without a token).
 pub(super) const OPENAPI_PATH: &str = "/v2/openapi.json";
@@ -28,6 +28,8 @@ const CALLFLOW: &str = "/v2/accounts/{account_id}/callflows/{callflow_id}";
 const CHANNELS: &str = "/v2/accounts/{account_id}/channels";
 const CHANNEL: &str = "/v2/accounts/{account_id}/channels/{call_id}";
 const SYSTEM_RELOAD: &str = "/v2/system/reload";
+const RECORDINGS: &str = "/v2/accounts/{account_id}/recordings";
+const RECORDING: &str = "/v2/accounts/{account_id}/recordings/{recording_id}";
 
 /// Every path the `/v2` router serves, so that the OpenAPI document can be checked against it.
 pub const ROUTE_PATHS: &[&str] = &[
@@ -46,6 +48,8 @@ pub const ROUTE_PATHS: &[&str] = &[
     CHANNELS,
     CHANNEL,
     SYSTEM_RELOAD,
+    RECORDINGS,
+    RECORDING,
 ];
 
 /// `GET /v2/openapi.json`.
@@ -101,6 +105,8 @@ pub fn routes(state: V2State) -> Router {
         .route(CHANNELS, get(channels::list))
         .route(CHANNEL, axum::routing::put(channels::act))
         .route(SYSTEM_RELOAD, axum::routing::post(system::reload))
+        .route(RECORDINGS, get(recordings::list))
+        .route(RECORDING, get(recordings::fetch).delete(recordings::remove))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             envelope::wrap,

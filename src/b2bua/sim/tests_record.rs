@@ -181,7 +181,9 @@ fn run_node_starts_a_recording_without_digits() {
         node: json!({"module": "record_call", "data": {"action": "start"}}),
     });
     match sim.recordings.as_slice() {
-        [Output::StartRecording { info, .. }] => assert_eq!(info.started_by, "code \"\" by a-leg"),
+        [Output::StartRecording { info, .. }] => {
+            assert_eq!((info.started_by.as_str(), info.leg), ("api", None))
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -69,6 +69,48 @@ impl RecordFormat {
     }
 }
 
+/// HTTP method of an upload (`data.method`, Kazoo's `put` or `post`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMethod {
+    /// `PUT` the file to the URL (Kazoo's default).
+    Put,
+    /// `POST` the file to the URL.
+    Post,
+}
+
+impl UploadMethod {
+    /// The name used in `data.method` and in spool entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Post => "post",
+        }
+    }
+
+    /// Parses `put` or `post` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("put") {
+            Some(Self::Put)
+        } else if text.eq_ignore_ascii_case("post") {
+            Some(Self::Post)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where a finished recording is sent, from Kazoo's `data.url` and `data.method`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadTarget {
+    /// An `http://` URL; the file is the request body.
+    pub url: String,
+    /// `PUT` (default) or `POST`.
+    pub method: UploadMethod,
+}
+
+/// Longest `url` accepted, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+
 /// The validated `data` of a `record_call` module run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordParams {
@@ -80,6 +122,8 @@ pub struct RecordParams {
     pub time_limit: Duration,
     /// Free text kept in the metadata.
     pub label: Option<String>,
+    /// Where the finished recording is uploaded, when `data.url` is set.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Validates `data`; every problem is reported, not only the first. Unknown keys (such as the
@@ -123,13 +167,17 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
     };
     let time_limit = parse_time_limit(data.get("time_limit"), &mut problems);
     let label = parse_label(data.get("label"), &mut problems);
-    match (action, format, time_limit, label) {
-        (Some(action), Some(format), Some(time_limit), Some(label)) if problems.is_empty() => {
+    let upload = parse_upload(data.get("url"), data.get("method"), &mut problems);
+    match (action, format, time_limit, label, upload) {
+        (Some(action), Some(format), Some(time_limit), Some(label), Some(upload))
+            if problems.is_empty() =>
+        {
             Ok(RecordParams {
                 action,
                 format,
                 time_limit,
                 label,
+                upload,
             })
         }
         _ => Err(problems),
@@ -194,6 +242,56 @@ fn parse_label(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<Opt
             None
         }
     }
+}
+
+/// `data.url` (an `http://` URL; HTTPS is not supported and refused rather than ignored) and
+/// `data.method` (`put`, the default, or `post`).
+fn parse_upload(
+    url: Option<&Value>,
+    method: Option<&Value>,
+    problems: &mut Vec<Problem>,
+) -> Option<Option<UploadTarget>> {
+    let method = match method {
+        None | Some(Value::Null) => Some(UploadMethod::Put),
+        Some(Value::String(text)) => UploadMethod::parse(text).or_else(|| {
+            problems.push(Problem::in_data("method", "enum", "must be put or post"));
+            None
+        }),
+        Some(_) => {
+            problems.push(Problem::in_data("method", "type", "must be a string"));
+            None
+        }
+    };
+    let url = match url {
+        None | Some(Value::Null) => return method.map(|_| None),
+        Some(Value::String(text)) if text.len() > MAX_URL_LEN => {
+            problems.push(Problem::in_data(
+                "url",
+                "maxLength",
+                "must be at most 2048 bytes",
+            ));
+            return None;
+        }
+        Some(Value::String(text)) => text,
+        Some(_) => {
+            problems.push(Problem::in_data("url", "type", "must be a string"));
+            return None;
+        }
+    };
+    if crate::modules::record::upload_url::HttpUrl::parse(url).is_none() {
+        problems.push(Problem::in_data(
+            "url",
+            "format",
+            "must be an http:// URL with a host (https is not supported)",
+        ));
+        return None;
+    }
+    method.map(|method| {
+        Some(UploadTarget {
+            url: url.clone(),
+            method,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -271,6 +369,31 @@ mod tests {
         assert_eq!(
             parse(json!({ "label": too_long })).unwrap_err()[0].rule,
             "maxLength"
+        );
+    }
+
+    #[test]
+    fn url_and_method_follow_kazoo() {
+        let params = parse(json!({"url": "http://rec.example:8080/in/x.wav"})).unwrap();
+        let upload = params.upload.unwrap();
+        assert_eq!(upload.method, UploadMethod::Put, "put is Kazoo's default");
+        assert_eq!(upload.url, "http://rec.example:8080/in/x.wav");
+        let post = parse(json!({"url": "http://h/", "method": "post"})).unwrap();
+        assert_eq!(post.upload.unwrap().method, UploadMethod::Post);
+        assert_eq!(parse(json!({})).unwrap().upload, None);
+        let rules = |value: Value| -> Vec<String> {
+            parse(value)
+                .unwrap_err()
+                .into_iter()
+                .map(|p| format!("{}:{}", p.path, p.rule))
+                .collect()
+        };
+        assert_eq!(rules(json!({"url": "https://h/x"})), ["data.url:format"]);
+        assert_eq!(rules(json!({"url": "ftp://h/x"})), ["data.url:format"]);
+        assert_eq!(rules(json!({"url": 3})), ["data.url:type"]);
+        assert_eq!(
+            rules(json!({"url": "http://h/", "method": "get"})),
+            ["data.method:enum"]
         );
     }
 

@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::library;
 use super::params::RecordFormat;
 use super::sidecar::{FilePlan, SidecarFacts, sidecar_json};
 use super::sink::{Sink, SinkStats, effective_format};
+use super::spool::{self, SpoolEntry};
 use super::tap::{Envelope, QUEUE_PACKETS, RecorderTap};
 use super::types::{RecordError, RecorderEvent, RecordingInfo, RecordingSummary, StopReason};
 
@@ -65,6 +67,7 @@ impl Recorder {
             }
         };
         let job = Job {
+            data_dir: data_dir.to_path_buf(),
             info,
             plan,
             format,
@@ -117,6 +120,8 @@ fn create_file(
 
 /// What the writer needs besides the sink and the queue.
 pub(crate) struct Job {
+    /// The data directory: the upload spool lives there.
+    pub data_dir: PathBuf,
     pub info: RecordingInfo,
     pub plan: FilePlan,
     pub format: RecordFormat,
@@ -174,7 +179,7 @@ fn write_recording<W: RecordingFile>(
         match receiver.blocking_recv() {
             Some(Envelope::Packet(packet)) => {
                 if let Err(source) = sink.accept(&packet) {
-                    return Err(fail(&job, &mut receiver, source));
+                    return Err(fail(sink, &job, &mut receiver, source));
                 }
             }
             Some(Envelope::Stop(reason)) => break reason,
@@ -187,7 +192,7 @@ fn write_recording<W: RecordingFile>(
         if let Envelope::Packet(packet) = envelope
             && let Err(source) = sink.accept(&packet)
         {
-            return Err(fail(&job, &mut receiver, source));
+            return Err(fail(sink, &job, &mut receiver, source));
         }
     }
     let stats = match sink
@@ -195,20 +200,53 @@ fn write_recording<W: RecordingFile>(
         .and_then(|(out, stats)| out.complete().map(|()| stats))
     {
         Ok(stats) => stats,
-        Err(source) => return Err(fail(&job, &mut receiver, source)),
+        Err(source) => {
+            let error = write_error(&job, source);
+            keep_failed(&job, SinkStats::default(), &error);
+            return Err(error);
+        }
     };
-    publish(&job, reason, stats).inspect_err(|error| {
-        let _ = fs::remove_file(&job.plan.temp_path);
+    publish(&job, reason, stats, None).inspect_err(|error| {
         let _ = fs::remove_file(job.plan.sidecar_temp());
-        report_failure(&job, error);
+        keep_failed(&job, stats, error);
     })
 }
 
-/// Writes the sidecar and renames both files into place.
+/// Puts a complete recording with a `url` into the upload spool (durably, before the
+/// `Stopped` event wakes the uploader).
+fn queue_upload(job: &Job) {
+    let Some(target) = &job.info.upload else {
+        return;
+    };
+    let path = &job.plan.path;
+    let file = path
+        .strip_prefix(&job.data_dir)
+        .unwrap_or(path)
+        .to_path_buf();
+    let media_type = match job.format {
+        RecordFormat::Wav => library::WAV_MEDIA_TYPE,
+        RecordFormat::Pcap => library::PCAP_MEDIA_TYPE,
+    };
+    let entry = SpoolEntry::new(&job.plan.id(), file, target, media_type, &job.info.call_id);
+    if let Err(error) = spool::enqueue(&job.data_dir, &entry) {
+        tracing::warn!(call_id = %job.info.call_id, %error, url = %target.url, "recording not queued for upload");
+        emit(
+            &job.events,
+            RecorderEvent::UploadNotQueued {
+                call_id: job.info.call_id.clone(),
+                error: error.to_string(),
+            },
+        );
+    }
+}
+
+/// Writes the sidecar and renames both files into place; `failure` marks a recording cut
+/// short by a write error (status `failed`, no `Stopped` event: the caller reports it).
 fn publish(
     job: &Job,
     reason: StopReason,
     stats: SinkStats,
+    failure: Option<&str>,
 ) -> Result<RecordingSummary, RecordError> {
     let ended = SystemTime::now();
     let dropped = job.dropped.load(Ordering::Relaxed);
@@ -223,6 +261,7 @@ fn publish(
         time_limit_s: job.time_limit.as_secs(),
         stats,
         dropped,
+        failure,
     };
     let sidecar_temp = job.plan.sidecar_temp();
     let write_error = |path: &PathBuf| {
@@ -235,22 +274,25 @@ fn publish(
     fs::write(&sidecar_temp, document).map_err(write_error(&sidecar_temp))?;
     fs::rename(&job.plan.temp_path, &job.plan.path).map_err(write_error(&job.plan.path))?;
     fs::rename(&sidecar_temp, &job.plan.sidecar).map_err(write_error(&job.plan.sidecar))?;
-    // Only for the metrics: a file that cannot be measured still is a finished recording.
-    let bytes = fs::metadata(&job.plan.path).map_or(0, |meta| meta.len());
-    tracing::info!(call_id = %job.info.call_id, path = %job.plan.path.display(),
-        reason = reason.as_str(), frames = stats.frames, dropped, "recording stopped");
-    emit(
-        &job.events,
-        RecorderEvent::Stopped {
-            call_id: job.info.call_id.clone(),
-            path: job.plan.path.clone(),
-            sidecar: job.plan.sidecar.clone(),
-            reason: reason.as_str().to_owned(),
-            frames: stats.frames,
-            bytes,
-            dropped,
-        },
-    );
+    if failure.is_none() {
+        queue_upload(job);
+        // Only for the metrics: a file that cannot be measured still is a finished recording.
+        let bytes = fs::metadata(&job.plan.path).map_or(0, |meta| meta.len());
+        tracing::info!(call_id = %job.info.call_id, path = %job.plan.path.display(),
+            reason = reason.as_str(), frames = stats.frames, dropped, "recording stopped");
+        emit(
+            &job.events,
+            RecorderEvent::Stopped {
+                call_id: job.info.call_id.clone(),
+                path: job.plan.path.clone(),
+                sidecar: job.plan.sidecar.clone(),
+                reason: reason.as_str().to_owned(),
+                frames: stats.frames,
+                bytes,
+                dropped,
+            },
+        );
+    }
     Ok(RecordingSummary {
         path: job.plan.path.clone(),
         sidecar: job.plan.sidecar.clone(),
@@ -260,20 +302,49 @@ fn publish(
         dropped,
         started_at: job.started,
         ended_at: ended,
+        upload: job.info.upload.clone(),
     })
 }
 
-/// Abandons the recording after a write error: the partial file is removed, the taps see a
-/// closed queue, and the event log hears why. The call is not affected.
-fn fail(job: &Job, receiver: &mut mpsc::Receiver<Envelope>, source: io::Error) -> RecordError {
-    receiver.close();
-    let _ = fs::remove_file(&job.plan.temp_path);
-    let error = RecordError::Write {
+fn write_error(job: &Job, source: io::Error) -> RecordError {
+    RecordError::Write {
         path: job.plan.temp_path.clone(),
         source,
+    }
+}
+
+/// Ends the recording after a write error: the taps see a closed queue, what was written is
+/// completed as far as the disk allows and kept, marked `failed` in its sidecar, and the event
+/// log hears why. The call is not affected.
+fn fail<W: RecordingFile>(
+    sink: Sink<W>,
+    job: &Job,
+    receiver: &mut mpsc::Receiver<Envelope>,
+    source: io::Error,
+) -> RecordError {
+    receiver.close();
+    let error = write_error(job, source);
+    // Patching the headers may fail again (disk still full): the bytes already on disk stay.
+    let stats = match sink.finish() {
+        Ok((out, stats)) => {
+            let _ = out.complete();
+            stats
+        }
+        Err(_) => SinkStats::default(),
     };
-    report_failure(job, &error);
+    keep_failed(job, stats, &error);
     error
+}
+
+/// Keeps a failed recording: its sidecar says `failed` and why; when even the sidecar cannot
+/// be written, the partial file is still moved into place.
+fn keep_failed(job: &Job, stats: SinkStats, error: &RecordError) {
+    let reason = error.to_string();
+    if publish(job, StopReason::WriteError, stats, Some(&reason)).is_err() {
+        let _ = fs::remove_file(job.plan.sidecar_temp());
+        let _ = fs::rename(&job.plan.temp_path, &job.plan.path);
+    }
+    report_failure(job, error);
 }
 
 fn report_failure(job: &Job, error: &RecordError) {
@@ -340,3 +411,7 @@ mod tests;
 #[cfg(test)]
 #[path = "recorder_pcap_tests.rs"]
 mod pcap_tests;
+
+#[cfg(test)]
+#[path = "recorder_failure_tests.rs"]
+mod failure_tests;

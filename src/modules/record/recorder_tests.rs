@@ -102,6 +102,11 @@ async fn wav_recording_of_the_sample_call() {
     assert_eq!(sidecar["codec"]["b"], "PCMU");
     assert_eq!(sidecar["label"], "quality");
     assert_eq!(sidecar["frames_written"], summary.frames);
+    // The sidecar's duration is the WAV's own length, not the wall-clock time.
+    assert_eq!(sidecar["duration_ms"], summary.frames * 1000 / 8000);
+    assert!(sidecar["wall_duration_ms"].is_u64());
+    assert_eq!(sidecar["status"], "complete");
+    assert_eq!(sidecar["leg"], "a");
     assert_eq!(sidecar["packets_dropped"], 0);
     assert_eq!(sidecar["telephone_event_packets"], 3);
     assert!(sidecar["started_at"].as_str().unwrap().ends_with('Z'));
@@ -272,6 +277,7 @@ async fn a_write_error_ends_the_recording_with_failed() {
     )
     .unwrap();
     let job = Job {
+        data_dir: data_dir.path().to_path_buf(),
         info,
         plan,
         format: RecordFormat::Wav,

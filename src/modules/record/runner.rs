@@ -12,6 +12,11 @@ use super::MODULE_NAME;
 use super::params::{RecordParams, RecordStep, parse_params};
 use super::types::{RecordingInfo, StopReason};
 
+/// Key the call core adds to a node's data when the API (not a dialed code) runs it.
+pub const TRIGGER_KEY: &str = "trigger";
+/// Value of [`TRIGGER_KEY`] for a node run by `PUT .../channels/{call_id}`.
+pub const TRIGGER_API: &str = "api";
+
 /// The catalog entry of `record_call`.
 #[derive(Debug)]
 pub struct Kind;
@@ -22,6 +27,13 @@ impl ModuleKind for Kind {
 
     fn parse(data: &Map<String, Value>) -> Result<RecordParams, Vec<Problem>> {
         parse_params(data)
+    }
+
+    /// A node with a `url` and no `method` is stored with Kazoo's default, `put`.
+    fn normalise(data: &mut Map<String, Value>) {
+        if data.get("url").is_some_and(Value::is_string) && !data.contains_key("method") {
+            data.insert("method".into(), Value::String("put".into()));
+        }
     }
 
     fn start(params: &RecordParams) -> Box<dyn Module> {
@@ -40,21 +52,30 @@ impl Module for RecordRun {
 
     fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
         let params = &self.0;
-        let by = format!(
-            "code {:?} by {}-leg",
-            run.text("collected"),
-            run.leg.as_str()
-        );
+        // A channel action of the API dialed nothing: say so instead of `code "" by a-leg`.
+        let by_api = run.text(TRIGGER_KEY) == TRIGGER_API;
+        let by = if by_api {
+            TRIGGER_API.to_owned()
+        } else {
+            format!(
+                "code {:?} by {}-leg",
+                run.text("collected"),
+                run.leg.as_str()
+            )
+        };
         match params.action.step(ctx.is_forked()) {
             RecordStep::Start => {
                 let info = RecordingInfo {
                     call_id: ctx.call_id().to_string(),
+                    account_id: ctx.account_id(),
                     a_uri: ctx.remote_uri(Leg::A),
                     b_uri: ctx.remote_uri(Leg::B),
                     started_by: by,
+                    leg: (!by_api).then_some(run.leg),
                     label: params.label.clone(),
                     format: params.format,
                     codecs: ctx.codecs(),
+                    upload: params.upload.clone(),
                 };
                 tracing::info!(call_id = %ctx.call_id(), format = params.format.as_str(), "recording starts");
                 ctx.start_fork(info, params.time_limit);

@@ -23,15 +23,18 @@ pub(crate) const B_DELAY_US: u64 = 1_000;
 pub(crate) fn info(format: RecordFormat) -> RecordingInfo {
     RecordingInfo {
         call_id: "rec-test@192.0.2.1".into(),
+        account_id: None,
         a_uri: "sip:alice@example.com".into(),
         b_uri: "sip:bob@example.com".into(),
         started_by: "*9 by a-leg".into(),
+        leg: Some(crate::base::Leg::A),
         label: Some("quality".into()),
         format,
         codecs: LegCodecs {
             a: vec![(8, Codec::Pcma), (101, Codec::TelephoneEvent)],
             b: vec![(0, Codec::Pcmu)],
         },
+        upload: None,
     }
 }
 

@@ -64,6 +64,15 @@ impl FilePlan {
         }
     }
 
+    /// The recording's id in the API: its file name without extension (only characters of
+    /// [`safe_file_name`] and the timestamp, so it never names another folder).
+    pub fn id(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Where the sidecar is written until it is complete.
     pub fn sidecar_temp(&self) -> PathBuf {
         let mut name = self.sidecar.clone().into_os_string();
@@ -113,6 +122,22 @@ pub struct SidecarFacts<'a> {
     pub stats: SinkStats,
     /// Packets the queue could not take.
     pub dropped: u64,
+    /// Why writing stopped early, when it did: the file holds what was written before.
+    pub failure: Option<&'a str>,
+}
+
+/// Status of a recording whose file is complete.
+pub const STATUS_COMPLETE: &str = "complete";
+/// Status of a recording cut short by a write error; the file keeps what was written.
+pub const STATUS_FAILED: &str = "failed";
+
+/// Length of the media in milliseconds: for WAV the audio actually written (frames at 8 kHz),
+/// so the sidecar and a player agree; for pcap the wall-clock time it was recording.
+fn media_duration_ms(facts: &SidecarFacts<'_>, wall_ms: u64) -> u64 {
+    match facts.format {
+        RecordFormat::Wav => facts.stats.frames.saturating_mul(1000) / 8000,
+        RecordFormat::Pcap => wall_ms,
+    }
 }
 
 /// The sidecar JSON document.
@@ -131,19 +156,31 @@ pub fn sidecar_json(facts: &SidecarFacts<'_>) -> Value {
         path.file_name()
             .map(|name| name.to_string_lossy().into_owned())
     };
-    let duration_ms = facts
+    let wall_ms = facts
         .ended
         .duration_since(facts.started)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
+    let leg = info.leg.map(|leg| leg.as_str());
+    let status = if facts.failure.is_some() {
+        STATUS_FAILED
+    } else {
+        STATUS_COMPLETE
+    };
     json!({
+        "id": facts.plan.id(),
         "call_id": info.call_id,
+        "account_id": info.account_id,
         "a_uri": info.a_uri,
         "b_uri": info.b_uri,
         "started_at": format_rfc3339(facts.started),
         "ended_at": format_rfc3339(facts.ended),
-        "duration_ms": duration_ms,
+        "duration_ms": media_duration_ms(facts, wall_ms),
+        "wall_duration_ms": wall_ms,
+        "status": status,
+        "error": facts.failure,
         "started_by": info.started_by,
+        "leg": leg,
         "stopped_by": stopped_by,
         "stop_reason": facts.reason.as_str(),
         "label": info.label,

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::base::Leg;
 
-use super::params::RecordFormat;
+use super::params::{RecordFormat, UploadTarget};
 
 /// RTP payload type PCMU has without SDP (RFC 3551).
 const STATIC_PCMU: u8 = 0;
@@ -95,18 +95,24 @@ impl LegCodecs {
 pub struct RecordingInfo {
     /// SIP Call-ID of the call (made safe before it is used in a file name).
     pub call_id: String,
+    /// The account of the call, when resolved; the API lists the recording under it.
+    pub account_id: Option<String>,
     /// URI of the a-leg party.
     pub a_uri: String,
     /// URI of the b-leg party.
     pub b_uri: String,
-    /// What started the recording, e.g. `*9 by a-leg`.
+    /// What started the recording, e.g. `code "9" by a-leg`, or `api` for a channel action.
     pub started_by: String,
+    /// The leg that dialed the code; `None` when the API started the recording.
+    pub leg: Option<Leg>,
     /// Free text from `data.label`.
     pub label: Option<String>,
     /// Requested format (WAV falls back to pcap when a leg's codec is not G.711).
     pub format: RecordFormat,
     /// Payload type mapping of both legs.
     pub codecs: LegCodecs,
+    /// Where the finished recording is sent (`data.url`, `data.method`), if anywhere.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Why a recording ended.
@@ -123,6 +129,8 @@ pub enum StopReason {
     TimeLimit,
     /// The proxy is shutting down.
     Shutdown,
+    /// Writing the file failed; what was written is kept, marked `failed`.
+    WriteError,
 }
 
 impl StopReason {
@@ -133,6 +141,7 @@ impl StopReason {
             Self::CallEnded => "call_ended",
             Self::TimeLimit => "time_limit",
             Self::Shutdown => "shutdown",
+            Self::WriteError => "write_error",
         }
     }
 }
@@ -164,6 +173,14 @@ pub enum RecorderEvent {
         /// Packets the queue could not take.
         dropped: u64,
     },
+    /// The finished recording has a `url` but could not be put in the upload spool (spool full,
+    /// disk error): it stays on disk and is not uploaded.
+    UploadNotQueued {
+        /// Call-ID of the recorded call.
+        call_id: String,
+        /// What went wrong.
+        error: String,
+    },
     /// The recording was abandoned (e.g. disk full); the call goes on.
     Failed {
         /// Call-ID of the recorded call.
@@ -192,6 +209,8 @@ pub struct RecordingSummary {
     pub started_at: SystemTime,
     /// When it ended.
     pub ended_at: SystemTime,
+    /// Where it is to be uploaded, if anywhere.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Why a recording could not start or could not be completed.
