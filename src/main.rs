@@ -12,6 +12,7 @@ use metaflow_proxy::config::cli::{Cli, Command};
 
 mod reload;
 mod run;
+mod settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -96,7 +96,7 @@ impl Reloader {
             }
         }
         self.apply(&new);
-        let core = crate::run::core_config(
+        let core = crate::settings::core_config(
             &self.current,
             self.local,
             self.current.media_ip_advertised(),

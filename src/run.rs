@@ -1,6 +1,5 @@
 //! `metaflow-proxy` with no subcommand: start every part, serve until a signal, shut down.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use metaflow_proxy::app::directory::DirectoryMetaflows;
 use metaflow_proxy::app::fdlimit;
 use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
 use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
-use metaflow_proxy::b2bua::{B2bua, CoreConfig, RateLimit};
+use metaflow_proxy::b2bua::B2bua;
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::connlimit::{
@@ -31,12 +30,12 @@ use metaflow_proxy::modules::record::retention;
 use metaflow_proxy::modules::record::stats::RecordingStats;
 use metaflow_proxy::modules::record::uploader::{self, RetryPolicy, UploadWake};
 use metaflow_proxy::sip::tcp::{TcpConfig, TcpTransport};
-use metaflow_proxy::sip::txn::Timers;
 
 use metaflow_proxy::app::{notify, startup};
 use metaflow_proxy::events::logging::LogLevel;
 
 use crate::reload::Reloader;
+use crate::settings;
 
 /// Loads the configuration, sets up logging and runs the proxy until it is told to stop.
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -189,7 +188,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     .context("cannot start the media engine (rtp-ports)")?;
     metrics.add_source(media.stats());
     let mut core = B2bua::new(
-        core_config(&cfg, local, cfg.media_ip_advertised()),
+        settings::core_config(&cfg, local, cfg.media_ip_advertised()),
         metrics.clone(),
         Box::new(media),
     );
@@ -348,44 +347,6 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The call core's settings from the configuration; also what a reload hands the running core
-/// (which keeps `local`, `media_ip`, the timers and the seed as they were).
-pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> CoreConfig {
-    CoreConfig {
-        local,
-        advertise: cfg.sip_advertise.map(|_| cfg.sip_advertised(local)),
-        upstream: cfg.upstream,
-        upstream_host: cfg
-            .upstream_host
-            .clone()
-            .unwrap_or_else(|| local.ip().to_string()),
-        media_ip,
-        timers: Timers {
-            t1: cfg.sip_t1,
-            t2: cfg.sip_t2,
-            t4: cfg.sip_t4,
-        },
-        max_calls: cfg.max_calls,
-        upstream_transport: cfg.upstream_transport,
-        max_transactions: cfg.max_transactions,
-        rng_seed: None,
-        timer_c: cfg.timer_c,
-        no_answer_timeout: cfg.no_answer_timeout,
-        scanner_user_agents: if cfg.drop_scanners {
-            cfg.scanner_user_agents.clone()
-        } else {
-            Vec::new()
-        },
-        pbx_sources: cfg.pbx_addresses.clone(),
-        max_registrations: cfg.max_registrations,
-        rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
-            requests: cfg.rate_limit_requests,
-            window: cfg.rate_limit_window,
-            block: cfg.rate_limit_block,
-            max_sources: cfg.rate_limit_max_sources,
-        }),
-    }
-}
 
 /// How long shutdown waits for the webhook senders to deliver their queues.
 const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);
