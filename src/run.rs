@@ -347,7 +347,6 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     Ok(())
 }
 
-
 /// How long shutdown waits for the webhook senders to deliver their queues.
 const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);
 

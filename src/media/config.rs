@@ -46,7 +46,14 @@ pub enum MediaError {
     /// The engine was created outside a tokio runtime, so it has nowhere to run relay tasks.
     #[error("the media engine must be created inside a tokio runtime")]
     NoRuntime,
-    /// A freshly bound socket could not be prepared for asynchronous use.
+    /// A freshly bound socket could not be prepared for asynchronous use. The reason is part
+    /// of the message and not a separate source, so a chain printed at start-up says it once.
     #[error("preparing a media socket failed: {0}")]
-    Socket(#[from] std::io::Error),
+    Socket(std::io::Error),
+}
+
+impl From<std::io::Error> for MediaError {
+    fn from(err: std::io::Error) -> Self {
+        MediaError::Socket(err)
+    }
 }
