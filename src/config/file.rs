@@ -77,18 +77,14 @@ impl FileSource<'_> {
     }
 
     fn tokens(&self, key: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
-        let items = value.as_array().ok_or_else(|| {
-            self.invalid(
-                key,
-                format!("expected a list of strings, got {}", kind(value)),
-            )
-        })?;
-        items
-            .iter()
-            .map(|item| match item.as_str() {
-                Some(token) if !token.trim().is_empty() => Ok(token.to_owned()),
-                Some(_) => Err(self.invalid(key, "tokens must not be empty")),
-                None => Err(self.invalid(key, format!("expected strings, got {}", kind(item)))),
+        self.strings(key, value)?
+            .into_iter()
+            .map(|token| {
+                if token.trim().is_empty() {
+                    Err(self.invalid(key, "tokens must not be empty"))
+                } else {
+                    Ok(token.to_owned())
+                }
             })
             .collect()
     }
@@ -278,37 +274,17 @@ impl Config {
                 })?;
             }
             "pbx-addresses" => {
-                let items = value.as_array().ok_or_else(|| {
-                    file.invalid(
-                        key,
-                        format!("expected a list of strings, got {}", kind(value)),
-                    )
-                })?;
-                self.pbx_addresses = items
-                    .iter()
-                    .map(|item| {
-                        let text = item.as_str().ok_or_else(|| {
-                            file.invalid(key, format!("expected strings, got {}", kind(item)))
-                        })?;
-                        text.parse().map_err(|e| file.invalid(key, format!("{e}")))
-                    })
+                self.pbx_addresses = file
+                    .strings(key, value)?
+                    .into_iter()
+                    .map(|text| text.parse().map_err(|e| file.invalid(key, format!("{e}"))))
                     .collect::<Result<_, _>>()?;
             }
             "scanner-user-agents" => {
-                let items = value.as_array().ok_or_else(|| {
-                    file.invalid(
-                        key,
-                        format!("expected a list of strings, got {}", kind(value)),
-                    )
-                })?;
-                self.scanner_user_agents = items
-                    .iter()
-                    .map(|item| {
-                        let text = item.as_str().ok_or_else(|| {
-                            file.invalid(key, format!("expected strings, got {}", kind(item)))
-                        })?;
-                        check_scanner_user_agent(text).map_err(|e| file.invalid(key, e))
-                    })
+                self.scanner_user_agents = file
+                    .strings(key, value)?
+                    .into_iter()
+                    .map(|text| check_scanner_user_agent(text).map_err(|e| file.invalid(key, e)))
                     .collect::<Result<_, _>>()?;
             }
             "rate-limit-requests" => {
