@@ -39,18 +39,11 @@ impl Reloader {
     /// `via` starts every log line (`SIGHUP`, `API reload`). Calls in progress are never touched.
     pub(crate) async fn reload(&mut self, via: &str) -> ReloadOutcome {
         self.events.reopen().await;
-        let new = match Config::load(&self.cli) {
-            Ok(new) => new,
-            Err(err) => {
-                tracing::error!(error = %ErrorChain(&err), "{via}: the configuration does not load; nothing changed");
-                return ReloadOutcome::refused(ErrorChain(&err).to_string());
-            }
-        };
-        let preflight = match startup::preflight(&new) {
-            Ok(preflight) => preflight,
-            Err(err) => {
-                tracing::error!(error = %ErrorChain(&err), "{via}: the configuration does not load; nothing changed");
-                return ReloadOutcome::refused(ErrorChain(&err).to_string());
+        let (new, preflight) = match load(&self.cli) {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                tracing::error!(error = %reason, "{via}: the configuration does not load; nothing changed");
+                return ReloadOutcome::refused(reason);
             }
         };
         let found = changes(&self.current, &new);
@@ -143,4 +136,12 @@ impl Reloader {
         cur.no_answer_timeout = new.no_answer_timeout;
         cur.shutdown_grace = new.shutdown_grace;
     }
+}
+
+/// The configuration as start-up would load it, with start-up's own checks, or why not (the
+/// whole chain of causes).
+fn load(cli: &Cli) -> Result<(Config, startup::Preflight), String> {
+    let new = Config::load(cli).map_err(|e| ErrorChain(&e).to_string())?;
+    let preflight = startup::preflight(&new).map_err(|e| ErrorChain(&e).to_string())?;
+    Ok((new, preflight))
 }

@@ -157,7 +157,6 @@ impl B2bua {
         self.stats.clone()
     }
 
-    /// The PBX as a peer, if configured.
     /// Takes the settings that may change while calls run: where new calls go (`upstream`,
     /// its host and transport, `pbx_sources`), the limits (`max_calls`, `max_transactions`,
     /// `max_registrations`, Timer C, the no-answer limit), the scanner list and the rate limit
@@ -178,7 +177,7 @@ impl B2bua {
         if rate_limit_changed {
             self.rate_limiter = cfg.rate_limit.map(super::ratelimit::RateLimiter::new);
             self.stats
-                .set_rate_limit_sources(self.rate_limiter.as_ref().map_or(0, |l| l.len()));
+                .set_rate_limit_sources(self.rate_limited_sources());
         }
         self.cfg = cfg;
         tracing::debug!("call core reconfigured");
@@ -199,6 +198,7 @@ impl B2bua {
             || self.cfg.pbx_sources.iter().any(|s| s.matches(from.addr))
     }
 
+    /// The PBX as a peer, if configured.
     pub(super) fn upstream_peer(&self) -> Option<Peer> {
         self.cfg.upstream.map(|addr| Peer {
             transport: self.cfg.upstream_transport,

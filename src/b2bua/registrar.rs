@@ -48,6 +48,13 @@ fn binding_id(aor: &str, contact: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// The address of record a REGISTER binds: the URI of its To.
+fn aor_of(msg: &SipMessage) -> Option<String> {
+    msg.header(TO)
+        .and_then(|to| NameAddr::parse(to).ok())
+        .map(|na| na.uri)
+}
+
 /// The `-<id>` suffix of a user part we wrote, if it is one.
 fn id_of_user(user: &str) -> Option<&str> {
     let (_, id) = user.rsplit_once('-')?;
@@ -68,11 +75,7 @@ impl Registrar {
         if self.bindings.len() < max {
             return true;
         }
-        let Some(aor) = msg
-            .header(TO)
-            .and_then(|to| NameAddr::parse(to).ok())
-            .map(|na| na.uri)
-        else {
+        let Some(aor) = aor_of(msg) else {
             return true;
         };
         msg.contacts().into_iter().all(|value| {
@@ -98,11 +101,7 @@ impl Registrar {
         now: Instant,
     ) {
         self.prune(now);
-        let Some(aor) = msg
-            .header(TO)
-            .and_then(|to| NameAddr::parse(to).ok())
-            .map(|na| na.uri)
-        else {
+        let Some(aor) = aor_of(msg) else {
             return;
         };
         let contacts: Vec<String> = msg.contacts().into_iter().map(str::to_string).collect();
