@@ -42,19 +42,9 @@ pub fn preflight(cfg: &Config) -> Result<Preflight, PreflightError> {
 
 /// Reads and validates a metaflows file; the document comes back as JSON for the store.
 pub fn read_metaflows(path: &std::path::Path) -> Result<Value, PreflightError> {
-    crate::metaflow::load_metaflows_file(path).map_err(PreflightError::Metaflows)?;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        PreflightError::Metaflows(format!(
-            "cannot read metaflows file {}: {e}",
-            path.display()
-        ))
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        PreflightError::Metaflows(format!(
-            "metaflows file {} is not valid JSON: {e}",
-            path.display()
-        ))
-    })
+    crate::metaflow::load_metaflows_document(path)
+        .map(|(_, document)| document)
+        .map_err(PreflightError::Metaflows)
 }
 
 /// The file in the data directory that remembers which revision of the default account's

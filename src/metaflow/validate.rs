@@ -63,11 +63,17 @@ pub fn parse_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
 
 /// Reads and validates a `--metaflows` file; the error text lists every problem.
 pub fn load_metaflows_file(path: &std::path::Path) -> Result<Metaflows, String> {
+    load_metaflows_document(path).map(|(flows, _)| flows)
+}
+
+/// Like [`load_metaflows_file`], also returning the document as read, for a caller that stores
+/// it: the file is read and parsed once.
+pub fn load_metaflows_document(path: &std::path::Path) -> Result<(Metaflows, Value), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read metaflows file {}: {e}", path.display()))?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| format!("metaflows file {} is not valid JSON: {e}", path.display()))?;
-    parse_metaflows(&value).map_err(|errors| {
+    let flows = parse_metaflows(&value).map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()
             .map(|e| {
@@ -80,7 +86,8 @@ pub fn load_metaflows_file(path: &std::path::Path) -> Result<Metaflows, String> 
             path.display(),
             lines.join("\n")
         )
-    })
+    })?;
+    Ok((flows, value))
 }
 
 /// The value under `key`, treating JSON `null` as absent.
