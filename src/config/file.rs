@@ -58,6 +58,12 @@ impl FileSource<'_> {
             .ok_or_else(|| self.invalid(key, format!("must be at least {min}, got {number}")))
     }
 
+    /// A count of at least 1 that fits in memory sizes (limits, table sizes, threads).
+    fn count(&self, key: &str, value: &Value) -> Result<usize, ConfigError> {
+        let number = self.integer(key, value, 1)?;
+        usize::try_from(number).map_err(|_| self.invalid(key, format!("{number} is too large")))
+    }
+
     /// A list of strings, each as written.
     fn strings<'v>(&self, key: &str, value: &'v Value) -> Result<Vec<&'v str>, ConfigError> {
         let items = value.as_array().ok_or_else(|| {
@@ -187,19 +193,13 @@ impl Config {
                 };
             }
             "media-workers" => {
-                let workers = file.integer(key, value, 1)?;
-                self.media_workers = usize::try_from(workers)
-                    .map_err(|_| file.invalid(key, format!("{workers} is too large")))?;
+                self.media_workers = file.count(key, value)?;
             }
             "max-transactions" => {
-                let limit = file.integer(key, value, 1)?;
-                self.max_transactions = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.max_transactions = file.count(key, value)?;
             }
             "max-registrations" => {
-                let limit = file.integer(key, value, 1)?;
-                self.max_registrations = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.max_registrations = file.count(key, value)?;
             }
             "media-timeout" => {
                 self.media_timeout = Duration::from_secs(file.integer(key, value, 1)?);
@@ -239,9 +239,7 @@ impl Config {
                 };
             }
             "max-calls" => {
-                let limit = file.integer(key, value, 1)?;
-                self.max_calls = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.max_calls = file.count(key, value)?;
             }
             "tcp-idle-timeout" => {
                 self.tcp_idle_timeout = Duration::from_secs(file.integer(key, value, 1)?)
@@ -253,9 +251,7 @@ impl Config {
                 self.tcp_header_timeout = Duration::from_secs(file.integer(key, value, 1)?)
             }
             "tcp-max-per-source" => {
-                let limit = file.integer(key, value, 1)?;
-                self.tcp_max_per_source = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.tcp_max_per_source = file.count(key, value)?;
             }
             "api-header-timeout" => {
                 self.api_header_timeout = Duration::from_secs(file.integer(key, value, 1)?)
@@ -264,9 +260,7 @@ impl Config {
                 self.api_idle_timeout = Duration::from_secs(file.integer(key, value, 1)?)
             }
             "api-max-per-source" => {
-                let limit = file.integer(key, value, 1)?;
-                self.api_max_per_source = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.api_max_per_source = file.count(key, value)?;
             }
             "drop-scanners" => {
                 self.drop_scanners = value.as_bool().ok_or_else(|| {
@@ -303,9 +297,7 @@ impl Config {
                     check_rate_limit_secs(secs).map_err(|e| file.invalid(key, e))?;
             }
             "rate-limit-max-sources" => {
-                let limit = file.integer(key, value, 1)?;
-                self.rate_limit_max_sources = usize::try_from(limit)
-                    .map_err(|_| file.invalid(key, format!("{limit} is too large")))?;
+                self.rate_limit_max_sources = file.count(key, value)?;
             }
             "webhook-urls" => {
                 self.webhook_urls = file

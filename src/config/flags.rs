@@ -103,9 +103,7 @@ impl Config {
                 Duration::from_secs(at_least_one("tcp-header-timeout", seconds)?);
         }
         if let Some(limit) = cli.tcp_max_per_source {
-            let limit = at_least_one("tcp-max-per-source", limit)?;
-            self.tcp_max_per_source = usize::try_from(limit)
-                .map_err(|_| invalid_flag("tcp-max-per-source", format!("{limit} is too large")))?;
+            self.tcp_max_per_source = count("tcp-max-per-source", limit)?;
         }
         if let Some(seconds) = cli.api_header_timeout {
             self.api_header_timeout =
@@ -115,9 +113,7 @@ impl Config {
             self.api_idle_timeout = Duration::from_secs(at_least_one("api-idle-timeout", seconds)?);
         }
         if let Some(limit) = cli.api_max_per_source {
-            let limit = at_least_one("api-max-per-source", limit)?;
-            self.api_max_per_source = usize::try_from(limit)
-                .map_err(|_| invalid_flag("api-max-per-source", format!("{limit} is too large")))?;
+            self.api_max_per_source = count("api-max-per-source", limit)?;
         }
         if let Some(transport) = &cli.upstream_transport {
             self.upstream_transport = match transport.to_ascii_lowercase().as_str() {
