@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audio;
 pub mod b2bua;
 pub mod base;
 pub mod capture;

@@ -13,7 +13,7 @@
 
 pub mod align;
 pub mod file_body;
-pub mod g711;
+pub use crate::audio::g711;
 pub mod library;
 pub mod params;
 mod recorder;
