@@ -9,6 +9,7 @@ pub mod icmp;
 pub mod notify;
 pub mod registry;
 pub mod shell;
+pub mod sounds;
 pub mod startup;
 
 #[cfg(test)]

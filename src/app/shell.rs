@@ -72,6 +72,8 @@ pub struct SipTask {
     pub call_metrics: crate::metrics::CallEventMetrics,
     /// The webhook receivers' queues.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Produces the sounds modules play.
+    pub sounds: super::sounds::Sounds,
 }
 
 /// The recordings in progress and where their events arrive.
@@ -136,6 +138,9 @@ impl SipTask {
                 () = sleep => self.core.handle(Instant::now(), Input::Timeout),
                 Some(event) = self.media_events.recv() => self.on_media_event(event),
                 Some(event) = self.recordings.events_rx.recv() => self.on_recorder_event(event),
+                Some((call, id, result)) = self.sounds.rx.recv() => {
+                    self.core.handle(Instant::now(), Input::SoundReady { call, id, result });
+                }
                 command = self.control.recv() => match command {
                     Some(Control::BeginShutdown) => self.core.handle(Instant::now(), Input::BeginShutdown),
                     Some(Control::TerminateAll) => self.core.handle(Instant::now(), Input::TerminateAll),
@@ -160,6 +165,7 @@ impl SipTask {
     fn on_media_event(&mut self, event: MediaEvent) {
         let input = match event {
             MediaEvent::Timeout { call } => Input::MediaTimeout { call },
+            MediaEvent::Playback { call, id, end, .. } => Input::PlaybackEnded { call, id, end },
             MediaEvent::Inspector { call, event, .. } => match event {
                 InspectorEvent::Digit { leg, digit, .. } => Input::Digit { call, leg, digit },
                 InspectorEvent::DigitEnded {
@@ -321,6 +327,7 @@ impl SipTask {
                     time_limit,
                 } => self.start_recording(call, *info, time_limit),
                 Output::StopRecording { call, reason } => self.stop_recording(call, reason),
+                Output::ResolveSound { call, id, sound } => self.sounds.resolve(call, id, sound),
                 Output::Event { call_id, event } => self.publish(&call_id, &event),
             }
         }

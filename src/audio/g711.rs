@@ -37,6 +37,50 @@ pub fn decode_ulaw(payload: &[u8], out: &mut Vec<i16>) {
     out.extend(payload.iter().map(|&code| ulaw_to_linear(code)));
 }
 
+/// Which G.711 companding law a payload uses: what the relay needs to decode, scale and encode
+/// the audio it plays or adjusts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Law {
+    /// A-law (PCMA, static payload type 8).
+    A,
+    /// µ-law (PCMU, static payload type 0).
+    Mu,
+}
+
+impl Law {
+    /// Decodes one byte.
+    pub fn decode(self, code: u8) -> i16 {
+        match self {
+            Self::A => alaw_to_linear(code),
+            Self::Mu => ulaw_to_linear(code),
+        }
+    }
+
+    /// Encodes one sample.
+    pub fn encode(self, sample: i16) -> u8 {
+        match self {
+            Self::A => linear_to_alaw(sample),
+            Self::Mu => linear_to_ulaw(sample),
+        }
+    }
+
+    /// The code of digital silence.
+    pub fn silence(self) -> u8 {
+        self.encode(0)
+    }
+
+    /// The law an SDP `a=rtpmap` encoding name names (case-insensitive), if it is G.711.
+    pub fn from_encoding(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("PCMA") {
+            Some(Self::A)
+        } else if name.eq_ignore_ascii_case("PCMU") {
+            Some(Self::Mu)
+        } else {
+            None
+        }
+    }
+}
+
 const fn alaw_decode(code: u8) -> i16 {
     let value = code ^ 0x55;
     let mut magnitude = ((value & QUANT_MASK) as i32) << 4;

@@ -79,6 +79,18 @@ impl SoundRef {
         }
     }
 
+    /// The kind of source, for metrics labels: `moh`, `media`, `tone`, `url`, `tts`, `say`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DefaultMoh => "moh",
+            Self::Media { .. } => "media",
+            Self::Tone(_) => "tone",
+            Self::Url(_) => "url",
+            Self::Tts(_) => "tts",
+            Self::Say(_) => "say",
+        }
+    }
+
     /// A short description for events and logs (the text of speech is not logged whole).
     pub fn describe(&self) -> String {
         match self {

@@ -101,6 +101,8 @@ pub(super) struct Call {
     pub recording: bool,
     /// Modules that went on working after they started (a transfer awaiting its NOTIFYs).
     pub modules: Vec<super::host::ActiveModule>,
+    /// Sounds the modules asked for, from the request until they end.
+    pub playbacks: Vec<super::sounds::ActivePlayback>,
     /// One digit collector per metaflow that applies to the call.
     pub collectors: Vec<super::codes::CallCollector>,
 }

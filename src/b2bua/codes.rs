@@ -125,6 +125,9 @@ impl B2bua {
             return;
         };
         let call_id = call.a.call_id.clone();
+        // The modules already running hear the key; one this key starts does not (the `1` that
+        // completes a hold code is not its unhold key).
+        let listening = super::host::unfinished_modules(call);
         let mut decided = Vec::new();
         for cc in &mut call.collectors {
             let outcome = cc.collector.on_digit(leg, digit, now);
@@ -136,7 +139,7 @@ impl B2bua {
         for (owner, decisions) in decided {
             self.apply_decisions(key, owner, decisions, now);
         }
-        self.module_digit(key, leg, digit, now);
+        self.module_digit(key, &listening, leg, digit, now);
         self.schedule_collectors(key);
     }
 

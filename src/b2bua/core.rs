@@ -99,6 +99,16 @@ pub struct B2bua {
     pub(super) next_key: CallKey,
     /// The identity of the next module instance started on any call.
     pub(super) next_module_id: super::host::ModuleId,
+    /// The identity of the next sound played on any call.
+    pub(super) next_playback_id: crate::base::PlaybackId,
+    /// Ends of sounds to tell their modules once the current input is handled (call, module,
+    /// playback, end).
+    pub(super) playback_ends: std::collections::VecDeque<(
+        CallKey,
+        super::host::ModuleId,
+        crate::base::PlaybackId,
+        crate::base::PlaybackEnd,
+    )>,
     /// Draining: new INVITEs are refused with 503 while calls in progress go on.
     pub(super) shutting_down: bool,
     /// What the core decided, in order, until the shell polls it.
@@ -141,6 +151,8 @@ impl B2bua {
             timers: TimerQueue::default(),
             next_key: 1,
             next_module_id: 1,
+            next_playback_id: 1,
+            playback_ends: std::collections::VecDeque::new(),
             shutting_down: false,
             actions: std::collections::VecDeque::new(),
             metrics,

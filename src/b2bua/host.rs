@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::base::{CallEvent, CallKey, Leg};
+use crate::audio::SoundRef;
+use crate::base::{CallEvent, CallKey, Gain, Leg, PlaybackEnd, PlaybackId};
 use crate::metaflow::ModuleRun;
 use crate::modules::record::{LegCodecs, RecordingInfo, StopReason};
-use crate::modules::{CallContext, Module, Progress, RunInfo};
+use crate::modules::{CallContext, Module, PlayOptions, Progress, RunInfo};
 use crate::sip::{Method, SipMessage};
 
 use super::B2bua;
@@ -35,6 +36,15 @@ pub(super) struct ActiveModule {
     run: ModuleRun,
     /// Whether it reported an outcome; then it gets no digits or timers, only claimed requests.
     finished: bool,
+}
+
+/// The modules of `call` still at work.
+pub(super) fn unfinished_modules(call: &super::call::Call) -> Vec<ModuleId> {
+    call.modules
+        .iter()
+        .filter(|m| !m.finished)
+        .map(|m| m.id)
+        .collect()
 }
 
 /// One call seen by one module: the [`CallContext`] the core implements.
@@ -167,6 +177,23 @@ impl CallContext for Host<'_> {
             .timers
             .schedule(at, TimerRef::Module(self.key, self.id));
     }
+
+    fn play(&mut self, to: Leg, sound: SoundRef, options: PlayOptions) -> PlaybackId {
+        self.core
+            .start_playback(self.key, self.id, to, sound, options)
+    }
+
+    fn stop_playback(&mut self, to: Leg) {
+        self.core.stop_playbacks(self.key, to);
+    }
+
+    fn set_held(&mut self, to: Leg, held: bool) {
+        self.core.hold_towards(self.key, to, held);
+    }
+
+    fn set_gain(&mut self, to: Leg, gain: Gain) {
+        self.core.gain_towards(self.key, to, gain);
+    }
 }
 
 impl B2bua {
@@ -252,20 +279,32 @@ impl B2bua {
         self.drive(key, id, now, true, |m, ctx| m.on_request(ctx, leg, msg));
     }
 
-    /// A key press on `leg`: every unfinished module of the call sees it.
-    pub(super) fn module_digit(&mut self, key: CallKey, leg: Leg, digit: char, now: Instant) {
-        let ids: Vec<ModuleId> = match self.calls.get(&key) {
-            Some(call) => call
-                .modules
-                .iter()
-                .filter(|m| !m.finished)
-                .map(|m| m.id)
-                .collect(),
-            None => return,
-        };
-        for id in ids {
+    /// A key press on `leg`: the modules `ids` (those unfinished when it arrived) see it.
+    pub(super) fn module_digit(
+        &mut self,
+        key: CallKey,
+        ids: &[ModuleId],
+        leg: Leg,
+        digit: char,
+        now: Instant,
+    ) {
+        for &id in ids {
             self.drive(key, id, now, false, |m, ctx| m.on_digit(ctx, leg, digit));
         }
+    }
+
+    /// A sound module `id` asked for ended.
+    pub(super) fn module_playback(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        playback: PlaybackId,
+        end: PlaybackEnd,
+        now: Instant,
+    ) {
+        self.drive(key, id, now, false, |m, ctx| {
+            m.on_playback(ctx, playback, end)
+        });
     }
 
     /// A module's deadline passed.

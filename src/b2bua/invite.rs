@@ -181,6 +181,7 @@ impl B2bua {
             timer_c: None,
             no_answer_at: None,
             modules: Vec::new(),
+            playbacks: Vec::new(),
             collectors,
         };
         call.has_media = has_media;

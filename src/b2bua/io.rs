@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::base::{CallEvent, CallKey, Leg};
+use crate::audio::{Clip, SoundRef};
+use crate::base::{CallEvent, CallKey, Leg, PlaybackEnd, PlaybackId};
 use crate::media::SharedTap;
 use crate::modules::record::{RecordingInfo, StopReason};
 use crate::sip::transport::Peer;
@@ -74,6 +75,25 @@ pub enum Input<'a> {
         /// The call.
         call: CallKey,
     },
+    /// The sound the core asked for ([`Output::ResolveSound`]) is ready, or could not be made.
+    SoundReady {
+        /// The call.
+        call: CallKey,
+        /// The playback it is for.
+        id: PlaybackId,
+        /// The clip, or why there is none.
+        result: Result<Clip, String>,
+    },
+    /// A sound the relay played ended by itself (played out, or its leg's codec cannot be
+    /// encoded).
+    PlaybackEnded {
+        /// The call.
+        call: CallKey,
+        /// The playback.
+        id: PlaybackId,
+        /// How it ended.
+        end: PlaybackEnd,
+    },
     /// Run a metaflow node on a call as if its code had been dialed (the API's channel action).
     RunNode {
         /// The caller's Call-ID.
@@ -124,6 +144,16 @@ pub enum Output {
         /// When it stops by itself.
         time_limit: Duration,
     },
+    /// Produce the clip of a sound a module asked for, off the core; answer with
+    /// [`Input::SoundReady`].
+    ResolveSound {
+        /// The call.
+        call: CallKey,
+        /// The playback it is for.
+        id: PlaybackId,
+        /// What to produce.
+        sound: SoundRef,
+    },
     /// Stop a call's recording and finish its file (the core has already detached the tap).
     StopRecording {
         /// The call.
@@ -166,11 +196,14 @@ impl B2bua {
                 }
             }
             Input::RecordingEnded { call } => self.recording_ended(call),
+            Input::SoundReady { call, id, result } => self.sound_ready(call, id, result),
+            Input::PlaybackEnded { call, id, end } => self.playback_ended(call, id, end),
             Input::RunNode { call_id, node } => self.run_node_by_api(&call_id, &node, now),
             Input::BeginShutdown => self.shutting_down = true,
             Input::TerminateAll => self.terminate_all(now),
             Input::Reconfigure(cfg) => self.reconfigure(*cfg),
         }
+        self.deliver_playback_ends(now);
         self.publish_sizes();
     }
 

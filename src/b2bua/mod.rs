@@ -27,6 +27,7 @@ mod session_timer;
 mod setup_timers;
 #[cfg(test)]
 mod sim;
+mod sounds;
 pub mod stats;
 mod teardown;
 #[cfg(test)]

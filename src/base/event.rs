@@ -190,11 +190,35 @@ pub enum CallEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
     },
+    /// A sound started or ended on a leg (music on hold, a media file, a tone, speech).
+    Playback {
+        /// The leg that hears it.
+        leg: Leg,
+        /// The kind of source: `moh`, `media`, `tone`, `url`, `tts`, `say`.
+        source: &'static str,
+        /// Which sound (a media id, a tone, the speech engine and voice; never the spoken text).
+        sound: String,
+        /// `started`, `finished`, `stopped` or `failed`.
+        state: &'static str,
+        /// Why it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The audio towards a leg was held, released or had its volume changed.
+    MediaControl {
+        /// The leg whose received audio changed.
+        leg: Leg,
+        /// `hold`, `unhold`, `gain` or `mute`.
+        action: &'static str,
+        /// The factor for `gain`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        factor: Option<f32>,
+    },
 }
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 24] = [
+pub const CALL_EVENT_KINDS: [&str; 26] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -219,6 +243,8 @@ pub const CALL_EVENT_KINDS: [&str; 24] = [
     "transfer_succeeded",
     "transfer_failed",
     "transfer_withdrawn",
+    "playback",
+    "media_control",
 ];
 
 impl CallEvent {
@@ -249,6 +275,8 @@ impl CallEvent {
             Self::TransferSucceeded { .. } => "transfer_succeeded",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::TransferWithdrawn { .. } => "transfer_withdrawn",
+            Self::Playback { .. } => "playback",
+            Self::MediaControl { .. } => "media_control",
         }
     }
 

@@ -7,12 +7,14 @@ mod chain;
 mod event;
 mod leg;
 mod netmatch;
+mod playback;
 mod problem;
 
 pub use chain::ErrorChain;
 pub use event::{CALL_EVENT_KINDS, CallEvent, EventFields};
 pub use leg::Leg;
 pub use netmatch::{TrustedSource, TrustedSourceError};
+pub use playback::{Gain, PlaybackEnd, PlaybackId};
 pub use problem::{Problem, Problems};
 
 /// Identifies a call inside one process: chosen by the call core, used by the media engine,

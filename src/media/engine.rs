@@ -160,6 +160,20 @@ impl MediaEngine {
         }
     }
 
+    /// Sends `msg` to the call's first stream (the audio one the modules speak on).
+    fn send_to_first_stream(&self, call: CallKey, msg: Control) {
+        let Some(call_media) = self.calls.get(&call) else {
+            debug!(call, "no media for call");
+            return;
+        };
+        let first = call_media.streams.iter().min_by_key(|(index, _)| **index);
+        if let Some((index, stream)) = first
+            && stream.control.send(msg).is_err()
+        {
+            debug!(call, index, "media relay of stream already stopped");
+        }
+    }
+
     /// Milliseconds on the engine clock, the one the relay tasks' ticks read.
     fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -274,6 +288,29 @@ impl MediaControl for MediaEngine {
 
     fn set_tap(&mut self, call: CallKey, tap: Option<crate::media::SharedTap>) {
         self.send_to_streams(call, || Control::SetTap(tap.clone()));
+    }
+
+    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {
+        let playback = Box::new(playback);
+        self.send_to_first_stream(call, Control::Play { to, playback });
+    }
+
+    fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<crate::base::PlaybackId>) {
+        self.send_to_first_stream(call, Control::StopPlayback { to, id });
+    }
+
+    fn set_hold(&mut self, call: CallKey, to: Leg, held: bool) {
+        self.send_to_first_stream(call, Control::Hold { to, held });
+    }
+
+    fn set_gain(
+        &mut self,
+        call: CallKey,
+        to: Leg,
+        gain: crate::base::Gain,
+        map: crate::media::playout::G711Map,
+    ) {
+        self.send_to_first_stream(call, Control::Gain { to, gain, map });
     }
 
     fn set_direction(&mut self, call: CallKey, index: usize, leg: Leg, direction: SdpDirection) {

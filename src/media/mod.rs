@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod inspect;
 pub mod latch;
+pub mod playout;
 pub mod ports;
 mod relay;
 mod sockets;
@@ -55,6 +56,17 @@ pub enum MediaEvent {
     Timeout {
         /// The silent call.
         call: CallKey,
+    },
+    /// A sound played towards `to` ended by itself (played out, or could not play).
+    Playback {
+        /// The call.
+        call: CallKey,
+        /// The leg it played to.
+        to: Leg,
+        /// The playback, as the core named it.
+        id: crate::base::PlaybackId,
+        /// How it ended.
+        end: crate::base::PlaybackEnd,
     },
     /// The packet inspector of a stream noticed something (e.g. a DTMF digit).
     Inspector {
@@ -105,6 +117,15 @@ pub trait MediaControl {
     /// Copies every packet of the call's streams (both legs, RTP and RTCP) to `tap`, or stops
     /// copying (`None`). The copy leaves the relay through the tap's bounded queue.
     fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>);
+    /// Plays a sound towards `to` on the call's first stream, replacing what played there; its
+    /// end comes back as [`MediaEvent::Playback`] unless it is stopped first.
+    fn play(&mut self, call: CallKey, to: Leg, playback: playout::Playback);
+    /// Stops what plays towards `to` (only playback `id` when given); no event follows.
+    fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<crate::base::PlaybackId>);
+    /// Forwards nothing of the other leg's media towards `to` (hold), or forwards it again.
+    fn set_hold(&mut self, call: CallKey, to: Leg, held: bool);
+    /// Changes the volume of the audio towards `to` (G.711 payload types from `map`).
+    fn set_gain(&mut self, call: CallKey, to: Leg, gain: crate::base::Gain, map: playout::G711Map);
     /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
     /// UDP ports currently held (four per stream: RTP and RTCP for each leg).

@@ -16,11 +16,12 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, trace};
 
-use crate::base::Leg;
+use crate::base::{Gain, Leg, PlaybackId};
 use crate::media::SharedTap;
 use crate::media::activity::{CallActivity, Limits};
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
 use crate::media::latch::{LatchDecision, LatchPolicy, Refusal};
+use crate::media::playout::{G711Map, Outbound, PACKET_BUFFER_LEN, Playback};
 use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
 use crate::media::stats::{Direction, DropReason, LocalCounters, MediaStats, PacketKind};
 use crate::media::{CallKey, MediaEvent};
@@ -55,6 +56,14 @@ pub(crate) enum Control {
     ReleaseHeld { leg: Leg, digits: String },
     /// Copy every packet of both legs to a recorder (or stop copying).
     SetTap(Option<SharedTap>),
+    /// Play a sound towards `to`, replacing what played there.
+    Play { to: Leg, playback: Box<Playback> },
+    /// Stop what plays towards `to` (only playback `id` when given).
+    StopPlayback { to: Leg, id: Option<PlaybackId> },
+    /// Forward nothing relayed towards `to` (or forward again).
+    Hold { to: Leg, held: bool },
+    /// Change the volume of what goes towards `to`.
+    Gain { to: Leg, gain: Gain, map: G711Map },
 }
 
 /// Everything a relay task needs besides its sockets and control channel.
@@ -115,6 +124,10 @@ pub(crate) async fn run_stream(
         tap: None,
         connected: [None; 4],
         refusal_logged: [false; 4],
+        outbound: [
+            Outbound::new(fastrand::u64(..)),
+            Outbound::new(fastrand::u64(..)),
+        ],
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -194,6 +207,9 @@ struct Relay {
     /// Whether a refusal was logged on each socket's flow since its latch last changed: the
     /// first one is logged at debug, the rest (a spray) at trace only.
     refusal_logged: [bool; 4],
+    /// What goes towards each leg (a-leg first) besides relayed packets: sounds, hold, volume,
+    /// and the renumbering that keeps it one stream.
+    outbound: [Outbound; 2],
 }
 
 impl Relay {
@@ -227,6 +243,37 @@ impl Relay {
                 }
             }
             Control::SetTap(tap) => self.tap = tap,
+            Control::Play { to, playback } => {
+                let now_us = micros_since(self.ctx.clock);
+                self.outbound_mut(to).play(*playback, now_us);
+            }
+            Control::StopPlayback { to, id } => {
+                self.outbound_mut(to).stop(id);
+            }
+            Control::Hold { to, held } => self.outbound_mut(to).set_held(held),
+            Control::Gain { to, gain, map } => self.outbound_mut(to).set_gain(gain, map),
+        }
+    }
+
+    fn outbound_mut(&mut self, to: Leg) -> &mut Outbound {
+        match to {
+            Leg::A => &mut self.outbound[0],
+            Leg::B => &mut self.outbound[1],
+        }
+    }
+
+    /// Reports a playback towards `to` that ended by itself.
+    fn report_ended(&mut self, to: Leg) {
+        if let Some((id, end)) = self.outbound_mut(to).take_ended() {
+            let event = MediaEvent::Playback {
+                call: self.ctx.call,
+                to,
+                id,
+                end,
+            };
+            if self.ctx.events.try_send(event).is_err() {
+                self.ctx.stats.event_dropped();
+            }
         }
     }
 
@@ -288,6 +335,14 @@ impl Relay {
             let mut emit = |event| publish(events, stats, call, stream, event);
             if inspector.inspect(from, packet, now_us, &mut emit) == Verdict::Drop {
                 self.counters.dropped(DropReason::Inspector);
+                return;
+            }
+        }
+        if kind == PacketKind::Rtp {
+            let verdict = self.outbound_mut(from.other()).on_relayed(packet, now_us);
+            self.report_ended(from.other());
+            if verdict == Verdict::Drop {
+                self.counters.dropped(DropReason::Replaced);
                 return;
             }
         }
@@ -370,9 +425,21 @@ impl Relay {
         }
     }
 
-    /// When the inspector next has a synthesized packet to send (engine clock, µs).
+    /// When the inspector or a playing sound next has a packet to send (engine clock, µs).
     fn injection_due(&self) -> Option<u64> {
-        self.ctx.inspector.as_ref()?.next_injection_us()
+        let inspector = self
+            .ctx
+            .inspector
+            .as_ref()
+            .and_then(|i| i.next_injection_us());
+        [
+            inspector,
+            self.outbound[0].next_due_us(),
+            self.outbound[1].next_due_us(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Sends every synthesized packet due by now (and at least those due at `due_us`, which the
@@ -380,6 +447,7 @@ impl Relay {
     /// socket that leg receives that stream on.
     fn inject_due(&mut self, sockets: &AsyncSockets, due_us: u64) {
         let now_us = micros_since(self.ctx.clock).max(due_us);
+        self.play_due(sockets, now_us);
         let mut buf = [0u8; INJECTION_BUFFER_LEN];
         loop {
             let Some(inspector) = self.ctx.inspector.as_mut() else {
@@ -388,9 +456,11 @@ impl Relay {
             let Some(injection) = inspector.take_injection(now_us, &mut buf) else {
                 return;
             };
-            let Some(packet) = buf.get(..injection.len) else {
+            let Some(packet) = buf.get_mut(..injection.len) else {
                 return;
             };
+            self.outbound_mut(injection.from.other())
+                .on_injected(packet, now_us);
             let via = Port::of(injection.from, PacketKind::Rtp).peer();
             self.send_towards(
                 sockets,
@@ -399,6 +469,22 @@ impl Relay {
                 PacketKind::Rtp,
                 packet,
             );
+        }
+    }
+
+    /// Sends the sounds' packets due by `now_us`, each from the socket its leg receives the
+    /// other leg's media on.
+    fn play_due(&mut self, sockets: &AsyncSockets, now_us: u64) {
+        let mut buf = [0u8; PACKET_BUFFER_LEN];
+        for to in [Leg::A, Leg::B] {
+            while let Some(len) = self.outbound_mut(to).poll_packet(now_us, &mut buf) {
+                let Some(packet) = buf.get(..len) else {
+                    break;
+                };
+                let via = Port::of(to.other(), PacketKind::Rtp).peer();
+                self.send_towards(sockets, via, to, PacketKind::Rtp, packet);
+            }
+            self.report_ended(to);
         }
     }
 

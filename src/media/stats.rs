@@ -41,6 +41,8 @@ pub enum DropReason {
     SendError,
     /// No address of the other leg is known yet.
     NoDestination,
+    /// The leg it was going to is held, or hears a sound the proxy plays instead.
+    Replaced,
 }
 
 impl From<Refusal> for DropReason {
@@ -74,6 +76,7 @@ pub struct MediaStats {
     dropped_inspector: AtomicU64,
     dropped_send_error: AtomicU64,
     dropped_no_destination: AtomicU64,
+    dropped_replaced: AtomicU64,
     events_dropped: AtomicU64,
     ports_in_use: AtomicU64,
     streams_active: AtomicU64,
@@ -213,6 +216,7 @@ impl MediaStats {
             DropReason::Inspector => &self.dropped_inspector,
             DropReason::SendError => &self.dropped_send_error,
             DropReason::NoDestination => &self.dropped_no_destination,
+            DropReason::Replaced => &self.dropped_replaced,
         }
     }
 }
@@ -224,13 +228,14 @@ const FLOWS: [(Direction, PacketKind, &str, &str); 4] = [
     (Direction::BToA, PacketKind::Rtcp, "b_to_a", "rtcp"),
 ];
 
-const DROP_REASONS: [(DropReason, &str); 6] = [
+const DROP_REASONS: [(DropReason, &str); 7] = [
     (DropReason::ForeignSource, "foreign_source"),
     (DropReason::Learning, "learning"),
     (DropReason::Unsignalled, "unsignalled"),
     (DropReason::Inspector, "inspector"),
     (DropReason::SendError, "send_error"),
     (DropReason::NoDestination, "no_destination"),
+    (DropReason::Replaced, "replaced"),
 ];
 
 /// Plain (non-atomic) tallies kept by one relay task and added to `MediaStats` in batches.
@@ -239,7 +244,7 @@ pub(crate) struct LocalCounters {
     /// Packets and bytes per flow, in `FLOWS` order.
     relayed: [(u64, u64); 4],
     /// Drops per reason, in `DROP_REASONS` order.
-    dropped: [u64; 6],
+    dropped: [u64; 7],
     /// Whether anything was counted since the last flush.
     dirty: bool,
 }
@@ -267,6 +272,7 @@ impl LocalCounters {
             DropReason::Inspector => &mut self.dropped[3],
             DropReason::SendError => &mut self.dropped[4],
             DropReason::NoDestination => &mut self.dropped[5],
+            DropReason::Replaced => &mut self.dropped[6],
         };
         *slot += 1;
         self.dirty = true;

@@ -67,6 +67,7 @@ impl CallEventMetrics {
             CallEvent::TransferSucceeded { .. } => m.transfer("succeeded"),
             CallEvent::TransferFailed { .. } => m.transfer("failed"),
             CallEvent::TransferWithdrawn { .. } => m.transfer("withdrawn"),
+            CallEvent::Playback { source, state, .. } => m.playback(source, state),
             CallEvent::CallEnded { .. } => {
                 for leg in [Leg::A, Leg::B] {
                     self.last_digit.remove(&(call_id.to_owned(), leg));

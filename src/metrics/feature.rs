@@ -68,6 +68,15 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// Labels of a sound played into a leg.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlaybackLabels {
+    /// The kind of source (`moh`, `media`, `tone`, `url`, `tts`, `say`).
+    source: &'static str,
+    /// `started`, `finished`, `stopped` or `failed`.
+    state: &'static str,
+}
+
 /// Labels of an API request: the route template (never the raw path), method and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
@@ -116,6 +125,7 @@ pub struct FeatureMetrics {
     recording_dropped: Counter,
     recording_failures: Counter,
     transfers: Family<OutcomeLabels, Counter>,
+    playbacks: Family<PlaybackLabels, Counter>,
     api_requests: Family<ApiLabels, Counter>,
     decision_seconds: Histogram,
     transaction_seconds: Family<MethodLabels, Histogram>,
@@ -139,6 +149,7 @@ impl FeatureMetrics {
             recording_dropped: Counter::default(),
             recording_failures: Counter::default(),
             transfers: Family::default(),
+            playbacks: Family::default(),
             api_requests: Family::default(),
             decision_seconds: Histogram::new(DECISION_BUCKETS),
             transaction_seconds: Family::new_with_constructor(transaction_histogram),
@@ -215,6 +226,12 @@ impl FeatureMetrics {
             "transfers",
             "Blind transfers (REFER) that ended, by outcome",
             self.transfers.clone(),
+        );
+        r.register(
+            "playbacks",
+            "Sounds played into legs, by source (moh, media, tone, url, tts, say) and state \
+             (started, finished, stopped, failed)",
+            self.playbacks.clone(),
         );
         r.register(
             "api_requests",
@@ -311,6 +328,13 @@ impl FeatureMetrics {
     pub fn transfer(&self, outcome: &'static str) {
         self.transfers
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A sound from `source` reached `state`.
+    pub fn playback(&self, source: &'static str, state: &'static str) {
+        self.playbacks
+            .get_or_create(&PlaybackLabels { source, state })
             .inc();
     }
 

@@ -88,6 +88,13 @@ catalog! {
     Hangup => hangup,
     Transfer => transfer,
     RecordCall => record,
+    Hold => hold,
+    Resume => resume,
+    Play => play,
+    Tts => tts,
+    Say => say,
+    Break => interrupt,
+    AudioLevel => audio_level,
 }
 
 #[cfg(test)]
@@ -97,12 +104,18 @@ mod tests {
 
     #[test]
     fn every_listed_module_parses_by_its_name() {
+        // The least data each module takes (the speaking ones need something to say).
+        let data = json!({"id": "greeting", "text": "hello"});
         for name in ModuleSpec::NAMES {
-            let spec = ModuleSpec::parse(name, &Map::new());
+            let spec = ModuleSpec::parse(name, data.as_object().unwrap());
             let spec = spec.unwrap_or_else(|| panic!("{name} not found"));
             assert_eq!(spec.map(|s| s.name()), Ok(*name));
         }
         assert!(ModuleSpec::parse("fax", &Map::new()).is_none());
+        let Some(Err(problems)) = ModuleSpec::parse("play", &Map::new()) else {
+            panic!("play without a media id accepted");
+        };
+        assert_eq!(problems[0].path, "data.id");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::base::{CallEvent, Leg};
+use crate::audio::SoundRef;
+use crate::base::{CallEvent, Gain, Leg, PlaybackEnd, PlaybackId};
 use crate::sip::{Method, SipMessage};
 
 use super::record::{LegCodecs, RecordingInfo, StopReason};
@@ -49,6 +50,24 @@ pub trait CallContext {
     fn emit(&mut self, event: CallEvent);
     /// Asks for [`Module::on_timer`] at `at` (a later call replaces an earlier deadline).
     fn set_timer(&mut self, at: Instant);
+    /// Plays `sound` towards `to`, replacing what played there (whose module hears
+    /// `Stopped`); its end comes back through [`Module::on_playback`] with the id returned.
+    fn play(&mut self, to: Leg, sound: SoundRef, options: PlayOptions) -> PlaybackId;
+    /// Stops every sound towards `to` (`break`); their modules hear `Stopped`.
+    fn stop_playback(&mut self, to: Leg);
+    /// Forwards nothing of the other leg's audio towards `to` (hold), or forwards it again.
+    fn set_held(&mut self, to: Leg, held: bool);
+    /// Changes the volume of the audio towards `to`.
+    fn set_gain(&mut self, to: Leg, gain: Gain);
+}
+
+/// How a module wants a sound played.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlayOptions {
+    /// Start again at the end (music on hold) until stopped.
+    pub looped: bool,
+    /// Mix over what the other leg says instead of replacing it.
+    pub mix: bool,
 }
 
 /// Where a module stands after an input.
@@ -136,6 +155,16 @@ pub trait Module: Send + std::fmt::Debug {
     /// A key press on `leg` while the module runs.
     fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {
         let _ = (ctx, leg, digit);
+        Progress::Pending
+    }
+    /// A sound the module asked for ended (played out, stopped by anyone, or failed).
+    fn on_playback(
+        &mut self,
+        ctx: &mut dyn CallContext,
+        id: PlaybackId,
+        end: PlaybackEnd,
+    ) -> Progress {
+        let _ = (ctx, id, end);
         Progress::Pending
     }
     /// The deadline the module set with [`CallContext::set_timer`] passed.

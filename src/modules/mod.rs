@@ -1,20 +1,30 @@
 //! Metaflow modules: what runs on a live call when a code matches.
 //!
-//! One folder per module (`hangup`, `transfer`, `record`), each a [`catalog::ModuleKind`]: it
+//! One folder per module (`hangup`, `transfer`, `record`, `hold`, `resume`, `play`, `tts`,
+//! `say`, `interrupt` for `break`, `audio_level`), each a [`catalog::ModuleKind`]: it
 //! checks its node's `data` into typed parameters and starts a [`context::Module`] that acts on
 //! the call only through the [`context::CallContext`] the call core offers. [`catalog`] lists
 //! them; adding a module is one folder plus one line there. Nothing here depends on the call
 //! core or the metaflow engine: the engine parses nodes through the catalog, and the core runs
 //! what it parsed.
 
+pub mod audio_level;
 pub mod catalog;
 pub mod context;
+pub mod data;
 pub mod hangup;
+pub mod hold;
+pub mod interrupt;
+pub mod play;
 pub mod record;
+pub mod resume;
+pub mod say;
+pub mod speaker;
 pub mod transfer;
+pub mod tts;
 
 pub use catalog::{ModuleKind, ModuleSpec};
-pub use context::{CallContext, Module, Progress, RunInfo};
+pub use context::{CallContext, Module, PlayOptions, Progress, RunInfo};
 
 /// Names of the modules a metaflow node may use.
 pub const KNOWN: &[&str] = ModuleSpec::NAMES;

@@ -125,6 +125,12 @@ pub(super) struct Sim {
     pub(super) events: Vec<(String, CallEvent)>,
     /// Every recording request the core made (StartRecording / StopRecording), in order.
     pub(super) recordings: Vec<Output>,
+    /// Every sound the core asked the shell to produce: (call, playback, sound).
+    pub(super) sounds: Vec<(
+        crate::base::CallKey,
+        crate::base::PlaybackId,
+        crate::audio::SoundRef,
+    )>,
     /// Every output of the core as text with its time: two runs are the same run when their
     /// transcripts are equal.
     pub(super) transcript: Vec<String>,
@@ -180,6 +186,7 @@ impl Sim {
             start: now,
             events: Vec::new(),
             recordings: Vec::new(),
+            sounds: Vec::new(),
             transcript: Vec::new(),
             strays: Vec::new(),
         }
@@ -246,6 +253,10 @@ impl Sim {
                     self.transcript
                         .push(format!("{t}us event {call_id} {event:?}"));
                     self.events.push((call_id.clone(), event.clone()));
+                }
+                Output::ResolveSound { call, id, sound } => {
+                    self.transcript.push(format!("{t}us {out:?}"));
+                    self.sounds.push((*call, *id, sound.clone()));
                 }
                 Output::StartRecording { .. } | Output::StopRecording { .. } => {
                     self.transcript.push(format!("{t}us {out:?}"));

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::base::{CallKey, Leg};
+use crate::base::{CallKey, Gain, Leg, PlaybackId};
 use crate::media::{
     InspectorConfig, MediaControl, MediaError, PortPair, SdpDirection, SharedTap, StreamPorts,
 };
@@ -36,6 +36,14 @@ pub(in crate::b2bua) struct MediaLog {
     pub(super) directions: Vec<(CallKey, usize, Leg, SdpDirection)>,
     /// Calls whose media timeout was armed (when the caller's ACK confirmed the call).
     pub(in crate::b2bua) armed: Vec<CallKey>,
+    /// Every playback started (call, leg it plays to, id, looped).
+    pub(in crate::b2bua) plays: Vec<(CallKey, Leg, PlaybackId, bool)>,
+    /// Every playback stopped (call, leg, id if only that one).
+    pub(in crate::b2bua) stops: Vec<(CallKey, Leg, Option<PlaybackId>)>,
+    /// Every hold change (call, leg that stops or resumes hearing the other, held).
+    pub(in crate::b2bua) holds: Vec<(CallKey, Leg, bool)>,
+    /// Every volume change (call, leg whose audio changes, gain).
+    pub(in crate::b2bua) gains: Vec<(CallKey, Leg, Gain)>,
     /// Calls whose media was released (at the end of the call).
     pub(in crate::b2bua) released: Vec<CallKey>,
     /// When true every allocation fails, as when the port range is exhausted.
@@ -137,6 +145,30 @@ impl MediaControl for FakeMedia {
 
     fn arm_timeout(&mut self, call: CallKey) {
         self.log().armed.push(call);
+    }
+
+    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {
+        self.log()
+            .plays
+            .push((call, to, playback.id, playback.looped));
+    }
+
+    fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<PlaybackId>) {
+        self.log().stops.push((call, to, id));
+    }
+
+    fn set_hold(&mut self, call: CallKey, to: Leg, held: bool) {
+        self.log().holds.push((call, to, held));
+    }
+
+    fn set_gain(
+        &mut self,
+        call: CallKey,
+        to: Leg,
+        gain: Gain,
+        _map: crate::media::playout::G711Map,
+    ) {
+        self.log().gains.push((call, to, gain));
     }
 
     fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>) {

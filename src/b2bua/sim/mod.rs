@@ -28,6 +28,7 @@ mod tests_hold;
 mod tests_invite;
 mod tests_limits;
 mod tests_loss;
+mod tests_media;
 mod tests_prack;
 mod tests_record;
 mod tests_register;
