@@ -29,9 +29,9 @@ const US_PER_SAMPLE: u64 = 125;
 /// A player this late on its schedule (the task was starved) skips ahead instead of bursting.
 const MAX_LATE_US: u64 = 100_000;
 /// Largest payload the proxy writes (60 ms of G.711).
-pub(crate) const MAX_PAYLOAD: usize = 480;
+pub const MAX_PAYLOAD: usize = 480;
 /// Buffer the relay passes to [`Outbound::poll_packet`].
-pub(crate) const PACKET_BUFFER_LEN: usize = HEADER_LEN + MAX_PAYLOAD;
+pub const PACKET_BUFFER_LEN: usize = HEADER_LEN + MAX_PAYLOAD;
 
 /// Which payload types carry G.711 on a stream, from both legs' SDP (static 0 and 8 unless the
 /// SDP mapped them otherwise).
@@ -134,7 +134,7 @@ impl GainTables {
 
 /// The media towards one leg of one stream.
 #[derive(Debug)]
-pub(crate) struct Outbound {
+pub struct Outbound {
     continuity: Continuity,
     map: G711Map,
     /// Payload type and samples per packet of the last relayed G.711 packet.
@@ -154,7 +154,7 @@ pub(crate) struct Outbound {
 
 impl Outbound {
     /// `random` seeds the stream the proxy would start if it spoke first.
-    pub(crate) fn new(random: u64) -> Self {
+    pub fn new(random: u64) -> Self {
         Self {
             continuity: Continuity::new(random),
             map: G711Map::default(),
@@ -169,7 +169,7 @@ impl Outbound {
     }
 
     /// Starts `playback` at `now_us`, replacing what played; returns the replaced one's id.
-    pub(crate) fn play(&mut self, playback: Playback, now_us: u64) -> Option<PlaybackId> {
+    pub fn play(&mut self, playback: Playback, now_us: u64) -> Option<PlaybackId> {
         self.map = playback.format.map;
         self.fallback = Some(playback.format);
         let player = Player::new(
@@ -183,7 +183,7 @@ impl Outbound {
     }
 
     /// Stops what plays (only playback `id` when given); returns the stopped one's id.
-    pub(crate) fn stop(&mut self, id: Option<PlaybackId>) -> Option<PlaybackId> {
+    pub fn stop(&mut self, id: Option<PlaybackId>) -> Option<PlaybackId> {
         match (&self.player, id) {
             (Some(p), Some(id)) if p.id != id => None,
             _ => self.player.take().map(|p| p.id),
@@ -191,19 +191,19 @@ impl Outbound {
     }
 
     /// Holds (forwards nothing relayed) or releases the direction.
-    pub(crate) fn set_held(&mut self, held: bool) {
+    pub fn set_held(&mut self, held: bool) {
         self.held = held;
     }
 
     /// Changes the volume of everything sent towards the leg.
-    pub(crate) fn set_gain(&mut self, gain: Gain, map: G711Map) {
+    pub fn set_gain(&mut self, gain: Gain, map: G711Map) {
         self.map = map;
         self.gain = GainTables::new(gain).map(Box::new);
     }
 
     /// A relayed RTP packet about to go towards the leg: dropped when held or replaced by a
     /// sound, mixed or volume-changed in place, renumbered to continue the stream.
-    pub(crate) fn on_relayed(&mut self, packet: &mut [u8], now_us: u64) -> Verdict {
+    pub fn on_relayed(&mut self, packet: &mut [u8], now_us: u64) -> Verdict {
         let audio = RtpView::parse(packet).ok().and_then(|view| {
             let law = self.map.law(view.payload_type())?;
             let start = view.header_len();
@@ -239,19 +239,19 @@ impl Outbound {
 
     /// A packet the relay synthesized itself towards the leg (a released DTMF digit): only
     /// renumbered.
-    pub(crate) fn on_injected(&mut self, packet: &mut [u8], now_us: u64) {
+    pub fn on_injected(&mut self, packet: &mut [u8], now_us: u64) {
         self.continuity.relayed(packet, now_us);
     }
 
     /// When the next own packet is due (engine clock, µs).
-    pub(crate) fn next_due_us(&self) -> Option<u64> {
+    pub fn next_due_us(&self) -> Option<u64> {
         self.player.as_ref().map(|p| p.next_due_us)
     }
 
     /// Writes the own packet due by `now_us` into `buf`; `None` when none is due (or a mixing
     /// player has relayed audio to ride on, or the leg's codec cannot be encoded: the playback
     /// then ends as failed).
-    pub(crate) fn poll_packet(&mut self, now_us: u64, buf: &mut [u8]) -> Option<usize> {
+    pub fn poll_packet(&mut self, now_us: u64, buf: &mut [u8]) -> Option<usize> {
         let due = self.player.as_ref()?.next_due_us;
         if due > now_us {
             return None;
@@ -288,7 +288,7 @@ impl Outbound {
     }
 
     /// A playback that ended by itself since the last call.
-    pub(crate) fn take_ended(&mut self) -> Option<(PlaybackId, PlaybackEnd)> {
+    pub fn take_ended(&mut self) -> Option<(PlaybackId, PlaybackEnd)> {
         self.ended.take()
     }
 
