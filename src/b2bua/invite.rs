@@ -182,6 +182,7 @@ impl B2bua {
             no_answer_at: None,
             modules: Vec::new(),
             collectors,
+            deferred_recording: None,
         };
         call.has_media = has_media;
         let started = CallEvent::CallStarted {
@@ -343,6 +344,10 @@ impl B2bua {
             }
         }
         self.send_on_server(&server_key, out, now);
+        if (200..300).contains(&code) {
+            // After the answer's SDP is anchored, so its codecs are known.
+            self.start_deferred_recording(key);
+        }
         if matches!(code, 401 | 407)
             && let Some(call) = self.calls.get(&key)
         {

@@ -190,11 +190,35 @@ pub enum CallEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
     },
+    /// A `record_call` mask: what `leg` says is written as silence from now on.
+    RecordingMasked {
+        /// The masked leg (the one that dialed the code).
+        leg: Leg,
+        /// Whether a recording was running; without one nothing is masked.
+        recording: bool,
+    },
+    /// A `record_call` unmask: `leg` is recorded again.
+    RecordingUnmasked {
+        /// The unmasked leg.
+        leg: Leg,
+        /// Whether a recording was running.
+        recording: bool,
+    },
+    /// A recording shorter than `record_min_sec` was deleted (no file, no upload).
+    RecordingDiscarded {
+        /// How long it was.
+        duration_ms: u64,
+        /// The configured minimum.
+        min_sec: u64,
+    },
+    /// A `record_call` with `record_on_answer` ran before the answer: the recording starts
+    /// when the call is answered.
+    RecordingDeferred,
 }
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 24] = [
+pub const CALL_EVENT_KINDS: [&str; 28] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -219,6 +243,10 @@ pub const CALL_EVENT_KINDS: [&str; 24] = [
     "transfer_succeeded",
     "transfer_failed",
     "transfer_withdrawn",
+    "recording_masked",
+    "recording_unmasked",
+    "recording_discarded",
+    "recording_deferred",
 ];
 
 impl CallEvent {
@@ -249,6 +277,10 @@ impl CallEvent {
             Self::TransferSucceeded { .. } => "transfer_succeeded",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::TransferWithdrawn { .. } => "transfer_withdrawn",
+            Self::RecordingMasked { .. } => "recording_masked",
+            Self::RecordingUnmasked { .. } => "recording_unmasked",
+            Self::RecordingDiscarded { .. } => "recording_discarded",
+            Self::RecordingDeferred => "recording_deferred",
         }
     }
 

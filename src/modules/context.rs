@@ -49,6 +49,14 @@ pub trait CallContext {
     fn emit(&mut self, event: CallEvent);
     /// Asks for [`Module::on_timer`] at `at` (a later call replaces an earlier deadline).
     fn set_timer(&mut self, at: Instant);
+    /// Like [`CallContext::start_fork`], but on a call not answered yet the fork starts when it
+    /// is answered (`record_on_answer`); [`CallContext::is_forked`] is true meanwhile, and
+    /// [`CallContext::stop_fork`] cancels it. Returns whether it started now.
+    fn start_fork_on_answer(&mut self, info: RecordingInfo, time_limit: Duration) -> bool;
+    /// Starts (`masked`) or ends the PCI masking of `leg` in the running fork: what the leg
+    /// says is written as silence. Returns whether a fork is running (without one, nothing is
+    /// masked).
+    fn mask_fork(&mut self, leg: Leg, masked: bool) -> bool;
 }
 
 /// Where a module stands after an input.

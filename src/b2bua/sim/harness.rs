@@ -123,7 +123,8 @@ pub(super) struct Sim {
     pub(super) start: Instant,
     /// Every event the core emitted: (caller's Call-ID, event).
     pub(super) events: Vec<(String, CallEvent)>,
-    /// Every recording request the core made (StartRecording / StopRecording), in order.
+    /// Every recording request the core made (StartRecording / StopRecording /
+    /// MaskRecording), in order.
     pub(super) recordings: Vec<Output>,
     /// Every output of the core as text with its time: two runs are the same run when their
     /// transcripts are equal.
@@ -247,7 +248,9 @@ impl Sim {
                         .push(format!("{t}us event {call_id} {event:?}"));
                     self.events.push((call_id.clone(), event.clone()));
                 }
-                Output::StartRecording { .. } | Output::StopRecording { .. } => {
+                Output::StartRecording { .. }
+                | Output::StopRecording { .. }
+                | Output::MaskRecording { .. } => {
                     self.transcript.push(format!("{t}us {out:?}"));
                     self.recordings.push(out);
                 }
