@@ -332,8 +332,23 @@ mod tests {
             CallEvent::CallAnswered,
             CallEvent::CallCancelled,
             CallEvent::TransferWithdrawn { status: None },
+            CallEvent::RecordingMasked {
+                leg: Leg::A,
+                recording: true,
+            },
+            CallEvent::RecordingUnmasked {
+                leg: Leg::B,
+                recording: false,
+            },
+            CallEvent::RecordingDiscarded {
+                duration_ms: 1,
+                min_sec: 2,
+            },
+            CallEvent::RecordingDeferred,
         ];
         for event in samples {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["event"], json!(event.kind()));
             assert!(CALL_EVENT_KINDS.contains(&event.kind()));
         }
         let mut unique = CALL_EVENT_KINDS.to_vec();
