@@ -246,6 +246,25 @@ fn a_deferred_recording_stopped_before_the_answer_never_starts() {
     assert!(sim.recordings.is_empty(), "{:?}", sim.recordings);
 }
 
+/// A deferred recording on a call cancelled before the answer asks for nothing at the end.
+#[test]
+fn a_deferred_recording_of_a_call_never_answered_asks_for_nothing() {
+    let mut sim = Sim::new(60);
+    let (a_invite, b_invite) = sim.call_reaches_pbx();
+    sim.pbx_answers(&b_invite, 180, None);
+    sim.expect(Side::Phone, resp(180, "INVITE"));
+    let call_id = a_invite.call_id().unwrap().to_string();
+    sim.input(Input::RunNode {
+        call_id,
+        node: json!({"module": "record_call", "data": {"action": "start", "record_on_answer": true}}),
+    });
+    sim.pbx_answers(&b_invite, 486, None);
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.recordings.is_empty(), "{:?}", sim.recordings);
+    assert_eq!(sim.events_of("recording_deferred").len(), 1);
+    assert_eq!(sim.events_of("call_rejected").len(), 1);
+}
+
 /// `record_on_answer` on an answered call starts at once.
 #[test]
 fn record_on_answer_on_an_answered_call_starts_at_once() {
