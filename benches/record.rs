@@ -44,6 +44,8 @@ fn info(format: RecordFormat) -> RecordingInfo {
             b: vec![(8, Codec::Pcma)],
         },
         upload: None,
+        sample_rate: 8000,
+        min_sec: 0,
     }
 }
 

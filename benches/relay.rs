@@ -92,6 +92,8 @@ fn recording_info() -> RecordingInfo {
             b: vec![(8, Codec::Pcma)],
         },
         upload: None,
+        sample_rate: 8000,
+        min_sec: 0,
     }
 }
 

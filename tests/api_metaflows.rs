@@ -278,6 +278,25 @@ async fn bad_input_is_a_clear_400_and_stores_nothing() {
         data["patterns.^5$.data.transfer_type"]["enum"]["message"].is_string(),
         "{data}"
     );
+    // record_call's Kazoo keys: an mp3 format and an unsupported sample rate are refused by name.
+    let bad_record = json!({"data": {"numbers": {"9": {"module": "record_call",
+        "data": {"format": "mp3", "record_sample_rate": 12345, "action": "mask"}}}}});
+    let answer = api
+        .call("POST", ACCOUNT, Some(&bad_record.to_string()))
+        .await;
+    let data = assert_error(&answer, StatusCode::BAD_REQUEST);
+    assert!(
+        data["numbers.9.data.format"]["enum"]["message"].is_string(),
+        "{data}"
+    );
+    assert!(
+        data["numbers.9.data.record_sample_rate"]["enum"]["message"].is_string(),
+        "{data}"
+    );
+    assert!(
+        data.get("numbers.9.data.action").is_none(),
+        "mask is Kazoo's: {data}"
+    );
 
     let bad_patch = json!({"data": {"numbers": {"x": {"module": "hangup"}}}});
     let answer = api

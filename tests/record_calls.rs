@@ -330,6 +330,44 @@ fn star_9_records_the_call_to_a_stereo_wav_with_the_callers_audio_on_the_left() 
 }
 
 #[test]
+fn star_5_masks_the_caller_so_the_recording_keeps_its_length_but_not_its_words() {
+    let proxy = RecordProxy::start(
+        r#"{"numbers":{"9":{"module":"record_call","data":{"action":"start"}},
+            "5":{"module":"record_call","data":{"action":"mask"}}}}"#,
+    );
+    let call = proxy.call("uas_wait_bye.xml", "record_uac_star9_star5_pcap.xml");
+    let (path, sidecar) = proxy.only_recording("wav");
+    assert_recording_events(&call.events, &path, "call_ended", false);
+    let masked = named(&call.events, "recording_masked");
+    assert_eq!(masked.len(), 1, "{:#?}", call.events);
+    assert_eq!(masked[0]["leg"], "a");
+    assert_eq!(masked[0]["recording"], true);
+    let wav = Wav::read(&path);
+    wav.assert_format();
+    assert!(
+        wav.seconds() >= G711A_SECS - 0.03,
+        "the masked audio keeps its length: {:.3} s",
+        wav.seconds()
+    );
+    assert_eq!(peak(&wav.left), 0, "nothing the caller said is in the file");
+    let spans = sidecar["masked"].as_array().expect("masked spans");
+    assert_eq!(spans.len(), 1, "{sidecar:#}");
+    assert_eq!(spans[0]["leg"], "a");
+    let (start, end) = (
+        spans[0]["start_s"].as_f64().unwrap(),
+        spans[0]["end_s"].as_f64().unwrap(),
+    );
+    assert!(
+        start < 2.0 && end - start >= G711A_SECS,
+        "open until the end: {start}..{end}"
+    );
+    assert!(
+        sidecar["packets_masked"].as_u64().unwrap() >= 236,
+        "{sidecar:#}"
+    );
+}
+
+#[test]
 fn pcap_format_keeps_every_packet_of_the_caller_unchanged() {
     let proxy = RecordProxy::start(
         r#"{"numbers":{"9":{"module":"record_call","data":{"format":"pcap"}}}}"#,

@@ -39,7 +39,9 @@ impl CallRegistry {
                     c.insert("answered_at".into(), json!(ts));
                 }
             }
-            CallEvent::RecordingStarted { .. } | CallEvent::RecordingStopped { .. } => {
+            CallEvent::RecordingStarted { .. }
+            | CallEvent::RecordingStopped { .. }
+            | CallEvent::RecordingDiscarded { .. } => {
                 if let Some(c) = calls.get_mut(call_id) {
                     let on = matches!(event, CallEvent::RecordingStarted { .. });
                     c.insert("recording".into(), json!(on));

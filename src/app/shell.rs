@@ -215,6 +215,17 @@ impl SipTask {
                 self.recordings.stats.upload_failed();
                 return;
             }
+            RecorderEvent::Discarded {
+                call_id,
+                duration_ms,
+                min_sec,
+            } => {
+                let event = CallEvent::RecordingDiscarded {
+                    duration_ms,
+                    min_sec,
+                };
+                (call_id, event, true)
+            }
             RecorderEvent::Failed { call_id, error } => {
                 self.recordings.stats.failed();
                 (call_id, CallEvent::RecordingFailed { error }, true)
@@ -328,6 +339,11 @@ impl SipTask {
                 } => self.start_recording(call, *info, time_limit),
                 Output::StopRecording { call, reason } => self.stop_recording(call, reason),
                 Output::ResolveSound { call, id, sound } => self.sounds.resolve(call, id, sound),
+                Output::MaskRecording { call, leg, masked } => {
+                    if let Some((_, handle)) = self.recordings.active.get(&call) {
+                        handle.mask(leg, masked);
+                    }
+                }
                 Output::Event { call_id, event } => self.publish(&call_id, &event),
             }
         }

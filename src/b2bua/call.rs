@@ -105,6 +105,11 @@ pub(super) struct Call {
     pub playbacks: Vec<super::sounds::ActivePlayback>,
     /// One digit collector per metaflow that applies to the call.
     pub collectors: Vec<super::codes::CallCollector>,
+    /// A recording asked for with `record_on_answer` before the answer: it starts then.
+    pub deferred_recording: Option<(
+        Box<crate::modules::record::RecordingInfo>,
+        std::time::Duration,
+    )>,
 }
 
 impl Call {

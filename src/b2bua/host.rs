@@ -159,6 +159,10 @@ impl CallContext for Host<'_> {
             return;
         };
         call.recording = false;
+        if call.deferred_recording.take().is_some() {
+            // It never started: nothing to stop.
+            return;
+        }
         self.core.media.set_tap(self.key, None);
         self.core.actions.push_back(Output::StopRecording {
             call: self.key,
@@ -193,6 +197,36 @@ impl CallContext for Host<'_> {
 
     fn set_gain(&mut self, to: Leg, gain: Gain) {
         self.core.gain_towards(self.key, to, gain);
+    }
+
+    fn start_fork_on_answer(&mut self, info: RecordingInfo, time_limit: Duration) -> bool {
+        let Some(call) = self.core.calls.get_mut(&self.key) else {
+            return false;
+        };
+        if call.answered.is_some() {
+            self.start_fork(info, time_limit);
+            return true;
+        }
+        call.recording = true;
+        call.deferred_recording = Some((Box::new(info), time_limit));
+        self.emit(CallEvent::RecordingDeferred);
+        false
+    }
+
+    fn mask_fork(&mut self, leg: Leg, masked: bool) -> bool {
+        let Some(call) = self.core.calls.get(&self.key) else {
+            return false;
+        };
+        // A fork waiting for the answer has no recording to mask yet.
+        let running = call.recording && call.deferred_recording.is_none();
+        if running {
+            self.core.actions.push_back(Output::MaskRecording {
+                call: self.key,
+                leg,
+                masked,
+            });
+        }
+        running
     }
 }
 
@@ -392,6 +426,23 @@ impl B2bua {
             c.recording = false;
             self.media.set_tap(call, None);
         }
+    }
+
+    /// Starts the recording a `record_on_answer` node deferred, now that the call is answered.
+    pub(super) fn start_deferred_recording(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((mut info, time_limit)) = call.deferred_recording.take() else {
+            return;
+        };
+        // The answer's SDP is known now: decode with the codecs both legs settled on.
+        info.codecs = call.sdp_state.codecs.clone();
+        self.actions.push_back(Output::StartRecording {
+            call: key,
+            info,
+            time_limit,
+        });
     }
 
     /// Queues the end of a call's recording when the call ends.

@@ -183,6 +183,7 @@ impl B2bua {
             modules: Vec::new(),
             playbacks: Vec::new(),
             collectors,
+            deferred_recording: None,
         };
         call.has_media = has_media;
         let started = CallEvent::CallStarted {
@@ -344,6 +345,10 @@ impl B2bua {
             }
         }
         self.send_on_server(&server_key, out, now);
+        if (200..300).contains(&code) {
+            // After the answer's SDP is anchored, so its codecs are known.
+            self.start_deferred_recording(key);
+        }
         if matches!(code, 401 | 407)
             && let Some(call) = self.calls.get(&key)
         {

@@ -161,6 +161,16 @@ pub enum Output {
         /// Why.
         reason: StopReason,
     },
+    /// Start (`masked`) or end the PCI masking of `leg` in the call's running recording: what
+    /// the leg says from now on is written as silence.
+    MaskRecording {
+        /// The call.
+        call: CallKey,
+        /// The masked leg.
+        leg: Leg,
+        /// Whether masking begins or ends.
+        masked: bool,
+    },
 }
 
 impl B2bua {

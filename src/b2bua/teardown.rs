@@ -196,7 +196,9 @@ impl B2bua {
             }
         }
         self.media.release_call(key);
-        self.stop_recording_at_end(key, call.recording);
+        // A recording still waiting for the answer (record_on_answer) never started.
+        let started = call.recording && call.deferred_recording.is_none();
+        self.stop_recording_at_end(key, started);
         // An answered call ended normally whatever ended it, except a media timeout and a
         // failure (a 2xx never acknowledged: the call was never set up on both sides). A call
         // never answered is never counted `answered`, whoever asked (shutdown, a module): it

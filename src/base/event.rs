@@ -214,11 +214,35 @@ pub enum CallEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         factor: Option<f32>,
     },
+    /// A `record_call` mask: what `leg` says is written as silence from now on.
+    RecordingMasked {
+        /// The masked leg (the one that dialed the code).
+        leg: Leg,
+        /// Whether a recording was running; without one nothing is masked.
+        recording: bool,
+    },
+    /// A `record_call` unmask: `leg` is recorded again.
+    RecordingUnmasked {
+        /// The unmasked leg.
+        leg: Leg,
+        /// Whether a recording was running.
+        recording: bool,
+    },
+    /// A recording shorter than `record_min_sec` was deleted (no file, no upload).
+    RecordingDiscarded {
+        /// How long it was.
+        duration_ms: u64,
+        /// The configured minimum.
+        min_sec: u64,
+    },
+    /// A `record_call` with `record_on_answer` ran before the answer: the recording starts
+    /// when the call is answered.
+    RecordingDeferred,
 }
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 26] = [
+pub const CALL_EVENT_KINDS: [&str; 30] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -245,6 +269,10 @@ pub const CALL_EVENT_KINDS: [&str; 26] = [
     "transfer_withdrawn",
     "playback",
     "media_control",
+    "recording_masked",
+    "recording_unmasked",
+    "recording_discarded",
+    "recording_deferred",
 ];
 
 impl CallEvent {
@@ -277,6 +305,10 @@ impl CallEvent {
             Self::TransferWithdrawn { .. } => "transfer_withdrawn",
             Self::Playback { .. } => "playback",
             Self::MediaControl { .. } => "media_control",
+            Self::RecordingMasked { .. } => "recording_masked",
+            Self::RecordingUnmasked { .. } => "recording_unmasked",
+            Self::RecordingDiscarded { .. } => "recording_discarded",
+            Self::RecordingDeferred => "recording_deferred",
         }
     }
 
@@ -328,8 +360,23 @@ mod tests {
             CallEvent::CallAnswered,
             CallEvent::CallCancelled,
             CallEvent::TransferWithdrawn { status: None },
+            CallEvent::RecordingMasked {
+                leg: Leg::A,
+                recording: true,
+            },
+            CallEvent::RecordingUnmasked {
+                leg: Leg::B,
+                recording: false,
+            },
+            CallEvent::RecordingDiscarded {
+                duration_ms: 1,
+                min_sec: 2,
+            },
+            CallEvent::RecordingDeferred,
         ];
         for event in samples {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["event"], json!(event.kind()));
             assert!(CALL_EVENT_KINDS.contains(&event.kind()));
         }
         let mut unique = CALL_EVENT_KINDS.to_vec();

@@ -64,6 +64,9 @@ impl CallEventMetrics {
                 m.recording_finished(*bytes, *dropped)
             }
             CallEvent::RecordingFailed { .. } => m.recording_failed(),
+            CallEvent::RecordingMasked { recording, .. } => m.recording_mask(true, *recording),
+            CallEvent::RecordingUnmasked { recording, .. } => m.recording_mask(false, *recording),
+            CallEvent::RecordingDiscarded { .. } => m.recording_discarded(),
             CallEvent::TransferSucceeded { .. } => m.transfer("succeeded"),
             CallEvent::TransferFailed { .. } => m.transfer("failed"),
             CallEvent::TransferWithdrawn { .. } => m.transfer("withdrawn"),

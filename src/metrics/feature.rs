@@ -131,6 +131,16 @@ pub struct FeatureMetrics {
     transaction_seconds: Family<MethodLabels, Histogram>,
     webhook_events: Family<WebhookResultLabels, Counter>,
     webhook_requests: Family<WebhookStatusLabels, Counter>,
+    recording_masks: Family<MaskLabels, Counter>,
+    recordings_discarded: Counter,
+}
+
+/// Labels of the PCI masking counter: `action` is `mask` or `unmask`, `recording` whether a
+/// recording was running.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MaskLabels {
+    action: &'static str,
+    recording: &'static str,
 }
 
 /// Outcomes of a blind transfer, created at start so the series exist at zero.
@@ -155,6 +165,8 @@ impl FeatureMetrics {
             transaction_seconds: Family::new_with_constructor(transaction_histogram),
             webhook_events: Family::default(),
             webhook_requests: Family::default(),
+            recording_masks: Family::default(),
+            recordings_discarded: Counter::default(),
         };
         for result in WEBHOOK_RESULTS {
             let _ = metrics
@@ -216,6 +228,16 @@ impl FeatureMetrics {
             "recording_dropped_packets",
             "Packets a recording's queue could not take (recorder too slow)",
             self.recording_dropped.clone(),
+        );
+        r.register(
+            "recording_masks",
+            "record_call mask and unmask actions (PCI masking), by whether a recording ran",
+            self.recording_masks.clone(),
+        );
+        r.register(
+            "recordings_discarded",
+            "Recordings deleted for being shorter than their record_min_sec",
+            self.recordings_discarded.clone(),
         );
         r.register(
             "recording_write_failures",
@@ -322,6 +344,20 @@ impl FeatureMetrics {
     /// A recording could not be created or written.
     pub fn recording_failed(&self) {
         self.recording_failures.inc();
+    }
+
+    /// A `record_call` mask (`masked`) or unmask, with or without a recording running.
+    pub fn recording_mask(&self, masked: bool, recording: bool) {
+        let labels = MaskLabels {
+            action: if masked { "mask" } else { "unmask" },
+            recording: if recording { "true" } else { "false" },
+        };
+        self.recording_masks.get_or_create(&labels).inc();
+    }
+
+    /// A recording shorter than its `record_min_sec` was deleted.
+    pub fn recording_discarded(&self) {
+        self.recordings_discarded.inc();
     }
 
     /// A transfer ended; `outcome` is one of [`TRANSFER_OUTCOMES`].

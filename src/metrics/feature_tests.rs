@@ -74,6 +74,20 @@ fn call_events_become_counts_and_the_decision_latency() {
         error: "disk full".into(),
     };
     events.observe("c1", &failed, t0);
+    for (masked, recording) in [(true, true), (false, true), (true, false)] {
+        let leg = Leg::A;
+        let event = if masked {
+            CallEvent::RecordingMasked { leg, recording }
+        } else {
+            CallEvent::RecordingUnmasked { leg, recording }
+        };
+        events.observe("c1", &event, t0);
+    }
+    let discarded = CallEvent::RecordingDiscarded {
+        duration_ms: 900,
+        min_sec: 2,
+    };
+    events.observe("c1", &discarded, t0);
     let transfer = CallEvent::TransferFailed {
         status: Some(486),
         reason: None,
@@ -131,6 +145,18 @@ fn call_events_become_counts_and_the_decision_latency() {
     );
     assert_eq!(
         value(&text, &format!("{p}recording_write_failures_total")),
+        Some(1.0)
+    );
+    let masks = |action: &str, recording: &str| {
+        let series =
+            format!("{p}recording_masks_total{{action=\"{action}\",recording=\"{recording}\"}}");
+        value(&text, &series)
+    };
+    assert_eq!(masks("mask", "true"), Some(1.0));
+    assert_eq!(masks("unmask", "true"), Some(1.0));
+    assert_eq!(masks("mask", "false"), Some(1.0));
+    assert_eq!(
+        value(&text, &format!("{p}recordings_discarded_total")),
         Some(1.0)
     );
     let transfers = format!("{p}transfers_total{{outcome=\"failed\"}}");

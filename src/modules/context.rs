@@ -59,6 +59,14 @@ pub trait CallContext {
     fn set_held(&mut self, to: Leg, held: bool);
     /// Changes the volume of the audio towards `to`.
     fn set_gain(&mut self, to: Leg, gain: Gain);
+    /// Like [`CallContext::start_fork`], but on a call not answered yet the fork starts when it
+    /// is answered (`record_on_answer`); [`CallContext::is_forked`] is true meanwhile, and
+    /// [`CallContext::stop_fork`] cancels it. Returns whether it started now.
+    fn start_fork_on_answer(&mut self, info: RecordingInfo, time_limit: Duration) -> bool;
+    /// Starts (`masked`) or ends the PCI masking of `leg` in the running fork: what the leg
+    /// says is written as silence. Returns whether a fork is running (without one, nothing is
+    /// masked).
+    fn mask_fork(&mut self, leg: Leg, masked: bool) -> bool;
 }
 
 /// How a module wants a sound played.

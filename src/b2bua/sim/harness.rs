@@ -123,7 +123,8 @@ pub(super) struct Sim {
     pub(super) start: Instant,
     /// Every event the core emitted: (caller's Call-ID, event).
     pub(super) events: Vec<(String, CallEvent)>,
-    /// Every recording request the core made (StartRecording / StopRecording), in order.
+    /// Every recording request the core made (StartRecording / StopRecording /
+    /// MaskRecording), in order.
     pub(super) recordings: Vec<Output>,
     /// Every sound the core asked the shell to produce: (call, playback, sound).
     pub(super) sounds: Vec<(
@@ -258,7 +259,9 @@ impl Sim {
                     self.transcript.push(format!("{t}us {out:?}"));
                     self.sounds.push((*call, *id, sound.clone()));
                 }
-                Output::StartRecording { .. } | Output::StopRecording { .. } => {
+                Output::StartRecording { .. }
+                | Output::StopRecording { .. }
+                | Output::MaskRecording { .. } => {
                     self.transcript.push(format!("{t}us {out:?}"));
                     self.recordings.push(out);
                 }

@@ -9,6 +9,7 @@ use crate::base::{CallEvent, Leg};
 use crate::modules::record::{RecordFormat, StopReason};
 
 use super::super::{Input, Output};
+use super::expect::resp;
 use super::harness::{Side, Sim, SimConfig};
 use super::media::null_tap;
 
@@ -186,4 +187,167 @@ fn run_node_starts_a_recording_without_digits() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `record_on_answer` on a ringing call (a channel action before the answer): nothing starts
+/// until the PBX answers, then one StartRecording with the answer's codecs. Without the flag
+/// the recording starts at once.
+#[test]
+fn record_on_answer_waits_for_the_answer() {
+    use super::sip::ANSWER;
+    let mut sim = Sim::new(56);
+    let (a_invite, b_invite) = sim.call_reaches_pbx();
+    sim.pbx_answers(&b_invite, 180, None);
+    sim.expect(Side::Phone, resp(180, "INVITE"));
+    let call_id = a_invite.call_id().unwrap().to_string();
+    sim.input(Input::RunNode {
+        call_id,
+        node: json!({"module": "record_call",
+                     "data": {"action": "start", "record_on_answer": true, "record_sample_rate": 16000}}),
+    });
+    assert!(sim.recordings.is_empty(), "nothing before the answer");
+    assert_eq!(
+        sim.events_of("recording_deferred"),
+        [CallEvent::RecordingDeferred]
+    );
+    sim.pbx_answers(&b_invite, 200, Some(ANSWER));
+    sim.expect(Side::Phone, resp(200, "INVITE"));
+    match sim.recordings.as_slice() {
+        [Output::StartRecording { info, .. }] => {
+            assert_eq!(info.sample_rate, 16000);
+            assert!(info.codecs.audio_codec(Leg::B).is_some(), "{info:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second 2xx (a retransmission) starts nothing more.
+    sim.pbx_answers(&b_invite, 200, Some(ANSWER));
+    sim.run_for(Duration::from_millis(200));
+    assert_eq!(sim.recordings.len(), 1);
+}
+
+/// A deferred recording that is stopped before the answer never starts.
+#[test]
+fn a_deferred_recording_stopped_before_the_answer_never_starts() {
+    use super::sip::ANSWER;
+    let mut sim = Sim::new(57);
+    let (a_invite, b_invite) = sim.call_reaches_pbx();
+    sim.pbx_answers(&b_invite, 180, None);
+    sim.expect(Side::Phone, resp(180, "INVITE"));
+    let call_id = a_invite.call_id().unwrap().to_string();
+    for action in ["start", "stop"] {
+        sim.input(Input::RunNode {
+            call_id: call_id.clone(),
+            node: json!({"module": "record_call",
+                         "data": {"action": action, "record_on_answer": true}}),
+        });
+    }
+    sim.pbx_answers(&b_invite, 200, Some(ANSWER));
+    sim.expect(Side::Phone, resp(200, "INVITE"));
+    assert!(sim.recordings.is_empty(), "{:?}", sim.recordings);
+}
+
+/// A deferred recording on a call cancelled before the answer asks for nothing at the end.
+#[test]
+fn a_deferred_recording_of_a_call_never_answered_asks_for_nothing() {
+    let mut sim = Sim::new(60);
+    let (a_invite, b_invite) = sim.call_reaches_pbx();
+    sim.pbx_answers(&b_invite, 180, None);
+    sim.expect(Side::Phone, resp(180, "INVITE"));
+    let call_id = a_invite.call_id().unwrap().to_string();
+    sim.input(Input::RunNode {
+        call_id,
+        node: json!({"module": "record_call", "data": {"action": "start", "record_on_answer": true}}),
+    });
+    sim.pbx_answers(&b_invite, 486, None);
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.recordings.is_empty(), "{:?}", sim.recordings);
+    assert_eq!(sim.events_of("recording_deferred").len(), 1);
+    assert_eq!(sim.events_of("call_rejected").len(), 1);
+}
+
+/// `record_on_answer` on an answered call starts at once.
+#[test]
+fn record_on_answer_on_an_answered_call_starts_at_once() {
+    let mut sim = Sim::new(58);
+    let call = sim.answered_call();
+    let call_id = call.a_invite.call_id().unwrap().to_string();
+    sim.input(Input::RunNode {
+        call_id,
+        node: json!({"module": "record_call", "data": {"action": "start", "record_on_answer": true}}),
+    });
+    assert!(matches!(
+        sim.recordings.as_slice(),
+        [Output::StartRecording { .. }]
+    ));
+    assert!(sim.events_of("recording_deferred").is_empty());
+}
+
+/// `mask` and `unmask` mask the dialing leg (Kazoo's dtmf_leg) of the running recording; with
+/// no recording they go on with `success` and say so in their event.
+#[test]
+fn mask_and_unmask_reach_the_recorder_of_the_dialing_leg() {
+    let mut sim = Sim::with(SimConfig {
+        seed: 59,
+        metaflows: Some(json!({
+            "numbers": {
+                "8": {"module": "record_call", "data": {"action": "start"}},
+                "5": {"module": "record_call", "data": {"action": "mask"}},
+                "6": {"module": "record_call", "data": {"action": "unmask"}}
+            }
+        })),
+        ..SimConfig::default()
+    });
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*5");
+    assert!(sim.recordings.is_empty(), "nothing to mask");
+    sim.dial(call.key, Leg::A, "*8");
+    sim.input(Input::RecordingReady {
+        call: call.key,
+        tap: null_tap(),
+    });
+    sim.dial(call.key, Leg::A, "*5");
+    sim.dial(call.key, Leg::A, "*6");
+    match sim.recordings.as_slice() {
+        [
+            Output::StartRecording { .. },
+            Output::MaskRecording {
+                call: k1,
+                leg: Leg::A,
+                masked: true,
+            },
+            Output::MaskRecording {
+                call: k2,
+                leg: Leg::A,
+                masked: false,
+            },
+        ] => assert_eq!((*k1, *k2), (call.key, call.key)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        sim.events_of("recording_masked"),
+        [
+            CallEvent::RecordingMasked {
+                leg: Leg::A,
+                recording: false
+            },
+            CallEvent::RecordingMasked {
+                leg: Leg::A,
+                recording: true
+            }
+        ]
+    );
+    assert_eq!(
+        sim.events_of("recording_unmasked"),
+        [CallEvent::RecordingUnmasked {
+            leg: Leg::A,
+            recording: true
+        }]
+    );
+    let outcomes: Vec<CallEvent> = sim.events_of("module_outcome");
+    assert!(
+        outcomes
+            .iter()
+            .all(|e| matches!(e, CallEvent::ModuleOutcome { outcome, .. } if outcome == "success")),
+        "{outcomes:?}"
+    );
 }

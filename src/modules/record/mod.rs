@@ -17,6 +17,7 @@ pub use crate::audio::g711;
 pub mod library;
 pub mod params;
 mod recorder;
+mod resample;
 pub mod retention;
 mod runner;
 #[cfg(test)]

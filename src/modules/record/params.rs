@@ -21,6 +21,10 @@ pub enum RecordAction {
     Stop,
     /// Start when none is running, stop otherwise (so a second `*9` stops).
     Toggle,
+    /// PCI masking: from now on what the dialing leg says is written as silence.
+    Mask,
+    /// Ends the masking of the dialing leg.
+    Unmask,
 }
 
 /// What the caller should do once the action is applied to the call's current state.
@@ -32,6 +36,8 @@ pub enum RecordStep {
     Stop,
     /// Nothing to do (start while recording, stop while idle).
     Nothing,
+    /// Mask (`true`) or unmask (`false`) the dialing leg in the running recording, if any.
+    Mask(bool),
 }
 
 impl RecordAction {
@@ -41,6 +47,8 @@ impl RecordAction {
             (Self::Start, false) | (Self::Toggle, false) => RecordStep::Start,
             (Self::Stop, true) | (Self::Toggle, true) => RecordStep::Stop,
             (Self::Start, true) | (Self::Stop, false) => RecordStep::Nothing,
+            (Self::Mask, _) => RecordStep::Mask(true),
+            (Self::Unmask, _) => RecordStep::Mask(false),
         }
     }
 }
@@ -108,6 +116,12 @@ pub struct UploadTarget {
     pub method: UploadMethod,
 }
 
+/// WAV sample rates `data.record_sample_rate` accepts (the recording is resampled from G.711's
+/// 8 kHz to it).
+pub const SAMPLE_RATES: [u32; 7] = [8000, 11025, 16000, 22050, 32000, 44100, 48000];
+/// The WAV sample rate when `data.record_sample_rate` is absent: G.711's own.
+pub const DEFAULT_SAMPLE_RATE: u32 = 8000;
+
 /// Longest `url` accepted, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 
@@ -124,6 +138,12 @@ pub struct RecordParams {
     pub label: Option<String>,
     /// Where the finished recording is uploaded, when `data.url` is set.
     pub upload: Option<UploadTarget>,
+    /// `data.record_on_answer`: on a call not yet answered, start when it is answered.
+    pub on_answer: bool,
+    /// `data.record_min_sec`: a shorter recording is discarded (0: every recording is kept).
+    pub min_sec: u64,
+    /// `data.record_sample_rate`: the WAV's sample rate, one of [`SAMPLE_RATES`].
+    pub sample_rate: u32,
 }
 
 /// Validates `data`; every problem is reported, not only the first. Unknown keys (such as the
@@ -136,11 +156,13 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
             "start" => Some(RecordAction::Start),
             "stop" => Some(RecordAction::Stop),
             "toggle" => Some(RecordAction::Toggle),
+            "mask" => Some(RecordAction::Mask),
+            "unmask" => Some(RecordAction::Unmask),
             _ => {
                 problems.push(Problem::in_data(
                     "action",
                     "enum",
-                    "must be start, stop or toggle",
+                    "must be start, stop, toggle, mask or unmask",
                 ));
                 None
             }
@@ -155,6 +177,14 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
         Some(Value::String(text)) => match text.as_str() {
             "wav" => Some(RecordFormat::Wav),
             "pcap" => Some(RecordFormat::Pcap),
+            "mp3" => {
+                problems.push(Problem::in_data(
+                    "format",
+                    "enum",
+                    "mp3 is not supported (see docs/DECISIONS.md); must be wav or pcap",
+                ));
+                None
+            }
             _ => {
                 problems.push(Problem::in_data("format", "enum", "must be wav or pcap"));
                 None
@@ -168,6 +198,9 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
     let time_limit = parse_time_limit(data.get("time_limit"), &mut problems);
     let label = parse_label(data.get("label"), &mut problems);
     let upload = parse_upload(data.get("url"), data.get("method"), &mut problems);
+    let on_answer = parse_on_answer(data.get("record_on_answer"), &mut problems);
+    let min_sec = parse_min_sec(data.get("record_min_sec"), &mut problems);
+    let sample_rate = parse_sample_rate(data.get("record_sample_rate"), &mut problems);
     match (action, format, time_limit, label, upload) {
         (Some(action), Some(format), Some(time_limit), Some(label), Some(upload))
             if problems.is_empty() =>
@@ -178,9 +211,96 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
                 time_limit,
                 label,
                 upload,
+                on_answer: on_answer.unwrap_or(false),
+                min_sec: min_sec.unwrap_or(0),
+                sample_rate: sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE),
             })
         }
         _ => Err(problems),
+    }
+}
+
+fn parse_on_answer(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<bool> {
+    match value {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(flag)) => Some(*flag),
+        Some(_) => {
+            problems.push(Problem::in_data(
+                "record_on_answer",
+                "type",
+                "must be a boolean",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_min_sec(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<u64> {
+    match value {
+        None | Some(Value::Null) => Some(0),
+        Some(Value::Number(number)) => match (number.as_u64(), number.as_i64()) {
+            (Some(secs), _) if secs <= MAX_TIME_LIMIT_SECS => Some(secs),
+            (Some(_), _) => {
+                problems.push(Problem::in_data(
+                    "record_min_sec",
+                    "maximum",
+                    "must be at most 86400",
+                ));
+                None
+            }
+            (None, Some(_)) => {
+                problems.push(Problem::in_data(
+                    "record_min_sec",
+                    "minimum",
+                    "must be at least 0",
+                ));
+                None
+            }
+            (None, None) => {
+                problems.push(Problem::in_data(
+                    "record_min_sec",
+                    "type",
+                    "must be an integer",
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push(Problem::in_data(
+                "record_min_sec",
+                "type",
+                "must be an integer",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_sample_rate(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<u32> {
+    match value {
+        None | Some(Value::Null) => Some(DEFAULT_SAMPLE_RATE),
+        Some(Value::Number(number)) if number.as_i64().is_some() => {
+            let rate = number
+                .as_u64()
+                .and_then(|rate| u32::try_from(rate).ok())
+                .filter(|rate| SAMPLE_RATES.contains(rate));
+            if rate.is_none() {
+                problems.push(Problem::in_data(
+                    "record_sample_rate",
+                    "enum",
+                    "must be one of 8000, 11025, 16000, 22050, 32000, 44100, 48000",
+                ));
+            }
+            rate
+        }
+        Some(_) => {
+            problems.push(Problem::in_data(
+                "record_sample_rate",
+                "type",
+                "must be an integer",
+            ));
+            None
+        }
     }
 }
 
@@ -395,6 +515,66 @@ mod tests {
             rules(json!({"url": "http://h/", "method": "get"})),
             ["data.method:enum"]
         );
+    }
+
+    #[test]
+    fn kazoo_keys_mask_on_answer_min_sec_and_sample_rate() {
+        let params = parse(json!({})).unwrap();
+        assert_eq!(
+            (params.on_answer, params.min_sec, params.sample_rate),
+            (false, 0, 8000),
+            "Kazoo's defaults"
+        );
+        let params = parse(json!({"action": "mask", "record_on_answer": true,
+                                  "record_min_sec": 5, "record_sample_rate": 16000}))
+        .unwrap();
+        assert_eq!(params.action, RecordAction::Mask);
+        assert_eq!(
+            (params.on_answer, params.min_sec, params.sample_rate),
+            (true, 5, 16000)
+        );
+        assert_eq!(
+            parse(json!({"action": "unmask"})).unwrap().action,
+            RecordAction::Unmask
+        );
+        for rate in SAMPLE_RATES {
+            assert!(parse(json!({ "record_sample_rate": rate })).is_ok());
+        }
+        let rules = |value: Value| -> Vec<String> {
+            parse(value)
+                .unwrap_err()
+                .into_iter()
+                .map(|p| format!("{}:{}", p.path, p.rule))
+                .collect()
+        };
+        assert_eq!(
+            rules(json!({"record_sample_rate": 12345})),
+            ["data.record_sample_rate:enum"]
+        );
+        assert_eq!(
+            rules(json!({"record_sample_rate": "8000"})),
+            ["data.record_sample_rate:type"]
+        );
+        assert_eq!(
+            rules(json!({"record_min_sec": -1})),
+            ["data.record_min_sec:minimum"]
+        );
+        assert_eq!(
+            rules(json!({"record_min_sec": 1.5})),
+            ["data.record_min_sec:type"]
+        );
+        assert_eq!(
+            rules(json!({"record_on_answer": "yes"})),
+            ["data.record_on_answer:type"]
+        );
+        assert_eq!(rules(json!({"format": "mp3"})), ["data.format:enum"]);
+    }
+
+    #[test]
+    fn mask_and_unmask_apply_whatever_the_recording_state() {
+        assert_eq!(RecordAction::Mask.step(true), RecordStep::Mask(true));
+        assert_eq!(RecordAction::Mask.step(false), RecordStep::Mask(true));
+        assert_eq!(RecordAction::Unmask.step(true), RecordStep::Mask(false));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::base::Leg;
+
 use super::library;
 use super::params::RecordFormat;
-use super::sidecar::{FilePlan, SidecarFacts, sidecar_json};
+use super::sidecar::{FilePlan, MaskSpan, SidecarFacts, media_duration_ms, sidecar_json};
 use super::sink::{Sink, SinkStats, effective_format};
 use super::spool::{self, SpoolEntry};
 use super::tap::{Envelope, QUEUE_PACKETS, RecorderTap};
@@ -56,7 +58,7 @@ impl Recorder {
         let (format, format_note) = effective_format(info.format, &info.codecs);
         let (plan, file) = create_file(data_dir, &info.call_id, started, format)?;
         let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-        let sink = match Sink::new(format, out, info.codecs.clone()) {
+        let sink = match Sink::with_rate(format, out, info.codecs.clone(), info.sample_rate) {
             Ok(sink) => sink,
             Err(source) => {
                 let _ = fs::remove_file(&plan.temp_path);
@@ -76,6 +78,7 @@ impl Recorder {
             time_limit,
             dropped: Arc::new(AtomicU64::new(0)),
             events,
+            masks: Vec::new(),
         };
         Ok(launch(sink, job))
     }
@@ -130,6 +133,36 @@ pub(crate) struct Job {
     pub time_limit: Duration,
     pub dropped: Arc<AtomicU64>,
     pub events: mpsc::Sender<RecorderEvent>,
+    /// PCI masking spans so far, in the order they began.
+    pub masks: Vec<MaskSpan>,
+}
+
+impl Job {
+    /// Applies a mask or unmask to the sink and the spans; a repeated mask (or an unmask of an
+    /// unmasked leg) changes nothing.
+    fn mask<W: RecordingFile>(
+        &mut self,
+        sink: &mut Sink<W>,
+        leg: Leg,
+        masked: bool,
+        at: SystemTime,
+    ) {
+        let open = self
+            .masks
+            .iter_mut()
+            .find(|span| span.leg == leg && span.end.is_none());
+        match (open, masked) {
+            (None, true) => self.masks.push(MaskSpan {
+                leg,
+                start: at.max(self.started),
+                end: None,
+            }),
+            (Some(span), false) => span.end = Some(at.max(span.start)),
+            _ => return,
+        }
+        sink.mask(leg, masked);
+        tracing::info!(call_id = %self.info.call_id, leg = leg.as_str(), masked, "recording mask");
+    }
 }
 
 /// Starts the writer and the time-limit timer for `sink`.
@@ -173,7 +206,7 @@ fn emit(events: &mpsc::Sender<RecorderEvent>, event: RecorderEvent) {
 fn write_recording<W: RecordingFile>(
     mut sink: Sink<W>,
     mut receiver: mpsc::Receiver<Envelope>,
-    job: Job,
+    mut job: Job,
 ) -> Result<RecordingSummary, RecordError> {
     let reason = loop {
         match receiver.blocking_recv() {
@@ -182,6 +215,7 @@ fn write_recording<W: RecordingFile>(
                     return Err(fail(sink, &job, &mut receiver, source));
                 }
             }
+            Some(Envelope::Mask { leg, masked, at }) => job.mask(&mut sink, leg, masked, at),
             Some(Envelope::Stop(reason)) => break reason,
             None => break StopReason::Shutdown,
         }
@@ -189,10 +223,14 @@ fn write_recording<W: RecordingFile>(
     // Packets relayed before the stop still belong to the recording; later offers are dropped.
     receiver.close();
     while let Ok(envelope) = receiver.try_recv() {
-        if let Envelope::Packet(packet) = envelope
-            && let Err(source) = sink.accept(&packet)
-        {
-            return Err(fail(sink, &job, &mut receiver, source));
+        match envelope {
+            Envelope::Packet(packet) => {
+                if let Err(source) = sink.accept(&packet) {
+                    return Err(fail(sink, &job, &mut receiver, source));
+                }
+            }
+            Envelope::Mask { leg, masked, at } => job.mask(&mut sink, leg, masked, at),
+            Envelope::Stop(_) => {}
         }
     }
     let stats = match sink
@@ -206,9 +244,45 @@ fn write_recording<W: RecordingFile>(
             return Err(error);
         }
     };
+    if let Some(error) = discard_if_short(&job, stats) {
+        return Err(error);
+    }
     publish(&job, reason, stats, None).inspect_err(|error| {
         let _ = fs::remove_file(job.plan.sidecar_temp());
         keep_failed(&job, stats, error);
+    })
+}
+
+/// Deletes a complete recording shorter than `record_min_sec` (it is never published nor
+/// uploaded) and reports it; `None` when it is long enough.
+fn discard_if_short(job: &Job, stats: SinkStats) -> Option<RecordError> {
+    let min_sec = job.info.min_sec;
+    if min_sec == 0 {
+        return None;
+    }
+    let wall_ms = SystemTime::now()
+        .duration_since(job.started)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        });
+    let duration_ms = media_duration_ms(job.format, job.info.sample_rate, stats.frames, wall_ms);
+    if duration_ms >= min_sec.saturating_mul(1000) {
+        return None;
+    }
+    let _ = fs::remove_file(&job.plan.temp_path);
+    let _ = fs::remove_file(job.plan.sidecar_temp());
+    tracing::info!(call_id = %job.info.call_id, duration_ms, min_sec, "recording shorter than record_min_sec: discarded");
+    emit(
+        &job.events,
+        RecorderEvent::Discarded {
+            call_id: job.info.call_id.clone(),
+            duration_ms,
+            min_sec,
+        },
+    );
+    Some(RecordError::Discarded {
+        duration_ms,
+        min_sec,
     })
 }
 
@@ -262,6 +336,7 @@ fn publish(
         stats,
         dropped,
         failure,
+        masks: &job.masks,
     };
     let sidecar_temp = job.plan.sidecar_temp();
     let write_error = |path: &PathBuf| {
@@ -384,6 +459,27 @@ impl RecorderHandle {
         &self.path
     }
 
+    /// Starts (`masked`) or ends the PCI masking of `leg`: the packets the relay hands over
+    /// after this call are written as silence. Never waits: when the queue is full the request
+    /// waits for the next free slot, ahead of any later packet.
+    pub fn mask(&self, leg: Leg, masked: bool) {
+        let envelope = Envelope::Mask {
+            leg,
+            masked,
+            at: SystemTime::now(),
+        };
+        match self.queue.try_send(envelope) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(envelope)) => {
+                // A waiting sender is served before the relay's next `try_reserve`.
+                let queue = self.queue.clone();
+                tokio::spawn(async move {
+                    let _ = queue.send(envelope).await;
+                });
+            }
+        }
+    }
+
     /// Whether the recording already ended by itself (time limit or write error); a toggle then
     /// starts a new one.
     pub fn is_finished(&self) -> bool {
@@ -415,3 +511,7 @@ mod pcap_tests;
 #[cfg(test)]
 #[path = "recorder_failure_tests.rs"]
 mod failure_tests;
+
+#[cfg(test)]
+#[path = "recorder_feature_tests.rs"]
+mod feature_tests;

@@ -76,6 +76,7 @@ async fn a_full_disk_keeps_the_partial_recording_marked_failed() {
         time_limit: Duration::from_secs(60),
         dropped: Arc::new(AtomicU64::new(0)),
         events,
+        masks: Vec::new(),
     };
     let (tap, handle) = launch(sink, job);
     let src: SocketAddr = "192.0.2.1:4000".parse().unwrap();

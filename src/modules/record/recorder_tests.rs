@@ -286,6 +286,7 @@ async fn a_write_error_ends_the_recording_with_failed() {
         time_limit: Duration::from_secs(60),
         dropped: Arc::new(AtomicU64::new(0)),
         events,
+        masks: Vec::new(),
     };
     let (tap, handle) = launch(sink, job);
     let src: SocketAddr = "192.0.2.1:4000".parse().unwrap();

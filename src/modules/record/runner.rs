@@ -76,9 +76,29 @@ impl Module for RecordRun {
                     format: params.format,
                     codecs: ctx.codecs(),
                     upload: params.upload.clone(),
+                    sample_rate: params.sample_rate,
+                    min_sec: params.min_sec,
                 };
-                tracing::info!(call_id = %ctx.call_id(), format = params.format.as_str(), "recording starts");
-                ctx.start_fork(info, params.time_limit);
+                if params.on_answer {
+                    let now = ctx.start_fork_on_answer(info, params.time_limit);
+                    tracing::info!(call_id = %ctx.call_id(), format = params.format.as_str(),
+                        at_once = now, "recording starts on answer");
+                } else {
+                    tracing::info!(call_id = %ctx.call_id(), format = params.format.as_str(), "recording starts");
+                    ctx.start_fork(info, params.time_limit);
+                }
+            }
+            // Kazoo masks the dtmf_leg, the leg that dialed the code; without a recording it
+            // just goes on.
+            RecordStep::Mask(masked) => {
+                let recording = ctx.mask_fork(run.leg, masked);
+                tracing::info!(call_id = %ctx.call_id(), leg = run.leg.as_str(), masked, recording, "recording mask");
+                let leg = run.leg;
+                ctx.emit(if masked {
+                    CallEvent::RecordingMasked { leg, recording }
+                } else {
+                    CallEvent::RecordingUnmasked { leg, recording }
+                });
             }
             RecordStep::Stop => {
                 tracing::info!(call_id = %ctx.call_id(), "recording stops");

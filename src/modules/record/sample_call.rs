@@ -35,6 +35,8 @@ pub(crate) fn info(format: RecordFormat) -> RecordingInfo {
             b: vec![(0, Codec::Pcmu)],
         },
         upload: None,
+        sample_rate: 8000,
+        min_sec: 0,
     }
 }
 

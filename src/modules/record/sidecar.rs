@@ -124,6 +124,43 @@ pub struct SidecarFacts<'a> {
     pub dropped: u64,
     /// Why writing stopped early, when it did: the file holds what was written before.
     pub failure: Option<&'a str>,
+    /// PCI masking spans (`record_call` mask/unmask).
+    pub masks: &'a [MaskSpan],
+}
+
+/// A span during which a leg's audio was written as silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskSpan {
+    /// The masked leg.
+    pub leg: Leg,
+    /// When masking began.
+    pub start: SystemTime,
+    /// When it ended; `None` while masked (the recording's end closes it).
+    pub end: Option<SystemTime>,
+}
+
+/// Seconds from `from` to `to`, to the millisecond.
+fn offset_s(from: SystemTime, to: SystemTime) -> f64 {
+    let ms = to.duration_since(from).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    });
+    ms as f64 / 1000.0
+}
+
+fn masks_json(facts: &SidecarFacts<'_>) -> Value {
+    let spans: Vec<Value> = facts
+        .masks
+        .iter()
+        .map(|span| {
+            let end = span.end.unwrap_or(facts.ended).max(span.start);
+            json!({
+                "leg": span.leg.as_str(),
+                "start_s": offset_s(facts.started, span.start),
+                "end_s": offset_s(facts.started, end),
+            })
+        })
+        .collect();
+    Value::Array(spans)
 }
 
 /// Status of a recording whose file is complete.
@@ -131,11 +168,12 @@ pub const STATUS_COMPLETE: &str = "complete";
 /// Status of a recording cut short by a write error; the file keeps what was written.
 pub const STATUS_FAILED: &str = "failed";
 
-/// Length of the media in milliseconds: for WAV the audio actually written (frames at 8 kHz),
-/// so the sidecar and a player agree; for pcap the wall-clock time it was recording.
-fn media_duration_ms(facts: &SidecarFacts<'_>, wall_ms: u64) -> u64 {
-    match facts.format {
-        RecordFormat::Wav => facts.stats.frames.saturating_mul(1000) / 8000,
+/// Length of the media in milliseconds: for WAV the audio actually written (`frames` at
+/// `sample_rate`), so the sidecar and a player agree; for pcap the wall-clock time it was
+/// recording.
+pub fn media_duration_ms(format: RecordFormat, sample_rate: u32, frames: u64, wall_ms: u64) -> u64 {
+    match format {
+        RecordFormat::Wav => frames.saturating_mul(1000) / u64::from(sample_rate.max(1)),
         RecordFormat::Pcap => wall_ms,
     }
 }
@@ -175,7 +213,7 @@ pub fn sidecar_json(facts: &SidecarFacts<'_>) -> Value {
         "b_uri": info.b_uri,
         "started_at": format_rfc3339(facts.started),
         "ended_at": format_rfc3339(facts.ended),
-        "duration_ms": media_duration_ms(facts, wall_ms),
+        "duration_ms": media_duration_ms(facts.format, info.sample_rate, facts.stats.frames, wall_ms),
         "wall_duration_ms": wall_ms,
         "status": status,
         "error": facts.failure,
@@ -189,7 +227,7 @@ pub fn sidecar_json(facts: &SidecarFacts<'_>) -> Value {
         "requested_format": info.format.as_str(),
         "format_note": facts.format_note,
         "codec": { "a": codec(Leg::A), "b": codec(Leg::B) },
-        "sample_rate": (facts.format == RecordFormat::Wav).then_some(8000),
+        "sample_rate": (facts.format == RecordFormat::Wav).then_some(info.sample_rate),
         "channels": (facts.format == RecordFormat::Wav).then_some(json!({"left": "a-leg", "right": "b-leg"})),
         "time_limit_s": facts.time_limit_s,
         "frames_written": facts.stats.frames,
@@ -198,6 +236,8 @@ pub fn sidecar_json(facts: &SidecarFacts<'_>) -> Value {
         "packets_undecodable": facts.stats.undecodable,
         "packets_malformed": facts.stats.malformed,
         "telephone_event_packets": facts.stats.telephone_events,
+        "masked": masks_json(facts),
+        "packets_masked": facts.stats.masked_packets,
     })
 }
 

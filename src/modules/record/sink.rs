@@ -9,7 +9,8 @@ use crate::rtp::{RtpError, RtpView};
 
 use super::align::{AlignConfig, AlignStats, Aligner, AudioPacket, SAMPLE_RATE};
 use super::g711::{decode_alaw, decode_ulaw};
-use super::params::RecordFormat;
+use super::params::{DEFAULT_SAMPLE_RATE, RecordFormat};
+use super::resample::Resampler;
 use super::tap::TappedPacket;
 use crate::media::PacketKind;
 use crate::pcap::writer::PcapWriter;
@@ -23,8 +24,10 @@ const FRAMES_PER_WRITE: usize = 4096;
 /// Counters a sink keeps for the metadata.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkStats {
-    /// Stereo frames (WAV) or packets (pcap) written.
+    /// Stereo frames (WAV, at its sample rate) or packets (pcap) written.
     pub frames: u64,
+    /// Packets of a masked leg written as silence (WAV) or with their payload blanked (pcap).
+    pub masked_packets: u64,
     /// RTP packets that were not valid RTP.
     pub malformed: u64,
     /// Audio packets whose payload type is unknown or not G.711 (WAV only).
@@ -43,18 +46,32 @@ pub struct WavSink<W: Write + Seek> {
     codecs: LegCodecs,
     samples: Vec<i16>,
     frames: Vec<[i16; 2]>,
+    /// Present when the WAV is not at 8 kHz.
+    resampler: Option<Resampler>,
+    resampled: Vec<[i16; 2]>,
+    /// Legs whose audio is written as silence (PCI masking), a-leg then b-leg.
+    masked: [bool; 2],
     stats: SinkStats,
 }
 
 impl<W: Write + Seek> WavSink<W> {
     /// Writes the WAV header and prepares the aligner.
     pub fn new(out: W, codecs: LegCodecs) -> io::Result<Self> {
+        Self::with_rate(out, codecs, SAMPLE_RATE)
+    }
+
+    /// Like [`WavSink::new`], with the WAV at `sample_rate` (resampled from 8 kHz).
+    pub fn with_rate(out: W, codecs: LegCodecs, sample_rate: u32) -> io::Result<Self> {
+        let resampler = (sample_rate != SAMPLE_RATE).then(|| Resampler::new(sample_rate));
         Ok(Self {
-            writer: WavWriter::new(out, SAMPLE_RATE, 2)?,
+            writer: WavWriter::new(out, sample_rate, 2)?,
             aligner: Aligner::new(AlignConfig::default()),
             codecs,
             samples: Vec::with_capacity(480),
             frames: Vec::with_capacity(FRAMES_PER_WRITE),
+            resampler,
+            resampled: Vec::new(),
+            masked: [false; 2],
             stats: SinkStats::default(),
         })
     }
@@ -87,6 +104,11 @@ impl<W: Write + Seek> WavSink<W> {
                 return Ok(());
             }
         }
+        if self.masked[leg_index(packet.leg)] {
+            // Kept in the timeline so the span is silence of the right length.
+            self.samples.fill(0);
+            self.stats.masked_packets += 1;
+        }
         let audio = AudioPacket {
             timestamp: rtp.timestamp(),
             sequence: rtp.sequence(),
@@ -109,14 +131,26 @@ impl<W: Write + Seek> WavSink<W> {
             if count == 0 {
                 return Ok(());
             }
-            self.writer.write_stereo(&self.frames)?;
+            match self.resampler.as_mut() {
+                Some(resampler) => {
+                    self.resampled.clear();
+                    resampler.push(&self.frames, &mut self.resampled);
+                    self.writer.write_stereo(&self.resampled)?;
+                }
+                None => self.writer.write_stereo(&self.frames)?,
+            }
         }
     }
 
     fn finish(mut self) -> io::Result<(W, SinkStats)> {
         self.write_ready(true)?;
+        if let Some(resampler) = self.resampler.as_mut() {
+            self.resampled.clear();
+            resampler.flush(&mut self.resampled);
+            self.writer.write_stereo(&self.resampled)?;
+        }
         let mut stats = self.stats;
-        stats.frames = self.aligner.frames_written();
+        stats.frames = u64::from(self.writer.data_bytes() / 4);
         stats.align = self.aligner.stats();
         Ok((self.writer.finish()?, stats))
     }
@@ -128,14 +162,30 @@ pub struct PcapSink<W: Write> {
     writer: PcapWriter<W>,
     /// Unix time minus relay clock, in microseconds, estimated from the first packet.
     clock_offset_us: Option<i128>,
+    /// Payload types of both legs, to blank a masked leg's payload with its codec's silence.
+    codecs: LegCodecs,
+    /// Legs whose RTP payload is blanked (PCI masking), a-leg then b-leg.
+    masked: [bool; 2],
+    masked_packets: u64,
+    /// A masked packet's copy, reused.
+    blanked: Vec<u8>,
 }
 
 impl<W: Write> PcapSink<W> {
     /// Writes the pcap global header.
     pub fn new(out: W) -> io::Result<Self> {
+        Self::with_codecs(out, LegCodecs::default())
+    }
+
+    /// Like [`PcapSink::new`], knowing the legs' payload types for masking.
+    pub fn with_codecs(out: W, codecs: LegCodecs) -> io::Result<Self> {
         Ok(Self {
             writer: PcapWriter::new(out)?,
             clock_offset_us: None,
+            codecs,
+            masked: [false; 2],
+            masked_packets: 0,
+            blanked: Vec::new(),
         })
     }
 
@@ -145,13 +195,51 @@ impl<W: Write> PcapSink<W> {
             .clock_offset_us
             .get_or_insert_with(|| unix_now_us().saturating_sub(arrival));
         let unix_us = u64::try_from(arrival.saturating_add(offset)).unwrap_or(0);
+        let bytes = if self.masked[leg_index(packet.leg)] && packet.kind == PacketKind::Rtp {
+            if !self.blank(packet) {
+                // Not RTP we can parse: nothing of it is kept while masked.
+                self.masked_packets += 1;
+                return Ok(());
+            }
+            self.masked_packets += 1;
+            &self.blanked[..]
+        } else {
+            packet.bytes()
+        };
         self.writer
-            .write_udp(unix_us, packet.src, packet.dst, packet.bytes())
+            .write_udp(unix_us, packet.src, packet.dst, bytes)
+    }
+
+    /// Copies `packet` into `blanked` with its payload replaced: G.711 by the codec's silence
+    /// (same length, so the capture still plays), anything else (telephone-event, other
+    /// codecs) removed, leaving the RTP header. `false` when the packet is not valid RTP.
+    fn blank(&mut self, packet: &TappedPacket) -> bool {
+        let Ok(rtp) = RtpView::parse(packet.bytes()) else {
+            return false;
+        };
+        let header = packet.bytes().get(..rtp.header_len()).unwrap_or_default();
+        self.blanked.clear();
+        self.blanked.extend_from_slice(header);
+        let silence = match self.codecs.lookup(packet.leg, rtp.payload_type()) {
+            Some(Codec::Pcmu) => Some(ULAW_SILENCE),
+            Some(Codec::Pcma) => Some(ALAW_SILENCE),
+            _ => None,
+        };
+        if let Some(byte) = silence {
+            let len = rtp.payload().len();
+            self.blanked.resize(header.len() + len, byte);
+        }
+        // The padding (if any) is gone with the payload.
+        if let Some(first) = self.blanked.first_mut() {
+            *first &= !0x20;
+        }
+        true
     }
 
     fn finish(self) -> io::Result<(W, SinkStats)> {
         let stats = SinkStats {
             frames: self.writer.records(),
+            masked_packets: self.masked_packets,
             ..SinkStats::default()
         };
         Ok((self.writer.finish()?, stats))
@@ -179,10 +267,30 @@ pub enum Sink<W: Write + Seek> {
 impl<W: Write + Seek> Sink<W> {
     /// Starts a file of `format` on `out`, writing its header.
     pub fn new(format: RecordFormat, out: W, codecs: LegCodecs) -> io::Result<Self> {
+        Self::with_rate(format, out, codecs, DEFAULT_SAMPLE_RATE)
+    }
+
+    /// Like [`Sink::new`], a WAV being written at `sample_rate`.
+    pub fn with_rate(
+        format: RecordFormat,
+        out: W,
+        codecs: LegCodecs,
+        sample_rate: u32,
+    ) -> io::Result<Self> {
         Ok(match format {
-            RecordFormat::Wav => Self::Wav(WavSink::new(out, codecs)?),
-            RecordFormat::Pcap => Self::Pcap(PcapSink::new(out)?),
+            RecordFormat::Wav => Self::Wav(WavSink::with_rate(out, codecs, sample_rate)?),
+            RecordFormat::Pcap => Self::Pcap(PcapSink::with_codecs(out, codecs)?),
         })
+    }
+
+    /// Starts (`masked`) or ends the PCI masking of `leg`: the packets it accepts from then on
+    /// are written as silence (WAV) or with their payload blanked (pcap).
+    pub fn mask(&mut self, leg: Leg, masked: bool) {
+        let flags = match self {
+            Self::Wav(sink) => &mut sink.masked,
+            Self::Pcap(sink) => &mut sink.masked,
+        };
+        flags[leg_index(leg)] = masked;
     }
 
     /// Adds one tapped packet.
@@ -199,6 +307,18 @@ impl<W: Write + Seek> Sink<W> {
             Self::Wav(sink) => sink.finish(),
             Self::Pcap(sink) => sink.finish(),
         }
+    }
+}
+
+/// µ-law's silence (the code of linear 0).
+const ULAW_SILENCE: u8 = 0xFF;
+/// A-law's silence (the code of linear 0).
+const ALAW_SILENCE: u8 = 0xD5;
+
+fn leg_index(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
     }
 }
 
@@ -306,6 +426,85 @@ mod tests {
             .unwrap();
         let (_, stats) = sink.finish().unwrap();
         assert_eq!((stats.undecodable, stats.malformed), (1, 1), "{stats:?}");
+    }
+
+    fn tone_call(sink: &mut Sink<Cursor<Vec<u8>>>, packets: std::ops::Range<u16>) {
+        let tone = [linear_to_ulaw(1000); 160];
+        for n in packets {
+            let ts = u32::from(n) * 160;
+            let arrival = u64::from(ts) * 125;
+            for leg in [Leg::A, Leg::B] {
+                sink.accept(&tapped(
+                    leg,
+                    PacketKind::Rtp,
+                    &rtp(0, n, ts, &tone),
+                    arrival,
+                ))
+                .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_mask_silences_exactly_the_masked_span_of_that_leg() {
+        let codecs = LegCodecs {
+            a: vec![(0, Codec::Pcmu)],
+            b: vec![(0, Codec::Pcmu)],
+        };
+        let mut sink = Sink::new(RecordFormat::Wav, Cursor::new(Vec::new()), codecs).unwrap();
+        tone_call(&mut sink, 0..50);
+        sink.mask(Leg::A, true);
+        tone_call(&mut sink, 50..100);
+        sink.mask(Leg::A, false);
+        tone_call(&mut sink, 100..150);
+        let (out, stats) = sink.finish().unwrap();
+        assert_eq!((stats.frames, stats.masked_packets), (150 * 160, 50));
+        let wav = parse_wav(&out.into_inner());
+        let frames: Vec<&[i16]> = wav.samples.chunks(2).collect();
+        assert_eq!(frames.len(), 150 * 160);
+        for (n, frame) in frames.iter().enumerate() {
+            let masked = (50 * 160..100 * 160).contains(&n);
+            let left_expected = if masked { 0 } else { 1000 };
+            assert!(
+                (frame[0] - left_expected).abs() < 64,
+                "frame {n}: left {} (masked {masked})",
+                frame[0]
+            );
+            assert!((frame[1] - 1000).abs() < 64, "the b-leg is never masked");
+        }
+    }
+
+    #[test]
+    fn a_masked_pcap_leg_keeps_its_headers_with_silent_or_no_payload() {
+        use crate::modules::record::g711::ulaw_to_linear;
+        let codecs = LegCodecs {
+            a: vec![(0, Codec::Pcmu), (101, Codec::TelephoneEvent)],
+            b: vec![(0, Codec::Pcmu)],
+        };
+        let mut sink = PcapSink::with_codecs(Cursor::new(Vec::new()), codecs).unwrap();
+        sink.masked[0] = true;
+        let voice = rtp(0, 1, 160, &[0x12; 160]);
+        sink.accept(&tapped(Leg::A, PacketKind::Rtp, &voice, 0))
+            .unwrap();
+        let mut blanked = voice[..12].to_vec();
+        blanked.extend_from_slice(&[ULAW_SILENCE; 160]);
+        assert_eq!(sink.blanked, blanked, "same length, µ-law silence");
+        assert_eq!(ulaw_to_linear(ULAW_SILENCE), 0);
+        let digit = rtp(101, 2, 160, &[5, 0x80, 0, 160]);
+        sink.accept(&tapped(Leg::A, PacketKind::Rtp, &digit, 0))
+            .unwrap();
+        assert_eq!(sink.blanked, digit[..12], "a key press keeps no payload");
+        sink.accept(&tapped(Leg::B, PacketKind::Rtp, &voice, 0))
+            .unwrap();
+        sink.accept(&tapped(Leg::A, PacketKind::Rtp, &[0x80, 0], 0))
+            .unwrap();
+        let (out, stats) = sink.finish().unwrap();
+        assert_eq!(stats.frames, 3, "the malformed masked packet is left out");
+        assert_eq!(stats.masked_packets, 3);
+        let bytes = out.into_inner();
+        let needle = [0x12u8; 160];
+        let found = bytes.windows(160).filter(|w| *w == needle).count();
+        assert_eq!(found, 1, "only the b-leg's voice is in the capture");
     }
 
     #[test]

@@ -74,6 +74,16 @@ pub(crate) enum Envelope {
     Packet(TappedPacket),
     /// Finish the file now.
     Stop(StopReason),
+    /// PCI masking of `leg` begins (`masked`) or ends: the packets after this one in the queue
+    /// are (or no longer are) written as silence. `at` dates the span in the sidecar.
+    Mask {
+        /// The leg whose audio is masked.
+        leg: Leg,
+        /// Whether masking begins or ends.
+        masked: bool,
+        /// When it was asked for.
+        at: std::time::SystemTime,
+    },
 }
 
 /// Hands copies of relayed packets to one recording. Clone it into each leg's relay task.

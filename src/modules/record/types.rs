@@ -113,6 +113,10 @@ pub struct RecordingInfo {
     pub codecs: LegCodecs,
     /// Where the finished recording is sent (`data.url`, `data.method`), if anywhere.
     pub upload: Option<UploadTarget>,
+    /// Sample rate of the WAV (`data.record_sample_rate`); G.711's 8 kHz is resampled to it.
+    pub sample_rate: u32,
+    /// A recording shorter than this many seconds is discarded (`data.record_min_sec`).
+    pub min_sec: u64,
 }
 
 /// Why a recording ended.
@@ -181,6 +185,16 @@ pub enum RecorderEvent {
         /// What went wrong.
         error: String,
     },
+    /// The recording was shorter than `data.record_min_sec`: its file and sidecar are
+    /// deleted and it is not uploaded.
+    Discarded {
+        /// Call-ID of the recorded call.
+        call_id: String,
+        /// How long it was, in milliseconds.
+        duration_ms: u64,
+        /// The configured minimum, in seconds.
+        min_sec: u64,
+    },
     /// The recording was abandoned (e.g. disk full); the call goes on.
     Failed {
         /// Call-ID of the recorded call.
@@ -239,6 +253,14 @@ pub enum RecordError {
         path: PathBuf,
         /// The operating system's reason.
         source: io::Error,
+    },
+    /// The recording was shorter than `data.record_min_sec` and was deleted.
+    #[error("recording of {duration_ms} ms is shorter than record_min_sec {min_sec}: discarded")]
+    Discarded {
+        /// How long it was, in milliseconds.
+        duration_ms: u64,
+        /// The configured minimum, in seconds.
+        min_sec: u64,
     },
     /// The writer stopped without reporting (it panicked).
     #[error("the recording writer stopped unexpectedly")]
