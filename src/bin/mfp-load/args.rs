@@ -20,7 +20,8 @@ then, for example:
 Keep --rtp-ports below the kernel's ephemeral range (cat /proc/sys/net/ipv4/ip_local_port_range):
 the tool binds its own RTP sockets on ephemeral ports. With --dtmf-hangup, also give the proxy
 --metaflows FILE where FILE holds {\"numbers\":{\"0\":{\"module\":\"hangup\"}}}; with
---dtmf-transfer, FILE holds {\"numbers\":{\"0\":{\"module\":\"transfer\",\"data\":{\"target\":\"2000\"}}}}.";
+--dtmf-transfer, FILE holds {\"numbers\":{\"0\":{\"module\":\"transfer\",\"data\":{\"target\":\"2000\"}}}}; with
+--hold-phase, FILE holds {\"numbers\":{\"0\":{\"module\":\"hold\"}}}.";
 
 /// Everything `mfp-load` accepts.
 #[derive(Debug, Parser)]
@@ -101,6 +102,13 @@ pub(crate) struct Args {
     /// with sipfrag 200); the proxy needs a metaflow mapping `0` to `transfer`.
     #[arg(long)]
     pub dtmf_transfer: bool,
+
+    /// After the media phase, send `*` then `0` on every call to put it on hold (the proxy
+    /// needs a metaflow mapping `0` to `hold`), then run a second media phase of the same
+    /// length: the endpoints keep sending, the proxy drops their audio and plays music on hold
+    /// both ways. Prints the proxy's CPU per packet it sent in each phase, from the same run.
+    #[arg(long, conflicts_with_all = ["dtmf_hangup", "dtmf_transfer"])]
+    pub hold_phase: bool,
 }
 
 /// Parses a fraction in `0.0..=1.0`.

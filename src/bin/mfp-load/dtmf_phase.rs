@@ -88,6 +88,25 @@ pub(crate) fn run(
     }
 }
 
+/// Presses `*0` on every call still up (the proxy's `0` holds the call) and gives the proxy a
+/// second to start its music.
+pub(crate) fn hold_all(rate: u32, streams: &[SendStream], uac: &mut Uac) -> Result<(), LoadError> {
+    let targets = press_targets(streams, uac)?;
+    eprintln!("[hold] pressing *0 on {} calls", targets.len());
+    let start = Instant::now() + Duration::from_millis(100);
+    let presser = std::thread::Builder::new()
+        .name("dtmf".into())
+        .spawn(move || press_star_zero(&targets, rate, start))?;
+    while !presser.is_finished() {
+        uac.poll(Instant::now() + Duration::from_millis(100));
+    }
+    presser
+        .join()
+        .map_err(|_| std::io::Error::other("the DTMF sender thread panicked"))?;
+    uac.poll(Instant::now() + Duration::from_secs(1));
+    Ok(())
+}
+
 /// The caller streams of the calls still established, ready to carry the presses.
 fn press_targets(streams: &[SendStream], uac: &Uac) -> Result<Vec<PressTarget>, LoadError> {
     let mut targets = Vec::new();

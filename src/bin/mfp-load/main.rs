@@ -131,6 +131,16 @@ fn run(args: &Args) -> Result<(), LoadError> {
     let (streams, mut readings) = media::run(&media_run, plan.streams, &mut uac)?;
     readings.rss_before_kib = rss_before_kib;
 
+    let streams = if args.hold_phase {
+        dtmf_phase::hold_all(args.rate, &streams, &mut uac)?;
+        let unstamped_before = tally.unstamped.load(std::sync::atomic::Ordering::Relaxed);
+        let (streams, held) = media::run(&media_run, streams, &mut uac)?;
+        let unstamped = tally.unstamped.load(std::sync::atomic::Ordering::Relaxed);
+        report::print_hold(&readings, &held, unstamped - unstamped_before);
+        streams
+    } else {
+        streams
+    };
     let dtmf = match args.dtmf_action() {
         Some(action) => dtmf_phase::run(action, args.rate, &streams, &mut uac, &uas.shared)?,
         None => Vec::new(),

@@ -53,8 +53,15 @@ impl Receivers {
                     continue;
                 };
                 let now_ns = epoch.elapsed().as_nanos() as u64;
-                if let Some(stamp) = buffer.get(..len).and_then(read_stamp) {
-                    tally.count_received(stamp.stream, now_ns.saturating_sub(stamp.sent_ns));
+                match buffer.get(..len).and_then(read_stamp) {
+                    Some(stamp) => {
+                        tally.count_received(stamp.stream, now_ns.saturating_sub(stamp.sent_ns));
+                    }
+                    None => {
+                        tally
+                            .unstamped
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             }
         });

@@ -279,3 +279,25 @@ pub(crate) fn print_progress(p: &Progress) {
         p.second, p.sent_pps, p.received_pps, p.proxied_outstanding, p.direct_outstanding
     );
 }
+
+/// The hold phase next to the relay phase of the same run: the proxy's CPU per packet it sent
+/// (relayed in the first, music it made in the second, while dropping what the endpoints sent).
+pub(crate) fn print_hold(relay: &ProxyReadings, held: &ProxyReadings, music_received: u64) {
+    let per_packet = |r: &ProxyReadings| {
+        r.cpu_seconds
+            .filter(|_| r.relayed > 0)
+            .map(|cpu| cpu * 1e6 / r.relayed as f64)
+    };
+    println!("hold phase (music on hold both ways, the endpoints' audio dropped):");
+    println!(
+        "  packets the proxy sent: relay phase {}, hold phase {}; music packets the endpoints received: {}",
+        relay.relayed, held.relayed, music_received
+    );
+    match (per_packet(relay), per_packet(held)) {
+        (Some(r), Some(h)) => println!(
+            "  proxy CPU per packet sent: relay {r:.2} µs, hold {h:.2} µs (hold/relay {:.2})",
+            h / r
+        ),
+        _ => println!("  proxy CPU per packet sent: unknown (no proxy pid or no packets)"),
+    }
+}

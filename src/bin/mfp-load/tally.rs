@@ -41,6 +41,8 @@ pub(crate) struct Tally {
     pub send_errors: AtomicU64,
     /// Received packets naming a stream that does not exist.
     pub strays: AtomicU64,
+    /// Received packets without this tool's stamp (music on hold the proxy made).
+    pub unstamped: AtomicU64,
     /// Path and direction of each stream index.
     streams: Vec<(Path, Direction)>,
 }
@@ -64,6 +66,7 @@ impl Tally {
             flows: Default::default(),
             send_errors: AtomicU64::new(0),
             strays: AtomicU64::new(0),
+            unstamped: AtomicU64::new(0),
             streams,
         }
     }
