@@ -25,10 +25,11 @@ impl Speaker {
         sound: &SoundRef,
         legs: &[Leg],
         terminators: Vec<char>,
+        options: PlayOptions,
     ) -> Self {
         let running = legs
             .iter()
-            .map(|&leg| (ctx.play(leg, sound.clone(), PlayOptions::default()), leg))
+            .map(|&leg| (ctx.play(leg, sound.clone(), options), leg))
             .collect();
         Self {
             running,

@@ -10,7 +10,7 @@ use crate::audio::SoundRef;
 use crate::base::Problem;
 
 use super::catalog::ModuleKind;
-use super::context::{CallContext, Module, Progress, RunInfo};
+use super::context::{CallContext, Module, PlayOptions, Progress, RunInfo};
 use super::data::{self, Target};
 use super::speaker::Speaker;
 
@@ -31,6 +31,8 @@ pub struct PlayParams {
     pub id: String,
     /// Who hears it.
     pub target: Target,
+    /// Mixed over what the leg would hear instead of replacing it (our addition, `mix`).
+    pub mix: bool,
 }
 
 impl ModuleKind for Kind {
@@ -41,9 +43,10 @@ impl ModuleKind for Kind {
         let mut problems = Vec::new();
         let id = data::string(data, "id", &mut problems);
         let target = Target::parse(data, "leg", "both", &mut problems);
+        let mix = data::boolean(data, "mix", &mut problems).unwrap_or(false);
         match id {
             Some(id) if !id.trim().is_empty() && problems.is_empty() => {
-                Ok(PlayParams { id, target })
+                Ok(PlayParams { id, target, mix })
             }
             None if problems.is_empty() => Err(vec![Problem::in_data(
                 "id",
@@ -83,7 +86,11 @@ impl Module for Play {
         let account = ctx.account_id();
         let sound = SoundRef::from_media_id(&self.params.id, account.as_deref());
         let legs = self.params.target.legs(run.leg);
-        let speaker = Speaker::start(ctx, &sound, legs, ANY_DIGIT.chars().collect());
+        let options = PlayOptions {
+            looped: false,
+            mix: self.params.mix,
+        };
+        let speaker = Speaker::start(ctx, &sound, legs, ANY_DIGIT.chars().collect(), options);
         let progress = speaker.progress();
         self.speaker = Some(speaker);
         progress

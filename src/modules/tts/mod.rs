@@ -10,7 +10,7 @@ use crate::audio::{SoundRef, TtsRequest};
 use crate::base::{Leg, PlaybackEnd, PlaybackId, Problem};
 
 use super::catalog::ModuleKind;
-use super::context::{CallContext, Module, Progress, RunInfo};
+use super::context::{CallContext, Module, PlayOptions, Progress, RunInfo};
 use super::data::{self, Target};
 use super::speaker::Speaker;
 
@@ -165,7 +165,8 @@ impl Module for Speak {
 
     fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
         let legs = self.target.legs(run.leg);
-        let speaker = Speaker::start(ctx, &self.sound, legs, self.terminators.clone());
+        let options = PlayOptions::default();
+        let speaker = Speaker::start(ctx, &self.sound, legs, self.terminators.clone(), options);
         let progress = speaker.progress();
         self.speaker = Some(speaker);
         progress
