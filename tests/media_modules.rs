@@ -313,3 +313,75 @@ fn audio_level_scales_one_direction_and_mute_silences_it() {
     assert!((restored - 1.0).abs() < 0.01, "stop gives {restored:.3}");
     assert_eq!(outcome(&got.events, "audio_level"), ["success"; 3]);
 }
+
+/// Waits until the proxy lists one answered channel; returns its Call-ID.
+fn answered_call_id(proxy: &common::proxy::Proxy, token: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = proxy.api("GET", "/v2/accounts/default/channels", Some(token), None);
+        let body = listed.json();
+        if let Some(channel) = body["data"]
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["answered"] == true))
+        {
+            return channel["call_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answered channel: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The channels API runs the media modules on a live call where nobody sends audio: `hold`
+/// makes the proxy start a stream of its own towards each party (in the codec of its SDP), the
+/// music plays until `resume`, and an unknown media id ends `play` with `failure`.
+#[test]
+fn the_channels_api_holds_and_resumes_a_silent_call() {
+    const TOKEN: &str = "media-token";
+    let proxy = common::proxy::Proxy::start(&["--api-auth-token", TOKEN]);
+    let ports = proxy.ports();
+    let capture = Capture::start(&[ports.uas_media, ports.uac_media]);
+    let (caller, callee) = common::calls::spawn_call(
+        &proxy,
+        "uas_wait_bye.xml",
+        "uac_wait_bye.xml",
+        SIPP_TIMEOUT_SECS,
+    );
+    let call_id = answered_call_id(&proxy, TOKEN);
+    let path = format!("/v2/accounts/default/channels/{call_id}");
+    let run = |node: &str| {
+        let body = format!(r#"{{"data":{{"action":"metaflow","data":{node}}}}}"#);
+        let reply = proxy.api("PUT", &path, Some(TOKEN), Some(&body));
+        assert_eq!(reply.status, 202, "{}", reply.body);
+    };
+    run(r#"{"module":"play","data":{"id":"no-such-media","leg":"peer"}}"#);
+    run(r#"{"module":"hold"}"#);
+    std::thread::sleep(Duration::from_secs(2));
+    run(r#"{"module":"resume"}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    run(r#"{"module":"hangup"}"#);
+    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
+    let packets = capture.stop();
+    assert_both_succeeded(&caller, &callee);
+    let events = wait_for_events(&proxy, &["call_ended"], Duration::from_secs(3));
+    assert_eq!(outcome(&events, "play"), ["failure"], "{events:#?}");
+    assert_eq!(outcome(&events, "hold"), ["success"], "{events:#?}");
+    assert_eq!(outcome(&events, "resume"), ["success"], "{events:#?}");
+    let moh = metaflow_proxy::audio::moh::default_moh();
+    for (who, port) in [("callee", ports.uas_media), ("caller", ports.uac_media)] {
+        let got = to_port(&packets, port);
+        assert!(
+            (80..=120).contains(&got.len()),
+            "{who}: {} packets for 2 s of music",
+            got.len()
+        );
+        assert!(got.iter().all(|p| p.pt == 8), "{who}: PCMA as its SDP says");
+        assert_one_gap_free_stream(&got, who);
+        let heard = decode_alaw(got.iter().map(|p| p.payload.as_slice()));
+        let r = correlation(&heard, moh.samples());
+        eprintln!("{who}: {} packets, correlation {r:.4}", got.len());
+        assert!(r >= 0.9, "{who}: correlation {r:.3}");
+    }
+}
