@@ -85,7 +85,10 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Clip, AudioError> {
         )));
     }
     let (samples, rate) = match Format::sniff(bytes) {
-        Some(Format::Wav) => decode_wav(bytes, limits)?,
+        Some(Format::Wav) => match g711_wav(bytes, limits)? {
+            Some(decoded) => decoded,
+            None => decode_wav(bytes, limits)?,
+        },
         Some(Format::Mp3) => decode_mp3(bytes, limits)?,
         None => {
             return Err(AudioError::Decode(
@@ -114,6 +117,52 @@ fn too_long(limits: DecodeLimits) -> AudioError {
         "longer than {} seconds",
         limits.max_duration.as_secs()
     ))
+}
+
+/// Mono float samples and their rate from an A-law (format 6) or µ-law (format 7) WAV file,
+/// which hound does not read; `None` for any other WAV.
+fn g711_wav(bytes: &[u8], limits: DecodeLimits) -> Result<Option<(Vec<f32>, u32)>, AudioError> {
+    let mut format = None;
+    let mut data = None;
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let start = at + 8;
+        let end = start.saturating_add(size as usize).min(bytes.len());
+        match id {
+            b"fmt " if end - start >= 16 => format = Some(&bytes[start..end]),
+            b"data" => data = Some(&bytes[start..end]),
+            _ => {}
+        }
+        // Chunks are padded to an even size.
+        at = start
+            .saturating_add(size as usize)
+            .saturating_add(size as usize % 2);
+    }
+    let Some(format) = format else {
+        return Ok(None);
+    };
+    let tag = u16::from_le_bytes([format[0], format[1]]);
+    let decode: fn(u8) -> i16 = match tag {
+        6 => super::g711::alaw_to_linear,
+        7 => super::g711::ulaw_to_linear,
+        _ => return Ok(None),
+    };
+    let channels = usize::from(u16::from_le_bytes([format[2], format[3]]).max(1));
+    let rate = u32::from_le_bytes([format[4], format[5], format[6], format[7]]);
+    let data = data.ok_or_else(|| AudioError::Decode("WAV: no data chunk".into()))?;
+    if rate == 0 {
+        return Err(AudioError::Decode("WAV: sample rate 0".into()));
+    }
+    if (data.len() / channels) as u64 > limits.max_duration.as_secs() * u64::from(rate) {
+        return Err(too_long(limits));
+    }
+    let interleaved: Vec<f32> = data
+        .iter()
+        .map(|&code| f32::from(decode(code)) / 32768.0)
+        .collect();
+    Ok(Some((downmix(&interleaved, channels), rate)))
 }
 
 /// Mono float samples and their rate from a PCM WAV file (8 to 32-bit integer, 32-bit float).
@@ -254,6 +303,58 @@ mod tests {
             .max()
             .unwrap();
         assert!((11_000..13_000).contains(&peak), "peak {peak}");
+    }
+
+    #[test]
+    fn an_mp3_at_44k1_becomes_one_second_of_1khz_at_8khz() {
+        let mp3 = include_bytes!("../../tests/data/audio/tone-1khz-44k1-1s.mp3");
+        assert_eq!(Format::sniff(mp3), Some(Format::Mp3));
+        let clip = decode(mp3, DecodeLimits::default()).unwrap();
+        // The encoder pads a little at both ends.
+        let seconds = clip.duration().as_secs_f32();
+        assert!((1.0..1.2).contains(&seconds), "{seconds} s");
+        let middle = &clip.samples()[2000..6000];
+        let crossings = middle
+            .windows(2)
+            .filter(|pair| pair[0] < 0 && pair[1] >= 0)
+            .count();
+        assert!(
+            (495..=505).contains(&crossings),
+            "{crossings} cycles in 0.5 s"
+        );
+    }
+
+    #[test]
+    fn a_ulaw_and_an_alaw_wav_are_read() {
+        for (tag, encode) in [
+            (7u16, super::super::g711::linear_to_ulaw as fn(i16) -> u8),
+            (6, super::super::g711::linear_to_alaw),
+        ] {
+            let payload: Vec<u8> = (0..8000)
+                .map(|n| encode((8000.0 * (std::f32::consts::TAU * n as f32 / 8.0).sin()) as i16))
+                .collect();
+            let mut file = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+            file.extend(18u32.to_le_bytes());
+            file.extend(tag.to_le_bytes());
+            file.extend(1u16.to_le_bytes());
+            file.extend(8000u32.to_le_bytes());
+            file.extend(8000u32.to_le_bytes());
+            file.extend(1u16.to_le_bytes());
+            file.extend(8u16.to_le_bytes());
+            file.extend(0u16.to_le_bytes());
+            file.extend(b"data");
+            file.extend((payload.len() as u32).to_le_bytes());
+            file.extend(&payload);
+            let clip = decode(&file, DecodeLimits::default()).unwrap();
+            assert_eq!(clip.len(), 8000, "format {tag}");
+            let peak = clip
+                .samples()
+                .iter()
+                .map(|s| s.unsigned_abs())
+                .max()
+                .unwrap();
+            assert!((7000..9000).contains(&peak), "format {tag}: peak {peak}");
+        }
     }
 
     #[test]
