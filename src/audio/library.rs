@@ -129,7 +129,11 @@ impl SoundLibrary {
                 if let Some(clip) = self.inner.tones.get(description) {
                     return Ok(clip);
                 }
-                let clip = tone::render(description)?;
+                let owned = description.clone();
+                // Up to ten minutes of samples: rendered on the blocking pool.
+                let clip = tokio::task::spawn_blocking(move || tone::render(&owned))
+                    .await
+                    .map_err(|error| AudioError::BadTone(format!("renderer failed: {error}")))??;
                 self.inner.tones.insert(description.clone(), clip.clone());
                 Ok(clip)
             }
