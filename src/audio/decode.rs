@@ -102,12 +102,13 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Clip, AudioError> {
     Ok(to_clip(&to_clip_rate(&samples, rate)))
 }
 
-/// Rounds and clamps float samples (full scale ±1.0) to 16-bit.
+/// Rounds and clamps float samples (full scale ±1.0, the scale the WAV reader divides by, so a
+/// 16-bit file at 8 kHz comes back sample for sample) to 16-bit.
 pub fn to_clip(samples: &[f32]) -> Clip {
     Clip::new(
         samples
             .iter()
-            .map(|&s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+            .map(|&s| (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
             .collect(),
     )
 }

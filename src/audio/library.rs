@@ -10,6 +10,7 @@ use super::media_files::{self, Version};
 use super::moh::default_moh;
 use super::say;
 use super::sound::{SoundRef, TtsRequest};
+use super::speech_disk::SpeechDisk;
 use super::{tone, tts};
 
 /// Why a sound could not be produced; the module that asked for it ends with `failure` and this
@@ -57,11 +58,16 @@ pub struct LibraryConfig {
     pub speech_cache_entries: usize,
     /// ... and this many bytes of samples.
     pub speech_cache_bytes: usize,
+    /// Rendered speech kept on disk in `data_dir/tts-cache` (none without a data directory):
+    /// at most this many files (0 turns it off) ...
+    pub speech_disk_files: usize,
+    /// ... and this many bytes.
+    pub speech_disk_bytes: u64,
 }
 
 impl Default for LibraryConfig {
     /// No data directory; caches of 128 media clips / 64 MiB and 256 speech clips / 32 MiB
-    /// (a minute of 8 kHz audio is 960 kB).
+    /// in memory (a minute of 8 kHz audio is 960 kB), 2000 files / 256 MiB of speech on disk.
     fn default() -> Self {
         Self {
             data_dir: PathBuf::new(),
@@ -70,6 +76,8 @@ impl Default for LibraryConfig {
             media_cache_bytes: 64 << 20,
             speech_cache_entries: 256,
             speech_cache_bytes: 32 << 20,
+            speech_disk_files: 2000,
+            speech_disk_bytes: 256 << 20,
         }
     }
 }
@@ -94,6 +102,8 @@ struct Inner {
     media: ClipCache<MediaKey>,
     /// Rendered speech by engine, voice, language and text.
     speech: ClipCache<TtsRequest>,
+    /// The same on disk, when there is a data directory.
+    speech_disk: Option<SpeechDisk>,
     /// Rendered tones by description.
     tones: ClipCache<String>,
 }
@@ -107,6 +117,10 @@ impl SoundLibrary {
                 speech: ClipCache::new(cfg.speech_cache_entries, cfg.speech_cache_bytes),
                 // Tones are cheap to render; a few kept spare the common ringback and beep.
                 tones: ClipCache::new(32, 8 << 20),
+                speech_disk: (!cfg.data_dir.as_os_str().is_empty() && cfg.speech_disk_files > 0)
+                    .then(|| {
+                        SpeechDisk::new(&cfg.data_dir, cfg.speech_disk_files, cfg.speech_disk_bytes)
+                    }),
                 cfg,
                 moh: OnceLock::new(),
             }),
@@ -162,8 +176,21 @@ impl SoundLibrary {
         if let Some(clip) = self.inner.speech.get(request) {
             return Ok(clip);
         }
+        let disk = self.inner.speech_disk.clone();
+        if let Some(disk) = disk.clone() {
+            let wanted = request.clone();
+            if let Ok(Some(clip)) = tokio::task::spawn_blocking(move || disk.get(&wanted)).await {
+                self.inner.speech.insert(request.clone(), clip.clone());
+                return Ok(clip);
+            }
+        }
         let clip = tts::render(request).await?;
         self.inner.speech.insert(request.clone(), clip.clone());
+        if let Some(disk) = disk {
+            let (kept, request) = (clip.clone(), request.clone());
+            // Written in the background: the call need not wait for the cache.
+            tokio::task::spawn_blocking(move || disk.put(&request, &kept));
+        }
         Ok(clip)
     }
 

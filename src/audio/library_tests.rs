@@ -72,3 +72,39 @@ async fn tones_speech_say_and_urls() {
     assert_eq!(library.resolve(&say).await.unwrap(), spoken, "cached");
     assert_eq!(library.inner.speech.usage().0, 1);
 }
+
+#[tokio::test]
+async fn speech_on_disk_is_used_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = TtsRequest {
+        text: "Welcome back".into(),
+        voice: "female".into(),
+        language: None,
+        engine: "flite".into(),
+    };
+    // A clip no engine would render: the library must take it from the disk.
+    let planted = Clip::new(vec![1234; 800]);
+    SpeechDisk::new(dir.path(), 10, 1 << 20).put(&request, &planted);
+    let library = SoundLibrary::with_data_dir(dir.path());
+    let sound = SoundRef::Tts(request.clone());
+    assert_eq!(library.resolve(&sound).await.unwrap(), planted);
+
+    let other = SoundRef::Tts(TtsRequest {
+        text: "Goodbye".into(),
+        ..request
+    });
+    let spoken = library.resolve(&other).await.unwrap();
+    let cache = dir.path().join(crate::audio::speech_disk::TTS_CACHE_DIR);
+    for _ in 0..100 {
+        if std::fs::read_dir(&cache).unwrap().count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let fresh = SoundLibrary::with_data_dir(dir.path());
+    assert_eq!(
+        fresh.resolve(&other).await.unwrap(),
+        spoken,
+        "kept across a restart"
+    );
+}

@@ -17,6 +17,7 @@ pub mod numbers;
 pub mod resample;
 pub mod say;
 pub mod sound;
+pub mod speech_disk;
 pub mod tone;
 pub mod tts;
 
