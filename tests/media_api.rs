@@ -95,6 +95,21 @@ async fn create_upload_download_list_replace_delete() {
     let (status, kind, body) = send_bytes(&api, "GET", &raw, "", Vec::new()).await;
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "audio/wav"));
     assert_eq!(body, audio, "the file comes back as it was sent");
+    // Kazoo's other spellings: GET of the document with an audio Accept, POST with audio.
+    let request = Request::builder()
+        .uri(&path)
+        .header("X-Auth-Token", TOKEN)
+        .header("Accept", "audio/*")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let same = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(same.to_vec(), audio);
+    let (status, _, _) = send_bytes(&api, "POST", &path, "audio/x-wav", audio.clone()).await;
+    assert_eq!(status, StatusCode::OK);
 
     // The library plays what the API stored, resampled to 8 kHz.
     let library = SoundLibrary::with_data_dir(api.dir.path());

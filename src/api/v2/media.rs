@@ -84,26 +84,46 @@ pub(super) async fn create(
     })
 }
 
-/// `GET` one document.
+/// Whether `Accept` asks for audio rather than the JSON envelope (Kazoo's `GET` of a media
+/// document then answers the file).
+fn wants_audio(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|item| item.split(';').next().unwrap_or_default().trim())
+        .any(|kind| kind.to_ascii_lowercase().starts_with("audio/"))
+}
+
+/// `GET` one document, or (as Kazoo) its audio when `Accept` asks for audio.
 pub(super) async fn fetch(
     State(state): State<V2State>,
     Path((account_id, id)): Path<(String, String)>,
-) -> Result<Reply, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if wants_audio(&headers) {
+        return download(State(state), Path((account_id, id))).await;
+    }
     state
         .blocking(move |state| {
             let (doc, _, _) = load(state, &account_id, &id)?;
-            Ok(Reply::ok(Value::Object(doc), None))
+            Ok(Reply::ok(Value::Object(doc), None).into_response())
         })
         .await
 }
 
-/// `POST` one document: replaces what the client wrote, keeps what the upload set.
+/// `POST` one document: replaces what the client wrote, keeps what the upload set; with an
+/// audio `Content-Type` it is an upload (as Kazoo), like `POST .../raw`.
 pub(super) async fn replace(
     State(state): State<V2State>,
     Path((account_id, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ApiError> {
+    if AUDIO_TYPES.contains(&content_type(&headers).as_str()) {
+        return upload(State(state), Path((account_id, id)), headers, body).await;
+    }
     let data = docs::checked(submitted(&headers, &body)?.data)?;
     state
         .blocking(move |state| {

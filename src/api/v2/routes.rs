@@ -116,7 +116,12 @@ pub fn routes(state: V2State) -> Router {
         .route(MEDIA, get(media::list).put(media::create))
         .route(
             MEDIA_DOC,
-            get(media::fetch).post(media::replace).delete(media::remove),
+            get(media::fetch)
+                .post(media::replace)
+                .delete(media::remove)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    media::MAX_UPLOAD_BYTES,
+                )),
         )
         .route(
             MEDIA_RAW,
