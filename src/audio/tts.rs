@@ -92,6 +92,15 @@ fn espeak_voice(language: Option<&str>, voice: &str) -> Result<String, AudioErro
     Ok(format!("{language}{variant}"))
 }
 
+/// Kazoo's voice as gender and language: `female/en-US` (its media schema's form) is `female`
+/// with `en-US`; a plain `female` or voice name has no language of its own.
+fn split_voice(voice: &str) -> (&str, Option<&str>) {
+    match voice.split_once('/') {
+        Some((gender, rest)) => (gender, rest.split('/').next().filter(|l| !l.is_empty())),
+        None => (voice, None),
+    }
+}
+
 /// A file name no other rendering uses at the same time.
 fn scratch_file() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -129,13 +138,15 @@ pub async fn render(request: &TtsRequest) -> Result<Clip, AudioError> {
     } else {
         text.to_owned()
     };
+    let (voice, voice_language) = split_voice(&request.voice);
+    let language = request.language.as_deref().or(voice_language);
     let scratch = Scratch(scratch_file());
     let mut command = tokio::process::Command::new(engine.program());
     match engine {
         Engine::Flite => {
             command
                 .arg("-voice")
-                .arg(flite_voice(&request.voice)?)
+                .arg(flite_voice(voice)?)
                 .arg("-o")
                 .arg(&scratch.0)
                 .arg("-t")
@@ -144,7 +155,7 @@ pub async fn render(request: &TtsRequest) -> Result<Clip, AudioError> {
         Engine::EspeakNg => {
             command
                 .arg("-v")
-                .arg(espeak_voice(request.language.as_deref(), &request.voice)?)
+                .arg(espeak_voice(language, voice)?)
                 .arg("-w")
                 .arg(&scratch.0)
                 .arg(&text);
@@ -216,6 +227,9 @@ mod tests {
         assert_eq!(espeak_voice(Some("en-US"), "female").unwrap(), "en-us+f3");
         assert_eq!(espeak_voice(None, "male").unwrap(), "en-us+m3");
         assert!(espeak_voice(Some("en;rm"), "male").is_err());
+        assert_eq!(split_voice("female/en-US"), ("female", Some("en-US")));
+        assert_eq!(split_voice("male/ru-RU/Vladimir"), ("male", Some("ru-RU")));
+        assert_eq!(split_voice("slt"), ("slt", None));
         let error = Engine::from_name("polly").unwrap_err();
         assert!(matches!(&error, AudioError::Unsupported(text) if text.contains("polly")));
     }

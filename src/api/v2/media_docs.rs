@@ -53,6 +53,14 @@ pub(super) fn checked(mut data: Map<String, Value>) -> Result<Map<String, Value>
             problems.add(field, "type", format!("{field} must be a string"));
         }
     }
+    let description = data.get("description").and_then(Value::as_str);
+    if description.is_some_and(|text| !(1..=128).contains(&text.chars().count())) {
+        problems.add(
+            "description",
+            "maxLength",
+            "description must be 1 to 128 characters",
+        );
+    }
     if data
         .get("streamable")
         .is_some_and(|value| !value.is_boolean())
@@ -87,6 +95,8 @@ pub(super) fn checked(mut data: Map<String, Value>) -> Result<Map<String, Value>
         data.remove(*field);
     }
     data.entry("streamable").or_insert(Value::Bool(true));
+    data.entry("language")
+        .or_insert_with(|| Value::String("en-us".into()));
     Ok(data)
 }
 
