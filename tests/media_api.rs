@@ -264,3 +264,38 @@ async fn unknown_ids_and_other_accounts_are_refused() {
         StatusCode::OK,
     );
 }
+
+#[tokio::test]
+async fn mp3_uploads_and_tts_media_play() {
+    let api = api();
+    let id = api.create(MEDIA, json!({"name": "Music"})).await;
+    let mp3 = include_bytes!("data/audio/tone-1khz-44k1-1s.mp3").to_vec();
+    let raw = format!("{MEDIA}/{id}/raw");
+    let (status, _, body) = send_bytes(&api, "POST", &raw, "audio/mpeg", mp3.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, kind, body) = send_bytes(&api, "GET", &raw, "", Vec::new()).await;
+    assert_eq!(
+        (status, kind.as_str(), body),
+        (StatusCode::OK, "audio/mpeg", mp3)
+    );
+
+    let library = SoundLibrary::with_data_dir(api.dir.path());
+    let music = library
+        .resolve(&SoundRef::from_media_id(&format!("/default/{id}"), None))
+        .await
+        .unwrap();
+    assert!(music.duration().as_secs_f32() >= 1.0);
+
+    let spoken = api
+        .create(
+            MEDIA,
+            json!({"name": "Hours", "media_source": "tts",
+                   "tts": {"text": "We are open nine to five.", "voice": "female/en-US"}}),
+        )
+        .await;
+    let clip = library
+        .resolve(&SoundRef::from_media_id(&spoken, Some("default")))
+        .await
+        .unwrap();
+    assert!(clip.duration().as_secs_f32() > 1.0, "{clip:?}");
+}
