@@ -36,6 +36,10 @@ impl Default for DecodeLimits {
     }
 }
 
+/// Sample rates accepted: a file claiming another is refused, since the resampler's filter grows
+/// with the ratio (a forged 4 GHz header would ask for gigabytes).
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=192_000;
+
 /// The audio formats recognised, by their first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -96,6 +100,13 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Clip, AudioError> {
             ));
         }
     };
+    if !SAMPLE_RATES.contains(&rate) {
+        return Err(AudioError::Decode(format!(
+            "sample rate {rate} Hz (accepted: {} to {} Hz)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        )));
+    }
     if samples.is_empty() {
         return Err(AudioError::Decode("the file holds no audio".into()));
     }
@@ -380,6 +391,8 @@ mod tests {
             decode(b"hello, not audio", DecodeLimits::default()),
             Err(AudioError::Decode(_))
         ));
+        let odd_rate = decode(&wav(200_000, 1, 0.01), DecodeLimits::default()).unwrap_err();
+        assert!(odd_rate.to_string().contains("200000 Hz"), "{odd_rate}");
         let mut truncated = wav(8000, 1, 1.0);
         truncated.truncate(30);
         assert!(decode(&truncated, DecodeLimits::default()).is_err());
