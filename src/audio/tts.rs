@@ -48,6 +48,13 @@ impl Engine {
     }
 }
 
+/// At most this many engines run at once (the machine's cores are the relay's first); further
+/// renderings wait their turn.
+pub const MAX_ENGINES: usize = 4;
+
+/// The turns of [`MAX_ENGINES`].
+static ENGINE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_ENGINES);
+
 /// Voices flite ships with.
 const FLITE_VOICES: &[&str] = &["slt", "kal", "kal16", "rms", "awb", "awb_time"];
 
@@ -140,6 +147,10 @@ pub async fn render(request: &TtsRequest) -> Result<Clip, AudioError> {
     };
     let (voice, voice_language) = split_voice(&request.voice);
     let language = request.language.as_deref().or(voice_language);
+    let _turn = ENGINE_TURNS
+        .acquire()
+        .await
+        .map_err(|_| AudioError::Engine("speech engines closed".into()))?;
     let scratch = Scratch(scratch_file());
     let mut command = tokio::process::Command::new(engine.program());
     match engine {
