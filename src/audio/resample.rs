@@ -47,12 +47,21 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
         let mut acc = 0.0f32;
         // Tap j weighs input sample base - half + 1 + j.
         let first = base - half + 1;
-        for (j, &weight) in taps.iter().enumerate() {
-            let index = first + j as isize;
-            if index >= 0
-                && let Some(&sample) = input.get(index as usize)
-            {
-                acc += sample * weight;
+        let window = usize::try_from(first)
+            .ok()
+            .and_then(|start| input.get(start..start + taps.len()));
+        if let Some(window) = window {
+            // The whole kernel over the input: no per-tap bounds check.
+            acc = window.iter().zip(taps).map(|(s, w)| s * w).sum();
+        } else {
+            // At either end, taps outside the input count as silence.
+            for (j, &weight) in taps.iter().enumerate() {
+                let index = first + j as isize;
+                if index >= 0
+                    && let Some(&sample) = input.get(index as usize)
+                {
+                    acc += sample * weight;
+                }
             }
         }
         out.push(acc);
