@@ -1,7 +1,10 @@
 //! Turns a [`SoundRef`] into a [`Clip`], off the packet path.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::OnceCell;
 
 use super::cache::ClipCache;
 use super::clip::Clip;
@@ -82,6 +85,9 @@ impl Default for LibraryConfig {
     }
 }
 
+/// One rendering of speech in progress, awaited by every call that asked for it.
+type Rendering = Arc<OnceCell<Result<Clip, AudioError>>>;
+
 /// What a decoded media clip is kept under: owner, id and the upload it came from.
 type MediaKey = (Option<String>, String, Version);
 
@@ -104,6 +110,9 @@ struct Inner {
     speech: ClipCache<TtsRequest>,
     /// The same on disk, when there is a data directory.
     speech_disk: Option<SpeechDisk>,
+    /// Speech being rendered, by request: one entry per distinct rendering in progress (removed
+    /// when it ends), so the map is bounded by the calls waiting.
+    pending: Mutex<HashMap<TtsRequest, Rendering>>,
     /// Rendered tones by description.
     tones: ClipCache<String>,
 }
@@ -117,6 +126,7 @@ impl SoundLibrary {
                 speech: ClipCache::new(cfg.speech_cache_entries, cfg.speech_cache_bytes),
                 // Tones are cheap to render; a few kept spare the common ringback and beep.
                 tones: ClipCache::new(32, 8 << 20),
+                pending: Mutex::new(HashMap::new()),
                 speech_disk: (!cfg.data_dir.as_os_str().is_empty() && cfg.speech_disk_files > 0)
                     .then(|| {
                         SpeechDisk::new(&cfg.data_dir, cfg.speech_disk_files, cfg.speech_disk_bytes)
@@ -176,6 +186,27 @@ impl SoundLibrary {
         if let Some(clip) = self.inner.speech.get(request) {
             return Ok(clip);
         }
+        // Calls asking for the same speech at once share one rendering.
+        let cell = {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(pending.entry(request.clone()).or_default())
+        };
+        let outcome = cell
+            .get_or_init(|| self.render_speech(request))
+            .await
+            .clone();
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending
+            .get(request)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            pending.remove(request);
+        }
+        outcome
+    }
+
+    /// Speech for `request` from the disk cache or the engine, kept in both caches.
+    async fn render_speech(&self, request: &TtsRequest) -> Result<Clip, AudioError> {
         let disk = self.inner.speech_disk.clone();
         if let Some(disk) = disk.clone() {
             let wanted = request.clone();

@@ -108,3 +108,26 @@ async fn speech_on_disk_is_used_and_written() {
         "kept across a restart"
     );
 }
+
+#[tokio::test]
+async fn concurrent_asks_for_the_same_speech_share_one_rendering() {
+    let library = SoundLibrary::new(LibraryConfig::default());
+    let sound = SoundRef::Tts(TtsRequest {
+        text: "Please hold".into(),
+        voice: "male".into(),
+        language: None,
+        engine: "flite".into(),
+    });
+    let asks: Vec<_> = (0..6)
+        .map(|_| {
+            let (library, sound) = (library.clone(), sound.clone());
+            tokio::spawn(async move { library.resolve(&sound).await })
+        })
+        .collect();
+    let mut clips = Vec::new();
+    for ask in asks {
+        clips.push(ask.await.unwrap().unwrap());
+    }
+    assert!(clips.windows(2).all(|pair| pair[0] == pair[1]));
+    assert!(library.inner.pending.lock().unwrap().is_empty());
+}
