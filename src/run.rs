@@ -258,9 +258,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
             call_metrics: metaflow_proxy::metrics::CallEventMetrics::new(metrics.feature()),
             webhooks,
             sounds: metaflow_proxy::app::sounds::Sounds::new(
-                metaflow_proxy::audio::SoundLibrary::new(metaflow_proxy::audio::LibraryConfig {
-                    data_dir: cfg.data_dir.clone(),
-                }),
+                metaflow_proxy::audio::SoundLibrary::with_data_dir(cfg.data_dir.clone()),
             ),
         }
         .run(),

@@ -112,7 +112,8 @@ async fn every_route_is_documented_and_every_operation_served() {
             .replace("{device_id}", "d")
             .replace("{callflow_id}", "c")
             .replace("{call_id}", "call")
-            .replace("{recording_id}", "r");
+            .replace("{recording_id}", "r")
+            .replace("{media_id}", "m");
         for method in operations.as_object().unwrap().keys() {
             let answer = api
                 .call(&method.to_uppercase(), &concrete, Some("{}"))

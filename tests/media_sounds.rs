@@ -30,7 +30,12 @@ const SIPP_TIMEOUT_SECS: u32 = 16;
 
 /// Two seconds of a chord that changes every half second, 16-bit mono at 8 kHz.
 fn source_samples() -> Vec<i16> {
-    let chords = [[440.0, 554.4], [392.0, 493.9], [349.2, 440.0], [329.6, 415.3]];
+    let chords = [
+        [440.0, 554.4],
+        [392.0, 493.9],
+        [349.2, 440.0],
+        [329.6, 415.3],
+    ];
     (0..16_000)
         .map(|n| {
             let t = n as f32 / 8000.0;
@@ -72,7 +77,11 @@ fn upload(proxy: &Proxy, samples: &[i16]) -> String {
         Some(TOKEN),
         Some(r#"{"data":{"name":"chord","media_source":"upload"}}"#),
     );
-    assert!(created.status == 201 || created.status == 200, "{}", created.body);
+    assert!(
+        created.status == 201 || created.status == 200,
+        "{}",
+        created.body
+    );
     let id = created.json()["data"]["id"].as_str().unwrap().to_owned();
     let raw = common::raw_http::request_with_body(
         &proxy.api_addr(),
@@ -161,15 +170,25 @@ fn an_uploaded_wav_plays_intact_into_the_other_leg() {
     let source = source_samples();
     let id = upload(&proxy, &source);
     let (to_caller, to_callee, events) = silent_call(&proxy, |call_id| {
-        run_node(&proxy, call_id, &format!(r#"{{"module":"play","data":{{"id":"{id}","leg":"peer"}}}}"#));
+        run_node(
+            &proxy,
+            call_id,
+            &format!(r#"{{"module":"play","data":{{"id":"{id}","leg":"peer"}}}}"#),
+        );
         std::thread::sleep(Duration::from_millis(2600));
     });
-    assert!(to_caller.is_empty(), "leg peer of the a-leg: the caller hears nothing");
+    assert!(
+        to_caller.is_empty(),
+        "leg peer of the a-leg: the caller hears nothing"
+    );
     assert_eq!(to_callee.len(), 100, "2 s in 20 ms packets");
     assert_one_stream(&to_callee, "callee");
     let heard = decode_alaw(to_callee.iter().map(|p| p.payload.as_slice()));
     let r = correlation(&heard, &source);
-    eprintln!("played file: {} packets, correlation {r:.4}", to_callee.len());
+    eprintln!(
+        "played file: {} packets, correlation {r:.4}",
+        to_callee.len()
+    );
     assert!(r >= 0.9, "correlation {r:.3}");
     assert_eq!(outcomes(&events, "play"), ["success"], "{events:#?}");
     let started = named(&events, "playback")
@@ -193,7 +212,11 @@ fn tts_speaks_audibly_for_a_plausible_time() {
     let speech = decode_alaw(to_caller.iter().map(|p| p.payload.as_slice()));
     let level = rms(&speech);
     eprintln!("tts: {seconds:.2} s of speech, RMS {level:.0}");
-    assert!((1.5..=6.0).contains(&seconds), "{seconds} s for {} words", text.split(' ').count());
+    assert!(
+        (1.5..=6.0).contains(&seconds),
+        "{seconds} s for {} words",
+        text.split(' ').count()
+    );
     assert!(level > 300.0, "speech RMS {level}");
     assert_eq!(outcomes(&events, "tts"), ["success"], "{events:#?}");
 }

@@ -6,11 +6,20 @@
 //!
 //! Nothing here depends on the media relay, the call core or the modules.
 
+pub mod cache;
 pub mod clip;
+pub mod decode;
 pub mod g711;
 pub mod library;
+pub mod media_files;
 pub mod moh;
+pub mod numbers;
+pub mod resample;
+pub mod say;
 pub mod sound;
+pub mod speech_disk;
+pub mod tone;
+pub mod tts;
 
 pub use clip::{CLIP_RATE, Clip};
 pub use library::{AudioError, LibraryConfig, SoundLibrary};

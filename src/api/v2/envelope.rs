@@ -67,6 +67,9 @@ pub enum ApiError {
     /// The operation is not available in this process right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The upload is larger or longer than the proxy accepts (a media file).
+    #[error("{0}")]
+    TooLarge(String),
     /// The store failed; nothing was changed.
     #[error("datastore fault")]
     Store(#[from] StoreError),
@@ -97,6 +100,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Store(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,5 @@
 //! Kazoo-compatible `/v2` REST API: accounts, users, devices, callflows, metaflows at account,
-//! user and device level, and live channels, each answered in Kazoo's JSON envelope and kept in
+//! user and device level, live channels, recordings and media (uploaded audio), each answered in Kazoo's JSON envelope and kept in
 //! the embedded [`Store`]. Every route except `GET /v2/openapi.json` needs an `X-Auth-Token`:
 //! a configured one, or the one generated in `DATA_DIR/api-token` ([`ApiTokens`]).
 //!
@@ -11,6 +11,8 @@ mod auth;
 mod channels;
 mod entities;
 mod envelope;
+mod media;
+mod media_docs;
 mod metaflows;
 mod nodes;
 mod recordings;

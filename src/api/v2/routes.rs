@@ -4,7 +4,7 @@ use axum::routing::{MethodRouter, get};
 use axum::{Extension, Router, middleware};
 
 use super::schema::Kind;
-use super::{V2State, channels, entities, envelope, metaflows, recordings, system};
+use super::{V2State, channels, entities, envelope, media, metaflows, recordings, system};
 
 /// Path of the OpenAPI document (served without a token).
 pub(super) const OPENAPI_PATH: &str = "/v2/openapi.json";
@@ -30,6 +30,9 @@ const CHANNEL: &str = "/v2/accounts/{account_id}/channels/{call_id}";
 const SYSTEM_RELOAD: &str = "/v2/system/reload";
 const RECORDINGS: &str = "/v2/accounts/{account_id}/recordings";
 const RECORDING: &str = "/v2/accounts/{account_id}/recordings/{recording_id}";
+const MEDIA: &str = "/v2/accounts/{account_id}/media";
+const MEDIA_DOC: &str = "/v2/accounts/{account_id}/media/{media_id}";
+const MEDIA_RAW: &str = "/v2/accounts/{account_id}/media/{media_id}/raw";
 
 /// Every path the `/v2` router serves, so that the OpenAPI document can be checked against it.
 pub const ROUTE_PATHS: &[&str] = &[
@@ -50,6 +53,9 @@ pub const ROUTE_PATHS: &[&str] = &[
     SYSTEM_RELOAD,
     RECORDINGS,
     RECORDING,
+    MEDIA,
+    MEDIA_DOC,
+    MEDIA_RAW,
 ];
 
 /// `GET /v2/openapi.json`.
@@ -107,6 +113,24 @@ pub fn routes(state: V2State) -> Router {
         .route(SYSTEM_RELOAD, axum::routing::post(system::reload))
         .route(RECORDINGS, get(recordings::list))
         .route(RECORDING, get(recordings::fetch).delete(recordings::remove))
+        .route(MEDIA, get(media::list).put(media::create))
+        .route(
+            MEDIA_DOC,
+            get(media::fetch)
+                .post(media::replace)
+                .delete(media::remove)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    media::MAX_UPLOAD_BYTES,
+                )),
+        )
+        .route(
+            MEDIA_RAW,
+            get(media::download)
+                .post(media::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    media::MAX_UPLOAD_BYTES,
+                )),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             envelope::wrap,
