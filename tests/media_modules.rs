@@ -357,6 +357,12 @@ fn the_channels_api_holds_and_resumes_a_silent_call() {
         assert_eq!(reply.status, 202, "{}", reply.body);
     };
     run(r#"{"module":"play","data":{"id":"no-such-media","leg":"peer"}}"#);
+    // Its failure first: a hold started meanwhile would stop it (outcome `success`).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while outcome(&proxy.events(), "play").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "play never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     run(r#"{"module":"hold"}"#);
     std::thread::sleep(Duration::from_secs(2));
     run(r#"{"module":"resume"}"#);
