@@ -12,6 +12,9 @@ pub const CLIP_RATE: u32 = 8000;
 pub struct Clip {
     /// The samples; never changed once built.
     samples: Arc<[i16]>,
+    /// Whether the sound itself asks to repeat for ever (`tone_stream://...;loops=-1`): the
+    /// player loops it whatever the module asked.
+    endless: bool,
 }
 
 impl Clip {
@@ -19,7 +22,19 @@ impl Clip {
     pub fn new(samples: Vec<i16>) -> Self {
         Self {
             samples: samples.into(),
+            endless: false,
         }
+    }
+
+    /// The same clip, marked to repeat until stopped.
+    pub fn endless(mut self) -> Self {
+        self.endless = true;
+        self
+    }
+
+    /// Whether the clip repeats until stopped.
+    pub fn is_endless(&self) -> bool {
+        self.endless
     }
 
     /// The samples.

@@ -31,7 +31,7 @@ struct Segment {
 
 /// Renders a `tone_stream://` description (with or without its scheme).
 pub fn render(description: &str) -> Result<Clip, AudioError> {
-    let (segments, loops) = parse(description)?;
+    let (segments, loops, endless) = parse(description)?;
     let cycle: u64 = segments
         .iter()
         .map(|segment| (segment.on_ms + segment.off_ms) * u64::from(CLIP_RATE) / 1000)
@@ -45,15 +45,16 @@ pub fn render(description: &str) -> Result<Clip, AudioError> {
             push_segment(&mut samples, segment);
         }
     }
-    Ok(Clip::new(samples))
+    let clip = Clip::new(samples);
+    Ok(if endless { clip.endless() } else { clip })
 }
 
 fn bad(description: &str, why: &str) -> AudioError {
     AudioError::BadTone(format!("{why} in {description:?}"))
 }
 
-/// The segments and how many times to play them (1 for a loop for ever).
-fn parse(description: &str) -> Result<(Vec<Segment>, u64), AudioError> {
+/// The segments, how many times to play them (1 for a loop for ever) and whether for ever.
+fn parse(description: &str) -> Result<(Vec<Segment>, u64, bool), AudioError> {
     let body = description.trim();
     let body = body.strip_prefix("tone_stream://").unwrap_or(body);
     let mut segments = Vec::new();
@@ -99,12 +100,13 @@ fn parse(description: &str) -> Result<(Vec<Segment>, u64), AudioError> {
     if segments.is_empty() {
         return Err(bad(description, "no tone %(on_ms,off_ms,freq)"));
     }
+    let endless = loops == -1;
     let loops = match loops {
         -1 | 0 => 1,
         n if n > 0 => n as u64,
         _ => return Err(bad(description, "loops must be -1 or positive")),
     };
-    Ok((segments, loops))
+    Ok((segments, loops, endless))
 }
 
 fn parse_tone(description: &str, tone: &str, db: f64) -> Result<Segment, AudioError> {
@@ -171,6 +173,8 @@ mod tests {
     fn us_ringback_is_one_six_second_cycle() {
         let clip = render("tone_stream://%(2000,4000,440,480);loops=-1").unwrap();
         assert_eq!(clip.len(), 6 * 8000);
+        assert!(clip.is_endless(), "loops=-1 repeats until stopped");
+        assert!(!render("tone_stream://%(500,0,1000)").unwrap().is_endless());
         assert!(
             clip.samples()[..16000]
                 .iter()

@@ -28,6 +28,9 @@ pub(super) struct SdpState {
     pub codecs: crate::modules::record::LegCodecs,
     /// Binding digit whose press starts holding back a leg's digits (suppression mode).
     pub suppress: [Option<char>; 2],
+    /// The `a=ptime` of each leg's first audio stream (a-leg first): the packet time a sound the
+    /// proxy plays to that leg starts at.
+    pub ptime_ms: [Option<u32>; 2],
 }
 
 impl SdpState {
@@ -134,6 +137,17 @@ pub(super) fn anchor_sdp(
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
     crate::modules::record::remember_codecs(&mut state.codecs, from, &sdp);
+    if let Some(audio) = sdp
+        .media()
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)
+    {
+        let slot = match from {
+            Leg::A => &mut state.ptime_ms[0],
+            Leg::B => &mut state.ptime_ms[1],
+        };
+        *slot = audio.ptime_ms;
+    }
     let mut anchors = Vec::with_capacity(sdp.media().len());
     for (index, m) in sdp.media().iter().enumerate() {
         if m.port == 0 {

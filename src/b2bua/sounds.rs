@@ -242,8 +242,17 @@ impl B2bua {
         }
     }
 
-    /// How to speak to `to` before any of its audio was relayed: its first G.711 codec.
+    /// How to speak to `to` before any of its audio was relayed: its first G.711 codec, at the
+    /// packet time its SDP asks for.
     fn play_format(&self, key: CallKey, to: Leg) -> PlayFormat {
+        let ptime_ms = self
+            .calls
+            .get(&key)
+            .and_then(|call| match to {
+                Leg::A => call.sdp_state.ptime_ms[0],
+                Leg::B => call.sdp_state.ptime_ms[1],
+            })
+            .unwrap_or(DEFAULT_PTIME_MS);
         let preferred = self.calls.get(&key).and_then(|call| {
             let codecs = &call.sdp_state.codecs;
             let list = match to {
@@ -257,7 +266,7 @@ impl B2bua {
         PlayFormat {
             map: self.g711_map(key),
             preferred,
-            ptime_ms: DEFAULT_PTIME_MS,
+            ptime_ms,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct MediaDesc {
     pub rtpmaps: Vec<RtpMap>,
     /// Media-level direction attribute, else the session-level one.
     pub direction: Option<Direction>,
+    /// `a=ptime:` in milliseconds (RFC 4566 §6), the packet time the sender wants to receive.
+    pub ptime_ms: Option<u32>,
 }
 
 /// One `a=rtpmap:` entry.
@@ -214,6 +216,7 @@ fn parse_media_line(value: &str) -> Option<MediaDesc> {
         rtcp: None,
         rtpmaps: Vec::new(),
         direction: None,
+        ptime_ms: None,
     })
 }
 
@@ -238,6 +241,11 @@ fn apply_media_attribute(media: &mut MediaDesc, line: &str) {
     match (name, value) {
         ("rtpmap", Some(v)) => media.rtpmaps.extend(parse_rtpmap(v)),
         ("rtcp", Some(v)) => media.rtcp = parse_rtcp(v).or(media.rtcp),
+        ("ptime", Some(v)) => {
+            // Fractional ptimes (`a=ptime:20.0`) are seen in the wild; whole milliseconds kept.
+            let whole = v.trim().split('.').next().unwrap_or_default();
+            media.ptime_ms = whole.parse().ok().filter(|ms| (1..=200).contains(ms));
+        }
         (other, None) => media.direction = Direction::parse(other).or(media.direction),
         _ => {}
     }

@@ -324,3 +324,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ptime_is_read_per_stream() {
+    let dect = Sdp::parse(DECT_OFFER.as_bytes()).unwrap();
+    assert_eq!(dect.media()[0].ptime_ms, Some(30));
+    let aastra = Sdp::parse(AASTRA_OFFER.as_bytes()).unwrap();
+    assert_eq!(aastra.media()[0].ptime_ms, Some(20));
+    let opus = Sdp::parse(OPUS_OFFER.as_bytes()).unwrap();
+    assert_eq!(opus.media()[0].ptime_ms, None);
+    let odd = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:20.0\r\n";
+    assert_eq!(
+        Sdp::parse(odd.as_bytes()).unwrap().media()[0].ptime_ms,
+        Some(20)
+    );
+}

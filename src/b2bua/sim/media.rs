@@ -38,6 +38,8 @@ pub(in crate::b2bua) struct MediaLog {
     pub(in crate::b2bua) armed: Vec<CallKey>,
     /// Every playback started (call, leg it plays to, id, looped).
     pub(in crate::b2bua) plays: Vec<(CallKey, Leg, PlaybackId, bool)>,
+    /// The format of each playback in `plays`, in the same order.
+    pub(in crate::b2bua) play_formats: Vec<crate::media::playout::PlayFormat>,
     /// Every playback stopped (call, leg, id if only that one).
     pub(in crate::b2bua) stops: Vec<(CallKey, Leg, Option<PlaybackId>)>,
     /// Every hold change (call, leg that stops or resumes hearing the other, held).
@@ -148,9 +150,9 @@ impl MediaControl for FakeMedia {
     }
 
     fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {
-        self.log()
-            .plays
-            .push((call, to, playback.id, playback.looped));
+        let mut log = self.log();
+        log.plays.push((call, to, playback.id, playback.looped));
+        log.play_formats.push(playback.format);
     }
 
     fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<PlaybackId>) {

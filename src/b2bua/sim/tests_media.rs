@@ -128,6 +128,12 @@ fn play_finishes_when_its_sound_ends_and_fails_when_there_is_none() {
     assert!(matches!(sound, SoundRef::Media { ref id, .. } if id == "greeting"));
     deliver_sounds(&mut sim, 0);
     assert_eq!(sim.media.log().plays[0].1, Leg::B, "leg peer of the a-leg");
+    let format = sim.media.log().play_formats[0];
+    assert_eq!(
+        (format.preferred, format.ptime_ms, format.map.pcma),
+        (Some(8), 20, Some(8)),
+        "the PBX's answer: PCMA, no a=ptime"
+    );
     sim.input(Input::PlaybackEnded {
         call: call.key,
         id,
@@ -218,4 +224,25 @@ fn a_say_that_cannot_play_follows_its_failure_child() {
         .iter()
         .any(|(_, e)| matches!(e, CallEvent::CallTerminated { .. }));
     assert!(terminated, "the failure child hung up: {:?}", sim.events);
+}
+
+#[test]
+fn a_sound_starts_at_the_packet_time_the_leg_asked_for() {
+    use super::dialog::UaDialog;
+    use super::expect::{req, resp};
+    use super::harness::Side;
+    use super::sip::cseq;
+    let mut sim = media_sim(7);
+    let (a_invite, b_invite) = sim.call_reaches_pbx();
+    let answer = super::sip::ANSWER.replace("a=rtpmap:96", "a=ptime:30\r\na=rtpmap:96");
+    sim.pbx_answers(&b_invite, 200, Some(&answer));
+    let a_ok = sim.expect(Side::Phone, resp(200, "INVITE"));
+    let phone = UaDialog::uac(&a_invite, &a_ok, sim.phone.addr);
+    let ack = sim.phone.ack(&phone, cseq(&a_invite));
+    sim.send(Side::Phone, &ack);
+    sim.expect(Side::Pbx, req("ACK"));
+    let key = sim.media.last_call();
+    sim.dial(key, Leg::A, "*4");
+    deliver_sounds(&mut sim, 0);
+    assert_eq!(sim.media.log().play_formats[0].ptime_ms, 30);
 }

@@ -172,13 +172,8 @@ impl Outbound {
     pub fn play(&mut self, playback: Playback, now_us: u64) -> Option<PlaybackId> {
         self.map = playback.format.map;
         self.fallback = Some(playback.format);
-        let player = Player::new(
-            playback.id,
-            playback.clip,
-            playback.looped,
-            playback.mix,
-            now_us,
-        );
+        let looped = playback.looped || playback.clip.is_endless();
+        let player = Player::new(playback.id, playback.clip, looped, playback.mix, now_us);
         self.player.replace(player).map(|p| p.id)
     }
 

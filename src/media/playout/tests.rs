@@ -221,3 +221,21 @@ fn a_mixed_sound_rides_on_the_relayed_audio_and_fills_its_gaps() {
     // The other leg goes quiet: the sound goes on by itself.
     assert!(out.poll_packet(120_000, &mut buf).is_some());
 }
+
+#[test]
+fn an_endless_clip_loops_even_when_played_once() {
+    let mut out = Outbound::new(1);
+    let clip = Clip::new(vec![700; 160]).endless();
+    out.play(
+        Playback {
+            clip,
+            ..playback(8, Vec::new(), false, false)
+        },
+        0,
+    );
+    let mut buf = [0u8; PACKET_BUFFER_LEN];
+    for i in 0..10 {
+        assert!(out.poll_packet(i * 20_000, &mut buf).is_some());
+    }
+    assert_eq!(out.take_ended(), None);
+}
