@@ -137,11 +137,11 @@ pub(super) fn anchor_sdp(
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
     crate::modules::record::remember_codecs(&mut state.codecs, from, &sdp);
-    if let Some(audio) = sdp
+    let audio_stream = sdp
         .media()
         .iter()
-        .find(|m| m.kind == "audio" && m.port != 0)
-    {
+        .position(|m| m.kind == "audio" && m.port != 0);
+    if let Some(audio) = audio_stream.and_then(|index| sdp.media().get(index)) {
         let slot = match from {
             Leg::A => &mut state.ptime_ms[0],
             Leg::B => &mut state.ptime_ms[1],
@@ -197,6 +197,9 @@ pub(super) fn anchor_sdp(
             rtp_port: towards.rtp,
             rtcp_port: towards.rtcp,
         }));
+    }
+    if let Some(index) = audio_stream {
+        media.set_audio_stream(call, index);
     }
     Ok(crate::sdp::rewrite(body, &anchors)?)
 }

@@ -44,6 +44,8 @@ pub struct MediaEngine {
 struct CallMedia {
     activity: Arc<CallActivity>,
     streams: HashMap<usize, StreamHandle>,
+    /// The stream sounds play on (the first audio one, as the core says); else the lowest.
+    audio: Option<usize>,
 }
 
 /// What the engine keeps of a running stream: its ports, the way to reach its task and the
@@ -160,13 +162,16 @@ impl MediaEngine {
         }
     }
 
-    /// Sends `msg` to the call's first stream (the audio one the modules speak on).
+    /// Sends `msg` to the call's audio stream (the one the modules speak on).
     fn send_to_first_stream(&self, call: CallKey, msg: Control) {
         let Some(call_media) = self.calls.get(&call) else {
             debug!(call, "no media for call");
             return;
         };
-        let first = call_media.streams.iter().min_by_key(|(index, _)| **index);
+        let first = match call_media.audio {
+            Some(index) => call_media.streams.get_key_value(&index),
+            None => call_media.streams.iter().min_by_key(|(index, _)| **index),
+        };
         if let Some((index, stream)) = first
             && stream.control.send(msg).is_err()
         {
@@ -288,6 +293,12 @@ impl MediaControl for MediaEngine {
 
     fn set_tap(&mut self, call: CallKey, tap: Option<crate::media::SharedTap>) {
         self.send_to_streams(call, || Control::SetTap(tap.clone()));
+    }
+
+    fn set_audio_stream(&mut self, call: CallKey, index: usize) {
+        if let Some(call_media) = self.calls.get_mut(&call) {
+            call_media.audio = Some(index);
+        }
     }
 
     fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {

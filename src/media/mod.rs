@@ -117,7 +117,10 @@ pub trait MediaControl {
     /// Copies every packet of the call's streams (both legs, RTP and RTCP) to `tap`, or stops
     /// copying (`None`). The copy leaves the relay through the tap's bounded queue.
     fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>);
-    /// Plays a sound towards `to` on the call's first stream, replacing what played there; its
+    /// Names the call's first audio stream: sounds, hold and volume act on it (video or a fax
+    /// stream may come first in the SDP).
+    fn set_audio_stream(&mut self, call: CallKey, index: usize);
+    /// Plays a sound towards `to` on the call's audio stream, replacing what played there; its
     /// end comes back as [`MediaEvent::Playback`] unless it is stopped first.
     fn play(&mut self, call: CallKey, to: Leg, playback: playout::Playback);
     /// Stops what plays towards `to` (only playback `id` when given); no event follows.

@@ -38,6 +38,8 @@ pub(in crate::b2bua) struct MediaLog {
     pub(in crate::b2bua) armed: Vec<CallKey>,
     /// Every playback started (call, leg it plays to, id, looped).
     pub(in crate::b2bua) plays: Vec<(CallKey, Leg, PlaybackId, bool)>,
+    /// Every `set_audio_stream` (call, stream index).
+    pub(in crate::b2bua) audio_streams: Vec<(CallKey, usize)>,
     /// The format of each playback in `plays`, in the same order.
     pub(in crate::b2bua) play_formats: Vec<crate::media::playout::PlayFormat>,
     /// Every playback stopped (call, leg, id if only that one).
@@ -147,6 +149,10 @@ impl MediaControl for FakeMedia {
 
     fn arm_timeout(&mut self, call: CallKey) {
         self.log().armed.push(call);
+    }
+
+    fn set_audio_stream(&mut self, call: CallKey, index: usize) {
+        self.log().audio_streams.push((call, index));
     }
 
     fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {

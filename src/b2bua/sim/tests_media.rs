@@ -245,4 +245,8 @@ fn a_sound_starts_at_the_packet_time_the_leg_asked_for() {
     sim.dial(key, Leg::A, "*4");
     deliver_sounds(&mut sim, 0);
     assert_eq!(sim.media.log().play_formats[0].ptime_ms, 30);
+    assert!(
+        sim.media.log().audio_streams.contains(&(key, 0)),
+        "the relay is told which stream is the audio one"
+    );
 }
