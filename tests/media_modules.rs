@@ -12,19 +12,19 @@ mod common;
 mod phone_stream;
 #[path = "media_modules/signal.rs"]
 mod signal;
+#[path = "media_modules/stream_call.rs"]
+mod stream_call;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::calls::{
-    MetaflowsProxy, assert_both_succeeded, callee, caller, named, wait_call, wait_for_events,
-};
+use common::calls::{assert_both_succeeded, wait_call, wait_for_events};
 use common::capture::{Capture, RtpPacket, to_port};
 use phone_stream::{AUDIO_PT, PhoneStream, STREAM_SSRC};
-use serde_json::Value;
 use signal::{correlation, decode_alaw, rms};
+use stream_call::{Received, outcomes, run};
 
-/// Limit for one SIPp run (the call lasts about 6.6 s).
+/// Limit for one SIPp run.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// SIPp's own timeout.
 const SIPP_TIMEOUT_SECS: u32 = 16;
@@ -43,39 +43,6 @@ const METAFLOWS: &str = r#"{"numbers": {
     "7": {"module": "audio_level", "data": {"mode": "read", "action": "stop"}},
     "8": {"module": "audio_level", "data": {"mode": "read", "mute": true}}
 }}"#;
-
-/// What each party received during one call.
-struct Received {
-    /// At the callee (b-leg), in arrival order.
-    callee: Vec<RtpPacket>,
-    /// At the caller (a-leg).
-    caller: Vec<RtpPacket>,
-    /// The proxy's events once the call ended.
-    events: Vec<Value>,
-}
-
-/// Plays `stream` from the caller to a silent callee through a proxy with [`METAFLOWS`].
-fn run(stream: &PhoneStream) -> Received {
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("phone.pcap");
-    stream.write_pcap(&pcap);
-    let proxy = MetaflowsProxy::start(METAFLOWS);
-    let ports = proxy.ports();
-    let capture = Capture::start(&[ports.uas_media, ports.uac_media]);
-    let callee = callee(&proxy, "uas_wait_bye.xml", SIPP_TIMEOUT_SECS).spawn();
-    let caller = caller(&proxy, "suppress_uac_stream_bye.xml", SIPP_TIMEOUT_SECS)
-        .key("rtp_pcap", pcap.to_str().unwrap())
-        .spawn();
-    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
-    let packets = capture.stop();
-    assert_both_succeeded(&caller, &callee);
-    let events = wait_for_events(&proxy, &["call_ended"], Duration::from_secs(3));
-    Received {
-        callee: to_port(&packets, ports.uas_media),
-        caller: to_port(&packets, ports.uac_media),
-        events,
-    }
-}
 
 /// The audio payloads of `stream` sent between the `from`-th and the `to`-th key press.
 fn audio_between(stream: &PhoneStream, from: usize, to: usize) -> Vec<Vec<u8>> {
@@ -122,17 +89,9 @@ fn not_sent<'a>(packets: &'a [RtpPacket], stream: &PhoneStream) -> Vec<&'a RtpPa
         .collect()
 }
 
-fn outcome(events: &[Value], module: &str) -> Vec<String> {
-    named(events, "module_outcome")
-        .into_iter()
-        .filter(|e| e["module"] == module)
-        .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// Checks a hold that `release` (the unhold key or `*2`) ended: returns nothing, panics with
-/// what differs.
-fn check_hold(stream: &PhoneStream, got: &Received, release: &str) {
+/// Checks a hold that lasted from key press `held.0` to key press `held.1` of `stream` (counted
+/// from 0) and that `release` (the unhold key or `*2`) ended: panics with what differs.
+fn check_hold(stream: &PhoneStream, got: &Received, held: (usize, usize), release: &str) {
     let moh = metaflow_proxy::audio::moh::default_moh();
     // The held party: music, none of the holder's audio, one stream throughout.
     assert_one_gap_free_stream(&got.callee, "callee");
@@ -140,7 +99,7 @@ fn check_hold(stream: &PhoneStream, got: &Received, release: &str) {
         got.callee[0].ssrc, STREAM_SSRC,
         "the caller's stream continues"
     );
-    let during: HashSet<Vec<u8>> = audio_between(stream, 2, 3).into_iter().collect();
+    let during: HashSet<Vec<u8>> = audio_between(stream, held.0, held.1).into_iter().collect();
     let leaked = got
         .callee
         .iter()
@@ -164,7 +123,7 @@ fn check_hold(stream: &PhoneStream, got: &Received, release: &str) {
     );
     assert!(r >= 0.9, "music on hold correlation {r:.3} ({release})");
     // After the release the caller's audio flows again.
-    let after: HashSet<Vec<u8>> = audio_between(stream, 3, 99).into_iter().collect();
+    let after: HashSet<Vec<u8>> = audio_between(stream, held.1, 99).into_iter().collect();
     let resumed = got
         .callee
         .iter()
@@ -186,7 +145,7 @@ fn check_hold(stream: &PhoneStream, got: &Received, release: &str) {
     let r = correlation(&heard, moh.samples());
     assert!(r >= 0.9, "holder's music correlation {r:.3}");
     assert_eq!(
-        outcome(&got.events, "hold"),
+        outcomes(&got.events, "hold"),
         ["success"],
         "{:#?}",
         got.events
@@ -203,8 +162,9 @@ fn hold_gives_the_other_party_music_and_the_unhold_key_reconnects() {
         .audio(100)
         .press(ONE)
         .audio(75);
-    let got = run(&stream);
-    check_hold(&stream, &got, "unhold key");
+    let got = run(METAFLOWS, &stream);
+    // Presses: *, 1, 1: the hold lasts from the 2nd to the 3rd.
+    check_hold(&stream, &got, (2, 3), "unhold key");
     let last = got.caller.last().unwrap().time_us;
     let release = got
         .callee
@@ -232,30 +192,10 @@ fn resume_reconnects_a_held_call() {
         .audio(5)
         .press(TWO)
         .audio(70);
-    let got = run(&stream);
+    let got = run(METAFLOWS, &stream);
     // Presses: *, 1, *, 2: the hold lasts from the 2nd to the 4th.
-    let held: HashSet<Vec<u8>> = audio_between(&stream, 2, 4).into_iter().collect();
-    let leaked = got
-        .callee
-        .iter()
-        .filter(|p| held.contains(&p.payload))
-        .count();
-    assert_eq!(leaked, 0, "the holder's audio reached the held party");
-    let after = audio_between(&stream, 4, 99);
-    let after_set: HashSet<&Vec<u8>> = after.iter().collect();
-    let resumed = got
-        .callee
-        .iter()
-        .filter(|p| after_set.contains(&p.payload))
-        .count();
-    assert!(
-        resumed + 3 >= after.len(),
-        "{resumed} of {} after resume",
-        after.len()
-    );
-    assert_one_gap_free_stream(&got.callee, "callee");
-    assert_eq!(outcome(&got.events, "resume"), ["success"]);
-    assert_eq!(outcome(&got.events, "hold"), ["success"]);
+    check_hold(&stream, &got, (2, 4), "*2");
+    assert_eq!(outcomes(&got.events, "resume"), ["success"]);
 }
 
 #[test]
@@ -274,7 +214,7 @@ fn audio_level_scales_one_direction_and_mute_silences_it() {
         .audio(5)
         .press(SEVEN)
         .audio(40);
-    let got = run(&stream);
+    let got = run(METAFLOWS, &stream);
     assert_one_gap_free_stream(&got.callee, "callee");
     // Match what arrived with what was sent by sequence number (nothing was inserted).
     let sent: std::collections::HashMap<u16, &[u8]> = stream
@@ -311,7 +251,7 @@ fn audio_level_scales_one_direction_and_mute_silences_it() {
     );
     assert!(muted < 0.01, "mute gives {muted:.3}");
     assert!((restored - 1.0).abs() < 0.01, "stop gives {restored:.3}");
-    assert_eq!(outcome(&got.events, "audio_level"), ["success"; 3]);
+    assert_eq!(outcomes(&got.events, "audio_level"), ["success"; 3]);
 }
 
 /// Waits until the proxy lists one answered channel; returns its Call-ID.
@@ -359,7 +299,7 @@ fn the_channels_api_holds_and_resumes_a_silent_call() {
     run(r#"{"module":"play","data":{"id":"no-such-media","leg":"peer"}}"#);
     // Its failure first: a hold started meanwhile would stop it (outcome `success`).
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while outcome(&proxy.events(), "play").is_empty() {
+    while outcomes(&proxy.events(), "play").is_empty() {
         assert!(std::time::Instant::now() < deadline, "play never finished");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -372,9 +312,9 @@ fn the_channels_api_holds_and_resumes_a_silent_call() {
     let packets = capture.stop();
     assert_both_succeeded(&caller, &callee);
     let events = wait_for_events(&proxy, &["call_ended"], Duration::from_secs(3));
-    assert_eq!(outcome(&events, "play"), ["failure"], "{events:#?}");
-    assert_eq!(outcome(&events, "hold"), ["success"], "{events:#?}");
-    assert_eq!(outcome(&events, "resume"), ["success"], "{events:#?}");
+    assert_eq!(outcomes(&events, "play"), ["failure"], "{events:#?}");
+    assert_eq!(outcomes(&events, "hold"), ["success"], "{events:#?}");
+    assert_eq!(outcomes(&events, "resume"), ["success"], "{events:#?}");
     let moh = metaflow_proxy::audio::moh::default_moh();
     for (who, port) in [("callee", ports.uas_media), ("caller", ports.uac_media)] {
         let got = to_port(&packets, port);

@@ -10,23 +10,22 @@ mod common;
 mod phone_stream;
 #[path = "media_modules/signal.rs"]
 mod signal;
+#[path = "media_modules/stream_call.rs"]
+mod stream_call;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::calls::{
-    MetaflowsProxy, assert_both_succeeded, callee, caller, named, spawn_call, wait_call,
-    wait_for_events,
-};
+use common::calls::{assert_both_succeeded, named, spawn_call, wait_call, wait_for_events};
 use common::capture::{Capture, RtpPacket, to_port};
 use common::proxy::Proxy;
 use phone_stream::{AUDIO_PT, EVENT_PT, PhoneStream};
 use serde_json::Value;
 use signal::{correlation, decode_alaw, rms};
+use stream_call::outcomes;
 
 const TOKEN: &str = "sounds-token";
 const RUN_LIMIT: Duration = Duration::from_secs(20);
-const SIPP_TIMEOUT_SECS: u32 = 16;
 
 /// Two seconds of a chord that changes every half second, 16-bit mono at 8 kHz.
 fn source_samples() -> Vec<i16> {
@@ -119,14 +118,6 @@ fn run_node(proxy: &Proxy, call_id: &str, node: &str) {
     let body = format!(r#"{{"data":{{"action":"metaflow","data":{node}}}}}"#);
     let reply = proxy.api("PUT", &path, Some(TOKEN), Some(&body));
     assert_eq!(reply.status, 202, "{}", reply.body);
-}
-
-fn outcomes(events: &[Value], module: &str) -> Vec<String> {
-    named(events, "module_outcome")
-        .into_iter()
-        .filter(|e| e["module"] == module)
-        .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// Panics unless `packets` are one SSRC with consecutive sequence numbers.
@@ -240,21 +231,8 @@ fn break_stops_a_playing_tone_within_40_ms() {
         .audio(5)
         .press(THREE)
         .audio(50);
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("phone.pcap");
-    stream.write_pcap(&pcap);
-    let proxy = MetaflowsProxy::start(metaflows);
-    let ports = proxy.ports();
-    let capture = Capture::start(&[ports.uas_media, ports.uac_media]);
-    let callee = callee(&proxy, "uas_wait_bye.xml", SIPP_TIMEOUT_SECS).spawn();
-    let caller = caller(&proxy, "suppress_uac_stream_bye.xml", SIPP_TIMEOUT_SECS)
-        .key("rtp_pcap", pcap.to_str().unwrap())
-        .spawn();
-    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
-    let packets = capture.stop();
-    assert_both_succeeded(&caller, &callee);
-    let to_caller = to_port(&packets, ports.uac_media);
-    let to_callee = to_port(&packets, ports.uas_media);
+    let got = stream_call::run(metaflows, &stream);
+    let (to_caller, to_callee) = (&got.caller, &got.callee);
     // The proxy relays the `3` to the callee as it reads it: its first packet there is when the
     // proxy learnt of the key.
     let three_at = to_callee
@@ -272,7 +250,16 @@ fn break_stops_a_playing_tone_within_40_ms() {
     assert!(to_caller.len() >= 40, "{} tone packets", to_caller.len());
     assert!(after <= 40_000, "the tone went on {after} µs after the 3");
     assert!(to_caller.iter().all(|p| p.pt == AUDIO_PT));
-    let events = wait_for_events(&proxy, &["call_ended"], Duration::from_secs(3));
-    assert_eq!(outcomes(&events, "break"), ["success"], "{events:#?}");
-    assert_eq!(outcomes(&events, "play"), ["success"], "{events:#?}");
+    assert_eq!(
+        outcomes(&got.events, "break"),
+        ["success"],
+        "{:#?}",
+        got.events
+    );
+    assert_eq!(
+        outcomes(&got.events, "play"),
+        ["success"],
+        "{:#?}",
+        got.events
+    );
 }

@@ -6,13 +6,12 @@
 
 use serde_json::{Map, Value};
 
-use crate::audio::SoundRef;
 use crate::base::Problem;
 
 use super::catalog::ModuleKind;
-use super::context::{CallContext, Module, PlayOptions, Progress, RunInfo};
+use super::context::{Module, PlayOptions};
 use super::data::{self, Target};
-use super::speaker::Speaker;
+use super::speaker::{Sound, Speak, SpeakParams};
 
 /// The name of this module in a metaflow node.
 pub const MODULE_NAME: &str = "play";
@@ -63,60 +62,17 @@ impl ModuleKind for Kind {
     }
 
     fn start(params: &PlayParams) -> Box<dyn Module> {
-        Box::new(Play {
-            params: params.clone(),
-            speaker: None,
-        })
-    }
-}
-
-/// A `play` on one call.
-#[derive(Debug)]
-struct Play {
-    params: PlayParams,
-    speaker: Option<Speaker>,
-}
-
-impl Module for Play {
-    fn name(&self) -> &'static str {
-        MODULE_NAME
-    }
-
-    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
-        let account = ctx.account_id();
-        let sound = SoundRef::from_media_id(&self.params.id, account.as_deref());
-        let legs = self.params.target.legs(run.leg);
-        let options = PlayOptions {
-            looped: false,
-            mix: self.params.mix,
-        };
-        let speaker = Speaker::start(ctx, &sound, legs, ANY_DIGIT.chars().collect(), options);
-        let progress = speaker.progress();
-        self.speaker = Some(speaker);
-        progress
-    }
-
-    fn on_playback(
-        &mut self,
-        _ctx: &mut dyn CallContext,
-        id: crate::base::PlaybackId,
-        end: crate::base::PlaybackEnd,
-    ) -> Progress {
-        match self.speaker.as_mut() {
-            Some(s) => s.on_playback(id, end),
-            None => Progress::Pending,
-        }
-    }
-
-    fn on_digit(
-        &mut self,
-        ctx: &mut dyn CallContext,
-        leg: crate::base::Leg,
-        digit: char,
-    ) -> Progress {
-        match self.speaker.as_mut() {
-            Some(s) => s.on_digit(ctx, leg, digit),
-            None => Progress::Pending,
-        }
+        Box::new(Speak::new(
+            MODULE_NAME,
+            SpeakParams {
+                sound: Sound::Media(params.id.clone()),
+                terminators: ANY_DIGIT.chars().collect(),
+                target: params.target,
+                options: PlayOptions {
+                    looped: false,
+                    mix: params.mix,
+                },
+            },
+        ))
     }
 }

@@ -10,9 +10,10 @@ use crate::audio::{SayRequest, SoundRef};
 use crate::base::Problem;
 
 use super::catalog::ModuleKind;
-use super::context::Module;
+use super::context::{Module, PlayOptions};
 use super::data::{self, Target};
-use super::tts::{Speak, required_text};
+use super::speaker::{Sound, Speak, SpeakParams};
+use super::tts::required_text;
 
 /// The name of this module in a metaflow node.
 pub const MODULE_NAME: &str = "say";
@@ -77,8 +78,14 @@ impl ModuleKind for Kind {
     }
 
     fn start(params: &SayRequest) -> Box<dyn Module> {
-        let sound = SoundRef::Say(params.clone());
-        let any_key = "0123456789*#".chars().collect();
-        Box::new(Speak::new(MODULE_NAME, sound, any_key, Target::Own))
+        Box::new(Speak::new(
+            MODULE_NAME,
+            SpeakParams {
+                sound: Sound::Ready(SoundRef::Say(params.clone())),
+                terminators: "0123456789*#".chars().collect(),
+                target: Target::Own,
+                options: PlayOptions::default(),
+            },
+        ))
     }
 }

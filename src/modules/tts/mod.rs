@@ -7,12 +7,12 @@
 use serde_json::{Map, Value};
 
 use crate::audio::{SoundRef, TtsRequest};
-use crate::base::{Leg, PlaybackEnd, PlaybackId, Problem};
+use crate::base::Problem;
 
 use super::catalog::ModuleKind;
-use super::context::{CallContext, Module, PlayOptions, Progress, RunInfo};
+use super::context::{Module, PlayOptions};
 use super::data::{self, Target};
-use super::speaker::Speaker;
+use super::speaker::{Sound, Speak, SpeakParams};
 
 /// The name of this module in a metaflow node.
 pub const MODULE_NAME: &str = "tts";
@@ -120,74 +120,14 @@ impl ModuleKind for Kind {
     }
 
     fn start(params: &TtsParams) -> Box<dyn Module> {
-        let sound = SoundRef::Tts(params.request.clone());
         Box::new(Speak::new(
             MODULE_NAME,
-            sound,
-            params.terminators.clone(),
-            params.target,
+            SpeakParams {
+                sound: Sound::Ready(SoundRef::Tts(params.request.clone())),
+                terminators: params.terminators.clone(),
+                target: params.target,
+                options: PlayOptions::default(),
+            },
         ))
-    }
-}
-
-/// A sound spoken to some legs and followed to its end: `tts` and `say` on one call.
-#[derive(Debug)]
-pub(crate) struct Speak {
-    name: &'static str,
-    sound: SoundRef,
-    terminators: Vec<char>,
-    target: Target,
-    speaker: Option<Speaker>,
-}
-
-impl Speak {
-    /// Speaks `sound` to `target` for the module `name`.
-    pub(crate) fn new(
-        name: &'static str,
-        sound: SoundRef,
-        terminators: Vec<char>,
-        target: Target,
-    ) -> Self {
-        Self {
-            name,
-            sound,
-            terminators,
-            target,
-            speaker: None,
-        }
-    }
-}
-
-impl Module for Speak {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
-        let legs = self.target.legs(run.leg);
-        let options = PlayOptions::default();
-        let speaker = Speaker::start(ctx, &self.sound, legs, self.terminators.clone(), options);
-        let progress = speaker.progress();
-        self.speaker = Some(speaker);
-        progress
-    }
-
-    fn on_playback(
-        &mut self,
-        _ctx: &mut dyn CallContext,
-        id: PlaybackId,
-        end: PlaybackEnd,
-    ) -> Progress {
-        match self.speaker.as_mut() {
-            Some(s) => s.on_playback(id, end),
-            None => Progress::Pending,
-        }
-    }
-
-    fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {
-        match self.speaker.as_mut() {
-            Some(s) => s.on_digit(ctx, leg, digit),
-            None => Progress::Pending,
-        }
     }
 }
