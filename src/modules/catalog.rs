@@ -26,6 +26,32 @@ pub trait ModuleKind {
     fn start(params: &Self::Params) -> Box<dyn Module>;
 }
 
+/// Declares the catalog entry `Kind` of a module that takes no data (`Params = ()`), starting
+/// `$module` on each call: `hangup`, `resume` and `break` need nothing else.
+macro_rules! parameterless_kind {
+    ($name:expr, $module:expr) => {
+        /// The catalog entry of the module (it takes no data).
+        #[derive(Debug)]
+        pub struct Kind;
+
+        impl $crate::modules::catalog::ModuleKind for Kind {
+            const NAME: &'static str = $name;
+            type Params = ();
+
+            fn parse(
+                _data: &serde_json::Map<String, serde_json::Value>,
+            ) -> Result<(), Vec<$crate::base::Problem>> {
+                Ok(())
+            }
+
+            fn start(_params: &()) -> Box<dyn $crate::modules::context::Module> {
+                Box::new($module)
+            }
+        }
+    };
+}
+pub(crate) use parameterless_kind;
+
 /// Declares [`ModuleSpec`] and its dispatch from one list of `Variant => folder` lines.
 macro_rules! catalog {
     ($($variant:ident => $folder:ident),* $(,)?) => {

@@ -2,32 +2,14 @@
 //! back up): whatever plays to either leg stops, both hear each other again, and a `hold`
 //! waiting for its unhold key finishes.
 
-use serde_json::{Map, Value};
+use crate::base::Leg;
 
-use crate::base::{Leg, Problem};
-
-use super::catalog::ModuleKind;
 use super::context::{CallContext, Module, Progress, RunInfo};
 
 /// The name of this module in a metaflow node.
 pub const MODULE_NAME: &str = "resume";
 
-/// The catalog entry of `resume`.
-#[derive(Debug)]
-pub struct Kind;
-
-impl ModuleKind for Kind {
-    const NAME: &'static str = MODULE_NAME;
-    type Params = ();
-
-    fn parse(_data: &Map<String, Value>) -> Result<(), Vec<Problem>> {
-        Ok(())
-    }
-
-    fn start(_params: &()) -> Box<dyn Module> {
-        Box::new(Resume)
-    }
-}
+super::catalog::parameterless_kind!(MODULE_NAME, Resume);
 
 /// A `resume` on one call.
 #[derive(Debug)]
