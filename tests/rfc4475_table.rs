@@ -151,7 +151,9 @@ impl MediaControl for CountingMedia {
     fn arm_timeout(&mut self, _: CallKey) {}
     fn set_tap(&mut self, _: CallKey, _: Option<metaflow_proxy::media::SharedTap>) {}
     fn set_audio_stream(&mut self, _: CallKey, _: usize) {}
-    fn play(&mut self, _: CallKey, _: Leg, _: metaflow_proxy::media::playout::Playback) {}
+    fn play(&mut self, _: CallKey, _: Leg, _: metaflow_proxy::media::playout::Playback) -> bool {
+        false
+    }
     fn stop_playback(&mut self, _: CallKey, _: Leg, _: Option<u64>) {}
     fn set_hold(&mut self, _: CallKey, _: Leg, _: bool) {}
     fn set_gain(

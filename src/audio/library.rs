@@ -149,6 +149,8 @@ impl SoundLibrary {
     pub async fn resolve(&self, sound: &SoundRef) -> Result<Clip, AudioError> {
         match sound {
             SoundRef::DefaultMoh => Ok(self.inner.moh.get_or_init(default_moh).clone()),
+            // One second of zeros, played on a loop.
+            SoundRef::Silence => Ok(Clip::new(vec![0; super::CLIP_RATE as usize])),
             SoundRef::Tone(description) => {
                 if let Some(clip) = self.inner.tones.get(description) {
                     return Ok(clip);

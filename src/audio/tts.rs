@@ -108,14 +108,33 @@ fn split_voice(voice: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// A file name no other rendering uses at the same time.
-fn scratch_file() -> PathBuf {
+/// A new, empty file no other rendering uses, created by this process (`create_new`: a file or
+/// link another user placed at that name in the shared temporary directory is never written
+/// through), for the engine to write into.
+fn scratch_file() -> Result<PathBuf, AudioError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "metaflow-proxy-tts-{}-{}.wav",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+    for _ in 0..8 {
+        let path = std::env::temp_dir().join(format!(
+            "metaflow-proxy-tts-{}-{}-{:08x}.wav",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => return Ok(path),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => {
+                return Err(AudioError::Engine(format!(
+                    "cannot create a scratch file: {err}"
+                )));
+            }
+        }
+    }
+    Err(AudioError::Engine("cannot create a scratch file".into()))
 }
 
 /// Removes the scratch file however the rendering ends.
@@ -151,7 +170,7 @@ pub async fn render(request: &TtsRequest) -> Result<Clip, AudioError> {
         .acquire()
         .await
         .map_err(|_| AudioError::Engine("speech engines closed".into()))?;
-    let scratch = Scratch(scratch_file());
+    let scratch = Scratch(scratch_file()?);
     let mut command = tokio::process::Command::new(engine.program());
     match engine {
         Engine::Flite => {

@@ -103,6 +103,8 @@ pub(super) struct Call {
     pub modules: Vec<super::host::ActiveModule>,
     /// Sounds the modules asked for, from the request until they end.
     pub playbacks: Vec<super::sounds::ActivePlayback>,
+    /// Whether the audio towards each leg (a, b) is held by a module.
+    pub held: [bool; 2],
     /// One digit collector per metaflow that applies to the call.
     pub collectors: Vec<super::codes::CallCollector>,
     /// A recording asked for with `record_on_answer` before the answer: it starts then.

@@ -195,6 +195,13 @@ impl CallContext for Host<'_> {
         self.core.hold_towards(self.key, to, held);
     }
 
+    fn is_held(&self, to: Leg) -> bool {
+        self.core.calls.get(&self.key).is_some_and(|c| match to {
+            Leg::A => c.held[0],
+            Leg::B => c.held[1],
+        })
+    }
+
     fn set_gain(&mut self, to: Leg, gain: Gain) {
         self.core.gain_towards(self.key, to, gain);
     }

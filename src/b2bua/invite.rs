@@ -182,6 +182,7 @@ impl B2bua {
             no_answer_at: None,
             modules: Vec::new(),
             playbacks: Vec::new(),
+            held: [false; 2],
             collectors,
             deferred_recording: None,
         };

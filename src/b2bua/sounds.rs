@@ -58,6 +58,27 @@ impl B2bua {
             ));
             return id;
         };
+        // An account's uploads are its own: a metaflow plays its account's media and system
+        // media, never another account's (`/OTHER/ID`).
+        if let SoundRef::Media {
+            account: Some(owner),
+            ..
+        } = &sound
+            && call.account_id.as_deref() != Some(owner.as_str())
+        {
+            let reason = "the media belongs to another account";
+            let event = CallEvent::Playback {
+                leg: to,
+                source: sound.kind(),
+                sound: sound.describe(),
+                state: "failed",
+                reason: Some(reason.to_string()),
+            };
+            self.emit_event(key, event);
+            let refused = PlaybackEnd::Failed(reason);
+            self.playback_ends.push_back((key, module, id, refused));
+            return id;
+        }
         call.playbacks.push(ActivePlayback {
             id,
             module,
@@ -92,6 +113,12 @@ impl B2bua {
 
     /// Holds (or releases) the audio towards `to`.
     pub(super) fn hold_towards(&mut self, key: CallKey, to: Leg, held: bool) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            match to {
+                Leg::A => call.held[0] = held,
+                Leg::B => call.held[1] = held,
+            }
+        }
         self.media.set_hold(key, to, held);
         let action = if held { "hold" } else { "unhold" };
         self.media_control_event(key, to, action, None);
@@ -149,7 +176,16 @@ impl B2bua {
             mix,
             format,
         };
-        self.media.play(key, to, request);
+        if !self.media.play(key, to, request) {
+            // No relay will report an end: the module hears it now.
+            if let Some(call) = self.calls.get_mut(&key)
+                && let Some(at) = call.playbacks.iter().position(|p| p.id == id)
+            {
+                let playback = call.playbacks.remove(at);
+                self.playback_over(key, playback, PlaybackEnd::Failed("the call has no media"));
+            }
+            return;
+        }
         if let Some(playback) = self
             .calls
             .get(&key)

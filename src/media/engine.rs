@@ -162,21 +162,25 @@ impl MediaEngine {
         }
     }
 
-    /// Sends `msg` to the call's audio stream (the one the modules speak on).
-    fn send_to_first_stream(&self, call: CallKey, msg: Control) {
+    /// Sends `msg` to the call's audio stream (the one the modules speak on); false when there
+    /// is none or its relay has stopped.
+    fn send_to_first_stream(&self, call: CallKey, msg: Control) -> bool {
         let Some(call_media) = self.calls.get(&call) else {
             debug!(call, "no media for call");
-            return;
+            return false;
         };
         let first = match call_media.audio {
             Some(index) => call_media.streams.get_key_value(&index),
             None => call_media.streams.iter().min_by_key(|(index, _)| **index),
         };
-        if let Some((index, stream)) = first
-            && stream.control.send(msg).is_err()
-        {
+        let Some((index, stream)) = first else {
+            return false;
+        };
+        let sent = stream.control.send(msg).is_ok();
+        if !sent {
             debug!(call, index, "media relay of stream already stopped");
         }
+        sent
     }
 
     /// Milliseconds on the engine clock, the one the relay tasks' ticks read.
@@ -301,9 +305,9 @@ impl MediaControl for MediaEngine {
         }
     }
 
-    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {
+    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) -> bool {
         let playback = Box::new(playback);
-        self.send_to_first_stream(call, Control::Play { to, playback });
+        self.send_to_first_stream(call, Control::Play { to, playback })
     }
 
     fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<crate::base::PlaybackId>) {

@@ -121,8 +121,9 @@ pub trait MediaControl {
     /// stream may come first in the SDP).
     fn set_audio_stream(&mut self, call: CallKey, index: usize);
     /// Plays a sound towards `to` on the call's audio stream, replacing what played there; its
-    /// end comes back as [`MediaEvent::Playback`] unless it is stopped first.
-    fn play(&mut self, call: CallKey, to: Leg, playback: playout::Playback);
+    /// end comes back as [`MediaEvent::Playback`] unless it is stopped first. Returns false when
+    /// no relay can take it (the call has no media, or its relay stopped): no end will come.
+    fn play(&mut self, call: CallKey, to: Leg, playback: playout::Playback) -> bool;
     /// Stops what plays towards `to` (only playback `id` when given); no event follows.
     fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<crate::base::PlaybackId>);
     /// Forwards nothing of the other leg's media towards `to` (hold), or forwards it again.

@@ -262,17 +262,23 @@ impl Relay {
         }
     }
 
-    /// Reports a playback towards `to` that ended by itself.
+    /// Reports the playbacks towards `to` that ended by themselves; what the event queue cannot
+    /// take now stays for the next tick (a module waits for it).
     fn report_ended(&mut self, to: Leg) {
-        if let Some((id, end)) = self.outbound_mut(to).take_ended() {
+        while let Some((id, end)) = self.outbound_mut(to).next_ended() {
             let event = MediaEvent::Playback {
                 call: self.ctx.call,
                 to,
                 id,
                 end,
             };
-            if self.ctx.events.try_send(event).is_err() {
-                self.ctx.stats.event_dropped();
+            match self.ctx.events.try_send(event) {
+                Ok(()) => self.outbound_mut(to).ended_sent(),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.ctx.stats.event_dropped();
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
     }
@@ -459,8 +465,13 @@ impl Relay {
             let Some(packet) = buf.get_mut(..injection.len) else {
                 return;
             };
-            self.outbound_mut(injection.from.other())
+            let verdict = self
+                .outbound_mut(injection.from.other())
                 .on_injected(packet, now_us);
+            if verdict == Verdict::Drop {
+                self.counters.dropped(DropReason::Replaced);
+                continue;
+            }
             let via = Port::of(injection.from, PacketKind::Rtp).peer();
             self.send_towards(
                 sockets,
@@ -489,6 +500,8 @@ impl Relay {
     }
 
     fn on_tick(&mut self) {
+        self.report_ended(Leg::A);
+        self.report_ended(Leg::B);
         let elapsed = self.ctx.clock.elapsed();
         let now_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let activity = &self.ctx.activity;

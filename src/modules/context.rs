@@ -57,6 +57,8 @@ pub trait CallContext {
     fn stop_playback(&mut self, to: Leg);
     /// Forwards nothing of the other leg's audio towards `to` (hold), or forwards it again.
     fn set_held(&mut self, to: Leg, held: bool);
+    /// Whether the audio towards `to` is held.
+    fn is_held(&self, to: Leg) -> bool;
     /// Changes the volume of the audio towards `to`.
     fn set_gain(&mut self, to: Leg, gain: Gain);
     /// Like [`CallContext::start_fork`], but on a call not answered yet the fork starts when it

@@ -155,10 +155,11 @@ impl MediaControl for FakeMedia {
         self.log().audio_streams.push((call, index));
     }
 
-    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) {
+    fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) -> bool {
         let mut log = self.log();
         log.plays.push((call, to, playback.id, playback.looped));
         log.play_formats.push(playback.format);
+        log.streams.iter().any(|((c, _), _)| *c == call)
     }
 
     fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<PlaybackId>) {

@@ -250,3 +250,86 @@ fn a_sound_starts_at_the_packet_time_the_leg_asked_for() {
         "the relay is told which stream is the audio one"
     );
 }
+
+/// A sound played over the held party's music, or a second hold, does not end the first hold:
+/// the call stays held until the unhold key, which still works.
+#[test]
+fn a_sound_over_the_music_does_not_end_the_hold() {
+    let mut sim = media_sim(8);
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*1");
+    deliver_sounds(&mut sim, 0);
+    sim.dial(call.key, Leg::A, "*4");
+    deliver_sounds(&mut sim, 2);
+    assert!(
+        outcomes(&sim).iter().all(|(m, _)| m != "hold"),
+        "{:?}",
+        outcomes(&sim)
+    );
+    let (_, play_id, _) = sim.sounds[2].clone();
+    sim.input(Input::PlaybackEnded {
+        call: call.key,
+        id: play_id,
+        end: PlaybackEnd::Finished,
+    });
+    assert_eq!(
+        outcomes(&sim),
+        [("play".to_string(), "success".to_string())]
+    );
+    assert_eq!(
+        sim.media.log().holds.last(),
+        Some(&(call.key, Leg::A, true))
+    );
+    sim.dial(call.key, Leg::A, "1");
+    assert_eq!(
+        outcomes(&sim)[1],
+        ("hold".to_string(), "success".to_string())
+    );
+    assert!(
+        sim.media
+            .log()
+            .holds
+            .ends_with(&[(call.key, Leg::A, false), (call.key, Leg::B, false)])
+    );
+}
+
+/// `silence` as the music still gives the held party a stream (of silence), so `resume` ends
+/// the hold through it.
+#[test]
+fn silence_is_a_stream_of_silence_that_resume_stops() {
+    let mut sim = Sim::with(SimConfig {
+        seed: 9,
+        metaflows: Some(json!({"numbers": {
+            "1": {"module": "hold", "data": {"moh_aleg": "silence"}},
+            "2": {"module": "resume"}
+        }})),
+        ..SimConfig::default()
+    });
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*1");
+    let asked: Vec<_> = sim.sounds.iter().map(|(_, _, s)| s.clone()).collect();
+    assert_eq!(asked, [SoundRef::Silence, SoundRef::Silence]);
+    deliver_sounds(&mut sim, 0);
+    sim.dial(call.key, Leg::A, "*2");
+    let got = outcomes(&sim);
+    assert!(got.contains(&("hold".into(), "success".into())), "{got:?}");
+}
+
+/// A metaflow cannot play another account's upload.
+#[test]
+fn another_accounts_media_is_refused() {
+    let mut sim = Sim::with(SimConfig {
+        seed: 10,
+        metaflows: Some(json!({"numbers": {
+            "4": {"module": "play", "data": {"id": "/someone-else/greeting"}}
+        }})),
+        ..SimConfig::default()
+    });
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*4");
+    assert!(sim.sounds.is_empty(), "nothing is made for it");
+    assert_eq!(
+        outcomes(&sim),
+        [("play".to_string(), "failure".to_string())]
+    );
+}

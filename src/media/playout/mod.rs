@@ -148,9 +148,13 @@ pub struct Outbound {
     gain: Option<Box<GainTables>>,
     /// Engine clock of the last relayed audio packet (a mixing player fills gaps after it).
     last_relayed_us: u64,
-    /// A playback that ended by itself, for the relay to report.
-    ended: Option<(PlaybackId, PlaybackEnd)>,
+    /// Playbacks that ended by themselves, for the relay to report (kept until the report is
+    /// taken: a full event queue must not lose the end a module waits for).
+    ended: [Option<(PlaybackId, PlaybackEnd)>; ENDED_SLOTS],
 }
+
+/// Ends kept for the relay at most (a fifth, while four wait, replaces the oldest).
+const ENDED_SLOTS: usize = 4;
 
 impl Outbound {
     /// `random` seeds the stream the proxy would start if it spoke first.
@@ -164,7 +168,7 @@ impl Outbound {
             held: false,
             gain: None,
             last_relayed_us: 0,
-            ended: None,
+            ended: [None; ENDED_SLOTS],
         }
     }
 
@@ -199,7 +203,13 @@ impl Outbound {
     /// A relayed RTP packet about to go towards the leg: dropped when held or replaced by a
     /// sound, mixed or volume-changed in place, renumbered to continue the stream.
     pub fn on_relayed(&mut self, packet: &mut [u8], now_us: u64) -> Verdict {
-        let audio = RtpView::parse(packet).ok().and_then(|view| {
+        let view = RtpView::parse(packet).ok();
+        if view.is_some() {
+            // Any RTP (audio, telephone-events, comfort noise) means the sender is talking: a
+            // mixing sound does not fill gaps between its packets.
+            self.last_relayed_us = now_us;
+        }
+        let audio = view.and_then(|view| {
             let law = self.map.law(view.payload_type())?;
             let start = view.header_len();
             Some((
@@ -211,7 +221,6 @@ impl Outbound {
         });
         if let Some((_, pt, start, end)) = audio {
             self.learnt = Some((pt, end - start));
-            self.last_relayed_us = now_us;
         }
         if self.held || self.player.as_ref().is_some_and(|p| !p.mix) {
             return Verdict::Drop;
@@ -232,10 +241,15 @@ impl Outbound {
         Verdict::Forward
     }
 
-    /// A packet the relay synthesized itself towards the leg (a released DTMF digit): only
-    /// renumbered.
-    pub fn on_injected(&mut self, packet: &mut [u8], now_us: u64) {
+    /// A packet the relay synthesized itself towards the leg (a released DTMF digit): dropped
+    /// like relayed audio while the leg is held or hears a sound instead, else renumbered.
+    pub fn on_injected(&mut self, packet: &mut [u8], now_us: u64) -> Verdict {
+        if self.held || self.player.as_ref().is_some_and(|p| !p.mix) {
+            return Verdict::Drop;
+        }
+        self.last_relayed_us = now_us;
         self.continuity.relayed(packet, now_us);
+        Verdict::Forward
     }
 
     /// When the next own packet is due (engine clock, µs).
@@ -282,9 +296,23 @@ impl Outbound {
         Some(len)
     }
 
-    /// A playback that ended by itself since the last call.
+    /// The oldest playback end not yet reported, left in place until [`Outbound::ended_sent`].
+    pub fn next_ended(&self) -> Option<(PlaybackId, PlaybackEnd)> {
+        self.ended.iter().flatten().next().copied()
+    }
+
+    /// The end [`Outbound::next_ended`] returned was reported.
+    pub fn ended_sent(&mut self) {
+        if let Some(slot) = self.ended.iter_mut().find(|slot| slot.is_some()) {
+            *slot = None;
+        }
+    }
+
+    /// Takes the oldest playback end not yet reported.
     pub fn take_ended(&mut self) -> Option<(PlaybackId, PlaybackEnd)> {
-        self.ended.take()
+        let next = self.next_ended();
+        self.ended_sent();
+        next
     }
 
     /// Payload type, law and packet size of the proxy's own packets.
@@ -303,8 +331,18 @@ impl Outbound {
     }
 
     fn finish(&mut self, end: PlaybackEnd) {
-        if let Some(player) = self.player.take() {
-            self.ended = Some((player.id, end));
+        let Some(player) = self.player.take() else {
+            return;
+        };
+        let report = Some((player.id, end));
+        match self.ended.iter_mut().find(|slot| slot.is_none()) {
+            Some(free) => *free = report,
+            None => {
+                // Four ends unreported: the event queue has been full for a while. Keep the
+                // newest; the oldest module waits for the call's end.
+                self.ended.rotate_left(1);
+                self.ended[ENDED_SLOTS - 1] = report;
+            }
         }
     }
 }

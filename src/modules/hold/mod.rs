@@ -80,13 +80,13 @@ struct Hold {
     peer_music: Option<PlaybackId>,
 }
 
-/// The sound a `moh_*` value names; `None` for `silence`.
-fn music(value: Option<&str>, account: Option<&str>) -> Option<SoundRef> {
+/// The sound a `moh_*` value names (`silence` is silence, still sent as a stream).
+fn music(value: Option<&str>, account: Option<&str>) -> SoundRef {
     match value {
-        None => Some(SoundRef::DefaultMoh),
-        Some(v) if v.trim().is_empty() => Some(SoundRef::DefaultMoh),
-        Some(v) if v.eq_ignore_ascii_case("silence") => None,
-        Some(v) => Some(SoundRef::from_media_id(v, account)),
+        None => SoundRef::DefaultMoh,
+        Some(v) if v.trim().is_empty() => SoundRef::DefaultMoh,
+        Some(v) if v.eq_ignore_ascii_case("silence") => SoundRef::Silence,
+        Some(v) => SoundRef::from_media_id(v, account),
     }
 }
 
@@ -105,12 +105,10 @@ impl Module for Hold {
         };
         ctx.set_held(peer, true);
         ctx.set_held(self.dialing, true);
-        if let Some(sound) = music(self.params.moh_peer.as_deref(), account.as_deref()) {
-            self.peer_music = Some(ctx.play(peer, sound, looped));
-        }
-        if let Some(sound) = music(self.params.moh_own.as_deref(), account.as_deref()) {
-            ctx.play(self.dialing, sound, looped);
-        }
+        let peer_music = music(self.params.moh_peer.as_deref(), account.as_deref());
+        self.peer_music = Some(ctx.play(peer, peer_music, looped));
+        let own_music = music(self.params.moh_own.as_deref(), account.as_deref());
+        ctx.play(self.dialing, own_music, looped);
         Progress::Pending
     }
 
@@ -127,12 +125,15 @@ impl Module for Hold {
 
     fn on_playback(
         &mut self,
-        _ctx: &mut dyn CallContext,
+        ctx: &mut dyn CallContext,
         id: PlaybackId,
         end: PlaybackEnd,
     ) -> Progress {
-        // Music that cannot play leaves the held party in silence: still on hold.
-        if Some(id) == self.peer_music && end == PlaybackEnd::Stopped {
+        // The held party's music stopped: by `resume` (the leg is no longer held) the hold is
+        // over; by a sound played over it or a `break` the hold goes on, in silence. Music that
+        // cannot play leaves the held party in silence too, still on hold.
+        let peer = self.dialing.other();
+        if Some(id) == self.peer_music && end == PlaybackEnd::Stopped && !ctx.is_held(peer) {
             return Progress::Done("success");
         }
         Progress::Pending
