@@ -239,3 +239,32 @@ fn an_endless_clip_loops_even_when_played_once() {
     }
     assert_eq!(out.take_ended(), None);
 }
+
+#[test]
+fn released_digits_do_not_reach_a_held_leg() {
+    let mut out = Outbound::new(1);
+    let mut event = rtp(101, 5, 800, 0xAAAA, &[1, 10, 0, 160]);
+    assert_eq!(out.on_injected(&mut event, 0), Verdict::Forward);
+    out.set_held(true);
+    assert_eq!(out.on_injected(&mut event, 20_000), Verdict::Drop);
+}
+
+#[test]
+fn an_end_stays_until_it_is_reported() {
+    let mut out = Outbound::new(1);
+    let mut buf = [0u8; PACKET_BUFFER_LEN];
+    out.play(playback(1, vec![0; 160], false, false), 0);
+    out.poll_packet(0, &mut buf);
+    out.play(playback(2, vec![0; 160], false, false), 20_000);
+    out.poll_packet(20_000, &mut buf);
+    // The relay could not report yet: both ends wait, oldest first.
+    assert_eq!(out.next_ended(), Some((1, PlaybackEnd::Finished)));
+    assert_eq!(
+        out.next_ended(),
+        Some((1, PlaybackEnd::Finished)),
+        "still there"
+    );
+    out.ended_sent();
+    assert_eq!(out.take_ended(), Some((2, PlaybackEnd::Finished)));
+    assert_eq!(out.next_ended(), None);
+}
