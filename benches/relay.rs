@@ -1,6 +1,7 @@
 //! Packets per second through one anchored media stream over loopback, with a no-op inspector,
 //! plain and with a WAV recording tapping the stream (the recorder's copy on the relay path and
-//! its writer task), measured in the same run so their ratio is meaningful.
+//! its writer task), and through the real DTMF inspector with in-band tone detection off and on,
+//! measured in the same run so their ratios are meaningful.
 //!
 //! The relay runs on one media worker thread; the recording writer on a one-worker tokio runtime;
 //! the bench thread plays both legs with blocking sockets, keeping a window of packets in flight.
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use metaflow_proxy::base::Leg;
+use metaflow_proxy::media::inspect::DtmfInspector;
+use metaflow_proxy::media::playout::G711Map;
 use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, LatchPolicy, MediaConfig, MediaControl,
     MediaEngine, PacketInspector, Verdict,
@@ -34,6 +37,10 @@ const PACKET_LEN: usize = 172;
 const PLAIN_CALL: u64 = 1;
 /// Call key of the stream relayed with a recording tap.
 const RECORDED_CALL: u64 = 2;
+/// Call key of the stream relayed through the real DTMF inspector, in-band detection off.
+const DTMF_CALL: u64 = 3;
+/// Call key of the stream relayed through the real DTMF inspector, in-band detection on.
+const INBAND_CALL: u64 = 4;
 
 struct NoopInspector;
 
@@ -137,7 +144,13 @@ fn relay_throughput(c: &mut Criterion) {
         .unwrap();
     let _entered = runtime.enter();
     let (events, _events_rx) = tokio::sync::mpsc::channel(16);
-    let factory: InspectorFactory = Arc::new(|_, _| Box::new(NoopInspector));
+    let factory: InspectorFactory = Arc::new(|call, _| -> Box<dyn PacketInspector> {
+        if call == DTMF_CALL || call == INBAND_CALL {
+            Box::new(DtmfInspector::default())
+        } else {
+            Box::new(NoopInspector)
+        }
+    });
     let config = MediaConfig {
         media_ip: Ipv4Addr::LOCALHOST.into(),
         port_min: 47500,
@@ -150,6 +163,16 @@ fn relay_throughput(c: &mut Criterion) {
     let mut engine = MediaEngine::new(config, events, Some(factory)).unwrap();
     let plain = anchored_call(&mut engine, PLAIN_CALL);
     let recorded = anchored_call(&mut engine, RECORDED_CALL);
+    let dtmf = anchored_call(&mut engine, DTMF_CALL);
+    let inband = anchored_call(&mut engine, INBAND_CALL);
+    for (call, detect) in [(DTMF_CALL, false), (INBAND_CALL, true)] {
+        let cfg = InspectorConfig {
+            event_payload_type: Some((101, 8000)),
+            suppress_binding: None,
+            inband: detect.then(G711Map::default),
+        };
+        engine.configure_inspector(call, 0, Leg::A, cfg);
+    }
     let data_dir = tempfile::tempdir().unwrap();
     let (recorder_events, _recorder_log) = tokio::sync::mpsc::channel(16);
     let limit = Duration::from_secs(3600);
@@ -165,7 +188,14 @@ fn relay_throughput(c: &mut Criterion) {
         "one_stream_a_to_b_172_bytes_recorded_wav",
         &recorded,
     );
+    let lost_dtmf = bench_stream(&mut group, "one_stream_dtmf_inspector", &dtmf);
+    let lost_inband = bench_stream(&mut group, "one_stream_dtmf_inspector_inband", &inband);
     group.finish();
+    assert_eq!(
+        lost_dtmf + lost_inband,
+        0,
+        "packets lost with the DTMF inspector"
+    );
     engine.set_tap(RECORDED_CALL, None);
     let summary = runtime
         .block_on(recording.stop(StopReason::CallEnded))

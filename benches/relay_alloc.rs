@@ -173,6 +173,7 @@ fn main() {
     let inspector_config = InspectorConfig {
         event_payload_type: Some((EVENT_PT, 8000)),
         suppress_binding: None,
+        inband: None,
     };
     engine.configure_inspector(1, 0, Leg::A, inspector_config);
     let legs = Legs {

@@ -634,6 +634,7 @@ async fn inspector_sees_every_packet_and_its_drop_verdict_holds() {
     let cfg = InspectorConfig {
         event_payload_type: Some((101, 8000)),
         suppress_binding: None,
+        inband: None,
     };
     engine.configure_inspector(CALL, 0, Leg::A, cfg);
 
@@ -756,10 +757,12 @@ async fn suppressed_code(
     let suppressing = InspectorConfig {
         event_payload_type: Some((101, 8000)),
         suppress_binding: Some('*'),
+        inband: None,
     };
     engine.configure_inspector(CALL, 0, Leg::A, suppressing);
     let plain = InspectorConfig {
         suppress_binding: None,
+        inband: None,
         ..suppressing
     };
     engine.configure_inspector(CALL, 0, Leg::B, plain);

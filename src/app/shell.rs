@@ -168,6 +168,9 @@ impl SipTask {
             MediaEvent::Playback { call, id, end, .. } => Input::PlaybackEnded { call, id, end },
             MediaEvent::Inspector { call, event, .. } => match event {
                 InspectorEvent::Digit { leg, digit, .. } => Input::Digit { call, leg, digit },
+                InspectorEvent::InbandDigit { leg, digit, .. } => {
+                    Input::InbandDigit { call, leg, digit }
+                }
                 InspectorEvent::DigitEnded {
                     leg,
                     digit,

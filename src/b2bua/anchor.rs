@@ -31,6 +31,9 @@ pub(super) struct SdpState {
     /// The `a=ptime` of each leg's first audio stream (a-leg first): the packet time a sound the
     /// proxy plays to that leg starts at.
     pub ptime_ms: [Option<u32>; 2],
+    /// When the relay listens for DTMF tones in each leg's audio (from the call's metaflows;
+    /// `off` on a leg no metaflow listens to).
+    pub inband: [crate::metaflow::InbandMode; 2],
 }
 
 impl SdpState {
@@ -178,6 +181,12 @@ pub(super) fn anchor_sdp(
         let (from_a, from_b) = state.event_pts.declare(index, from, m.telephone_event());
         for (leg, event_payload_type) in [(Leg::A, from_a), (Leg::B, from_b)] {
             let suppress_binding = state.suppress_binding(leg);
+            let mode = match leg {
+                Leg::A => state.inband[0],
+                Leg::B => state.inband[1],
+            };
+            let listens = m.kind == "audio" && mode.listens(event_payload_type.is_some());
+            let inband = listens.then(|| g711_map(&state.codecs));
             media.configure_inspector(
                 call,
                 index,
@@ -185,6 +194,7 @@ pub(super) fn anchor_sdp(
                 InspectorConfig {
                     event_payload_type,
                     suppress_binding,
+                    inband,
                 },
             );
         }
@@ -202,4 +212,24 @@ pub(super) fn anchor_sdp(
         media.set_audio_stream(call, index);
     }
     Ok(crate::sdp::rewrite(body, &anchors)?)
+}
+
+/// The G.711 payload types the legs' SDPs map (static 0 and 8 unless remapped).
+pub(super) fn g711_map(
+    codecs: &crate::modules::record::LegCodecs,
+) -> crate::media::playout::G711Map {
+    use crate::modules::record::Codec;
+    let find = |wanted: &Codec| {
+        codecs
+            .a
+            .iter()
+            .chain(codecs.b.iter())
+            .find(|(_, c)| c == wanted)
+            .map(|(pt, _)| *pt)
+    };
+    let defaults = crate::media::playout::G711Map::default();
+    crate::media::playout::G711Map {
+        pcmu: find(&Codec::Pcmu).or(defaults.pcmu),
+        pcma: find(&Codec::Pcma).or(defaults.pcma),
+    }
 }

@@ -20,6 +20,8 @@ pub enum DigitSource {
     Rtp,
     /// A SIP INFO request (`application/dtmf-relay` or `application/dtmf`).
     Info,
+    /// A DTMF tone pair in the audio itself.
+    Inband,
 }
 
 impl DigitSource {
@@ -27,6 +29,7 @@ impl DigitSource {
         match self {
             DigitSource::Rtp => "rtp",
             DigitSource::Info => "info",
+            DigitSource::Inband => "inband",
         }
     }
 }
@@ -98,6 +101,28 @@ impl CallCollector {
             crate::metaflow::ListenOn::Both => true,
         }
     }
+}
+
+/// Per leg (a, b): when the relay listens for DTMF tones in that leg's audio. No metaflow
+/// listening to a leg: never (nobody would act on its digits). One asking `on`: on; all asking
+/// `off`: off; else `auto`.
+pub fn inband_modes(collectors: &[CallCollector]) -> [crate::metaflow::InbandMode; 2] {
+    use crate::metaflow::InbandMode;
+    let mode = |leg: Leg| {
+        let modes: Vec<InbandMode> = collectors
+            .iter()
+            .filter(|c| c.listens_to(leg))
+            .map(|c| c.flows.inband)
+            .collect();
+        if modes.contains(&InbandMode::On) {
+            InbandMode::On
+        } else if modes.iter().all(|m| *m == InbandMode::Off) {
+            InbandMode::Off
+        } else {
+            InbandMode::Auto
+        }
+    };
+    [mode(Leg::A), mode(Leg::B)]
 }
 
 /// Per leg (a, b): the binding digit of a suppressing metaflow that listens to that leg.

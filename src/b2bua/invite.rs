@@ -126,6 +126,7 @@ impl B2bua {
             .collect();
         let mut sdp_state = SdpState {
             suppress: super::codes::suppress_bindings(&collectors),
+            inband: super::codes::inband_modes(&collectors),
             ..SdpState::default()
         };
         let has_media = has_sdp(&msg);

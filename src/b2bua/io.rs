@@ -46,7 +46,16 @@ pub enum Input<'a> {
         /// The digit.
         digit: char,
     },
-    /// An RFC 4733 key press ended (for the event log).
+    /// A DTMF tone pair was recognised in a leg's audio (in-band).
+    InbandDigit {
+        /// The call.
+        call: CallKey,
+        /// The leg that sent it.
+        leg: Leg,
+        /// The digit.
+        digit: char,
+    },
+    /// An RFC 4733 key press (or an in-band tone) ended (for the event log).
     DigitEnded {
         /// The call.
         call: CallKey,
@@ -183,6 +192,9 @@ impl B2bua {
             Input::Unreachable { to } => self.on_unreachable(to, now),
             Input::Digit { call, leg, digit } => {
                 self.on_digit(call, leg, digit, DigitSource::Rtp, now)
+            }
+            Input::InbandDigit { call, leg, digit } => {
+                self.on_digit(call, leg, digit, DigitSource::Inband, now)
             }
             Input::DigitEnded {
                 call,

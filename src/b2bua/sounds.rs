@@ -259,23 +259,10 @@ impl B2bua {
 
     /// The G.711 payload types of the call, from both legs' SDP.
     fn g711_map(&self, key: CallKey) -> G711Map {
-        let Some(call) = self.calls.get(&key) else {
-            return G711Map::default();
-        };
-        let codecs = &call.sdp_state.codecs;
-        let find = |wanted: &Codec| {
-            codecs
-                .a
-                .iter()
-                .chain(codecs.b.iter())
-                .find(|(_, c)| c == wanted)
-                .map(|(pt, _)| *pt)
-        };
-        let defaults = G711Map::default();
-        G711Map {
-            pcmu: find(&Codec::Pcmu).or(defaults.pcmu),
-            pcma: find(&Codec::Pcma).or(defaults.pcma),
-        }
+        self.calls
+            .get(&key)
+            .map(|call| super::anchor::g711_map(&call.sdp_state.codecs))
+            .unwrap_or_default()
     }
 
     /// How to speak to `to` before any of its audio was relayed: its first G.711 codec, at the

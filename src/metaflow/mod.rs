@@ -18,5 +18,5 @@ mod tests;
 
 pub use collector::{Collector, Decision, DigitOutcome, RelayVerdict};
 pub use engine::{ModuleRun, module_run, next_node};
-pub use model::{ListenOn, MetaflowNode, Metaflows, to_json};
+pub use model::{InbandMode, ListenOn, MetaflowNode, Metaflows, to_json};
 pub use validate::{load_metaflows_document, load_metaflows_file, parse_metaflows};

@@ -14,6 +14,49 @@ pub const DEFAULT_BINDING_DIGIT: char = '*';
 /// Default `digit_timeout` (Kazoo default, 800 ms).
 pub const DEFAULT_DIGIT_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// When the relay listens for DTMF tones in a leg's audio (JSON `inband_dtmf`, beyond Kazoo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InbandMode {
+    /// JSON `"auto"`: only on legs whose SDP offers no telephone-event.
+    #[default]
+    Auto,
+    /// JSON `"on"`: on every leg listened to, also next to RFC 4733.
+    On,
+    /// JSON `"off"`: never.
+    Off,
+}
+
+impl InbandMode {
+    /// Parses the JSON spelling; `None` for anything else.
+    pub fn from_json_str(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "on" => Some(Self::On),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// The JSON spelling.
+    pub fn as_json_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+
+    /// Whether tones are listened for on a leg that does (`has_events`) or does not offer
+    /// telephone-event.
+    pub fn listens(self, has_events: bool) -> bool {
+        match self {
+            Self::Auto => !has_events,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
+}
+
 /// Which leg(s) of a call are listened to for codes, relative to the leg that owns the metaflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListenOn {
@@ -81,6 +124,8 @@ pub struct Metaflows {
     /// JSON `suppress_dtmf` (beyond Kazoo, opt-in): keep a code's digits from reaching the other
     /// leg, delivering them late only when they turn out not to be a code.
     pub suppress: bool,
+    /// JSON `inband_dtmf` (beyond Kazoo): when the relay listens for DTMF tones in the audio.
+    pub inband: InbandMode,
     /// Prefix automata for the patterns, built on first use by a collector.
     pub(crate) automata: OnceLock<PatternAutomata>,
 }
@@ -94,6 +139,7 @@ impl Default for Metaflows {
             numbers: Vec::new(),
             patterns: Vec::new(),
             suppress: false,
+            inband: InbandMode::Auto,
             automata: OnceLock::new(),
         }
     }
@@ -133,6 +179,10 @@ pub fn to_json(flows: &Metaflows) -> Value {
         .collect();
     object.insert("patterns".into(), Value::Object(patterns));
     object.insert("suppress_dtmf".into(), Value::Bool(flows.suppress));
+    if flows.inband != InbandMode::Auto {
+        let mode = Value::String(flows.inband.as_json_str().into());
+        object.insert("inband_dtmf".into(), mode);
+    }
     Value::Object(object)
 }
 

@@ -16,7 +16,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::metaflow::model::{
-    DEFAULT_BINDING_DIGIT, DEFAULT_DIGIT_TIMEOUT, ListenOn, MetaflowNode, Metaflows,
+    DEFAULT_BINDING_DIGIT, DEFAULT_DIGIT_TIMEOUT, InbandMode, ListenOn, MetaflowNode, Metaflows,
 };
 
 /// Longest module name the schema accepts (`string(1..64)`).
@@ -44,10 +44,23 @@ pub fn parse_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
             false
         }
     };
+    let inband = match present(object, "inband_dtmf") {
+        None => InbandMode::Auto,
+        Some(Value::String(text)) => InbandMode::from_json_str(text).unwrap_or_else(|| {
+            let message = "inband_dtmf must be auto, on or off";
+            problems.add("inband_dtmf", "enum", message);
+            InbandMode::Auto
+        }),
+        Some(_) => {
+            problems.add("inband_dtmf", "type", "inband_dtmf must be a string");
+            InbandMode::Auto
+        }
+    };
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
     let flows = Metaflows {
+        inband,
         binding_digit,
         digit_timeout,
         listen_on,

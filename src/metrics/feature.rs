@@ -174,7 +174,7 @@ impl FeatureMetrics {
                 .get_or_create(&WebhookResultLabels { result });
         }
         // Series that exist from the start, so rates and alerts see 0 rather than nothing.
-        for source in ["rfc4733", "info"] {
+        for source in ["rfc4733", "info", "inband"] {
             for leg in [Leg::A, Leg::B] {
                 let leg = leg.as_str();
                 let _ = metrics.digits.get_or_create(&DigitLabels { source, leg });
@@ -299,7 +299,11 @@ impl FeatureMetrics {
 
     /// A key press arrived on `leg` by `source` (`rtp` or `rfc4733`, `info`).
     pub fn digit(&self, leg: Leg, source: &str) {
-        let source = if source == "info" { "info" } else { "rfc4733" };
+        let source = match source {
+            "info" => "info",
+            "inband" => "inband",
+            _ => "rfc4733",
+        };
         let leg = leg.as_str();
         self.digits
             .get_or_create(&DigitLabels { source, leg })

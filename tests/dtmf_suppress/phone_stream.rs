@@ -66,6 +66,18 @@ impl PhoneStream {
         self
     }
 
+    /// PCMA packets with the given payloads (160 bytes each: 20 ms), e.g. tones in the audio.
+    #[allow(dead_code)] // used by tests/inband_dtmf.rs, not by every file sharing this one
+    pub fn audio_payloads(mut self, payloads: impl IntoIterator<Item = Vec<u8>>) -> PhoneStream {
+        for payload in payloads {
+            self.push(AUDIO_PT, false, self.ts, payload);
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(SAMPLES_PER_PACKET);
+            self.at_us += PACKET_INTERVAL_US;
+        }
+        self
+    }
+
     /// One key press of `event` (RFC 4733 code): [`PRESS_UPDATES`] updates, then the end packet
     /// three times with the same sequence number (RFC 4733 §2.5.1.4). Audio resumes after it.
     pub fn press(mut self, event: u8) -> PhoneStream {

@@ -267,3 +267,48 @@ fn suppressed_digits_are_released_or_discarded() {
     assert_eq!(sim.media.log().discarded, [(call.key, Leg::A)]);
     sim.expect(Side::Pbx, req("BYE"));
 }
+
+/// `inband_dtmf`: `auto` listens for tones only on a leg whose SDP has no telephone-event, `on`
+/// on every leg a metaflow listens to, and a leg no metaflow listens to is never listened to.
+#[test]
+fn inband_detection_follows_the_metaflow_and_the_sdp() {
+    use super::expect::{req, resp};
+    use super::harness::{Side, Sim, SimConfig};
+    let inband_of = |sim: &Sim, leg: Leg| {
+        sim.media
+            .log()
+            .inspectors
+            .iter()
+            .rev()
+            .find(|(_, _, l, _)| *l == leg)
+            .map(|(_, _, _, cfg)| cfg.inband)
+            .unwrap()
+    };
+    // `on`: the a-leg (whose metaflow it is) is listened to, the b-leg not.
+    let mut sim = Sim::with(SimConfig {
+        seed: 61,
+        metaflows: Some(json!({"inband_dtmf": "on", "numbers": {"0": {"module": "hangup"}}})),
+        ..SimConfig::default()
+    });
+    sim.answered_call();
+    let map = inband_of(&sim, Leg::A).expect("listened to");
+    assert_eq!(map.pcma, Some(8));
+    assert_eq!(inband_of(&sim, Leg::B), None);
+    // `auto` (the default) and a phone offering telephone-event: not listened to.
+    let mut sim = Sim::with(SimConfig {
+        seed: 62,
+        metaflows: Some(json!({"numbers": {"0": {"module": "hangup"}}})),
+        ..SimConfig::default()
+    });
+    sim.answered_call();
+    assert_eq!(inband_of(&sim, Leg::A), None);
+    // `auto` and a phone without telephone-event: listened to.
+    let offer = super::sip::OFFER
+        .replace(" 8 101\r\n", " 8\r\n")
+        .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+    let invite = sim.phone.invite(Some(&offer));
+    sim.send(Side::Phone, &invite);
+    sim.expect(Side::Pbx, req("INVITE"));
+    sim.expect(Side::Phone, resp(100, "INVITE"));
+    assert!(inband_of(&sim, Leg::A).is_some());
+}

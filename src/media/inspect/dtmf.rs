@@ -16,7 +16,8 @@ use crate::media::{
     Injection, InspectorConfig, InspectorEvent, InspectorFactory, PacketInspector, Verdict,
 };
 
-use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
+use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, InbandDetector, InbandEvent};
+use crate::media::playout::G711Map;
 use crate::rtp::RtpView;
 
 use super::suppress::Suppression;
@@ -28,7 +29,13 @@ struct SendingLeg {
     decoder: DtmfDecoder,
     suppression: Suppression,
     injector: EventInjector,
+    /// The tone detector of the leg's audio and the stream's G.711 payload types, while the
+    /// metaflows ask for in-band detection on this leg (boxed: most legs never have one).
+    inband: Option<(Box<InbandDetector>, G711Map)>,
 }
+
+/// In-band events one packet can produce at most (an end and a start, with room to spare).
+const INBAND_EVENTS_PER_PACKET: usize = 4;
 
 impl SendingLeg {
     /// A leg whose fallback SSRC and timestamp (for synthesized events) come from `rng`.
@@ -37,6 +44,76 @@ impl SendingLeg {
             decoder: DtmfDecoder::new(None),
             suppression: Suppression::new(rng.u32(..), rng.u32(..)),
             injector: EventInjector::default(),
+            inband: None,
+        }
+    }
+
+    /// Listens for tones in the audio packet `packet` (its payload type, timestamp, SSRC and
+    /// payload range from `view_parts`): reports digits like RFC 4733 ones (also to the
+    /// suppression, so a tone binding digit starts withholding), and while a code is being
+    /// withheld replaces the payload of packets that carry a tone with silence.
+    fn inband(
+        &mut self,
+        leg: Leg,
+        packet: &mut [u8],
+        parts: AudioParts,
+        now_us: u64,
+        out: &mut dyn FnMut(InspectorEvent),
+    ) {
+        let Some((detector, map)) = self.inband.as_mut() else {
+            return;
+        };
+        let Some(law) = map.law(parts.payload_type) else {
+            return;
+        };
+        let Some(payload) = packet.get_mut(parts.payload.clone()) else {
+            return;
+        };
+        let mut found = [None; INBAND_EVENTS_PER_PACKET];
+        let mut count = 0;
+        detector.feed(law, payload, parts.timestamp, &mut |event| {
+            if let Some(slot) = found.get_mut(count) {
+                *slot = Some(event);
+                count += 1;
+            }
+        });
+        let in_tone = detector.in_tone();
+        for event in found.into_iter().flatten() {
+            let (decoded, relayed) = match event {
+                InbandEvent::Started { digit, rtp_ts } => (
+                    DtmfEvent::Started {
+                        digit,
+                        ssrc: parts.ssrc,
+                        rtp_timestamp: rtp_ts,
+                        at_us: now_us,
+                    },
+                    InspectorEvent::InbandDigit {
+                        leg,
+                        digit,
+                        at_us: now_us,
+                    },
+                ),
+                InbandEvent::Ended { digit, duration_ms } => (
+                    DtmfEvent::Ended {
+                        digit,
+                        ssrc: parts.ssrc,
+                        rtp_timestamp: parts.timestamp,
+                        duration_ms,
+                        at_us: now_us,
+                        timed_out: false,
+                    },
+                    InspectorEvent::DigitEnded {
+                        leg,
+                        digit,
+                        duration_ms,
+                    },
+                ),
+            };
+            self.suppression.observe(&decoded, now_us);
+            out(relayed);
+        }
+        if in_tone && self.suppression.is_holding() {
+            payload.fill(law.silence());
         }
     }
 
@@ -62,6 +139,15 @@ impl SendingLeg {
             }
         }
     }
+}
+
+/// Where an RTP packet's fields and payload are, read once so the packet can then be changed.
+#[derive(Debug, Clone)]
+struct AudioParts {
+    payload_type: u8,
+    timestamp: u32,
+    ssrc: u32,
+    payload: std::ops::Range<usize>,
 }
 
 /// Decodes telephone-events of both directions of one stream, withholds and re-delivers them in
@@ -141,10 +227,19 @@ impl PacketInspector for DtmfInspector {
             .decoder
             .config()
             .is_some_and(|cfg| cfg.payload_type == view.payload_type());
+        let parts = AudioParts {
+            payload_type: view.payload_type(),
+            timestamp: view.timestamp(),
+            ssrc: view.ssrc(),
+            payload: view.header_len()..view.header_len() + view.payload().len(),
+        };
         if let Some(event) = sender.decoder.on_packet(&view, now_us) {
             sender.report(from, event, now_us, out);
         }
         sender.drain_due(from, now_us, out);
+        if !is_event {
+            sender.inband(from, packet, parts, now_us, out);
+        }
         if sender.suppression.withholds(header, is_event, now_us) {
             return Verdict::Drop;
         }
@@ -172,6 +267,11 @@ impl PacketInspector for DtmfInspector {
         let sender = self.leg_mut(from);
         sender.decoder.set_config(event);
         sender.suppression.set_binding(cfg.suppress_binding);
+        sender.inband = match (cfg.inband, sender.inband.take()) {
+            (Some(map), Some((detector, _))) => Some((detector, map)),
+            (Some(map), None) => Some((Box::new(InbandDetector::new()), map)),
+            (None, _) => None,
+        };
     }
 
     fn discard_held(&mut self, from: Leg) {

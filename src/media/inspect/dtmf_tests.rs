@@ -30,6 +30,7 @@ fn config(pt: u8, binding: Option<char>) -> InspectorConfig {
     InspectorConfig {
         event_payload_type: Some((pt, 8000)),
         suppress_binding: binding,
+        inband: None,
     }
 }
 
@@ -342,4 +343,78 @@ fn inspectors_from_the_same_seed_are_the_same() {
     };
     assert_eq!(render(42), render(42));
     assert_ne!(render(42), render(43));
+}
+
+/// 20 ms PCMA packets (payload type 8) of the DTMF pair `low`+`high` Hz for `ms`, or silence
+/// when `low` is 0, starting at sequence `seq`, timestamp `ts`, arrival `at`.
+fn pcma_tone(seq: u16, ts: u32, at: u64, (low, high): (f64, f64), ms: u32) -> Vec<(u64, Vec<u8>)> {
+    use crate::audio::g711::Law;
+    (0..ms / 20)
+        .map(|i| {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&(seq + i as u16).to_be_bytes());
+            p.extend_from_slice(&(ts + i * 160).to_be_bytes());
+            p.extend_from_slice(&SSRC.to_be_bytes());
+            p.extend((0..160).map(|n| {
+                let t = f64::from(i * 160 + n) / 8000.0;
+                let v = 5000.0 * (std::f64::consts::TAU * low * t).sin()
+                    + 5000.0 * (std::f64::consts::TAU * high * t).sin();
+                Law::A.encode(v as i16)
+            }));
+            (at + u64::from(i) * 20_000, p)
+        })
+        .collect()
+}
+
+/// Tones in a leg's audio are digits when the metaflow asks for in-band detection; with
+/// suppression, from the binding tone's recognition on, tone packets go on as silence.
+#[test]
+fn tones_in_the_audio_are_digits_and_a_code_goes_on_as_silence() {
+    use crate::audio::g711::Law;
+    const STAR: (f64, f64) = (941.0, 1209.0);
+    const FIVE: (f64, f64) = (770.0, 1336.0);
+    const QUIET: (f64, f64) = (0.0, 0.0);
+    let mut inspector = DtmfInspector::default();
+    inspector.configure(
+        Leg::A,
+        InspectorConfig {
+            event_payload_type: None,
+            suppress_binding: Some('*'),
+            inband: Some(crate::media::playout::G711Map::default()),
+        },
+    );
+    let mut packets = pcma_tone(1, 0, 0, QUIET, 200);
+    packets.extend(pcma_tone(11, 1600, 200_000, STAR, 120));
+    packets.extend(pcma_tone(17, 2560, 320_000, QUIET, 100));
+    packets.extend(pcma_tone(22, 3360, 420_000, FIVE, 120));
+    packets.extend(pcma_tone(28, 4320, 540_000, QUIET, 100));
+    let (events, forwarded) = feed(&mut inspector, Leg::A, &packets);
+    let found: String = events
+        .iter()
+        .filter_map(|e| match e {
+            InspectorEvent::InbandDigit { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found, "*5");
+    let silent = |bytes: &Option<Vec<u8>>| {
+        bytes
+            .as_ref()
+            .is_some_and(|b| b[12..].iter().all(|&c| c == Law::A.silence()))
+    };
+    assert!(
+        forwarded.iter().all(Option::is_some),
+        "audio is never dropped"
+    );
+    // The `5` is part of the code: none of its tone reaches the other leg.
+    assert!(forwarded[22..28].iter().all(silent), "the 5 leaked");
+    // The binding tone leaks until it is recognised, then goes on as silence.
+    assert!(
+        !silent(&forwarded[11]),
+        "the first packet of * cannot be known yet"
+    );
+    assert!(
+        silent(&forwarded[16]),
+        "the * still sounded after its recognition"
+    );
 }

@@ -87,6 +87,9 @@ pub struct InspectorConfig {
     /// Suppression mode (metaflow `suppress_dtmf`): the binding digit whose press from this leg
     /// starts withholding its telephone-events from the other leg; `None` never withholds.
     pub suppress_binding: Option<char>,
+    /// Listen for DTMF tones in this leg's G.711 audio (metaflow `inband_dtmf`), with the
+    /// stream's G.711 payload types; `None` does not.
+    pub inband: Option<crate::media::playout::G711Map>,
 }
 
 /// Something an inspector noticed, passed on to the application through `MediaEvent::Inspector`.
@@ -101,7 +104,16 @@ pub enum InspectorEvent {
         /// Engine clock time of the first packet of the digit, in microseconds.
         at_us: u64,
     },
-    /// A telephone-event digit ended on `leg` after `duration_ms`.
+    /// A DTMF tone pair was recognised in `leg`'s audio (in-band), at `at_us` (engine clock).
+    InbandDigit {
+        /// Leg that sent the tone.
+        leg: Leg,
+        /// The digit: `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Engine clock time of the packet that completed the recognition, in microseconds.
+        at_us: u64,
+    },
+    /// A telephone-event digit (or an in-band tone) ended on `leg` after `duration_ms`.
     DigitEnded {
         /// Leg that sent the digit.
         leg: Leg,
