@@ -1,0 +1,1 @@
+//! Talk-off: speech and music must not produce digits.
