@@ -15,6 +15,6 @@ pub use detector::{InbandDetector, InbandEvent};
 #[cfg(test)]
 mod talkoff_tests;
 #[cfg(test)]
-mod testgen;
+pub(crate) mod testgen;
 #[cfg(test)]
 mod tests;
