@@ -132,11 +132,14 @@ impl InbandDetector {
     ) {
         if let Some(expected) = self.next_ts {
             let gap = rtp_ts.wrapping_sub(expected);
-            if gap > u32::MAX / 2 {
+            let behind = expected.wrapping_sub(rtp_ts);
+            if gap > u32::MAX / 2 && behind <= STOPPED_GAP {
                 // Older than what was already heard: a duplicate or a late packet.
                 return;
             }
             if gap > STOPPED_GAP {
+                // The stream stopped, or its timestamps jumped (either way, far back counts
+                // as a new start rather than a packet to ignore for ever).
                 self.end_tone(out);
                 self.reset_analysis();
             } else {

@@ -251,3 +251,23 @@ fn stream_stopping_ends_the_digit() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_timestamp_jump_backwards_restarts_rather_than_deafens() {
+    use super::InbandDetector;
+    let s = Signal::default()
+        .silence(40)
+        .tone('8', 100, Pair::level(-10.0))
+        .silence(100);
+    let mut det = InbandDetector::new();
+    let mut events = Vec::new();
+    for base in [1_000_000u32, 5_000] {
+        for (i, chunk) in s.samples.chunks(160).enumerate() {
+            let payload: Vec<u8> = chunk.iter().map(|x| Law::A.encode(*x as i16)).collect();
+            det.feed(Law::A, &payload, base + (i * 160) as u32, &mut |e| {
+                events.push(e)
+            });
+        }
+    }
+    assert_eq!(started(&events), "88");
+}
