@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::audio::g711::Law;
 use crate::base::Leg;
 use crate::capture::CaptureError;
 use crate::capture::infer::StreamStats;
 use crate::capture::packet::{Segments, Transport, UdpDatagrams};
+use crate::capture::report::DigitSource;
 use crate::capture::report::{AnalyzeReport, ConfigSource, DigitRecord, StreamId, StreamReport};
 use crate::capture::sdp_scan::{SdpAudio, scan_sip_sdp};
-use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig};
+use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, InbandDetector, InbandEvent};
 use crate::rtp::RtpView;
 
 /// Choices the caller can impose on the analysis.
@@ -37,6 +39,8 @@ struct CaptureIndex {
     dialog_a_tags: HashMap<String, String>,
     streams: Vec<(StreamId, StreamStats)>,
     stream_index: HashMap<StreamId, usize>,
+    /// Dynamic payload types any SDP maps to PCMA or PCMU.
+    g711_maps: Vec<(u8, Law)>,
     warnings: Vec<String>,
 }
 
@@ -71,6 +75,9 @@ impl CaptureIndex {
                 }
             } else if let Some(msg) = scan_sip_sdp(dgram.payload) {
                 let owner = index.owner_of(&msg);
+                for audio in &msg.audio {
+                    index.g711_maps.extend(audio.g711.iter().copied());
+                }
                 index.endpoints.extend(
                     msg.audio
                         .into_iter()
@@ -103,6 +110,20 @@ impl CaptureIndex {
     }
 
     /// Event configuration of a stream and the dialog side that sent it.
+    /// The G.711 law of an audio payload type: static 0 and 8, or an SDP `rtpmap`.
+    fn law_of(&self, pt: u8) -> Option<Law> {
+        match pt {
+            0 => Some(Law::Mu),
+            8 => Some(Law::A),
+            _ => self
+                .g711_maps
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == pt)
+                .map(|(_, law)| *law),
+        }
+    }
+
     fn config_for(
         &self,
         id: &StreamId,
@@ -180,6 +201,9 @@ struct Decoding {
     report: StreamReport,
     decoder: DtmfDecoder,
     started_us: Option<u64>,
+    inband: InbandDetector,
+    /// Capture time, RTP timestamp, payload type and key of the in-band digit being heard.
+    inband_started: Option<(u64, u32, u8, char)>,
 }
 
 impl Decoding {
@@ -209,9 +233,54 @@ impl Decoding {
                     clock_rate: cfg.clock_rate,
                     rtp_timestamp,
                     timed_out,
+                    source: DigitSource::Rfc4733,
                 });
             }
         }
+    }
+
+    /// Records an in-band event heard in a packet of payload type `pt` captured at `at_us`.
+    fn handle_inband(
+        &mut self,
+        event: InbandEvent,
+        (at_us, pt): (u64, u8),
+        start_us: u64,
+        digits: &mut Vec<DigitRecord>,
+    ) {
+        match event {
+            InbandEvent::Started { digit, rtp_ts } => {
+                self.inband_started = Some((at_us, rtp_ts, pt, digit));
+            }
+            InbandEvent::Ended { digit, duration_ms } => {
+                self.push_inband(digit, duration_ms, false, start_us, digits);
+            }
+        }
+    }
+
+    fn push_inband(
+        &mut self,
+        digit: char,
+        duration_ms: u32,
+        timed_out: bool,
+        start_us: u64,
+        digits: &mut Vec<DigitRecord>,
+    ) {
+        let Some((begun, rtp_timestamp, payload_type, _)) = self.inband_started.take() else {
+            return;
+        };
+        digits.push(DigitRecord {
+            stream: self.report.id,
+            sender_leg: self.report.sender_leg,
+            at_us: begun,
+            time_s: begun.saturating_sub(start_us) as f64 / 1e6,
+            digit,
+            duration_ms,
+            payload_type,
+            clock_rate: 8000,
+            rtp_timestamp,
+            timed_out,
+            source: DigitSource::Inband,
+        });
     }
 
     /// Fires every timer due at or before `now_us`, at its own due time.
@@ -245,6 +314,8 @@ pub fn analyze(capture: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeReport, C
                 decoder: DtmfDecoder::new(report.event_config),
                 report,
                 started_us: None,
+                inband: InbandDetector::new(),
+                inband_started: None,
             }
         })
         .collect();
@@ -269,10 +340,30 @@ pub fn analyze(capture: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeReport, C
         if let Some(event) = stream.decoder.on_packet(&pkt, dgram.ts_us) {
             stream.handle(event, start_us, &mut digits);
         }
+        if let Some(law) = index.law_of(pkt.payload_type()) {
+            let mut heard: [Option<InbandEvent>; 4] = [None; 4];
+            let mut count = 0;
+            stream
+                .inband
+                .feed(law, pkt.payload(), pkt.timestamp(), &mut |e| {
+                    if let Some(slot) = heard.get_mut(count) {
+                        *slot = Some(e);
+                        count += 1;
+                    }
+                });
+            for event in heard.into_iter().flatten() {
+                let at = (dgram.ts_us, pkt.payload_type());
+                stream.handle_inband(event, at, start_us, &mut digits);
+            }
+        }
         stream.fire_due(dgram.ts_us, start_us, &mut digits);
     }
     for stream in &mut decoding {
         stream.fire_due(u64::MAX, start_us, &mut digits);
+        // A tone still heard when the capture ends: no end was seen.
+        if let Some((.., digit)) = stream.inband_started {
+            stream.push_inband(digit, 0, true, start_us, &mut digits);
+        }
     }
     digits.sort_by_key(|d| d.at_us);
     Ok(AnalyzeReport {

@@ -20,7 +20,7 @@ pub use packet::{
     Segment, Segments, Transport, UdpDatagram, UdpDatagrams, decode_segment, decode_udp,
 };
 pub use pcap::{Frame, FrameReader};
-pub use report::{AnalyzeReport, ConfigSource, DigitRecord, StreamId, StreamReport};
+pub use report::{AnalyzeReport, ConfigSource, DigitRecord, DigitSource, StreamId, StreamReport};
 pub use sdp_scan::{SdpAudio, SipSdp, scan_sip_sdp};
 
 /// Why a capture could not be read.

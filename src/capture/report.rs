@@ -62,6 +62,25 @@ pub struct StreamReport {
     pub sender_leg: Option<Leg>,
 }
 
+/// How a digit was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// DTMF tones in the G.711 audio, found by the in-band detector.
+    Inband,
+}
+
+impl DigitSource {
+    /// The name used in the text and JSON reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigitSource::Rfc4733 => "rfc4733",
+            DigitSource::Inband => "inband",
+        }
+    }
+}
+
 /// One key press found in the capture: what a metaflow engine would have been fed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigitRecord {
@@ -85,6 +104,10 @@ pub struct DigitRecord {
     pub rtp_timestamp: u32,
     /// No end packet was seen.
     pub timed_out: bool,
+    /// Telephone-event or in-band tone. For in-band digits `payload_type` is the audio's,
+    /// `duration_ms` the detector's estimate and `rtp_timestamp` that of the packet that
+    /// completed recognition.
+    pub source: DigitSource,
 }
 
 /// Everything `analyze` found.
@@ -118,16 +141,25 @@ impl AnalyzeReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for stream in &self.streams {
-            let Some(cfg) = stream.event_config else {
-                continue;
-            };
             let digits = self.digit_string(&stream.id);
             let source = stream.config_source.map_or("", ConfigSource::as_str);
-            let _ = write!(
-                out,
-                "stream {} ({} packets): telephone-event PT {}/{} ({source})",
-                stream.id, stream.packets, cfg.payload_type, cfg.clock_rate
-            );
+            match stream.event_config {
+                Some(cfg) => {
+                    let _ = write!(
+                        out,
+                        "stream {} ({} packets): telephone-event PT {}/{} ({source})",
+                        stream.id, stream.packets, cfg.payload_type, cfg.clock_rate
+                    );
+                }
+                None if !digits.is_empty() => {
+                    let _ = write!(
+                        out,
+                        "stream {} ({} packets): in-band tones only",
+                        stream.id, stream.packets
+                    );
+                }
+                None => continue,
+            }
             if let Some(leg) = stream.sender_leg.map(Leg::as_str) {
                 let _ = write!(out, ", sent by {leg}-leg");
             }
@@ -136,8 +168,13 @@ impl AnalyzeReport {
                 let note = if d.timed_out { "  (no end packet)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "  {:>10.3} s  digit {}  {:>5} ms  PT {}  from {}{note}",
-                    d.time_s, d.digit, d.duration_ms, d.payload_type, d.stream.src
+                    "  {:>10.3} s  digit {}  {:>5} ms  PT {}  {:<7}  from {}{note}",
+                    d.time_s,
+                    d.digit,
+                    d.duration_ms,
+                    d.payload_type,
+                    d.source.as_str(),
+                    d.stream.src
                 );
             }
         }
@@ -149,7 +186,8 @@ impl AnalyzeReport {
         out
     }
 
-    /// One JSON object per line: every digit (`"type":"digit"`), then any warnings.
+    /// One JSON object per line: every digit (`"type":"digit"`, `"source"` `rfc4733` or
+    /// `inband`, `"sender"` its address), then any warnings.
     pub fn render_json_lines(&self) -> String {
         let mut out = String::new();
         for d in &self.digits {
@@ -161,7 +199,8 @@ impl AnalyzeReport {
                 "duration_ms": d.duration_ms,
                 "payload_type": d.payload_type,
                 "clock_rate": d.clock_rate,
-                "source": d.stream.src.to_string(),
+                "source": d.source.as_str(),
+                "sender": d.stream.src.to_string(),
                 "destination": d.stream.dst.to_string(),
                 "ssrc": d.stream.ssrc,
                 "rtp_timestamp": d.rtp_timestamp,

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use crate::audio::g711::Law;
+
 /// One `m=audio` section: where that side receives RTP and its telephone-event formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdpAudio {
@@ -12,6 +14,9 @@ pub struct SdpAudio {
     pub port: u16,
     /// `(payload type, clock rate)` of each `a=rtpmap:N telephone-event/RATE`.
     pub events: Vec<(u8, u32)>,
+    /// Payload types an `a=rtpmap:N PCMA/8000` or `PCMU/8000` maps to G.711, so that dynamic
+    /// types can be searched for in-band digits too.
+    pub g711: Vec<(u8, Law)>,
 }
 
 /// What a SIP message with an SDP body tells the analysis.
@@ -55,6 +60,17 @@ fn rtpmap_event(value: &str) -> Option<(u8, u32)> {
     }
     let rate = parts.next().map_or(Some(8000), |r| r.trim().parse().ok())?;
     Some((pt.trim().parse().ok()?, rate))
+}
+
+/// Parses `PCMA/8000` or `PCMU/8000` after `a=rtpmap:PT `.
+fn rtpmap_g711(value: &str) -> Option<(u8, Law)> {
+    let (pt, encoding) = value.trim().split_once(char::is_whitespace)?;
+    let mut parts = encoding.trim().split('/');
+    let law = Law::from_encoding(parts.next()?)?;
+    if parts.next().is_some_and(|r| r.trim() != "8000") {
+        return None;
+    }
+    Some((pt.trim().parse().ok()?, law))
 }
 
 fn connection_addr(value: &str) -> Option<IpAddr> {
@@ -106,6 +122,7 @@ pub fn scan_sip_sdp(payload: &[u8]) -> Option<SipSdp> {
                     addr: session_addr,
                     port,
                     events: Vec::new(),
+                    g711: Vec::new(),
                 });
             }
         } else if let Some(v) = line.strip_prefix("c=") {
@@ -116,9 +133,10 @@ pub fn scan_sip_sdp(payload: &[u8]) -> Option<SipSdp> {
                 None => {}
             }
         } else if let Some(v) = line.strip_prefix("a=rtpmap:")
-            && let (Some(audio), Some(event)) = (current.as_mut(), rtpmap_event(v))
+            && let Some(audio) = current.as_mut()
         {
-            audio.events.push(event);
+            audio.events.extend(rtpmap_event(v));
+            audio.g711.extend(rtpmap_g711(v));
         }
     }
     msg.audio.extend(current);
@@ -149,6 +167,7 @@ mod tests {
                 addr: Some("192.168.105.110".parse().unwrap()),
                 port: 4376,
                 events: vec![(96, 8000)],
+                g711: vec![(8, Law::A)],
             }]
         );
     }

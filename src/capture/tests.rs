@@ -236,3 +236,71 @@ fn sdp_of_the_receiving_side_decides_the_payload_type() {
     assert_eq!(report.digits().len(), 1);
     assert_eq!(report.digits()[0].digit, '6');
 }
+
+/// RTP packets of one G.711 stream carrying `digits` as tones (80 ms, 80 ms apart).
+fn tone_stream(pt: u8, ssrc: u32, digits: &str) -> Vec<Vec<u8>> {
+    use crate::dtmf::inband::testgen::{Pair, Signal};
+    let law = if pt == 0 {
+        crate::audio::g711::Law::Mu
+    } else {
+        crate::audio::g711::Law::A
+    };
+    let mut signal = Signal::default().silence(100);
+    for d in digits.chars() {
+        signal = signal.tone(d, 80, Pair::level(-15.0)).silence(80);
+    }
+    signal
+        .silence(100)
+        .samples
+        .chunks(160)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut pkt = vec![0x80, pt];
+            pkt.extend_from_slice(&(i as u16).to_be_bytes());
+            pkt.extend_from_slice(&(i as u32 * 160).to_be_bytes());
+            pkt.extend_from_slice(&ssrc.to_be_bytes());
+            pkt.extend(chunk.iter().map(|&x| law.encode(x as i16)));
+            ipv4(&udp(&pkt), 0)
+        })
+        .collect()
+}
+
+#[test]
+fn analyze_reports_inband_digits_of_pcma_and_pcmu_streams() {
+    let mut frames = tone_stream(8, 0xa, "159#");
+    frames.extend(tone_stream(0, 0xb, "*0D"));
+    let report = analyze(
+        &pcap(false, false, 101, &frames),
+        &AnalyzeOptions::default(),
+    )
+    .unwrap();
+    let id = |ssrc| StreamId {
+        src: "192.168.105.172:4376".parse().unwrap(),
+        dst: "192.168.105.110:4376".parse().unwrap(),
+        ssrc,
+    };
+    assert_eq!(report.digit_string(&id(0xa)), "159#");
+    assert_eq!(report.digit_string(&id(0xb)), "*0D");
+    assert!(
+        report
+            .digits()
+            .iter()
+            .all(|d| d.source == DigitSource::Inband && !d.timed_out)
+    );
+    assert!(
+        report
+            .digits()
+            .iter()
+            .all(|d| (60..=100).contains(&d.duration_ms))
+    );
+    let text = report.render_text();
+    assert!(text.contains("in-band tones only"), "{text}");
+    assert!(
+        text.contains("digit 5") && text.contains("inband"),
+        "{text}"
+    );
+    let json = report.render_json_lines();
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["source"], "inband");
+    assert_eq!(first["payload_type"], 8);
+}
