@@ -49,9 +49,9 @@ impl SendingLeg {
     }
 
     /// Listens for tones in the audio packet `packet` (its payload type, timestamp, SSRC and
-    /// payload range from `view_parts`): reports digits like RFC 4733 ones (also to the
-    /// suppression, so a tone binding digit starts withholding), and while a code is being
-    /// withheld replaces the payload of packets that carry a tone with silence.
+    /// payload range from `parts`): reports digits like RFC 4733 ones (also to the suppression,
+    /// so a tone binding digit starts withholding), and while a code is being withheld replaces
+    /// the payload with silence.
     fn inband(
         &mut self,
         leg: Leg,
@@ -77,7 +77,6 @@ impl SendingLeg {
                 count += 1;
             }
         });
-        let in_tone = detector.in_tone();
         for event in found.into_iter().flatten() {
             let (decoded, relayed) = match event {
                 InbandEvent::Started { digit, rtp_ts } => (
@@ -112,7 +111,9 @@ impl SendingLeg {
             self.suppression.observe(&decoded, now_us);
             out(relayed);
         }
-        if in_tone && self.suppression.is_holding() {
+        // While a code is being collected, the leg's audio goes on as silence: its later tones
+        // would otherwise leak for the ~40 ms each takes to be recognised.
+        if self.suppression.is_holding() {
             payload.fill(law.silence());
         }
     }
