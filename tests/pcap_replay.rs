@@ -315,7 +315,7 @@ fn forced_payload_type_overrides_inference() {
         "10.0.0.51:4002->10.0.0.45:12906 ssrc=0x1c2c77ca"
     );
     assert_eq!(first["payload_type"], 101);
-    assert_eq!(first["source"], "rfc4733");
+    assert_eq!(first["source"], "rtp");
     assert_eq!(first["sender"], "10.0.0.51:4002");
     assert!(first["time"].as_f64().unwrap() > 1.1);
 }

@@ -75,7 +75,7 @@ impl DigitSource {
     /// The name used in the text and JSON reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            DigitSource::Rfc4733 => "rfc4733",
+            DigitSource::Rfc4733 => "rtp",
             DigitSource::Inband => "inband",
         }
     }
@@ -186,7 +186,7 @@ impl AnalyzeReport {
         out
     }
 
-    /// One JSON object per line: every digit (`"type":"digit"`, `"source"` `rfc4733` or
+    /// One JSON object per line: every digit (`"type":"digit"`, `"source"` `rtp` (RFC 4733) or
     /// `inband`, `"sender"` its address), then any warnings.
     pub fn render_json_lines(&self) -> String {
         let mut out = String::new();
