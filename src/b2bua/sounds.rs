@@ -58,6 +58,14 @@ impl B2bua {
             ));
             return id;
         };
+        let playback = ActivePlayback {
+            id,
+            module,
+            to,
+            sound: sound.clone(),
+            looped: options.looped,
+            mix: options.mix,
+        };
         // An account's uploads are its own: a metaflow plays its account's media and system
         // media, never another account's (`/OTHER/ID`).
         if let SoundRef::Media {
@@ -66,27 +74,11 @@ impl B2bua {
         } = &sound
             && call.account_id.as_deref() != Some(owner.as_str())
         {
-            let reason = "the media belongs to another account";
-            let event = CallEvent::Playback {
-                leg: to,
-                source: sound.kind(),
-                sound: sound.describe(),
-                state: "failed",
-                reason: Some(reason.to_string()),
-            };
-            self.emit_event(key, event);
-            let refused = PlaybackEnd::Failed(reason);
-            self.playback_ends.push_back((key, module, id, refused));
+            let refused = PlaybackEnd::Failed("the media belongs to another account");
+            self.playback_over(key, playback, refused);
             return id;
         }
-        call.playbacks.push(ActivePlayback {
-            id,
-            module,
-            to,
-            sound: sound.clone(),
-            looped: options.looped,
-            mix: options.mix,
-        });
+        call.playbacks.push(playback);
         self.actions.push_back(Output::ResolveSound {
             call: key,
             id,

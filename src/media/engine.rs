@@ -164,7 +164,7 @@ impl MediaEngine {
 
     /// Sends `msg` to the call's audio stream (the one the modules speak on); false when there
     /// is none or its relay has stopped.
-    fn send_to_first_stream(&self, call: CallKey, msg: Control) -> bool {
+    fn send_to_audio_stream(&self, call: CallKey, msg: Control) -> bool {
         let Some(call_media) = self.calls.get(&call) else {
             debug!(call, "no media for call");
             return false;
@@ -307,15 +307,15 @@ impl MediaControl for MediaEngine {
 
     fn play(&mut self, call: CallKey, to: Leg, playback: crate::media::playout::Playback) -> bool {
         let playback = Box::new(playback);
-        self.send_to_first_stream(call, Control::Play { to, playback })
+        self.send_to_audio_stream(call, Control::Play { to, playback })
     }
 
     fn stop_playback(&mut self, call: CallKey, to: Leg, id: Option<crate::base::PlaybackId>) {
-        self.send_to_first_stream(call, Control::StopPlayback { to, id });
+        self.send_to_audio_stream(call, Control::StopPlayback { to, id });
     }
 
     fn set_hold(&mut self, call: CallKey, to: Leg, held: bool) {
-        self.send_to_first_stream(call, Control::Hold { to, held });
+        self.send_to_audio_stream(call, Control::Hold { to, held });
     }
 
     fn set_gain(
@@ -325,7 +325,7 @@ impl MediaControl for MediaEngine {
         gain: crate::base::Gain,
         map: crate::media::playout::G711Map,
     ) {
-        self.send_to_first_stream(call, Control::Gain { to, gain, map });
+        self.send_to_audio_stream(call, Control::Gain { to, gain, map });
     }
 
     fn set_direction(&mut self, call: CallKey, index: usize, leg: Leg, direction: SdpDirection) {

@@ -51,7 +51,12 @@ pub fn integer(
         return None;
     }
     let Some(n) = value.as_i64() else {
-        problems.push(Problem::in_data(key, "type", "must be an integer"));
+        // An integer beyond i64 is still an integer, only too large.
+        let (rule, message) = match value.as_u64() {
+            Some(_) => ("maximum", format!("must be at most {max}")),
+            None => ("type", "must be an integer".to_string()),
+        };
+        problems.push(Problem::in_data(key, rule, message));
         return None;
     };
     if n < min {

@@ -198,8 +198,11 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
     let time_limit = parse_time_limit(data.get("time_limit"), &mut problems);
     let label = parse_label(data.get("label"), &mut problems);
     let upload = parse_upload(data.get("url"), data.get("method"), &mut problems);
-    let on_answer = parse_on_answer(data.get("record_on_answer"), &mut problems);
-    let min_sec = parse_min_sec(data.get("record_min_sec"), &mut problems);
+    let on_answer = crate::modules::data::boolean(data, "record_on_answer", &mut problems);
+    let max_min_sec = i64::try_from(MAX_TIME_LIMIT_SECS).unwrap_or(i64::MAX);
+    let min_sec =
+        crate::modules::data::integer(data, "record_min_sec", 0, max_min_sec, &mut problems)
+            .and_then(|secs| u64::try_from(secs).ok());
     let sample_rate = parse_sample_rate(data.get("record_sample_rate"), &mut problems);
     match (action, format, time_limit, label, upload) {
         (Some(action), Some(format), Some(time_limit), Some(label), Some(upload))
@@ -217,62 +220,6 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<RecordParams, Vec<Probl
             })
         }
         _ => Err(problems),
-    }
-}
-
-fn parse_on_answer(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<bool> {
-    match value {
-        None | Some(Value::Null) => Some(false),
-        Some(Value::Bool(flag)) => Some(*flag),
-        Some(_) => {
-            problems.push(Problem::in_data(
-                "record_on_answer",
-                "type",
-                "must be a boolean",
-            ));
-            None
-        }
-    }
-}
-
-fn parse_min_sec(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<u64> {
-    match value {
-        None | Some(Value::Null) => Some(0),
-        Some(Value::Number(number)) => match (number.as_u64(), number.as_i64()) {
-            (Some(secs), _) if secs <= MAX_TIME_LIMIT_SECS => Some(secs),
-            (Some(_), _) => {
-                problems.push(Problem::in_data(
-                    "record_min_sec",
-                    "maximum",
-                    "must be at most 86400",
-                ));
-                None
-            }
-            (None, Some(_)) => {
-                problems.push(Problem::in_data(
-                    "record_min_sec",
-                    "minimum",
-                    "must be at least 0",
-                ));
-                None
-            }
-            (None, None) => {
-                problems.push(Problem::in_data(
-                    "record_min_sec",
-                    "type",
-                    "must be an integer",
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            problems.push(Problem::in_data(
-                "record_min_sec",
-                "type",
-                "must be an integer",
-            ));
-            None
-        }
     }
 }
 
