@@ -89,6 +89,9 @@ impl Reloader {
             }
         }
         self.apply(&new);
+        self.v2
+            .directory()
+            .set_system(crate::settings::metaflow_system(&self.current));
         let core = crate::settings::core_config(
             &self.current,
             self.local,
@@ -133,6 +136,8 @@ impl Reloader {
         cur.max_transactions = new.max_transactions;
         cur.max_registrations = new.max_registrations;
         cur.timer_c = new.timer_c;
+        cur.digit_timeout = new.digit_timeout;
+        cur.fast_rearm = new.fast_rearm;
         cur.no_answer_timeout = new.no_answer_timeout;
         cur.shutdown_grace = new.shutdown_grace;
     }

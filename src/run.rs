@@ -192,6 +192,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         metrics.clone(),
         Box::new(media),
     );
+    directory.set_system(settings::metaflow_system(&cfg));
     core.set_resolver(Box::new(DirectoryMetaflows(directory)));
     metrics.add_source(core.stats());
 

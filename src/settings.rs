@@ -45,3 +45,11 @@ pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> 
         }),
     }
 }
+
+/// The operator's metaflow settings (Kazoo's `system_config/metaflows`) from the configuration.
+pub(crate) fn metaflow_system(cfg: &Config) -> metaflow_proxy::metaflow::MetaflowSystem {
+    metaflow_proxy::metaflow::MetaflowSystem {
+        digit_timeout: cfg.digit_timeout,
+        fast_rearm: cfg.fast_rearm,
+    }
+}

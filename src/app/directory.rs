@@ -1,6 +1,5 @@
-//! The store adapter: resolves which of the API's stored metaflows apply to a new call (device,
-//! user, callflow, account), so the call core asks a [`MetaflowResolver`] and never reads the
-//! store itself.
+//! The store adapter: resolves which of the API's stored metaflows apply to a new call, so the
+//! call core asks a [`MetaflowResolver`] and never reads the store itself.
 
 use crate::b2bua::{CallMetaflow, MetaflowResolver};
 use crate::base::Leg;
@@ -17,53 +16,45 @@ fn user_host(value: &str) -> Option<(String, String)> {
     Some((uri.user.unwrap_or_default(), uri.host))
 }
 
-/// Metaflows from the API's store: the caller's device, else its owner, else a callflow the
-/// dialed number selects, else the caller's account (all owned by the a-leg); plus the callee's
-/// device or user metaflow (owned by the b-leg). Account-level metaflows belong to the a-leg
-/// only, so that `self`/`peer` keep their meaning.
+/// Metaflows from the API's store, given (as Kazoo gives them) to the call's endpoint: the
+/// party behind the proxy. A call from a phone: the caller (From), whose merged metaflows
+/// include the callflow its dialed number selects, owns them on the a-leg. A call from the PBX:
+/// the registered phone it reaches (the Request-URI, rewritten to its AOR) owns them on the
+/// b-leg, and the outside caller owns none.
 pub struct DirectoryMetaflows(pub crate::store::MetaflowDirectory);
 
-impl MetaflowResolver for DirectoryMetaflows {
-    fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow> {
-        let mut out = Vec::new();
-        let caller = invite.header(FROM).and_then(user_host);
+impl DirectoryMetaflows {
+    /// The endpoint of the call and, on a call from a phone, the number it dialed.
+    fn endpoint(invite: &SipMessage, inbound: bool) -> Option<((String, String), Option<String>)> {
         let callee = invite.request_uri().and_then(user_host);
-        let mut caller_flows = caller
-            .as_ref()
-            .and_then(|(user, host)| self.0.for_leg(user, host));
-        if caller_flows
-            .as_ref()
-            .is_none_or(|(_, scope)| scope == "account")
-            && let (Some((_, host)), Some((dialed, _))) = (&caller, &callee)
-        {
-            let account = self.0.account_for_host(host);
-            if let Some(flows) = self.0.for_dialed(&account, dialed) {
-                caller_flows = Some((flows, "callflow".into()));
-            }
+        if inbound {
+            return callee.map(|endpoint| (endpoint, None));
         }
-        if let Some((flows, scope)) = caller_flows {
-            out.push(CallMetaflow {
+        let caller = invite.header(FROM).and_then(user_host)?;
+        Some((caller, callee.map(|(dialed, _)| dialed)))
+    }
+}
+
+impl MetaflowResolver for DirectoryMetaflows {
+    fn resolve(&self, invite: &SipMessage, inbound: bool) -> Vec<CallMetaflow> {
+        let Some(((user, host), dialed)) = Self::endpoint(invite, inbound) else {
+            return Vec::new();
+        };
+        let fast_rearm = self.0.system().fast_rearm;
+        self.0
+            .for_endpoint(&user, &host, dialed.as_deref())
+            .map(|(flows, scope)| CallMetaflow {
                 flows,
-                owner: Leg::A,
+                owner: if inbound { Leg::B } else { Leg::A },
                 scope,
-            });
-        }
-        if let Some((flows, scope)) = callee
-            .as_ref()
-            .and_then(|(user, host)| self.0.for_leg(user, host))
-            .filter(|(_, scope)| scope != "account")
-        {
-            out.push(CallMetaflow {
-                flows,
-                owner: Leg::B,
-                scope,
-            });
-        }
-        out
+                fast_rearm,
+            })
+            .into_iter()
+            .collect()
     }
 
-    fn account_of(&self, invite: &SipMessage) -> Option<String> {
-        let (_, host) = invite.header(FROM).and_then(user_host)?;
+    fn account_of(&self, invite: &SipMessage, inbound: bool) -> Option<String> {
+        let ((_, host), _) = Self::endpoint(invite, inbound)?;
         Some(self.0.account_for_host(&host))
     }
 }

@@ -35,12 +35,18 @@ impl DigitSource {
 }
 
 /// Decides which metaflows apply to a new call, and whose they are.
+///
+/// Ownership follows Kazoo's endpoints: the party behind the proxy is the endpoint. On a call
+/// from a phone (`inbound` false) the caller owns the metaflow (the a-leg); on a call from the
+/// PBX to a phone registered through us (`inbound` true) the phone does (the b-leg), and the
+/// outside caller owns none.
 pub trait MetaflowResolver: Send {
-    /// The metaflows for the call set up by `invite`, each with the leg that owns it ("self").
-    fn resolve(&self, invite: &SipMessage) -> Vec<CallMetaflow>;
+    /// The metaflows for the call set up by `invite` (its Request-URI already the registered
+    /// AOR when `inbound`), each with the leg that owns it ("self").
+    fn resolve(&self, invite: &SipMessage, inbound: bool) -> Vec<CallMetaflow>;
 
-    /// The account the call belongs to (for the API's channel list).
-    fn account_of(&self, _invite: &SipMessage) -> Option<String> {
+    /// The account the call belongs to (for the API's channel list): the endpoint's.
+    fn account_of(&self, _invite: &SipMessage, _inbound: bool) -> Option<String> {
         None
     }
 }
@@ -52,21 +58,26 @@ pub struct CallMetaflow {
     pub flows: Arc<Metaflows>,
     /// The leg that owns it: `self` in `listen_on`.
     pub owner: Leg,
-    /// Where it came from (`account`, `device`, `user`, `callflow`), for events.
+    /// Where it came from: the merged layers (`account`, `callflow`, `device`, `user`, joined
+    /// by `+`), for logs.
     pub scope: String,
+    /// The operator's fast re-arm setting (Kazoo's `use_fast_rearm`).
+    pub fast_rearm: bool,
 }
 
-/// The `--metaflows` file: one account-level metaflow owned by the a-leg of every call.
+/// The `--metaflows` file alone: one account-level metaflow owned by the endpoint of every call
+/// (the a-leg of a call from a phone, the b-leg of one from the PBX).
 pub struct StaticMetaflows(pub Option<Arc<Metaflows>>);
 
 impl MetaflowResolver for StaticMetaflows {
-    fn resolve(&self, _invite: &SipMessage) -> Vec<CallMetaflow> {
+    fn resolve(&self, _invite: &SipMessage, inbound: bool) -> Vec<CallMetaflow> {
         self.0
             .iter()
             .map(|flows| CallMetaflow {
                 flows: flows.clone(),
-                owner: Leg::A,
+                owner: if inbound { Leg::B } else { Leg::A },
                 scope: "account".into(),
+                fast_rearm: false,
             })
             .collect()
     }
@@ -87,7 +98,7 @@ impl CallCollector {
     /// A collector for `mf`.
     pub fn new(mf: &CallMetaflow) -> Self {
         CallCollector {
-            collector: Collector::new(mf.flows.clone(), mf.owner),
+            collector: Collector::new(mf.flows.clone(), mf.owner).with_fast_rearm(mf.fast_rearm),
             owner: mf.owner,
             flows: mf.flows.clone(),
         }
@@ -257,7 +268,8 @@ impl B2bua {
     }
 
     /// Runs a node on a call as if its code had been dialed (the API's channel action). The
-    /// dialing leg is `data.dtmf_leg` (`"a"` or `"b"`), the a-leg by default.
+    /// dialing leg is `data.dtmf_leg` (Kazoo's: the Call-ID of one of the call's legs; also
+    /// `"a"` or `"b"`) or `data.dtmf_side`, the a-leg by default.
     pub(super) fn run_node_by_api(&mut self, call_id: &str, node: &Value, now: Instant) {
         let Some(&(key, _)) = self.by_call_id.get(call_id) else {
             return;
@@ -273,14 +285,16 @@ impl B2bua {
         let Some((_, node)) = flows.numbers.into_iter().next() else {
             return;
         };
-        let leg = match node.data.get("dtmf_leg").and_then(Value::as_str) {
-            Some("b") => Leg::B,
+        let b_call_id = self.calls.get(&key).map(|call| call.b.call_id.as_str());
+        let named = |k: &str| node.data.get(k).and_then(Value::as_str);
+        let leg = match (named("dtmf_leg"), named("dtmf_side")) {
+            (Some("b"), _) | (_, Some("b")) => Leg::B,
+            (Some(call_id), _) if Some(call_id) == b_call_id => Leg::B,
             _ => Leg::A,
         };
         let mut data = node.data.clone();
         data.entry("captures").or_insert_with(|| json!([]));
         data.insert("collected".into(), json!(""));
-        data.insert("dtmf_leg".into(), json!(leg.as_str()));
         data.insert(
             crate::modules::record::TRIGGER_KEY.into(),
             json!(crate::modules::record::TRIGGER_API),

@@ -240,10 +240,15 @@ impl CallContext for Host<'_> {
 impl B2bua {
     /// Runs one module node on a call; a module that finishes at once continues with the child
     /// its outcome selects, one that goes on working is kept on the call.
-    pub(super) fn run_module(&mut self, key: CallKey, run: ModuleRun, now: Instant) {
-        let Some(call_id) = self.call_id_of(key).map(str::to_string) else {
+    pub(super) fn run_module(&mut self, key: CallKey, mut run: ModuleRun, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
+        let call_id = call.a.call_id.clone();
+        // Kazoo's `dtmf_leg` is the dialing leg's Call-ID; `dtmf_side` says which leg it is.
+        let dialing = call.dialog(run.leg).call_id.clone();
+        run.data.insert("dtmf_leg".into(), dialing.into());
+        run.data.insert("dtmf_side".into(), run.leg.as_str().into());
         let event = CallEvent::ModuleRun {
             module: run.node.module.clone(),
             leg: run.leg,

@@ -118,9 +118,15 @@ impl B2bua {
             self.send_raw(transmit.to, transmit.bytes);
         }
 
-        let collectors: Vec<_> = self
-            .resolver
-            .resolve(&resolve_as)
+        let resolved = self.resolver.resolve(&resolve_as, inbound);
+        let attached: Vec<_> = resolved
+            .iter()
+            .map(|mf| crate::base::AttachedMetaflow {
+                owner: mf.owner,
+                scope: mf.scope.clone(),
+            })
+            .collect();
+        let collectors: Vec<_> = resolved
             .iter()
             .map(super::codes::CallCollector::new)
             .collect();
@@ -162,7 +168,7 @@ impl B2bua {
         invite.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
         copy_end_to_end(&msg, &mut invite, &[]);
         invite.body = body.into();
-        let account_id = self.resolver.account_of(&msg);
+        let account_id = self.resolver.account_of(&resolve_as, inbound);
         let mut call = Call {
             account_id: account_id.clone(),
             a,
@@ -194,6 +200,7 @@ impl B2bua {
             b_call_id: call.b.call_id.clone(),
             source: from.to_string(),
             account_id,
+            metaflows: attached,
         };
         self.by_call_id
             .insert(call.a.call_id.clone(), (key, Leg::A));

@@ -10,6 +10,16 @@ use super::Leg;
 /// Fields of an event as they are written next to `ts`, `event` and `call_id`.
 pub type EventFields = Map<String, Value>;
 
+/// A metaflow attached to a new call, so an operator can see whose codes run on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachedMetaflow {
+    /// The leg whose endpoint owns it (`self` of `listen_on`).
+    pub owner: Leg,
+    /// The layers merged into it, lowest first: `account`, `callflow`, `device`, `user`
+    /// joined by `+`.
+    pub scope: String,
+}
+
 /// One thing that happened to a call. The variant name, in snake case, is the `event` value
 /// written to `events.jsonl`; the fields follow in declaration order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +38,8 @@ pub enum CallEvent {
         /// The account the caller belongs to, when the directory knows it.
         #[serde(skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
+        /// The metaflows attached to the call: whose codes run, merged from which layers.
+        metaflows: Vec<AttachedMetaflow>,
     },
     /// The PBX answered with a 2xx.
     CallAnswered,

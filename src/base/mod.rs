@@ -11,7 +11,7 @@ mod playback;
 mod problem;
 
 pub use chain::ErrorChain;
-pub use event::{CALL_EVENT_KINDS, CallEvent, EventFields};
+pub use event::{AttachedMetaflow, CALL_EVENT_KINDS, CallEvent, EventFields};
 pub use leg::Leg;
 pub use netmatch::{TrustedSource, TrustedSourceError};
 pub use playback::{Gain, PlaybackEnd, PlaybackId};

@@ -112,6 +112,17 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub timer_c: Option<u64>,
 
+    /// Milliseconds between DTMF digits before a code is decided, for a metaflow that names no
+    /// `digit_timeout` and whose account's metaflows name no `digit_timeout_ms` (Kazoo's
+    /// system setting) [default: 800].
+    #[arg(long, value_name = "MS")]
+    pub digit_timeout_ms: Option<u64>,
+
+    /// Kazoo's use_fast_rearm: the binding digit pressed in the middle of a code starts the
+    /// code over: true or false [default: false].
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub use_fast_rearm: Option<bool>,
+
     /// Seconds a call may ring before the proxy cancels it and answers the caller 480;
     /// 0 leaves ringing to the PBX [default: 0].
     #[arg(long, value_name = "SECS")]

@@ -211,6 +211,14 @@ impl Config {
                 let secs = file.integer(key, value, 1)?;
                 self.timer_c = check_timer_c(secs).map_err(|e| file.invalid(key, e))?;
             }
+            "digit-timeout-ms" => {
+                self.digit_timeout = Duration::from_millis(file.integer(key, value, 0)?);
+            }
+            "use-fast-rearm" => {
+                self.fast_rearm = value.as_bool().ok_or_else(|| {
+                    file.invalid(key, format!("expected true or false, got {}", kind(value)))
+                })?;
+            }
             "no-answer-timeout" => {
                 self.no_answer_timeout = no_answer_limit(file.integer(key, value, 0)?);
             }

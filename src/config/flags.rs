@@ -82,6 +82,12 @@ impl Config {
         if let Some(seconds) = cli.timer_c {
             self.timer_c = check_timer_c(seconds).map_err(|e| invalid_flag("timer-c", e))?;
         }
+        if let Some(ms) = cli.digit_timeout_ms {
+            self.digit_timeout = Duration::from_millis(ms);
+        }
+        if let Some(on) = cli.use_fast_rearm {
+            self.fast_rearm = on;
+        }
         if let Some(seconds) = cli.no_answer_timeout {
             self.no_answer_timeout = no_answer_limit(seconds);
         }

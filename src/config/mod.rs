@@ -30,7 +30,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 46] = [
+pub const KNOWN_KEYS: [&str; 48] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -45,6 +45,8 @@ pub const KNOWN_KEYS: [&str; 46] = [
     "api-listen",
     "data-dir",
     "metaflows",
+    "digit-timeout-ms",
+    "use-fast-rearm",
     "api-auth-tokens",
     "media-timeout",
     "media-timeout-hold",
@@ -146,6 +148,13 @@ pub struct Config {
     /// or `c=0.0.0.0`), where no RTP is expected (key `media-timeout-hold`, seconds; zero:
     /// never).
     pub media_timeout_hold: Duration,
+    /// The digit timeout of a metaflow that names none and whose account's metaflows name no
+    /// `digit_timeout_ms` (Kazoo's system setting `metaflows.digit_timeout_ms`; key
+    /// `digit-timeout-ms`).
+    pub digit_timeout: Duration,
+    /// Kazoo's `metaflows.use_fast_rearm`: the binding digit pressed in the middle of a code
+    /// starts it over (key `use-fast-rearm`).
+    pub fast_rearm: bool,
     /// Timer C (RFC 3261 §16.6 step 11): a PBX that leaves our INVITE this long without a
     /// provisional or final response gets a CANCEL and the caller a 408 (key `timer-c`,
     /// seconds, at least 180).
@@ -242,6 +251,10 @@ impl Default for Config {
             media_timeout: Duration::from_secs(60),
             media_timeout_hold: Duration::from_secs(3600),
             timer_c: Duration::from_secs(MIN_TIMER_C_SECS),
+            // Kazoo's default, as `metaflow::model::DEFAULT_DIGIT_TIMEOUT` (config sits below
+            // metaflow, so it is not imported).
+            digit_timeout: Duration::from_millis(800),
+            fast_rearm: false,
             no_answer_timeout: None,
             upstream_transport: crate::sip::transport::Transport::Udp,
             media_workers: std::thread::available_parallelism()

@@ -5,9 +5,11 @@
 use super::Config;
 
 /// Keys a reload applies without a restart.
-pub const RELOADABLE: [&str; 17] = [
+pub const RELOADABLE: [&str; 19] = [
     "log-level",
     "metaflows",
+    "digit-timeout-ms",
+    "use-fast-rearm",
     "upstream",
     "upstream-transport",
     "pbx-addresses",
@@ -60,6 +62,8 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         media_timeout: _,
         media_timeout_hold: _,
         timer_c: _,
+        digit_timeout: _,
+        fast_rearm: _,
         no_answer_timeout: _,
         upstream_transport: _,
         media_workers: _,
@@ -135,6 +139,8 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         old.media_timeout_hold != new.media_timeout_hold,
     );
     check("timer-c", old.timer_c != new.timer_c);
+    check("digit-timeout-ms", old.digit_timeout != new.digit_timeout);
+    check("use-fast-rearm", old.fast_rearm != new.fast_rearm);
     check(
         "no-answer-timeout",
         old.no_answer_timeout != new.no_answer_timeout,

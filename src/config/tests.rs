@@ -377,6 +377,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         media_timeout: _,
         media_timeout_hold: _,
         timer_c: _,
+        digit_timeout: _,
+        fast_rearm: _,
         no_answer_timeout: _,
         upstream_transport: _,
         media_workers: _,
@@ -426,6 +428,8 @@ fn documented_key_of_every_field(config: Config) -> Vec<&'static str> {
         "media-timeout",
         "media-timeout-hold",
         "timer-c",
+        "digit-timeout-ms",
+        "use-fast-rearm",
         "no-answer-timeout",
         "upstream-transport",
         "media-workers",
@@ -787,4 +791,35 @@ fn webhook_keys_load_from_file_and_flags() {
     assert!(err.to_string().contains("webhook-secret"), "{err}");
     let err = Config::load(&cli(&["--webhook-url", "https://x/"])).unwrap_err();
     assert!(err.to_string().contains("--webhook-url"), "{err}");
+}
+
+#[test]
+fn metaflow_system_settings_come_from_file_and_flags() {
+    let config = Config::load(&cli(&[])).unwrap();
+    assert_eq!(
+        (config.digit_timeout, config.fast_rearm),
+        (Duration::from_millis(800), false)
+    );
+    let file = write_config("digit-timeout-ms = 1500\nuse-fast-rearm = true\n");
+    let path = file.path().to_str().unwrap();
+    let config = Config::load(&cli(&["--config", path])).unwrap();
+    assert_eq!(
+        (config.digit_timeout, config.fast_rearm),
+        (Duration::from_millis(1500), true)
+    );
+    let config = Config::load(&cli(&[
+        "--config",
+        path,
+        "--digit-timeout-ms",
+        "300",
+        "--use-fast-rearm",
+        "false",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (config.digit_timeout, config.fast_rearm),
+        (Duration::from_millis(300), false)
+    );
+    let message = load_text("use-fast-rearm = 1").unwrap_err().to_string();
+    assert!(message.contains("use-fast-rearm"), "{message}");
 }

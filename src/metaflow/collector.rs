@@ -118,6 +118,9 @@ enum LegState {
 pub struct Collector {
     flows: Arc<Metaflows>,
     owner_leg: Leg,
+    /// Kazoo's `use_fast_rearm`: the binding digit pressed again in the middle of a code starts
+    /// the code over instead of being collected (a mistyped code is re-dialed without waiting).
+    fast_rearm: bool,
     a_state: LegState,
     b_state: LegState,
 }
@@ -128,9 +131,18 @@ impl Collector {
         Self {
             flows,
             owner_leg,
+            fast_rearm: false,
             a_state: LegState::Idle,
             b_state: LegState::Idle,
         }
+    }
+
+    /// The same collector with Kazoo's fast re-arm on or off (off by default, as in Kazoo): with
+    /// it, the binding digit after some collected digits empties the code (`*12*9` collects
+    /// `9`); right after arming it is collected as usual (`**9` collects `*9`).
+    pub fn with_fast_rearm(mut self, on: bool) -> Self {
+        self.fast_rearm = on;
+        self
     }
 
     /// Feeds one key press of `leg` received at `now`.
@@ -144,6 +156,7 @@ impl Collector {
         }
         let suppress = self.flows.suppress;
         let binding_digit = self.flows.binding_digit;
+        let fast_rearm = self.fast_rearm;
         let deadline = now
             .checked_add(self.flows.digit_timeout.min(MAX_DIGIT_TIMEOUT))
             .unwrap_or(now);
@@ -173,7 +186,11 @@ impl Collector {
                 held,
                 deadline: armed_deadline,
             } => {
-                collected.push(digit);
+                if fast_rearm && digit == binding_digit && !collected.is_empty() {
+                    collected.clear();
+                } else {
+                    collected.push(digit);
+                }
                 if suppress {
                     held.push(digit);
                 }
@@ -298,13 +315,8 @@ pub(crate) fn evaluate<'a>(
     if let Some((key, node)) = flows.numbers.iter().find(|(key, _)| key == collected) {
         return Some((key, node, Vec::new()));
     }
-    flows.patterns.iter().find_map(|(text, regex, node)| {
-        let groups = regex.captures(collected)?;
-        let captures = groups
-            .iter()
-            .skip(1)
-            .map(|group| group.map_or_else(String::new, |found| found.as_str().to_owned()))
-            .collect();
+    flows.patterns.iter().find_map(|(text, pattern, node)| {
+        let captures = pattern.captures(collected)?;
         Some((text.as_str(), node, captures))
     })
 }

@@ -20,8 +20,8 @@ pub struct ModuleRun {
     /// * `captures`: the pattern's capture groups (`[]` for `numbers`), replacing any stored value
     ///   (Kazoo stores a placeholder `["no_match"]` there);
     /// * `collected`: the digits dialed after the binding digit;
-    /// * `dtmf_leg`: the dialing leg as `"a"` or `"b"`. Kazoo puts the dialing leg's call-id
-    ///   here; the absolute leg is this product's equivalent and is what modules need;
+    /// * `dtmf_side`: the dialing leg as `"a"` or `"b"` (ours; the call core adds Kazoo's
+    ///   `dtmf_leg`, that leg's Call-ID, when it runs the module);
     /// * `dtmf_party`: the dialing leg relative to the metaflow's owner, `"self"` or `"peer"`,
     ///   in the vocabulary of `listen_on`.
     pub data: Map<String, Value>,
@@ -29,11 +29,17 @@ pub struct ModuleRun {
 
 impl ModuleRun {
     /// The run of the child selected by `outcome`, carrying the code's `captures`, `collected`,
-    /// `dtmf_leg` and `dtmf_party` into the child's data; `None` when execution stops.
+    /// `dtmf_leg`, `dtmf_side` and `dtmf_party` into the child's data; `None` when execution stops.
     pub fn next(&self, outcome: &str) -> Option<ModuleRun> {
         let child = next_node(&self.node, outcome)?;
         let mut data = child.data.clone();
-        for key in ["captures", "collected", "dtmf_leg", "dtmf_party"] {
+        for key in [
+            "captures",
+            "collected",
+            "dtmf_leg",
+            "dtmf_side",
+            "dtmf_party",
+        ] {
             if let Some(value) = self.data.get(key) {
                 data.insert(key.to_owned(), value.clone());
             }
@@ -63,7 +69,7 @@ pub fn module_run(decision: &Decision, owner_leg: Leg) -> Option<ModuleRun> {
     let captures = captures.iter().cloned().map(Value::String).collect();
     data.insert("captures".into(), Value::Array(captures));
     data.insert("collected".into(), Value::String(collected.clone()));
-    data.insert("dtmf_leg".into(), Value::String(leg.as_str().into()));
+    data.insert("dtmf_side".into(), Value::String(leg.as_str().into()));
     let party = if *leg == owner_leg { "self" } else { "peer" };
     data.insert("dtmf_party".into(), Value::String(party.into()));
     Some(ModuleRun {

@@ -2,7 +2,9 @@
 //! pattern's compiled size, the number per document and the number held in memory are bounded
 //! (figures and the command that measured them: docs/DECISIONS.md, "Pattern cost limits").
 
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
+
+use crate::metaflow::pattern::{BACKTRACK_LIMIT, Pattern};
 
 /// Most `patterns` one metaflow object (or one callflow) may have.
 pub const MAX_PATTERNS_PER_DOCUMENT: usize = 100;
@@ -16,21 +18,39 @@ pub const REGEX_DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// beyond it are skipped with a logged error.
 pub const MAX_LOADED_PATTERNS: usize = 1000;
 
-/// Compiles `pattern` within the limits; the error says which limit it broke.
-pub fn compile_pattern(pattern: &str) -> Result<Regex, PatternError> {
+/// Compiles `pattern` within the limits; the error says which limit it broke. A regular pattern
+/// compiles on `regex`; one that `regex` refuses for PCRE syntax only (look-around,
+/// backreferences) compiles on `fancy-regex` within the same size limits.
+pub fn compile_pattern(pattern: &str) -> Result<Pattern, PatternError> {
     if pattern.len() > MAX_PATTERN_BYTES {
         return Err(PatternError::TooLong {
             bytes: pattern.len(),
         });
     }
-    RegexBuilder::new(pattern)
+    let regular = RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-        .build()
-        .map_err(|error| match error {
-            regex::Error::CompiledTooBig(_) => PatternError::TooBig,
-            other => PatternError::Invalid(other.to_string()),
-        })
+        .build();
+    match regular {
+        Ok(regex) => Ok(Pattern::regular(regex)),
+        Err(regex::Error::CompiledTooBig(_)) => Err(PatternError::TooBig),
+        Err(first) => fancy_regex::RegexBuilder::new(pattern)
+            .backtrack_limit(BACKTRACK_LIMIT)
+            .delegate_size_limit(REGEX_SIZE_LIMIT)
+            .delegate_dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+            .build()
+            .map(Pattern::backtracking)
+            .map_err(|error| match error {
+                fancy_regex::Error::CompileError(inner)
+                    if matches!(&*inner, fancy_regex::CompileError::InnerError(build)
+                        if build.size_limit().is_some()) =>
+                {
+                    PatternError::TooBig
+                }
+                // Neither engine takes it: `regex`'s message is the more precise one.
+                _ => PatternError::Invalid(first.to_string()),
+            }),
+    }
 }
 
 /// Why a pattern was refused.

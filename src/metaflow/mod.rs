@@ -10,7 +10,9 @@ pub mod collector;
 pub mod engine;
 pub mod limits;
 mod liveness;
+pub mod merge;
 pub mod model;
+pub mod pattern;
 pub mod validate;
 
 #[cfg(test)]
@@ -18,5 +20,6 @@ mod tests;
 
 pub use collector::{Collector, Decision, DigitOutcome, RelayVerdict};
 pub use engine::{ModuleRun, module_run, next_node};
-pub use model::{InbandMode, ListenOn, MetaflowNode, Metaflows, to_json};
+pub use model::{InbandMode, ListenOn, MetaflowNode, MetaflowSystem, Metaflows, to_json};
+pub use pattern::Pattern;
 pub use validate::{load_metaflows_document, load_metaflows_file, parse_metaflows};

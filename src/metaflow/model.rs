@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use regex::Regex;
+use crate::metaflow::pattern::Pattern;
 use serde_json::{Map, Value};
 
 use crate::metaflow::liveness::PatternAutomata;
@@ -13,6 +13,26 @@ use crate::modules::ModuleSpec;
 pub const DEFAULT_BINDING_DIGIT: char = '*';
 /// Default `digit_timeout` (Kazoo default, 800 ms).
 pub const DEFAULT_DIGIT_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What the operator sets for every metaflow, as Kazoo's `system_config/metaflows` does: the
+/// digit timeout when neither the metaflow nor its account names one, and `use_fast_rearm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaflowSystem {
+    /// Kazoo's `metaflows.digit_timeout_ms` system setting (key `digit-timeout-ms`).
+    pub digit_timeout: Duration,
+    /// Kazoo's `metaflows.use_fast_rearm` (key `use-fast-rearm`): the binding digit in the
+    /// middle of a code starts it over.
+    pub fast_rearm: bool,
+}
+
+impl Default for MetaflowSystem {
+    fn default() -> Self {
+        Self {
+            digit_timeout: DEFAULT_DIGIT_TIMEOUT,
+            fast_rearm: false,
+        }
+    }
+}
 
 /// When the relay listens for DTMF tones in a leg's audio (JSON `inband_dtmf`, beyond Kazoo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,7 +140,7 @@ pub struct Metaflows {
     /// Exact codes (digits after the binding digit), looked up first, in JSON order.
     pub numbers: Vec<(String, MetaflowNode)>,
     /// Regular-expression codes, tried in JSON order after `numbers`; first match wins.
-    pub patterns: Vec<(String, Regex, MetaflowNode)>,
+    pub patterns: Vec<(String, Pattern, MetaflowNode)>,
     /// JSON `suppress_dtmf` (beyond Kazoo, opt-in): keep a code's digits from reaching the other
     /// leg, delivering them late only when they turn out not to be a code.
     pub suppress: bool,

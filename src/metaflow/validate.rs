@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::base::{Problem, Problems};
 use crate::metaflow::limits::{MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
+use crate::metaflow::pattern::Pattern;
 use crate::modules::ModuleSpec;
-use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::metaflow::model::{
@@ -205,7 +205,7 @@ fn parse_numbers(value: Option<&Value>, problems: &mut Problems) -> Vec<(String,
 fn parse_patterns(
     value: Option<&Value>,
     problems: &mut Problems,
-) -> Vec<(String, Regex, MetaflowNode)> {
+) -> Vec<(String, Pattern, MetaflowNode)> {
     let Some(entries) = object_entries(value, "patterns", problems) else {
         return Vec::new();
     };

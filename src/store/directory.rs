@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::metaflow::limits::{MAX_LOADED_PATTERNS, MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
-use crate::metaflow::{Metaflows, parse_metaflows};
+use crate::metaflow::{MetaflowSystem, Metaflows, parse_metaflows};
+use crate::store::merged::{Layer, MergeCache, account_timeout_ms};
 use crate::store::{Collection, ReadView, Store, StoreError, Stored};
 
 /// Metaflow scope key of an account's own metaflows.
@@ -31,6 +31,8 @@ pub fn device_scope(device_id: &str) -> String {
 struct Parsed {
     rev: String,
     flows: Arc<Metaflows>,
+    /// The object as stored, for Kazoo's merge of an endpoint's layers.
+    raw: Arc<Map<String, Value>>,
 }
 
 /// What the directory needs of a device: its id and the user that owns it.
@@ -44,8 +46,8 @@ struct CallflowRoute {
     rev: String,
     id: String,
     numbers: Vec<String>,
-    patterns: Vec<Regex>,
-    metaflow: Option<Arc<Metaflows>>,
+    patterns: Vec<crate::metaflow::Pattern>,
+    metaflow: Option<Parsed>,
 }
 
 /// One account's lookup tables.
@@ -56,6 +58,27 @@ struct AccountView {
     user_flows: HashMap<String, Parsed>,
     device_flows: HashMap<String, Parsed>,
     callflows: Vec<Arc<CallflowRoute>>,
+}
+
+impl AccountView {
+    /// The callflow `dialed_number` selects: one listing the number exactly wins, else the
+    /// first whose pattern matches (callflows in id order, patterns in written order).
+    fn route_for(&self, dialed_number: &str) -> Option<&CallflowRoute> {
+        let exact = self
+            .callflows
+            .iter()
+            .find(|route| route.numbers.iter().any(|number| number == dialed_number));
+        exact
+            .or_else(|| {
+                self.callflows.iter().find(|route| {
+                    route
+                        .patterns
+                        .iter()
+                        .any(|pattern| pattern.is_match(dialed_number))
+                })
+            })
+            .map(Arc::as_ref)
+    }
 }
 
 /// Everything the lookups read, replaced as a whole on refresh.
@@ -73,6 +96,10 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serialises refreshes so that the last one to finish has read the latest commit.
     refreshing: Mutex<()>,
+    /// The operator's metaflow settings (digit timeout fallback, fast re-arm).
+    system: RwLock<MetaflowSystem>,
+    /// Endpoints' merged metaflows, by the versions of their layers.
+    merged: Mutex<MergeCache>,
 }
 
 /// Resolves the metaflows of a call leg or a dialed number; cheap to clone, never blocks on I/O.
@@ -90,6 +117,8 @@ impl MetaflowDirectory {
                 default_account_id: default_account_id.to_owned(),
                 snapshot: RwLock::new(Arc::new(Snapshot::default())),
                 refreshing: Mutex::new(()),
+                system: RwLock::new(MetaflowSystem::default()),
+                merged: Mutex::new(MergeCache::default()),
             }),
         };
         directory.refresh()?;
@@ -124,31 +153,84 @@ impl MetaflowDirectory {
         )
     }
 
-    /// The metaflows for a leg whose party is `user@host`: the account whose realm is `host`
-    /// (else the default account), the device of that account whose `sip.username` is `user`,
-    /// and then the device's metaflows, else its owner's, else the account's. The second value
-    /// names the scope that supplied them: `device`, `user` or `account`.
-    pub fn for_leg(&self, user: &str, host: &str) -> Option<(Arc<Metaflows>, String)> {
+    /// The metaflows of the endpoint `user@host`, as Kazoo builds them for each endpoint of a
+    /// call: the account whose realm is `host` (else the default account), and in it the
+    /// account's metaflows, then (our extension) those of the callflow `dialed` selects, then
+    /// the device whose `sip.username` is `user`, then the device's owner: deep-merged, later
+    /// winning (`kz_json:merge_recursive([Account, Endpoint, Owner])`). With no `digit_timeout`
+    /// in the result, the account's `digit_timeout_ms` applies, then the system setting. The
+    /// second value names the layers, e.g. `account+device+user`. `None` when they define no
+    /// code.
+    pub fn for_endpoint(
+        &self,
+        user: &str,
+        host: &str,
+        dialed: Option<&str>,
+    ) -> Option<(Arc<Metaflows>, String)> {
         let snapshot = self.snapshot();
         let account_id = snapshot
             .account_by_realm
             .get(host)
             .map_or(self.inner.default_account_id.as_str(), String::as_str);
         let view = snapshot.accounts.get(account_id)?;
+        let mut layers = Vec::new();
+        if let Some(parsed) = &view.account_flows {
+            layers.push(layer("account", "", parsed));
+        }
+        let route = dialed.and_then(|dialed| view.route_for(dialed));
+        if let Some((route, parsed)) =
+            route.and_then(|route| route.metaflow.as_ref().map(|parsed| (route, parsed)))
+        {
+            layers.push(layer("callflow", &route.id, parsed));
+        }
         if let Some(device) = view.devices_by_sip_user.get(user) {
             if let Some(parsed) = view.device_flows.get(&device.id) {
-                return Some((Arc::clone(&parsed.flows), "device".to_owned()));
+                layers.push(layer("device", &device.id, parsed));
             }
-            let owner_flows = device
-                .owner_id
-                .as_ref()
-                .and_then(|owner| view.user_flows.get(owner));
-            if let Some(parsed) = owner_flows {
-                return Some((Arc::clone(&parsed.flows), "user".to_owned()));
+            let owner = device.owner_id.as_ref();
+            if let Some((owner, parsed)) =
+                owner.and_then(|owner| view.user_flows.get(owner).map(|parsed| (owner, parsed)))
+            {
+                layers.push(layer("user", owner, parsed));
             }
         }
-        let parsed = view.account_flows.as_ref()?;
-        Some((Arc::clone(&parsed.flows), "account".to_owned()))
+        // An emptied document (the API's DELETE) takes no part.
+        layers.retain(|layer| !layer.raw.is_empty());
+        if layers.is_empty() {
+            return None;
+        }
+        let scopes: Vec<&str> = layers.iter().map(|layer| layer.scope).collect();
+        let account_timeout = view
+            .account_flows
+            .as_ref()
+            .and_then(|parsed| account_timeout_ms(&parsed.raw));
+        let system = self.system();
+        let flows = self
+            .inner
+            .merged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .merged(&layers, account_timeout, system)?;
+        Some((flows, scopes.join("+")))
+    }
+
+    /// The operator's metaflow settings in force.
+    pub fn system(&self) -> MetaflowSystem {
+        *self
+            .inner
+            .system
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the operator's metaflow settings (at start and at each reload); later calls get
+    /// them.
+    pub fn set_system(&self, system: MetaflowSystem) {
+        *self
+            .inner
+            .system
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = system;
     }
 
     /// The account a party at `host` belongs to: the one whose realm is `host`, else the
@@ -169,19 +251,10 @@ impl MetaflowDirectory {
     pub fn for_dialed(&self, account_id: &str, dialed_number: &str) -> Option<Arc<Metaflows>> {
         let snapshot = self.snapshot();
         let view = snapshot.accounts.get(account_id)?;
-        let exact = view
-            .callflows
-            .iter()
-            .find(|route| route.numbers.iter().any(|number| number == dialed_number));
-        let route = exact.or_else(|| {
-            view.callflows.iter().find(|route| {
-                route
-                    .patterns
-                    .iter()
-                    .any(|pattern| pattern.is_match(dialed_number))
-            })
-        })?;
-        route.metaflow.clone()
+        let route = view.route_for(dialed_number)?;
+        let parsed = route.metaflow.as_ref()?;
+        (!parsed.flows.numbers.is_empty() || !parsed.flows.patterns.is_empty())
+            .then(|| Arc::clone(&parsed.flows))
     }
 
     /// Patterns compiled in memory over every stored document, for the API to refuse a write
@@ -236,8 +309,19 @@ impl Default for PatternBudget {
     }
 }
 
-/// Parses stored metaflows, reusing the previous parse when the revision is unchanged; empty
-/// metaflows (no codes), unparsable ones and ones beyond the pattern budget count as absent.
+/// `parsed` as a layer of an endpoint's merge.
+fn layer<'a>(scope: &'static str, id: &str, parsed: &'a Parsed) -> Layer<'a> {
+    Layer {
+        scope,
+        key: format!("{scope}/{id}@{}", parsed.rev),
+        raw: &parsed.raw,
+        flows: &parsed.flows,
+    }
+}
+
+/// Parses stored metaflows, reusing the previous parse when the revision is unchanged;
+/// unparsable ones and ones beyond the pattern budget count as absent. One without codes is kept:
+/// its settings (`binding_digit`, `digit_timeout`...) still take part in an endpoint's merge.
 fn parse_stored(
     account_id: &str,
     stored: &Stored,
@@ -245,21 +329,23 @@ fn parse_stored(
     budget: &mut PatternBudget,
 ) -> Option<Parsed> {
     let document = format!("{account_id}/metaflows/{}", stored.id);
-    let flows = match previous.filter(|previous| previous.rev == stored.rev) {
-        Some(previous) => Arc::clone(&previous.flows),
-        None => parse_object(&stored.doc, &document)?,
+    let (flows, raw) = match previous.filter(|previous| previous.rev == stored.rev) {
+        Some(previous) => (Arc::clone(&previous.flows), Arc::clone(&previous.raw)),
+        None => (
+            parse_object(&stored.doc, &document)?,
+            Arc::new(stored.doc.clone()),
+        ),
     };
     budget.admit(flows, &document).map(|flows| Parsed {
         rev: stored.rev.clone(),
         flows,
+        raw,
     })
 }
 
-/// Parses a metaflow object; `None` when it is invalid (logged naming `document`) or defines
-/// no code.
+/// Parses a metaflow object; `None` when it is invalid (logged naming `document`).
 fn parse_object(doc: &Map<String, Value>, document: &str) -> Option<Arc<Metaflows>> {
     match parse_metaflows(&Value::Object(doc.clone())) {
-        Ok(flows) if flows.numbers.is_empty() && flows.patterns.is_empty() => None,
         Ok(flows) => Some(Arc::new(flows)),
         Err(problems) => {
             let first = problems
@@ -345,7 +431,7 @@ fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, Stor
             + route
                 .metaflow
                 .as_ref()
-                .map_or(0, |flows| flows.patterns.len());
+                .map_or(0, |parsed| parsed.flows.patterns.len());
         if budget.take(patterns) {
             account.callflows.push(route);
         } else {
@@ -390,7 +476,13 @@ fn callflow_route(account_id: &str, stored: &Stored) -> CallflowRoute {
         .doc
         .get("metaflow")
         .and_then(Value::as_object)
-        .and_then(|doc| parse_object(doc, &document));
+        .and_then(|doc| {
+            parse_object(doc, &document).map(|flows| Parsed {
+                rev: stored.rev.clone(),
+                flows,
+                raw: Arc::new(doc.clone()),
+            })
+        });
     CallflowRoute {
         rev: stored.rev.clone(),
         id: stored.id.clone(),

@@ -8,6 +8,7 @@
 
 mod directory;
 mod health;
+mod merged;
 pub mod revision;
 
 use std::cell::RefCell;

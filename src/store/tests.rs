@@ -221,9 +221,9 @@ fn stored_metaflows_beyond_the_pattern_budget_are_skipped_not_fatal() {
         .unwrap();
     let started = std::time::Instant::now();
     let directory = MetaflowDirectory::load(store, "acc").unwrap();
-    assert!(directory.for_leg("first", "acc").is_some());
+    assert!(directory.for_endpoint("first", "acc", None).is_some());
     assert!(
-        directory.for_leg("last", "acc").is_none(),
+        directory.for_endpoint("last", "acc", None).is_none(),
         "the document beyond the budget is skipped"
     );
     assert!(

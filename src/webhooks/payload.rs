@@ -104,6 +104,7 @@ mod tests {
             b_call_id: "b1".into(),
             source: "udp:127.0.0.1:5061".into(),
             account_id: Some("acc1".into()),
+            metaflows: Vec::new(),
         };
         let account = accounts.track("c1", &started);
         let object = event_object("c1", &started, account.as_deref(), "T", 7);

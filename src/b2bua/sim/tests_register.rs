@@ -11,7 +11,7 @@ use super::sip::{OFFER, invite, register, retarget, uri_of};
 
 /// The phone registers a private Contact through the proxy; the PBX grants `expires`. Returns
 /// the Contact the PBX saw.
-fn registered(sim: &mut Sim, expires: u32) -> String {
+pub(super) fn registered(sim: &mut Sim, expires: u32) -> String {
     let branch = sim.phone.branch();
     let reg = register(
         sim.phone.addr,

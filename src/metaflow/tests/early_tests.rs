@@ -97,6 +97,31 @@ fn a_pattern_the_prefix_check_cannot_analyse_means_waiting() {
 }
 
 #[test]
+fn a_pcre_pattern_matches_at_the_timeout_with_its_captures() {
+    let clock = Clock::new();
+    // Look-ahead (Kazoo's patterns are PCRE): anything of three digits but 911, decided at the
+    // timeout since the prefix check cannot reason about it.
+    let mut collector = collector(json!({"patterns": {"^(?!911)(\\d{3})$": {"module": "hangup"}}}));
+    assert_eq!(
+        press(&mut collector, &clock, Leg::A, "*912", 0, 100).len(),
+        1
+    );
+    let decisions = collector.on_timeout(clock.at(1200));
+    assert_eq!(
+        match_parts(&decisions[0]),
+        (Leg::A, "912", "^(?!911)(\\d{3})$", vec!["912"], false)
+    );
+    assert_eq!(
+        press(&mut collector, &clock, Leg::A, "*911", 2000, 100).len(),
+        1
+    );
+    assert!(matches!(
+        collector.on_timeout(clock.at(3200)).as_slice(),
+        [Decision::NoMatch { .. }]
+    ));
+}
+
+#[test]
 fn suppression_holds_and_drops_a_matched_code() {
     let clock = Clock::new();
     let mut collector = collector(json!({"suppress_dtmf": true,
@@ -170,5 +195,30 @@ fn without_suppression_armed_digits_are_relayed() {
         !decisions
             .iter()
             .any(|d| matches!(d, Decision::Release { .. }))
+    );
+}
+
+#[test]
+fn fast_rearm_restarts_a_code_at_the_binding_digit() {
+    let clock = Clock::new();
+    let document = json!({"numbers": {"9": {"module": "record_call"},
+                                       "129": {"module": "hangup"}}});
+    // Off (Kazoo's default): `*12*9` collects `12*9`, a dead prefix decided at once as no match.
+    let mut plain = collector(document.clone());
+    let decisions = press(&mut plain, &clock, Leg::A, "*12*9", 0, 100);
+    assert!(
+        matches!(decisions.last(), Some(Decision::NoMatch { collected, .. }) if collected == "12*")
+    );
+    // On: the second `*` starts over and `9` matches; right after arming `*` is collected as
+    // without it (`**` collects `*`, here a dead prefix).
+    let mut rearming = collector(document).with_fast_rearm(true);
+    let decisions = press(&mut rearming, &clock, Leg::A, "*12*9", 0, 100);
+    assert_eq!(
+        match_parts(decisions.last().unwrap()),
+        (Leg::A, "9", "9", vec![], true)
+    );
+    let decisions = press(&mut rearming, &clock, Leg::A, "**9", 2000, 100);
+    assert!(
+        matches!(decisions.last(), Some(Decision::NoMatch { collected, .. }) if collected == "*")
     );
 }

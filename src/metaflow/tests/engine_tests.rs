@@ -18,7 +18,7 @@ fn seed_transfer_example_star_2_1234_transfers_to_1234() {
     assert_eq!(run.node.module, "transfer");
     assert_eq!(run.data["captures"], json!(["1234"]));
     assert_eq!(run.data["collected"], "21234");
-    assert_eq!(run.data["dtmf_leg"], "a");
+    assert_eq!(run.data["dtmf_side"], "a");
     assert_eq!(run.data["dtmf_party"], "self");
     assert_eq!(run.data["takeback_dtmf"], "*1");
     assert_eq!(run.data["transfer_type"], "blind");
@@ -38,7 +38,7 @@ fn seed_record_example_star_9_on_the_callee_leg() {
     let run = module_run(&decisions[1], Leg::B).unwrap();
     assert_eq!(run.node.module, "record_call");
     assert_eq!(run.data["action"], "start");
-    assert_eq!(run.data["dtmf_leg"], "b");
+    assert_eq!(run.data["dtmf_side"], "b");
     assert_eq!(run.data["dtmf_party"], "self");
     assert_eq!(run.data["captures"], json!([]));
 }
@@ -58,7 +58,7 @@ fn a_peer_code_is_reported_as_the_peer_party() {
     let run = module_run(&decision, Leg::A).unwrap();
     assert_eq!(
         (
-            run.data["dtmf_leg"].as_str(),
+            run.data["dtmf_side"].as_str(),
             run.data["dtmf_party"].as_str()
         ),
         (Some("b"), Some("peer"))
