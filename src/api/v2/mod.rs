@@ -9,8 +9,10 @@
 
 mod auth;
 mod channels;
+mod defaults;
 mod entities;
 mod envelope;
+mod located;
 mod media;
 mod media_docs;
 mod metaflows;
@@ -30,7 +32,7 @@ use crate::base::Problem;
 use crate::store::{MetaflowDirectory, Store, StoreError};
 
 pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
-pub use envelope::ApiError;
+pub use envelope::{ApiError, unknown_route};
 pub use metaflows::MetaflowOwner;
 pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
 pub use system::{ReloadOutcome, ReloadRequests};
@@ -87,7 +89,6 @@ struct Shared {
     live: Arc<dyn LiveCalls>,
     validator: NodeValidator,
     normaliser: NodeNormaliser,
-    node_id: String,
     default_account_id: String,
     /// Where `POST /v2/system/reload` sends its requests; unset, the route answers 503.
     reload: OnceLock<ReloadRequests>,
@@ -138,7 +139,6 @@ impl V2State {
                 live,
                 validator,
                 normaliser,
-                node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
                 default_account_id: default_account_id.to_owned(),
                 reload: OnceLock::new(),
                 data_dir: data_dir.to_path_buf(),
