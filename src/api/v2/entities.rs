@@ -9,7 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::embedded::{self, Embedded};
 use super::envelope::Reply;
+use super::metaflows::MetaflowOwner;
 use super::request::{check_revision, if_match, merge_patch, submitted};
 use super::schema::{Kind, check_references, check_shape};
 use super::{ApiError, DEFAULT_REALM, V2State};
@@ -44,6 +46,11 @@ impl Location {
             Kind::Account => &self.account_id,
             _ => &self.store_id,
         }
+    }
+
+    /// Whose metaflows this document carries (none for a callflow).
+    fn owner(&self) -> Option<MetaflowOwner> {
+        embedded::owner_of(self.kind, &self.account_id, &self.store_id)
     }
 
     fn not_found(&self) -> ApiError {
@@ -172,12 +179,12 @@ async fn create_at(
             if kind != Kind::Account {
                 require_account(&state.shared.store.read()?, &location.account_id)?;
             }
-            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            let (doc, embedded) = checked(state, kind, request.data, None)?;
             state.write(|txn| {
                 if kind != Kind::Account {
                     require_account(txn, &location.account_id)?;
                 }
-                store_checked(txn, &location, doc).map(|stored| (location, stored))
+                commit(txn, state, &location, doc, embedded).map(|stored| (location, stored))
             })
         })
         .await?;
@@ -187,6 +194,41 @@ async fn create_at(
         data: with_id(stored.doc, location.public_id()),
         revision: Some(stored.rev),
     })
+}
+
+/// The shape check of a submitted document and of the `metaflows` it carries (merged into
+/// `current_flows` for a `PATCH`), every problem of both reported at once.
+fn checked(
+    state: &V2State,
+    kind: Kind,
+    mut data: Map<String, Value>,
+    current_flows: Option<Map<String, Value>>,
+) -> Result<(Map<String, Value>, Embedded), ApiError> {
+    let embedded = embedded::take(state, kind, &mut data, current_flows);
+    match (check_shape(state, kind, data), embedded) {
+        (Ok(doc), Ok(embedded)) => Ok((doc, embedded)),
+        (shape, embedded) => {
+            let mut problems = shape.err().unwrap_or_default();
+            problems.extend(embedded.err().unwrap_or_default());
+            Err(ApiError::Validation(problems))
+        }
+    }
+}
+
+/// Stores a checked document and its metaflows in one transaction; the stored document is
+/// returned with its metaflows shown.
+fn commit(
+    txn: &mut WriteView<'_>,
+    state: &V2State,
+    location: &Location,
+    doc: Map<String, Value>,
+    embedded: Embedded,
+) -> Result<Stored, ApiError> {
+    let mut stored = store_checked(txn, location, doc)?;
+    let owner = location.owner();
+    embedded::store(txn, state, owner.as_ref(), embedded)?;
+    embedded::attach(txn, owner.as_ref(), &mut stored.doc)?;
+    Ok(stored)
 }
 
 /// Runs the cross-document checks and stores `doc`.
@@ -233,12 +275,15 @@ fn current(
 fn read_document(state: &V2State, location: &Location) -> Result<Stored, ApiError> {
     let view = state.shared.store.read()?;
     require_account(&view, &location.account_id)?;
-    view.get(
-        location.kind.collection(),
-        &location.account_id,
-        &location.store_id,
-    )?
-    .ok_or_else(|| location.not_found())
+    let mut stored = view
+        .get(
+            location.kind.collection(),
+            &location.account_id,
+            &location.store_id,
+        )?
+        .ok_or_else(|| location.not_found())?;
+    embedded::attach(&view, location.owner().as_ref(), &mut stored.doc)?;
+    Ok(stored)
 }
 
 fn document_reply(location: &Location, stored: Stored) -> Reply {
@@ -272,10 +317,10 @@ pub(super) async fn replace(
     state
         .blocking(move |state| {
             read_document(state, &location)?;
-            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            let (doc, embedded) = checked(state, kind, request.data, None)?;
             let stored = state.write(|txn| {
                 current(txn, &location, request.expected_rev.as_deref())?;
-                store_checked(txn, &location, doc)
+                commit(txn, state, &location, doc, embedded)
             })?;
             Ok(document_reply(&location, stored))
         })
@@ -296,9 +341,20 @@ pub(super) async fn patch(
         .blocking(move |state| {
             let stored = state.write(|txn| {
                 let mut doc = current(txn, &location, request.expected_rev.as_deref())?.doc;
-                merge_patch(&mut doc, request.data);
-                let doc = check_shape(state, kind, doc).map_err(ApiError::Validation)?;
-                store_checked(txn, &location, doc)
+                doc.remove("metaflows");
+                let mut patch = request.data;
+                let owner = location.owner();
+                let sent_flows = owner.as_ref().and_then(|_| patch.remove("metaflows"));
+                merge_patch(&mut doc, patch);
+                let current_flows = match (&sent_flows, &owner) {
+                    (Some(Value::Object(_)), Some(owner)) => Some(embedded::current(txn, owner)?),
+                    _ => None,
+                };
+                if let Some(sent) = sent_flows {
+                    doc.insert("metaflows".into(), sent);
+                }
+                let (doc, embedded) = checked(state, kind, doc, current_flows)?;
+                commit(txn, state, &location, doc, embedded)
             })?;
             Ok(document_reply(&location, stored))
         })

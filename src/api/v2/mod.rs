@@ -10,6 +10,7 @@
 mod auth;
 mod channels;
 mod defaults;
+mod embedded;
 mod entities;
 mod envelope;
 mod located;
