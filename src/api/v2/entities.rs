@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::credentials::{API_KEY, public, random_hex, seal};
 use super::embedded::{self, Embedded};
 use super::envelope::Reply;
 use super::metaflows::MetaflowOwner;
@@ -65,7 +66,11 @@ impl Location {
 pub(super) fn ensure_default_account(store: &Store, account_id: &str) -> Result<(), StoreError> {
     store.write(|txn| {
         if txn.get(Collection::Accounts, account_id, "")?.is_none() {
-            let doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
+            // Without the OS RNG the key comes with the account's next write.
+            let mut doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
+            if let (Ok(api_key), Value::Object(doc)) = (random_hex(32), &mut doc) {
+                doc.insert(API_KEY.into(), Value::String(api_key));
+            }
             if let Value::Object(doc) = doc {
                 txn.put(Collection::Accounts, account_id, "", doc)?;
             }
@@ -184,14 +189,15 @@ async fn create_at(
                 if kind != Kind::Account {
                     require_account(txn, &location.account_id)?;
                 }
-                commit(txn, state, &location, doc, embedded).map(|stored| (location, stored))
+                commit(txn, state, &location, (doc, None), embedded)
+                    .map(|stored| (location, stored))
             })
         })
         .await?;
     let (location, stored) = stored;
     Ok(Reply {
         status: StatusCode::CREATED,
-        data: with_id(stored.doc, location.public_id()),
+        data: with_id(public(kind, stored.doc), location.public_id()),
         revision: Some(stored.rev),
     })
 }
@@ -221,9 +227,10 @@ fn commit(
     txn: &mut WriteView<'_>,
     state: &V2State,
     location: &Location,
-    doc: Map<String, Value>,
+    (mut doc, current): (Map<String, Value>, Option<&Map<String, Value>>),
     embedded: Embedded,
 ) -> Result<Stored, ApiError> {
+    seal(location.kind, current, &mut doc)?;
     let mut stored = store_checked(txn, location, doc)?;
     let owner = location.owner();
     embedded::store(txn, state, owner.as_ref(), embedded)?;
@@ -287,7 +294,8 @@ fn read_document(state: &V2State, location: &Location) -> Result<Stored, ApiErro
 }
 
 fn document_reply(location: &Location, stored: Stored) -> Reply {
-    Reply::ok(with_id(stored.doc, location.public_id()), Some(stored.rev))
+    let doc = public(location.kind, stored.doc);
+    Reply::ok(with_id(doc, location.public_id()), Some(stored.rev))
 }
 
 /// `GET` one document.
@@ -319,8 +327,8 @@ pub(super) async fn replace(
             read_document(state, &location)?;
             let (doc, embedded) = checked(state, kind, request.data, None)?;
             let stored = state.write(|txn| {
-                current(txn, &location, request.expected_rev.as_deref())?;
-                commit(txn, state, &location, doc, embedded)
+                let before = current(txn, &location, request.expected_rev.as_deref())?;
+                commit(txn, state, &location, (doc, Some(&before.doc)), embedded)
             })?;
             Ok(document_reply(&location, stored))
         })
@@ -354,7 +362,7 @@ pub(super) async fn patch(
                     doc.insert("metaflows".into(), sent);
                 }
                 let (doc, embedded) = checked(state, kind, doc, current_flows)?;
-                commit(txn, state, &location, doc, embedded)
+                commit(txn, state, &location, (doc, None), embedded)
             })?;
             Ok(document_reply(&location, stored))
         })

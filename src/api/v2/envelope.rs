@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Map, Value, json};
 
 use super::V2State;
-use super::routes::OPENAPI_PATH;
+use super::access::admit;
 use crate::base::Problem;
 use crate::events::clock::format_rfc3339_seconds;
 use crate::store::StoreError;
@@ -153,6 +153,10 @@ impl ApiError {
     }
 }
 
+/// The token a login issued, put in the reply's envelope as `auth_token`.
+#[derive(Clone)]
+pub(super) struct IssuedToken(pub String);
+
 /// A successful reply: status, `data` and, when a document was returned or changed, its revision.
 pub(super) struct Reply {
     /// HTTP status (200, or 201 for a creation, 202 for an accepted channel action).
@@ -230,14 +234,15 @@ pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let public = request.uri().path() == OPENAPI_PATH;
-    if !public && !state.accepts(&token) {
-        let refused = ApiError::Unauthorized {
-            how: state.how_to_get_in(),
-        };
+    if let Err(refused) = admit(&state, request.method(), request.uri().path(), &token) {
         return render(&token, Pending::from(&refused));
     }
     let mut response = next.run(request).await;
+    // A login answers with the token it issued, as Kazoo's envelope does.
+    let token = match response.extensions_mut().remove::<IssuedToken>() {
+        Some(IssuedToken(issued)) => issued,
+        None => token,
+    };
     if let Some(pending) = response.extensions_mut().remove::<Pending>() {
         return render(&token, pending);
     }
