@@ -152,3 +152,34 @@ async fn replies_no_handler_wrote_carry_the_envelope() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["error"], "404");
 }
+
+#[tokio::test]
+async fn every_modules_schema_defaults_are_stored_and_valid() {
+    let api = api();
+    let mut numbers = serde_json::Map::new();
+    let modules = [
+        "hangup",
+        "transfer",
+        "record_call",
+        "hold",
+        "resume",
+        "play",
+        "tts",
+        "say",
+        "break",
+        "audio_level",
+    ];
+    for (index, module) in modules.iter().enumerate() {
+        let node = json!({"module": module, "data": {"id": "greeting", "text": "hello"}});
+        numbers.insert(index.to_string(), node);
+    }
+    let body = json!({"data": {"numbers": numbers}}).to_string();
+    let answer = api.call("POST", ACCOUNT, Some(&body)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let stored = &answer.data()["numbers"];
+    assert_eq!(stored["2"]["data"]["record_on_bridge"], false);
+    assert_eq!(stored["3"]["data"]["unhold_key"], "1");
+    assert_eq!(stored["5"]["data"]["leg"], "both");
+    assert_eq!(stored["6"]["data"]["engine"], "flite");
+    assert_eq!(stored["6"]["data"]["voice"], "female");
+}

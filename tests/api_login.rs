@@ -43,6 +43,11 @@ async fn user_auth_tokens_open_their_account_only() {
     .await;
     assert_error(&wrong, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body["message"], "invalid credentials");
+    assert_eq!(
+        wrong.data(),
+        &json!({"message": "invalid credentials"}),
+        "Kazoo's body"
+    );
 
     let answer = login(
         &api,

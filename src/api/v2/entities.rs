@@ -93,59 +93,14 @@ fn account_missing(account_id: &str) -> ApiError {
 }
 
 /// 404 unless `account_id` exists (in a snapshot or in the write in progress).
-fn require_account(view: &View<impl OpenTable>, account_id: &str) -> Result<(), ApiError> {
+pub(super) fn require_account(
+    view: &View<impl OpenTable>,
+    account_id: &str,
+) -> Result<(), ApiError> {
     match view.get(Collection::Accounts, account_id, "")? {
         Some(_) => Ok(()),
         None => Err(account_missing(account_id)),
     }
-}
-
-/// A listing entry: `id` and the kind's summary members.
-fn summary(kind: Kind, id: &str, doc: &Map<String, Value>) -> Value {
-    let mut entry = Map::new();
-    entry.insert("id".into(), Value::String(id.to_owned()));
-    for field in kind.summary_fields() {
-        if let Some(value) = doc.get(*field) {
-            entry.insert((*field).to_owned(), value.clone());
-        }
-    }
-    Value::Object(entry)
-}
-
-/// `GET /v2/accounts`: every account.
-pub(super) async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiError> {
-    state
-        .blocking(|state| {
-            let view = state.shared.store.read()?;
-            let entries = view
-                .list_all(Collection::Accounts)?
-                .iter()
-                .map(|(id, stored)| summary(Kind::Account, id, &stored.doc))
-                .collect();
-            Ok(Reply::ok(Value::Array(entries), None))
-        })
-        .await
-}
-
-/// `GET /v2/accounts/{A}/{users|devices|callflows}`.
-pub(super) async fn list(
-    State(state): State<V2State>,
-    Extension(kind): Extension<Kind>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<Reply, ApiError> {
-    let location = Location::from_params(kind, params);
-    state
-        .blocking(move |state| {
-            let view = state.shared.store.read()?;
-            require_account(&view, &location.account_id)?;
-            let entries = view
-                .list(kind.collection(), &location.account_id)?
-                .iter()
-                .map(|stored| summary(kind, &stored.id, &stored.doc))
-                .collect();
-            Ok(Reply::ok(Value::Array(entries), None))
-        })
-        .await
 }
 
 /// `PUT /v2/accounts`: creates an account.

@@ -138,6 +138,7 @@ impl ApiError {
             Self::NotFound { kind, id } => {
                 json!({ "message": self.to_string(), "cause": id, "kind": kind })
             }
+            Self::Unauthorized { how } if how.is_empty() => json!({ "message": self.to_string() }),
             Self::Unauthorized { how } => json!({ "message": format!("{self}: {how}") }),
             Self::Conflict { current } => json!({
                 "message": "the document was changed since that revision; fetch it and retry",

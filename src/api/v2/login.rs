@@ -22,9 +22,7 @@ use crate::store::{Collection, OpenTable, View};
 /// Kazoo's refusal of wrong credentials (counted).
 fn invalid_credentials(state: &V2State) -> ApiError {
     state.shared.sessions.refused(Refusal::InvalidCredentials);
-    ApiError::Unauthorized {
-        how: "check the credentials".into(),
-    }
+    ApiError::Unauthorized { how: String::new() }
 }
 
 /// A required string member of a login's `data`.

@@ -4,7 +4,9 @@ use axum::routing::{MethodRouter, get};
 use axum::{Extension, Router, middleware};
 
 use super::schema::Kind;
-use super::{V2State, channels, entities, envelope, login, media, metaflows, recordings, system};
+use super::{
+    V2State, channels, entities, envelope, listing, login, media, metaflows, recordings, system,
+};
 
 /// Path of the OpenAPI document (served without a token).
 pub(super) const OPENAPI_PATH: &str = "/v2/openapi.json";
@@ -77,7 +79,7 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
 
 /// The collection routes of `kind`: `GET` lists, `PUT` creates.
 fn collection(kind: Kind) -> MethodRouter<V2State> {
-    get(entities::list)
+    get(listing::list)
         .put(entities::create)
         .layer(Extension(kind))
 }
@@ -105,7 +107,7 @@ pub fn routes(state: V2State) -> Router {
         .route(OPENAPI_PATH, get(openapi))
         .route(
             ACCOUNTS,
-            get(entities::list_accounts).put(entities::create_account),
+            get(listing::list_accounts).put(entities::create_account),
         )
         .route(ACCOUNT, document(Kind::Account))
         .route(ACCOUNT_METAFLOWS, metaflow_routes())
