@@ -153,6 +153,16 @@ async fn api_auth_takes_the_accounts_generated_key() {
     let data = assert_error(&missing, StatusCode::BAD_REQUEST);
     assert!(data["api_key"]["required"].is_object(), "{data}");
 
+    let served = api.call("GET", "/v2/accounts/default/api_key", None).await;
+    assert_eq!(served.data(), &json!({"api_key": key}));
+    let renewed = api.call("PUT", "/v2/accounts/default/api_key", None).await;
+    assert_success(&renewed, StatusCode::OK);
+    let new_key = renewed.data()["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    let stale = login(&api, "/v2/api_auth", json!({"api_key": key})).await;
+    assert_error(&stale, StatusCode::UNAUTHORIZED);
+    let key = new_key;
+
     // A replace without the key keeps it (it is the server's, not the client's).
     let body = json!({"data": {"name": "Default", "realm": "default", "api_key": "mine"}});
     let replaced = api

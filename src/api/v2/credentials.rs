@@ -19,7 +19,7 @@ pub(super) const MD5_AUTH: &str = "pvt_md5_auth";
 /// The stored SHA-1 hash of a user's `username:password`.
 pub(super) const SHA1_AUTH: &str = "pvt_sha1_auth";
 /// Random bytes in an API key (written as twice as many hex digits, as Kazoo's).
-const API_KEY_BYTES: usize = 32;
+pub(super) const API_KEY_BYTES: usize = 32;
 
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {

@@ -2,16 +2,16 @@
 //! SHA-1 of `username:password`, with `account_name` or `account_realm`), `PUT /v2/api_auth`
 //! (an account's `api_key`), each answering 201 with a fresh `auth_token` in the envelope and
 //! Kazoo's `data` (`account_id`, `owner_id`, ...); `GET /v2/token_auth` (what the token stands
-//! for) and `DELETE /v2/token_auth` (logout).
+//! for) and `DELETE /v2/token_auth` (logout); `GET`/`PUT /v2/accounts/{A}/api_key` (show, renew).
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::auth::constant_time_eq;
-use super::credentials::{API_KEY, MD5_AUTH, SHA1_AUTH, normalize_name};
+use super::credentials::{API_KEY, API_KEY_BYTES, MD5_AUTH, SHA1_AUTH, normalize_name, random_hex};
 use super::envelope::{AUTH_TOKEN_HEADER, IssuedToken, Reply};
 use super::request::{submitted, wrong_type};
 use super::sessions::{Refusal, Session};
@@ -205,4 +205,54 @@ pub(super) async fn logout(
             "an api-auth-tokens token cannot be logged out".into(),
         ))
     }
+}
+
+/// The `{"api_key": ...}` reply of `/v2/accounts/{A}/api_key`.
+fn api_key_reply(doc: &Map<String, Value>) -> Reply {
+    let key = doc.get(API_KEY).cloned().unwrap_or(Value::Null);
+    Reply::ok(json!({ "api_key": key }), None)
+}
+
+/// `GET /v2/accounts/{A}/api_key`: the account's API key (Kazoo's route for it).
+pub(super) async fn api_key(
+    State(state): State<V2State>,
+    Path(account_id): Path<String>,
+) -> Result<Reply, ApiError> {
+    state
+        .blocking(move |state| {
+            let view = state.shared.store.read()?;
+            match view.get(Collection::Accounts, &account_id, "")? {
+                Some(stored) => Ok(api_key_reply(&stored.doc)),
+                None => Err(ApiError::NotFound {
+                    kind: "account",
+                    id: account_id,
+                }),
+            }
+        })
+        .await
+}
+
+/// `PUT /v2/accounts/{A}/api_key`: a new random key replaces the account's (Kazoo's way to
+/// revoke one); tokens already issued with the old key live on until they expire.
+pub(super) async fn renew_api_key(
+    State(state): State<V2State>,
+    Path(account_id): Path<String>,
+) -> Result<Reply, ApiError> {
+    let key = random_hex(API_KEY_BYTES)?;
+    state
+        .blocking(move |state| {
+            state.write(|txn| {
+                let Some(stored) = txn.get(Collection::Accounts, &account_id, "")? else {
+                    return Err(ApiError::NotFound {
+                        kind: "account",
+                        id: account_id.clone(),
+                    });
+                };
+                let mut doc = stored.doc;
+                doc.insert(API_KEY.into(), Value::String(key));
+                let stored = txn.put(Collection::Accounts, &account_id, "", doc)?;
+                Ok(api_key_reply(&stored.doc))
+            })
+        })
+        .await
 }

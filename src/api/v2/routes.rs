@@ -18,6 +18,7 @@ pub const OPENAPI_DOCUMENT: &str =
 
 const ACCOUNTS: &str = "/v2/accounts";
 const ACCOUNT: &str = "/v2/accounts/{account_id}";
+const ACCOUNT_API_KEY: &str = "/v2/accounts/{account_id}/api_key";
 const ACCOUNT_METAFLOWS: &str = "/v2/accounts/{account_id}/metaflows";
 const USERS: &str = "/v2/accounts/{account_id}/users";
 const USER: &str = "/v2/accounts/{account_id}/users/{user_id}";
@@ -47,6 +48,7 @@ pub const ROUTE_PATHS: &[&str] = &[
     OPENAPI_PATH,
     ACCOUNTS,
     ACCOUNT,
+    ACCOUNT_API_KEY,
     ACCOUNT_METAFLOWS,
     USERS,
     USER,
@@ -110,6 +112,10 @@ pub fn routes(state: V2State) -> Router {
             get(listing::list_accounts).put(entities::create_account),
         )
         .route(ACCOUNT, document(Kind::Account))
+        .route(
+            ACCOUNT_API_KEY,
+            get(login::api_key).put(login::renew_api_key),
+        )
         .route(ACCOUNT_METAFLOWS, metaflow_routes())
         .route(USERS, collection(Kind::User))
         .route(USER, document(Kind::User))
