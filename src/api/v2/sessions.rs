@@ -68,10 +68,19 @@ pub(super) struct Session {
 }
 
 /// The live tokens and the refusal counters.
-#[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<[u8; 32], Session>>,
     refusals: [AtomicU64; Refusal::ALL.len()],
+    /// Most live tokens ([`MAX_SESSIONS`]).
+    max: usize,
+    /// How long a token lives ([`TOKEN_LIFETIME`]).
+    lifetime: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::limited(MAX_SESSIONS, TOKEN_LIFETIME)
+    }
 }
 
 fn key(token: &str) -> [u8; 32] {
@@ -79,6 +88,16 @@ fn key(token: &str) -> [u8; 32] {
 }
 
 impl Sessions {
+    /// A table of at most `max` tokens, each living `lifetime`.
+    fn limited(max: usize, lifetime: Duration) -> Self {
+        Self {
+            live: Mutex::default(),
+            refusals: Default::default(),
+            max,
+            lifetime,
+        }
+    }
+
     /// Issues a token for `account_id` (and `owner_id`); refused when the table is full.
     pub(super) fn issue(
         &self,
@@ -91,18 +110,18 @@ impl Sessions {
         let exp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .saturating_add(TOKEN_LIFETIME)
+            .saturating_add(self.lifetime)
             .as_secs();
         let session = Session {
             account_id: account_id.to_owned(),
             owner_id: owner_id.map(str::to_owned),
             method,
             exp,
-            expires: now + TOKEN_LIFETIME,
+            expires: now + self.lifetime,
         };
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         live.retain(|_, session| session.expires > now);
-        if live.len() >= MAX_SESSIONS {
+        if live.len() >= self.max {
             drop(live);
             self.refused(Refusal::TableFull);
             return Err(ApiError::Unavailable(
@@ -197,5 +216,29 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("api_auth_tokens 0"), "{out}");
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_tokens_expire() {
+        let sessions = Sessions::limited(2, Duration::from_secs(3600));
+        sessions.issue("a", None, "cb_api_auth").unwrap();
+        sessions.issue("a", None, "cb_api_auth").unwrap();
+        assert!(matches!(
+            sessions.issue("a", None, "cb_api_auth"),
+            Err(ApiError::Unavailable(_))
+        ));
+        let mut out = String::new();
+        sessions.render_prometheus(&mut out);
+        assert!(out.contains("reason=\"table_full\"} 1"), "{out}");
+
+        let short = Sessions::limited(2, Duration::ZERO);
+        let (token, _) = short.issue("a", None, "cb_api_auth").unwrap();
+        assert!(short.lookup(&token).is_none(), "expired at once");
+        short.issue("a", None, "cb_api_auth").unwrap();
+        short.issue("a", None, "cb_api_auth").unwrap();
+        assert!(
+            short.issue("a", None, "cb_api_auth").is_ok(),
+            "expired entries make room"
+        );
     }
 }
