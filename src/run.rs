@@ -144,6 +144,7 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     v2.serve_reloads(reload_tx);
     let store = v2.store();
     metrics.add_source(store.health());
+    metrics.add_source(v2.sessions());
     tokio::spawn(recover_store(Arc::clone(&store)));
     let synced = startup::sync_metaflows_file(&v2, &cfg.data_dir, metaflows_file.as_ref())
         .map_err(anyhow::Error::msg)?;

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use axum::routing::get;
-use serde_json::json;
 
 use crate::connlimit::ConnectionBudget;
 use crate::metrics::Metrics;
@@ -65,13 +64,7 @@ pub async fn serve(
     .await
 }
 
-/// Kazoo-style error envelope for a path no route serves.
-async fn not_found(uri: Uri) -> Response {
-    let body = json!({
-        "data": { "message": format!("no route for {}", uri.path()) },
-        "error": "404",
-        "message": "not_found",
-        "status": "error",
-    });
-    (StatusCode::NOT_FOUND, Json(body)).into_response()
+/// Kazoo's error envelope (with `request_id`, `node`, ...) for a path no route serves.
+async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    v2::unknown_route(&headers, uri.path())
 }

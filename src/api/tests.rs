@@ -93,7 +93,10 @@ async fn unknown_routes_get_a_json_404() {
     let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
     assert_eq!(body["status"], "error");
     assert_eq!(body["error"], "404");
-    assert_eq!(body["data"]["message"], "no route for /nope/here");
+    assert_eq!(body["message"], "not_found");
+    for key in ["request_id", "node", "timestamp", "version", "auth_token"] {
+        assert!(body[key].is_string(), "{key} in {body}");
+    }
     assert_eq!(request(addr, "POST", "/live").await.status, 405);
     stop.send(()).unwrap();
     server.await.unwrap();

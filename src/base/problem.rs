@@ -2,6 +2,7 @@
 //! API entities), named the way Kazoo's API error envelope names a violation.
 
 use serde::Serialize;
+use serde_json::Value;
 
 /// One schema violation, named the way Kazoo's API error envelope names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -14,6 +15,13 @@ pub struct Problem {
     pub rule: String,
     /// Human-readable explanation.
     pub message: String,
+    /// What the rule wanted, as Kazoo's `target` (the enum list, the minimum, the type name);
+    /// `None` when the rule has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Value>,
+    /// The offending value, as Kazoo's `value`; filled in by whoever holds the document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
 }
 
 impl Problem {
@@ -24,7 +32,16 @@ impl Problem {
             path: format!("data.{field}"),
             rule: rule.to_owned(),
             message: message.into(),
+            target: None,
+            value: None,
         }
+    }
+
+    /// The same problem with Kazoo's `target` (what the rule wanted).
+    #[must_use]
+    pub fn with_target(mut self, target: Value) -> Self {
+        self.target = Some(target);
+        self
     }
 }
 
@@ -39,6 +56,22 @@ impl Problems {
             path: path.to_owned(),
             rule: rule.to_owned(),
             message: message.into(),
+            target: None,
+            value: None,
         });
+    }
+
+    /// Records one violation with Kazoo's `target` (the enum list, the minimum, the type).
+    pub fn add_target(
+        &mut self,
+        path: &str,
+        rule: &str,
+        message: impl Into<String>,
+        target: Value,
+    ) {
+        self.add(path, rule, message);
+        if let Some(last) = self.0.last_mut() {
+            last.target = Some(target);
+        }
     }
 }

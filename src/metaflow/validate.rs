@@ -1,10 +1,10 @@
 //! Validation of a Kazoo metaflow JSON object into [`Metaflows`], reporting every problem at once.
 //!
 //! Rules follow the Kazoo `metaflows` schema: `binding_digit` one of `0-9 * #`, `digit_timeout`
-//! a positive integer of milliseconds, `listen_on` one of `self`/`peer`/`both`, `numbers` keys of
-//! digits only, `patterns` keys that compile as regular expressions, and nodes with a `module` of
-//! 1..=64 characters naming a known module, an optional `data` object and optional `children`
-//! nodes. `patterns` are bounded in number, length and compiled size ([`crate::metaflow::limits`]).
+//! an integer of milliseconds (`minimum: 0`), `listen_on` one of `self`/`peer`/`both`, `numbers`
+//! keys of digits only, `patterns` keys that compile as regular expressions, and nodes with a
+//! `module` of 1..=64 characters naming a known module, an optional `data` object and optional
+//! `children` nodes. `patterns` are bounded in number, length and compiled size ([`crate::metaflow::limits`]).
 //! Unknown top-level keys are tolerated (as Kazoo does); `null` means "absent".
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ use crate::base::{Problem, Problems};
 use crate::metaflow::limits::{MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
 use crate::metaflow::pattern::Pattern;
 use crate::modules::ModuleSpec;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::metaflow::model::{
     DEFAULT_BINDING_DIGIT, DEFAULT_DIGIT_TIMEOUT, InbandMode, ListenOn, MetaflowNode, Metaflows,
@@ -21,8 +21,8 @@ use crate::metaflow::model::{
 
 /// Longest module name the schema accepts (`string(1..64)`).
 const MODULE_NAME_MAX_CHARS: usize = 64;
-/// Digits a `binding_digit` may be.
-const BINDING_DIGITS: &str = "0123456789*#";
+/// Digits a `binding_digit` may be, in the order of Kazoo's `enum` (its error's `target`).
+const BINDING_DIGITS: &str = "1234567890*#";
 
 /// Validates a Kazoo metaflow object; on failure returns every violation found, not only the first.
 pub fn parse_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
@@ -40,19 +40,18 @@ pub fn parse_metaflows(value: &Value) -> Result<Metaflows, Vec<Problem>> {
         None => false,
         Some(Value::Bool(flag)) => *flag,
         Some(_) => {
-            problems.add("suppress_dtmf", "type", "suppress_dtmf must be a boolean");
+            wrong_type(&mut problems, "suppress_dtmf", "boolean");
             false
         }
     };
     let inband = match present(object, "inband_dtmf") {
         None => InbandMode::Auto,
         Some(Value::String(text)) => InbandMode::from_json_str(text).unwrap_or_else(|| {
-            let message = "inband_dtmf must be auto, on or off";
-            problems.add("inband_dtmf", "enum", message);
+            not_in_enum(&mut problems, "inband_dtmf", json!(["auto", "on", "off"]));
             InbandMode::Auto
         }),
         Some(_) => {
-            problems.add("inband_dtmf", "type", "inband_dtmf must be a string");
+            wrong_type(&mut problems, "inband_dtmf", "string");
             InbandMode::Auto
         }
     };
@@ -103,6 +102,18 @@ pub fn load_metaflows_document(path: &std::path::Path) -> Result<(Metaflows, Val
     Ok((flows, value))
 }
 
+/// Records Kazoo's `type` violation: `path` is not of JSON type `wanted`.
+fn wrong_type(problems: &mut Problems, path: &str, wanted: &str) {
+    let message = format!("Value did not match type(s): {wanted}");
+    problems.add_target(path, "type", message, Value::String(wanted.to_owned()));
+}
+
+/// Records Kazoo's `enum` violation: `path` is not one of `allowed`.
+fn not_in_enum(problems: &mut Problems, path: &str, allowed: Value) {
+    let message = "Value not found in enumerated list of values";
+    problems.add_target(path, "enum", message, allowed);
+}
+
 /// The value under `key`, treating JSON `null` as absent.
 fn present<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
@@ -113,18 +124,15 @@ fn parse_binding_digit(value: Option<&Value>, problems: &mut Problems) -> char {
         return DEFAULT_BINDING_DIGIT;
     };
     let Some(text) = value.as_str() else {
-        problems.add("binding_digit", "type", "binding_digit must be a string");
+        wrong_type(problems, "binding_digit", "string");
         return DEFAULT_BINDING_DIGIT;
     };
     let mut chars = text.chars();
     match (chars.next(), chars.next()) {
         (Some(digit), None) if BINDING_DIGITS.contains(digit) => digit,
         _ => {
-            problems.add(
-                "binding_digit",
-                "enum",
-                "binding_digit must be one of 0-9, * or #",
-            );
+            let allowed = BINDING_DIGITS.chars().map(|digit| json!(digit.to_string()));
+            not_in_enum(problems, "binding_digit", Value::Array(allowed.collect()));
             DEFAULT_BINDING_DIGIT
         }
     }
@@ -134,22 +142,19 @@ fn parse_digit_timeout(value: Option<&Value>, problems: &mut Problems) -> Durati
     let Some(value) = value else {
         return DEFAULT_DIGIT_TIMEOUT;
     };
+    // Kazoo's schema: an integer, `minimum: 0` (0 analyses the digits at once).
     if let Some(millis) = value.as_u64() {
-        if millis > 0 {
-            return Duration::from_millis(millis);
-        }
-    } else if value.as_i64().is_none() {
-        problems.add(
-            "digit_timeout",
-            "type",
-            "digit_timeout must be an integer (milliseconds)",
-        );
+        return Duration::from_millis(millis);
+    }
+    if value.as_i64().is_none() {
+        wrong_type(problems, "digit_timeout", "integer");
         return DEFAULT_DIGIT_TIMEOUT;
     }
-    problems.add(
+    problems.add_target(
         "digit_timeout",
         "minimum",
-        "digit_timeout must be at least 1 ms",
+        "Value must be at least 0",
+        json!(0),
     );
     DEFAULT_DIGIT_TIMEOUT
 }
@@ -159,11 +164,11 @@ fn parse_listen_on(value: Option<&Value>, problems: &mut Problems) -> ListenOn {
         return ListenOn::default();
     };
     let Some(text) = value.as_str() else {
-        problems.add("listen_on", "type", "listen_on must be a string");
+        wrong_type(problems, "listen_on", "string");
         return ListenOn::default();
     };
     ListenOn::from_json_str(text).unwrap_or_else(|| {
-        problems.add("listen_on", "enum", "listen_on must be self, peer or both");
+        not_in_enum(problems, "listen_on", json!(["both", "self", "peer"]));
         ListenOn::default()
     })
 }
@@ -177,7 +182,7 @@ fn object_entries<'a>(
     match value? {
         Value::Object(entries) => Some(entries),
         _ => {
-            problems.add(path, "type", format!("{path} must be an object"));
+            wrong_type(problems, path, "object");
             None
         }
     }
@@ -192,7 +197,10 @@ fn parse_numbers(value: Option<&Value>, problems: &mut Problems) -> Vec<(String,
         let path = format!("numbers.{key}");
         let key_ok = !key.is_empty() && key.bytes().all(|byte| byte.is_ascii_digit());
         if !key_ok {
-            problems.add(&path, "pattern", "numbers keys must match ^[0-9]+$");
+            // Kazoo: `numbers` has `additionalProperties: false` beside `^[0-9]+$` keys.
+            let message = "Strict checking of data is enabled; only include schema-defined \
+                           properties";
+            problems.add(&path, "additionalProperties", message);
         }
         let node = parse_node(node_value, &path, problems);
         if let (true, Some(node)) = (key_ok, node) {
@@ -243,7 +251,7 @@ fn parse_patterns(
 /// Validates one node and, recursively, its children; `None` when anything in it is invalid.
 fn parse_node(value: &Value, path: &str, problems: &mut Problems) -> Option<MetaflowNode> {
     let Some(object) = value.as_object() else {
-        problems.add(path, "type", "a metaflow node must be an object");
+        wrong_type(problems, path, "object");
         return None;
     };
     let before = problems.0.len();
@@ -292,29 +300,28 @@ fn parse_node(value: &Value, path: &str, problems: &mut Problems) -> Option<Meta
 fn parse_module(value: Option<&Value>, node_path: &str, problems: &mut Problems) -> Option<String> {
     let path = format!("{node_path}.module");
     let Some(value) = value else {
-        problems.add(&path, "required", "module is required");
+        problems.add(&path, "required", "Field is required but missing");
         return None;
     };
     let Some(name) = value.as_str() else {
-        problems.add(&path, "type", "module must be a string");
+        wrong_type(problems, &path, "string");
         return None;
     };
     let length = name.chars().count();
     if length == 0 {
-        problems.add(&path, "minLength", "module must not be empty");
+        let message = "String must be at least 1 characters";
+        problems.add_target(&path, "minLength", message, json!(1));
         return None;
     }
     if length > MODULE_NAME_MAX_CHARS {
-        problems.add(&path, "maxLength", "module must be at most 64 characters");
+        let message = format!("String must not be more than {MODULE_NAME_MAX_CHARS} characters");
+        problems.add_target(&path, "maxLength", message, json!(MODULE_NAME_MAX_CHARS));
         return None;
     }
     if !ModuleSpec::NAMES.contains(&name) {
-        let known = ModuleSpec::NAMES.join(", ");
-        problems.add(
-            &path,
-            "enum",
-            format!("unknown module {name:?}; known modules: {known}"),
-        );
+        // Kazoo's `kazoo-validation` of `module`: no `metaflows.<module>` schema.
+        let message = format!("unable to find metaflow schema for module {name}");
+        problems.add(&path, "error", message);
         return None;
     }
     Some(name.to_owned())

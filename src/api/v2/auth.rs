@@ -176,7 +176,7 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 /// Compares two byte strings without an early exit on the first difference.
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+pub(super) fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }

@@ -9,7 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::credentials::{API_KEY, public, random_hex, seal};
+use super::embedded::{self, Embedded};
 use super::envelope::Reply;
+use super::metaflows::MetaflowOwner;
 use super::request::{check_revision, if_match, merge_patch, submitted};
 use super::schema::{Kind, check_references, check_shape};
 use super::{ApiError, DEFAULT_REALM, V2State};
@@ -46,6 +49,11 @@ impl Location {
         }
     }
 
+    /// Whose metaflows this document carries (none for a callflow).
+    fn owner(&self) -> Option<MetaflowOwner> {
+        embedded::owner_of(self.kind, &self.account_id, &self.store_id)
+    }
+
     fn not_found(&self) -> ApiError {
         ApiError::NotFound {
             kind: self.kind.name(),
@@ -58,7 +66,11 @@ impl Location {
 pub(super) fn ensure_default_account(store: &Store, account_id: &str) -> Result<(), StoreError> {
     store.write(|txn| {
         if txn.get(Collection::Accounts, account_id, "")?.is_none() {
-            let doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
+            // Without the OS RNG the key comes with the account's next write.
+            let mut doc = json!({ "name": "Default", "realm": DEFAULT_REALM });
+            if let (Ok(api_key), Value::Object(doc)) = (random_hex(32), &mut doc) {
+                doc.insert(API_KEY.into(), Value::String(api_key));
+            }
             if let Value::Object(doc) = doc {
                 txn.put(Collection::Accounts, account_id, "", doc)?;
             }
@@ -81,59 +93,14 @@ fn account_missing(account_id: &str) -> ApiError {
 }
 
 /// 404 unless `account_id` exists (in a snapshot or in the write in progress).
-fn require_account(view: &View<impl OpenTable>, account_id: &str) -> Result<(), ApiError> {
+pub(super) fn require_account(
+    view: &View<impl OpenTable>,
+    account_id: &str,
+) -> Result<(), ApiError> {
     match view.get(Collection::Accounts, account_id, "")? {
         Some(_) => Ok(()),
         None => Err(account_missing(account_id)),
     }
-}
-
-/// A listing entry: `id` and the kind's summary members.
-fn summary(kind: Kind, id: &str, doc: &Map<String, Value>) -> Value {
-    let mut entry = Map::new();
-    entry.insert("id".into(), Value::String(id.to_owned()));
-    for field in kind.summary_fields() {
-        if let Some(value) = doc.get(*field) {
-            entry.insert((*field).to_owned(), value.clone());
-        }
-    }
-    Value::Object(entry)
-}
-
-/// `GET /v2/accounts`: every account.
-pub(super) async fn list_accounts(State(state): State<V2State>) -> Result<Reply, ApiError> {
-    state
-        .blocking(|state| {
-            let view = state.shared.store.read()?;
-            let entries = view
-                .list_all(Collection::Accounts)?
-                .iter()
-                .map(|(id, stored)| summary(Kind::Account, id, &stored.doc))
-                .collect();
-            Ok(Reply::ok(Value::Array(entries), None))
-        })
-        .await
-}
-
-/// `GET /v2/accounts/{A}/{users|devices|callflows}`.
-pub(super) async fn list(
-    State(state): State<V2State>,
-    Extension(kind): Extension<Kind>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<Reply, ApiError> {
-    let location = Location::from_params(kind, params);
-    state
-        .blocking(move |state| {
-            let view = state.shared.store.read()?;
-            require_account(&view, &location.account_id)?;
-            let entries = view
-                .list(kind.collection(), &location.account_id)?
-                .iter()
-                .map(|stored| summary(kind, &stored.id, &stored.doc))
-                .collect();
-            Ok(Reply::ok(Value::Array(entries), None))
-        })
-        .await
 }
 
 /// `PUT /v2/accounts`: creates an account.
@@ -172,21 +139,58 @@ async fn create_at(
             if kind != Kind::Account {
                 require_account(&state.shared.store.read()?, &location.account_id)?;
             }
-            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            let (doc, embedded) = checked(state, kind, request.data, None)?;
             state.write(|txn| {
                 if kind != Kind::Account {
                     require_account(txn, &location.account_id)?;
                 }
-                store_checked(txn, &location, doc).map(|stored| (location, stored))
+                commit(txn, state, &location, (doc, None), embedded)
+                    .map(|stored| (location, stored))
             })
         })
         .await?;
     let (location, stored) = stored;
     Ok(Reply {
         status: StatusCode::CREATED,
-        data: with_id(stored.doc, location.public_id()),
+        data: with_id(public(kind, stored.doc), location.public_id()),
         revision: Some(stored.rev),
     })
+}
+
+/// The shape check of a submitted document and of the `metaflows` it carries (merged into
+/// `current_flows` for a `PATCH`), every problem of both reported at once.
+fn checked(
+    state: &V2State,
+    kind: Kind,
+    mut data: Map<String, Value>,
+    current_flows: Option<Map<String, Value>>,
+) -> Result<(Map<String, Value>, Embedded), ApiError> {
+    let embedded = embedded::take(state, kind, &mut data, current_flows);
+    match (check_shape(state, kind, data), embedded) {
+        (Ok(doc), Ok(embedded)) => Ok((doc, embedded)),
+        (shape, embedded) => {
+            let mut problems = shape.err().unwrap_or_default();
+            problems.extend(embedded.err().unwrap_or_default());
+            Err(ApiError::Validation(problems))
+        }
+    }
+}
+
+/// Stores a checked document and its metaflows in one transaction; the stored document is
+/// returned with its metaflows shown.
+fn commit(
+    txn: &mut WriteView<'_>,
+    state: &V2State,
+    location: &Location,
+    (mut doc, current): (Map<String, Value>, Option<&Map<String, Value>>),
+    embedded: Embedded,
+) -> Result<Stored, ApiError> {
+    seal(location.kind, current, &mut doc)?;
+    let mut stored = store_checked(txn, location, doc)?;
+    let owner = location.owner();
+    embedded::store(txn, state, owner.as_ref(), embedded)?;
+    embedded::attach(txn, owner.as_ref(), &mut stored.doc)?;
+    Ok(stored)
 }
 
 /// Runs the cross-document checks and stores `doc`.
@@ -233,16 +237,20 @@ fn current(
 fn read_document(state: &V2State, location: &Location) -> Result<Stored, ApiError> {
     let view = state.shared.store.read()?;
     require_account(&view, &location.account_id)?;
-    view.get(
-        location.kind.collection(),
-        &location.account_id,
-        &location.store_id,
-    )?
-    .ok_or_else(|| location.not_found())
+    let mut stored = view
+        .get(
+            location.kind.collection(),
+            &location.account_id,
+            &location.store_id,
+        )?
+        .ok_or_else(|| location.not_found())?;
+    embedded::attach(&view, location.owner().as_ref(), &mut stored.doc)?;
+    Ok(stored)
 }
 
 fn document_reply(location: &Location, stored: Stored) -> Reply {
-    Reply::ok(with_id(stored.doc, location.public_id()), Some(stored.rev))
+    let doc = public(location.kind, stored.doc);
+    Reply::ok(with_id(doc, location.public_id()), Some(stored.rev))
 }
 
 /// `GET` one document.
@@ -272,10 +280,10 @@ pub(super) async fn replace(
     state
         .blocking(move |state| {
             read_document(state, &location)?;
-            let doc = check_shape(state, kind, request.data).map_err(ApiError::Validation)?;
+            let (doc, embedded) = checked(state, kind, request.data, None)?;
             let stored = state.write(|txn| {
-                current(txn, &location, request.expected_rev.as_deref())?;
-                store_checked(txn, &location, doc)
+                let before = current(txn, &location, request.expected_rev.as_deref())?;
+                commit(txn, state, &location, (doc, Some(&before.doc)), embedded)
             })?;
             Ok(document_reply(&location, stored))
         })
@@ -296,9 +304,20 @@ pub(super) async fn patch(
         .blocking(move |state| {
             let stored = state.write(|txn| {
                 let mut doc = current(txn, &location, request.expected_rev.as_deref())?.doc;
-                merge_patch(&mut doc, request.data);
-                let doc = check_shape(state, kind, doc).map_err(ApiError::Validation)?;
-                store_checked(txn, &location, doc)
+                doc.remove("metaflows");
+                let mut patch = request.data;
+                let owner = location.owner();
+                let sent_flows = owner.as_ref().and_then(|_| patch.remove("metaflows"));
+                merge_patch(&mut doc, patch);
+                let current_flows = match (&sent_flows, &owner) {
+                    (Some(Value::Object(_)), Some(owner)) => Some(embedded::current(txn, owner)?),
+                    _ => None,
+                };
+                if let Some(sent) = sent_flows {
+                    doc.insert("metaflows".into(), sent);
+                }
+                let (doc, embedded) = checked(state, kind, doc, current_flows)?;
+                commit(txn, state, &location, (doc, None), embedded)
             })?;
             Ok(document_reply(&location, stored))
         })

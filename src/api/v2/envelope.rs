@@ -5,13 +5,15 @@
 use std::time::SystemTime;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Map, Value, json};
 
 use super::V2State;
-use super::routes::OPENAPI_PATH;
+use super::access::admit;
 use crate::base::Problem;
 use crate::events::clock::format_rfc3339_seconds;
 use crate::store::StoreError;
@@ -27,8 +29,8 @@ pub enum ApiError {
     /// Fields that break the schema; every one is named in `data`.
     #[error("validation failed")]
     Validation(Vec<Problem>),
-    /// The body is not JSON; the text says where parsing stopped.
-    #[error("invalid JSON: {0}")]
+    /// The body is not JSON; the text says where parsing stopped (Kazoo's `json.invalid`).
+    #[error("validation error")]
     InvalidJson(String),
     /// The request is well-formed JSON but not what the route takes.
     #[error("{0}")]
@@ -85,6 +87,8 @@ impl ApiError {
             path: path.to_owned(),
             rule: rule.to_owned(),
             message: message.into(),
+            target: None,
+            value: None,
         }])
     }
 
@@ -115,14 +119,26 @@ impl ApiError {
                         .entry(problem.path.clone())
                         .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(rules) = rules {
-                        rules.insert(problem.rule.clone(), json!({ "message": problem.message }));
+                        let mut detail = Map::new();
+                        detail.insert("message".into(), json!(problem.message));
+                        if let Some(target) = &problem.target {
+                            detail.insert("target".into(), target.clone());
+                        }
+                        if let Some(value) = &problem.value {
+                            detail.insert("value".into(), value.clone());
+                        }
+                        rules.insert(problem.rule.clone(), Value::Object(detail));
                     }
                 }
                 Value::Object(fields)
             }
+            Self::InvalidJson(message) => json!({
+                "json": { "invalid": { "message": message, "target": "body" } }
+            }),
             Self::NotFound { kind, id } => {
                 json!({ "message": self.to_string(), "cause": id, "kind": kind })
             }
+            Self::Unauthorized { how } if how.is_empty() => json!({ "message": self.to_string() }),
             Self::Unauthorized { how } => json!({ "message": format!("{self}: {how}") }),
             Self::Conflict { current } => json!({
                 "message": "the document was changed since that revision; fetch it and retry",
@@ -137,6 +153,10 @@ impl ApiError {
         }
     }
 }
+
+/// The token a login issued, put in the reply's envelope as `auth_token`.
+#[derive(Clone)]
+pub(super) struct IssuedToken(pub String);
 
 /// A successful reply: status, `data` and, when a document was returned or changed, its revision.
 pub(super) struct Reply {
@@ -215,16 +235,17 @@ pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let public = request.uri().path() == OPENAPI_PATH;
-    if !public && !state.accepts(&token) {
-        let refused = ApiError::Unauthorized {
-            how: state.how_to_get_in(),
-        };
-        return render(&state, &token, Pending::from(&refused));
+    if let Err(refused) = admit(&state, request.method(), request.uri().path(), &token) {
+        return render(&token, Pending::from(&refused));
     }
     let mut response = next.run(request).await;
+    // A login answers with the token it issued, as Kazoo's envelope does.
+    let token = match response.extensions_mut().remove::<IssuedToken>() {
+        Some(IssuedToken(issued)) => issued,
+        None => token,
+    };
     if let Some(pending) = response.extensions_mut().remove::<Pending>() {
-        return render(&state, &token, pending);
+        return render(&token, pending);
     }
     if response.status().is_success() {
         return response;
@@ -249,11 +270,35 @@ pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: N
     pending
         .members
         .insert("error".into(), Value::String(status.as_u16().to_string()));
-    render(&state, &token, pending)
+    render(&token, pending)
+}
+
+/// The `node` every envelope of this process names (Kazoo: the Erlang node that answered).
+fn node_name() -> &'static str {
+    static NODE: OnceLock<String> = OnceLock::new();
+    NODE.get_or_init(|| format!("metaflow-proxy@{:016x}", fastrand::u64(..)))
+}
+
+/// The 404 envelope for a path no route serves, so that a Kazoo client reads `request_id` and
+/// the rest as from any other reply (the API router's fallback).
+pub fn unknown_route(headers: &HeaderMap, path: &str) -> Response {
+    let token = headers
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let error = ApiError::NotFound {
+        kind: "route",
+        id: path.to_owned(),
+    };
+    let mut pending = Pending::from(&error);
+    pending
+        .members
+        .insert("message".into(), Value::String("not_found".into()));
+    render(token, pending)
 }
 
 /// Builds the full envelope, keys in Kazoo's (alphabetical) order.
-fn render(state: &V2State, token: &str, pending: Pending) -> Response {
+fn render(token: &str, pending: Pending) -> Response {
     let request_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let mut body = Map::new();
     body.insert("auth_token".into(), Value::String(token.to_owned()));
@@ -265,7 +310,7 @@ fn render(state: &V2State, token: &str, pending: Pending) -> Response {
     if let Some(message) = members.remove("message") {
         body.insert("message".into(), message);
     }
-    body.insert("node".into(), Value::String(state.shared.node_id.clone()));
+    body.insert("node".into(), Value::String(node_name().to_owned()));
     body.insert("request_id".into(), Value::String(request_id.clone()));
     if let Some(revision) = &pending.revision {
         body.insert("revision".into(), Value::String(revision.clone()));

@@ -57,7 +57,8 @@ impl MetaflowOwner {
         }
     }
 
-    fn account_id(&self) -> &str {
+    /// The account the metaflows belong to.
+    pub(super) fn account_id(&self) -> &str {
         match self {
             Self::Account(account_id)
             | Self::User { account_id, .. }
@@ -65,7 +66,8 @@ impl MetaflowOwner {
         }
     }
 
-    fn scope(&self) -> String {
+    /// The metaflows collection's key of this owner inside its account.
+    pub(super) fn scope(&self) -> String {
         match self {
             Self::Account(_) => account_scope(),
             Self::User { user_id, .. } => user_scope(user_id),
@@ -192,6 +194,19 @@ fn check_pattern_growth(
         ));
     }
     Ok(())
+}
+
+/// Stores validated `doc` as `owner`'s metaflows inside a write already in progress (an
+/// account, user or device document carrying `metaflows`), bounded as the routes bound them.
+pub(super) fn put_within(
+    txn: &mut WriteView<'_>,
+    state: &V2State,
+    owner: &MetaflowOwner,
+    doc: Map<String, Value>,
+) -> Result<Stored, ApiError> {
+    let current = txn.get(Collection::Metaflows, owner.account_id(), &owner.scope())?;
+    check_loaded_patterns(state, current.as_ref(), &doc)?;
+    put_metaflows(txn, owner, doc)
 }
 
 /// Stores `doc` as `owner`'s metaflows, with a new revision.

@@ -7,10 +7,17 @@
 //! (CouchDB style); a stale one is refused with 409. Replies carry the document's revision in
 //! the envelope's `revision` and in an `ETag` header. A write answered with 2xx is on disk.
 
+mod access;
 mod auth;
 mod channels;
+mod credentials;
+mod defaults;
+mod embedded;
 mod entities;
 mod envelope;
+mod listing;
+mod located;
+mod login;
 mod media;
 mod media_docs;
 mod metaflows;
@@ -19,6 +26,7 @@ mod recordings;
 mod request;
 mod routes;
 mod schema;
+mod sessions;
 mod system;
 
 use std::path::{Path, PathBuf};
@@ -30,9 +38,10 @@ use crate::base::Problem;
 use crate::store::{MetaflowDirectory, Store, StoreError};
 
 pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
-pub use envelope::ApiError;
+pub use envelope::{ApiError, unknown_route};
 pub use metaflows::MetaflowOwner;
 pub use routes::{OPENAPI_DOCUMENT, ROUTE_PATHS, routes};
+pub use sessions::Sessions;
 pub use system::{ReloadOutcome, ReloadRequests};
 
 /// Metaflow modules the proxy can execute; any other `module` name is refused.
@@ -84,10 +93,11 @@ struct Shared {
     store: Arc<Store>,
     directory: MetaflowDirectory,
     tokens: ApiTokens,
+    /// Tokens handed out by `user_auth` and `api_auth`.
+    sessions: Arc<Sessions>,
     live: Arc<dyn LiveCalls>,
     validator: NodeValidator,
     normaliser: NodeNormaliser,
-    node_id: String,
     default_account_id: String,
     /// Where `POST /v2/system/reload` sends its requests; unset, the route answers 503.
     reload: OnceLock<ReloadRequests>,
@@ -135,10 +145,10 @@ impl V2State {
                 store,
                 directory: directory.clone(),
                 tokens: tokens.into(),
+                sessions: Arc::default(),
                 live,
                 validator,
                 normaliser,
-                node_id: format!("metaflow-proxy@{:016x}", fastrand::u64(..)),
                 default_account_id: default_account_id.to_owned(),
                 reload: OnceLock::new(),
                 data_dir: data_dir.to_path_buf(),
@@ -161,6 +171,11 @@ impl V2State {
     /// The store behind the API, for its health on `/ready` and `/metrics` and its recovery.
     pub fn store(&self) -> Arc<Store> {
         Arc::clone(&self.shared.store)
+    }
+
+    /// The login tokens' table, whose refusal counters and size `/metrics` shows.
+    pub fn sessions(&self) -> Arc<Sessions> {
+        Arc::clone(&self.shared.sessions)
     }
 
     /// Id of the default account.

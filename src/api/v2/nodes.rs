@@ -4,8 +4,22 @@
 use serde_json::{Map, Value, json};
 
 use super::V2State;
+use super::defaults::{fill_metaflow_defaults, fill_node_defaults};
+use super::located::{fix_types, locate};
 use crate::base::Problem;
 use crate::metaflow::parse_metaflows;
+
+/// Validates `doc` as a metaflow object, first as sent, then (when a `type` problem names a
+/// string that spells the wanted type) once more after Kazoo's lenient type fixing.
+fn parse_lenient(doc: &mut Map<String, Value>) -> Result<(), Vec<Problem>> {
+    match parse_metaflows(&Value::Object(doc.clone())) {
+        Ok(_) => Ok(()),
+        Err(problems) if fix_types(doc, &problems) => parse_metaflows(&Value::Object(doc.clone()))
+            .map(|_| ())
+            .map_err(|problems| locate(doc, problems)),
+        Err(problems) => Err(locate(doc, problems)),
+    }
+}
 
 /// Validates a metaflow object and returns its stored form: every node gets a `data` object
 /// normalised for its module; top-level `null` members are dropped. Problem paths are prefixed
@@ -16,6 +30,7 @@ pub(super) fn check_metaflows(
     prefix: &str,
 ) -> Result<Map<String, Value>, Vec<Problem>> {
     doc.retain(|_, value| !value.is_null());
+    fill_metaflow_defaults(&mut doc);
     let prefixed = |problems: Vec<Problem>| -> Vec<Problem> {
         problems
             .into_iter()
@@ -25,12 +40,12 @@ pub(super) fn check_metaflows(
             })
             .collect()
     };
-    parse_metaflows(&Value::Object(doc.clone())).map_err(prefixed)?;
+    parse_lenient(&mut doc).map_err(prefixed)?;
     let mut problems = Vec::new();
     for group in ["numbers", "patterns"] {
         if let Some(Value::Object(codes)) = doc.get_mut(group) {
             for (code, node) in codes.iter_mut() {
-                let path = join(prefix, &format!("{group}.{code}"));
+                let path = format!("{group}.{code}");
                 prepare_node(state, node, &path, &mut problems);
             }
         }
@@ -38,15 +53,18 @@ pub(super) fn check_metaflows(
     if problems.is_empty() {
         Ok(doc)
     } else {
-        Err(problems)
+        Err(prefixed(locate(&doc, problems)))
     }
 }
 
 /// Validates one node (as sent to a live call) and returns its normalised form; problem paths
 /// start with `path`.
 pub(super) fn check_node(state: &V2State, node: Value, path: &str) -> Result<Value, Vec<Problem>> {
-    let wrapped = json!({ "numbers": { "0": node.clone() } });
-    parse_metaflows(&wrapped).map_err(|problems| {
+    let mut node = node;
+    fill_node_defaults(&mut node);
+    let mut wrapped = Map::new();
+    wrapped.insert("numbers".into(), json!({ "0": node }));
+    let moved = |problems: Vec<Problem>| -> Vec<Problem> {
         problems
             .into_iter()
             .map(|problem| {
@@ -56,16 +74,23 @@ pub(super) fn check_node(state: &V2State, node: Value, path: &str) -> Result<Val
                     ..problem
                 }
             })
-            .collect::<Vec<_>>()
-    })?;
-    let mut node = node;
+            .collect()
+    };
+    parse_lenient(&mut wrapped).map_err(moved)?;
     let mut problems = Vec::new();
-    prepare_node(state, &mut node, path, &mut problems);
-    if problems.is_empty() {
-        Ok(node)
-    } else {
-        Err(problems)
+    if let Some(Value::Object(codes)) = wrapped.get_mut("numbers")
+        && let Some(node) = codes.get_mut("0")
+    {
+        prepare_node(state, node, "numbers.0", &mut problems);
     }
+    if !problems.is_empty() {
+        return Err(moved(locate(&wrapped, problems)));
+    }
+    let node = match wrapped.remove("numbers") {
+        Some(Value::Object(mut codes)) => codes.remove("0"),
+        _ => None,
+    };
+    node.ok_or_else(Vec::new)
 }
 
 /// Runs the module validator on a schema-valid node and its children, then the normaliser.

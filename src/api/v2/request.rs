@@ -5,6 +5,18 @@ use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
 use super::ApiError;
+use crate::base::Problem;
+
+/// Kazoo's `type` violation of `path`, which should have been a `wanted`.
+pub(super) fn wrong_type(path: &str, wanted: &str, value: Option<Value>) -> ApiError {
+    ApiError::Validation(vec![Problem {
+        path: path.to_owned(),
+        rule: "type".into(),
+        message: format!("Value did not match type(s): {wanted}"),
+        target: Some(Value::String(wanted.to_owned())),
+        value,
+    }])
+}
 
 /// What a write request carries: the document and, optionally, the revision it was based on.
 pub(super) struct Submitted {
@@ -14,24 +26,33 @@ pub(super) struct Submitted {
     pub expected_rev: Option<String>,
 }
 
-/// Parses a write request body: JSON, an object, with an object under `data`.
+/// Parses a write request body as Kazoo's `api_util` does: no body is an empty `data`; JSON
+/// that does not parse is `json.invalid`; otherwise the envelope must hold an object under
+/// `data` (Kazoo's envelope schema: `data` required).
 pub(super) fn submitted(headers: &HeaderMap, body: &[u8]) -> Result<Submitted, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(
-            "request body is empty; expected {\"data\": {...}}".into(),
-        ));
+        return Ok(Submitted {
+            data: Map::new(),
+            expected_rev: if_match(headers),
+        });
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
     let Value::Object(mut envelope) = value else {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object like {\"data\": {...}}".into(),
-        ));
+        return Err(wrong_type("data", "object", None));
     };
     let mut data = match envelope.remove("data") {
         Some(Value::Object(data)) => data,
-        Some(_) => return Err(ApiError::field("data", "type", "data must be an object")),
-        None => return Err(ApiError::field("data", "required", "data is required")),
+        Some(other) => return Err(wrong_type("data", "object", Some(other))),
+        None => {
+            return Err(ApiError::Validation(vec![Problem {
+                path: "data".into(),
+                rule: "required".into(),
+                message: "Field is required but missing".into(),
+                target: None,
+                value: Some(Value::String("data".into())),
+            }]));
+        }
     };
     let from_body = match data.get("_rev") {
         Some(Value::String(rev)) => Some(rev.clone()),

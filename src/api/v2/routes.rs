@@ -4,7 +4,9 @@ use axum::routing::{MethodRouter, get};
 use axum::{Extension, Router, middleware};
 
 use super::schema::Kind;
-use super::{V2State, channels, entities, envelope, media, metaflows, recordings, system};
+use super::{
+    V2State, channels, entities, envelope, listing, login, media, metaflows, recordings, system,
+};
 
 /// Path of the OpenAPI document (served without a token).
 pub(super) const OPENAPI_PATH: &str = "/v2/openapi.json";
@@ -16,6 +18,7 @@ pub const OPENAPI_DOCUMENT: &str =
 
 const ACCOUNTS: &str = "/v2/accounts";
 const ACCOUNT: &str = "/v2/accounts/{account_id}";
+const ACCOUNT_API_KEY: &str = "/v2/accounts/{account_id}/api_key";
 const ACCOUNT_METAFLOWS: &str = "/v2/accounts/{account_id}/metaflows";
 const USERS: &str = "/v2/accounts/{account_id}/users";
 const USER: &str = "/v2/accounts/{account_id}/users/{user_id}";
@@ -27,6 +30,12 @@ const CALLFLOWS: &str = "/v2/accounts/{account_id}/callflows";
 const CALLFLOW: &str = "/v2/accounts/{account_id}/callflows/{callflow_id}";
 const CHANNELS: &str = "/v2/accounts/{account_id}/channels";
 const CHANNEL: &str = "/v2/accounts/{account_id}/channels/{call_id}";
+/// `PUT`: log in with a user's credentials.
+pub(super) const USER_AUTH: &str = "/v2/user_auth";
+/// `PUT`: log in with an account's API key.
+pub(super) const API_AUTH: &str = "/v2/api_auth";
+/// `GET` (token info) and `DELETE` (logout) of the token sent.
+pub(super) const TOKEN_AUTH: &str = "/v2/token_auth";
 const SYSTEM_RELOAD: &str = "/v2/system/reload";
 const RECORDINGS: &str = "/v2/accounts/{account_id}/recordings";
 const RECORDING: &str = "/v2/accounts/{account_id}/recordings/{recording_id}";
@@ -39,6 +48,7 @@ pub const ROUTE_PATHS: &[&str] = &[
     OPENAPI_PATH,
     ACCOUNTS,
     ACCOUNT,
+    ACCOUNT_API_KEY,
     ACCOUNT_METAFLOWS,
     USERS,
     USER,
@@ -51,6 +61,9 @@ pub const ROUTE_PATHS: &[&str] = &[
     CHANNELS,
     CHANNEL,
     SYSTEM_RELOAD,
+    USER_AUTH,
+    API_AUTH,
+    TOKEN_AUTH,
     RECORDINGS,
     RECORDING,
     MEDIA,
@@ -68,7 +81,7 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
 
 /// The collection routes of `kind`: `GET` lists, `PUT` creates.
 fn collection(kind: Kind) -> MethodRouter<V2State> {
-    get(entities::list)
+    get(listing::list)
         .put(entities::create)
         .layer(Extension(kind))
 }
@@ -96,9 +109,13 @@ pub fn routes(state: V2State) -> Router {
         .route(OPENAPI_PATH, get(openapi))
         .route(
             ACCOUNTS,
-            get(entities::list_accounts).put(entities::create_account),
+            get(listing::list_accounts).put(entities::create_account),
         )
         .route(ACCOUNT, document(Kind::Account))
+        .route(
+            ACCOUNT_API_KEY,
+            get(login::api_key).put(login::renew_api_key),
+        )
         .route(ACCOUNT_METAFLOWS, metaflow_routes())
         .route(USERS, collection(Kind::User))
         .route(USER, document(Kind::User))
@@ -111,6 +128,9 @@ pub fn routes(state: V2State) -> Router {
         .route(CHANNELS, get(channels::list))
         .route(CHANNEL, axum::routing::put(channels::act))
         .route(SYSTEM_RELOAD, axum::routing::post(system::reload))
+        .route(USER_AUTH, axum::routing::put(login::user_auth))
+        .route(API_AUTH, axum::routing::put(login::api_auth))
+        .route(TOKEN_AUTH, get(login::token_info).delete(login::logout))
         .route(RECORDINGS, get(recordings::list))
         .route(RECORDING, get(recordings::fetch).delete(recordings::remove))
         .route(MEDIA, get(media::list).put(media::create))

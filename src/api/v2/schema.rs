@@ -6,6 +6,7 @@ use crate::metaflow::limits::{MAX_PATTERNS_PER_DOCUMENT, compile_pattern};
 use serde_json::{Map, Value};
 
 use super::V2State;
+use super::located::locate;
 use super::nodes::check_metaflows;
 use crate::base::Problem;
 use crate::base::Problems;
@@ -76,22 +77,23 @@ impl Problems {
     fn string(&mut self, doc: &Map<String, Value>, key: &str, required: bool, max: usize) {
         match doc.get(key) {
             None | Some(Value::Null) if required => {
-                self.add(key, "required", format!("{key} is required"));
+                self.add(key, "required", "Field is required but missing");
             }
             None | Some(Value::Null) => {}
             Some(Value::String(text)) => {
                 let length = text.chars().count();
                 if length == 0 {
-                    self.add(key, "minLength", format!("{key} must not be empty"));
+                    let message = "String must be at least 1 characters";
+                    self.add_target(key, "minLength", message, Value::from(1));
                 } else if length > max {
-                    self.add(
-                        key,
-                        "maxLength",
-                        format!("{key} must be at most {max} characters"),
-                    );
+                    let message = format!("String must not be more than {max} characters");
+                    self.add_target(key, "maxLength", message, Value::from(max));
                 }
             }
-            Some(_) => self.add(key, "type", format!("{key} must be a string")),
+            Some(_) => {
+                let message = "Value did not match type(s): string";
+                self.add_target(key, "type", message, Value::from("string"));
+            }
         }
     }
 }
@@ -138,7 +140,7 @@ pub(super) fn check_shape(
     if problems.0.is_empty() {
         Ok(doc)
     } else {
-        Err(problems.0)
+        Err(locate(&doc, problems.0))
     }
 }
 
