@@ -1,5 +1,5 @@
 //! The `metaflow-proxy` binary: parses the command line, then runs the proxy, checks a config
-//! file, analyses a capture, or controls a running proxy
+//! file, analyses a capture, replays one through a running proxy, or controls a running proxy
 //! (`ctl`). This is the only place `anyhow` is used.
 
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
-//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline, or
-//! `ctl` a running proxy over its API.
+//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline,
+//! `replay` it through a running proxy, or `ctl` a running proxy over its API.
 //!
 //! Run flags mirror the configuration file's keys; `Config::load` merges them over the file.
 
@@ -425,6 +425,50 @@ mod tests {
             })
         );
         assert!(Cli::try_parse_from(["metaflow-proxy", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn replay_subcommand_takes_capture_proxy_and_defaults() {
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "replay",
+            "pcaps/",
+            "--proxy",
+            "127.0.0.1:5060",
+            "--speed",
+            "10",
+        ]);
+        let Some(Command::Replay {
+            capture,
+            proxy,
+            pbx_listen,
+            speed,
+            events,
+            expect,
+            linger_ms,
+        }) = cli.command
+        else {
+            panic!("not replay: {:?}", cli.command);
+        };
+        assert_eq!(capture, PathBuf::from("pcaps/"));
+        assert_eq!(proxy, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(pbx_listen, "127.0.0.1:5090".parse().unwrap());
+        assert!((speed - 10.0).abs() < f64::EPSILON);
+        assert!(events.is_none() && expect.is_none());
+        assert_eq!(linger_ms, 1000);
+        let err = Cli::try_parse_from(["metaflow-proxy", "replay", "x.pcap"]).unwrap_err();
+        assert!(err.to_string().contains("--proxy"), "{err}");
+        let err = Cli::try_parse_from([
+            "metaflow-proxy",
+            "replay",
+            "x.pcap",
+            "--proxy",
+            "127.0.0.1:5060",
+            "--speed",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--speed"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReplayError;
 use super::expect::{diff, load_expectation};
-use super::session::{ReplayOptions, replay_file};
+use super::run::{ReplayOptions, replay_file};
 
 /// One corpus entry's result.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
 
 use super::ReplayError;
-use super::plan::{Offer, Side};
+use super::offer::Offer;
+use super::plan::Side;
 
 /// Both sides' media sockets and counters.
 #[derive(Debug)]

@@ -8,7 +8,9 @@ mod corpus;
 mod expect;
 mod media;
 mod observe;
+mod offer;
 mod plan;
+mod run;
 mod session;
 
 use std::path::PathBuf;
@@ -18,8 +20,9 @@ use thiserror::Error;
 pub use corpus::{CorpusRow, render_table, run_corpus};
 pub use expect::{Expectation, Mismatch, Outcome, diff, load_expectation};
 pub use observe::{EventSummary, summarize_events};
-pub use plan::{Format, Offer, Payload, Plan, Side, Step, plan_capture};
-pub use session::{ReplayOptions, replay_file};
+pub use offer::{Format, Offer};
+pub use plan::{Payload, Plan, Side, Step, plan_capture};
+pub use run::{ReplayOptions, replay_file};
 
 /// Why a replay could not run or could not be judged.
 #[derive(Debug, Error)]
