@@ -66,6 +66,15 @@ fn replay_inner(cli: &Cli) -> anyhow::Result<bool> {
         events: events.clone(),
         linger: std::time::Duration::from_millis(*linger_ms),
     };
+    if let Some(path) = events
+        && !path.exists()
+    {
+        eprintln!(
+            "metaflow-proxy: warning: {} does not exist (yet); digits and modules are seen only \
+             once the proxy writes it",
+            path.display()
+        );
+    }
     if capture.is_dir() {
         if expect.is_some() {
             bail!("--expect applies to one capture; a folder uses its NAME.expect.toml files");

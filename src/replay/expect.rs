@@ -35,6 +35,9 @@ pub struct MediaSeen {
     pub sent_by_peer: u64,
     /// RTP packets that arrived.
     pub received: u64,
+    /// Sequence numbers that never arrived between each stream's lowest and highest received
+    /// one (the capture's own gaps included).
+    pub lost_in_sequence: u64,
 }
 
 impl MediaSeen {
@@ -94,10 +97,11 @@ impl fmt::Display for Outcome {
         for (name, m) in [("caller", self.caller_media), ("callee", self.callee_media)] {
             writeln!(
                 f,
-                "{name} received {} of {} RTP packets ({} missing)",
+                "{name} received {} of {} RTP packets ({} missing, {} lost in sequence)",
                 m.received,
                 m.sent_by_peer,
-                m.missing()
+                m.missing(),
+                m.lost_in_sequence
             )?;
         }
         for (at, what) in &self.timeline {

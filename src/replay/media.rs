@@ -1,9 +1,12 @@
 //! The RTP side of the replay: one socket per side, packets sent exactly as captured (only the
 //! addresses change), packets from the proxy counted.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::UdpSocket;
+
+use crate::rtp::RtpView;
 
 use super::ReplayError;
 use super::offer::Offer;
@@ -26,6 +29,49 @@ pub(super) struct Media {
     pub sent: (u64, u64),
     /// RTP packets received: (caller, callee).
     pub received: (u64, u64),
+    /// Sequence numbers received per side, for the loss in sequence.
+    pub sequences: (SeqTracker, SeqTracker),
+}
+
+/// Sequence numbers seen per SSRC, extended past wrap-around, to count the numbers that never
+/// arrived between the lowest and the highest of each stream.
+#[derive(Debug, Default)]
+pub(super) struct SeqTracker {
+    streams: HashMap<u32, (u64, HashSet<u64>)>,
+}
+
+impl SeqTracker {
+    /// Notes one received RTP packet; anything shorter than an RTP header is ignored.
+    pub(super) fn observe(&mut self, packet: &[u8]) {
+        let Ok(view) = RtpView::parse(packet) else {
+            return;
+        };
+        let seq = u64::from(view.sequence());
+        let (last, seen) = self
+            .streams
+            .entry(view.ssrc())
+            .or_insert_with(|| (seq + (1 << 16), HashSet::new()));
+        let mut ext = (*last & !0xFFFF) | seq;
+        if ext + (1 << 15) < *last {
+            ext += 1 << 16;
+        } else if ext > *last + (1 << 15) && ext >= 1 << 16 {
+            ext -= 1 << 16;
+        }
+        *last = (*last).max(ext);
+        seen.insert(ext);
+    }
+
+    /// Numbers missing between each stream's lowest and highest received one, summed.
+    pub(super) fn lost(&self) -> u64 {
+        self.streams
+            .values()
+            .map(|(_, seen)| {
+                let low = seen.iter().min().copied().unwrap_or(0);
+                let high = seen.iter().max().copied().unwrap_or(0);
+                (high - low + 1).saturating_sub(seen.len() as u64)
+            })
+            .sum()
+    }
 }
 
 impl Media {
@@ -60,6 +106,7 @@ impl Media {
             callee_sdp: callee.render(callee_local, session + 1),
             sent: (0, 0),
             received: (0, 0),
+            sequences: (SeqTracker::default(), SeqTracker::default()),
         })
     }
 
@@ -82,17 +129,43 @@ impl Media {
         let mut b = [0u8; 2048];
         tokio::select! {
             r = self.caller.recv_from(&mut a) => {
-                if r.is_ok_and(|(n, _)| n >= 12) {
+                if let Ok((n, _)) = r && n >= 12 {
                     self.received.0 += 1;
+                    self.sequences.0.observe(a.get(..n).unwrap_or_default());
                 }
                 Side::Caller
             }
             r = self.callee.recv_from(&mut b) => {
-                if r.is_ok_and(|(n, _)| n >= 12) {
+                if let Ok((n, _)) = r && n >= 12 {
                     self.received.1 += 1;
+                    self.sequences.1.observe(b.get(..n).unwrap_or_default());
                 }
                 Side::Callee
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 7]);
+        p
+    }
+
+    #[test]
+    fn gaps_are_counted_across_wrap_around_and_duplicates_are_not() {
+        let mut seqs = SeqTracker::default();
+        for seq in [65_533, 65_534, 65_534, 0, 2, 1, 4] {
+            seqs.observe(&packet(seq));
+        }
+        // 65533..=4 is 8 numbers; 65535 and 3 never came.
+        assert_eq!(seqs.lost(), 2);
+        seqs.observe(b"short");
+        assert_eq!(seqs.lost(), 2);
     }
 }

@@ -165,10 +165,12 @@ fn outcome(live: Live, plan: &Plan, opts: &ReplayOptions) -> Outcome {
         caller_media: MediaSeen {
             sent_by_peer: callee_sent,
             received: live.media.received.0,
+            lost_in_sequence: live.media.sequences.0.lost(),
         },
         callee_media: MediaSeen {
             sent_by_peer: caller_sent,
             received: live.media.received.1,
+            lost_in_sequence: live.media.sequences.1.lost(),
         },
         events_observed: opts.events.is_some(),
         timeline: live.timeline,
