@@ -25,8 +25,13 @@ const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/pc
 
 /// Runs `metaflow-proxy replay TARGET` against `proxy` with `extra` arguments.
 fn replay(proxy: &MetaflowsProxy, target: &Path, extra: &[&str]) -> Output {
+    replay_via(proxy, "127.0.0.1", target, extra)
+}
+
+/// As [`replay`], with the stand-in PBX bound on `pbx_ip` and the proxy's upstream port.
+fn replay_via(proxy: &MetaflowsProxy, pbx_ip: &str, target: &Path, extra: &[&str]) -> Output {
     let events = proxy.data_dir().join("events.jsonl");
-    let pbx = format!("127.0.0.1:{}", proxy.upstream_port());
+    let pbx = format!("{pbx_ip}:{}", proxy.upstream_port());
     Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
         .arg("replay")
         .arg(target)
@@ -164,6 +169,17 @@ fn a_truncated_capture_is_a_clear_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// (received, sent by the other side) from the report line `SIDE received X of Y RTP packets`.
+fn received_of(stdout: &str, side: &str) -> (u64, u64) {
+    let prefix = format!("{side} received ");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {side} media line in {stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[0].parse().unwrap(), words[2].parse().unwrap())
+}
+
 /// The lines of a report that must not depend on timing.
 fn decisive_lines(stdout: &str) -> Vec<String> {
     stdout
@@ -197,4 +213,21 @@ fn speed_10_decides_as_speed_1() {
         decisive_lines(&fast_out),
         "speed 1:\n{slow_out}\nspeed 10:\n{fast_out}"
     );
+}
+
+#[test]
+fn a_wildcard_pbx_listen_advertises_the_address_that_reaches_the_proxy() {
+    let proxy = MetaflowsProxy::start(METAFLOWS);
+    let capture = corpus("gen-info-star0.pcap");
+    let output = replay_via(&proxy, "0.0.0.0", &capture, &[]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("modules: hangup(success)"), "{stdout}");
+    for side in ["caller", "callee"] {
+        let (received, sent) = received_of(&stdout, side);
+        assert!(
+            received > 0 && received == sent,
+            "media must flow both ways: {stdout}"
+        );
+    }
 }

@@ -35,9 +35,9 @@ pub struct MediaSeen {
     pub sent_by_peer: u64,
     /// RTP packets that arrived.
     pub received: u64,
-    /// Sequence numbers that never arrived between each stream's lowest and highest received
-    /// one (the capture's own gaps included).
-    pub lost_in_sequence: u64,
+    /// Distinct packets (SSRC and sequence number) the other side sent that never arrived;
+    /// unlike `missing`, duplicates the proxy dropped do not count.
+    pub lost: u64,
 }
 
 impl MediaSeen {
@@ -97,11 +97,11 @@ impl fmt::Display for Outcome {
         for (name, m) in [("caller", self.caller_media), ("callee", self.callee_media)] {
             writeln!(
                 f,
-                "{name} received {} of {} RTP packets ({} missing, {} lost in sequence)",
+                "{name} received {} of {} RTP packets ({} missing, {} distinct packets lost)",
                 m.received,
                 m.sent_by_peer,
                 m.missing(),
-                m.lost_in_sequence
+                m.lost
             )?;
         }
         for (at, what) in &self.timeline {

@@ -1,7 +1,7 @@
 //! The RTP side of the replay: one socket per side, packets sent exactly as captured (only the
 //! addresses change), packets from the proxy counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::UdpSocket;
@@ -29,55 +29,39 @@ pub(super) struct Media {
     pub sent: (u64, u64),
     /// RTP packets received: (caller, callee).
     pub received: (u64, u64),
-    /// Sequence numbers received per side, for the loss in sequence.
-    pub sequences: (SeqTracker, SeqTracker),
+    /// (SSRC, sequence) pairs sent per side: (caller, callee).
+    pub sent_seqs: (SeqSet, SeqSet),
+    /// (SSRC, sequence) pairs received per side: (caller, callee).
+    pub received_seqs: (SeqSet, SeqSet),
 }
 
-/// Sequence numbers seen per SSRC, extended past wrap-around, to count the numbers that never
-/// arrived between the lowest and the highest of each stream.
+/// The (SSRC, sequence number) pairs one side sent or received, to tell which sent packets
+/// never arrived, whatever the duplicates and the capture's own gaps.
 #[derive(Debug, Default)]
-pub(super) struct SeqTracker {
-    streams: HashMap<u32, (u64, HashSet<u64>)>,
+pub(super) struct SeqSet {
+    seen: HashSet<(u32, u16)>,
 }
 
-impl SeqTracker {
-    /// Notes one received RTP packet; anything shorter than an RTP header is ignored.
+impl SeqSet {
+    /// Notes one RTP packet; anything that is not RTP is ignored.
     pub(super) fn observe(&mut self, packet: &[u8]) {
-        let Ok(view) = RtpView::parse(packet) else {
-            return;
-        };
-        let seq = u64::from(view.sequence());
-        let (last, seen) = self
-            .streams
-            .entry(view.ssrc())
-            .or_insert_with(|| (seq + (1 << 16), HashSet::new()));
-        let mut ext = (*last & !0xFFFF) | seq;
-        if ext + (1 << 15) < *last {
-            ext += 1 << 16;
-        } else if ext > *last + (1 << 15) && ext >= 1 << 16 {
-            ext -= 1 << 16;
+        if let Ok(view) = RtpView::parse(packet) {
+            self.seen.insert((view.ssrc(), view.sequence()));
         }
-        *last = (*last).max(ext);
-        seen.insert(ext);
     }
 
-    /// Numbers missing between each stream's lowest and highest received one, summed.
-    pub(super) fn lost(&self) -> u64 {
-        self.streams
-            .values()
-            .map(|(_, seen)| {
-                let low = seen.iter().min().copied().unwrap_or(0);
-                let high = seen.iter().max().copied().unwrap_or(0);
-                (high - low + 1).saturating_sub(seen.len() as u64)
-            })
-            .sum()
+    /// How many of `sent`'s packets are not in this set.
+    pub(super) fn lost_of(&self, sent: &SeqSet) -> u64 {
+        sent.seen.difference(&self.seen).count() as u64
     }
 }
 
 impl Media {
-    /// Binds one socket per side on `ip` and renders each side's SDP with its address.
+    /// Binds one socket per side on `ip` and renders each side's SDP with `advertise` and the
+    /// socket's port.
     pub(super) async fn bind(
         ip: IpAddr,
+        advertise: IpAddr,
         caller: &Offer,
         callee: &Offer,
     ) -> Result<Media, ReplayError> {
@@ -92,7 +76,7 @@ impl Media {
                 what: format!("{what} RTP socket"),
                 source,
             })?;
-            Ok::<_, ReplayError>((socket, local))
+            Ok::<_, ReplayError>((socket, SocketAddr::new(advertise, local.port())))
         };
         let (caller_socket, caller_local) = open("caller").await?;
         let (callee_socket, callee_local) = open("callee").await?;
@@ -106,20 +90,32 @@ impl Media {
             callee_sdp: callee.render(callee_local, session + 1),
             sent: (0, 0),
             received: (0, 0),
-            sequences: (SeqTracker::default(), SeqTracker::default()),
+            sent_seqs: (SeqSet::default(), SeqSet::default()),
+            received_seqs: (SeqSet::default(), SeqSet::default()),
         })
     }
 
     /// Sends one captured RTP packet from `side` to the proxy.
     pub(super) async fn send(&mut self, side: Side, bytes: &[u8]) {
-        let (socket, remote, count) = match side {
-            Side::Caller => (&self.caller, self.caller_remote, &mut self.sent.0),
-            Side::Callee => (&self.callee, self.callee_remote, &mut self.sent.1),
+        let (socket, remote, count, seqs) = match side {
+            Side::Caller => (
+                &self.caller,
+                self.caller_remote,
+                &mut self.sent.0,
+                &mut self.sent_seqs.0,
+            ),
+            Side::Callee => (
+                &self.callee,
+                self.callee_remote,
+                &mut self.sent.1,
+                &mut self.sent_seqs.1,
+            ),
         };
         if let Some(remote) = remote
             && socket.send_to(bytes, remote).await.is_ok()
         {
             *count += 1;
+            seqs.observe(bytes);
         }
     }
 
@@ -131,14 +127,14 @@ impl Media {
             r = self.caller.recv_from(&mut a) => {
                 if let Ok((n, _)) = r && n >= 12 {
                     self.received.0 += 1;
-                    self.sequences.0.observe(a.get(..n).unwrap_or_default());
+                    self.received_seqs.0.observe(a.get(..n).unwrap_or_default());
                 }
                 Side::Caller
             }
             r = self.callee.recv_from(&mut b) => {
                 if let Ok((n, _)) = r && n >= 12 {
                     self.received.1 += 1;
-                    self.sequences.1.observe(b.get(..n).unwrap_or_default());
+                    self.received_seqs.1.observe(b.get(..n).unwrap_or_default());
                 }
                 Side::Callee
             }
@@ -150,22 +146,24 @@ impl Media {
 mod tests {
     use super::*;
 
-    fn packet(seq: u16) -> Vec<u8> {
+    fn packet(ssrc: u8, seq: u16) -> Vec<u8> {
         let mut p = vec![0x80, 0];
         p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 7]);
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, ssrc]);
         p
     }
 
     #[test]
-    fn gaps_are_counted_across_wrap_around_and_duplicates_are_not() {
-        let mut seqs = SeqTracker::default();
-        for seq in [65_533, 65_534, 65_534, 0, 2, 1, 4] {
-            seqs.observe(&packet(seq));
+    fn lost_counts_sent_packets_that_never_arrived_not_duplicates_or_gaps() {
+        let mut sent = SeqSet::default();
+        let mut received = SeqSet::default();
+        for (ssrc, seq) in [(1, 65_535), (1, 0), (1, 0), (1, 9), (2, 0)] {
+            sent.observe(&packet(ssrc, seq));
         }
-        // 65533..=4 is 8 numbers; 65535 and 3 never came.
-        assert_eq!(seqs.lost(), 2);
-        seqs.observe(b"short");
-        assert_eq!(seqs.lost(), 2);
+        for (ssrc, seq) in [(1, 0), (1, 65_535), (2, 0)] {
+            received.observe(&packet(ssrc, seq));
+        }
+        received.observe(b"short");
+        assert_eq!(received.lost_of(&sent), 1);
     }
 }

@@ -97,7 +97,8 @@ struct Dialog {
     callee_media: Option<SocketAddr>,
 }
 
-fn sdp_media_addr(body: &[u8]) -> Option<SocketAddr> {
+/// The audio address an SDP body names (media-level `c=`, else session-level, and the port).
+pub(super) fn sdp_media_addr(body: &[u8]) -> Option<SocketAddr> {
     let sdp = Sdp::parse(body).ok()?;
     let media = sdp.media().iter().find(|m| m.kind == "audio")?;
     Some(SocketAddr::new(

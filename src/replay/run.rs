@@ -1,7 +1,7 @@
 //! The phases of one live replay: set the call up, follow the plan's timeline, hang up and
 //! wait for the event log, then turn what was seen into an [`Outcome`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,20 +35,37 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the event log may take to show the end of the call.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The address written into Via, Contact and SDP: `--pbx-listen`'s IP, or when that is a
+/// wildcard the local address the system routes to the proxy from.
+fn advertised_ip(bound: IpAddr, proxy: SocketAddr) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    std::net::UdpSocket::bind(SocketAddr::new(bound, 0))
+        .and_then(|socket| {
+            socket.connect(proxy)?;
+            socket.local_addr()
+        })
+        .map_or(bound, |local| local.ip())
+}
+
 /// Plays `plan` through the proxy and returns what was seen.
 pub(super) async fn replay_plan(plan: &Plan, opts: &ReplayOptions) -> Result<Outcome, ReplayError> {
     let ip = opts.pbx_listen.ip();
+    let advertise = advertised_ip(ip, opts.proxy);
     let pbx_sip = bind(opts.pbx_listen, "PBX SIP (--pbx-listen)").await?;
     let caller_sip = bind(SocketAddr::new(ip, 0), "caller SIP").await?;
-    let media = Media::bind(ip, &plan.caller_offer, &plan.callee_answer).await?;
+    let media = Media::bind(ip, advertise, &plan.caller_offer, &plan.callee_answer).await?;
     let local = caller_sip
         .local_addr()
         .map_err(net("caller SIP socket".into()))?;
+    let local = SocketAddr::new(advertise, local.port());
     let caller = Agent::caller(local, opts.proxy, media.caller_sdp.clone(), seed());
     let now = Instant::now();
     let mut live = Live {
         caller_sip,
         pbx_sip,
+        advertise,
         caller,
         callee: None,
         media,
@@ -68,7 +85,7 @@ pub(super) async fn replay_plan(plan: &Plan, opts: &ReplayOptions) -> Result<Out
     set_up(&mut live).await?;
     follow(&mut live, plan, opts).await;
     finish(&mut live, opts).await;
-    Ok(outcome(live, plan, opts))
+    Ok(outcome(live, opts))
 }
 
 async fn set_up(live: &mut Live) -> Result<(), ReplayError> {
@@ -143,12 +160,11 @@ async fn finish(live: &mut Live, opts: &ReplayOptions) {
     }
 }
 
-fn outcome(live: Live, plan: &Plan, opts: &ReplayOptions) -> Outcome {
+fn outcome(live: Live, opts: &ReplayOptions) -> Outcome {
     let ids = live.call_ids();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let summary = summarize_events(&live.events, &ids);
     let (caller_sent, callee_sent) = live.media.sent;
-    let _ = plan;
     Outcome {
         digits_a: summary.digits_a,
         digits_b: summary.digits_b,
@@ -165,12 +181,12 @@ fn outcome(live: Live, plan: &Plan, opts: &ReplayOptions) -> Outcome {
         caller_media: MediaSeen {
             sent_by_peer: callee_sent,
             received: live.media.received.0,
-            lost_in_sequence: live.media.sequences.0.lost(),
+            lost: live.media.received_seqs.0.lost_of(&live.media.sent_seqs.1),
         },
         callee_media: MediaSeen {
             sent_by_peer: caller_sent,
             received: live.media.received.1,
-            lost_in_sequence: live.media.sequences.1.lost(),
+            lost: live.media.received_seqs.1.lost_of(&live.media.sent_seqs.0),
         },
         events_observed: opts.events.is_some(),
         timeline: live.timeline,

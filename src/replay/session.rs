@@ -2,7 +2,7 @@
 //! sockets and the event-log tail, served together until a deadline; whatever the proxy sends
 //! is answered and noted on the timeline.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -14,7 +14,7 @@ use super::ReplayError;
 use super::agent::{Agent, Heard, is_response_to};
 use super::media::Media;
 use super::observe::{EventTail, summarize_events};
-use super::plan::Side;
+use super::plan::{Side, sdp_media_addr};
 
 /// How often the event log is read while the call runs.
 pub(super) const POLL: Duration = Duration::from_millis(100);
@@ -23,6 +23,8 @@ pub(super) const POLL: Duration = Duration::from_millis(100);
 pub(super) struct Live {
     pub(super) caller_sip: UdpSocket,
     pub(super) pbx_sip: UdpSocket,
+    /// The IP written into Via, Contact and SDP.
+    pub(super) advertise: IpAddr,
     pub(super) caller: Agent,
     pub(super) callee: Option<Agent>,
     pub(super) media: Media,
@@ -132,7 +134,7 @@ impl Live {
         if let Some(code) = is_response_to(&msg, &Method::Invite) {
             self.invite_responded = true;
             if (200..300).contains(&code) {
-                if let Some(addr) = media_addr(&msg.body) {
+                if let Some(addr) = sdp_media_addr(&msg.body) {
                     self.media.caller_remote = Some(addr);
                 }
                 let ack = self.caller.answered(&msg);
@@ -171,12 +173,13 @@ impl Live {
                 .as_ref()
                 .is_none_or(|c| Some(c.call_id.as_str()) == msg.call_id());
         if new_call {
-            if let Some(addr) = media_addr(&msg.body) {
+            if let Some(addr) = sdp_media_addr(&msg.body) {
                 self.media.callee_remote = Some(addr);
             }
             if self.callee.is_none() {
                 let sdp = self.media.callee_sdp.clone();
-                let local = self.pbx_sip.local_addr().unwrap_or(src);
+                let port = self.pbx_sip.local_addr().map_or(0, |a| a.port());
+                let local = SocketAddr::new(self.advertise, port);
                 self.callee = Some(Agent::callee(local, src, &msg, sdp, seed()));
                 self.note("callee got the proxy's INVITE".into());
             }
@@ -192,7 +195,7 @@ impl Live {
             return;
         };
         if msg.method() == Some(&Method::Invite)
-            && let Some(addr) = media_addr(&msg.body)
+            && let Some(addr) = sdp_media_addr(&msg.body)
         {
             self.media.callee_remote = Some(addr);
         }
@@ -251,15 +254,6 @@ impl Live {
             self.send(side, &info).await;
         }
     }
-}
-
-fn media_addr(body: &[u8]) -> Option<SocketAddr> {
-    let sdp = crate::sdp::Sdp::parse(body).ok()?;
-    let m = sdp.media().iter().find(|m| m.kind == "audio")?;
-    Some(SocketAddr::new(
-        m.connection.or(sdp.session_connection())?,
-        m.port,
-    ))
 }
 
 pub(super) fn seed() -> u64 {
