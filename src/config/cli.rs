@@ -292,7 +292,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         proxy: SocketAddr,
         /// Where the stand-in PBX listens; start the proxy with --upstream set to this address.
-        /// Its IP is also the one the caller and both RTP sockets bind and advertise.
+        /// The caller's SIP and both RTP sockets bind its IP too; Via, Contact and SDP carry it,
+        /// or for a wildcard (0.0.0.0) the local address that routes to --proxy.
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5090")]
         pbx_listen: SocketAddr,
         /// Play this many times faster than captured (0.1-100).
