@@ -231,3 +231,50 @@ fn a_wildcard_pbx_listen_advertises_the_address_that_reaches_the_proxy() {
         );
     }
 }
+
+#[test]
+fn a_folder_with_a_failing_entry_exits_1_and_says_which_in_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        corpus("asterisk-dtmf_2833_1_noend.pcap"),
+        dir.path().join("one.pcap"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("one.expect.toml"),
+        "ended_by = \"callee\"\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        corpus("asterisk-dtmf_2833_1_noend.pcap"),
+        dir.path().join("two.pcap"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("two.expect.json"), r#"{"digits_a":"1"}"#).unwrap();
+    let proxy = MetaflowsProxy::start(METAFLOWS);
+    let output = replay(&proxy, dir.path(), &[]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}: {stdout}"))
+            .to_owned()
+    };
+    assert!(
+        row("one").contains("FAIL")
+            && row("one").contains("ended_by: expected \"callee\", seen \"replay\""),
+        "{stdout}"
+    );
+    assert!(row("two").contains("ok"), "{stdout}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = replay(&proxy, empty.path(), &[]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("no NAME.pcap with a NAME.expect.toml"),
+        "{stderr}"
+    );
+}

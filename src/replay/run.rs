@@ -81,6 +81,7 @@ pub(super) async fn replay_plan(plan: &Plan, opts: &ReplayOptions) -> Result<Out
         events: Vec::new(),
         next_poll: now,
         until_answered: true,
+        sip_buffers: (Vec::new(), Vec::new()),
     };
     set_up(&mut live).await?;
     follow(&mut live, plan, opts).await;

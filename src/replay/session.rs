@@ -41,6 +41,8 @@ pub(super) struct Live {
     pub(super) next_poll: Instant,
     /// Set during call setup: `pump` returns as soon as the caller has its 2xx.
     pub(super) until_answered: bool,
+    /// Receive buffers of the two SIP sockets, kept between pumps.
+    pub(super) sip_buffers: (Vec<u8>, Vec<u8>),
 }
 
 pub(super) fn net(what: String) -> impl FnOnce(std::io::Error) -> ReplayError {
@@ -73,8 +75,14 @@ impl Live {
 
     /// Serves every socket until `deadline`: SIP answered, RTP counted, events read.
     pub(super) async fn pump(&mut self, deadline: Instant) {
-        let mut buf_a = vec![0u8; 65_536];
-        let mut buf_b = vec![0u8; 65_536];
+        let (mut buf_a, mut buf_b) = std::mem::take(&mut self.sip_buffers);
+        buf_a.resize(65_536, 0);
+        buf_b.resize(65_536, 0);
+        self.pump_with(&mut buf_a, &mut buf_b, deadline).await;
+        self.sip_buffers = (buf_a, buf_b);
+    }
+
+    async fn pump_with(&mut self, buf_a: &mut [u8], buf_b: &mut [u8], deadline: Instant) {
         loop {
             let wake = deadline.min(self.next_poll);
             tokio::select! {
@@ -86,7 +94,7 @@ impl Live {
                         return;
                     }
                 }
-                r = self.caller_sip.recv_from(&mut buf_a) => {
+                r = self.caller_sip.recv_from(buf_a) => {
                     if let Ok((n, _)) = r {
                         self.on_caller_sip(buf_a.get(..n).unwrap_or_default()).await;
                     }
@@ -94,7 +102,7 @@ impl Live {
                         return;
                     }
                 }
-                r = self.pbx_sip.recv_from(&mut buf_b) => {
+                r = self.pbx_sip.recv_from(buf_b) => {
                     if let Ok((n, src)) = r {
                         self.on_pbx_sip(buf_b.get(..n).unwrap_or_default(), src).await;
                     }
