@@ -53,6 +53,7 @@ fn replay_inner(cli: &Cli) -> anyhow::Result<bool> {
         pbx_listen,
         speed,
         events,
+        webhook_listen,
         expect,
         linger_ms,
     }) = &cli.command
@@ -64,6 +65,7 @@ fn replay_inner(cli: &Cli) -> anyhow::Result<bool> {
         pbx_listen: *pbx_listen,
         speed: *speed,
         events: events.clone(),
+        webhook_listen: *webhook_listen,
         linger: std::time::Duration::from_millis(*linger_ms),
     };
     if let Some(path) = events

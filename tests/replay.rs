@@ -278,3 +278,36 @@ fn a_folder_with_a_failing_entry_exits_1_and_says_which_in_its_table() {
         "{stderr}"
     );
 }
+
+#[test]
+fn webhooks_observe_a_proxy_whose_event_log_is_out_of_reach() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hooks = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let metaflows = dir.path().join("metaflows.json");
+    std::fs::write(&metaflows, METAFLOWS).unwrap();
+    let url = format!("http://{hooks}/");
+    let proxy = common::proxy::Proxy::start(&[
+        "--metaflows",
+        metaflows.to_str().unwrap(),
+        "--webhook-url",
+        &url,
+    ]);
+    let pbx = format!("127.0.0.1:{}", proxy.upstream_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_metaflow-proxy"))
+        .arg("replay")
+        .arg(corpus("gen-sipp-star5-transfer.pcap"))
+        .args(["--proxy", &proxy.sip_addr(), "--pbx-listen", &pbx])
+        .args(["--webhook-listen", &hooks, "--linger-ms", "500"])
+        .arg("--expect")
+        .arg(corpus("gen-sipp-star5-transfer.expect.toml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("matches: a:5->transfer"), "{stdout}");
+}

@@ -303,6 +303,10 @@ pub enum Command {
         /// matches, modules and recordings; without it only SIP and RTP are reported.
         #[arg(long, value_name = "PATH")]
         events: Option<PathBuf>,
+        /// Receive the proxy's webhooks here (start it with --webhook-url http://ADDR:PORT/):
+        /// the same events as --events, for a proxy on another host.
+        #[arg(long, value_name = "ADDR:PORT")]
+        webhook_listen: Option<SocketAddr>,
         /// Expected outcome (TOML, or JSON by extension): exit 1 with a diff when not met.
         #[arg(long, value_name = "FILE")]
         expect: Option<PathBuf>,
@@ -445,6 +449,7 @@ mod tests {
             pbx_listen,
             speed,
             events,
+            webhook_listen,
             expect,
             linger_ms,
         }) = cli.command
@@ -455,7 +460,7 @@ mod tests {
         assert_eq!(proxy, "127.0.0.1:5060".parse().unwrap());
         assert_eq!(pbx_listen, "127.0.0.1:5090".parse().unwrap());
         assert!((speed - 10.0).abs() < f64::EPSILON);
-        assert!(events.is_none() && expect.is_none());
+        assert!(events.is_none() && expect.is_none() && webhook_listen.is_none());
         assert_eq!(linger_ms, 1000);
         let err = Cli::try_parse_from(["metaflow-proxy", "replay", "x.pcap"]).unwrap_err();
         assert!(err.to_string().contains("--proxy"), "{err}");

@@ -89,7 +89,10 @@ impl fmt::Display for Outcome {
                 .collect();
             writeln!(f, "recordings: {}", recs.join(", "))?;
         } else {
-            writeln!(f, "events: not observed (give --events PATH)")?;
+            writeln!(
+                f,
+                "events: not observed (give --events PATH or --webhook-listen ADDR)"
+            )?;
         }
         writeln!(f, "refer-to: {}", self.refers.join(", "))?;
         writeln!(f, "bye received by: {}", self.byes_received.join(", "))?;

@@ -12,6 +12,7 @@ mod offer;
 mod plan;
 mod run;
 mod session;
+mod webhook;
 
 use std::path::PathBuf;
 

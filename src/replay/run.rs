@@ -14,6 +14,7 @@ use super::media::Media;
 use super::observe::{EventTail, recording_secs, summarize_events};
 use super::plan::{Payload, Plan, Side, plan_capture};
 use super::session::{Live, POLL, bind, net, seed};
+use super::webhook;
 
 /// How to reach the proxy and how to play the capture.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct ReplayOptions {
     pub speed: f64,
     /// The proxy's `events.jsonl`, tailed for digits, matches, modules and recordings.
     pub events: Option<PathBuf>,
+    /// Where to receive the proxy's webhooks instead (or as well), for a proxy on another host.
+    pub webhook_listen: Option<SocketAddr>,
     /// How long after the capture's last packet the replay waits before hanging up itself.
     pub linger: Duration,
 }
@@ -61,6 +64,10 @@ pub(super) async fn replay_plan(plan: &Plan, opts: &ReplayOptions) -> Result<Out
         .map_err(net("caller SIP socket".into()))?;
     let local = SocketAddr::new(advertise, local.port());
     let caller = Agent::caller(local, opts.proxy, media.caller_sdp.clone(), seed());
+    let hooks = match opts.webhook_listen {
+        Some(addr) => Some(webhook::listen(addr).await?),
+        None => None,
+    };
     let now = Instant::now();
     let mut live = Live {
         caller_sip,
@@ -82,6 +89,8 @@ pub(super) async fn replay_plan(plan: &Plan, opts: &ReplayOptions) -> Result<Out
         next_poll: now,
         until_answered: true,
         sip_buffers: (Vec::new(), Vec::new()),
+        hooks,
+        hook_keys: std::collections::HashSet::new(),
     };
     set_up(&mut live).await?;
     follow(&mut live, plan, opts).await;
@@ -155,7 +164,7 @@ async fn finish(live: &mut Live, opts: &ReplayOptions) {
         let ids = live.call_ids();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let ended = summarize_events(&live.events, &ids).ended;
-        if ended || live.tail.is_none() || Instant::now() >= deadline {
+        if ended || !live.observes_events() || Instant::now() >= deadline {
             break;
         }
     }
@@ -189,7 +198,7 @@ fn outcome(live: Live, opts: &ReplayOptions) -> Outcome {
             received: live.media.received.1,
             lost: live.media.received_seqs.1.lost_of(&live.media.sent_seqs.0),
         },
-        events_observed: opts.events.is_some(),
+        events_observed: opts.events.is_some() || opts.webhook_listen.is_some(),
         timeline: live.timeline,
     }
 }

@@ -43,6 +43,10 @@ pub(super) struct Live {
     pub(super) until_answered: bool,
     /// Receive buffers of the two SIP sockets, kept between pumps.
     pub(super) sip_buffers: (Vec<u8>, Vec<u8>),
+    /// Events arriving as webhooks (`--webhook-listen`), when the replay listens for them.
+    pub(super) hooks: Option<tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>>,
+    /// `call_id event ts` of every webhook event taken, since a retried batch comes twice.
+    pub(super) hook_keys: std::collections::HashSet<String>,
 }
 
 pub(super) fn net(what: String) -> impl FnOnce(std::io::Error) -> ReplayError {
@@ -116,10 +120,24 @@ impl Live {
 
     pub(super) fn poll_events(&mut self) {
         self.next_poll = Instant::now() + POLL;
-        let Some(tail) = self.tail.as_mut() else {
+        let mut fresh = self
+            .tail
+            .as_mut()
+            .map(EventTail::read_new)
+            .unwrap_or_default();
+        if let Some(hooks) = self.hooks.as_mut() {
+            while let Ok(event) = hooks.try_recv() {
+                let key = ["call_id", "event", "ts"]
+                    .map(|k| event.get(k).map(ToString::to_string).unwrap_or_default())
+                    .join(" ");
+                if self.hook_keys.insert(key) {
+                    fresh.push(event);
+                }
+            }
+        }
+        if fresh.is_empty() {
             return;
-        };
-        let fresh = tail.read_new();
+        }
         let ids = self.call_ids();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let summary = summarize_events(&fresh, &ids);
@@ -127,6 +145,11 @@ impl Live {
             self.note(format!("proxy event: {line}"));
         }
         self.events.extend(fresh);
+    }
+
+    /// Whether any observer of the proxy's events is running.
+    pub(super) fn observes_events(&self) -> bool {
+        self.tail.is_some() || self.hooks.is_some()
     }
 
     pub(super) fn call_ids(&self) -> Vec<String> {
