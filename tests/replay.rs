@@ -13,12 +13,9 @@ use std::process::{Command, Output};
 
 use common::calls::MetaflowsProxy;
 
-/// The codes the corpus expectations are written for: `*0` hangs up, `*9` records, `*5`
-/// transfers to 2000, dialed on either leg.
-const METAFLOWS: &str = r#"{"binding_digit":"*","listen_on":"both","numbers":{
-    "0":{"module":"hangup"},
-    "9":{"module":"record_call"},
-    "5":{"module":"transfer","data":{"target":"2000"}}}}"#;
+/// The codes the corpus expectations are written for (`pcaps/metaflows.json`): `*0` hangs up,
+/// `*9` records, `*5` transfers to 2000, dialed on either leg.
+const METAFLOWS: &str = include_str!("../pcaps/metaflows.json");
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/pcaps");
