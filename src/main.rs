@@ -81,8 +81,7 @@ fn replay_inner(cli: &Cli) -> anyhow::Result<bool> {
         if expect.is_some() {
             bail!("--expect applies to one capture; a folder uses its NAME.expect.toml files");
         }
-        let rows = replay::run_corpus(capture, &opts)
-            .with_context(|| format!("cannot replay the folder {}", capture.display()))?;
+        let rows = replay::run_corpus(capture, &opts)?;
         if rows.is_empty() {
             bail!(
                 "{}: no NAME.pcap with a NAME.expect.toml beside it",
@@ -96,8 +95,8 @@ fn replay_inner(cli: &Cli) -> anyhow::Result<bool> {
         .as_deref()
         .map(replay::load_expectation)
         .transpose()?;
-    let seen = replay::replay_file(capture, &opts)
-        .with_context(|| format!("cannot replay {}", capture.display()))?;
+    // Every error names the capture, or is about the proxy (setup), not the file.
+    let seen = replay::replay_file(capture, &opts)?;
     print!("{seen}");
     let Some(expected) = expected else {
         return Ok(true);

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::base::ErrorChain;
+
 use super::ReplayError;
 use super::expect::{diff, load_expectation};
 use super::run::{ReplayOptions, replay_file};
@@ -63,13 +65,13 @@ pub fn run_corpus(dir: &Path, opts: &ReplayOptions) -> Result<Vec<CorpusRow>, Re
             Err(err) => CorpusRow {
                 name,
                 passed: false,
-                detail: err.to_string(),
+                detail: ErrorChain(&err).to_string(),
             },
             Ok(expected) => match replay_file(&capture, opts) {
                 Err(err) => CorpusRow {
                     name,
                     passed: false,
-                    detail: err.to_string(),
+                    detail: ErrorChain(&err).to_string(),
                 },
                 Ok(seen) => {
                     let misses = diff(&expected, &seen);

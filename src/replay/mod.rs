@@ -28,11 +28,19 @@ pub use run::{ReplayOptions, replay_file};
 /// Why a replay could not run or could not be judged.
 #[derive(Debug, Error)]
 pub enum ReplayError {
-    /// The capture could not be read or decoded.
-    #[error("capture: {0}")]
+    /// The capture could not be decoded.
+    #[error("not a usable capture")]
     Capture(#[from] crate::capture::CaptureError),
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A capture file could not be decoded.
+    #[error("{path} is not a usable capture")]
+    BadCapture {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: crate::capture::CaptureError,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}")]
     File {
         /// The file.
         path: PathBuf,
@@ -48,7 +56,7 @@ pub enum ReplayError {
         message: String,
     },
     /// A socket could not be bound or used.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Network {
         /// Which socket and address.
         what: String,

@@ -177,7 +177,8 @@ fn damaged_captures_are_errors_not_panics() {
     )]);
     let cut = &pcap[..pcap.len() - 10];
     let err = plan_capture(cut).unwrap_err();
-    assert!(err.to_string().contains("truncated"), "{err}");
+    let text = crate::base::ErrorChain(&err).to_string();
+    assert!(text.contains("truncated"), "{text}");
     assert!(plan_capture(b"not a capture at all").is_err());
     assert!(plan_capture(&[]).is_err());
 }

@@ -210,9 +210,9 @@ pub fn replay_file(path: &Path, opts: &ReplayOptions) -> Result<Outcome, ReplayE
         source,
     })?;
     let plan = plan_capture(&bytes).map_err(|e| match e {
-        ReplayError::Capture(c) => ReplayError::File {
+        ReplayError::Capture(source) => ReplayError::BadCapture {
             path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, c),
+            source,
         },
         other => other,
     })?;
