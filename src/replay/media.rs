@@ -120,7 +120,7 @@ impl Media {
     }
 
     /// Waits for one packet on either socket and counts it for its side.
-    pub(super) async fn recv(&mut self) -> Side {
+    pub(super) async fn recv(&mut self) {
         let mut a = [0u8; 2048];
         let mut b = [0u8; 2048];
         tokio::select! {
@@ -129,14 +129,12 @@ impl Media {
                     self.received.0 += 1;
                     self.received_seqs.0.observe(a.get(..n).unwrap_or_default());
                 }
-                Side::Caller
             }
             r = self.callee.recv_from(&mut b) => {
                 if let Ok((n, _)) = r && n >= 12 {
                     self.received.1 += 1;
                     self.received_seqs.1.observe(b.get(..n).unwrap_or_default());
                 }
-                Side::Callee
             }
         }
     }

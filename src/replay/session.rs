@@ -111,9 +111,7 @@ impl Live {
                         self.on_pbx_sip(buf_b.get(..n).unwrap_or_default(), src).await;
                     }
                 }
-                side = self.media.recv() => {
-                    let _ = side;
-                }
+                () = self.media.recv() => {}
             }
         }
     }
