@@ -252,6 +252,42 @@ Refer-To: <sip:2000@pbx>\r\nContent-Length: 0\r\n\r\n",
     }
 
     #[test]
+    fn bye_info_and_re_invite_are_answered_200_the_re_invite_with_the_same_sdp() {
+        let mut agent = Agent::caller(
+            addr("127.0.0.1:6000"),
+            addr("127.0.0.1:5060"),
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\n".into(),
+            2,
+        );
+        let request = |method: &str| {
+            SipMessage::parse(
+                format!(
+                    "{method} sip:replay@127.0.0.1:6000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{method}\r\n\
+                     From: <sip:p@x>;tag=p\r\nTo: <sip:a@y>;tag=a2\r\nCall-ID: c\r\nCSeq: 5 {method}\r\n\
+                     Content-Length: 0\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let (out, heard) = agent.on_request(&request("BYE"));
+        assert_eq!(
+            (out.len(), out[0].status(), heard),
+            (1, Some(200), Heard::Bye)
+        );
+        let (out, heard) = agent.on_request(&request("INFO"));
+        assert_eq!(
+            (out[0].status(), heard),
+            (Some(200), Heard::Other("INFO".into()))
+        );
+        let (out, _) = agent.on_request(&request("INVITE"));
+        assert_eq!(out[0].status(), Some(200));
+        assert_eq!(&out[0].body[..], b"v=0\r\nm=audio 1 RTP/AVP 0\r\n");
+        let (out, _) = agent.on_request(&request("ACK"));
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn the_caller_acks_the_2xx_towards_its_contact() {
         let mut agent = Agent::caller(
             addr("127.0.0.1:6000"),

@@ -185,6 +185,17 @@ mod tests {
     }
 
     #[test]
+    fn a_recording_lasts_what_its_sidecar_says_else_its_frames_at_8_khz() {
+        let dir = tempfile::tempdir().unwrap();
+        let sidecar = dir.path().join("r.json");
+        std::fs::write(&sidecar, r#"{"duration_ms":2500}"#).unwrap();
+        let secs = recording_secs(sidecar.to_str().unwrap(), 1);
+        assert!((secs - 2.5).abs() < 1e-9, "{secs}");
+        let secs = recording_secs("/nonexistent/r.json", 16_000);
+        assert!((secs - 2.0).abs() < 1e-9, "{secs}");
+    }
+
+    #[test]
     fn the_tail_returns_complete_lines_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");

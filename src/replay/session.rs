@@ -180,6 +180,11 @@ impl Live {
             return;
         }
         if msg.is_request() {
+            if msg.method() == Some(&Method::Invite)
+                && let Some(addr) = sdp_media_addr(&msg.body)
+            {
+                self.media.caller_remote = Some(addr);
+            }
             let (out, heard) = self.caller.on_request(&msg);
             for reply in &out {
                 self.send(Side::Caller, reply).await;
