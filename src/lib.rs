@@ -22,6 +22,7 @@ pub mod metaflow;
 pub mod metrics;
 pub mod modules;
 pub mod pcap;
+pub mod replay;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;

@@ -1,5 +1,5 @@
-//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline, or
-//! `ctl` a running proxy over its API.
+//! Command line: run the proxy (the default), `check-config`, `analyze` a capture offline,
+//! `replay` it through a running proxy, or `ctl` a running proxy over its API.
 //!
 //! Run flags mirror the configuration file's keys; `Config::load` merges them over the file.
 
@@ -265,7 +265,7 @@ pub struct Cli {
 }
 
 /// The subcommands that do something other than run the proxy.
-#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+#[derive(Debug, Clone, Subcommand, PartialEq)]
 pub enum Command {
     /// Validate a configuration file and exit: 0 and a summary when it is usable, 1 and the
     /// reason (naming the key) when it is not.
@@ -292,9 +292,50 @@ pub enum Command {
         #[arg(long, value_name = "PT[/RATE]", value_parser = parse_event_pt)]
         event_pt: Option<EventPayloadType>,
     },
+    /// Replay a capture through a running proxy: play the call's caller and its PBX from the
+    /// capture's SIP and RTP, and report the digits, metaflow modules, REFERs, BYEs,
+    /// recordings and media the proxy produced. The proxy's --upstream must be --pbx-listen.
+    Replay {
+        /// The capture (pcap or pcapng), or a folder of NAME.pcap + NAME.expect.toml pairs.
+        #[arg(value_name = "CAPTURE|DIR")]
+        capture: PathBuf,
+        /// The proxy's SIP address, where the caller sends its INVITE.
+        #[arg(long, value_name = "ADDR:PORT")]
+        proxy: SocketAddr,
+        /// Where the stand-in PBX listens; start the proxy with --upstream set to this address.
+        /// The caller's SIP and both RTP sockets bind its IP too; Via, Contact and SDP carry it,
+        /// or for a wildcard (0.0.0.0) the local address that routes to --proxy.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5090")]
+        pbx_listen: SocketAddr,
+        /// Play this many times faster than captured (0.1-100).
+        #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+        /// The proxy's events.jsonl (its DATA_DIR/events.jsonl), read for digits, metaflow
+        /// matches, modules and recordings; without it only SIP and RTP are reported.
+        #[arg(long, value_name = "PATH")]
+        events: Option<PathBuf>,
+        /// Receive the proxy's webhooks here (start it with --webhook-url http://ADDR:PORT/):
+        /// the same events as --events, for a proxy on another host.
+        #[arg(long, value_name = "ADDR:PORT")]
+        webhook_listen: Option<SocketAddr>,
+        /// Expected outcome (TOML, or JSON by extension): exit 1 with a diff when not met.
+        #[arg(long, value_name = "FILE")]
+        expect: Option<PathBuf>,
+        /// Milliseconds to wait after the capture's last packet before hanging up.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        linger_ms: u64,
+    },
     /// Control a running proxy over its HTTP API: calls, hangup, reload, stats.
     #[command(long_about = super::ctl_args::LONG_ABOUT)]
     Ctl(super::ctl_args::CtlArgs),
+}
+
+/// Parses `--speed`: a finite factor between 0.1 and 100.
+pub fn parse_speed(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && (0.1..=100.0).contains(x))
+        .ok_or_else(|| format!("\"{text}\" is not a speed factor between 0.1 and 100"))
 }
 
 /// A telephone-event payload type forced on the command line, e.g. `101/8000`.
@@ -400,6 +441,51 @@ mod tests {
             })
         );
         assert!(Cli::try_parse_from(["metaflow-proxy", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn replay_subcommand_takes_capture_proxy_and_defaults() {
+        let cli = Cli::parse_from([
+            "metaflow-proxy",
+            "replay",
+            "pcaps/",
+            "--proxy",
+            "127.0.0.1:5060",
+            "--speed",
+            "10",
+        ]);
+        let Some(Command::Replay {
+            capture,
+            proxy,
+            pbx_listen,
+            speed,
+            events,
+            webhook_listen,
+            expect,
+            linger_ms,
+        }) = cli.command
+        else {
+            panic!("not replay: {:?}", cli.command);
+        };
+        assert_eq!(capture, PathBuf::from("pcaps/"));
+        assert_eq!(proxy, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(pbx_listen, "127.0.0.1:5090".parse().unwrap());
+        assert!((speed - 10.0).abs() < f64::EPSILON);
+        assert!(events.is_none() && expect.is_none() && webhook_listen.is_none());
+        assert_eq!(linger_ms, 1000);
+        let err = Cli::try_parse_from(["metaflow-proxy", "replay", "x.pcap"]).unwrap_err();
+        assert!(err.to_string().contains("--proxy"), "{err}");
+        let err = Cli::try_parse_from([
+            "metaflow-proxy",
+            "replay",
+            "x.pcap",
+            "--proxy",
+            "127.0.0.1:5060",
+            "--speed",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--speed"), "{err}");
     }
 
     #[test]
