@@ -31,7 +31,7 @@ fn account_device_and_user_codes_merge_on_the_callers_call() {
         "POST",
         "/v2/accounts/default/metaflows",
         json!({"numbers": {"9": {"module": "record_call",
-                                 "data": {"action": "start", "format": "wav"}}}}),
+                                 "data": {"action": "start", "format": "wav", "time_limit": 600}}}}),
         200,
     );
     let user = api(
@@ -55,8 +55,10 @@ fn account_device_and_user_codes_merge_on_the_callers_call() {
         .as_str()
         .unwrap()
         .to_owned();
-    // The device changes one data key of the account's *9 (a node names its module, as Kazoo's
-    // schema requires; the account's other data keys stay); the user adds *5 (stop).
+    // The device changes the account's *9: a node names its module, as Kazoo's schema requires,
+    // and the save fills the module's schema defaults (`action` `toggle`...), which then win
+    // over the account's in the merge, as in Kazoo; keys the device does not set (`time_limit`)
+    // stay the account's. The user adds *5 (stop).
     api(
         &proxy,
         "POST",
@@ -93,10 +95,11 @@ fn account_device_and_user_codes_merge_on_the_callers_call() {
     );
     let runs = named(&events, "module_run");
     assert_eq!(runs.len(), 2, "*9 then *5: {events:#?}");
-    // *9: the account's module with the device's format.
+    // *9: the account's module with the device's format and saved defaults.
     assert_eq!(runs[0]["module"], "record_call");
-    assert_eq!(runs[0]["data"]["action"], "start");
+    assert_eq!(runs[0]["data"]["action"], "toggle");
     assert_eq!(runs[0]["data"]["format"], "pcap");
+    assert_eq!(runs[0]["data"]["time_limit"], 600);
     // *5: the user's code; Kazoo's dtmf_leg is the dialing leg's Call-ID.
     assert_eq!(runs[1]["data"]["action"], "stop");
     assert_eq!(runs[1]["data"]["dtmf_leg"], json!(call_id));
