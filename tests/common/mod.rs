@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod raw_http;
 pub mod receiver;
 pub mod sipp;
+pub mod tones;
 
 use std::process::{Command, Stdio};
 

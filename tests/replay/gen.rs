@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use metaflow_proxy::audio::g711::Law;
 use metaflow_proxy::pcap::writer::PcapWriter;
 
+use crate::common::tones::tone;
+
 const CALLER_SIP: &str = "192.0.2.10:5060";
 const CALLEE_SIP: &str = "192.0.2.20:5060";
 const CALLER_RTP: &str = "192.0.2.10:40000";
@@ -218,24 +220,6 @@ impl Call {
         }
         writer.finish().unwrap()
     }
-}
-
-/// `ms` of the DTMF tone pair of `digit` as 20 ms A-law payloads (about -13 dBm0 per tone).
-pub fn tone(digit: char, ms: u64) -> Vec<Vec<u8>> {
-    let (low, high) = match digit {
-        '*' => (941.0, 1209.0),
-        '0' => (941.0, 1336.0),
-        _ => panic!("no tone for {digit}"),
-    };
-    let samples: Vec<u8> = (0..ms * 8)
-        .map(|n| {
-            let t = n as f64 / 8000.0;
-            let v = 5000.0 * (std::f64::consts::TAU * low * t).sin()
-                + 5000.0 * (std::f64::consts::TAU * high * t).sin();
-            Law::A.encode(v as i16)
-        })
-        .collect();
-    samples.chunks(160).map(<[u8]>::to_vec).collect()
 }
 
 /// One 48 kHz telephone-event press from the callee: 4 updates 20 ms apart and 3 end packets.
