@@ -88,6 +88,20 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Where the /v2 documents live: redb (the embedded file in data-dir) or a PostgreSQL URL
+    /// shared by several proxies, postgres://USER@HOST:PORT/DB [default: redb].
+    #[arg(long, value_name = "redb|URL")]
+    pub store: Option<String>,
+
+    /// This proxy's name among the proxies sharing a PostgreSQL store [default: the advertised
+    /// SIP address].
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
+
+    /// The API address the other proxies of a cluster reach this one at [default: api-listen].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub api_advertise: Option<SocketAddr>,
+
     /// Account-level metaflows for the default account (one Kazoo metaflow object, JSON).
     #[arg(long, value_name = "FILE.json")]
     pub metaflows: Option<PathBuf>,

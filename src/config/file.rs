@@ -6,9 +6,10 @@ use std::time::Duration;
 use toml::Value;
 
 use super::values::{
-    check_learning_ms, check_log_level, check_rate_limit_requests, check_rate_limit_secs,
-    check_scanner_user_agent, check_timer_c, no_answer_limit, parse_listen_addr, parse_rtp_latch,
-    parse_rtp_ports, parse_rtp_source_match, parse_sip_advertise, parse_upstream,
+    StoreLocation, check_learning_ms, check_log_level, check_rate_limit_requests,
+    check_rate_limit_secs, check_scanner_user_agent, check_timer_c, no_answer_limit,
+    parse_listen_addr, parse_node_id, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match,
+    parse_sip_advertise, parse_upstream,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -178,6 +179,16 @@ impl Config {
                 self.api_listen = parse_listen_addr(text()?).map_err(|e| file.invalid(key, e))?;
             }
             "data-dir" => self.data_dir = file.non_empty_path(key, value)?,
+            "store" => {
+                self.store = StoreLocation::parse(text()?).map_err(|e| file.invalid(key, e))?;
+            }
+            "node-id" => {
+                self.node_id = Some(parse_node_id(text()?).map_err(|e| file.invalid(key, e))?);
+            }
+            "api-advertise" => {
+                self.api_advertise =
+                    Some(parse_listen_addr(text()?).map_err(|e| file.invalid(key, e))?);
+            }
             "metaflows" => self.metaflows = Some(file.non_empty_path(key, value)?),
             "api-auth-tokens" => self.api_auth_tokens = file.tokens(key, value)?,
             "upstream-transport" => {

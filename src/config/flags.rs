@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::values::{
-    check_learning_ms, check_log_level, check_rate_limit_requests, check_rate_limit_secs,
-    check_scanner_user_agent, check_timer_c, no_answer_limit, parse_upstream,
+    StoreLocation, check_learning_ms, check_log_level, check_rate_limit_requests,
+    check_rate_limit_secs, check_scanner_user_agent, check_timer_c, no_answer_limit, parse_node_id,
+    parse_upstream,
 };
 use super::{Config, ConfigError};
 use crate::config::cli::Cli;
@@ -58,6 +59,15 @@ impl Config {
         }
         if let Some(dir) = &cli.data_dir {
             self.data_dir = dir.clone();
+        }
+        if let Some(text) = &cli.store {
+            self.store = StoreLocation::parse(text).map_err(|e| invalid_flag("store", e))?;
+        }
+        if let Some(text) = &cli.node_id {
+            self.node_id = Some(parse_node_id(text).map_err(|e| invalid_flag("node-id", e))?);
+        }
+        if let Some(address) = cli.api_advertise {
+            self.api_advertise = Some(address);
         }
         if let Some(path) = &cli.metaflows {
             self.metaflows = Some(path.clone());

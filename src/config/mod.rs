@@ -24,13 +24,13 @@ use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, Sourc
 
 pub use error::ConfigError;
 pub use values::{
-    MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, parse_rtp_latch, parse_rtp_ports,
+    MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, StoreLocation, parse_rtp_latch, parse_rtp_ports,
     parse_rtp_source_match, parse_sip_advertise, parse_upstream,
 };
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 48] = [
+pub const KNOWN_KEYS: [&str; 51] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -44,6 +44,9 @@ pub const KNOWN_KEYS: [&str; 48] = [
     "rtp-source-match",
     "api-listen",
     "data-dir",
+    "store",
+    "node-id",
+    "api-advertise",
     "metaflows",
     "digit-timeout-ms",
     "use-fast-rearm",
@@ -129,6 +132,15 @@ pub struct Config {
     pub api_listen: SocketAddr,
     /// Directory for the embedded store, recordings and the event log (key `data-dir`).
     pub data_dir: PathBuf,
+    /// Where the `/v2` documents live: the embedded file under `data-dir`, or a PostgreSQL
+    /// database shared by several proxies (key `store`).
+    pub store: StoreLocation,
+    /// This proxy's name among the proxies sharing a PostgreSQL store (key `node-id`; default:
+    /// the advertised SIP address).
+    pub node_id: Option<String>,
+    /// The API address the other proxies of a cluster reach this one at (key `api-advertise`;
+    /// default: `api-listen`).
+    pub api_advertise: Option<SocketAddr>,
     /// Account-level metaflows for the default account, one Kazoo metaflow object (key `metaflows`).
     pub metaflows: Option<PathBuf>,
     /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty means the token generated into
@@ -246,6 +258,9 @@ impl Default for Config {
             rtp_source_match: SourceMatch::Ip,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./data"),
+            store: StoreLocation::Redb,
+            node_id: None,
+            api_advertise: None,
             metaflows: None,
             api_auth_tokens: Vec::new(),
             media_timeout: Duration::from_secs(60),

@@ -57,6 +57,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         rtp_source_match: _,
         api_listen: _,
         data_dir: _,
+        store: _,
+        node_id: _,
+        api_advertise: _,
         metaflows: _,
         api_auth_tokens: _,
         media_timeout: _,
@@ -128,6 +131,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     check("api-listen", old.api_listen != new.api_listen);
     check("data-dir", old.data_dir != new.data_dir);
+    check("store", old.store != new.store);
+    check("node-id", old.node_id != new.node_id);
+    check("api-advertise", old.api_advertise != new.api_advertise);
     check("metaflows", old.metaflows != new.metaflows);
     check(
         "api-auth-tokens",

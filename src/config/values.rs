@@ -260,3 +260,82 @@ mod tests {
         assert!(check_log_level("loud=[[").is_err());
     }
 }
+
+/// Where the `/v2` documents are kept (key `store`): `redb`, the embedded file in `data-dir`
+/// (one machine), or a PostgreSQL URL (several proxies sharing one database).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreLocation {
+    /// The embedded `redb` file `DATA_DIR/store.redb`.
+    #[default]
+    Redb,
+    /// A PostgreSQL connection URL, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Parses the value of `store`: `redb`, or a `postgres://` / `postgresql://` URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "redb" {
+            return Ok(Self::Redb);
+        }
+        let Some(rest) = text
+            .strip_prefix("postgres://")
+            .or_else(|| text.strip_prefix("postgresql://"))
+        else {
+            return Err(format!(
+                "expected \"redb\" or a URL like \"postgres://user@127.0.0.1:5432/metaflow\", got \"{}\"",
+                redact_password(text)
+            ));
+        };
+        if rest.is_empty() || rest.starts_with('/') && rest.len() == 1 {
+            return Err("the PostgreSQL URL names no host or database".to_owned());
+        }
+        Ok(Self::Postgres(text.to_owned()))
+    }
+
+    /// The value as an operator may see it in logs: any password replaced by `***`.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Redb => "redb".to_owned(),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`; anything else unchanged.
+pub(super) fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Checks `node-id`: a short name other nodes and the channels API show.
+pub(super) fn parse_node_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 64 {
+        return Err("expected a name of 1 to 64 characters".to_owned());
+    }
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(format!(
+            "\"{text}\" has characters other than letters, digits, '-', '_', '.' and ':'"
+        ));
+    }
+    Ok(text.to_owned())
+}
