@@ -131,14 +131,17 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     });
     let tokens = ApiTokens::configured_or_generated(cfg.api_auth_tokens.clone(), &cfg.data_dir)?;
     let api_token_file = api_token_note(&tokens);
-    let (v2, directory) = V2State::open(
+    let store = open_store(&cfg)?;
+    let (v2, directory) = V2State::with_store(
+        store,
         &cfg.data_dir,
         tokens,
         live,
         node_validator(),
         node_normaliser(),
+        metaflow_proxy::api::v2::DEFAULT_ACCOUNT_ID,
     )
-    .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
+    .with_context(|| format!("cannot open the store ({})", cfg.store.display()))?;
     // `POST /v2/system/reload` asks the signal loop below, which runs the SIGHUP reload.
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     v2.serve_reloads(reload_tx);
@@ -360,6 +363,30 @@ async fn futures_join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
     }
+}
+
+/// How long start-up waits for PostgreSQL (key `store`) before giving up.
+const POSTGRES_START_WAIT: Duration = Duration::from_secs(15);
+
+/// Opens the store `store` names: the embedded file in `data-dir`, or PostgreSQL (waiting for
+/// it a while at start-up, so that proxies and database may start together).
+fn open_store(cfg: &Config) -> anyhow::Result<Arc<metaflow_proxy::store::Store>> {
+    use metaflow_proxy::config::StoreLocation;
+    use metaflow_proxy::store::Store;
+    let store = match &cfg.store {
+        StoreLocation::Redb => Store::open_in(&cfg.data_dir)
+            .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?,
+        StoreLocation::Postgres(url) => {
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+                format!("cannot create data directory {}", cfg.data_dir.display())
+            })?;
+            // Connecting waits on a thread of its own; keep this runtime's worker free.
+            let url = url.clone();
+            tokio::task::block_in_place(|| Store::open_postgres(&url, POSTGRES_START_WAIT))?
+        }
+    };
+    tracing::info!(store = %cfg.store.display(), "store open");
+    Ok(Arc::new(store))
 }
 
 /// How often a store that could not write checks whether it can again.

@@ -25,7 +25,7 @@ pub(super) async fn ready(State(state): State<ApiState>) -> (StatusCode, String)
     match state.store.as_ref().and_then(|store| store.problem()) {
         Some(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: store cannot write: {problem}"),
+            format!("not ready: degraded: the store cannot write ({problem}); calls go on"),
         ),
         None => (StatusCode::OK, "ready".to_owned()),
     }

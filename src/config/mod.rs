@@ -25,7 +25,7 @@ use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, Sourc
 pub use error::ConfigError;
 pub use values::{
     MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, StoreLocation, parse_rtp_latch, parse_rtp_ports,
-    parse_rtp_source_match, parse_sip_advertise, parse_upstream,
+    parse_rtp_source_match, parse_sip_advertise, parse_upstream, redact_password,
 };
 
 /// Every key accepted in the configuration file, in the order the example file documents them.

@@ -310,7 +310,7 @@ impl std::fmt::Debug for StoreLocation {
 }
 
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`; anything else unchanged.
-pub(super) fn redact_password(url: &str) -> String {
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -1,41 +1,40 @@
-//! Embedded, transactional document store for the `/v2` API (accounts, users, devices, callflows
-//! and metaflows), kept in one `redb` file under the data directory.
+//! Transactional document store for the `/v2` API (accounts, users, devices, callflows and
+//! metaflows): an embedded `redb` file for a proxy on its own ([`embedded`]), or PostgreSQL
+//! shared by the proxies of a cluster ([`postgres`]), behind one API.
 //!
-//! Every commit is made with immediate durability (fsync before the commit returns), so a write
-//! acknowledged to a client survives a crash right after; `redb`'s copy-on-write commit leaves
-//! either the old or the new state after a crash during a write. Each document carries a
-//! [`revision`] that changes on every write.
+//! Both keep the same promises: a write runs as one transaction that sees the latest committed
+//! state, an acknowledged write is durable, and each document carries a [`revision`] that
+//! changes on every write. Reads never wait on a network: the PostgreSQL store serves them from
+//! a snapshot in memory that follows the database's changes.
 
 mod directory;
+mod embedded;
 mod health;
+mod memory;
 mod merged;
+pub mod postgres;
 pub mod revision;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
-};
 use serde_json::{Map, Value};
 
 pub use directory::{MetaflowDirectory, account_scope, device_scope, string_list, user_scope};
 pub use health::StoreHealth;
+pub use memory::Docs;
 
 use crate::base::ErrorChain;
+use embedded::RedbStore;
+use memory::Overlay;
+use postgres::PgStore;
 
 /// Name of the store file inside the data directory.
 pub const STORE_FILE_NAME: &str = "store.redb";
 
-/// Key of a document: the account it belongs to and its id inside that account's collection.
-type DocKey<'a> = (&'a str, &'a str);
-/// One table per collection, values are the JSON-encoded [`Record`].
-type DocTable = TableDefinition<'static, DocKey<'static>, &'static [u8]>;
-
 /// The kinds of documents the store keeps, one table each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Collection {
     /// Accounts, keyed `(account_id, "")`.
     Accounts,
@@ -60,14 +59,20 @@ impl Collection {
         Collection::Metaflows,
     ];
 
-    fn table(self) -> DocTable {
-        TableDefinition::new(match self {
+    /// The collection's name: its `redb` table, its `collection` in PostgreSQL.
+    pub fn name(self) -> &'static str {
+        match self {
             Collection::Accounts => "accounts",
             Collection::Users => "users",
             Collection::Devices => "devices",
             Collection::Callflows => "callflows",
             Collection::Metaflows => "metaflows",
-        })
+        }
+    }
+
+    /// The collection called `name`, as written by [`Collection::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
     }
 }
 
@@ -86,10 +91,14 @@ pub enum StoreError {
     /// The database file or a transaction failed.
     #[error("store failure")]
     Database(#[from] redb::Error),
-    /// The database is closed after a failed write and could not be reopened yet.
-    #[error("store unavailable until it can be reopened: {reason}")]
+    /// PostgreSQL refused or failed a statement.
+    #[error("PostgreSQL failure")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The store cannot take writes now (the database is closed after a failed write, or
+    /// PostgreSQL is unreachable); reads still work.
+    #[error("store unavailable: {reason}")]
     Unavailable {
-        /// Why it was closed, or why reopening failed.
+        /// Why, in words an operator can act on.
         reason: String,
     },
     /// A stored record does not decode (the file was altered outside the store).
@@ -104,11 +113,6 @@ pub enum StoreError {
     },
 }
 
-/// Converts any `redb` error into a [`StoreError`].
-fn db_error(error: impl Into<redb::Error>) -> StoreError {
-    StoreError::Database(error.into())
-}
-
 /// A document as stored: its id, current revision and JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -120,13 +124,14 @@ pub struct Stored {
     pub doc: Map<String, Value>,
 }
 
-/// The on-disk shape of one document.
+/// The stored shape of one document in `redb`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
     rev: String,
     doc: Map<String, Value>,
 }
 
+/// Decodes a `redb` record.
 fn decode(account: &str, id: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
     let record: Record = serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         account: account.to_owned(),
@@ -140,51 +145,39 @@ fn decode(account: &str, id: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
     })
 }
 
-/// Reads one document from any readable table.
-fn get_in(
-    table: &impl ReadableTable<DocKey<'static>, &'static [u8]>,
+/// The next revision of a document and its `redb` record bytes.
+fn encode(
     account: &str,
     id: &str,
-) -> Result<Option<Stored>, StoreError> {
-    match table.get((account, id)).map_err(db_error)? {
-        Some(guard) => decode(account, id, guard.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Reads every document of one account (or of every account with `None`), in key order.
-fn list_in(
-    table: &impl ReadableTable<DocKey<'static>, &'static [u8]>,
-    account: Option<&str>,
-) -> Result<Vec<(String, Stored)>, StoreError> {
-    let mut found = Vec::new();
-    let range = match account {
-        Some(account) => table.range((account, "")..).map_err(db_error)?,
-        None => table.range::<DocKey<'static>>(..).map_err(db_error)?,
+    previous_rev: Option<&str>,
+    doc: &Map<String, Value>,
+) -> Result<(String, Vec<u8>), StoreError> {
+    let encode_error = |source| StoreError::Corrupt {
+        account: account.to_owned(),
+        id: id.to_owned(),
+        source,
     };
-    for entry in range {
-        let (key, value) = entry.map_err(db_error)?;
-        let (key_account, key_id) = key.value();
-        if account.is_some_and(|wanted| wanted != key_account) {
-            break;
-        }
-        found.push((
-            key_account.to_owned(),
-            decode(key_account, key_id, value.value())?,
-        ));
-    }
-    Ok(found)
+    let content = serde_json::to_vec(doc).map_err(encode_error)?;
+    let rev = revision::next_revision(previous_rev, &content);
+    let record = Record {
+        rev,
+        doc: doc.clone(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(encode_error)?;
+    Ok((record.rev, bytes))
 }
 
-/// The store: one `redb` database file, reopened after a failed write once the data directory
-/// takes writes again (`redb` refuses every write after an I/O error until it is reopened).
+/// Where the documents are kept.
+enum Backend {
+    /// The embedded file.
+    Redb(RedbStore),
+    /// A PostgreSQL database shared with other proxies.
+    Postgres(PgStore),
+}
+
+/// The store the API and the call core share.
 pub struct Store {
-    /// The database file.
-    path: PathBuf,
-    /// The open database; `None` while it is closed after a failure and not reopened yet.
-    db: RwLock<Option<Arc<Database>>>,
-    /// Serialises reopening.
-    reopening: Mutex<()>,
+    backend: Backend,
     /// Whether writes work, and the failure counters.
     health: Arc<StoreHealth>,
 }
@@ -201,16 +194,22 @@ impl Store {
 
     /// Opens (creating when missing) the store file at `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(db_error)?;
-        let store = Self {
-            path: path.to_owned(),
-            db: RwLock::new(Some(Arc::new(db))),
-            reopening: Mutex::new(()),
-            health: Arc::new(StoreHealth::default()),
-        };
-        // Create every table up front so that readers never meet a missing table.
-        store.write(|_| Ok::<(), StoreError>(()))?;
-        Ok(store)
+        let health = Arc::new(StoreHealth::default());
+        Ok(Self {
+            backend: Backend::Redb(RedbStore::open_file(path, Arc::clone(&health))?),
+            health,
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url`, creates or migrates its schema and loads
+    /// every document, waiting at most `wait` for the first connection; afterwards the store
+    /// reconnects by itself whenever the connection is lost.
+    pub fn open_postgres(url: &str, wait: std::time::Duration) -> Result<Self, StoreError> {
+        let health = Arc::new(StoreHealth::default());
+        Ok(Self {
+            backend: Backend::Postgres(PgStore::connect(url, Arc::clone(&health), wait)?),
+            health,
+        })
     }
 
     /// Write health and failure counters, for `/ready` and `/metrics`.
@@ -218,136 +217,134 @@ impl Store {
         Arc::clone(&self.health)
     }
 
-    /// The open database, or why there is none.
-    fn database(&self) -> Result<Arc<Database>, StoreError> {
-        let current = self
-            .db
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        current.ok_or_else(|| StoreError::Unavailable {
-            reason: self
-                .health
-                .problem()
-                .unwrap_or_else(|| "the database is closed".to_owned()),
-        })
-    }
-
-    /// Reopens the database after a failed write, once a probe write to the data directory
-    /// succeeds; true when the store takes writes (again). Called before each write while the
-    /// store is degraded and periodically by the process.
+    /// Brings a degraded store back when it can be: reopens the embedded file once the data
+    /// directory takes writes; a PostgreSQL store reconnects by itself, so this only reports.
+    /// True when the store takes writes.
     pub fn recover(&self) -> bool {
-        let _serialised = self
-            .reopening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.health.problem().is_none() {
-            return true;
-        }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        if let Err(error) = health::probe_writable(dir) {
-            tracing::debug!(%error, "store still cannot write");
-            return false;
-        }
-        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        // Drop our handle first: the file stays locked while any handle is open.
-        *slot = None;
-        match Database::create(&self.path) {
-            Ok(db) => {
-                *slot = Some(Arc::new(db));
-                self.health.recovered();
-                tracing::info!(path = %self.path.display(), "store reopened and takes writes again");
-                true
-            }
-            Err(error) => {
-                let error = ErrorChain(&error).to_string();
-                tracing::warn!(%error, "store could not be reopened yet");
-                false
-            }
+        match &self.backend {
+            Backend::Redb(store) => store.recover(),
+            Backend::Postgres(_) => self.health.problem().is_none(),
         }
     }
 
-    /// A consistent read-only view of the last committed state.
+    /// Calls `listener` after documents were changed by someone else (another proxy sharing the
+    /// PostgreSQL database), so that what is derived from them (the metaflow directory) is
+    /// rebuilt. Writes made through this store are not reported: their caller knows.
+    pub fn on_remote_change(&self, listener: Box<dyn Fn() + Send + Sync>) {
+        if let Backend::Postgres(store) = &self.backend {
+            store.on_remote_change(listener);
+        }
+    }
+
+    /// A consistent read-only view of the last committed state (for PostgreSQL: the last state
+    /// this proxy has seen, which follows the database within a fraction of a second).
     pub fn read(&self) -> Result<ReadView, StoreError> {
+        let txn = match &self.backend {
+            Backend::Redb(store) => ReadSource::Redb(store.begin_read()?),
+            Backend::Postgres(store) => ReadSource::Memory(store.snapshot()),
+        };
         Ok(ReadView {
-            txn: self.database()?.begin_read().map_err(db_error)?,
+            txn,
             failure: RefCell::new(None),
         })
     }
 
     /// Runs `change` in one write transaction and commits it durably when it returns `Ok`;
-    /// on `Err` nothing it did is kept. Writers are serialised by the database. A failure of
-    /// the database itself marks the store degraded until [`Store::recover`] reopens it.
+    /// on `Err` nothing it did is kept. Writers are serialised (across every proxy of a
+    /// cluster). A failure of the database itself marks the store degraded until it recovers.
     pub fn write<T, E: From<StoreError>>(
         &self,
         change: impl FnOnce(&mut WriteView<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        if self.health.problem().is_some() {
-            self.recover();
+        match &self.backend {
+            Backend::Redb(store) => store.write(change),
+            Backend::Postgres(store) => store.write(change),
         }
-        let db = self.database()?;
-        let failed = |error: StoreError| {
-            self.note_failure(&error);
-            error
-        };
-        let mut txn = db.begin_write().map_err(db_error).map_err(failed)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(db_error)
-            .map_err(failed)?;
-        for collection in Collection::ALL {
-            txn.open_table(collection.table())
-                .map_err(db_error)
-                .map_err(failed)?;
-        }
-        let mut view = WriteView {
-            txn: &txn,
-            failure: RefCell::new(None),
-        };
-        let outcome = change(&mut view);
-        if let Some(reason) = view.failure.into_inner() {
-            self.health.write_failed(reason);
-        }
-        let outcome = outcome?;
-        txn.commit().map_err(db_error).map_err(failed)?;
-        Ok(outcome)
-    }
-
-    /// Marks the store degraded after a database failure in a write.
-    fn note_failure(&self, error: &StoreError) {
-        let reason = ErrorChain(error).to_string();
-        tracing::error!(error = %reason, "store write failed; writes are refused until it recovers");
-        self.health.write_failed(reason);
     }
 }
 
-/// Opens a collection's table in the transaction a view reads through, so that the reads of a
-/// snapshot and of a write in progress are written once.
+/// Reads documents through one kind of transaction: what [`View`]'s reads go through.
 pub trait OpenTable {
-    /// The table as this kind of transaction opens it.
-    type Table<'a>: ReadableTable<DocKey<'static>, &'static [u8]>
-    where
-        Self: 'a;
+    /// The document `id` of `account` in `collection`.
+    fn get_doc(
+        &self,
+        collection: Collection,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError>;
 
-    /// Opens `collection`'s table (created when the store was opened).
-    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError>;
+    /// The documents of `account` (of every account with `None`) in `collection`, in key order.
+    fn list_docs(
+        &self,
+        collection: Collection,
+        account: Option<&str>,
+    ) -> Result<Vec<(String, Stored)>, StoreError>;
 }
 
-impl OpenTable for ReadTransaction {
-    type Table<'a> = redb::ReadOnlyTable<DocKey<'static>, &'static [u8]>;
+/// What a read-only view reads: a `redb` snapshot or the in-memory one.
+pub enum ReadSource {
+    /// A `redb` read transaction.
+    Redb(redb::ReadTransaction),
+    /// The PostgreSQL store's snapshot.
+    Memory(Arc<Docs>),
+}
 
-    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError> {
-        self.open_table(collection.table()).map_err(db_error)
+impl OpenTable for ReadSource {
+    fn get_doc(
+        &self,
+        collection: Collection,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        match self {
+            Self::Redb(txn) => embedded::read_get(txn, collection, account, id),
+            Self::Memory(docs) => Ok(docs.get(collection, account, id).cloned()),
+        }
+    }
+
+    fn list_docs(
+        &self,
+        collection: Collection,
+        account: Option<&str>,
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        match self {
+            Self::Redb(txn) => embedded::read_list(txn, collection, account),
+            Self::Memory(docs) => Ok(docs.list(collection, account)),
+        }
     }
 }
 
-impl<'txn> OpenTable for &'txn WriteTransaction {
-    type Table<'a>
-        = redb::Table<'txn, DocKey<'static>, &'static [u8]>
-    where
-        Self: 'a;
+/// What a write transaction works on: a `redb` write transaction or an overlay that the
+/// PostgreSQL store commits when the change returns `Ok`.
+pub enum WriteSource<'txn> {
+    /// A `redb` write transaction.
+    Redb(&'txn redb::WriteTransaction),
+    /// Changes over the freshest snapshot, taken under the cluster-wide write lock.
+    Memory(Overlay),
+}
 
-    fn open(&self, collection: Collection) -> Result<Self::Table<'_>, StoreError> {
-        self.open_table(collection.table()).map_err(db_error)
+impl OpenTable for WriteSource<'_> {
+    fn get_doc(
+        &self,
+        collection: Collection,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        match self {
+            Self::Redb(txn) => embedded::write_get(txn, collection, account, id),
+            Self::Memory(overlay) => Ok(overlay.get(collection, account, id)),
+        }
+    }
+
+    fn list_docs(
+        &self,
+        collection: Collection,
+        account: Option<&str>,
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        match self {
+            Self::Redb(txn) => embedded::write_list(txn, collection, account),
+            Self::Memory(overlay) => Ok(overlay.list(collection, account)),
+        }
     }
 }
 
@@ -359,10 +356,10 @@ pub struct View<T> {
 }
 
 /// A read-only snapshot of the store.
-pub type ReadView = View<ReadTransaction>;
+pub type ReadView = View<ReadSource>;
 
 /// The inside of one write transaction: reads see the writes made before them.
-pub type WriteView<'txn> = View<&'txn WriteTransaction>;
+pub type WriteView<'txn> = View<WriteSource<'txn>>;
 
 impl<T: OpenTable> View<T> {
     /// The document `id` of `account` in `collection`, if any.
@@ -372,12 +369,14 @@ impl<T: OpenTable> View<T> {
         account: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        get_in(&self.txn.open(collection)?, account, id)
+        self.txn.get_doc(collection, account, id)
     }
 
     /// Every document of `account` in `collection`, in id order.
     pub fn list(&self, collection: Collection, account: &str) -> Result<Vec<Stored>, StoreError> {
-        Ok(list_in(&self.txn.open(collection)?, Some(account))?
+        Ok(self
+            .txn
+            .list_docs(collection, Some(account))?
             .into_iter()
             .map(|(_, stored)| stored)
             .collect())
@@ -385,14 +384,14 @@ impl<T: OpenTable> View<T> {
 
     /// Every document of every account in `collection`, as `(account_id, document)`.
     pub fn list_all(&self, collection: Collection) -> Result<Vec<(String, Stored)>, StoreError> {
-        list_in(&self.txn.open(collection)?, None)
+        self.txn.list_docs(collection, None)
     }
 }
 
 impl WriteView<'_> {
-    /// Converts a database error met in this write and remembers it as a store failure.
-    fn failed(&self, error: impl Into<redb::Error>) -> StoreError {
-        let error = db_error(error);
+    /// Remembers a database error met in this write as a store failure, and converts it.
+    fn failed(&self, error: redb::Error) -> StoreError {
+        let error = StoreError::Database(error);
         self.failure
             .borrow_mut()
             .get_or_insert_with(|| ErrorChain(&error).to_string());
@@ -407,28 +406,28 @@ impl WriteView<'_> {
         id: &str,
         doc: Map<String, Value>,
     ) -> Result<Stored, StoreError> {
-        let mut table = self
-            .txn
-            .open_table(collection.table())
-            .map_err(|error| self.failed(error))?;
-        let previous = get_in(&table, account, id)?.map(|stored| stored.rev);
-        let encode_error = |source| StoreError::Corrupt {
-            account: account.to_owned(),
-            id: id.to_owned(),
-            source,
-        };
-        let content = serde_json::to_vec(&doc).map_err(encode_error)?;
-        let rev = revision::next_revision(previous.as_deref(), &content);
-        let record = Record { rev, doc };
-        let bytes = serde_json::to_vec(&record).map_err(encode_error)?;
-        table
-            .insert((account, id), bytes.as_slice())
-            .map_err(|error| self.failed(error))?;
-        Ok(Stored {
-            id: id.to_owned(),
-            rev: record.rev,
-            doc: record.doc,
-        })
+        match &mut self.txn {
+            WriteSource::Redb(txn) => {
+                let txn = *txn;
+                embedded::put(txn, collection, account, id, doc).map_err(|error| match error {
+                    Ok(database) => self.failed(database),
+                    Err(other) => other,
+                })
+            }
+            WriteSource::Memory(overlay) => {
+                let previous = overlay
+                    .get(collection, account, id)
+                    .map(|stored| stored.rev);
+                let (rev, _) = encode(account, id, previous.as_deref(), &doc)?;
+                let stored = Stored {
+                    id: id.to_owned(),
+                    rev,
+                    doc,
+                };
+                overlay.put(collection, account, stored.clone());
+                Ok(stored)
+            }
+        }
     }
 
     /// Removes document `id`; returns it as it was, if it existed.
@@ -438,33 +437,30 @@ impl WriteView<'_> {
         account: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        let mut table = self
-            .txn
-            .open_table(collection.table())
-            .map_err(|error| self.failed(error))?;
-        let removed = table
-            .remove((account, id))
-            .map_err(|error| self.failed(error))?;
-        match removed {
-            Some(guard) => decode(account, id, guard.value()).map(Some),
-            None => Ok(None),
+        match &mut self.txn {
+            WriteSource::Redb(txn) => {
+                let txn = *txn;
+                embedded::remove(txn, collection, account, id).map_err(|error| match error {
+                    Ok(database) => self.failed(database),
+                    Err(other) => other,
+                })
+            }
+            WriteSource::Memory(overlay) => Ok(overlay.remove(collection, account, id)),
         }
     }
 
     /// Removes every document of `account` in every collection (the account itself included).
     pub fn remove_account(&mut self, account: &str) -> Result<(), StoreError> {
-        for collection in Collection::ALL {
-            let mut table = self
-                .txn
-                .open_table(collection.table())
-                .map_err(|error| self.failed(error))?;
-            table
-                .retain_in((account, "").., |(key_account, _), _| {
-                    key_account != account
-                })
-                .map_err(|error| self.failed(error))?;
+        match &mut self.txn {
+            WriteSource::Redb(txn) => {
+                let txn = *txn;
+                embedded::remove_account(txn, account).map_err(|error| self.failed(error))
+            }
+            WriteSource::Memory(overlay) => {
+                overlay.remove_account(account);
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 

@@ -73,7 +73,14 @@ pub enum ApiError {
     #[error("{0}")]
     TooLarge(String),
     /// The store failed; nothing was changed.
-    #[error("datastore fault")]
+    #[error(
+        "{}",
+        if matches!(.0, StoreError::Unavailable { .. }) {
+            "datastore unavailable"
+        } else {
+            "datastore fault"
+        }
+    )]
     Store(#[from] StoreError),
     /// A worker thread failed.
     #[error("internal error")]
@@ -103,7 +110,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Store(StoreError::Unavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Store(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +153,10 @@ impl ApiError {
                 "message": "the document was changed since that revision; fetch it and retry",
                 "current_revision": current,
             }),
+            Self::Store(StoreError::Unavailable { reason }) => {
+                tracing::warn!(%reason, "API write refused: the store cannot take writes");
+                json!({ "message": format!("datastore unavailable: {reason}") })
+            }
             Self::Store(error) => {
                 let error = crate::base::ErrorChain(error);
                 tracing::error!(%error, "store failure on an API request");

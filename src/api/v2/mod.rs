@@ -138,8 +138,38 @@ impl V2State {
         default_account_id: &str,
     ) -> Result<(V2State, MetaflowDirectory), StoreError> {
         let store = Arc::new(Store::open_in(data_dir)?);
+        Self::with_store(
+            store,
+            data_dir,
+            tokens,
+            live,
+            validator,
+            normaliser,
+            default_account_id,
+        )
+    }
+
+    /// Like [`V2State::open_with_default_account`] on a store opened by the caller (PostgreSQL,
+    /// shared with other proxies): the directory is also rebuilt whenever another proxy changes
+    /// a document. `data_dir` still holds recordings and media.
+    pub fn with_store(
+        store: Arc<Store>,
+        data_dir: &Path,
+        tokens: impl Into<ApiTokens>,
+        live: Arc<dyn LiveCalls>,
+        validator: NodeValidator,
+        normaliser: NodeNormaliser,
+        default_account_id: &str,
+    ) -> Result<(V2State, MetaflowDirectory), StoreError> {
         entities::ensure_default_account(&store, default_account_id)?;
         let directory = MetaflowDirectory::load(Arc::clone(&store), default_account_id)?;
+        let follower = directory.clone();
+        store.on_remote_change(Box::new(move || {
+            if let Err(error) = follower.refresh() {
+                let error = crate::base::ErrorChain(&error);
+                tracing::error!(%error, "metaflow directory refresh failed after a remote change");
+            }
+        }));
         let state = V2State {
             shared: Arc::new(Shared {
                 store,
