@@ -225,6 +225,7 @@ fn postgres_stopped_refuses_writes_keeps_reads_and_heals() {
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
+    assert_eq!(a.health().refused_writes(), 1, "the refusal is counted");
     assert!(
         a.read()
             .unwrap()

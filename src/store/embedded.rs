@@ -265,7 +265,7 @@ impl RedbStore {
         if self.health.problem().is_some() {
             self.recover();
         }
-        let db = self.database()?;
+        let db = self.database().inspect_err(|_| self.health.refused())?;
         let failed = |error: StoreError| {
             self.note_failure(&error);
             error

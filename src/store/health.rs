@@ -23,8 +23,10 @@ pub struct StoreHealth {
     problem: Mutex<Option<String>>,
     /// Writes that failed in the database (not refused for their content).
     write_failures: AtomicU64,
-    /// Times the database was reopened after a failure.
+    /// Times the database was reopened (or reconnected to) after a failure.
     recoveries: AtomicU64,
+    /// Writes refused without trying because the store could not take writes.
+    refused: AtomicU64,
 }
 
 impl StoreHealth {
@@ -32,6 +34,17 @@ impl StoreHealth {
     pub(super) fn write_failed(&self, reason: String) {
         self.write_failures.fetch_add(1, Ordering::Relaxed);
         *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+
+    /// Marks the store degraded with `reason` without counting a failed write (the PostgreSQL
+    /// connection was lost or cannot be opened).
+    pub(super) fn degraded(&self, reason: String) {
+        *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+
+    /// Counts a write refused because the store could not take writes.
+    pub(super) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records that the database was reopened and takes writes again.
@@ -46,6 +59,11 @@ impl StoreHealth {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Writes refused since start because the store could not take writes.
+    pub fn refused_writes(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Writes that failed in the database since start.
@@ -79,6 +97,19 @@ impl MetricsSource for StoreHealth {
             "store_recoveries_total",
             &[],
             self.recoveries.load(Ordering::Relaxed),
+        );
+        write_header(
+            out,
+            "store_writes_refused_total",
+            "counter",
+            "Writes refused (503) because the store could not take writes (PostgreSQL away, \
+             database closed after a failure).",
+        );
+        write_sample(
+            out,
+            "store_writes_refused_total",
+            &[],
+            self.refused.load(Ordering::Relaxed),
         );
         write_header(
             out,

@@ -78,18 +78,18 @@ async fn supervise(shared: Arc<Shared>) {
                 }
                 let reason = format!("PostgreSQL connection lost: {lost}");
                 tracing::error!(url = %shared.shown_url, %reason, "store reconnecting; writes are refused meanwhile");
-                shared.health.write_failed(reason);
+                shared.health.degraded(reason);
             }
             Err(Attempt::Fatal(reason)) => {
                 tracing::error!(url = %shared.shown_url, %reason, "store cannot use this database");
-                shared.health.write_failed(reason.clone());
+                shared.health.degraded(reason.clone());
                 shared.first_connection(FirstConnection::Fatal(reason));
             }
             Err(Attempt::Failed(reason)) => {
                 let reason = format!("cannot reach PostgreSQL: {reason}");
                 if shared.health.problem().as_deref() != Some(reason.as_str()) {
                     tracing::warn!(url = %shared.shown_url, %reason, "store not connected; retrying");
-                    shared.health.write_failed(reason);
+                    shared.health.degraded(reason);
                 }
             }
         }

@@ -177,6 +177,7 @@ impl PgStore {
         let shared = &self.shared;
         let mut slot = shared.lock_client();
         let Some(client) = slot.as_mut() else {
+            shared.health.refused();
             return Err(shared.unavailable(None).into());
         };
         let mut caught_up = false;
