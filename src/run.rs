@@ -17,6 +17,7 @@ use metaflow_proxy::app::fdlimit;
 use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
 use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
 use metaflow_proxy::b2bua::B2bua;
+use metaflow_proxy::cluster::{Cluster, ClusterSettings};
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::connlimit::{
@@ -201,6 +202,9 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot bind api-listen {}", cfg.api_listen))?;
     let api_addr = api_listener.local_addr()?;
+    if let Some(settings) = ClusterSettings::from_config(&cfg, local, api_addr) {
+        v2.serve_cluster(Cluster::start(settings, Arc::new(registry.clone())));
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
         ready: ready.clone(),
