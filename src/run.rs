@@ -203,7 +203,19 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .with_context(|| format!("cannot bind api-listen {}", cfg.api_listen))?;
     let api_addr = api_listener.local_addr()?;
     if let Some(settings) = ClusterSettings::from_config(&cfg, local, api_addr) {
-        v2.serve_cluster(Cluster::start(settings, Arc::new(registry.clone())));
+        let cluster = Cluster::start(settings, Arc::new(registry.clone()));
+        match cluster.load_bindings(KEPT_BINDINGS_WAIT).await {
+            Ok(kept) => {
+                let restored = core.restore_bindings(kept, Instant::now());
+                tracing::info!(restored, "registrations kept from the last run");
+            }
+            Err(error) => {
+                let error = metaflow_proxy::base::ErrorChain(&error);
+                tracing::warn!(%error, "registrations of the last run not restored");
+            }
+        }
+        core.set_binding_sink(Box::new(cluster.registration_writer()));
+        v2.serve_cluster(cluster);
     }
     let ready = Arc::new(AtomicBool::new(false));
     let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
@@ -355,6 +367,10 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     tracing::info!("metaflow-proxy stopped");
     Ok(())
 }
+
+/// How long start-up waits for the cluster database to read back the registrations relayed
+/// before a restart; without it they come back with the phones' next refresh.
+const KEPT_BINDINGS_WAIT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the webhook senders to deliver their queues.
 const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);

@@ -452,3 +452,61 @@ async fn channels_are_listed_and_acted_on_across_nodes() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_outlive_the_node_that_relayed_them() {
+    use metaflow_proxy::b2bua::{BindingChange, BindingSink, StoredBinding};
+    use metaflow_proxy::sip::transport::Peer;
+
+    let pg = Pg::start();
+    pg.migrate().await;
+    let db = pg.client().await;
+    let first = Cluster::start(settings(&pg, "n1", 8001), Arc::new(Calls::default()));
+    let mut writer = first.registration_writer();
+    let phone = |contact: &str, secs: u64| StoredBinding {
+        aor: "sip:alice@pbx".into(),
+        contact: contact.into(),
+        source: Peer::udp("198.51.100.7:40123".parse().unwrap()),
+        expires_at: Instant::now() + Duration::from_secs(secs),
+    };
+    // Written even though the link is not up yet: the change waits for it.
+    writer.changed(BindingChange::Bound(phone("sip:alice@10.0.0.5", 600)));
+    writer.changed(BindingChange::Bound(phone("sip:alice@10.0.0.6", 600)));
+    writer.changed(BindingChange::Removed {
+        aor: "sip:alice@pbx".into(),
+        contact: "sip:alice@10.0.0.6".into(),
+    });
+    eventually(Duration::from_secs(8), "the binding row", || async {
+        db.query(
+            "SELECT contact FROM mfp_registrations WHERE node_id = 'n1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+            == ["sip:alice@10.0.0.5"]
+    })
+    .await;
+
+    // The restarted node (same id) reads it back; another node does not.
+    let again = Cluster::start(settings(&pg, "n1", 8001), Arc::new(Calls::default()));
+    let kept = again.load_bindings(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].contact, "sip:alice@10.0.0.5");
+    assert_eq!(kept[0].source, phone("x", 1).source);
+    let left = kept[0].expires_at.saturating_duration_since(Instant::now());
+    assert!(
+        left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+        "{left:?}"
+    );
+    let other = Cluster::start(settings(&pg, "n2", 8002), Arc::new(Calls::default()));
+    assert!(
+        other
+            .load_bindings(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

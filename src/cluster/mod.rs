@@ -1,6 +1,7 @@
 //! What the proxies sharing one PostgreSQL database (`store = "postgres://..."`) tell each other
 //! besides the `/v2` documents: which nodes are up (`mfp_nodes`), which calls each one holds
-//! (`mfp_live_calls`), and the secret one node shows another when it forwards an API request
+//! (`mfp_live_calls`), the registrations relayed through each (`mfp_registrations`, so that
+//! they survive a restart), and the secret one node shows another when it forwards an API request
 //! for a call it does not hold.
 //!
 //! Everything here runs in tasks of the main runtime on the link's own connection, never on
@@ -13,6 +14,7 @@ mod forward;
 mod link;
 mod live;
 mod nodes;
+mod registrations;
 mod remote;
 mod secret;
 mod settings;
@@ -27,6 +29,7 @@ pub use error::ClusterError;
 pub use forward::{FORWARD_TIMEOUT, encode_segment};
 pub use live::{CallSource, Diff, LiveCall, SYNC_INTERVAL, diff};
 pub use nodes::{ALIVE_WITHIN, DEAD_AFTER, FORGET_AFTER, HEARTBEAT, is_alive};
+pub use registrations::{MAX_PENDING, QUEUE, RegistrationWriter, decode, encode};
 pub use remote::{MAX_REMOTE_CHANNELS, Owner, with_node};
 pub use secret::{NODE_TOKEN_HEADER, token_matches};
 pub use settings::{ClusterSettings, default_node_id};
@@ -39,6 +42,8 @@ struct Shared {
     /// The connection generation on which this node's row was last written: its calls are
     /// written only after it, so that pruning never takes them for a dead node's.
     announced_on: std::sync::atomic::AtomicU64,
+    /// Where [`RegistrationWriter`]s queue binding changes.
+    registrations: tokio::sync::mpsc::Sender<crate::b2bua::BindingChange>,
 }
 
 /// The handle the API holds on the cluster link; cheap to clone.
@@ -52,6 +57,7 @@ impl Cluster {
     /// and the live-call sync reading `calls`. Returns at once; nothing waits for the database.
     pub fn start(settings: ClusterSettings, calls: Arc<dyn CallSource>) -> Cluster {
         let link = Arc::new(link::Link::default());
+        let (registrations_tx, registrations_rx) = tokio::sync::mpsc::channel(registrations::QUEUE);
         tokio::spawn(link::supervise(Arc::clone(&link), settings.url.clone()));
         tracing::info!(
             node = %settings.node_id,
@@ -67,8 +73,10 @@ impl Cluster {
             link,
             secret: secret::Secret::default(),
             announced_on: std::sync::atomic::AtomicU64::new(0),
+            registrations: registrations_tx,
         });
         tokio::spawn(nodes::run(Arc::clone(&shared)));
+        tokio::spawn(registrations::run(Arc::clone(&shared), registrations_rx));
         tokio::spawn(live::run(Arc::clone(&shared), calls));
         Cluster { shared }
     }
@@ -100,6 +108,21 @@ impl Cluster {
         call_id: &str,
     ) -> Result<Option<Owner>, ClusterError> {
         remote::call_owner(&self.shared, account, call_id).await
+    }
+
+    /// The sink the call core reports registration binding changes to; they are written to
+    /// the database off the SIP task.
+    pub fn registration_writer(&self) -> RegistrationWriter {
+        RegistrationWriter::new(self.shared.registrations.clone())
+    }
+
+    /// This node's registration bindings kept from an earlier run (unexpired ones), waiting at
+    /// most `wait` for the database; for [`crate::b2bua::B2bua::restore_bindings`] at start.
+    pub async fn load_bindings(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Vec<crate::b2bua::StoredBinding>, ClusterError> {
+        registrations::load(&self.shared, wait).await
     }
 
     /// Sends `method path_and_query` (with a JSON `body`, or an empty one) to `owner` with the
