@@ -63,6 +63,7 @@ fn settings(pg: &Pg, node: &str, api_port: u16) -> ClusterSettings {
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
         api_addr: format!("127.0.0.1:{api_port}").parse().unwrap(),
         max_calls: 100,
+        data_dir: std::env::temp_dir().join(format!("mfp-cluster-test-{node}-{api_port}")),
     }
 }
 
@@ -275,7 +276,11 @@ async fn node(pg: &Pg, id: &str) -> Node {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cluster = Cluster::start(settings(pg, id, addr.port()), calls.clone());
+    let settings = ClusterSettings {
+        data_dir: dir.path().to_path_buf(),
+        ..settings(pg, id, addr.port())
+    };
+    let cluster = Cluster::start(settings, calls.clone());
     v2.serve_cluster(cluster.clone());
     tokio::spawn(async move {
         axum::serve(listener, metaflow_proxy::api::v2::routes(v2))
@@ -288,6 +293,27 @@ async fn node(pg: &Pg, id: &str) -> Node {
         cluster,
         _dir: dir,
     }
+}
+
+/// One HTTP/1.1 exchange: the status and the raw body (small answers only).
+async fn http_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap();
+    (status, answer[split + 4..].to_vec())
 }
 
 /// One HTTP/1.1 exchange: the status and the JSON body.
@@ -509,4 +535,90 @@ async fn registrations_outlive_the_node_that_relayed_them() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Writes a finished recording (sidecar and media) into `data_dir`.
+fn write_recording(data_dir: &std::path::Path, id: &str, media: &[u8]) -> std::path::PathBuf {
+    let dir = data_dir.join("recordings/2026/12/04");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{id}.wav")), media).unwrap();
+    let sidecar = json!({"id": id, "call_id": "c1", "account_id": "default",
+        "file": format!("{id}.wav"), "format": "wav", "started_at": "2026-12-04T05:00:00Z",
+        "duration_ms": 1000, "status": "complete", "leg": "a", "label": null});
+    std::fs::write(dir.join(format!("{id}.json")), sidecar.to_string()).unwrap();
+    dir.join(format!("{id}.wav"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_listed_fetched_and_deleted_across_nodes() {
+    let pg = Pg::start();
+    pg.migrate().await;
+    let a = node(&pg, "node-a").await;
+    let b = node(&pg, "node-b").await;
+    let media = b"RIFF-not-really-a-wav-but-bytes".to_vec();
+    let file = write_recording(b._dir.path(), "rec-on-b", &media);
+    let db = pg.client().await;
+    eventually(
+        Duration::from_secs(15),
+        "the recording row and the secret",
+        || async {
+            let secret = db
+                .query_opt(
+                    "SELECT value FROM mfp_settings WHERE name = 'cluster-secret'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .map(|row| row.get::<_, String>(0))
+                .unwrap_or_default();
+            db.query_opt(
+                "SELECT node_id FROM mfp_recordings WHERE id = 'rec-on-b'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .is_some_and(|row| row.get::<_, String>(0) == "node-b")
+                && a.cluster.accepts_node_token(&secret)
+                && b.cluster.accepts_node_token(&secret)
+        },
+    )
+    .await;
+    let auth = [("X-Auth-Token", TOKEN)];
+
+    let (status, listed) = http(a.addr, "GET", "/v2/accounts/default/recordings", &auth, "").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["data"][0]["id"], "rec-on-b", "{listed}");
+    assert_eq!(listed["data"][0]["node"], "node-b");
+    assert_eq!(listed["data"][0]["size"], media.len());
+
+    let one = "/v2/accounts/default/recordings/rec-on-b";
+    let (status, meta) = http(a.addr, "GET", one, &auth, "").await;
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["data"]["call_id"], "c1");
+    let with_accept = [("X-Auth-Token", TOKEN), ("Accept", "audio/wav")];
+    let (status, bytes) = http_raw(a.addr, "GET", one, &with_accept).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, media);
+
+    let (status, _) = http(
+        a.addr,
+        "GET",
+        "/v2/accounts/default/recordings/nowhere",
+        &auth,
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, removed) = http(a.addr, "DELETE", one, &auth, "").await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["data"]["id"], "rec-on-b");
+    assert!(!file.exists(), "deleted on the node that kept it");
+    let rows = db
+        .query("SELECT id FROM mfp_recordings WHERE id = 'rec-on-b'", &[])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "its row went with it");
+    let (status, _) = http(a.addr, "GET", one, &auth, "").await;
+    assert_eq!(status, 404);
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -37,9 +37,11 @@ pub(super) async fn send(
     method: Method,
     path: &str,
     secret: &str,
+    accept: Option<&str>,
     body: String,
 ) -> Result<Response<Incoming>, ClusterError> {
-    match tokio::time::timeout(FORWARD_TIMEOUT, exchange(owner, method, path, secret, body)).await {
+    let exchange = exchange(owner, method, path, secret, accept, body);
+    match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
         Ok(outcome) => outcome,
         Err(_) => Err(ClusterError::Timeout),
     }
@@ -50,6 +52,7 @@ async fn exchange(
     method: Method,
     path: &str,
     secret: &str,
+    accept: Option<&str>,
     body: String,
 ) -> Result<Response<Incoming>, ClusterError> {
     let stream = TcpStream::connect(&owner.api_addr)
@@ -74,6 +77,9 @@ async fn exchange(
             USER_AGENT,
             concat!("metaflow-proxy/", env!("CARGO_PKG_VERSION")),
         );
+    if let Some(accept) = accept {
+        request = request.header(ACCEPT, accept);
+    }
     if !body.is_empty() {
         request = request.header(CONTENT_TYPE, "application/json");
     }

@@ -1,7 +1,7 @@
 //! What the proxies sharing one PostgreSQL database (`store = "postgres://..."`) tell each other
 //! besides the `/v2` documents: which nodes are up (`mfp_nodes`), which calls each one holds
 //! (`mfp_live_calls`), the registrations relayed through each (`mfp_registrations`, so that
-//! they survive a restart), and the secret one node shows another when it forwards an API request
+//! they survive a restart), which node keeps which recording (`mfp_recordings`), and the secret one node shows another when it forwards an API request
 //! for a call it does not hold.
 //!
 //! Everything here runs in tasks of the main runtime on the link's own connection, never on
@@ -14,6 +14,7 @@ mod forward;
 mod link;
 mod live;
 mod nodes;
+mod recordings;
 mod registrations;
 mod remote;
 mod secret;
@@ -29,6 +30,7 @@ pub use error::ClusterError;
 pub use forward::{FORWARD_TIMEOUT, encode_segment};
 pub use live::{CallSource, Diff, LiveCall, SYNC_INTERVAL, diff};
 pub use nodes::{ALIVE_WITHIN, DEAD_AFTER, FORGET_AFTER, HEARTBEAT, is_alive};
+pub use recordings::{MAX_ROWS, RecordingsDiff, SCAN_INTERVAL, diff_recordings, sidecars};
 pub use registrations::{MAX_PENDING, QUEUE, RegistrationWriter, decode, encode};
 pub use remote::{MAX_REMOTE_CHANNELS, Owner, with_node};
 pub use secret::{NODE_TOKEN_HEADER, token_matches};
@@ -78,6 +80,8 @@ impl Cluster {
         tokio::spawn(nodes::run(Arc::clone(&shared)));
         tokio::spawn(registrations::run(Arc::clone(&shared), registrations_rx));
         tokio::spawn(live::run(Arc::clone(&shared), calls));
+        let data_dir = shared.settings.data_dir.clone();
+        tokio::spawn(recordings::run(Arc::clone(&shared), data_dir));
         Cluster { shared }
     }
 
@@ -125,16 +129,43 @@ impl Cluster {
         registrations::load(&self.shared, wait).await
     }
 
-    /// Sends `method path_and_query` (with a JSON `body`, or an empty one) to `owner` with the
-    /// cluster secret, and returns its answer unread.
+    /// The recordings of `account` the other nodes keep (rows without an account count as
+    /// `default_account`'s), each as its metadata with its `node`.
+    pub async fn remote_recordings(
+        &self,
+        account: &str,
+        default_account: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        recordings::list(&self.shared, account, default_account).await
+    }
+
+    /// Where recording `id` of `account` is kept when another node keeps it: that node if it is
+    /// alive (`None` if not), and the recording's metadata.
+    pub async fn recording_owner(
+        &self,
+        account: &str,
+        default_account: &str,
+        id: &str,
+    ) -> Result<Option<(Option<Owner>, Value)>, ClusterError> {
+        recordings::owner(&self.shared, account, default_account, id).await
+    }
+
+    /// Deletes the row of this node's recording `id` now, after its files were deleted.
+    pub async fn forget_recording(&self, id: &str) -> Result<(), ClusterError> {
+        recordings::forget(&self.shared, id).await
+    }
+
+    /// Sends `method path_and_query` (with a JSON `body`, or an empty one, and the client's
+    /// `Accept` if any) to `owner` with the cluster secret, and returns its answer unread.
     pub async fn forward(
         &self,
         owner: &Owner,
         method: Method,
         path_and_query: &str,
+        accept: Option<&str>,
         body: String,
     ) -> Result<Response<Incoming>, ClusterError> {
         let secret = self.shared.secret.get().ok_or(ClusterError::NoSecret)?;
-        forward::send(owner, method, path_and_query, &secret, body).await
+        forward::send(owner, method, path_and_query, &secret, accept, body).await
     }
 }

@@ -1,7 +1,7 @@
 //! Who is up: each node upserts its row of `mfp_nodes` at start and then every [`HEARTBEAT`];
 //! a node whose heartbeat is younger than [`ALIVE_WITHIN`] is alive. The heartbeat task also
 //! keeps the shared tables bounded: the calls of nodes dead for [`DEAD_AFTER`], nodes silent
-//! for [`FORGET_AFTER`] and expired registrations are deleted.
+//! for [`FORGET_AFTER`] (with their recordings' rows) and expired registrations are deleted.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -64,6 +64,12 @@ async fn prune(client: &Client) -> Result<(), ClusterError> {
     ))
     .await?;
     timed(client.execute("DELETE FROM mfp_registrations WHERE expires < now()", &[])).await?;
+    timed(client.execute(
+        "DELETE FROM mfp_recordings r WHERE NOT EXISTS \
+         (SELECT 1 FROM mfp_nodes n WHERE n.id = r.node_id)",
+        &[],
+    ))
+    .await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Who this node is to the others: its id, its SIP and API addresses, and the database URL.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::config::{Config, StoreLocation};
 
@@ -18,6 +19,8 @@ pub struct ClusterSettings {
     pub api_addr: SocketAddr,
     /// The most rows of calls this node keeps in `mfp_live_calls` (`max-calls`).
     pub max_calls: usize,
+    /// Where this node's recordings are (`data-dir`).
+    pub data_dir: PathBuf,
 }
 
 impl ClusterSettings {
@@ -41,6 +44,7 @@ impl ClusterSettings {
             sip_addr,
             api_addr: cfg.api_advertise.unwrap_or(api_bound),
             max_calls: cfg.max_calls,
+            data_dir: cfg.data_dir.clone(),
         })
     }
 }

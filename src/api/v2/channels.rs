@@ -3,15 +3,16 @@
 //! With a shared PostgreSQL store both are cluster-wide: the list adds the channels of the
 //! other alive nodes, and an action on a call another node holds is forwarded to that node.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value};
 
 use super::envelope::Reply;
+use super::forwarded;
 use super::nodes::check_node;
 use super::{ApiError, V2State};
-use crate::cluster::{NODE_TOKEN_HEADER, encode_segment, with_node};
+use crate::cluster::with_node;
 use crate::store::Collection;
 
 /// 404 unless `account_id` exists (shared by the routes under an account).
@@ -119,7 +120,7 @@ pub(super) async fn act(
     let Some(cluster) = state.cluster() else {
         return Err(unknown());
     };
-    if headers.contains_key(NODE_TOKEN_HEADER) {
+    if forwarded::from_another_node(&headers) {
         return Err(unknown()); // already forwarded once: never again
     }
     let owner = match cluster.call_owner(&account_id, &call_id).await {
@@ -131,32 +132,11 @@ pub(super) async fn act(
             return Err(unknown());
         }
     };
-    let path = format!(
-        "/v2/accounts/{}/channels/{}",
-        encode_segment(&account_id),
-        encode_segment(&call_id)
-    );
+    let path = forwarded::path(&account_id, "channels", &call_id);
     let text = String::from_utf8_lossy(&body).into_owned();
-    let unreachable = |error: &dyn std::error::Error| {
-        let error = crate::base::ErrorChain(error);
-        tracing::warn!(%error, node = %owner.node_id, %call_id, "channel action not forwarded");
-        ApiError::Unavailable(format!(
-            "node {} holding call {call_id} did not answer",
-            owner.node_id
-        ))
-    };
-    let response = cluster
-        .forward(&owner, Method::PUT, &path, text)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let status = response.status();
-    let answer = axum::body::to_bytes(Body::new(response.into_body()), FORWARDED_BODY_LIMIT)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let data = serde_json::from_slice::<Value>(&answer)
-        .ok()
-        .and_then(|mut envelope| envelope.get_mut("data").map(Value::take))
-        .unwrap_or(Value::Object(Map::new()));
+    let what = format!("call {call_id}");
+    let (status, data) =
+        forwarded::envelope(cluster, &owner, Method::PUT, &path, text, &what).await?;
     match status {
         status if status.is_success() => Ok(Reply {
             status,
@@ -164,15 +144,9 @@ pub(super) async fn act(
             revision: None,
         }),
         StatusCode::NOT_FOUND => Err(unknown()),
-        other => Err(ApiError::Unavailable(format!(
-            "node {} holding call {call_id} answered {other}",
-            owner.node_id
-        ))),
+        other => Err(forwarded::refused(&owner, &what, other)),
     }
 }
-
-/// Largest answer of another node to a forwarded channel action that is read.
-const FORWARDED_BODY_LIMIT: usize = 64 * 1024;
 
 /// The 202 of an action handed to the call.
 fn accepted(data: Value) -> Reply {

@@ -15,6 +15,7 @@ mod defaults;
 mod embedded;
 mod entities;
 mod envelope;
+mod forwarded;
 mod listing;
 mod located;
 mod login;
