@@ -136,16 +136,22 @@ async fn write(
 pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<BindingChange>) {
     let quiet = Quiet::new("registrations");
     let mut pending: HashMap<(String, String), BindingChange> = HashMap::new();
+    let mut open = true;
     loop {
-        let next = if pending.is_empty() {
+        let next = if !open {
+            tokio::time::sleep(RETRY).await;
+            None
+        } else if pending.is_empty() {
             queue.recv().await
         } else {
-            tokio::select! {
-                change = queue.recv() => change,
-                () = tokio::time::sleep(RETRY) => None,
-            }
+            tokio::time::timeout(RETRY, queue.recv())
+                .await
+                .ok()
+                .flatten()
         };
-        let closed = next.is_none() && pending.is_empty();
+        if next.is_none() && queue.is_closed() && queue.is_empty() {
+            open = false;
+        }
         for change in next
             .into_iter()
             .chain(std::iter::from_fn(|| queue.try_recv().ok()))
@@ -155,7 +161,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<BindingCh
                 pending.insert(key, change);
             }
         }
-        if closed {
+        if !open && pending.is_empty() {
             return;
         }
         let Ok(client) = shared.link.client() else {

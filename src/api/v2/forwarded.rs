@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::ApiError;
-use crate::cluster::{Cluster, NODE_TOKEN_HEADER, Owner, encode_segment};
+use crate::cluster::{Cluster, FORWARD_TIMEOUT, NODE_TOKEN_HEADER, Owner, encode_segment};
 
 /// Largest envelope of another node's answer that is read.
 const ENVELOPE_LIMIT: usize = 64 * 1024;
@@ -52,8 +52,10 @@ pub(super) async fn envelope(
         .await
         .map_err(|e| unreachable(owner, what, &e))?;
     let status = response.status();
-    let answer = axum::body::to_bytes(Body::new(response.into_body()), ENVELOPE_LIMIT)
+    let reading = axum::body::to_bytes(Body::new(response.into_body()), ENVELOPE_LIMIT);
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, reading)
         .await
+        .map_err(|e| unreachable(owner, what, &e))?
         .map_err(|e| unreachable(owner, what, &e))?;
     let data = serde_json::from_slice::<Value>(&answer)
         .ok()
