@@ -1,9 +1,12 @@
 //! The cluster link against a real PostgreSQL: node rows and heartbeats, the live-call table
 //! following a node's calls, surviving a database restart, and the channels API across nodes.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
+mod common;
 #[path = "cluster_link/pg.rs"]
 mod pg;
+#[path = "cluster_link/restart.rs"]
+mod restart;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -621,4 +624,13 @@ async fn recordings_are_listed_fetched_and_deleted_across_nodes() {
     assert!(rows.is_empty(), "its row went with it");
     let (status, _) = http(a.addr, "GET", one, &auth, "").await;
     assert_eq!(status, 404);
+}
+
+/// The proxy binary, with `--store postgres://...`, keeps a phone's registration across a
+/// kill and restart.
+#[test]
+fn a_phone_registered_before_a_restart_still_gets_calls() {
+    let pg = Pg::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    restart::a_phone_registered_before_a_restart_still_gets_calls(&pg, &rt);
 }
