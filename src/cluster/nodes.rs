@@ -28,9 +28,25 @@ pub fn is_alive(age_secs: f64) -> bool {
     age_secs.is_finite() && age_secs < ALIVE_WITHIN.as_secs_f64()
 }
 
-/// Writes this node's row; `first` (the first beat since start) also resets `started_at`.
+/// Writes this node's row; `first` (the first beat since start) also resets `started_at`,
+/// after a warning if another alive node has the same id.
 async fn beat(shared: &Shared, client: &Client, first: bool) -> Result<(), ClusterError> {
     let s = &shared.settings;
+    if first {
+        let sip_addr = s.sip_addr.to_string();
+        let row = timed(client.query_opt(
+            "SELECT sip_addr, extract(epoch FROM now() - heartbeat)::float8 FROM mfp_nodes WHERE id = $1",
+            &[&s.node_id],
+        ))
+        .await?;
+        if let Some(row) = row {
+            let other: String = row.try_get(0)?;
+            let age: f64 = row.try_get(1)?;
+            if other != sip_addr && is_alive(age) {
+                tracing::warn!(node = %s.node_id, other_sip = %other, "another alive proxy has this node-id: give each proxy its own");
+            }
+        }
+    }
     timed(client.execute(
         "INSERT INTO mfp_nodes (id, sip_addr, api_addr, started_at, heartbeat) \
          VALUES ($1, $2, $3, now(), now()) \

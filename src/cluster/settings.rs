@@ -50,9 +50,23 @@ impl ClusterSettings {
 }
 
 /// The node id when none is configured: the advertised SIP address, unique within a cluster
-/// because every node behind the dispatcher has its own.
+/// because every node behind the dispatcher has its own. An unspecified address (`0.0.0.0`,
+/// nothing advertised) would be the same on every node, so the host name stands in for it.
 pub fn default_node_id(sip_addr: SocketAddr) -> String {
-    sip_addr.to_string()
+    if !sip_addr.ip().is_unspecified() {
+        return sip_addr.to_string();
+    }
+    match host_name() {
+        Some(host) => format!("{host}:{}", sip_addr.port()),
+        None => sip_addr.to_string(),
+    }
+}
+
+/// This machine's host name, if the kernel tells it.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 #[cfg(test)]
@@ -79,5 +93,14 @@ mod tests {
         let settings = ClusterSettings::from_config(&cfg, sip, api).unwrap();
         assert_eq!(settings.node_id, "proxy-a");
         assert_eq!(settings.api_addr.to_string(), "192.0.2.1:9000");
+    }
+
+    #[test]
+    fn an_unspecified_sip_address_does_not_make_every_node_the_same() {
+        let id = default_node_id("0.0.0.0:5060".parse().unwrap());
+        assert!(id.ends_with(":5060"), "{id}");
+        if host_name().is_some() {
+            assert!(!id.starts_with("0.0.0.0"), "{id}");
+        }
     }
 }
