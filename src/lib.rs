@@ -12,6 +12,7 @@ pub mod audio;
 pub mod b2bua;
 pub mod base;
 pub mod capture;
+pub mod cluster;
 pub mod config;
 pub mod connlimit;
 pub mod ctl;

@@ -17,6 +17,7 @@ use metaflow_proxy::app::fdlimit;
 use metaflow_proxy::app::registry::{ApiCalls, CallRegistry};
 use metaflow_proxy::app::shell::{Control, Recordings, SipTask};
 use metaflow_proxy::b2bua::B2bua;
+use metaflow_proxy::cluster::{Cluster, ClusterSettings};
 use metaflow_proxy::config::Config;
 use metaflow_proxy::config::cli::Cli;
 use metaflow_proxy::connlimit::{
@@ -204,6 +205,21 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot bind api-listen {}", cfg.api_listen))?;
     let api_addr = api_listener.local_addr()?;
+    if let Some(settings) = ClusterSettings::from_config(&cfg, local, api_addr) {
+        let cluster = Cluster::start(settings, Arc::new(registry.clone()));
+        match cluster.load_bindings(KEPT_BINDINGS_WAIT).await {
+            Ok(kept) => {
+                let restored = core.restore_bindings(kept, Instant::now());
+                tracing::info!(restored, "registrations kept from the last run");
+            }
+            Err(error) => {
+                let error = metaflow_proxy::base::ErrorChain(&error);
+                tracing::warn!(%error, "registrations of the last run not restored");
+            }
+        }
+        core.set_binding_sink(Box::new(cluster.registration_writer()));
+        v2.serve_cluster(cluster);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let router = metaflow_proxy::api::router(metaflow_proxy::api::ApiState {
         ready: ready.clone(),
@@ -354,6 +370,10 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     tracing::info!("metaflow-proxy stopped");
     Ok(())
 }
+
+/// How long start-up waits for the cluster database to read back the registrations relayed
+/// before a restart; without it they come back with the phones' next refresh.
+const KEPT_BINDINGS_WAIT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the webhook senders to deliver their queues.
 const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);

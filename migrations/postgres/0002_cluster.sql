@@ -40,3 +40,10 @@ CREATE TABLE mfp_recordings (
     created  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX mfp_recordings_by_account ON mfp_recordings (account);
+
+-- Values the proxies of a cluster agree on, such as the secret one proxy shows another when it
+-- forwards an API request for a call or a recording the other one holds.
+CREATE TABLE mfp_settings (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::api::v2::LiveCalls;
 use crate::base::CallEvent;
+use crate::cluster::{CallSource, LiveCall};
 
 use super::shell::Control;
 
@@ -63,9 +64,35 @@ impl CallRegistry {
             .collect()
     }
 
+    /// Every call in progress (cloned under the lock, encoded outside it).
+    fn all(&self) -> Vec<(String, Map<String, Value>)> {
+        let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect()
+    }
+
     fn contains(&self, call_id: &str) -> bool {
         let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         calls.contains_key(call_id)
+    }
+}
+
+impl CallSource for CallRegistry {
+    fn snapshot(&self) -> Vec<LiveCall> {
+        self.all()
+            .into_iter()
+            .map(|(call_id, summary)| LiveCall {
+                call_id,
+                account: summary
+                    .get("account_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                channel: Value::Object(summary).to_string(),
+            })
+            .collect()
     }
 }
 

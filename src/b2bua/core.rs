@@ -119,6 +119,8 @@ pub struct B2bua {
     pub(super) resolver: Box<dyn MetaflowResolver>,
     /// Phones registered through the proxy, so the PBX's calls reach them at their real address.
     pub(super) registrar: super::registrar::Registrar,
+    /// Where binding changes go to outlive the process (the cluster link), if anywhere.
+    pub(super) binding_sink: Option<Box<dyn super::persist::BindingSink>>,
     /// Caller Call-ID -> (PBX-side Call-ID, our From tag, until) after a 401/407, so that the
     /// retried INVITE reaches the PBX in the same dialog identity its nonce was issued for.
     pub(super) auth_retries: HashMap<String, (String, String, Instant)>,
@@ -158,6 +160,7 @@ impl B2bua {
             metrics,
             resolver: Box::new(StaticMetaflows(None)),
             registrar: Default::default(),
+            binding_sink: None,
             auth_retries: HashMap::new(),
             stats: Arc::default(),
             rate_limiter,

@@ -149,8 +149,10 @@ impl B2bua {
                 let mut out = resp;
                 super::headers::pop_top_via(&mut out);
                 if method == Method::Register {
-                    self.registrar
+                    let changes = self
+                        .registrar
                         .on_register_response(&server_key, &mut out, now);
+                    self.report_bindings(changes);
                 }
                 self.send_on_server(&server_key, out, now);
             }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::persist::{BindingChange, StoredBinding};
 use crate::sip::names::{CONTACT, EXPIRES, TO};
 use crate::sip::transport::{Peer, Transport};
 use crate::sip::txn::ServerKey;
@@ -145,21 +146,22 @@ impl Registrar {
 
     /// The PBX answered the REGISTER of server transaction `key`: a 2xx grants (or with
     /// expires 0 removes) the bindings; the response's Contacts are given back their originals.
+    /// Returns the binding changes, for keeping them across restarts.
     pub(super) fn on_register_response(
         &mut self,
         key: &ServerKey,
         resp: &mut SipMessage,
         now: Instant,
-    ) {
+    ) -> Vec<BindingChange> {
         let code = resp.status().unwrap_or(0);
         if code < 200 {
-            return;
+            return Vec::new();
         }
         let Some(candidates) = self.pending.remove(key) else {
-            return;
+            return Vec::new();
         };
         if code >= 300 {
-            return;
+            return Vec::new();
         }
         let default_expires = resp
             .header(EXPIRES)
@@ -192,14 +194,26 @@ impl Registrar {
             }
             restored.push(na.to_string());
         }
+        let mut changes = Vec::with_capacity(candidates.len());
         for (id, mut binding) in candidates {
             match granted.get(&id) {
                 Some(&secs) if secs > 0 => {
                     binding.expires_at = now + Duration::from_secs(secs);
+                    changes.push(BindingChange::Bound(StoredBinding {
+                        aor: binding.aor.clone(),
+                        contact: binding.contact.clone(),
+                        source: binding.source,
+                        expires_at: binding.expires_at,
+                    }));
                     self.bindings.insert(id, binding);
                 }
                 _ => {
-                    self.bindings.remove(&id);
+                    if self.bindings.remove(&id).is_some() {
+                        changes.push(BindingChange::Removed {
+                            aor: binding.aor,
+                            contact: binding.contact,
+                        });
+                    }
                 }
             }
         }
@@ -209,6 +223,31 @@ impl Registrar {
                 resp.push_header(CONTACT, value);
             }
         }
+        changes
+    }
+
+    /// Takes back kept bindings (see [`super::persist`]): unexpired ones only, while fewer
+    /// than `max` are held; the id is derived again, as a REGISTER would. Returns how many.
+    pub(super) fn restore(&mut self, kept: Vec<StoredBinding>, max: usize, now: Instant) -> usize {
+        self.prune(now);
+        let mut restored = 0;
+        for binding in kept {
+            if binding.expires_at <= now || self.bindings.len() >= max {
+                continue;
+            }
+            let id = binding_id(&binding.aor, &binding.contact);
+            self.bindings.insert(
+                id,
+                Binding {
+                    aor: binding.aor,
+                    contact: binding.contact,
+                    source: binding.source,
+                    expires_at: binding.expires_at,
+                },
+            );
+            restored += 1;
+        }
+        restored
     }
 
     /// The binding an INVITE from the PBX is for (its Request-URI is one of our Contacts).
@@ -340,6 +379,63 @@ mod tests {
         let mut challenge = SipMessage::response_to(&req, 401, "Unauthorized");
         reg.on_register_response(&key(3), &mut challenge, now);
         assert_eq!(reg.len(), 0, "a challenge binds nothing");
+    }
+
+    #[test]
+    fn changes_are_reported_and_restored_bindings_route_again() {
+        let mut reg = Registrar::default();
+        let now = Instant::now();
+        let phone = Peer::udp("198.51.100.7:40123".parse().unwrap());
+        let mut req = register("<sip:alice@10.0.0.5:5060>;expires=600");
+        reg.rewrite_register(
+            &key(1),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            now,
+        );
+        let ruri = NameAddr::parse(req.header("Contact").unwrap()).unwrap().uri;
+        let changes = reg.on_register_response(&key(1), &mut ok_for(&req), now);
+        let [BindingChange::Bound(kept)] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(kept.contact, "sip:alice@10.0.0.5:5060");
+        assert_eq!(kept.expires_at, now + Duration::from_secs(600));
+
+        // A new process: the kept binding routes the PBX's INVITE as before.
+        let later = now + Duration::from_secs(5);
+        let mut fresh = Registrar::default();
+        let expired = StoredBinding {
+            contact: "sip:old@10.0.0.6".into(),
+            expires_at: now,
+            ..kept.clone()
+        };
+        assert_eq!(fresh.restore(vec![kept.clone(), expired], 10, later), 1);
+        assert_eq!(fresh.lookup(&ruri, later).unwrap().source, phone);
+        assert_eq!(
+            Registrar::default().restore(vec![kept.clone()], 0, later),
+            0,
+            "bounded"
+        );
+
+        let mut req = register("<sip:alice@10.0.0.5:5060>;expires=0");
+        fresh.rewrite_register(
+            &key(2),
+            &mut req,
+            phone,
+            "192.0.2.1:5060",
+            Transport::Udp,
+            later,
+        );
+        let changes = fresh.on_register_response(&key(2), &mut ok_for(&req), later);
+        assert_eq!(
+            changes,
+            vec![BindingChange::Removed {
+                aor: kept.aor.clone(),
+                contact: kept.contact.clone()
+            }]
+        );
     }
 
     #[test]

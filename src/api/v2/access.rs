@@ -15,6 +15,25 @@ fn account_in(path: &str) -> Option<&str> {
     rest.split('/').next().filter(|account| !account.is_empty())
 }
 
+/// Whether a request for `path` may be one node forwarding to another: the routes that act on
+/// a single call or recording (`PUT .../channels/{CALL_ID}`, `GET`/`DELETE`
+/// `.../recordings/{ID}`), the only ones the cluster secret opens.
+pub(super) fn forwardable(method: &Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v2/accounts/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [account, "channels", call] if !account.is_empty() && !call.is_empty() => {
+            *method == Method::PUT
+        }
+        [account, "recordings", id] if !account.is_empty() && !id.is_empty() => {
+            *method == Method::GET || *method == Method::DELETE
+        }
+        _ => false,
+    }
+}
+
 /// Admits the request or says why not (401 without a valid token, 403 outside its account).
 pub(super) fn admit(
     state: &V2State,
@@ -47,7 +66,21 @@ pub(super) fn admit(
 
 #[cfg(test)]
 mod tests {
-    use super::account_in;
+    use super::{Method, account_in, forwardable};
+
+    #[test]
+    fn only_single_call_and_recording_routes_take_the_cluster_secret() {
+        assert!(forwardable(&Method::PUT, "/v2/accounts/a/channels/c1"));
+        assert!(forwardable(&Method::GET, "/v2/accounts/a/recordings/r1"));
+        assert!(forwardable(&Method::DELETE, "/v2/accounts/a/recordings/r1"));
+        assert!(!forwardable(&Method::GET, "/v2/accounts/a/channels"));
+        assert!(!forwardable(&Method::GET, "/v2/accounts/a/channels/c1"));
+        assert!(!forwardable(&Method::PUT, "/v2/accounts/a/recordings/r1"));
+        assert!(!forwardable(&Method::GET, "/v2/accounts/a/users/u1"));
+        assert!(!forwardable(&Method::PUT, "/v2/accounts/a/channels/c1/x"));
+        assert!(!forwardable(&Method::PUT, "/v2/accounts//channels/c1"));
+        assert!(!forwardable(&Method::DELETE, "/v2/accounts/a"));
+    }
 
     #[test]
     fn the_account_of_a_path() {

@@ -1,5 +1,6 @@
 //! The Kazoo response envelope: handlers answer with a [`Reply`] or an [`ApiError`]; the
-//! [`wrap`] middleware checks the token and adds the fields every reply carries (`auth_token`,
+//! [`wrap`] middleware checks the token (or, on the routes another node of the cluster forwards
+//! to, the cluster secret) and adds the fields every reply carries (`auth_token`,
 //! `node`, `request_id`, `status`, `timestamp`, `version`).
 
 use std::time::SystemTime;
@@ -13,8 +14,9 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Map, Value, json};
 
 use super::V2State;
-use super::access::admit;
+use super::access::{admit, forwardable};
 use crate::base::Problem;
+use crate::cluster::NODE_TOKEN_HEADER;
 use crate::events::clock::format_rfc3339_seconds;
 use crate::store::StoreError;
 
@@ -248,7 +250,17 @@ pub(super) async fn wrap(State(state): State<V2State>, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if let Err(refused) = admit(&state, request.method(), request.uri().path(), &token) {
+    let from_node = forwardable(request.method(), request.uri().path())
+        && state.cluster().is_some_and(|cluster| {
+            request
+                .headers()
+                .get(NODE_TOKEN_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|offered| cluster.accepts_node_token(offered))
+        });
+    if !from_node
+        && let Err(refused) = admit(&state, request.method(), request.uri().path(), &token)
+    {
         return render(&token, Pending::from(&refused));
     }
     let mut response = next.run(request).await;

@@ -15,6 +15,7 @@ mod defaults;
 mod embedded;
 mod entities;
 mod envelope;
+mod forwarded;
 mod listing;
 mod located;
 mod login;
@@ -35,6 +36,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Map, Value};
 
 use crate::base::Problem;
+use crate::cluster::Cluster;
 use crate::store::{MetaflowDirectory, Store, StoreError};
 
 pub use auth::{ApiTokens, TOKEN_FILE_NAME, TokenFileError};
@@ -103,6 +105,8 @@ struct Shared {
     reload: OnceLock<ReloadRequests>,
     /// Where recordings are kept (`DATA_DIR`).
     data_dir: PathBuf,
+    /// The other proxies sharing the PostgreSQL store; unset with the embedded store.
+    cluster: OnceLock<Cluster>,
 }
 
 impl V2State {
@@ -182,6 +186,7 @@ impl V2State {
                 default_account_id: default_account_id.to_owned(),
                 reload: OnceLock::new(),
                 data_dir: data_dir.to_path_buf(),
+                cluster: OnceLock::new(),
             }),
         };
         Ok((state, directory))
@@ -191,6 +196,18 @@ impl V2State {
     /// (a process has one reloader). Without it the route answers 503.
     pub fn serve_reloads(&self, requests: ReloadRequests) {
         let _ = self.shared.reload.set(requests);
+    }
+
+    /// Makes the channels and recordings routes cluster-wide: they add what the other proxies
+    /// hold and forward requests for their calls and recordings to them. Only the first call
+    /// counts; without it the API answers from this process alone.
+    pub fn serve_cluster(&self, cluster: Cluster) {
+        let _ = self.shared.cluster.set(cluster);
+    }
+
+    /// The cluster link, when the store is shared.
+    fn cluster(&self) -> Option<&Cluster> {
+        self.shared.cluster.get()
     }
 
     /// The directory the call core resolves metaflows with (the one `open` returned).

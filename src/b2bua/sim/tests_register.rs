@@ -208,3 +208,41 @@ fn a_full_registrar_refuses_new_phones_but_not_refreshes() {
     );
     registered(&mut sim, 600);
 }
+
+/// What a sink saw of the binding changes.
+#[derive(Clone, Default)]
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<crate::b2bua::BindingChange>>>);
+
+impl crate::b2bua::BindingSink for Kept {
+    fn changed(&mut self, change: crate::b2bua::BindingChange) {
+        self.0.lock().unwrap().push(change);
+    }
+}
+
+/// A binding reported by one core and restored into a fresh one (a restarted proxy) still
+/// routes the PBX's call to the phone.
+#[test]
+fn a_kept_registration_routes_calls_after_a_restart() {
+    let mut before = Sim::new(123);
+    let kept = Kept::default();
+    before.core.set_binding_sink(Box::new(kept.clone()));
+    let contact = registered(&mut before, 600);
+    let changes = kept.0.lock().unwrap().clone();
+    let [crate::b2bua::BindingChange::Bound(binding)] = changes.as_slice() else {
+        panic!("{changes:?}");
+    };
+
+    let mut after = Sim::new(124);
+    let left = binding.expires_at.saturating_duration_since(before.now);
+    let restored = crate::b2bua::StoredBinding {
+        expires_at: after.now + left,
+        ..binding.clone()
+    };
+    let now = after.now;
+    assert_eq!(after.core.restore_bindings(vec![restored], now), 1);
+    let branch = after.pbx.branch();
+    let call = invite(addr(PBX), addr(PBX), "in-9@pbx", "p9", &branch, Some(OFFER));
+    after.send(Side::Pbx, &retarget(call, &contact));
+    let got = after.expect(Side::Phone, req("INVITE"));
+    assert_eq!(got.request_uri(), Some("sip:alice@10.0.0.5:5060"));
+}
