@@ -329,6 +329,9 @@ impl Cluster {
             format!("DS_LIST=\"{}\"", list.display()),
             format!("DS_PING_INTERVAL={PROBE_INTERVAL_SECS}"),
             format!("FR_TIMER={FR_TIMER_MS}"),
+            // One worker relays replies in the order they came: SIPp aborts a call on a 180
+            // that arrives after the 200 OK, which parallel workers can make happen.
+            "UDP_WORKERS=1".to_owned(),
         ];
         let kamailio = Kamailio::start_file(DISPATCHER_IP, port, &config, &defines);
         Dispatcher {
