@@ -13,6 +13,7 @@
 mod cluster;
 mod common;
 
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -187,6 +188,64 @@ fn dispatcher_spreads_calls_and_fails_over() {
         tried_on_dead,
         "Kamailio sent no INVITE to the dead node once it was out:\n{}",
         dispatcher.kamailio.log()
+    );
+}
+
+/// REGISTER is dispatched by a hash of the To URI (the address of record): a phone registering
+/// again with a new Call-ID (as after a reboot) reaches the node it registered on before, so the
+/// PBX's calls to it keep going through the node that knows it.
+#[test]
+fn register_sticks_to_one_node() {
+    let cluster = Cluster::start_redb();
+    let dispatcher = cluster.dispatcher();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let phones = ["alice", "bob", "carol", "dave"];
+    let rounds = 3;
+    for round in 0..rounds {
+        for phone in phones {
+            let register = format!(
+                "REGISTER sip:example.com SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-reg-{phone}-{round};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{phone}@example.com>;tag=r{round}\r\n\
+                 To: <sip:{phone}@example.com>\r\nCall-ID: reg-{phone}-{round}@{local}\r\n\
+                 CSeq: 1 REGISTER\r\nContact: <sip:{phone}@{local}>\r\nExpires: 60\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            socket
+                .send_to(register.as_bytes(), dispatcher.kamailio.addr())
+                .unwrap();
+        }
+    }
+    let lines = poll(Duration::from_secs(5), || {
+        let lines = dispatcher.kamailio.log_lines("dispatching REGISTER");
+        (lines.len() >= phones.len() * rounds).then_some(lines)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "Kamailio did not dispatch every REGISTER:\n{}",
+            dispatcher.kamailio.log()
+        )
+    });
+    let mut used = std::collections::BTreeSet::new();
+    for phone in phones {
+        let aor = format!("sip:{phone}@example.com to ");
+        let nodes: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .filter_map(|line| line.split_once(&aor).map(|(_, node)| node.trim()))
+            .collect();
+        assert_eq!(
+            nodes.len(),
+            1,
+            "every REGISTER of {phone} went to the same node: {nodes:?}\n{}",
+            lines.join("\n")
+        );
+        used.extend(nodes);
+    }
+    println!(
+        "REGISTERs of {} phones went to {} node(s): {used:?}",
+        phones.len(),
+        used.len()
     );
 }
 
