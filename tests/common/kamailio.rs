@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::net::UdpSocket;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -86,6 +86,49 @@ impl Kamailio {
             port,
         };
         kamailio.wait_ready(&text);
+        kamailio
+    }
+
+    /// Starts Kamailio on a complete configuration file of the repository (for instance
+    /// `config/kamailio-dispatcher.cfg`) as an operator would, with `defines` passed as `-A`
+    /// preprocessor defines (`SIP_IP=127.0.0.5`, `DS_LIST="/tmp/x.list"`): the file must listen
+    /// on `ip:port` once they apply, and answer an OPTIONS addressed to itself with 200. Runs in
+    /// the foreground with logging to stderr (`-E`) and the same memory, runtime directory and
+    /// working directory as [`Kamailio::start`]; returns once it answers.
+    pub fn start_file(ip: &str, port: u16, config_file: &Path, defines: &[String]) -> Kamailio {
+        super::require_tool("kamailio");
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        let log = File::create(dir.path().join("kamailio.log")).unwrap();
+        let mut command = Command::new("kamailio");
+        command
+            .args(["-DD", "-E", "-m", "16", "-M", "4", "-f"])
+            .arg(config_file)
+            .arg("-Y")
+            .arg(&run_dir)
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .arg("-w")
+            .arg(dir.path());
+        for define in defines {
+            command.arg("-A").arg(define);
+        }
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start kamailio: {err}"));
+        let mut kamailio = Kamailio {
+            child,
+            dir,
+            ip: ip.to_owned(),
+            port,
+        };
+        let described = format!("{} with -A {defines:?}", config_file.display());
+        kamailio.wait_ready(&described);
         kamailio
     }
 

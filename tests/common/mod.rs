@@ -13,6 +13,7 @@ pub mod calls;
 pub mod capture;
 pub mod kamailio;
 pub mod ports;
+pub mod postgres;
 pub mod proxy;
 pub mod raw_http;
 pub mod receiver;
