@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use metaflow_proxy::api::v2::LiveCalls;
 use metaflow_proxy::cluster::{CallSource, Cluster, ClusterSettings, LiveCall};
-use pg::Pg;
+use pg::{Pg, PgClient};
 use serde_json::Value;
 
 /// A node's calls, set by the test; it also remembers the actions run on them.
@@ -164,7 +164,7 @@ async fn a_node_announces_itself_and_mirrors_its_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_link_survives_a_database_restart() {
-    let pg = Pg::start();
+    let mut pg = Pg::start();
     pg.migrate().await;
     let calls = Arc::new(Calls::default());
     calls.set(&["c1"]);
@@ -175,7 +175,7 @@ async fn the_link_survives_a_database_restart() {
     })
     .await;
 
-    pg.down();
+    pg.stop();
     eventually(Duration::from_secs(5), "the link to notice", || async {
         !cluster.connected()
     })
@@ -185,7 +185,7 @@ async fn the_link_survives_a_database_restart() {
     assert!(cluster.remote_channels("acc").await.is_err());
     assert!(started.elapsed() < Duration::from_secs(1));
     calls.set(&["c2"]);
-    pg.up();
+    pg.start_again();
 
     let db = pg.client().await;
     eventually(

@@ -5,8 +5,7 @@
 //! is stopped reads go on, writes are refused as unavailable and the store heals by itself.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
-#[path = "store_postgres/pg.rs"]
-mod pg;
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use metaflow_proxy::store::{Collection, Store, StoreError};
 use serde_json::{Map, Value, json};
 
-use pg::Postgres;
+use common::postgres::Postgres;
 
 /// How long a change may take to reach the other store before the test fails (the issue's
 /// bound is 200 ms; this only guards against a hang, the figure is printed).

@@ -9,7 +9,7 @@ use metaflow_proxy::cluster::{Cluster, ClusterSettings};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::pg::Pg;
+use super::pg::{Pg, PgClient};
 use super::{Calls, eventually, live_ids, settings};
 
 /// The API token both test nodes accept.

@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use super::common::proxy::Proxy;
-use super::pg::Pg;
+use super::pg::{Pg, PgClient};
 
 /// Receives one SIP message whose first line starts with `prefix`, skipping others.
 fn expect(socket: &UdpSocket, prefix: &str) -> String {
