@@ -126,6 +126,7 @@ impl Reloader {
         cur.upstream_host = new.upstream_host.clone();
         cur.upstream_transport = new.upstream_transport;
         cur.pbx_addresses = new.pbx_addresses.clone();
+        cur.rate_limit_exempt = new.rate_limit_exempt.clone();
         cur.drop_scanners = new.drop_scanners;
         cur.scanner_user_agents = new.scanner_user_agents.clone();
         cur.rate_limit_requests = new.rate_limit_requests;

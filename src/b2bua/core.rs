@@ -67,6 +67,9 @@ pub struct CoreConfig {
     /// the PBX goes to the registered phone its Request-URI names; from anywhere else, to the
     /// PBX.
     pub pbx_sources: Vec<crate::base::TrustedSource>,
+    /// Sources never rate limited besides the PBX: a SIP dispatcher or proxy in front, whose
+    /// one address carries every phone's traffic.
+    pub rate_limit_exempt: Vec<crate::base::TrustedSource>,
     /// The most phones registered through the proxy at once; a REGISTER that would add one
     /// more gets 503 (refreshes and removals always pass).
     pub max_registrations: usize,
@@ -304,7 +307,7 @@ impl B2bua {
     /// The per-source rate limit: counts the datagram against its source IP and says whether it
     /// may be processed. Every datagram counts (requests, their retransmissions, responses and
     /// garbage) before any parsing, so a blocked source costs nothing more than a table lookup.
-    /// The upstream PBX is trusted and never counted.
+    /// The upstream PBX and the `rate_limit_exempt` sources are trusted and never counted.
     fn admit(&mut self, from: Peer, now: Instant) -> bool {
         if self.rate_limiter.is_none() {
             return true;
@@ -315,7 +318,14 @@ impl B2bua {
             .cfg
             .upstream
             .is_some_and(|up| up.ip().to_canonical() == ip);
-        if pbx_host || self.is_pbx(from) {
+        if pbx_host
+            || self.is_pbx(from)
+            || self
+                .cfg
+                .rate_limit_exempt
+                .iter()
+                .any(|s| s.matches(from.addr))
+        {
             return true;
         }
         let Some(limiter) = self.rate_limiter.as_mut() else {

@@ -48,6 +48,7 @@ impl Harness {
             max_registrations: 1000,
             advertise: None,
             pbx_sources: Vec::new(),
+            rate_limit_exempt: Vec::new(),
         };
         let media = FakeMedia::default();
         Harness {

@@ -232,6 +232,12 @@ pub struct Cli {
     #[arg(long = "pbx-address", value_name = "ADDR")]
     pub pbx_addresses: Vec<String>,
 
+    /// A source never rate limited, besides the PBX: a SIP dispatcher in front of the proxy,
+    /// whose one address carries every phone's traffic (10.0.0.5, 10.0.0.0/24 or ADDR:PORT);
+    /// repeat for several. Added to the file's rate-limit-exempt.
+    #[arg(long = "rate-limit-exempt", value_name = "ADDR")]
+    pub rate_limit_exempt: Vec<String>,
+
     /// Drop requests whose User-Agent names a known SIP scanner (friendly-scanner, sipvicious,
     /// sipcli...) without any answer: true or false [default: true].
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]

@@ -293,6 +293,13 @@ impl Config {
                     .map(|text| text.parse().map_err(|e| file.invalid(key, format!("{e}"))))
                     .collect::<Result<_, _>>()?;
             }
+            "rate-limit-exempt" => {
+                self.rate_limit_exempt = file
+                    .strings(key, value)?
+                    .into_iter()
+                    .map(|text| text.parse().map_err(|e| file.invalid(key, format!("{e}"))))
+                    .collect::<Result<_, _>>()?;
+            }
             "scanner-user-agents" => {
                 self.scanner_user_agents = file
                     .strings(key, value)?

@@ -175,6 +175,14 @@ impl Config {
                 self.pbx_addresses.push(source);
             }
         }
+        for entry in &cli.rate_limit_exempt {
+            let source = entry
+                .parse()
+                .map_err(|e| invalid_flag("rate-limit-exempt", format!("{e}")))?;
+            if !self.rate_limit_exempt.contains(&source) {
+                self.rate_limit_exempt.push(source);
+            }
+        }
         for prefix in &cli.scanner_user_agents {
             let prefix = check_scanner_user_agent(prefix)
                 .map_err(|e| invalid_flag("scanner-user-agent", e))?;

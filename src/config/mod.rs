@@ -30,7 +30,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 51] = [
+pub const KNOWN_KEYS: [&str; 52] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -79,6 +79,7 @@ pub const KNOWN_KEYS: [&str; 51] = [
     "rate-limit-window",
     "rate-limit-block",
     "rate-limit-max-sources",
+    "rate-limit-exempt",
     "webhook-urls",
     "webhook-events",
     "webhook-secret",
@@ -219,6 +220,9 @@ pub struct Config {
     /// addresses, networks, or address:port; `--pbx-address` adds). A new INVITE from one of
     /// them (or from `upstream` itself) is for a registered phone.
     pub pbx_addresses: Vec<crate::base::TrustedSource>,
+    /// Sources never rate limited, besides the PBX: a SIP dispatcher in front (key
+    /// `rate-limit-exempt`: addresses, networks, or address:port; `--rate-limit-exempt` adds).
+    pub rate_limit_exempt: Vec<crate::base::TrustedSource>,
     /// The most phones registered through the proxy at once (key `max-registrations`).
     pub max_registrations: usize,
     /// The address written into Via, Contact and the Contacts of relayed REGISTERs instead of
@@ -295,6 +299,7 @@ impl Default for Config {
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit_requests: 200,
             pbx_addresses: Vec::new(),
+            rate_limit_exempt: Vec::new(),
             max_registrations: 100_000,
             sip_advertise: None,
             media_advertise: None,

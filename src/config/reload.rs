@@ -5,7 +5,7 @@
 use super::Config;
 
 /// Keys a reload applies without a restart.
-pub const RELOADABLE: [&str; 19] = [
+pub const RELOADABLE: [&str; 20] = [
     "log-level",
     "metaflows",
     "digit-timeout-ms",
@@ -19,6 +19,7 @@ pub const RELOADABLE: [&str; 19] = [
     "rate-limit-window",
     "rate-limit-block",
     "rate-limit-max-sources",
+    "rate-limit-exempt",
     "max-calls",
     "max-transactions",
     "max-registrations",
@@ -93,6 +94,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         rate_limit_block: _,
         rate_limit_max_sources: _,
         pbx_addresses: _,
+        rate_limit_exempt: _,
         max_registrations: _,
         sip_advertise: _,
         media_advertise: _,
@@ -116,6 +118,10 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         old.upstream_transport != new.upstream_transport,
     );
     check("pbx-addresses", old.pbx_addresses != new.pbx_addresses);
+    check(
+        "rate-limit-exempt",
+        old.rate_limit_exempt != new.rate_limit_exempt,
+    );
     check("media-ip", old.media_ip != new.media_ip);
     check("sip-advertise", old.sip_advertise != new.sip_advertise);
     check(

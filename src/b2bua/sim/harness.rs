@@ -78,6 +78,8 @@ pub(super) struct SimConfig {
     pub(super) rate_limit: Option<RateLimit>,
     /// The core's `pbx_sources`: where else the PBX's requests may come from.
     pub(super) pbx_sources: Vec<crate::base::TrustedSource>,
+    /// Sources the rate limit never counts.
+    pub(super) rate_limit_exempt: Vec<crate::base::TrustedSource>,
     /// The core's `max_registrations`.
     pub(super) max_registrations: usize,
     /// The core's `advertise`: the address written instead of the bound one.
@@ -101,6 +103,7 @@ impl Default for SimConfig {
             max_registrations: 1000,
             advertise: None,
             pbx_sources: Vec::new(),
+            rate_limit_exempt: Vec::new(),
         }
     }
 }
@@ -167,6 +170,7 @@ impl Sim {
             scanner_user_agents: cfg.scanner_user_agents.clone(),
             rate_limit: cfg.rate_limit,
             pbx_sources: cfg.pbx_sources.clone(),
+            rate_limit_exempt: cfg.rate_limit_exempt.clone(),
             advertise: cfg.advertise,
             max_registrations: cfg.max_registrations,
         };

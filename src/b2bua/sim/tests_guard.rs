@@ -285,3 +285,26 @@ fn reconfiguring_applies_new_limits_without_touching_the_call() {
     sim.hang_up(Side::Phone, &mut call);
     assert_eq!(sim.core.calls.len(), 0);
 }
+
+/// A dispatcher in front of the proxy (`rate_limit_exempt`) sends far above the rate and is
+/// never blocked, while another source sending the same is.
+#[test]
+fn an_exempt_dispatcher_is_never_rate_limited() {
+    let mut sim = Sim::with(SimConfig {
+        seed: 404,
+        rate_limit: tight(),
+        rate_limit_exempt: vec![SCANNER.parse().unwrap()],
+        ..SimConfig::default()
+    });
+    let from = addr(SCANNER);
+    for n in 0..30 {
+        raw(&mut sim, from, &options(from, n, None));
+    }
+    sim.settle();
+    assert_eq!(
+        sim.strays.len(),
+        30,
+        "every request of the exempt source is answered"
+    );
+    assert_eq!(sim.core.stats().dropped_total(DropReason::RateLimit), 0);
+}
