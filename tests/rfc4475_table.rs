@@ -194,6 +194,7 @@ fn fresh_core() -> B2bua {
         pbx_sources: Vec::new(),
         advertise: None,
         max_registrations: 1000,
+        rate_limit_exempt: Vec::new(),
     };
     B2bua::new(
         cfg,
