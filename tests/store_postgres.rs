@@ -2,7 +2,8 @@
 //! test's own): two stores on one database stand for two proxies. A write through one reaches
 //! the other's reads by notification within a fraction of a second; writers are serialised
 //! across both; removals propagate; an acknowledged write is in the database; while PostgreSQL
-//! is stopped reads go on, writes are refused as unavailable and the store heals by itself.
+//! is stopped reads go on, writes are refused as unavailable and the store heals by itself;
+//! stores opened together on an empty database migrate it once, without colliding.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
@@ -251,6 +252,35 @@ fn postgres_stopped_refuses_writes_keeps_reads_and_heals() {
             .unwrap()
             .is_some()
     );
+}
+
+/// Proxies of a cluster are often started together: on an empty database each one migrates the
+/// schema at the same moment. They must take turns (one migrates, the others find it done), not
+/// collide in PostgreSQL's catalog and retry.
+#[test]
+fn stores_opened_together_on_an_empty_database_all_migrate_cleanly() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let stores: Vec<Store> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| Store::open_postgres(&url, Duration::from_secs(10))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap().expect("store on PostgreSQL"))
+            .collect()
+    });
+    for (n, store) in stores.iter().enumerate() {
+        let health = store.health();
+        assert_eq!(health.problem(), None, "store {n} is degraded");
+        assert_eq!(
+            health.recoveries(),
+            0,
+            "store {n} failed its first attempt and had to retry"
+        );
+    }
+    let versions = pg.psql("SELECT count(*) FROM mfp_schema_migrations");
+    assert_eq!(versions.trim(), "2", "each migration recorded once");
 }
 
 #[test]

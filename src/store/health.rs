@@ -70,6 +70,12 @@ impl StoreHealth {
     pub fn write_failures(&self) -> u64 {
         self.write_failures.load(Ordering::Relaxed)
     }
+
+    /// How often the store came back after being unable to write (a PostgreSQL store that had
+    /// to retry its first connection counts one).
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
+    }
 }
 
 impl MetricsSource for StoreHealth {

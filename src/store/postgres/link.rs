@@ -86,7 +86,7 @@ async fn supervise(shared: Arc<Shared>) {
                 shared.first_connection(FirstConnection::Fatal(reason));
             }
             Err(Attempt::Failed(reason)) => {
-                let reason = format!("cannot reach PostgreSQL: {reason}");
+                let reason = format!("PostgreSQL not usable yet: {reason}");
                 if shared.health.problem().as_deref() != Some(reason.as_str()) {
                     tracing::warn!(url = %shared.shown_url, %reason, "store not connected; retrying");
                     shared.health.degraded(reason);
@@ -152,7 +152,8 @@ async fn prepare(shared: &Shared, client: &mut Client) -> Result<(), Attempt> {
     match migrate::apply(client).await {
         Ok(_) => {}
         Err(migrate::MigrationError::Postgres(error)) => {
-            return Err(Attempt::Failed(ErrorChain(&error).to_string()));
+            let reason = ErrorChain(&error).to_string();
+            return Err(Attempt::Failed(format!("schema migration: {reason}")));
         }
         Err(fatal) => return Err(Attempt::Fatal(fatal.to_string())),
     }

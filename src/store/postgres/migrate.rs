@@ -24,18 +24,20 @@ const MIGRATION_LOCK: i64 = 0x6d66_705f_6d69_6772; // "mfp_migr"
 /// Applies the migrations the database lacks; returns how many were applied. Fails when the
 /// database has a version newer than this program knows (a downgrade would corrupt data).
 pub(super) async fn apply(client: &mut Client) -> Result<usize, MigrationError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS mfp_schema_migrations (\
-                 version integer PRIMARY KEY, \
-                 name text NOT NULL, \
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-    let mut applied = 0;
+    // The lock is taken before the bookkeeping table is created: two proxies creating it at the
+    // same instant on a fresh database collide in PostgreSQL's catalog (a unique violation on
+    // `pg_type`) even with IF NOT EXISTS. It is a transaction lock, released by the commit.
     let txn = client.transaction().await?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mfp_schema_migrations (\
+             version integer PRIMARY KEY, \
+             name text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let mut applied = 0;
     let newest: Option<i32> = txn
         .query_one("SELECT max(version) FROM mfp_schema_migrations", &[])
         .await?
