@@ -24,6 +24,7 @@ use metaflow_proxy::connlimit::{
     ConnectionBudget, FD_RESERVE, MIN_CONNECTION_BUDGET, connection_budget,
 };
 use metaflow_proxy::events::EventLog;
+use metaflow_proxy::media::fastpath::FastPath;
 use metaflow_proxy::media::{MediaConfig, MediaEngine};
 use metaflow_proxy::metrics::Metrics;
 use metaflow_proxy::modules;
@@ -191,6 +192,12 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
         Some(metaflow_proxy::media::inspect::DtmfInspector::factory()),
     )
     .context("cannot start the media engine (rtp-ports)")?;
+    let mut media = media;
+    if let Some(fastpath) = FastPath::start(cfg.media_fastpath, media_ip)
+        .context("media-fastpath = kernel: the kernel fast path cannot be set up")?
+    {
+        media.set_fastpath(std::sync::Arc::new(fastpath));
+    }
     metrics.add_source(media.stats());
     let mut core = B2bua::new(
         settings::core_config(&cfg, local, cfg.media_ip_advertised()),

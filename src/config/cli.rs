@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{LogFormat, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match};
+use crate::config::{
+    LogFormat, parse_media_fastpath, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match,
+};
 use crate::media::latch::{LatchMode, SourceMatch};
 
 /// Everything the `metaflow-proxy` binary accepts. With no subcommand it runs the proxy.
@@ -187,6 +189,12 @@ pub struct Cli {
     /// [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub media_workers: Option<u64>,
+
+    /// Forward latched audio in the kernel (eBPF at TC ingress): "auto" (when the process may
+    /// load BPF programs, else the userspace relay), "kernel" (or refuse to start) or "off"
+    /// [default: auto].
+    #[arg(long, value_name = "MODE", value_parser = parse_media_fastpath)]
+    pub media_fastpath: Option<crate::media::fastpath::FastPathMode>,
 
     /// Seconds calls may go on after SIGTERM before they are hung up [default: 30].
     #[arg(long, value_name = "SECS")]

@@ -8,8 +8,8 @@ use toml::Value;
 use super::values::{
     StoreLocation, check_learning_ms, check_log_level, check_rate_limit_requests,
     check_rate_limit_secs, check_scanner_user_agent, check_timer_c, no_answer_limit,
-    parse_listen_addr, parse_node_id, parse_rtp_latch, parse_rtp_ports, parse_rtp_source_match,
-    parse_sip_advertise, parse_upstream,
+    parse_listen_addr, parse_media_fastpath, parse_node_id, parse_rtp_latch, parse_rtp_ports,
+    parse_rtp_source_match, parse_sip_advertise, parse_upstream,
 };
 use super::{Config, ConfigError, LogFormat};
 
@@ -202,6 +202,10 @@ impl Config {
                         ));
                     }
                 };
+            }
+            "media-fastpath" => {
+                self.media_fastpath =
+                    parse_media_fastpath(text()?).map_err(|e| file.invalid(key, e))?;
             }
             "media-workers" => {
                 self.media_workers = file.count(key, value)?;

@@ -137,6 +137,9 @@ impl Config {
                 _ => crate::sip::transport::Transport::Udp,
             };
         }
+        if let Some(mode) = cli.media_fastpath {
+            self.media_fastpath = mode;
+        }
         if let Some(workers) = cli.media_workers {
             self.media_workers = count("media-workers", workers)?;
         }

@@ -24,13 +24,13 @@ use crate::media::latch::{DEFAULT_LEARNING_WINDOW, LatchMode, LatchPolicy, Sourc
 
 pub use error::ConfigError;
 pub use values::{
-    MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, StoreLocation, parse_rtp_latch, parse_rtp_ports,
-    parse_rtp_source_match, parse_sip_advertise, parse_upstream, redact_password,
+    MAX_RATE_LIMIT_SECS, MIN_TIMER_C_SECS, StoreLocation, parse_media_fastpath, parse_rtp_latch,
+    parse_rtp_ports, parse_rtp_source_match, parse_sip_advertise, parse_upstream, redact_password,
 };
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 52] = [
+pub const KNOWN_KEYS: [&str; 53] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -56,6 +56,7 @@ pub const KNOWN_KEYS: [&str; 52] = [
     "timer-c",
     "no-answer-timeout",
     "media-workers",
+    "media-fastpath",
     "shutdown-grace",
     "recordings-retention-days",
     "sip-t1-ms",
@@ -150,6 +151,8 @@ pub struct Config {
     /// Relay worker threads, one single-threaded runtime each (key `media-workers`; default:
     /// one per CPU).
     pub media_workers: usize,
+    /// Whether latched audio is forwarded in the kernel (key `media-fastpath`).
+    pub media_fastpath: crate::media::fastpath::FastPathMode,
     /// Transport towards the upstream PBX (key `upstream-transport`, `udp` or `tcp`).
     pub upstream_transport: crate::sip::transport::Transport,
     /// SIP transactions held at once; requests beyond it get 503 (key `max-transactions`).
@@ -279,6 +282,7 @@ impl Default for Config {
             media_workers: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(1),
+            media_fastpath: crate::media::fastpath::FastPathMode::Auto,
             max_transactions: 100_000,
             shutdown_grace: Duration::from_secs(30),
             recordings_retention_days: 0,

@@ -71,6 +71,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         no_answer_timeout: _,
         upstream_transport: _,
         media_workers: _,
+        media_fastpath: _,
         max_transactions: _,
         shutdown_grace: _,
         recordings_retention_days: _,
@@ -158,6 +159,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         old.no_answer_timeout != new.no_answer_timeout,
     );
     check("media-workers", old.media_workers != new.media_workers);
+    check("media-fastpath", old.media_fastpath != new.media_fastpath);
     check("shutdown-grace", old.shutdown_grace != new.shutdown_grace);
     check(
         "recordings-retention-days",

@@ -44,6 +44,11 @@ pub fn parse_rtp_latch(text: &str) -> Result<LatchMode, String> {
     text.trim().parse()
 }
 
+/// Parses `media-fastpath`: `auto`, `kernel` or `off`.
+pub fn parse_media_fastpath(text: &str) -> Result<crate::media::fastpath::FastPathMode, String> {
+    text.trim().parse()
+}
+
 /// Parses `rtp-source-match`: `ip` or `ip-port`.
 pub fn parse_rtp_source_match(text: &str) -> Result<SourceMatch, String> {
     text.trim().parse()

@@ -14,6 +14,7 @@ use tracing::debug;
 use crate::base::Leg;
 use crate::media::activity::CallActivity;
 use crate::media::config::{MediaConfig, MediaError};
+use crate::media::fastpath::FastPath;
 use crate::media::inspect::{InspectorConfig, InspectorFactory};
 use crate::media::ports::{PortPair, PortPool};
 use crate::media::relay::{Control, RelayContext, run_stream};
@@ -37,6 +38,8 @@ pub struct MediaEngine {
     stats: Arc<MediaStats>,
     runtime: RelayRuntime,
     clock: Instant,
+    /// The kernel fast path streams hand their latched flows to, when there is one.
+    fastpath: Option<Arc<FastPath>>,
 }
 
 /// The media of one call: its streams and its shared timeout state.
@@ -99,7 +102,13 @@ impl MediaEngine {
             stats: Arc::new(MediaStats::default()),
             runtime,
             clock: Instant::now(),
+            fastpath: None,
         })
+    }
+
+    /// Lets the streams started from now on hand their latched flows to the kernel.
+    pub fn set_fastpath(&mut self, fastpath: Arc<FastPath>) {
+        self.fastpath = Some(fastpath);
     }
 
     /// The relay counters, for the metrics endpoint.
@@ -235,6 +244,7 @@ impl MediaControl for MediaEngine {
             media_timeout: self.config.media_timeout,
             media_timeout_hold: self.config.media_timeout_hold,
             latch: self.config.latch,
+            fastpath: self.fastpath.clone(),
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         self.runtime

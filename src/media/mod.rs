@@ -10,6 +10,7 @@
 mod activity;
 pub mod config;
 pub mod engine;
+pub mod fastpath;
 pub mod inspect;
 pub mod latch;
 pub mod playout;

@@ -78,6 +78,10 @@ pub struct MediaStats {
     dropped_no_destination: AtomicU64,
     dropped_replaced: AtomicU64,
     events_dropped: AtomicU64,
+    /// Of the relayed packets, those the kernel fast path forwarded.
+    kernel_packets: AtomicU64,
+    /// Packets the kernel fast path matched but left to the socket (no route).
+    kernel_declined: AtomicU64,
     ports_in_use: AtomicU64,
     streams_active: AtomicU64,
 }
@@ -159,6 +163,18 @@ impl MediaStats {
                 self.events_dropped(),
             ),
             (
+                "metaflow_proxy_rtp_kernel_packets_total",
+                "counter",
+                "Of the packets relayed, those the kernel fast path forwarded (media-fastpath).",
+                self.kernel_packets(),
+            ),
+            (
+                "metaflow_proxy_rtp_kernel_declined_total",
+                "counter",
+                "Packets the kernel fast path matched but left to the userspace relay (no route to the destination).",
+                self.kernel_declined(),
+            ),
+            (
                 "metaflow_proxy_ports_in_use",
                 "gauge",
                 "UDP ports held for media.",
@@ -176,6 +192,26 @@ impl MediaStats {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+    }
+
+    /// Of the packets relayed, how many the kernel fast path forwarded.
+    pub fn kernel_packets(&self) -> u64 {
+        self.kernel_packets.load(Ordering::Relaxed)
+    }
+
+    /// Packets the kernel fast path matched but left to the socket for want of a route.
+    pub fn kernel_declined(&self) -> u64 {
+        self.kernel_declined.load(Ordering::Relaxed)
+    }
+
+    /// Adds what the kernel path did for one flow since it was last read.
+    pub(crate) fn kernel_counted(&self, packets: u64, declined: u64) {
+        if packets != 0 {
+            self.kernel_packets.fetch_add(packets, Ordering::Relaxed);
+        }
+        if declined != 0 {
+            self.kernel_declined.fetch_add(declined, Ordering::Relaxed);
         }
     }
 
@@ -252,14 +288,26 @@ pub(crate) struct LocalCounters {
 impl LocalCounters {
     /// Counts one relayed packet of `len` bytes.
     pub(crate) fn relayed(&mut self, direction: Direction, kind: PacketKind, len: usize) {
+        self.relayed_many(direction, kind, 1, u64::try_from(len).unwrap_or(0));
+    }
+
+    /// Counts `packets` packets of `bytes` payload bytes in all relayed in `direction` (the
+    /// kernel path's counts, read every tick).
+    pub(crate) fn relayed_many(
+        &mut self,
+        direction: Direction,
+        kind: PacketKind,
+        packets: u64,
+        bytes: u64,
+    ) {
         let slot = match (direction, kind) {
             (Direction::AToB, PacketKind::Rtp) => &mut self.relayed[0],
             (Direction::AToB, PacketKind::Rtcp) => &mut self.relayed[1],
             (Direction::BToA, PacketKind::Rtp) => &mut self.relayed[2],
             (Direction::BToA, PacketKind::Rtcp) => &mut self.relayed[3],
         };
-        slot.0 += 1;
-        slot.1 += u64::try_from(len).unwrap_or(0);
+        slot.0 += packets;
+        slot.1 += bytes;
         self.dirty = true;
     }
 

@@ -78,6 +78,12 @@ impl Proxy {
             "--data-dir",
             &data_path,
         ];
+        // The userspace relay keeps its whole suite: the kernel path is only used where a test
+        // asks for it (or the whole suite is run again with MFP_TEST_FASTPATH=kernel).
+        let fastpath = std::env::var("MFP_TEST_FASTPATH").unwrap_or_else(|_| "off".to_owned());
+        if !extra_args.contains(&"--media-fastpath") {
+            args.extend_from_slice(&["--media-fastpath", &fastpath]);
+        }
         args.extend_from_slice(extra_args);
         let child = launch(&args, log, "start");
         let mut proxy = Proxy {

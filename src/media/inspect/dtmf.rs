@@ -279,6 +279,16 @@ impl PacketInspector for DtmfInspector {
         self.leg_mut(from).suppression.discard();
     }
 
+    fn seq_offset(&self, from: Leg) -> u16 {
+        self.leg(from).suppression.seq_offset()
+    }
+
+    fn forwarded_elsewhere(&mut self, from: Leg, header: (u16, u32, u32), at_us: u64) {
+        self.leg_mut(from)
+            .suppression
+            .forwarded_elsewhere(header, at_us);
+    }
+
     fn release_held(&mut self, from: Leg, digits: &str, now_us: u64) {
         // The receiving leg expects the payload type it negotiated for its own events.
         let receiver_cfg = self.leg(from.other()).decoder.config();

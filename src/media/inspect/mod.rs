@@ -47,6 +47,19 @@ pub trait PacketInspector: Send + 'static {
     fn release_held(&mut self, from: Leg, digits: &str, now_us: u64) {
         let _ = (from, digits, now_us);
     }
+    /// What the inspector adds to the sequence numbers of `from`'s packets it forwards (DTMF
+    /// suppression closes the holes withheld packets leave): the kernel path applies the same
+    /// to the packets it forwards without the inspector.
+    fn seq_offset(&self, from: Leg) -> u16 {
+        let _ = from;
+        0
+    }
+    /// Packets of `from` were forwarded without the inspector (by the kernel path); `header`
+    /// (sequence number as sent, timestamp, SSRC) is the last one's, sent at `at_us`, so that
+    /// packets the inspector makes later continue that stream.
+    fn forwarded_elsewhere(&mut self, from: Leg, header: (u16, u32, u32), at_us: u64) {
+        let _ = (from, header, at_us);
+    }
     /// When (engine clock, microseconds) the next synthesized packet is due, if one is pending.
     fn next_injection_us(&self) -> Option<u64> {
         None

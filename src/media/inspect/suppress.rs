@@ -243,6 +243,22 @@ impl Suppression {
         }
     }
 
+    /// The offset forwarded packets are renumbered by (0: untouched).
+    pub(crate) fn seq_offset(&self) -> u16 {
+        self.seq_offset
+    }
+
+    /// Media packets were forwarded without passing here (the kernel path, renumbered by the
+    /// same offset); `header` is the last one's as sent: the stream continues from it.
+    pub(crate) fn forwarded_elsewhere(&mut self, header: (u16, u32, u32), at_us: u64) {
+        let (sent_seq, timestamp, ssrc) = header;
+        self.note_sent(sent_seq);
+        self.ssrc = Some(ssrc);
+        if self.anchor.is_none_or(|anchor| anchor.at_us <= at_us) {
+            self.anchor = Some(ClockAnchor { timestamp, at_us });
+        }
+    }
+
     /// Sequence number for a synthesized packet: right after the latest one sent; raises the
     /// offset so that forwarded packets make room for it.
     pub(crate) fn claim_injected_seq(&mut self) -> u16 {

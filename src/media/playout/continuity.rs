@@ -104,6 +104,28 @@ impl Continuity {
         });
     }
 
+    /// Whether relayed packets leave exactly as they came: no own packet was ever interleaved,
+    /// so there is no shift to apply.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.shift.is_none() && self.last.is_none_or(|last| !last.own)
+    }
+
+    /// Relayed packets went towards the leg without passing here (the kernel path, only while
+    /// untouched); the last one's header, sent at `at_us`, is what the proxy's own continue.
+    pub(crate) fn relayed_elsewhere(&mut self, header: (u32, u16, u32), at_us: u64) {
+        if self.last.is_some_and(|last| last.at_us > at_us) {
+            return;
+        }
+        let (ssrc, seq, ts) = header;
+        self.last = Some(Sent {
+            ssrc,
+            seq,
+            ts,
+            at_us,
+            own: false,
+        });
+    }
+
     /// The header of the proxy's next packet of `samples` samples, sent at `now_us`: (SSRC,
     /// sequence number, timestamp, marker).
     pub(crate) fn own(&mut self, now_us: u64, samples: u32) -> (u32, u16, u32, bool) {

@@ -200,6 +200,20 @@ impl Outbound {
         self.gain = GainTables::new(gain).map(Box::new);
     }
 
+    /// Whether relayed packets towards the leg would leave untouched: no sound plays or played,
+    /// the leg is not held and its volume is not changed. Only then may the kernel forward them.
+    pub fn is_transparent(&self) -> bool {
+        self.player.is_none() && !self.held && self.gain.is_none() && self.continuity.is_untouched()
+    }
+
+    /// Relayed packets went towards the leg by the kernel path; the last one had `header`
+    /// (SSRC, sequence number, timestamp) and went at `at_us`: what the proxy plays next
+    /// continues it.
+    pub fn relayed_elsewhere(&mut self, header: (u32, u16, u32), at_us: u64) {
+        self.last_relayed_us = self.last_relayed_us.max(at_us);
+        self.continuity.relayed_elsewhere(header, at_us);
+    }
+
     /// A relayed RTP packet about to go towards the leg: dropped when held or replaced by a
     /// sound, mixed or volume-changed in place, renumbered to continue the stream.
     pub fn on_relayed(&mut self, packet: &mut [u8], now_us: u64) -> Verdict {

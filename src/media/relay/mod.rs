@@ -6,6 +6,12 @@
 //! drained in bounded bursts into one receive buffer allocated when the task starts, so the
 //! per-packet path allocates nothing, takes no lock and logs at trace level only (at debug
 //! only when a flow latches, and for the first packet its latch refuses).
+//!
+//! With the kernel fast path (`kernel`), the flows that qualify are handed to the kernel once
+//! latched and come back whenever they stop qualifying; only what the kernel leaves reaches the
+//! sockets.
+
+mod kernel;
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,6 +25,7 @@ use tracing::{debug, trace};
 use crate::base::{Gain, Leg, PlaybackId};
 use crate::media::SharedTap;
 use crate::media::activity::{CallActivity, Limits};
+use crate::media::fastpath::{FastPath, KernelRoutes};
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
 use crate::media::latch::{LatchDecision, LatchPolicy, Refusal};
 use crate::media::playout::{G711Map, Outbound, PACKET_BUFFER_LEN, Playback};
@@ -88,6 +95,8 @@ pub(crate) struct RelayContext {
     pub media_timeout_hold: Duration,
     /// Which sources each leg's packets are accepted from.
     pub latch: LatchPolicy,
+    /// The kernel fast path, when the engine has one.
+    pub fastpath: Option<Arc<FastPath>>,
 }
 
 /// Decrements the active-stream gauge however the task ends.
@@ -116,7 +125,19 @@ pub(crate) async fn run_stream(
         }
     };
     let mut buf = vec![0u8; RECV_BUFFER_LEN];
+    let kernel = ctx.fastpath.as_deref().and_then(|fastpath| {
+        KernelRoutes::new(fastpath)
+            .map_err(
+                |err| debug!(%err, "kernel routes unavailable; this stream stays in userspace"),
+            )
+            .ok()
+    });
     let mut relay = Relay {
+        kernel,
+        event_pt: [None; 2],
+        inband: [false; 2],
+        kernel_refused: [false; 4],
+        dst_local: [None; 2],
         latches: StreamLatches::new(ctx.latch),
         ctx,
         counters: LocalCounters::default(),
@@ -155,11 +176,14 @@ pub(crate) async fn run_stream(
                 None => break,
             },
             _ = tick.tick() => {
+                // The kernel's counts first: they are media the timeout must see.
+                relay.kernel_tick(&sockets);
                 relay.on_tick();
                 continue;
             }
             () = &mut injection_timer, if injection_armed.is_some() => {
                 relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
+                relay.sync_kernel(&sockets);
                 continue;
             }
             // Dropping the guard keeps the readiness; `drain` clears it when a receive blocks.
@@ -175,6 +199,7 @@ pub(crate) async fn run_stream(
                     relay.apply(msg, &sockets);
                 }
                 relay.drain(&sockets, port, &mut buf);
+                relay.sync_kernel(&sockets);
             }
             Err(err) => {
                 debug!(call = relay.ctx.call, stream = relay.ctx.stream, %err, "media socket failed");
@@ -210,6 +235,18 @@ struct Relay {
     /// What goes towards each leg (a-leg first) besides relayed packets: sounds, hold, volume,
     /// and the renumbering that keeps it one stream.
     outbound: [Outbound; 2],
+    /// The flows the kernel forwards, when the engine has a fast path.
+    kernel: Option<KernelRoutes>,
+    /// Per sending leg (a, b): the telephone-event payload type its RTP carries (those packets
+    /// stay here, for the inspector), from the inspector's configuration.
+    event_pt: [Option<u8>; 2],
+    /// Per sending leg: whether its audio is listened to for tones (then it stays here).
+    inband: [bool; 2],
+    /// Per flow: the kernel found no route for it; it stays here for the stream's life.
+    kernel_refused: [bool; 4],
+    /// Per receiving leg: its address and whether it is one of this host's (cached: finding
+    /// out costs a syscall).
+    dst_local: [Option<(std::net::Ipv4Addr, bool)>; 2],
 }
 
 impl Relay {
@@ -227,6 +264,9 @@ impl Relay {
                 }
             }
             Control::ConfigureInspector { from, cfg } => {
+                let slot = leg_slot(from);
+                self.event_pt[slot] = cfg.event_payload_type.map(|(pt, _)| pt);
+                self.inband[slot] = cfg.inband.is_some();
                 if let Some(inspector) = self.ctx.inspector.as_mut() {
                     inspector.configure(from, cfg);
                 }
@@ -237,6 +277,8 @@ impl Relay {
                 }
             }
             Control::ReleaseHeld { leg, digits } => {
+                // The released digits continue the stream the kernel may have been forwarding.
+                self.inspector_catch_up(Port::of(leg, PacketKind::Rtp));
                 let now_us = micros_since(self.ctx.clock);
                 if let Some(inspector) = self.ctx.inspector.as_mut() {
                     inspector.release_held(leg, &digits, now_us);
@@ -253,6 +295,7 @@ impl Relay {
             Control::Hold { to, held } => self.outbound_mut(to).set_held(held),
             Control::Gain { to, gain, map } => self.outbound_mut(to).set_gain(gain, map),
         }
+        self.sync_kernel(sockets);
     }
 
     fn outbound_mut(&mut self, to: Leg) -> &mut Outbound {
@@ -333,6 +376,11 @@ impl Relay {
         }
         // RTCP counts too: a phone on hold sends no RTP but keeps reporting.
         self.saw_media = true;
+        if kind == PacketKind::Rtp && self.kernel_forwards(port) {
+            // A telephone-event (or anything the kernel left) on a flow the kernel forwards:
+            // the inspector continues the stream the kernel sent.
+            self.inspector_catch_up(port);
+        }
         if kind == PacketKind::Rtp
             && let Some(inspector) = self.ctx.inspector.as_mut()
         {
@@ -536,6 +584,14 @@ impl Relay {
             });
         }
         self.counters.flush_into(&self.ctx.stats);
+    }
+}
+
+/// Index of `leg` in the per-leg arrays (a first).
+fn leg_slot(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
     }
 }
 
