@@ -94,6 +94,52 @@ fn event(seq: u16, ts: u32, marker: bool, digit: u8, end: bool, duration: u16) -
     packet
 }
 
+/// One key press of `digit` (RFC 4733 event code) as four packets from sequence number `seq`
+/// (start, update, end twice), 5 ms apart, to the proxy's `port`.
+async fn press(from: &UdpSocket, port: u16, seq: u16, digit: u8) {
+    for (n, (end, duration)) in [(false, 160), (false, 320), (true, 480), (true, 480)]
+        .into_iter()
+        .enumerate()
+    {
+        let packet = event(seq + n as u16, 50 * 160, n == 0, digit, end, duration);
+        from.send_to(&packet, proxy(port)).await.unwrap();
+        sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The RTP sequence numbers of `packets`, in arrival order.
+fn sequence_numbers(packets: &[Vec<u8>]) -> Vec<u16> {
+    packets
+        .iter()
+        .map(|p| u16::from_be_bytes([p[2], p[3]]))
+        .collect()
+}
+
+/// An engine with one call set up: its events, the phone, the PBX and the proxy's ports.
+type Call = (
+    MediaEngine,
+    mpsc::Receiver<MediaEvent>,
+    Endpoint,
+    Endpoint,
+    StreamPorts,
+);
+
+/// A call of stream 0 whose legs' telephone-events are payload type 101, with `suppress` as
+/// the binding digit whose presses are withheld.
+async fn call_with_events(port_min: u16, fastpath: Arc<FastPath>, suppress: Option<char>) -> Call {
+    let (mut engine, events) = engine(port_min, Some(DtmfInspector::factory()), fastpath);
+    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let ports = connect(&mut engine, &phone, &pbx);
+    let cfg = InspectorConfig {
+        event_payload_type: Some((101, 8000)),
+        suppress_binding: suppress,
+        ..InspectorConfig::default()
+    };
+    engine.configure_inspector(CALL, 0, Leg::A, cfg);
+    engine.configure_inspector(CALL, 0, Leg::B, cfg);
+    (engine, events, phone, pbx, ports)
+}
+
 struct Endpoint {
     rtp: UdpSocket,
     rtcp: UdpSocket,
@@ -226,15 +272,7 @@ async fn latched_audio_is_forwarded_by_the_kernel_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telephone_events_reach_the_inspector_while_audio_stays_in_the_kernel() {
     let Some(fastpath) = fastpath() else { return };
-    let (mut engine, mut events) = engine(47100, Some(DtmfInspector::factory()), fastpath);
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
-    let ports = connect(&mut engine, &phone, &pbx);
-    let cfg = InspectorConfig {
-        event_payload_type: Some((101, 8000)),
-        ..InspectorConfig::default()
-    };
-    engine.configure_inspector(CALL, 0, Leg::A, cfg);
-    engine.configure_inspector(CALL, 0, Leg::B, cfg);
+    let (engine, mut events, phone, pbx, ports) = call_with_events(47100, fastpath, None).await;
 
     stream(&phone.rtp, ports.a.rtp, 1, 50, 0xd7d7_d7d7).await;
     let before = engine.stats();
@@ -243,25 +281,10 @@ async fn telephone_events_reach_the_inspector_while_audio_stays_in_the_kernel() 
     })
     .await;
     let kernel_before = before.kernel_packets();
-    for (n, (end, duration)) in [(false, 160), (false, 320), (true, 480), (true, 480)]
-        .into_iter()
-        .enumerate()
-    {
-        let seq = 51 + n as u16;
-        let packet = event(seq, 50 * 160, n == 0, 5, end, duration);
-        phone
-            .rtp
-            .send_to(&packet, proxy(ports.a.rtp))
-            .await
-            .unwrap();
-        sleep(Duration::from_millis(5)).await;
-    }
+    press(&phone.rtp, ports.a.rtp, 51, 5).await;
     stream(&phone.rtp, ports.a.rtp, 55, 20, 0xd7d7_d7d7).await;
     let got = drain(&pbx.rtp, Duration::from_millis(300)).await;
-    let seqs: Vec<u16> = got
-        .iter()
-        .map(|p| u16::from_be_bytes([p[2], p[3]]))
-        .collect();
+    let seqs = sequence_numbers(&got);
     assert_eq!(
         seqs,
         (1..75).collect::<Vec<_>>(),
@@ -287,6 +310,38 @@ async fn telephone_events_reach_the_inspector_while_audio_stays_in_the_kernel() 
         || stats.kernel_packets() >= kernel_before + 15,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_renumbers_audio_after_suppressed_digits_without_a_gap() {
+    let Some(fastpath) = fastpath() else { return };
+    let (engine, _events, phone, pbx, ports) = call_with_events(47500, fastpath, Some('*')).await;
+    let receiver = tokio::spawn(async move { drain(&pbx.rtp, Duration::from_millis(500)).await });
+    stream(&phone.rtp, ports.a.rtp, 1, 50, 0xd7d7_d7d7).await;
+    let stats = engine.stats();
+    eventually("audio goes through the kernel", || {
+        stats.kernel_packets() >= 40
+    })
+    .await;
+    // `*` (event 10): withheld from the PBX, four sequence numbers the receiver must not miss.
+    press(&phone.rtp, ports.a.rtp, 51, 10).await;
+    let kernel_before = stats.kernel_packets();
+    stream(&phone.rtp, ports.a.rtp, 55, 60, 0xd7d7_d7d7).await;
+    let got = receiver.await.unwrap();
+    let seqs = sequence_numbers(&got);
+    assert_eq!(
+        seqs,
+        (1..111).collect::<Vec<_>>(),
+        "the digit is cut out and the audio after it renumbered without a gap"
+    );
+    assert!(
+        got.iter().all(|p| p[1] & 0x7f == 0),
+        "a telephone-event leaked"
+    );
+    assert!(
+        stats.kernel_packets() >= kernel_before + 50,
+        "the renumbered audio did not go through the kernel"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,10 +396,7 @@ async fn a_flow_moves_between_kernel_and_userspace_without_loss_or_duplicates() 
     }
     let _phone = sender.await.unwrap();
     let got = receiver.await.unwrap();
-    let seqs: Vec<u16> = got
-        .iter()
-        .map(|p| u16::from_be_bytes([p[2], p[3]]))
-        .collect();
+    let seqs = sequence_numbers(&got);
     let mut sorted = seqs.clone();
     sorted.sort_unstable();
     sorted.dedup();

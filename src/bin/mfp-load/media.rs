@@ -172,6 +172,7 @@ pub(crate) fn run(
     let received_before = run.tally.totals(Path::Proxied).1;
     let baseline_received_before = run.tally.totals(Path::Direct).1;
     let cpu_before = run.pid.and_then(probe::cpu_ticks);
+    let machine_before = probe::machine_busy_ticks();
     let baseline_cpu_before = run.baseline_pid.and_then(probe::cpu_ticks);
     let start = Instant::now() + LEAD_IN;
     let pacing = Pacing {
@@ -213,6 +214,7 @@ pub(crate) fn run(
     readings.baseline_received_in_window =
         run.tally.totals(Path::Direct).1 - baseline_received_before;
     let cpu_after = run.pid.and_then(probe::cpu_ticks);
+    let machine_after = probe::machine_busy_ticks();
     let baseline_cpu_after = run.baseline_pid.and_then(probe::cpu_ticks);
     readings.relayed = probe::relayed_rtp_packets(run.api)?.saturating_sub(relayed_before);
     let seconds = |before: Option<u64>, after: Option<u64>| {
@@ -221,6 +223,7 @@ pub(crate) fn run(
             .map(|(b, a)| a.saturating_sub(b) as f64 / ticks_per_second)
     };
     readings.cpu_seconds = seconds(cpu_before, cpu_after);
+    readings.machine_cpu_seconds = seconds(machine_before, machine_after);
     readings.baseline_cpu_seconds = seconds(baseline_cpu_before, baseline_cpu_after);
     streams.sort_by_key(|s| s.id);
     Ok((streams, readings))

@@ -68,6 +68,26 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Busy CPU time of the whole machine so far (every CPU: user, nice, system, irq, softirq,
+/// steal), in clock ticks, from /proc/stat. Work the kernel does in softirq context (a packet
+/// forwarded by the kernel fast path) is charged to no process of its own, so only the machine's
+/// total shows what a relay costs there.
+pub(crate) fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    let busy = [0usize, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Some(busy)
+}
+
 /// Resident memory of `pid` in KiB (VmRSS).
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

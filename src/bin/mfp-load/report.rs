@@ -26,6 +26,9 @@ pub(crate) struct ProxyReadings {
     pub baseline_cpu_seconds: Option<f64>,
     /// Baseline packets this tool received over the same window.
     pub baseline_received_in_window: u64,
+    /// Busy CPU seconds of the whole machine (every process and the kernel's softirq work)
+    /// during the media phase.
+    pub machine_cpu_seconds: Option<f64>,
     /// VmRSS before any call, KiB.
     pub rss_before_kib: Option<u64>,
     /// Highest VmRSS seen during the media phase, KiB.
@@ -190,6 +193,16 @@ fn print_proxy(proxy: &ProxyReadings, calls_up: u32) {
             );
         }
         None => println!("  CPU: n/a (proxy process not found)"),
+    }
+    if let Some(machine) = proxy.machine_cpu_seconds {
+        let packets = proxy.received_in_window + proxy.baseline_received_in_window;
+        println!(
+            "  whole machine: {machine:.2} s busy CPU ({:.2} cores), {} per packet received by \
+             this tool (proxied and baseline, {packets}); compare runs of the same load to \
+             price a relay, the kernel path included",
+            machine / wall.max(f64::EPSILON),
+            fmt_per_packet(micros_per_packet(machine, packets)),
+        );
     }
     match (proxy.rss_before_kib, proxy.rss_media_kib) {
         (Some(before), Some(during)) => {
