@@ -65,6 +65,18 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FRACTION", default_value_t = 0.1, value_parser = parse_fraction)]
     pub direct_share: f64,
 
+    /// Send the baseline pairs through rtpengine instead: each pair is set up with an ng
+    /// `offer` and `answer` at this control address (rtpengine's --listen-ng), and each side
+    /// sends where rtpengine's answer says. Give its pid with --direct-via-pid.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "direct_via")]
+    pub direct_via_rtpengine: Option<SocketAddr>,
+
+    /// Exactly this many direct pairs, instead of a share of --calls. With `--calls 1
+    /// --direct-pairs N` a run is (almost) only the baseline: run it with the same load as a
+    /// proxied run to price the relay by the whole machine's CPU (the kernel path included).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20000))]
+    pub direct_pairs: Option<u32>,
+
     /// Send the baseline pairs through a relay at this address instead of directly: pair i's
     /// a side sends to PORT+2i and its b side to PORT+2i+1 (`mfp-plain-relay` listens so).
     /// Latency and CPU of the proxy are then compared with that relay's in the same run.
@@ -72,7 +84,7 @@ pub(crate) struct Args {
     pub direct_via: Option<SocketAddr>,
 
     /// Process id of the --direct-via relay, for its CPU per relayed packet.
-    #[arg(long, value_name = "PID", requires = "direct_via")]
+    #[arg(long, value_name = "PID")]
     pub direct_via_pid: Option<u32>,
 
     /// Threads pacing RTP sends (streams are spread over them by deadline order).
@@ -144,8 +156,12 @@ impl Args {
         }
     }
 
-    /// Number of direct baseline endpoint pairs implied by `--direct-share`.
+    /// Number of direct baseline endpoint pairs: `--direct-pairs`, else `--direct-share` of the
+    /// calls.
     pub(crate) fn direct_pairs(&self) -> u32 {
+        if let Some(pairs) = self.direct_pairs {
+            return pairs;
+        }
         // The product is at most 20000, so the cast back cannot truncate.
         (f64::from(self.calls) * self.direct_share).ceil() as u32
     }

@@ -15,6 +15,14 @@ pub(crate) enum LoadError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// rtpengine refused or did not answer a command (`--direct-via-rtpengine`).
+    #[error("rtpengine at {control}: {reason}; is it running with --listen-ng {control}?")]
+    Rtpengine {
+        /// Its ng control address.
+        control: SocketAddr,
+        /// What went wrong, or what it answered.
+        reason: String,
+    },
     /// Nothing answered OPTIONS at the proxy's SIP address.
     #[error(
         "no SIP answer from the proxy at {0} within 3 s; is metaflow-proxy running with \

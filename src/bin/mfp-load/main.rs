@@ -10,6 +10,7 @@ mod endpoints;
 mod error;
 mod histogram;
 mod media;
+mod ng;
 mod pbx_dialog;
 mod probe;
 mod receive;
@@ -97,8 +98,8 @@ fn run(args: &Args) -> Result<(), LoadError> {
         .lock()
         .map(|m| m.clone())
         .unwrap_or_default();
-    let baseline = baseline_destinations(&endpoints, args.direct_via)?;
-    if args.direct_via.is_some() {
+    let baseline = baseline_destinations(&endpoints, args.direct_via, args.direct_via_rtpengine)?;
+    if args.direct_via.is_some() || args.direct_via_rtpengine.is_some() {
         prime(&endpoints, &baseline)?;
     }
     let plan = plan(&endpoints, &uac, &pbx_media, &baseline)?;
@@ -154,7 +155,7 @@ fn run(args: &Args) -> Result<(), LoadError> {
         calls_up: plan.calls_up,
         call_states,
         direct_pairs: args.direct_pairs(),
-        direct_via: args.direct_via,
+        direct_via: args.direct_via.or(args.direct_via_rtpengine),
         tally: &tally,
         proxy: readings,
         dtmf,

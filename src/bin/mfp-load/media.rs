@@ -34,7 +34,16 @@ pub(crate) struct Plan {
 pub(crate) fn baseline_destinations(
     endpoints: &Endpoints,
     via: Option<SocketAddr>,
+    rtpengine: Option<SocketAddr>,
 ) -> Result<Vec<(SocketAddr, SocketAddr)>, LoadError> {
+    if let Some(control) = rtpengine {
+        return endpoints
+            .direct
+            .iter()
+            .enumerate()
+            .map(|(index, (a, b))| crate::ng::set_up_pair(control, index, a.addr, b.addr))
+            .collect();
+    }
     endpoints
         .direct
         .iter()

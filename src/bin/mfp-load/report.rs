@@ -102,7 +102,7 @@ pub(crate) fn print(summary: &Summary<'_>) {
         ),
         Some(via) => println!(
             "baseline (\"direct\" below): {} endpoint pairs sending concurrently through the \
-             plain relay at {via}",
+             relay at {via} (mfp-plain-relay, or rtpengine with --direct-via-rtpengine)",
             summary.direct_pairs
         ),
     }
@@ -228,7 +228,7 @@ fn fmt_per_packet(micros: Option<f64>) -> String {
 /// CPU per packet of the `--direct-via` relay, and the proxy's as a multiple of it.
 fn print_baseline_relay(proxy: &ProxyReadings) {
     let Some(cpu) = proxy.baseline_cpu_seconds else {
-        println!("plain relay: CPU n/a (give --direct-via-pid)");
+        println!("baseline relay: CPU n/a (give --direct-via-pid)");
         return;
     };
     let relay = micros_per_packet(cpu, proxy.baseline_received_in_window);
@@ -240,7 +240,7 @@ fn print_baseline_relay(proxy: &ProxyReadings) {
         _ => "n/a".into(),
     };
     println!(
-        "plain relay over the same window: CPU {cpu:.2} s for {} packets received by this tool, \
+        "baseline relay over the same window: CPU {cpu:.2} s for {} packets received by this tool, \
          {} per packet; proxy {} per packet received ({ratio})",
         proxy.baseline_received_in_window,
         fmt_per_packet(relay),
