@@ -3,8 +3,10 @@
 // metaflow-proxy kernel fast path: a TC ingress classifier that forwards the audio of streams
 // userspace has latched, without the packet ever reaching a socket.
 //
-// Userspace (src/media/fastpath) owns the `routes` map. A key is the proxy's own address and
-// port a packet arrives on; the value says which source is accepted there (the leg's latched
+// Userspace (src/media/fastpath) owns the `routes` map: an array indexed by the UDP port a packet
+// arrives on (one slot per port: an array lookup is a bounds check and an offset, where a hash
+// map cost a bucket walk and its cache misses on every packet). A slot is used when its
+// `local_addr` is the packet's destination address (0: unused); it says which source is accepted there (the leg's latched
 // address: a stranger's packet never matches and goes on to the socket, where the latch refuses
 // and counts it), where the packet goes (the other leg's address, sent from the proxy's port for
 // that leg, exactly as the userspace relay would send it) and which RTP payload type stays in
@@ -45,23 +47,14 @@
 
 #define IP_CSUM_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, check))
 #define IP_SRC_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, saddr))
-#define IP_DST_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, daddr))
 #define UDP_OFF (ETH_HLEN + sizeof(struct iphdr))
-#define UDP_SRC_OFF (UDP_OFF + __builtin_offsetof(struct udphdr, source))
-#define UDP_DST_OFF (UDP_OFF + __builtin_offsetof(struct udphdr, dest))
 #define UDP_CSUM_OFF (UDP_OFF + __builtin_offsetof(struct udphdr, check))
 #define RTP_SEQ_OFF (UDP_OFF + sizeof(struct udphdr) + 2)
 
-// Where a packet arrives: the proxy's address and port (network byte order).
-struct fp_key {
-	__u32 addr;
-	__u16 port;
-	__u16 pad;
-};
-
 // What to do with it. Addresses and ports in network byte order. Layout shared with
-// src/media/fastpath/maps.rs (`Route`): change both together.
+// src/media/fastpath/route.rs (`Route`): change both together.
 struct fp_route {
+	__u32 local_addr;	// the proxy's address packets of the flow arrive on (0: slot unused)
 	__u32 peer_addr;	// the only source accepted
 	__u16 peer_port;
 	__u16 out_port;		// the proxy's port towards the destination
@@ -74,6 +67,7 @@ struct fp_route {
 	__u16 last_seq;		// header of the last RTP packet forwarded, after seq_add (host order)
 	__u32 last_ts;
 	__u32 last_ssrc;
+	__u32 pad;
 	__u64 packets;		// forwarded here
 	__u64 bytes;		// UDP payload bytes forwarded here
 	__u64 last_ns;		// bpf_ktime_get_ns() of the last one
@@ -90,9 +84,11 @@ struct rtp_head {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	// Userspace maps the array to read the counters without a system call.
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 65536);
-	__type(key, struct fp_key);
+	__type(key, __u32);
 	__type(value, struct fp_route);
 } routes SEC(".maps");
 
@@ -125,23 +121,39 @@ static __always_inline void account(struct fp_route *r, __u64 payload, int is_rt
 	r->last_ns = bpf_ktime_get_ns();
 }
 
+// The addresses and ports a forwarded packet gets: contiguous in an IPv4 header without options
+// followed by the UDP header, so one store writes them all.
+struct addr_ports {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+};
+
+// Rewrites addresses and ports and fixes both checksums incrementally: the addresses enter the
+// IP checksum and the UDP pseudo-header (one checksum difference for both), the ports only the
+// UDP checksum (a 32-bit word replaced). Five helper calls; the kernel's helpers keep
+// CHECKSUM_PARTIAL (loopback, offload) and CHECKSUM_COMPLETE packets consistent.
 static __always_inline int rewrite(struct __sk_buff *skb, struct fp_route *r, __u32 saddr,
 				   __u32 daddr, __u16 sport, __u16 dport)
 {
-	__u32 new_saddr = r->out_addr, new_daddr = r->dst_addr;
-	__u16 new_sport = r->out_port, new_dport = r->dst_port;
-	const __u64 l4 = BPF_F_MARK_MANGLED_0;
+	struct addr_ports old = { .saddr = saddr, .daddr = daddr, .sport = sport, .dport = dport };
+	struct addr_ports new = {
+		.saddr = r->out_addr,
+		.daddr = r->dst_addr,
+		.sport = r->out_port,
+		.dport = r->dst_port,
+	};
+	__s64 diff = bpf_csum_diff(&old.saddr, 8, &new.saddr, 8, 0);
+	__u32 old_ports = ((__u32)dport << 16) | sport;
+	__u32 new_ports = ((__u32)new.dport << 16) | new.sport;
 
-	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF, saddr, new_saddr, l4 | BPF_F_PSEUDO_HDR | 4) ||
-	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, daddr, new_daddr, l4 | BPF_F_PSEUDO_HDR | 4) ||
-	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, sport, new_sport, l4 | 2) ||
-	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, dport, new_dport, l4 | 2) ||
-	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, saddr, new_saddr, 4) ||
-	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, daddr, new_daddr, 4) ||
-	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &new_saddr, 4, 0) ||
-	    bpf_skb_store_bytes(skb, IP_DST_OFF, &new_daddr, 4, 0) ||
-	    bpf_skb_store_bytes(skb, UDP_SRC_OFF, &new_sport, 2, 0) ||
-	    bpf_skb_store_bytes(skb, UDP_DST_OFF, &new_dport, 2, 0))
+	if (diff < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, 0, diff, 0) ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_ports, new_ports, BPF_F_MARK_MANGLED_0 | 4) ||
+	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &new, sizeof(new), 0))
 		return -1;
 	return 0;
 }
@@ -162,9 +174,9 @@ int mfp_fastpath(struct __sk_buff *skb)
 		return PASS;
 	if (ip->frag_off & bpf_htons(0x3fff))
 		return PASS; // fragments stay in the stack
-	struct fp_key key = { .addr = ip->daddr, .port = udp->dest };
-	struct fp_route *r = bpf_map_lookup_elem(&routes, &key);
-	if (!r)
+	__u32 slot = bpf_ntohs(udp->dest);
+	struct fp_route *r = bpf_map_lookup_elem(&routes, &slot);
+	if (!r || r->local_addr != ip->daddr)
 		return PASS;
 	if (ip->saddr != r->peer_addr || udp->source != r->peer_port)
 		return PASS; // not the latched source: the socket's latch refuses and counts it

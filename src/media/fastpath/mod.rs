@@ -15,6 +15,7 @@
 //! filter outlives a crash. On older kernels the program goes through a `clsact` qdisc, and any
 //! filter a previous run left behind is removed before attaching.
 
+mod mapped;
 mod route;
 mod stream;
 
@@ -115,6 +116,8 @@ pub struct FastPath {
     _loaded: Mutex<Ebpf>,
     /// The route map; each relay task opens its own handle on it.
     map: MapData,
+    /// The same map in memory, where the tasks read the counters.
+    mapped: std::sync::Arc<mapped::MappedRoutes>,
     /// Interfaces the program is attached to, for the start-up log and `/metrics` readers.
     interfaces: Vec<String>,
 }
@@ -167,7 +170,7 @@ impl FastPath {
             name: MAP.to_owned(),
         })?;
         let map = match map {
-            aya::maps::Map::HashMap(data) => data,
+            aya::maps::Map::Array(data) => data,
             _ => {
                 return Err(FastPathError::Map(MapError::InvalidName {
                     name: MAP.to_owned(),
@@ -194,9 +197,12 @@ impl FastPath {
         if !refused.is_empty() {
             tracing::warn!(refused = ?refused, "some interfaces did not take the media fast path");
         }
+        let mapped = mapped::MappedRoutes::map(&map.fd().as_fd())
+            .map_err(|error| FastPathError::Map(MapError::IoError(error)))?;
         Ok(FastPath {
             _loaded: Mutex::new(loaded),
             map,
+            mapped: std::sync::Arc::new(mapped),
             interfaces,
         })
     }

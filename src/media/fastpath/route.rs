@@ -1,6 +1,6 @@
-//! The entries of the kernel's `routes` map, laid out exactly as `struct fp_key` and
-//! `struct fp_route` in `bpf/fastpath.bpf.c` (the tests below pin sizes and offsets), and the
-//! plain description of one forwarded flow the relay builds them from.
+//! The entries of the kernel's `routes` map (an array indexed by the port packets arrive on),
+//! laid out exactly as `struct fp_route` in `bpf/fastpath.bpf.c` (the tests below pin size and
+//! offsets), and the plain description of one forwarded flow the relay builds them from.
 
 use std::net::SocketAddrV4;
 
@@ -12,29 +12,9 @@ const FLAG_LOCAL: u8 = 2;
 /// No payload type is left to userspace (`FP_NO_EVENT_PT`).
 const NO_EVENT_PT: u8 = 0xff;
 
-/// Where a packet arrives: one of the proxy's media sockets. Network byte order, as the kernel
-/// reads the headers.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Key {
-    addr: u32,
-    port: u16,
-    pad: u16,
-}
-
-// SAFETY: `repr(C)`, only integers, no implicit padding (8 bytes, checked below); any bit
-// pattern is a valid value.
-unsafe impl aya::Pod for Key {}
-
-impl Key {
-    /// The key of packets arriving on `local`.
-    pub(crate) fn of(local: SocketAddrV4) -> Self {
-        Self {
-            addr: u32::from_ne_bytes(local.ip().octets()),
-            port: local.port().to_be(),
-            pad: 0,
-        }
-    }
+/// The map slot of packets arriving on `local`: the array is indexed by port.
+pub(crate) fn slot_of(local: SocketAddrV4) -> u32 {
+    u32::from(local.port())
 }
 
 /// What the kernel does with a packet of the flow, and what it counted. Network byte order for
@@ -42,6 +22,8 @@ impl Key {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Route {
+    /// The proxy's address the flow arrives on; 0 marks an unused slot.
+    local_addr: u32,
     peer_addr: u32,
     peer_port: u16,
     out_port: u16,
@@ -57,6 +39,7 @@ pub(crate) struct Route {
     pub last_ts: u32,
     /// Its SSRC (host order).
     pub last_ssrc: u32,
+    pad: u32,
     /// Packets forwarded.
     pub packets: u64,
     /// UDP payload bytes forwarded.
@@ -67,7 +50,7 @@ pub(crate) struct Route {
     pub declined: u64,
 }
 
-// SAFETY: `repr(C)`, only integers, no implicit padding (64 bytes, checked below); any bit
+// SAFETY: `repr(C)`, only integers, no implicit padding (72 bytes, checked below); any bit
 // pattern is a valid value.
 unsafe impl aya::Pod for Route {}
 
@@ -105,6 +88,7 @@ impl RouteSpec {
             flags |= FLAG_LOCAL;
         }
         Route {
+            local_addr: addr(self.local),
             peer_addr: addr(self.peer),
             peer_port: self.peer.port().to_be(),
             out_port: self.out.port().to_be(),
@@ -129,26 +113,23 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     #[test]
-    fn layouts_match_the_c_structs() {
-        assert_eq!(size_of::<Key>(), 8);
-        assert_eq!(size_of::<Route>(), 64);
-        assert_eq!(offset_of!(Route, out_addr), 8);
-        assert_eq!(offset_of!(Route, dst_port), 16);
-        assert_eq!(offset_of!(Route, event_pt), 18);
-        assert_eq!(offset_of!(Route, seq_add), 20);
-        assert_eq!(offset_of!(Route, last_seq), 22);
-        assert_eq!(offset_of!(Route, last_ts), 24);
-        assert_eq!(offset_of!(Route, last_ssrc), 28);
-        assert_eq!(offset_of!(Route, packets), 32);
-        assert_eq!(offset_of!(Route, declined), 56);
+    fn the_layout_matches_the_c_struct() {
+        assert_eq!(size_of::<Route>(), 72);
+        assert_eq!(offset_of!(Route, peer_addr), 4);
+        assert_eq!(offset_of!(Route, out_addr), 12);
+        assert_eq!(offset_of!(Route, dst_port), 20);
+        assert_eq!(offset_of!(Route, event_pt), 22);
+        assert_eq!(offset_of!(Route, seq_add), 24);
+        assert_eq!(offset_of!(Route, last_seq), 26);
+        assert_eq!(offset_of!(Route, last_ts), 28);
+        assert_eq!(offset_of!(Route, last_ssrc), 32);
+        assert_eq!(offset_of!(Route, packets), 40);
+        assert_eq!(offset_of!(Route, declined), 64);
     }
 
     #[test]
     fn addresses_and_ports_are_in_network_order() {
-        let key = Key::of("10.1.2.3:4000".parse().unwrap());
-        // SAFETY: `Key` is `repr(C)`, 8 bytes of integers without padding.
-        let bytes: [u8; 8] = unsafe { std::mem::transmute(key) };
-        assert_eq!(&bytes[..6], &[10, 1, 2, 3, 0x0f, 0xa0]);
+        assert_eq!(slot_of("10.1.2.3:4000".parse().unwrap()), 4000);
         let spec = RouteSpec {
             local: "10.0.0.1:4000".parse().unwrap(),
             peer: "10.0.0.2:5004".parse().unwrap(),
@@ -160,13 +141,14 @@ mod tests {
             seq_add: 3,
         };
         let route = spec.to_route();
-        // SAFETY: `Route` is `repr(C)`, 64 bytes of integers without padding.
-        let bytes: [u8; 64] = unsafe { std::mem::transmute(route) };
-        assert_eq!(&bytes[..4], &[10, 0, 0, 2]);
-        assert_eq!(&bytes[4..6], &5004u16.to_be_bytes());
-        assert_eq!(&bytes[12..16], &[10, 0, 0, 3]);
-        assert_eq!(bytes[18], 101);
-        assert_eq!(bytes[19], FLAG_LOCAL);
+        // SAFETY: `Route` is `repr(C)`, 72 bytes of integers without padding.
+        let bytes: [u8; 72] = unsafe { std::mem::transmute(route) };
+        assert_eq!(&bytes[..4], &[10, 0, 0, 1]);
+        assert_eq!(&bytes[4..8], &[10, 0, 0, 2]);
+        assert_eq!(&bytes[8..10], &5004u16.to_be_bytes());
+        assert_eq!(&bytes[16..20], &[10, 0, 0, 3]);
+        assert_eq!(bytes[22], 101);
+        assert_eq!(bytes[23], FLAG_LOCAL);
         let rtcp = RouteSpec {
             rtcp: true,
             dst_is_local: false,

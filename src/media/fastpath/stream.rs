@@ -8,11 +8,11 @@
 //! packet that found no entry is in the socket's queue and the relay sends it. Dropping the
 //! routes removes every entry (the ports go back to the pool and may serve another call).
 
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, MapData, MapError};
 use tracing::debug;
 
 use super::FastPath;
-use super::route::{Key, Route, RouteSpec};
+use super::route::{Route, RouteSpec, slot_of};
 
 /// What the kernel did for one flow since it was last asked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,8 @@ pub(crate) struct LastSent {
 /// One installed flow.
 #[derive(Debug)]
 struct Installed {
-    key: Key,
+    /// The map slot (the port the flow arrives on).
+    key: u32,
     spec: RouteSpec,
     /// The kernel's counters when last read, to report differences.
     seen: Route,
@@ -50,7 +51,9 @@ struct Installed {
 
 /// The map entries of one stream, by flow (`Port::index` order).
 pub(crate) struct KernelRoutes {
-    map: HashMap<MapData, Key, Route>,
+    map: Array<MapData, Route>,
+    /// The map in memory, for the counters read every tick.
+    mapped: std::sync::Arc<super::mapped::MappedRoutes>,
     installed: [Option<Installed>; 4],
 }
 
@@ -58,9 +61,10 @@ impl KernelRoutes {
     /// A handle on the fast path's map for one stream (its own file descriptor, so no lock is
     /// shared with other streams).
     pub(crate) fn new(fastpath: &FastPath) -> Result<Self, MapError> {
-        let map = HashMap::try_from(aya::maps::Map::HashMap(fastpath.map_handle()?))?;
+        let map = Array::try_from(aya::maps::Map::Array(fastpath.map_handle()?))?;
         Ok(Self {
             map,
+            mapped: std::sync::Arc::clone(&fastpath.mapped),
             installed: [None, None, None, None],
         })
     }
@@ -99,14 +103,14 @@ impl KernelRoutes {
                     });
                 }
             }
-            if let Err(error) = self.map.remove(&old.key) {
+            if let Err(error) = self.map.set(old.key, Route::default(), 0) {
                 debug!(%error, "kernel route not removed");
             }
         }
         if let Some(spec) = spec {
-            let key = Key::of(spec.local);
+            let key = slot_of(spec.local);
             let route = spec.to_route();
-            match self.map.insert(key, route, 0) {
+            match self.map.set(key, route, 0) {
                 Ok(()) => {
                     *current = Some(Installed {
                         key,
@@ -134,18 +138,18 @@ impl KernelRoutes {
         })
     }
 
-    /// What the kernel counted on flow `slot` since the last read.
+    /// What the kernel counted on flow `slot` since the last read (from memory: no system call).
     pub(crate) fn poll(&mut self, slot: usize) -> Counted {
         let Some(Some(installed)) = self.installed.get_mut(slot) else {
             return Counted::default();
         };
-        match self.map.get(&installed.key, 0) {
-            Ok(now) => {
+        match self.mapped.read(installed.key) {
+            Some(now) => {
                 let counted = difference(&installed.seen, &now);
                 installed.seen = now;
                 counted
             }
-            Err(_) => Counted::default(),
+            None => Counted::default(),
         }
     }
 }
@@ -153,7 +157,7 @@ impl KernelRoutes {
 impl Drop for KernelRoutes {
     fn drop(&mut self) {
         for installed in self.installed.iter_mut().filter_map(Option::take) {
-            if let Err(error) = self.map.remove(&installed.key) {
+            if let Err(error) = self.map.set(installed.key, Route::default(), 0) {
                 debug!(%error, "kernel route not removed");
             }
         }
