@@ -150,7 +150,11 @@ pub(crate) async fn run_stream(
             Outbound::new(fastrand::u64(..)),
         ],
     };
-    let mut tick = tokio::time::interval(TICK);
+    // Every stream ticks on the same grid (multiples of TICK from the engine clock), so one
+    // wake-up of a worker serves all its streams' ticks instead of one wake-up each: at 500
+    // streams that was 1,000 wake-ups a second for counters the kernel path leaves as the
+    // stream's only work.
+    let mut tick = tokio::time::interval_at(next_tick(relay.ctx.clock).into(), TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let injection_timer = tokio::time::sleep(NEVER);
     tokio::pin!(injection_timer);
@@ -585,6 +589,14 @@ impl Relay {
         }
         self.counters.flush_into(&self.ctx.stats);
     }
+}
+
+/// The next instant on the engine-wide tick grid: a multiple of [`TICK`] after `clock`.
+fn next_tick(clock: Instant) -> Instant {
+    let tick_ns = TICK.as_nanos();
+    let phase = clock.elapsed().as_nanos() % tick_ns;
+    let wait = u64::try_from(tick_ns - phase).unwrap_or(0);
+    Instant::now() + Duration::from_nanos(wait)
 }
 
 /// Index of `leg` in the per-leg arrays (a first).
