@@ -171,44 +171,43 @@ pub(crate) async fn run_stream(
             }
             injection_armed = due;
         }
-        let ready = tokio::select! {
-            msg = control.recv() => match msg {
-                Some(msg) => {
-                    relay.apply(msg, &sockets);
-                    continue;
-                }
-                None => break,
-            },
-            _ = tick.tick() => {
-                // The kernel's counts first: they are media the timeout must see.
-                relay.kernel_tick(&sockets);
-                relay.on_tick();
-                continue;
-            }
-            () = &mut injection_timer, if injection_armed.is_some() => {
-                relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
-                relay.sync_kernel(&sockets);
-                continue;
-            }
-            // Dropping the guard keeps the readiness; `drain` clears it when a receive blocks.
-            ready = sockets.a_rtp.readable() => ready.map(|_| Port::ARtp),
-            ready = sockets.b_rtp.readable() => ready.map(|_| Port::BRtp),
-            ready = sockets.a_rtcp.readable() => ready.map(|_| Port::ARtcp),
-            ready = sockets.b_rtcp.readable() => ready.map(|_| Port::BRtcp),
-        };
-        match ready {
-            Ok(port) => {
-                // Instructions sent before these packets arrived must apply to them.
+        let armed = injection_armed.is_some();
+        let wake = std::future::poll_fn(|cx| {
+            poll_wake(cx, &sockets, &mut control, &mut tick, injection_timer.as_mut(), armed)
+        })
+        .await;
+        if wake.failed {
+            debug!(call = relay.ctx.call, stream = relay.ctx.stream, "media socket failed");
+            break;
+        }
+        // Instructions sent before these packets arrived must apply to them: the sockets were
+        // polled first, so such instructions are already in the channel.
+        match wake.control {
+            Some(Some(msg)) => {
+                relay.apply(msg, &sockets);
                 while let Ok(msg) = control.try_recv() {
                     relay.apply(msg, &sockets);
                 }
-                relay.drain(&sockets, port, &mut buf);
-                relay.sync_kernel(&sockets);
             }
-            Err(err) => {
-                debug!(call = relay.ctx.call, stream = relay.ctx.stream, %err, "media socket failed");
-                break;
+            Some(None) => break,
+            None => {}
+        }
+        if wake.ports != 0 {
+            for port in PORTS {
+                if wake.ports & port_bit(port) != 0 {
+                    relay.drain(&sockets, port, &mut buf);
+                }
             }
+            relay.sync_kernel(&sockets);
+        }
+        if wake.tick {
+            // The kernel's counts first: they are media the timeout must see.
+            relay.kernel_tick(&sockets);
+            relay.on_tick();
+        }
+        if wake.inject {
+            relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
+            relay.sync_kernel(&sockets);
         }
     }
     relay.counters.flush_into(&relay.ctx.stats);
@@ -588,6 +587,62 @@ impl Relay {
             });
         }
         self.counters.flush_into(&self.ctx.stats);
+    }
+}
+
+/// Every socket of a stream, in the order they are drained.
+const PORTS: [Port; 4] = [Port::ARtp, Port::BRtp, Port::ARtcp, Port::BRtcp];
+
+fn port_bit(port: Port) -> u8 {
+    1 << port.index()
+}
+
+/// What woke a relay task: several at once are handled in one wake-up.
+#[derive(Default)]
+struct Wake {
+    /// Sockets with datagrams waiting, as `port_bit`s.
+    ports: u8,
+    /// A socket reported an error.
+    failed: bool,
+    /// An instruction (`Some(None)`: the channel closed, the call is released).
+    control: Option<Option<Control>>,
+    /// The tick came.
+    tick: bool,
+    /// The injection timer fired.
+    inject: bool,
+}
+
+/// Polls everything a relay task waits on, sockets first, and is ready when anything is.
+/// Each socket registers the task's waker in its own reader slot (`poll_read_ready`), where a
+/// `select!` over `readable()` futures queued and unqueued a waiter per socket on every wake-up.
+/// The readiness is kept: `drain` clears it when a receive would block.
+fn poll_wake(
+    cx: &mut std::task::Context<'_>,
+    sockets: &AsyncSockets,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    tick: &mut tokio::time::Interval,
+    injection: std::pin::Pin<&mut tokio::time::Sleep>,
+    injection_armed: bool,
+) -> std::task::Poll<Wake> {
+    use std::future::Future;
+    use std::task::Poll;
+    let mut wake = Wake::default();
+    for port in PORTS {
+        match sockets.get(port).poll_read_ready(cx) {
+            Poll::Ready(Ok(_guard)) => wake.ports |= port_bit(port),
+            Poll::Ready(Err(_)) => wake.failed = true,
+            Poll::Pending => {}
+        }
+    }
+    if let Poll::Ready(msg) = control.poll_recv(cx) {
+        wake.control = Some(msg);
+    }
+    wake.tick = tick.poll_tick(cx).is_ready();
+    wake.inject = injection_armed && injection.poll(cx).is_ready();
+    if wake.ports != 0 || wake.failed || wake.control.is_some() || wake.tick || wake.inject {
+        Poll::Ready(wake)
+    } else {
+        Poll::Pending
     }
 }
 
