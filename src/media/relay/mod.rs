@@ -173,11 +173,22 @@ pub(crate) async fn run_stream(
         }
         let armed = injection_armed.is_some();
         let wake = std::future::poll_fn(|cx| {
-            poll_wake(cx, &sockets, &mut control, &mut tick, injection_timer.as_mut(), armed)
+            poll_wake(
+                cx,
+                &sockets,
+                &mut control,
+                &mut tick,
+                injection_timer.as_mut(),
+                armed,
+            )
         })
         .await;
         if wake.failed {
-            debug!(call = relay.ctx.call, stream = relay.ctx.stream, "media socket failed");
+            debug!(
+                call = relay.ctx.call,
+                stream = relay.ctx.stream,
+                "media socket failed"
+            );
             break;
         }
         // Instructions sent before these packets arrived must apply to them: the sockets were
