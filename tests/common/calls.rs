@@ -93,6 +93,11 @@ pub fn wait_call(
 
 /// Both SIPp runs succeeded (each panics with its logs otherwise, the caller first).
 pub fn assert_both_succeeded(caller: &SippResult, callee: &SippResult) {
+    // When both failed, the callee's log usually explains the caller's (a callee that never
+    // listened leaves the proxy only a 408 to give): report it first.
+    if !caller.success && !callee.success {
+        callee.assert_success("callee (UAS), the caller failed too");
+    }
     caller.assert_success("caller (UAC)");
     callee.assert_success("callee (UAS)");
 }
