@@ -8,6 +8,9 @@
 //! and fail loudly if the kernel path cannot be set up; otherwise they print why and skip.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
+#[path = "common/rtp_packet.rs"]
+mod rtp_packet;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +24,7 @@ use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, LatchPolicy, MediaConfig, MediaControl,
     MediaEngine, MediaEvent, StreamPorts,
 };
+use rtp_packet::rtp;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -71,16 +75,6 @@ fn engine(
     let mut engine = MediaEngine::new(cfg, events, inspector).unwrap();
     engine.set_fastpath(fastpath);
     (engine, events_rx)
-}
-
-/// An RTP packet whose header and payload depend on `seq`, so any rewrite shows.
-fn rtp(payload_type: u8, seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut packet = vec![0x80, payload_type];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    packet.extend_from_slice(&ssrc.to_be_bytes());
-    packet.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8)));
-    packet
 }
 
 /// A telephone-event packet (RFC 4733) for `event`.

@@ -2,6 +2,9 @@
 //! range), re-pointing, release, media timeout, the packet inspector hook and DTMF suppression.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
+#[path = "common/rtp_packet.rs"]
+mod rtp_packet;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use metaflow_proxy::media::{
     StreamPorts, Verdict,
 };
 use metaflow_proxy::rtp::RtpView;
+use rtp_packet::rtp;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -46,16 +50,6 @@ fn engine(
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-/// An RTP packet whose header fields and payload all depend on `seq`, so any rewrite shows.
-fn rtp(payload_type: u8, seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut packet = vec![0x80, payload_type];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    packet.extend_from_slice(&ssrc.to_be_bytes());
-    packet.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8)));
-    packet
 }
 
 /// One leg's endpoint: an RTP and an RTCP socket on loopback.
