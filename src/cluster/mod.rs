@@ -165,7 +165,16 @@ impl Cluster {
         accept: Option<&str>,
         body: String,
     ) -> Result<Response<Incoming>, ClusterError> {
-        let secret = self.shared.secret.get().ok_or(ClusterError::NoSecret)?;
+        let secret = match self.shared.secret.get() {
+            Some(secret) => secret,
+            None => {
+                // The heartbeat reads the secret, but a request may come first: a node lists
+                // another's calls as soon as it reaches the database. Read it now.
+                let client = self.shared.link.client()?;
+                self.shared.secret.load(&client).await?;
+                self.shared.secret.get().ok_or(ClusterError::NoSecret)?
+            }
+        };
         forward::send(owner, method, path_and_query, &secret, accept, body).await
     }
 }
