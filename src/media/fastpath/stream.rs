@@ -39,6 +39,18 @@ pub(crate) struct LastSent {
     pub at_ns: u64,
 }
 
+impl LastSent {
+    /// The last header recorded in `route`, if the kernel forwarded anything on it.
+    fn of(route: &Route) -> Option<Self> {
+        (route.last_ns != 0).then_some(LastSent {
+            ssrc: route.last_ssrc,
+            seq: route.last_seq,
+            ts: route.last_ts,
+            at_ns: route.last_ns,
+        })
+    }
+}
+
 /// One installed flow.
 #[derive(Debug)]
 struct Installed {
@@ -92,16 +104,9 @@ impl KernelRoutes {
         let mut counted = Counted::default();
         let mut last = None;
         if let Some(old) = current.take() {
-            if let Ok(now) = self.map.get(&old.key, 0) {
+            if let Some(now) = self.mapped.read(old.key) {
                 counted = difference(&old.seen, &now);
-                if now.last_ns != 0 {
-                    last = Some(LastSent {
-                        ssrc: now.last_ssrc,
-                        seq: now.last_seq,
-                        ts: now.last_ts,
-                        at_ns: now.last_ns,
-                    });
-                }
+                last = LastSent::of(&now);
             }
             if let Err(error) = self.map.set(old.key, Route::default(), 0) {
                 debug!(%error, "kernel route not removed");
@@ -126,16 +131,10 @@ impl KernelRoutes {
         (counted, last)
     }
 
-    /// The last RTP header the kernel forwarded on flow `slot` (one map read), if it did.
+    /// The last RTP header the kernel forwarded on flow `slot` (read from memory), if it did.
     pub(crate) fn last_sent(&self, slot: usize) -> Option<LastSent> {
         let installed = self.installed.get(slot)?.as_ref()?;
-        let now = self.map.get(&installed.key, 0).ok()?;
-        (now.last_ns != 0).then_some(LastSent {
-            ssrc: now.last_ssrc,
-            seq: now.last_seq,
-            ts: now.last_ts,
-            at_ns: now.last_ns,
-        })
+        LastSent::of(&self.mapped.read(installed.key)?)
     }
 
     /// What the kernel counted on flow `slot` since the last read (from memory: no system call).

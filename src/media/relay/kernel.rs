@@ -80,7 +80,7 @@ impl Relay {
         }
     }
 
-    /// Tells the inspector the last header the kernel sent on `port`'s flow (one map read),
+    /// Tells the inspector the last header the kernel sent on `port`'s flow (read from memory),
     /// before it looks at a packet of that flow or sends in its name.
     pub(super) fn inspector_catch_up(&mut self, port: Port) {
         let Some(kernel) = self.kernel.as_mut() else {
