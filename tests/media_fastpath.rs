@@ -8,8 +8,8 @@
 //! and fail loudly if the kernel path cannot be set up; otherwise they print why and skip.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
-#[path = "common/rtp_packet.rs"]
-mod rtp_packet;
+#[path = "common/relay_io.rs"]
+mod relay_io;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, LatchPolicy, MediaConfig, MediaControl,
     MediaEngine, MediaEvent, StreamPorts,
 };
-use rtp_packet::rtp;
+use relay_io::{recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -153,12 +153,7 @@ fn proxy(port: u16) -> SocketAddr {
 }
 
 async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (len, from) = timeout(WAIT, socket.recv_from(&mut buf))
-        .await
-        .expect("packet not relayed in time")
-        .unwrap();
-    (buf[..len].to_vec(), from)
+    recv_within(socket, WAIT).await
 }
 
 /// Whatever arrives on `socket` within `quiet` of the previous packet.

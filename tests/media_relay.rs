@@ -2,8 +2,8 @@
 //! range), re-pointing, release, media timeout, the packet inspector hook and DTMF suppression.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
-#[path = "common/rtp_packet.rs"]
-mod rtp_packet;
+#[path = "common/relay_io.rs"]
+mod relay_io;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use metaflow_proxy::media::{
     StreamPorts, Verdict,
 };
 use metaflow_proxy::rtp::RtpView;
-use rtp_packet::rtp;
+use relay_io::{recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -87,12 +87,7 @@ async fn send(socket: &UdpSocket, packet: &[u8], port: u16) {
 }
 
 async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (len, from) = timeout(WAIT, socket.recv_from(&mut buf))
-        .await
-        .expect("packet not relayed in time")
-        .unwrap();
-    (buf[..len].to_vec(), from)
+    recv_within(socket, WAIT).await
 }
 
 /// Polls `condition` every 20 ms; panics naming `what` when it is still false after 5 s.

@@ -1,5 +1,11 @@
-//! A synthetic RTP packet for relay tests, shared by the userspace and kernel path tests
-//! (included with `#[path]`, without the rest of `common`).
+//! A synthetic RTP packet and a bounded receive for relay tests, shared by the userspace and
+//! kernel path tests (included with `#[path]`, without the rest of `common`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
 
 /// An RTP packet whose header fields and payload all depend on `seq`, so any rewrite shows.
 pub fn rtp(payload_type: u8, seq: u16, ssrc: u32) -> Vec<u8> {
@@ -9,4 +15,14 @@ pub fn rtp(payload_type: u8, seq: u16, ssrc: u32) -> Vec<u8> {
     packet.extend_from_slice(&ssrc.to_be_bytes());
     packet.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8)));
     packet
+}
+
+/// The next datagram on `socket` and its source; panics when none comes within `wait`.
+pub async fn recv_within(socket: &UdpSocket, wait: Duration) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (len, from) = timeout(wait, socket.recv_from(&mut buf))
+        .await
+        .expect("packet not relayed in time")
+        .unwrap();
+    (buf[..len].to_vec(), from)
 }
