@@ -4,6 +4,8 @@
 //! (REFER). `mfp-load --help` explains how to run it.
 
 mod args;
+mod batch;
+mod batched_sender;
 mod dtmf;
 mod dtmf_phase;
 mod endpoints;
@@ -60,7 +62,12 @@ fn run(args: &Args) -> Result<(), LoadError> {
     let epoch = Instant::now();
     let uas_socket = bind("the PBX-side SIP socket (--upstream)", args.upstream)?;
     let uac_socket = bind("the caller SIP socket", SocketAddr::new(args.local_ip, 0))?;
-    let endpoints = Endpoints::bind_all(args.local_ip, args.calls, args.direct_pairs())?;
+    let endpoints = Endpoints::bind_all(
+        args.local_ip,
+        args.calls,
+        args.direct_pairs(),
+        args.shared_endpoints,
+    )?;
     let pbx_rtp: Vec<SocketAddr> = endpoints.pbx.iter().map(|e| e.addr).collect();
     let caller_rtp: Vec<SocketAddr> = endpoints.caller.iter().map(|e| e.addr).collect();
     let uas = Uas::start(uas_socket, pbx_rtp)?;
@@ -111,18 +118,19 @@ fn run(args: &Args) -> Result<(), LoadError> {
     }
 
     let tally = Arc::new(Tally::new(plan.table));
-    let receivers = Receivers::new(args.receiver_threads as usize)?;
-    let all_sockets = endpoints
-        .caller
-        .iter()
-        .chain(&endpoints.pbx)
-        .chain(endpoints.direct.iter().flat_map(|(a, b)| [a, b]));
-    for endpoint in all_sockets {
-        receivers.watch(endpoint.socket.try_clone()?, epoch, Arc::clone(&tally))?;
+    let mut receivers = Receivers::new(args.receiver_threads as usize)?;
+    for endpoint in endpoints.distinct() {
+        let socket = endpoint.socket.try_clone()?;
+        if endpoints.shared {
+            receivers.watch_batched(socket, epoch, Arc::clone(&tally))?;
+        } else {
+            receivers.watch(socket, epoch, Arc::clone(&tally))?;
+        }
     }
     let media_run = MediaRun {
         duration: args.duration,
         sender_threads: args.sender_threads as usize,
+        batched: endpoints.shared,
         epoch,
         pid,
         baseline_pid: args.direct_via_pid,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{Endpoint, Endpoints};
 use crate::error::LoadError;
 use crate::probe;
 use crate::report::{Progress, ProxyReadings, print_progress};
@@ -88,37 +88,13 @@ pub(crate) fn plan(
             continue;
         };
         let call_index = u32::try_from(index).ok();
-        plan.push(
-            call_index,
-            caller.socket.try_clone()?,
-            a_anchor,
-            Path::Proxied,
-            Direction::AToB,
-        );
-        plan.push(
-            call_index,
-            pbx.socket.try_clone()?,
-            b_anchor,
-            Path::Proxied,
-            Direction::BToA,
-        );
+        plan.push(call_index, caller, a_anchor, Path::Proxied, Direction::AToB)?;
+        plan.push(call_index, pbx, b_anchor, Path::Proxied, Direction::BToA)?;
         plan.calls_up += 1;
     }
     for ((a, b), (a_dest, b_dest)) in endpoints.direct.iter().zip(baseline) {
-        plan.push(
-            None,
-            a.socket.try_clone()?,
-            *a_dest,
-            Path::Direct,
-            Direction::AToB,
-        );
-        plan.push(
-            None,
-            b.socket.try_clone()?,
-            *b_dest,
-            Path::Direct,
-            Direction::BToA,
-        );
+        plan.push(None, a, *a_dest, Path::Direct, Direction::AToB)?;
+        plan.push(None, b, *b_dest, Path::Direct, Direction::BToA)?;
     }
     Ok(plan)
 }
@@ -127,16 +103,17 @@ impl Plan {
     fn push(
         &mut self,
         call: Option<u32>,
-        socket: std::net::UdpSocket,
+        endpoint: &Endpoint,
         dest: SocketAddr,
         path: Path,
         direction: Direction,
-    ) {
+    ) -> Result<(), LoadError> {
         let id = self.streams.len() as u32;
         self.streams.push(SendStream {
             id,
             call,
-            socket,
+            socket: endpoint.socket.try_clone()?,
+            group: endpoint.group,
             dest,
             path,
             direction,
@@ -145,6 +122,7 @@ impl Plan {
             sent: 0,
         });
         self.table.push((path, direction));
+        Ok(())
     }
 }
 
@@ -154,6 +132,8 @@ pub(crate) struct MediaRun<'a> {
     pub duration: u64,
     /// Sender threads.
     pub sender_threads: usize,
+    /// Whether streams share sockets, so sends go out in batches.
+    pub batched: bool,
     /// The tool's clock origin.
     pub epoch: Instant,
     /// Proxy process, if known.
@@ -190,7 +170,7 @@ pub(crate) fn run(
         packets: u32::try_from(run.duration * 1000 / PACKET_INTERVAL.as_millis() as u64)
             .unwrap_or(u32::MAX),
     };
-    let handles = start_senders(streams, run.sender_threads, &pacing, run.tally)?;
+    let handles = start_senders(streams, run.sender_threads, run.batched, &pacing, run.tally)?;
     let mut last = (0u64, 0u64);
     let mut second = 0u64;
     while handles.iter().any(|h| !h.is_finished()) {

@@ -1,21 +1,29 @@
-//! Receivers: one tokio task per endpoint socket, stamping arrival time and tallying packets.
+//! Receivers: one tokio task per endpoint socket, stamping arrival time and tallying packets;
+//! for shared endpoints one thread per shared socket reading batches with `recvmmsg`.
 
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use metaflow_proxy::media::register_readable;
 use tokio::runtime::Runtime;
 
+use crate::batch::{RECV_LEN, ReceiveBatch};
 use crate::rtp::read_stamp;
 use crate::tally::Tally;
 
-/// Largest datagram read; anything bigger is not ours.
-const RECV_LEN: usize = 2048;
+/// How often a batch receiver looks at the stop flag when no packet comes.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// The receiving runtime; dropping it stops every receiver.
+/// The receiving runtime and batch threads; dropping it stops every receiver.
 pub(crate) struct Receivers {
     runtime: Runtime,
+    /// Threads of `watch_batched`.
+    threads: Vec<JoinHandle<()>>,
+    /// Tells the batch threads to end.
+    stop: Arc<AtomicBool>,
 }
 
 impl Receivers {
@@ -26,7 +34,38 @@ impl Receivers {
             .thread_name("rtp-recv")
             .enable_io()
             .build()?;
-        Ok(Receivers { runtime })
+        Ok(Receivers {
+            runtime,
+            threads: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Starts a thread receiving batches on `socket` (a shared endpoint socket).
+    pub(crate) fn watch_batched(
+        &mut self,
+        socket: UdpSocket,
+        epoch: Instant,
+        tally: Arc<Tally>,
+    ) -> std::io::Result<()> {
+        socket.set_read_timeout(Some(STOP_POLL))?;
+        let stop = Arc::clone(&self.stop);
+        let thread = std::thread::Builder::new()
+            .name("rtp-recv-batch".into())
+            .spawn(move || {
+                let mut batch = ReceiveBatch::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if batch.receive(&socket).is_err() {
+                        continue;
+                    }
+                    let now_ns = epoch.elapsed().as_nanos() as u64;
+                    for datagram in batch.datagrams() {
+                        record(&tally, datagram, now_ns);
+                    }
+                }
+            })?;
+        self.threads.push(thread);
+        Ok(())
     }
 
     /// Starts receiving on `socket` (a clone of an endpoint socket), recording into `tally`.
@@ -53,23 +92,30 @@ impl Receivers {
                     continue;
                 };
                 let now_ns = epoch.elapsed().as_nanos() as u64;
-                match buffer.get(..len).and_then(read_stamp) {
-                    Some(stamp) => {
-                        tally.count_received(stamp.stream, now_ns.saturating_sub(stamp.sent_ns));
-                    }
-                    None => {
-                        tally
-                            .unstamped
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
+                if let Some(datagram) = buffer.get(..len) {
+                    record(&tally, datagram, now_ns);
                 }
             }
         });
         Ok(())
     }
 
-    /// Stops every receiver without waiting for them.
+    /// Stops every receiver; waits for the batch threads (at most [`STOP_POLL`]).
     pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.runtime.shutdown_background();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Tallies one received datagram arriving at `now_ns`.
+fn record(tally: &Tally, datagram: &[u8], now_ns: u64) {
+    match read_stamp(datagram) {
+        Some(stamp) => tally.count_received(stamp.stream, now_ns.saturating_sub(stamp.sent_ns)),
+        None => {
+            tally.unstamped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

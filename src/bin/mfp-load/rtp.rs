@@ -23,7 +23,7 @@ pub(crate) const PCMA: u8 = 8;
 /// Marks the payload as ours, so stray packets are never counted.
 const MAGIC: &[u8; 4] = b"MFPL";
 /// A deadline closer than this is sent at once instead of sleeping.
-const SLEEP_THRESHOLD: Duration = Duration::from_micros(200);
+pub(crate) const SLEEP_THRESHOLD: Duration = Duration::from_micros(200);
 /// PCMA silence.
 const SILENCE: u8 = 0xD5;
 
@@ -60,6 +60,8 @@ pub(crate) struct SendStream {
     pub call: Option<u32>,
     /// Sending socket (bound to the endpoint the SDP announced).
     pub socket: UdpSocket,
+    /// The socket's group: streams of one group share the socket (`--shared-endpoints`).
+    pub group: u32,
     /// Destination: the proxy's anchor, or the other endpoint for direct pairs.
     pub dest: SocketAddr,
     /// Path and direction, for the tally.
@@ -76,7 +78,7 @@ pub(crate) struct SendStream {
 
 impl SendStream {
     /// Writes the next packet of this stream into `packet`, stamped with `sent_ns`.
-    fn fill(&self, packet: &mut [u8; PACKET_LEN], sent_ns: u64) {
+    pub(crate) fn fill(&self, packet: &mut [u8; PACKET_LEN], sent_ns: u64) {
         packet.fill(SILENCE);
         packet[0] = 0x80;
         packet[1] = PCMA;
@@ -90,7 +92,7 @@ impl SendStream {
     }
 
     /// Advances sequence and timestamp after a packet went out.
-    fn advance(&mut self) {
+    pub(crate) fn advance(&mut self) {
         self.rtp_seq = self.rtp_seq.wrapping_add(1);
         self.rtp_timestamp = self.rtp_timestamp.wrapping_add(SAMPLES_PER_PACKET);
         self.sent = self.sent.wrapping_add(1);
@@ -109,10 +111,12 @@ pub(crate) struct Pacing {
 }
 
 /// Spreads `streams` over `threads` sender threads with phases evenly spaced over one packet
-/// interval, and starts them. Each thread returns its streams when done.
+/// interval, and starts them; `batched` sends with `sendmmsg` per shared socket. Each thread
+/// returns its streams when done.
 pub(crate) fn start_senders(
     streams: Vec<SendStream>,
     threads: usize,
+    batched: bool,
     pacing: &Pacing,
     tally: &Arc<Tally>,
 ) -> std::io::Result<Vec<JoinHandle<Vec<SendStream>>>> {
@@ -133,7 +137,13 @@ pub(crate) fn start_senders(
             let tally = Arc::clone(tally);
             std::thread::Builder::new()
                 .name(format!("rtp-send-{n}"))
-                .spawn(move || send_paced(share, &pacing, &tally))
+                .spawn(move || {
+                    if batched {
+                        crate::batched_sender::send_paced(share, &pacing, &tally)
+                    } else {
+                        send_paced(share, &pacing, &tally)
+                    }
+                })
         })
         .collect()
 }
@@ -178,6 +188,7 @@ mod tests {
             call: Some(3),
             dest: socket.local_addr().unwrap(),
             socket,
+            group: 0,
             path: Path::Proxied,
             direction: Direction::AToB,
             rtp_seq: 9,
