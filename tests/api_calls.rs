@@ -335,3 +335,68 @@ fn token_guards_v2_but_not_health_or_metrics() {
         .collect();
     assert_eq!(ids, ["default"]);
 }
+
+/// Kazoo's channel commands: `GET` reads one channel, `POST` with `{"data":{"action":...}}` acts
+/// on it. A transfer to 1234 whose REFER the PBX does not take (405) is completed by a call the
+/// proxy places: the caller (the transferor) is hung up, the PBX's first call talks to the
+/// target until the target hangs up.
+#[test]
+fn channel_commands_read_a_call_and_transfer_it() {
+    let proxy = start_proxy();
+    let callee = common::calls::callee(
+        &proxy,
+        "transfer_uas_refer_405_bridge.xml",
+        SIPP_TIMEOUT_SECS,
+    )
+    .calls(2)
+    .spawn();
+    let caller = common::calls::caller(&proxy, "uac_wait_bye.xml", SIPP_TIMEOUT_SECS).spawn();
+    let channel = answered_channel(&proxy);
+    let call_id = channel["call_id"].as_str().unwrap().to_owned();
+    let path = format!("/v2/accounts/default/channels/{call_id}");
+
+    let read = success(&authed(&proxy, "GET", &path, None), 200);
+    assert_eq!(read["data"]["call_id"], call_id.as_str());
+    assert_eq!(read["data"]["answered"], true);
+    let missing = failure(
+        &authed(
+            &proxy,
+            "GET",
+            "/v2/accounts/default/channels/nope@nowhere",
+            None,
+        ),
+        404,
+    );
+    assert_eq!(missing["data"]["cause"], "nope@nowhere");
+
+    for (body, field, rule) in [
+        (r#"{"data":{"action":"transfer"}}"#, "target", "required"),
+        (r#"{"data":{"action":"intercept"}}"#, "action", "enum"),
+    ] {
+        let refused = authed(&proxy, "POST", &path, Some(body));
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let refused = refused.json();
+        assert_eq!(refused["message"], "validation failed", "{refused:#}");
+        assert!(refused["data"][field][rule].is_object(), "{refused:#}");
+    }
+
+    let body = r#"{"data":{"action":"transfer","target":"1234","transfer-type":"blind"}}"#;
+    let accepted = success(&authed(&proxy, "POST", &path, Some(body)), 202);
+    assert_eq!(accepted["data"], "transfer initiated");
+
+    let (caller, callee) = wait_call(caller, callee, RUN_LIMIT);
+    assert_both_succeeded(&caller, &callee);
+    assert!(
+        got_bye(&caller) && !sent_bye(&caller),
+        "the transferor is hung up"
+    );
+    let events = events_of_call(&proxy, &call_id);
+    for wanted in [
+        "transfer_refer_sent",
+        "leg_originated",
+        "leg_replaced",
+        "transfer_succeeded",
+    ] {
+        assert_eq!(named(&events, wanted).len(), 1, "{wanted}: {events:#?}");
+    }
+}

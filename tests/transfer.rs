@@ -260,3 +260,53 @@ fn fixed_target_of_a_numbers_code_is_referred() {
     assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
     proxy.assert_idle();
 }
+
+/// The PBX does not take REFER (405): the proxy places the call to 1234 through the PBX itself
+/// (a second INVITE at the PBX, with the transferee's codecs), and when it is answered hangs up
+/// the transferor; the transferee and the target talk until the target hangs up, and the
+/// transferee then gets the proxy's BYE.
+#[test]
+fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
+    let proxy = TransferProxy::start(SEED_METAFLOWS);
+    let callee = common::calls::callee(
+        &proxy.proxy,
+        "transfer_uas_refer_405_bridge.xml",
+        SIPP_TIMEOUT_SECS,
+    )
+    .calls(2)
+    .spawn();
+    let caller =
+        common::calls::caller(&proxy.proxy, "transfer_uac_dial.xml", SIPP_TIMEOUT_SECS).spawn();
+    let (caller, callee) = common::calls::wait_call(caller, callee, RUN_LIMIT);
+    common::calls::assert_both_succeeded(&caller, &callee);
+    let received = callee.received();
+    let invites: Vec<&String> = received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(
+        invites.len(),
+        2,
+        "the PBX got the original call and the placed one"
+    );
+    let placed = invites[1];
+    assert!(placed.starts_with("INVITE sip:1234@127.0.0.1"), "{placed}");
+    assert_ne!(header(invites[0], "Call-ID"), header(placed, "Call-ID"));
+    assert!(placed.contains("a=rtpmap:8 PCMA/8000"), "{placed}");
+    assert!(
+        got_bye(&caller),
+        "the transferor is hung up once the target answers"
+    );
+    assert!(!sent_bye(&caller));
+    let events = proxy.events_once_logged(&[
+        "transfer_refer_sent",
+        "leg_originated",
+        "leg_replaced",
+        "transfer_succeeded",
+        "call_ended",
+    ]);
+    assert!(position(&events, "leg_originated") < position(&events, "leg_replaced"));
+    assert!(position(&events, "leg_replaced") < position(&events, "transfer_succeeded"));
+    assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
+    proxy.assert_idle();
+}

@@ -48,6 +48,27 @@ impl CallRegistry {
                     c.insert("recording".into(), json!(on));
                 }
             }
+            CallEvent::LegOriginated {
+                leg,
+                target,
+                call_id: new_call_id,
+            } => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    let placing =
+                        json!({"leg": leg.as_str(), "target": target, "call_id": new_call_id});
+                    c.insert("placing".into(), placing);
+                }
+            }
+            CallEvent::LegReplaced {
+                leg,
+                call_id: new_call_id,
+            } => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.remove("placing");
+                    let key = format!("{}_call_id", leg.as_str());
+                    c.insert(key, json!(new_call_id));
+                }
+            }
             CallEvent::CallEnded { .. } => {
                 calls.remove(call_id);
             }

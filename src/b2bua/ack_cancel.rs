@@ -48,7 +48,7 @@ impl B2bua {
         let a_tag = call.a.local_tag.clone();
         let a_key = call.a_invite_key.clone();
         let b_key = call.b_invite_branch.clone();
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         tracing::info!(call_id = %call_id, "call cancelled by caller");
         self.event(&call_id, CallEvent::CallCancelled);
         self.send_final_to_a(&a_key, 487, "Request Terminated", Some(&a_tag), now);
@@ -142,7 +142,7 @@ impl B2bua {
             // (RFC 3261 §13.3.1.4), not as silent.
             self.media.arm_timeout(key);
         }
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         self.txns.ack_server(&pending.server_key, now);
         let body = if has_sdp(&msg) {
             match self.anchor(key, leg, &msg.body) {

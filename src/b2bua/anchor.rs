@@ -34,6 +34,9 @@ pub(super) struct SdpState {
     /// When the relay listens for DTMF tones in each leg's audio (from the call's metaflows;
     /// `off` on a leg no metaflow listens to).
     pub inband: [crate::metaflow::InbandMode; 2],
+    /// The latest SDP body each leg sent (a-leg first): a call the proxy places in one leg's
+    /// place offers the other leg's, so the party that stays keeps its codecs and addresses.
+    pub bodies: [Option<Vec<u8>>; 2],
 }
 
 impl SdpState {
@@ -140,6 +143,11 @@ pub(super) fn anchor_sdp(
 ) -> Result<Vec<u8>, AnchorError> {
     let sdp = Sdp::parse(body)?;
     crate::modules::record::remember_codecs(&mut state.codecs, from, &sdp);
+    let slot = match from {
+        Leg::A => &mut state.bodies[0],
+        Leg::B => &mut state.bodies[1],
+    };
+    *slot = Some(body.to_vec());
     let audio_stream = sdp
         .media()
         .iter()

@@ -71,10 +71,16 @@ pub(super) struct Call {
     /// The account the call belongs to, as resolved at its INVITE (recordings are filed under
     /// it).
     pub account_id: Option<String>,
-    /// Dialog with the caller.
+    /// The caller's Call-ID, which names the call in logs and events for its whole life, also
+    /// after a call the proxy placed took the caller's place.
+    pub id: String,
+    /// Dialog with the caller (or with the call that took the caller's place).
     pub a: Dialog,
-    /// Dialog with the PBX.
+    /// Dialog with the PBX (or with the call that took the callee's place).
     pub b: Dialog,
+    /// The call the proxy is placing for a module to take one leg's place, until it is
+    /// answered (then it becomes that leg's dialog) or fails.
+    pub origination: Option<super::originate::Origination>,
     /// Where the call stands.
     pub state: CallState,
     /// Server transaction of the caller's initial INVITE.
@@ -133,7 +139,7 @@ impl Call {
 
     /// The Call-ID the log lines of this call carry (the caller's).
     pub(super) fn call_id(&self) -> &str {
-        &self.a.call_id
+        &self.id
     }
 }
 

@@ -160,7 +160,7 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         // The modules already running hear the key; one this key starts does not (the `1` that
         // completes a hold code is not its unhold key).
         let listening = super::host::unfinished_modules(call);
@@ -271,7 +271,14 @@ impl B2bua {
     /// dialing leg is `data.dtmf_leg` (Kazoo's: the Call-ID of one of the call's legs; also
     /// `"a"` or `"b"`) or `data.dtmf_side`, the a-leg by default.
     pub(super) fn run_node_by_api(&mut self, call_id: &str, node: &Value, now: Instant) {
-        let Some(&(key, _)) = self.by_call_id.get(call_id) else {
+        // The call's own id first: after a call the proxy placed took the caller's place, the
+        // caller's Call-ID names the call but no longer a dialog.
+        let by_id = self
+            .calls
+            .iter()
+            .find(|(_, call)| call.id == call_id)
+            .map(|(key, _)| *key);
+        let Some(key) = by_id.or_else(|| self.by_call_id.get(call_id).map(|&(key, _)| key)) else {
             return;
         };
         let wrapper = json!({ "numbers": { "0": node } });

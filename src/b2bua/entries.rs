@@ -37,6 +37,9 @@ pub(super) enum Purpose {
     Own,
     /// A request of a metaflow module: responses go back to that module instance.
     Module(super::host::ModuleId),
+    /// A call the proxy places for a module (`CallContext::originate`): its responses build
+    /// the new dialog, and the module hears how it ended.
+    Originate(super::host::ModuleId),
     /// An out-of-dialog request forwarded upstream statelessly (our Via on top).
     Proxied {
         /// The server transaction of the original request.

@@ -130,6 +130,16 @@ impl CallContext for Host<'_> {
         self.core.send_bye(self.key, leg, reason, self.now);
     }
 
+    fn originate(&mut self, slot: Leg, target: &str) -> Result<(), String> {
+        self.core
+            .originate(self.key, self.id, slot, target, self.now)
+            .map_err(|e| e.to_string())
+    }
+
+    fn cancel_origination(&mut self) {
+        self.core.cancel_origination(self.key, self.now);
+    }
+
     fn is_forked(&self) -> bool {
         self.core.calls.get(&self.key).is_some_and(|c| c.recording)
     }
@@ -244,7 +254,7 @@ impl B2bua {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         // Kazoo's `dtmf_leg` is the dialing leg's Call-ID; `dtmf_side` says which leg it is.
         let dialing = call.dialog(run.leg).call_id.clone();
         run.data.insert("dtmf_leg".into(), dialing.into());
@@ -351,6 +361,17 @@ impl B2bua {
         self.drive(key, id, now, false, |m, ctx| {
             m.on_playback(ctx, playback, end)
         });
+    }
+
+    /// The final response to the call module `id` placed.
+    pub(super) fn drive_originated(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        status: u16,
+        now: Instant,
+    ) {
+        self.drive(key, id, now, false, |m, ctx| m.on_originated(ctx, status));
     }
 
     /// A module's deadline passed.

@@ -68,7 +68,7 @@ impl B2bua {
         if matches!(method, Method::Invite | Method::Update) {
             call.dialog_mut(leg).learn_contact(&msg);
         }
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         let target = call.dialog_mut(other(leg));
         let mut req = target.request(method.clone(), via, &contact, None);
         req.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
@@ -143,6 +143,11 @@ impl B2bua {
             Purpose::Module(id) => {
                 if let Some((key, _)) = call {
                     self.module_response(key, id, code, now);
+                }
+            }
+            Purpose::Originate(id) => {
+                if let Some((key, _)) = call {
+                    self.on_originate_response(key, id, &client_key, resp, now);
                 }
             }
             Purpose::Proxied { server_key } => {
@@ -236,6 +241,11 @@ impl B2bua {
                 if let Some((key, _)) = data.call {
                     // No final response in time: the module sees a 408, as RFC 3261 says.
                     self.module_response(key, id, 408, now);
+                }
+            }
+            Purpose::Originate(id) => {
+                if let Some((key, _)) = data.call {
+                    self.on_originate_timeout(key, id, now);
                 }
             }
             Purpose::Proxied { server_key } => {

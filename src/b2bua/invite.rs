@@ -171,8 +171,10 @@ impl B2bua {
         let account_id = self.resolver.account_of(&resolve_as, inbound);
         let mut call = Call {
             account_id: account_id.clone(),
+            id: a.call_id.clone(),
             a,
             b,
+            origination: None,
             state: CallState::Inviting,
             a_invite_key: key_a.clone(),
             b_invite_branch: ClientKey {
@@ -206,7 +208,7 @@ impl B2bua {
             .insert(call.a.call_id.clone(), (key, Leg::A));
         self.by_call_id
             .insert(call.b.call_id.clone(), (key, Leg::B));
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         self.calls.insert(key, call);
         self.metrics.call_started();
         self.event(&call_id, started);
@@ -291,7 +293,7 @@ impl B2bua {
             }
             return;
         };
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         if call.state == CallState::Ending {
             // Cancelled meanwhile: a 2xx that crossed our CANCEL is acknowledged and hung up.
             if (200..300).contains(&code) {

@@ -21,6 +21,7 @@ mod host;
 mod indialog;
 mod invite;
 mod io;
+mod originate;
 mod persist;
 mod ratelimit;
 mod registrar;

@@ -26,7 +26,7 @@ impl B2bua {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         let state = call.state;
         let (a_key, a_tag, b_key) = (
             call.a_invite_key.clone(),
@@ -81,7 +81,7 @@ impl B2bua {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        let call_id = call.a.call_id.clone();
+        let call_id = call.id.clone();
         let (a_key, a_tag, b_key) = (
             call.a_invite_key.clone(),
             call.a.local_tag.clone(),
@@ -210,12 +210,12 @@ impl B2bua {
             (_, outcome) => outcome,
         };
         self.metrics.call_ended(outcome.as_str());
-        tracing::info!(call_id = %call.a.call_id, outcome = outcome.as_str(), "call ended");
+        tracing::info!(call_id = %call.id, outcome = outcome.as_str(), "call ended");
         let ended = CallEvent::CallEnded {
             outcome: outcome.as_str(),
             answered: call.answered.is_some(),
         };
-        self.event(&call.a.call_id, ended);
+        self.event(&call.id, ended);
     }
 }
 

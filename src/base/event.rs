@@ -202,6 +202,24 @@ pub enum CallEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
     },
+    /// The proxy placed a call of its own through the PBX to take the place of `leg` (a
+    /// transfer the far end would not take as a REFER).
+    LegOriginated {
+        /// The leg whose place the new call is to take.
+        leg: Leg,
+        /// The Request-URI of the new call.
+        target: String,
+        /// The new call's Call-ID (the PBX sees this one).
+        call_id: String,
+    },
+    /// The call the proxy placed was answered and now stands in `leg`'s place: the party that
+    /// was there got a BYE, the other party's media goes to the new call.
+    LegReplaced {
+        /// The leg now held by the new call.
+        leg: Leg,
+        /// The new call's Call-ID.
+        call_id: String,
+    },
     /// A sound started or ended on a leg (music on hold, a media file, a tone, speech).
     Playback {
         /// The leg that hears it.
@@ -254,7 +272,7 @@ pub enum CallEvent {
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 30] = [
+pub const CALL_EVENT_KINDS: [&str; 32] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -279,6 +297,8 @@ pub const CALL_EVENT_KINDS: [&str; 30] = [
     "transfer_succeeded",
     "transfer_failed",
     "transfer_withdrawn",
+    "leg_originated",
+    "leg_replaced",
     "playback",
     "media_control",
     "recording_masked",
@@ -315,6 +335,8 @@ impl CallEvent {
             Self::TransferSucceeded { .. } => "transfer_succeeded",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::TransferWithdrawn { .. } => "transfer_withdrawn",
+            Self::LegOriginated { .. } => "leg_originated",
+            Self::LegReplaced { .. } => "leg_replaced",
             Self::Playback { .. } => "playback",
             Self::MediaControl { .. } => "media_control",
             Self::RecordingMasked { .. } => "recording_masked",
@@ -372,6 +394,15 @@ mod tests {
             CallEvent::CallAnswered,
             CallEvent::CallCancelled,
             CallEvent::TransferWithdrawn { status: None },
+            CallEvent::LegOriginated {
+                leg: Leg::A,
+                target: "sip:1234@pbx".into(),
+                call_id: "x".into(),
+            },
+            CallEvent::LegReplaced {
+                leg: Leg::A,
+                call_id: "x".into(),
+            },
             CallEvent::RecordingMasked {
                 leg: Leg::A,
                 recording: true,

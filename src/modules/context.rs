@@ -69,6 +69,14 @@ pub trait CallContext {
     /// says is written as silence. Returns whether a fork is running (without one, nothing is
     /// masked).
     fn mask_fork(&mut self, leg: Leg, masked: bool) -> bool;
+    /// Places a call of the proxy's own to `target` (a SIP URI at the PBX, from
+    /// [`CallContext::upstream_host`]) to take `slot`'s place: it offers the other party's
+    /// SDP on the sockets `slot` used, and when answered `slot` gets a BYE and the new call
+    /// becomes that leg (no re-INVITE of the other party). The final response comes back
+    /// through [`Module::on_originated`]. Err says why no call was placed.
+    fn originate(&mut self, slot: Leg, target: &str) -> Result<(), String>;
+    /// Gives up the call being placed (CANCEL); the module still hears its final response.
+    fn cancel_origination(&mut self);
 }
 
 /// How a module wants a sound played.
@@ -175,6 +183,12 @@ pub trait Module: Send + std::fmt::Debug {
         end: PlaybackEnd,
     ) -> Progress {
         let _ = (ctx, id, end);
+        Progress::Pending
+    }
+    /// The final response to the call placed with [`CallContext::originate`] (408 when none
+    /// came): on a 2xx the new call already stands in the leg's place.
+    fn on_originated(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
+        let _ = (ctx, status);
         Progress::Pending
     }
     /// The deadline the module set with [`CallContext::set_timer`] passed.

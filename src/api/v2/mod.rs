@@ -9,6 +9,7 @@
 
 mod access;
 mod auth;
+mod channel_commands;
 mod channels;
 mod credentials;
 mod defaults;

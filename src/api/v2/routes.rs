@@ -5,7 +5,8 @@ use axum::{Extension, Router, middleware};
 
 use super::schema::Kind;
 use super::{
-    V2State, channels, entities, envelope, listing, login, media, metaflows, recordings, system,
+    V2State, channel_commands, channels, entities, envelope, listing, login, media, metaflows,
+    recordings, system,
 };
 
 /// Path of the OpenAPI document (served without a token).
@@ -126,7 +127,12 @@ pub fn routes(state: V2State) -> Router {
         .route(CALLFLOWS, collection(Kind::Callflow))
         .route(CALLFLOW, document(Kind::Callflow))
         .route(CHANNELS, get(channels::list))
-        .route(CHANNEL, axum::routing::put(channels::act))
+        .route(
+            CHANNEL,
+            get(channel_commands::read)
+                .put(channels::act)
+                .post(channel_commands::command),
+        )
         .route(SYSTEM_RELOAD, axum::routing::post(system::reload))
         .route(USER_AUTH, axum::routing::put(login::user_auth))
         .route(API_AUTH, axum::routing::put(login::api_auth))

@@ -29,6 +29,7 @@ mod tests_invite;
 mod tests_limits;
 mod tests_loss;
 mod tests_media;
+mod tests_originate;
 mod tests_owner;
 mod tests_prack;
 mod tests_record;

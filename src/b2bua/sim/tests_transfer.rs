@@ -27,7 +27,7 @@ fn pattern_sim(seed: u64) -> Sim {
 
 /// A simulation whose calls carry `*5` → blind transfer to 1234, takeback `*1` (an exact
 /// number: no pattern to compile, and decided at the `5`).
-fn transfer_sim(seed: u64) -> Sim {
+pub(super) fn transfer_sim(seed: u64) -> Sim {
     Sim::with(SimConfig {
         seed,
         metaflows: Some(json!({

@@ -37,6 +37,7 @@ impl ModuleKind for Kind {
         Box::new(TransferRun {
             params: params.clone(),
             active: None,
+            bridging: false,
         })
     }
 }
@@ -48,6 +49,8 @@ struct TransferRun {
     params: TransferParams,
     /// The REFER under way, once sent, with the leg that dialed the code.
     active: Option<(BlindTransfer, Leg)>,
+    /// Whether the proxy placed the call itself (REFER not taken) and it has not ended.
+    bridging: bool,
 }
 
 impl TransferRun {
@@ -63,12 +66,16 @@ impl TransferRun {
             let status = (status != 0).then_some(status);
             ctx.emit(event.with_status(status));
         }
+        if let Some(progress) = self.bridge(ctx, step, status) {
+            return progress;
+        }
         let (Some(outcome), Some((_, dialing))) = (step.outcome(), self.active.as_ref()) else {
             return Progress::Pending;
         };
         let dialing = *dialing;
         tracing::info!(call_id = %ctx.call_id(), outcome, "transfer finished");
         if step != Step::Succeeded {
+            // Bridged: the core already replaced the dialing leg; the call goes on.
             return Progress::Done(outcome);
         }
         // The transferor's side is done: BYE the dialing leg, and the transferee unless it
@@ -79,6 +86,40 @@ impl TransferRun {
             ctx.hang_up(dialing.other(), "transferred");
         }
         Progress::DoneCallOver(outcome)
+    }
+}
+
+impl TransferRun {
+    /// The steps of the fallback when the far end does not take REFER: place the call, or give
+    /// it up when the transfer is taken back meanwhile. `None` for every other step.
+    fn bridge(&mut self, ctx: &mut dyn CallContext, step: Step, status: u16) -> Option<Progress> {
+        let (transfer, dialing) = self.active.as_mut()?;
+        match step {
+            Step::Bridge => {
+                let target = transfer.refer_to().to_string();
+                tracing::info!(call_id = %ctx.call_id(), status, target = %target, "REFER not taken; placing the call");
+                match ctx.originate(*dialing, &target) {
+                    Ok(()) => {
+                        self.bridging = true;
+                        Some(Progress::Pending)
+                    }
+                    Err(reason) => {
+                        let step = transfer.on_originated(500);
+                        ctx.emit(CallEvent::TransferFailed {
+                            status: None,
+                            reason: Some(reason),
+                        });
+                        Some(Progress::Done(step.outcome().unwrap_or("failure")))
+                    }
+                }
+            }
+            Step::Withdrawn if self.bridging => {
+                self.bridging = false;
+                ctx.cancel_origination();
+                None
+            }
+            _ => None,
+        }
     }
 }
 
@@ -157,6 +198,15 @@ impl Module for TransferRun {
             .map(|(code, _)| code)
             .unwrap_or(0);
         self.apply(ctx, step, StepSource::Notify, status)
+    }
+
+    fn on_originated(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
+        self.bridging = false;
+        let Some((transfer, _)) = self.active.as_mut() else {
+            return Progress::Pending;
+        };
+        let step = transfer.on_originated(status);
+        self.apply(ctx, step, StepSource::Originated, status)
     }
 
     fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {

@@ -3,7 +3,11 @@
 //! ```text
 //!  new ──REFER sent──▶ AwaitingReferResponse ──1xx──▶ (same)         Step::Pending
 //!                         │  2xx (202/200)                           Step::Accepted
-//!                         │  ≥300, 481, 408 timeout ───────────────▶ Failed      Step::Failed
+//!                         │  405, 501, 603 (REFER not taken) ──────▶ Bridging    Step::Bridge
+//!                         │  other ≥300, 481, 408 timeout ─────────▶ Failed      Step::Failed
+//!                         ▼
+//!                      Bridging ──placed call answered──────────────▶ Succeeded   Step::Bridged
+//!                         │  placed call failed (busy, 408...) ────▶ Failed      Step::Failed
 //!                         ▼
 //!                      Accepted ──NOTIFY sipfrag 1xx / unreadable──▶ (same)      Step::Progress
 //!                         │  NOTIFY sipfrag 2xx ───────────────────▶ Succeeded   Step::Succeeded
@@ -26,6 +30,9 @@ use super::params::TransferParams;
 /// Status the core reports through [`BlindTransfer::on_refer_response`] when the REFER
 /// transaction timed out without a final response.
 pub const REFER_TIMEOUT_STATUS: u16 = 408;
+/// REFER refusals that mean "this endpoint does not do REFER" (Method Not Allowed, Not
+/// Implemented, Decline): the proxy then places the call to the target itself.
+pub(super) const REFER_NOT_TAKEN: [u16; 3] = [405, 501, 603];
 /// Status carried by [`Step::Progress`] and [`Step::Failed`] when the NOTIFY had no readable
 /// sipfrag status line.
 pub const NO_STATUS: u16 = 0;
@@ -48,6 +55,12 @@ pub enum Step {
     /// The dialing party took the transfer back: keep both legs up, ignore later NOTIFYs.
     /// Module outcome `withdrawn`.
     Withdrawn,
+    /// The far end does not take REFER: place the call to the target through the PBX, to take
+    /// the dialing leg's place.
+    Bridge,
+    /// The placed call answered and stands in the dialing leg's place (which got a BYE): the
+    /// call goes on between the transferee and the target. Module outcome `success`.
+    Bridged,
     /// Nothing to do (a late message after the transfer ended, or an ordinary digit).
     Ignored,
 }
@@ -61,6 +74,8 @@ pub enum StepSource {
     Notify,
     /// A DTMF digit from the dialing leg.
     Digit,
+    /// The final response to the call the proxy placed.
+    Originated,
 }
 
 /// Event-log entries of a transfer; [`TransferEvent::name`] is the `event` value written.
@@ -105,7 +120,8 @@ impl Step {
     pub fn events(self, source: StepSource) -> &'static [TransferEvent] {
         use TransferEvent as E;
         match (source, self) {
-            (_, Step::Ignored | Step::Pending) => &[],
+            (_, Step::Ignored | Step::Pending | Step::Bridge) => &[],
+            (_, Step::Bridged) => &[E::Succeeded],
             (StepSource::Notify, Step::Succeeded) => &[E::Notify, E::Succeeded],
             (StepSource::Notify, Step::Failed(_)) => &[E::Notify, E::Failed],
             (StepSource::Notify, _) | (_, Step::Progress(_)) => &[E::Notify],
@@ -119,7 +135,7 @@ impl Step {
     /// The module outcome this step settles (`success`, `failure`, `withdrawn`), if any.
     pub fn outcome(self) -> Option<&'static str> {
         match self {
-            Step::Succeeded => Some("success"),
+            Step::Succeeded | Step::Bridged => Some("success"),
             Step::Failed(_) => Some("failure"),
             Step::Withdrawn => Some("withdrawn"),
             _ => None,
@@ -140,6 +156,8 @@ pub enum Phase {
     Failed(u16),
     /// Taken back by the dialing party.
     Withdrawn,
+    /// REFER not taken: the proxy places the call to the target itself.
+    Bridging,
 }
 
 /// One blind transfer in progress on a call.
@@ -202,8 +220,25 @@ impl BlindTransfer {
                 self.phase = Phase::Accepted;
                 Step::Accepted
             }
+            code if REFER_NOT_TAKEN.contains(&code) => {
+                self.phase = Phase::Bridging;
+                Step::Bridge
+            }
             _ => self.fail(code),
         }
+    }
+
+    /// Feeds the final response to the call the proxy placed while [`Phase::Bridging`] (408
+    /// when none came).
+    pub fn on_originated(&mut self, code: u16) -> Step {
+        if self.phase != Phase::Bridging {
+            return Step::Ignored;
+        }
+        if (200..300).contains(&code) {
+            self.phase = Phase::Succeeded;
+            return Step::Bridged;
+        }
+        self.fail(code)
     }
 
     /// Feeds a NOTIFY's `message/sipfrag` body and its `Subscription-State` header value.

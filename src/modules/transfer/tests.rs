@@ -215,13 +215,55 @@ fn notify_busy_fails_and_the_call_goes_on() {
 
 #[test]
 fn refer_refusals_and_timeout_fail() {
-    for code in [403, 481, REFER_TIMEOUT_STATUS, 500, 603] {
+    for code in [403, 481, REFER_TIMEOUT_STATUS, 500, 488] {
         let mut transfer = BlindTransfer::new(params(json!({})), "sip:1@h".into());
         assert_eq!(transfer.on_refer_response(code), Step::Failed(code));
         assert!(transfer.is_finished());
         assert_eq!(transfer.on_refer_response(202), Step::Ignored);
         assert_eq!(transfer.on_notify(b"SIP/2.0 200 OK", None), Step::Ignored);
     }
+}
+
+/// 405, 501 and 603 say the far end does not take REFER: the proxy places the call itself, and
+/// the placed call's answer decides.
+#[test]
+fn refer_not_taken_bridges_and_the_placed_call_decides() {
+    for code in [405, 501, 603] {
+        let mut transfer = BlindTransfer::new(params(json!({})), "sip:1@h".into());
+        let step = transfer.on_refer_response(code);
+        assert_eq!(step, Step::Bridge);
+        assert_eq!(step.outcome(), None, "not over while the placed call rings");
+        assert_eq!(transfer.phase(), Phase::Bridging);
+        assert!(!transfer.is_finished());
+        let answered = transfer.on_originated(200);
+        assert_eq!(answered, Step::Bridged);
+        assert_eq!(answered.outcome(), Some("success"));
+        assert_eq!(
+            answered.events(StepSource::Originated),
+            [TransferEvent::Succeeded]
+        );
+        assert_eq!(transfer.on_originated(200), Step::Ignored);
+    }
+    let mut busy = BlindTransfer::new(params(json!({})), "sip:1@h".into());
+    busy.on_refer_response(405);
+    assert_eq!(busy.on_originated(486), Step::Failed(486));
+    assert_eq!(busy.phase(), Phase::Failed(486));
+}
+
+#[test]
+fn takeback_while_the_placed_call_rings_withdraws() {
+    let mut transfer = BlindTransfer::new(params(json!({"takeback_dtmf": "*1"})), "sip:1@h".into());
+    transfer.on_refer_response(501);
+    assert_eq!(transfer.on_digit('*'), Step::Ignored);
+    assert_eq!(transfer.on_digit('1'), Step::Withdrawn);
+    assert_eq!(transfer.on_originated(487), Step::Ignored);
+}
+
+#[test]
+fn a_placed_call_answer_outside_bridging_is_ignored() {
+    let mut transfer = accepted_transfer("*1");
+    assert_eq!(transfer.on_originated(200), Step::Ignored);
+    assert_eq!(transfer.phase(), Phase::Accepted);
 }
 
 #[test]

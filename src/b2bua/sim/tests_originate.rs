@@ -1,0 +1,189 @@
+//! Calls the proxy places itself: a blind transfer whose REFER the far end does not take (405,
+//! 501, 603) becomes a call of the proxy's own to the target through the PBX, which takes the
+//! dialing leg's place when answered.
+
+use crate::base::{CallEvent, Leg};
+use crate::sip::SipMessage;
+
+use super::call::Call;
+use super::dialog::UaDialog;
+use super::expect::{req, resp};
+use super::harness::{PBX_HOST, Side, Sim, addr};
+use super::sip::{body, cseq, with_body};
+use super::tests_transfer::transfer_sim;
+
+/// Where the target's phone has its media.
+const TARGET_SDP: &str = "v=0\r\no=- 7 7 IN IP4 10.0.0.77\r\ns=-\r\nc=IN IP4 10.0.0.77\r\nt=0 0\r\nm=audio 7700 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
+
+/// An answered call whose phone dialed `*5` and whose PBX refused the REFER with `code`;
+/// returns the call and the INVITE the proxy then sent to the PBX for the target.
+fn refer_refused(sim: &mut Sim, code: u16) -> (Call, SipMessage) {
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*5");
+    let refer = sim.expect(Side::Pbx, req("REFER"));
+    let refused = sim.pbx.response(&refer, code);
+    sim.send(Side::Pbx, &refused);
+    let invite = sim.expect(Side::Pbx, req("INVITE"));
+    (call, invite)
+}
+
+/// The PBX answers the placed call 180 then 200 with the target's SDP, and gets the proxy's
+/// ACK; returns the PBX's dialog of the new call.
+fn target_answers(sim: &mut Sim, invite: &SipMessage) -> UaDialog {
+    let ringing = sim.pbx.response(invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let ok = with_body(sim.pbx.response(invite, 200), "application/sdp", TARGET_SDP);
+    sim.send(Side::Pbx, &ok);
+    let ack = sim.expect(Side::Pbx, req("ACK"));
+    assert_eq!(ack.call_id(), invite.call_id());
+    assert_eq!(cseq(&ack), cseq(invite));
+    UaDialog::uas(invite, &ok, sim.pbx.addr)
+}
+
+/// The placed call is a new call at the PBX: its own Call-ID, the target at the PBX host, From
+/// the party that stays, and an offer of that party's codecs on the sockets the phone used.
+#[test]
+fn refer_not_taken_places_the_call_to_the_target_through_the_pbx() {
+    for (seed, code) in [(60, 405), (61, 501), (62, 603)] {
+        let mut sim = transfer_sim(seed);
+        let (call, invite) = refer_refused(&mut sim, code);
+        assert_ne!(invite.call_id(), call.b_invite.call_id());
+        assert_ne!(invite.call_id(), call.a_invite.call_id());
+        assert_eq!(
+            invite.request_uri(),
+            Some(format!("sip:1234@{PBX_HOST}:5070").as_str())
+        );
+        assert_eq!(
+            invite.header("To"),
+            Some(format!("<sip:1234@{PBX_HOST}:5070>").as_str())
+        );
+        let from = invite.header("From").unwrap_or_default();
+        let served = crate::b2bua::dialog::without_tag(call.b_invite.header("To").unwrap());
+        assert!(
+            from.starts_with(&served),
+            "{from} names the transferee {served}"
+        );
+        let offer = body(&invite);
+        let ports = sim.media.ports(call.key);
+        assert!(offer.contains("c=IN IP4 192.0.2.1"), "{offer}");
+        assert!(
+            offer.contains(&format!("m=audio {} RTP/AVP 8 96", ports.a.rtp)),
+            "the phone's sockets, the transferee's codecs: {offer}"
+        );
+        assert!(
+            sim.take(Side::Phone).is_empty(),
+            "the phone hears nothing yet"
+        );
+        assert_eq!(
+            sim.events_of("leg_originated"),
+            [CallEvent::LegOriginated {
+                leg: Leg::A,
+                target: format!("sip:1234@{PBX_HOST}:5070"),
+                call_id: invite.call_id().unwrap().to_string(),
+            }]
+        );
+        assert!(sim.events_of("transfer_failed").is_empty());
+    }
+}
+
+/// Answered: the phone (the transferor) gets a BYE, the target's media address becomes the
+/// a-leg's, the transfer succeeds and the call goes on between transferee and target; a BYE
+/// from the target then ends it, and the transferee hears it.
+#[test]
+fn the_answered_call_replaces_the_transferor_and_the_call_goes_on() {
+    let mut sim = transfer_sim(63);
+    let (call, invite) = refer_refused(&mut sim, 405);
+    let mut target = target_answers(&mut sim, &invite);
+    let bye = sim.expect(Side::Phone, req("BYE"));
+    assert_eq!(bye.call_id(), call.a_invite.call_id());
+    let ok = sim.phone.response(&bye, 200);
+    sim.send(Side::Phone, &ok);
+    let target_media = addr("10.0.0.77:7700");
+    assert!(
+        sim.media
+            .log()
+            .remotes
+            .iter()
+            .any(|&(k, _, leg, rtp)| k == call.key && leg == Leg::A && rtp == target_media),
+        "the relay sends the transferee's audio to the target"
+    );
+    assert_eq!(
+        sim.events_of("leg_replaced"),
+        [CallEvent::LegReplaced {
+            leg: Leg::A,
+            call_id: invite.call_id().unwrap().to_string(),
+        }]
+    );
+    assert_eq!(
+        sim.events_of("transfer_succeeded"),
+        [CallEvent::TransferSucceeded { status: Some(200) }]
+    );
+    assert!(sim.events_of("call_ended").is_empty(), "the call goes on");
+    assert!(
+        !sim.take(Side::Pbx)
+            .iter()
+            .any(|m| m.method().is_some_and(|m| m.as_str() == "BYE")),
+        "the transferee stays"
+    );
+    // The target hangs up: the proxy answers it and hangs up the transferee.
+    let target_bye = sim.pbx.request(&mut target, "BYE");
+    sim.send(Side::Pbx, &target_bye);
+    let answered = sim.expect(Side::Pbx, resp(200, "BYE"));
+    assert_eq!(answered.call_id(), invite.call_id());
+    let transferee_bye = sim.expect(Side::Pbx, req("BYE"));
+    assert_eq!(transferee_bye.call_id(), call.b_invite.call_id());
+    let ok = sim.pbx.response(&transferee_bye, 200);
+    sim.send(Side::Pbx, &ok);
+    sim.settle();
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+}
+
+/// The target is busy: the failure is reported with its status and nothing else changes.
+#[test]
+fn a_busy_target_fails_the_transfer_and_the_parties_keep_talking() {
+    let mut sim = transfer_sim(64);
+    let (call, invite) = refer_refused(&mut sim, 603);
+    let busy = sim.pbx.response(&invite, 486);
+    sim.send(Side::Pbx, &busy);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert_eq!(
+        sim.events_of("transfer_failed"),
+        [CallEvent::TransferFailed {
+            status: Some(486),
+            reason: None
+        }]
+    );
+    assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
+    assert!(sim.events_of("leg_replaced").is_empty());
+    assert!(sim.events_of("call_ended").is_empty());
+    // The call is as it was: the phone can still hang up normally.
+    let mut call = call;
+    sim.hang_up(Side::Phone, &mut call);
+}
+
+/// Takeback while the target rings: the placed call is cancelled, the transfer withdrawn, and
+/// the PBX's 487 changes nothing.
+#[test]
+fn takeback_while_the_target_rings_cancels_the_placed_call() {
+    let mut sim = transfer_sim(65);
+    let (call, invite) = refer_refused(&mut sim, 501);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    sim.dial(call.key, Leg::A, "*1");
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    assert_eq!(cancel.call_id(), invite.call_id());
+    let ok = sim.pbx.response(&cancel, 200);
+    sim.send(Side::Pbx, &ok);
+    let terminated = sim.pbx.response(&invite, 487);
+    sim.send(Side::Pbx, &terminated);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert_eq!(
+        sim.events_of("transfer_withdrawn"),
+        [CallEvent::TransferWithdrawn { status: None }]
+    );
+    assert!(sim.events_of("transfer_failed").is_empty());
+    assert!(sim.events_of("leg_replaced").is_empty());
+    assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
+}
