@@ -123,6 +123,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub dtmf_transfer: bool,
 
+    /// With `--dtmf-transfer`: the PBX side answers every REFER 405 (Method Not Allowed), so the
+    /// proxy places the call to the target itself; the PBX side answers that INVITE, and the
+    /// time from `*0` to its arrival (the decision-to-target-INVITE latency) is measured too.
+    #[arg(long, requires = "dtmf_transfer")]
+    pub refuse_refer: bool,
+
     /// After the media phase, send `*` then `0` on every call to put it on hold (the proxy
     /// needs a metaflow mapping `0` to `hold`), then run a second media phase of the same
     /// length: the endpoints keep sending, the proxy drops their audio and plays music on hold

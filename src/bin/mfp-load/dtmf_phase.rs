@@ -83,7 +83,25 @@ pub(crate) fn run(
             if unanswered > 0 {
                 eprintln!("[dtmf] {unanswered} NOTIFYs got no final response");
             }
-            Ok(vec![refer_outcome, bye_outcome])
+            let placed_times = uas
+                .placed_received
+                .lock()
+                .map(|times| times.clone())
+                .unwrap_or_default();
+            if placed_times.iter().all(Option::is_none) {
+                return Ok(vec![refer_outcome, bye_outcome]);
+            }
+            let placed: Vec<Option<Instant>> = calls
+                .iter()
+                .map(|&c| placed_times.get(c as usize).copied().flatten())
+                .collect();
+            let placed_outcome = outcome(
+                "`*0` to the proxy's INVITE for the target at the PBX side",
+                "INVITE",
+                &completed,
+                &placed,
+            );
+            Ok(vec![refer_outcome, placed_outcome, bye_outcome])
         }
     }
 }

@@ -70,7 +70,7 @@ fn run(args: &Args) -> Result<(), LoadError> {
     )?;
     let pbx_rtp: Vec<SocketAddr> = endpoints.pbx.iter().map(|e| e.addr).collect();
     let caller_rtp: Vec<SocketAddr> = endpoints.caller.iter().map(|e| e.addr).collect();
-    let uas = Uas::start(uas_socket, pbx_rtp)?;
+    let uas = Uas::start(uas_socket, pbx_rtp, args.refuse_refer)?;
     let wall_nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

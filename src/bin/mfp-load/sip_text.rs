@@ -132,6 +132,15 @@ pub(crate) fn call_index(invite: &SipMessage) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The call a transfer's placed call belongs to: the proxy's INVITE to the target carries the
+/// transferee's URI (`sip:load-N@...`) in From.
+pub(crate) fn placed_call_index(invite: &SipMessage) -> Option<u32> {
+    let from = invite.header("From")?;
+    let user = from.split("sip:load-").nth(1)?;
+    let digits: String = user.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +163,17 @@ mod tests {
         assert_eq!(reply.status(), Some(200));
         assert_eq!(reply.to_tag().as_deref(), Some("t1"));
         assert_eq!(reply.call_id(), Some("abc"));
+    }
+
+    #[test]
+    fn a_placed_call_names_its_call_in_from() {
+        let invite = SipMessage::parse(
+            b"INVITE sip:2000@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
+              From: <sip:load-42@127.0.0.1:5060>;tag=abc\r\nTo: <sip:2000@127.0.0.1:5070>\r\n\
+              Call-ID: placed@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(placed_call_index(&invite), Some(42));
+        assert_eq!(call_index(&invite), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The PBX side: listens where the proxy sends new calls (its --upstream), answers INVITEs with
 //! 100 and 200 plus SDP, absorbs ACKs, answers BYEs, and accepts the proxy's REFER (blind
-//! transfer) with 202 followed by a NOTIFY reporting success, on its own thread.
+//! transfer) with 202 followed by a NOTIFY reporting success, on its own thread; with
+//! `--refuse-refer` it answers REFER 405 and answers the call the proxy then places itself.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use metaflow_proxy::sip::{Method, SipMessage};
 
 use crate::pbx_dialog::{PbxDialog, refer_accepted};
-use crate::sip_text::{answer, call_index, media_address, response};
+use crate::sip_text::{answer, call_index, media_address, placed_call_index, response};
 
 /// How often an unacknowledged 200 OK is sent again.
 const RETRANSMIT: Duration = Duration::from_millis(500);
@@ -39,6 +40,9 @@ pub(crate) struct UasShared {
     pub refer_received: Mutex<Vec<Option<Instant>>>,
     /// REFERs received (first copies only).
     pub refers: AtomicU64,
+    /// Per call index: when the proxy's own INVITE to the transfer target arrived (after a
+    /// REFER refused with `--refuse-refer`).
+    pub placed_received: Mutex<Vec<Option<Instant>>>,
     /// NOTIFYs that never got a final response.
     pub unanswered_notifies: AtomicU64,
 }
@@ -73,11 +77,17 @@ pub(crate) struct Uas {
 
 impl Uas {
     /// Starts answering on `socket`; `endpoints[i]` is the RTP address offered for call `i`.
-    pub(crate) fn start(socket: UdpSocket, endpoints: Vec<SocketAddr>) -> std::io::Result<Uas> {
+    /// With `refuse_refer` every REFER is answered 405, so the proxy places the call itself.
+    pub(crate) fn start(
+        socket: UdpSocket,
+        endpoints: Vec<SocketAddr>,
+        refuse_refer: bool,
+    ) -> std::io::Result<Uas> {
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let shared = Arc::new(UasShared {
             proxy_media: Mutex::new(vec![None; endpoints.len()]),
             refer_received: Mutex::new(vec![None; endpoints.len()]),
+            placed_received: Mutex::new(vec![None; endpoints.len()]),
             ..UasShared::default()
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -88,6 +98,7 @@ impl Uas {
             shared: Arc::clone(&shared),
             dialogs: HashMap::new(),
             last_scan: Instant::now(),
+            refuse_refer,
         };
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -117,6 +128,8 @@ struct Worker {
     shared: Arc<UasShared>,
     dialogs: HashMap<String, Answered>,
     last_scan: Instant,
+    /// Answer REFERs 405 (`--refuse-refer`).
+    refuse_refer: bool,
 }
 
 impl Worker {
@@ -181,7 +194,11 @@ impl Worker {
             self.send(&dialog.answer, peer);
             return;
         }
-        let index = call_index(msg);
+        let placed = placed_call_index(msg).filter(|_| call_index(msg).is_none());
+        if let Some(index) = placed {
+            stamp(&self.shared.placed_received, index, Instant::now());
+        }
+        let index = call_index(msg).or(placed);
         let endpoint = index.and_then(|i| self.endpoints.get(i as usize).copied());
         let (Some(index), Some(endpoint)) = (index, endpoint) else {
             self.shared.refused.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +239,17 @@ impl Worker {
     /// NOTIFY in the same dialog (retransmissions of the REFER only get the 202 again).
     fn on_refer(&mut self, refer: &SipMessage, call_id: &str, peer: SocketAddr) {
         let now = Instant::now();
+        if self.refuse_refer {
+            self.send(
+                &response(refer, 405, "Method Not Allowed", None).to_bytes(),
+                peer,
+            );
+            if let Some(dialog) = self.dialogs.get(call_id) {
+                self.shared.refers.fetch_add(1, Ordering::Relaxed);
+                stamp(&self.shared.refer_received, dialog.index, now);
+            }
+            return;
+        }
         self.send(&refer_accepted(refer).to_bytes(), peer);
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
             return;
@@ -233,16 +261,7 @@ impl Worker {
             return;
         };
         self.shared.refers.fetch_add(1, Ordering::Relaxed);
-        if let Some(slot) = self
-            .shared
-            .refer_received
-            .lock()
-            .ok()
-            .as_mut()
-            .and_then(|times| times.get_mut(dialog.index as usize))
-        {
-            slot.get_or_insert(now);
-        }
+        stamp(&self.shared.refer_received, dialog.index, now);
         let branch = format!("notify{}", dialog.index);
         let bytes = pbx_dialog.notify_success(1, &branch).to_bytes();
         let _ = self.socket.send_to(&bytes, peer);
@@ -289,5 +308,17 @@ impl Worker {
         self.shared
             .unanswered_notifies
             .fetch_add(notify_gave_up, Ordering::Relaxed);
+    }
+}
+
+/// Records `now` for call `index` unless an earlier time is there.
+fn stamp(times: &Mutex<Vec<Option<Instant>>>, index: u32, now: Instant) {
+    if let Some(slot) = times
+        .lock()
+        .ok()
+        .as_mut()
+        .and_then(|times| times.get_mut(index as usize))
+    {
+        slot.get_or_insert(now);
     }
 }
