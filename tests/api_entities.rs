@@ -73,6 +73,49 @@ async fn the_default_account_exists_and_accounts_have_unique_realms() {
     assert_error(&api.call("GET", &path, None).await, StatusCode::NOT_FOUND);
 }
 
+/// `pbx_auth` (the credentials the proxy answers the PBX's challenges with on calls it places
+/// for the account) is checked like any member: an object with string `username` and
+/// `password`.
+#[tokio::test]
+async fn account_pbx_auth_is_an_object_with_username_and_password() {
+    let api = api();
+    let bad = api
+        .call(
+            "PUT",
+            "/v2/accounts",
+            Some(r#"{"data":{"name":"A","pbx_auth":{"username":"u","password":5}}}"#),
+        )
+        .await;
+    assert!(assert_error(&bad, StatusCode::BAD_REQUEST)["pbx_auth.password"]["type"].is_object());
+    let missing = api
+        .call(
+            "PUT",
+            "/v2/accounts",
+            Some(r#"{"data":{"name":"A","pbx_auth":{"password":"p"}}}"#),
+        )
+        .await;
+    assert!(
+        assert_error(&missing, StatusCode::BAD_REQUEST)["pbx_auth.username"]["required"]
+            .is_object()
+    );
+    let not_object = api
+        .call(
+            "PUT",
+            "/v2/accounts",
+            Some(r#"{"data":{"name":"A","pbx_auth":"u:p"}}"#),
+        )
+        .await;
+    assert!(assert_error(&not_object, StatusCode::BAD_REQUEST)["pbx_auth"]["type"].is_object());
+    let id = api
+        .create(
+            "/v2/accounts",
+            json!({"name": "A", "pbx_auth": {"username": "proxy", "password": "s3cret"}}),
+        )
+        .await;
+    let fetched = api.call("GET", &format!("/v2/accounts/{id}"), None).await;
+    assert_eq!(fetched.data()["pbx_auth"]["username"], "proxy");
+}
+
 #[tokio::test]
 async fn users_and_devices_check_types_owners_and_sip_usernames() {
     let api = api();

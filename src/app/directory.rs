@@ -57,4 +57,8 @@ impl MetaflowResolver for DirectoryMetaflows {
         let ((_, host), _) = Self::endpoint(invite, inbound)?;
         Some(self.0.account_for_host(&host))
     }
+
+    fn pbx_auth(&self, account_id: Option<&str>) -> Option<(String, String)> {
+        self.0.pbx_auth(account_id)
+    }
 }

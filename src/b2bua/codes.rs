@@ -49,6 +49,12 @@ pub trait MetaflowResolver: Send {
     fn account_of(&self, _invite: &SipMessage, _inbound: bool) -> Option<String> {
         None
     }
+
+    /// Username and password answering the PBX's digest challenges to calls the proxy places
+    /// for `account_id` (the default account when `None`); none configured by default.
+    fn pbx_auth(&self, _account_id: Option<&str>) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// One metaflow attached to a call.

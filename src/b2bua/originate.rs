@@ -7,7 +7,10 @@
 use std::time::Instant;
 
 use crate::base::{CallEvent, CallKey, Leg};
-use crate::sip::names::CONTENT_TYPE;
+use crate::sip::digest;
+use crate::sip::names::{
+    AUTHORIZATION, CONTENT_TYPE, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE,
+};
 use crate::sip::txn::ClientKey;
 use crate::sip::{Method, SipMessage};
 
@@ -28,6 +31,8 @@ pub(super) struct Origination {
     pub branch: ClientKey,
     /// The INVITE as sent, for a CANCEL.
     pub invite: SipMessage,
+    /// Whether the INVITE was sent again with credentials (a second challenge is a failure).
+    pub auth_tried: bool,
 }
 
 /// Why a call could not be placed.
@@ -116,6 +121,7 @@ impl B2bua {
                 method: Method::Invite,
             },
             invite: invite.clone(),
+            auth_tried: false,
         });
         let log_id = call.id.clone();
         tracing::info!(call_id = %log_id, new_call_id = %call_id, target, leg = slot.as_str(), "placing a call");
@@ -154,6 +160,9 @@ impl B2bua {
         now: Instant,
     ) {
         let code = resp.status().unwrap_or(500);
+        if matches!(code, 401 | 407) && self.answer_challenge(key, id, &resp, now) {
+            return;
+        }
         if code < 200 {
             if let Some(o) = self
                 .calls
@@ -179,6 +188,65 @@ impl B2bua {
         } else {
             self.drive_originated(key, id, code, now);
         }
+    }
+
+    /// A 401/407 to the call being placed: sends the INVITE again with the account's
+    /// credentials (`pbx_auth`), once. False when there are none, the challenge is not an MD5
+    /// digest, or credentials were already tried; the module then hears the status.
+    fn answer_challenge(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        resp: &SipMessage,
+        now: Instant,
+    ) -> bool {
+        let proxy = resp.status() == Some(407);
+        let (asked, answer) = if proxy {
+            (PROXY_AUTHENTICATE, PROXY_AUTHORIZATION)
+        } else {
+            (WWW_AUTHENTICATE, AUTHORIZATION)
+        };
+        let Some(challenge) = resp.header(asked).and_then(digest::parse_challenge) else {
+            return false;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return false;
+        };
+        if call.origination.as_ref().is_none_or(|o| o.auth_tried) {
+            return false;
+        }
+        let Some((username, password)) = self.resolver.pbx_auth(call.account_id.as_deref()) else {
+            tracing::info!(call_id = %call.id, "the PBX challenged a placed call and the account has no pbx_auth");
+            return false;
+        };
+        let cnonce = self.token(16);
+        let (via, branch) = self.new_via();
+        let contact = self.contact();
+        let Some(origination) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.origination.as_mut())
+        else {
+            return false;
+        };
+        let dialog = &mut origination.dialog;
+        dialog.remote_tag = None;
+        let uri = dialog.remote_target.clone();
+        let mut invite = dialog.request(Method::Invite, via, &contact, None);
+        invite.push_header(CONTENT_TYPE, "application/sdp");
+        invite.body = origination.invite.body.clone();
+        let value =
+            digest::authorization(&challenge, &username, &password, "INVITE", &uri, &cnonce);
+        invite.push_header(answer, value);
+        origination.auth_tried = true;
+        origination.branch = ClientKey {
+            branch,
+            method: Method::Invite,
+        };
+        origination.invite = invite.clone();
+        let (peer, slot) = (dialog.peer, origination.slot);
+        self.send_request(invite, peer, Purpose::Originate(id), Some((key, slot)), now);
+        true
     }
 
     /// No final response to a call the proxy placed: the module hears 408.

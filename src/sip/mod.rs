@@ -2,6 +2,7 @@
 //! compact headers, line folding and Content-Length framing are handled exactly.
 //! Everything here is sans-IO: bytes in, values out.
 
+pub mod digest;
 pub mod error;
 pub mod header;
 pub mod message;

@@ -53,6 +53,9 @@ struct CallflowRoute {
 /// One account's lookup tables.
 #[derive(Default)]
 struct AccountView {
+    /// The credentials the proxy answers the PBX's challenges with on calls it places for this
+    /// account (the account document's `pbx_auth`: username, password).
+    pbx_auth: Option<(String, String)>,
     devices_by_sip_user: HashMap<String, DeviceRef>,
     account_flows: Option<Parsed>,
     user_flows: HashMap<String, Parsed>,
@@ -244,6 +247,14 @@ impl MetaflowDirectory {
             .unwrap_or_else(|| self.inner.default_account_id.clone())
     }
 
+    /// The credentials for the PBX's challenges to calls the proxy places for `account_id` (the
+    /// default account when `None`): its document's `pbx_auth`.
+    pub fn pbx_auth(&self, account_id: Option<&str>) -> Option<(String, String)> {
+        let snapshot = self.snapshot();
+        let account_id = account_id.unwrap_or(self.inner.default_account_id.as_str());
+        snapshot.accounts.get(account_id)?.pbx_auth.clone()
+    }
+
     /// The metaflows of the callflow of `account_id` that `dialed_number` selects: a callflow
     /// listing the number exactly wins, else the first whose pattern matches (callflows in id
     /// order, patterns in written order). `None` when no callflow matches or the one that does
@@ -371,7 +382,17 @@ fn build_snapshot(view: &ReadView, previous: &Snapshot) -> Result<Snapshot, Stor
             next.account_by_realm
                 .insert(realm.to_owned(), account_id.clone());
         }
-        next.accounts.insert(account_id, AccountView::default());
+        let pbx_auth = stored.doc.get("pbx_auth").and_then(|auth| {
+            let text = |key: &str| auth.get(key).and_then(Value::as_str).map(str::to_owned);
+            text("username").zip(text("password"))
+        });
+        next.accounts.insert(
+            account_id,
+            AccountView {
+                pbx_auth,
+                ..AccountView::default()
+            },
+        );
     }
     for (account_id, stored) in view.list_all(Collection::Devices)? {
         let Some(account) = next.accounts.get_mut(&account_id) else {

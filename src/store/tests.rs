@@ -232,3 +232,29 @@ fn stored_metaflows_beyond_the_pattern_budget_are_skipped_not_fatal() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_accounts_pbx_auth_is_read_for_the_calls_it_places() {
+    use crate::store::MetaflowDirectory;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open_in(dir.path()).unwrap());
+    store
+        .write(|view| {
+            view.put(Collection::Accounts, "default", "", Map::new())?;
+            let auth = object(json!({"name": "A", "pbx_auth": {"username": "u", "password": "p"}}));
+            view.put(Collection::Accounts, "acme", "", auth)?;
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+    let directory = MetaflowDirectory::load(store, "default").unwrap();
+    assert_eq!(
+        directory.pbx_auth(Some("acme")),
+        Some(("u".to_string(), "p".to_string()))
+    );
+    assert_eq!(
+        directory.pbx_auth(None),
+        None,
+        "the default account has none"
+    );
+    assert_eq!(directory.pbx_auth(Some("nobody")), None);
+}

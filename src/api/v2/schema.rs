@@ -110,6 +110,8 @@ pub(super) fn check_shape(
         Kind::Account => {
             problems.string(&doc, "name", true, NAME_MAX_CHARS);
             problems.string(&doc, "realm", false, 253);
+            let auth = [("username", true, 256), ("password", true, 256)];
+            nested_strings(&doc, "pbx_auth", &auth, &mut problems);
         }
         Kind::User => {
             problems.string(&doc, "first_name", true, NAME_MAX_CHARS);
@@ -119,21 +121,7 @@ pub(super) fn check_shape(
         Kind::Device => {
             problems.string(&doc, "name", true, NAME_MAX_CHARS);
             problems.string(&doc, "owner_id", false, 128);
-            match doc.get("sip") {
-                None | Some(Value::Null) => {}
-                Some(Value::Object(sip)) => {
-                    let mut inner = Problems::default();
-                    inner.string(sip, "username", false, 256);
-                    for problem in inner.0 {
-                        problems.add(
-                            &format!("sip.{}", problem.path),
-                            &problem.rule,
-                            problem.message,
-                        );
-                    }
-                }
-                Some(_) => problems.add("sip", "type", "sip must be an object"),
-            }
+            nested_strings(&doc, "sip", &[("username", false, 256)], &mut problems);
         }
         Kind::Callflow => check_callflow(state, &mut doc, &mut problems),
     }
@@ -141,6 +129,30 @@ pub(super) fn check_shape(
         Ok(doc)
     } else {
         Err(locate(&doc, problems.0))
+    }
+}
+
+/// An optional object member `key` whose `fields` (name, required, longest) are strings; problems
+/// are reported as `key.FIELD`.
+fn nested_strings(
+    doc: &Map<String, Value>,
+    key: &str,
+    fields: &[(&str, bool, usize)],
+    problems: &mut Problems,
+) {
+    match doc.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(inner_doc)) => {
+            let mut inner = Problems::default();
+            for &(field, required, longest) in fields {
+                inner.string(inner_doc, field, required, longest);
+            }
+            for problem in inner.0 {
+                let path = format!("{key}.{}", problem.path);
+                problems.add(&path, &problem.rule, problem.message);
+            }
+        }
+        Some(_) => problems.add(key, "type", format!("{key} must be an object")),
     }
 }
 

@@ -187,3 +187,98 @@ fn takeback_while_the_target_rings_cancels_the_placed_call() {
     assert!(sim.events_of("leg_replaced").is_empty());
     assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
 }
+
+/// The metaflows of `transfer_sim` plus credentials for the PBX's challenges.
+struct WithPbxAuth(crate::b2bua::StaticMetaflows);
+
+impl crate::b2bua::MetaflowResolver for WithPbxAuth {
+    fn resolve(&self, invite: &SipMessage, inbound: bool) -> Vec<crate::b2bua::CallMetaflow> {
+        self.0.resolve(invite, inbound)
+    }
+
+    fn pbx_auth(&self, _account_id: Option<&str>) -> Option<(String, String)> {
+        Some(("proxyuser".into(), "s3cret".into()))
+    }
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The value of `name="..."` (or `name=...`) in an authorization header.
+fn auth_param(value: &str, name: &str) -> String {
+    let start = value.find(&format!("{name}=")).unwrap() + name.len() + 1;
+    let rest = &value[start..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted[..quoted.find('"').unwrap()].to_string(),
+        None => rest.split(',').next().unwrap().trim().to_string(),
+    }
+}
+
+/// A PBX that challenges the proxy's own call gets it again with the account's credentials:
+/// same Call-ID and From tag, next CSeq, a digest answer computed as RFC 2617 says; answered,
+/// the call takes the transferor's place as without a challenge.
+#[test]
+fn a_challenged_placed_call_is_sent_again_with_the_accounts_credentials() {
+    let mut sim = transfer_sim(66);
+    let flows = crate::metaflow::parse_metaflows(&serde_json::json!({
+        "numbers": {"5": {"module": "transfer", "data": {"target": "1234", "takeback_dtmf": "*1"}}}
+    }))
+    .unwrap();
+    sim.core
+        .set_resolver(Box::new(WithPbxAuth(crate::b2bua::StaticMetaflows(Some(
+            std::sync::Arc::new(flows),
+        )))));
+    let (_call, invite) = refer_refused(&mut sim, 405);
+    let mut challenge = sim.pbx.response(&invite, 407);
+    challenge.push_header(
+        "Proxy-Authenticate",
+        "Digest realm=\"pbx.example\", nonce=\"4a7f1c09\", qop=\"auth\", algorithm=MD5",
+    );
+    sim.send(Side::Pbx, &challenge);
+    sim.expect(Side::Pbx, req("ACK"));
+    let retry = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(retry.call_id(), invite.call_id());
+    assert_eq!(retry.from_tag(), invite.from_tag());
+    assert_eq!(cseq(&retry), cseq(&invite) + 1);
+    assert_eq!(body(&retry), body(&invite), "the same offer");
+    let answer = retry.header("Proxy-Authorization").unwrap().to_string();
+    let uri = auth_param(&answer, "uri");
+    assert_eq!(uri, format!("sip:1234@{PBX_HOST}:5070"));
+    let ha1 = md5_hex("proxyuser:pbx.example:s3cret");
+    let ha2 = md5_hex(&format!("INVITE:{uri}"));
+    let cnonce = auth_param(&answer, "cnonce");
+    let expected = md5_hex(&format!("{ha1}:4a7f1c09:00000001:{cnonce}:auth:{ha2}"));
+    assert_eq!(auth_param(&answer, "response"), expected, "{answer}");
+    assert_eq!(auth_param(&answer, "username"), "proxyuser");
+    target_answers(&mut sim, &retry);
+    sim.expect(Side::Phone, req("BYE"));
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+}
+
+/// Without credentials (or when they are refused again) the challenge is the failure.
+#[test]
+fn a_challenge_without_credentials_fails_the_transfer_with_its_status() {
+    let mut sim = transfer_sim(67);
+    let (_call, invite) = refer_refused(&mut sim, 405);
+    let mut challenge = sim.pbx.response(&invite, 401);
+    challenge.push_header(
+        "WWW-Authenticate",
+        "Digest realm=\"pbx.example\", nonce=\"n1\"",
+    );
+    sim.send(Side::Pbx, &challenge);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert_eq!(
+        sim.events_of("transfer_failed"),
+        [CallEvent::TransferFailed {
+            status: Some(401),
+            reason: None
+        }]
+    );
+    assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
+}
