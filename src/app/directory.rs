@@ -61,4 +61,8 @@ impl MetaflowResolver for DirectoryMetaflows {
     fn pbx_auth(&self, account_id: Option<&str>) -> Option<(String, String)> {
         self.0.pbx_auth(account_id)
     }
+
+    fn callflow_number(&self, account_id: Option<&str>, id: &str) -> Option<String> {
+        self.0.callflow_number(account_id, id)
+    }
 }

@@ -55,6 +55,12 @@ pub trait MetaflowResolver: Send {
     fn pbx_auth(&self, _account_id: Option<&str>) -> Option<(String, String)> {
         None
     }
+
+    /// The first number of callflow document `id` of `account_id` (the default account when
+    /// `None`), for the `callflow` module; none without a store.
+    fn callflow_number(&self, _account_id: Option<&str>, _id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// One metaflow attached to a call.

@@ -130,10 +130,15 @@ impl CallContext for Host<'_> {
         self.core.send_bye(self.key, leg, reason, self.now);
     }
 
-    fn originate(&mut self, slot: Leg, target: &str) -> Result<(), String> {
+    fn originate(&mut self, slot: Leg, target: &str, reason: &'static str) -> Result<(), String> {
         self.core
-            .originate(self.key, self.id, slot, target, self.now)
+            .originate(self.key, self.id, slot, target, reason, self.now)
             .map_err(|e| e.to_string())
+    }
+
+    fn callflow_number(&self, id: &str) -> Option<String> {
+        let account = self.core.calls.get(&self.key)?.account_id.as_deref();
+        self.core.resolver.callflow_number(account, id)
     }
 
     fn cancel_origination(&mut self) {

@@ -33,6 +33,8 @@ pub(super) struct Origination {
     pub invite: SipMessage,
     /// Whether the INVITE was sent again with credentials (a second challenge is a failure).
     pub auth_tried: bool,
+    /// Why the leaving party is hung up (its BYE's Reason text).
+    pub reason: &'static str,
 }
 
 /// Why a call could not be placed.
@@ -57,13 +59,15 @@ pub(super) enum OriginateError {
 
 impl B2bua {
     /// Places a call to `target` (a SIP URI at the PBX) for module `id`, to take `slot`'s place
-    /// in call `key` when answered. From is the party that stays (the one being served).
+    /// in call `key` when answered (the leaving party's BYE says `reason`). From is the party
+    /// that stays (the one being served).
     pub(super) fn originate(
         &mut self,
         key: CallKey,
         id: ModuleId,
         slot: Leg,
         target: &str,
+        reason: &'static str,
         now: Instant,
     ) -> Result<(), OriginateError> {
         let peer = self.upstream_peer().ok_or(OriginateError::NoUpstream)?;
@@ -122,6 +126,7 @@ impl B2bua {
             },
             invite: invite.clone(),
             auth_tried: false,
+            reason,
         });
         let log_id = call.id.clone();
         tracing::info!(call_id = %log_id, new_call_id = %call_id, target, leg = slot.as_str(), "placing a call");
@@ -284,7 +289,7 @@ impl B2bua {
         let slot = origination.slot;
         let media_ip = self.cfg.media_ip;
         let new_call_id = origination.dialog.call_id.clone();
-        self.send_bye(key, slot, "transferred", now);
+        self.send_bye(key, slot, origination.reason, now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };

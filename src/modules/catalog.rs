@@ -121,6 +121,7 @@ catalog! {
     Say => say,
     Break => interrupt,
     AudioLevel => audio_level,
+    Callflow => callflow,
 }
 
 #[cfg(test)]

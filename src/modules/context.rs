@@ -73,8 +73,11 @@ pub trait CallContext {
     /// [`CallContext::upstream_host`]) to take `slot`'s place: it offers the other party's
     /// SDP on the sockets `slot` used, and when answered `slot` gets a BYE and the new call
     /// becomes that leg (no re-INVITE of the other party). The final response comes back
-    /// through [`Module::on_originated`]. Err says why no call was placed.
-    fn originate(&mut self, slot: Leg, target: &str) -> Result<(), String>;
+    /// through [`Module::on_originated`]; `reason` goes into the leaving party's BYE. Err says
+    /// why no call was placed.
+    fn originate(&mut self, slot: Leg, target: &str, reason: &'static str) -> Result<(), String>;
+    /// The first number of the account's callflow document `id`, if it exists.
+    fn callflow_number(&self, id: &str) -> Option<String>;
     /// Gives up the call being placed (CANCEL); the module still hears its final response.
     fn cancel_origination(&mut self);
 }

@@ -9,6 +9,7 @@
 //! what it parsed.
 
 pub mod audio_level;
+pub mod callflow;
 pub mod catalog;
 pub mod context;
 pub mod data;

@@ -255,6 +255,15 @@ impl MetaflowDirectory {
         snapshot.accounts.get(account_id)?.pbx_auth.clone()
     }
 
+    /// The first number of callflow `id` of `account_id` (the default account when `None`).
+    pub fn callflow_number(&self, account_id: Option<&str>, id: &str) -> Option<String> {
+        let snapshot = self.snapshot();
+        let account_id = account_id.unwrap_or(self.inner.default_account_id.as_str());
+        let view = snapshot.accounts.get(account_id)?;
+        let route = view.callflows.iter().find(|route| route.id == id)?;
+        route.numbers.first().cloned()
+    }
+
     /// The metaflows of the callflow of `account_id` that `dialed_number` selects: a callflow
     /// listing the number exactly wins, else the first whose pattern matches (callflows in id
     /// order, patterns in written order). `None` when no callflow matches or the one that does

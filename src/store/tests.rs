@@ -258,3 +258,21 @@ fn an_accounts_pbx_auth_is_read_for_the_calls_it_places() {
     );
     assert_eq!(directory.pbx_auth(Some("nobody")), None);
 }
+
+#[test]
+fn a_callflows_first_number_is_what_the_callflow_module_dials() {
+    use crate::store::MetaflowDirectory;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open_in(dir.path()).unwrap());
+    store
+        .write(|view| {
+            view.put(Collection::Accounts, "default", "", Map::new())?;
+            let callflow = object(json!({"numbers": ["2000", "2001"], "flow": {}}));
+            view.put(Collection::Callflows, "default", "cf1", callflow)?;
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+    let directory = MetaflowDirectory::load(store, "default").unwrap();
+    assert_eq!(directory.callflow_number(None, "cf1"), Some("2000".into()));
+    assert_eq!(directory.callflow_number(Some("default"), "nope"), None);
+}

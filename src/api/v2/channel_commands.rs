@@ -1,6 +1,6 @@
 //! One channel of `/v2/accounts/{A}/channels/{CALL_ID}` as Kazoo's `cb_channels` serves it:
 //! `GET` reads the call, `POST` with `{"data": {"action": ...}}` acts on it (`transfer`,
-//! `hangup`, `break`; 202 "... initiated"). Each action becomes the metaflow node a dialed code
+//! `callflow`, `hangup`, `break`; 202 "... initiated"). Each action becomes the metaflow node a dialed code
 //! would run, so it behaves exactly as the code would, events included.
 
 use axum::body::Bytes;
@@ -14,7 +14,7 @@ use super::nodes::check_node;
 use super::{ApiError, V2State};
 
 /// Actions Kazoo's channels API knows that this proxy does not run yet.
-const NOT_YET: [&str; 2] = ["callflow", "intercept"];
+const NOT_YET: [&str; 1] = ["intercept"];
 
 /// `GET`: the channel of the account with this Call-ID (the caller's), as in the list; in a
 /// cluster, another node's channel too. 404 when no node has it.
@@ -134,6 +134,21 @@ fn node_for(request: &Map<String, Value>) -> Result<(String, Value), ApiError> {
             }
             json!({"module": "transfer", "data": data})
         }
+        "callflow" => {
+            let mut data = Map::new();
+            if let Some(id) = text("id").filter(|id| !id.is_empty()) {
+                data.insert("id".into(), json!(id));
+            } else if let Some(captures) = request.get("captures").filter(|c| c.is_array()) {
+                data.insert("captures".into(), captures.clone());
+            } else {
+                return Err(ApiError::field(
+                    "id",
+                    "required",
+                    "No callflow id (or captures) specified",
+                ));
+            }
+            json!({"module": "callflow", "data": data})
+        }
         "hangup" => json!({"module": "hangup", "data": {}}),
         "break" => json!({"module": "break", "data": {}}),
         other if NOT_YET.contains(&other) => {
@@ -149,7 +164,7 @@ fn node_for(request: &Map<String, Value>) -> Result<(String, Value), ApiError> {
             return Err(ApiError::field(
                 "action",
                 "enum",
-                "action must be one of transfer, hangup, break",
+                "action must be one of transfer, callflow, hangup, break",
             ));
         }
     };
@@ -198,7 +213,15 @@ mod tests {
             node(json!({"action": "break"})).unwrap().1,
             json!({"module": "break", "data": {}})
         );
-        for action in ["callflow", "intercept", "dance"] {
+        assert_eq!(
+            node(json!({"action": "callflow", "id": "cf1"})).unwrap().1,
+            json!({"module": "callflow", "data": {"id": "cf1"}})
+        );
+        let Err(ApiError::Validation(problems)) = node(json!({"action": "callflow"})) else {
+            panic!("a callflow without id must be refused");
+        };
+        assert_eq!(problems[0].path, "id");
+        for action in ["intercept", "dance"] {
             let Err(ApiError::Validation(problems)) = node(json!({"action": action})) else {
                 panic!("{action} must be refused");
             };

@@ -282,3 +282,59 @@ fn a_challenge_without_credentials_fails_the_transfer_with_its_status() {
     );
     assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
 }
+
+/// `callflow`: the phone dials `*6` and a number; the proxy calls the number through the PBX
+/// offering the phone's SDP on the sockets the PBX leg used, and once answered releases the old
+/// PBX leg: the phone talks to the new call.
+#[test]
+fn callflow_replaces_the_dialing_partys_peer_with_a_call_to_the_number() {
+    let mut sim = Sim::with(super::harness::SimConfig {
+        seed: 68,
+        metaflows: Some(serde_json::json!({
+            "binding_digit": "*",
+            "patterns": {"^6(\\d+)$": {"module": "callflow"}}
+        })),
+        ..super::harness::SimConfig::default()
+    });
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*6555");
+    let invite = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(
+        invite.request_uri(),
+        Some(format!("sip:555@{PBX_HOST}:5070").as_str())
+    );
+    let from = invite.header("From").unwrap_or_default();
+    assert!(
+        from.contains("alice"),
+        "From is the phone, who is served: {from}"
+    );
+    let ports = sim.media.ports(call.key);
+    let offer = body(&invite);
+    assert!(
+        offer.contains(&format!("m=audio {} RTP/AVP 8 101", ports.b.rtp)),
+        "the phone's codecs on the PBX leg's sockets: {offer}"
+    );
+    target_answers(&mut sim, &invite);
+    let bye = sim.expect(Side::Pbx, req("BYE"));
+    assert_eq!(
+        bye.call_id(),
+        call.b_invite.call_id(),
+        "the old peer is released"
+    );
+    assert!(sim.take(Side::Phone).is_empty(), "the phone stays");
+    assert!(
+        sim.media
+            .log()
+            .remotes
+            .iter()
+            .any(|&(k, _, leg, rtp)| k == call.key
+                && leg == Leg::B
+                && rtp == addr("10.0.0.77:7700")),
+    );
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+    let outcomes = sim.events_of("module_outcome");
+    assert!(
+        outcomes.iter().any(|e| matches!(e, CallEvent::ModuleOutcome { module, outcome } if module == "callflow" && outcome == "success")),
+        "{outcomes:?}"
+    );
+}

@@ -98,7 +98,7 @@ impl TransferRun {
             Step::Bridge => {
                 let target = transfer.refer_to().to_string();
                 tracing::info!(call_id = %ctx.call_id(), status, target = %target, "REFER not taken; placing the call");
-                match ctx.originate(*dialing, &target) {
+                match ctx.originate(*dialing, &target, "transferred") {
                     Ok(()) => {
                         self.bridging = true;
                         Some(Progress::Pending)
