@@ -1,6 +1,7 @@
 //! End-to-end blind transfers through metaflow-proxy: a SIPp party dials a code with RFC 2833
 //! events, the proxy REFERs the other leg, follows its NOTIFYs and hangs up (or not) as the
-//! `transfer` module says. Scenarios: `tests/sipp/transfer_*.xml`. Needs `sipp`.
+//! `transfer` module says; the proxy places the call itself when REFER is not taken, and for a
+//! `callflow` code. Scenarios: `tests/sipp/transfer_*.xml`, `callflow_uas.xml`. Needs `sipp`.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
 
 mod common;
@@ -308,5 +309,45 @@ fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
     assert!(position(&events, "leg_originated") < position(&events, "leg_replaced"));
     assert!(position(&events, "leg_replaced") < position(&events, "transfer_succeeded"));
     assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
+    proxy.assert_idle();
+}
+
+/// `callflow` (Kazoo's "overlay a callflow onto the caller"): the caller dials `*21234`; the
+/// proxy calls 1234 through the PBX, and once that call answers releases the PBX's first call;
+/// the caller talks to 1234 until 1234 hangs up, and is then hung up by the proxy.
+#[test]
+fn callflow_code_moves_the_caller_to_a_call_to_the_number() {
+    let proxy = TransferProxy::start(
+        r#"{"binding_digit":"*","patterns":{"^2(\\d+)$":{"module":"callflow"}}}"#,
+    );
+    let callee = common::calls::callee(&proxy.proxy, "callflow_uas.xml", SIPP_TIMEOUT_SECS)
+        .calls(2)
+        .spawn();
+    let caller =
+        common::calls::caller(&proxy.proxy, "transfer_uac_dial.xml", SIPP_TIMEOUT_SECS).spawn();
+    let (caller, callee) = common::calls::wait_call(caller, callee, RUN_LIMIT);
+    common::calls::assert_both_succeeded(&caller, &callee);
+    let received = callee.received();
+    let invites: Vec<&String> = received
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(
+        invites.len(),
+        2,
+        "the original call and the call to the number"
+    );
+    assert!(
+        invites[1].starts_with("INVITE sip:1234@127.0.0.1"),
+        "{}",
+        invites[1]
+    );
+    assert!(
+        !received.iter().any(|m| m.starts_with("REFER ")),
+        "no REFER"
+    );
+    assert!(got_bye(&caller), "the caller is hung up when 1234 hangs up");
+    let events = proxy.events_once_logged(&["leg_originated", "leg_replaced", "call_ended"]);
+    assert!(position(&events, "leg_originated") < position(&events, "leg_replaced"));
     proxy.assert_idle();
 }
