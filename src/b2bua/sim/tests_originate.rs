@@ -173,12 +173,7 @@ fn takeback_while_the_target_rings_cancels_the_placed_call() {
     sim.dial(call.key, Leg::A, "*1");
     let cancel = sim.expect(Side::Pbx, req("CANCEL"));
     assert_eq!(cancel.call_id(), invite.call_id());
-    let ok = sim.pbx.response(&cancel, 200);
-    sim.send(Side::Pbx, &ok);
-    let terminated = sim.pbx.response(&invite, 487);
-    sim.send(Side::Pbx, &terminated);
-    sim.expect(Side::Pbx, req("ACK"));
-    sim.settle();
+    pbx_confirms_cancel(&mut sim, &cancel, &invite);
     assert_eq!(
         sim.events_of("transfer_withdrawn"),
         [CallEvent::TransferWithdrawn { status: None }]
@@ -337,4 +332,75 @@ fn callflow_replaces_the_dialing_partys_peer_with_a_call_to_the_number() {
         outcomes.iter().any(|e| matches!(e, CallEvent::ModuleOutcome { module, outcome } if module == "callflow" && outcome == "success")),
         "{outcomes:?}"
     );
+}
+
+/// The PBX answers the proxy's CANCEL 200 and the INVITE 487, and gets the ACK.
+fn pbx_confirms_cancel(sim: &mut Sim, cancel: &SipMessage, invite: &SipMessage) {
+    let ok = sim.pbx.response(cancel, 200);
+    sim.send(Side::Pbx, &ok);
+    let terminated = sim.pbx.response(invite, 487);
+    sim.send(Side::Pbx, &terminated);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+}
+
+/// Calls whose `*5` runs `transfer` with `data`.
+fn transfer_with(seed: u64, data: serde_json::Value) -> Sim {
+    Sim::with(super::harness::SimConfig {
+        seed,
+        metaflows: Some(serde_json::json!({
+            "numbers": {"5": {"module": "transfer", "data": data}}
+        })),
+        ..super::harness::SimConfig::default()
+    })
+}
+
+/// `method: bridge` skips the REFER: the proxy places the call to the target at once.
+#[test]
+fn method_bridge_places_the_call_without_a_refer() {
+    let mut sim = transfer_with(
+        69,
+        serde_json::json!({"target": "1234", "method": "bridge"}),
+    );
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*5");
+    let invite = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(
+        invite.request_uri(),
+        Some(format!("sip:1234@{PBX_HOST}:5070").as_str())
+    );
+    assert!(sim.events_of("transfer_refer_sent").is_empty(), "no REFER");
+    target_answers(&mut sim, &invite);
+    sim.expect(Side::Phone, req("BYE"));
+    assert_eq!(
+        sim.events_of("transfer_succeeded"),
+        [CallEvent::TransferSucceeded { status: Some(200) }]
+    );
+}
+
+/// A target that rings past `timeout` is cancelled; the transfer fails for no answer (408) and
+/// the parties go on talking.
+#[test]
+fn a_target_ringing_past_the_timeout_is_cancelled() {
+    let mut sim = transfer_with(70, serde_json::json!({"target": "1234", "timeout": 3}));
+    let (_call, invite) = refer_refused(&mut sim, 501);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let sent_at = sim.elapsed();
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    let waited = sim.elapsed() - sent_at;
+    assert!(
+        waited >= std::time::Duration::from_millis(2900)
+            && waited <= std::time::Duration::from_millis(3100),
+        "{waited:?}"
+    );
+    pbx_confirms_cancel(&mut sim, &cancel, &invite);
+    assert_eq!(
+        sim.events_of("transfer_failed"),
+        [CallEvent::TransferFailed {
+            status: Some(408),
+            reason: None
+        }]
+    );
+    assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
 }

@@ -2,8 +2,10 @@
 //! Kazoo-style normalisation of stored nodes.
 //!
 //! Keys read: `target` (string, a SIP user part), `domain` (host for the `Refer-To` URI),
-//! `takeback_dtmf` (DTMF digits, default `*1`), `transfer_type` (only `blind` for now) and
-//! `captures` (list of strings, filled in by the metaflow engine). `null` means absent; other keys
+//! `takeback_dtmf` (DTMF digits, default `*1`), `transfer_type` (only `blind` for now),
+//! `timeout` (seconds a call the proxy places may ring, default 20), `method` (`refer`, the
+//! default, or `bridge`: the proxy's own call at once) and `captures` (list of strings, filled in
+//! by the metaflow engine). `null` means absent; other keys
 //! (`collected`, `dtmf_leg`, ...) are left to the engine and tolerated.
 
 use crate::base::Problem;
@@ -37,6 +39,22 @@ impl TransferType {
     }
 }
 
+/// Seconds a call the proxy places for a transfer may ring before it is given up (Kazoo's
+/// `default_target_timeout_ms`, 20 s).
+pub const DEFAULT_TIMEOUT_S: u32 = 20;
+/// Longest `timeout` accepted.
+const TIMEOUT_MAX_S: i64 = 300;
+
+/// How a blind transfer reaches the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferMethod {
+    /// REFER first; the proxy places the call itself only when REFER is not taken.
+    #[default]
+    Refer,
+    /// No REFER: the proxy places the call to the target at once and swaps it in.
+    Bridge,
+}
+
 /// Checked arguments of one `transfer` node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferParams {
@@ -48,6 +66,10 @@ pub struct TransferParams {
     pub takeback_dtmf: String,
     /// The kind of transfer.
     pub transfer_type: TransferType,
+    /// Seconds a call the proxy places may ring (`data.timeout`).
+    pub timeout_s: u32,
+    /// REFER first, or the proxy's own call at once (`data.method`: `refer`, `bridge`).
+    pub method: TransferMethod,
 }
 
 impl Default for TransferParams {
@@ -57,6 +79,8 @@ impl Default for TransferParams {
             domain: None,
             takeback_dtmf: DEFAULT_TAKEBACK_DTMF.to_owned(),
             transfer_type: TransferType::Blind,
+            timeout_s: DEFAULT_TIMEOUT_S,
+            method: TransferMethod::Refer,
         }
     }
 }
@@ -86,12 +110,27 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<Pro
         .map(|text| check_transfer_type(&text, &mut problems))
         .unwrap_or_default();
     check_captures(data, &mut problems);
+    let timeout_s = crate::modules::data::integer(data, "timeout", 1, TIMEOUT_MAX_S, &mut problems)
+        .and_then(|s| u32::try_from(s).ok())
+        .unwrap_or(DEFAULT_TIMEOUT_S);
+    let method = match crate::modules::data::one_of(
+        data,
+        "method",
+        &["refer", "bridge"],
+        "refer",
+        &mut problems,
+    ) {
+        "bridge" => TransferMethod::Bridge,
+        _ => TransferMethod::Refer,
+    };
     if problems.is_empty() {
         Ok(TransferParams {
             target,
             domain,
             takeback_dtmf,
             transfer_type,
+            timeout_s,
+            method,
         })
     } else {
         Err(problems)

@@ -12,7 +12,7 @@ use crate::sip::names::{EVENT, REFER_TO, REFERRED_BY, SUBSCRIPTION_STATE};
 use crate::sip::{Method, SipMessage};
 
 use super::MODULE_NAME;
-use super::params::{TransferParams, normalise, parse_params};
+use super::params::{TransferMethod, TransferParams, normalise, parse_params};
 use super::sipfrag::parse_sipfrag;
 use super::state::{BlindTransfer, Step, StepSource};
 use super::target::refer_target;
@@ -38,6 +38,7 @@ impl ModuleKind for Kind {
             params: params.clone(),
             active: None,
             bridging: false,
+            timed_out: false,
         })
     }
 }
@@ -51,6 +52,8 @@ struct TransferRun {
     active: Option<(BlindTransfer, Leg)>,
     /// Whether the proxy placed the call itself (REFER not taken) and it has not ended.
     bridging: bool,
+    /// Whether that call rang past `timeout` and was cancelled (its failure is a 408).
+    timed_out: bool,
 }
 
 impl TransferRun {
@@ -101,6 +104,9 @@ impl TransferRun {
                 match ctx.originate(*dialing, &target, "transferred") {
                     Ok(()) => {
                         self.bridging = true;
+                        let timeout =
+                            std::time::Duration::from_secs(u64::from(self.params.timeout_s));
+                        ctx.set_timer(ctx.now() + timeout);
                         Some(Progress::Pending)
                     }
                     Err(reason) => {
@@ -147,7 +153,13 @@ impl Module for TransferRun {
         }
         let dialing = run.leg;
         let transferee = dialing.other();
-        let transfer = BlindTransfer::new(self.params.clone(), refer_to.clone());
+        let mut transfer = BlindTransfer::new(self.params.clone(), refer_to.clone());
+        if self.params.method == TransferMethod::Bridge {
+            // `method: bridge`: no REFER, the proxy's own call at once.
+            let step = transfer.bridge_now();
+            self.active = Some((transfer, dialing));
+            return self.apply(ctx, step, StepSource::ReferResponse, 0);
+        }
         let referred_by = ctx.remote_uri(dialing);
         tracing::info!(call_id = %ctx.call_id(), refer_to = %refer_to, dialing = dialing.as_str(), "sending REFER");
         let headers = vec![
@@ -200,8 +212,23 @@ impl Module for TransferRun {
         self.apply(ctx, step, StepSource::Notify, status)
     }
 
+    fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        if self.bridging {
+            tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
+            self.timed_out = true;
+            ctx.cancel_origination();
+        }
+        Progress::Pending
+    }
+
     fn on_originated(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
         self.bridging = false;
+        // A call given up at `timeout` ends with the PBX's 487; the transfer failed for no answer.
+        let status = if self.timed_out && status >= 300 {
+            super::state::REFER_TIMEOUT_STATUS
+        } else {
+            status
+        };
         let Some((transfer, _)) = self.active.as_mut() else {
             return Progress::Pending;
         };

@@ -228,6 +228,16 @@ impl BlindTransfer {
         }
     }
 
+    /// Skips the REFER (`method: bridge`): the proxy places the call at once. Only before the
+    /// REFER's answer.
+    pub fn bridge_now(&mut self) -> Step {
+        if self.phase != Phase::AwaitingReferResponse {
+            return Step::Ignored;
+        }
+        self.phase = Phase::Bridging;
+        Step::Bridge
+    }
+
     /// Feeds the final response to the call the proxy placed while [`Phase::Bridging`] (408
     /// when none came).
     pub fn on_originated(&mut self, code: u16) -> Step {

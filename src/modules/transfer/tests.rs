@@ -381,3 +381,21 @@ fn steps_map_to_the_documented_events() {
     assert_eq!(Step::Withdrawn.outcome(), Some("withdrawn"));
     assert_eq!(Step::Progress(100).outcome(), None);
 }
+
+#[test]
+fn timeout_and_method_are_checked_with_kazoos_default() {
+    let defaults = params(json!({}));
+    assert_eq!(defaults.timeout_s, DEFAULT_TIMEOUT_S);
+    assert_eq!(defaults.method, TransferMethod::Refer);
+    let set = params(json!({"timeout": 45, "method": "bridge"}));
+    assert_eq!(set.timeout_s, 45);
+    assert_eq!(set.method, TransferMethod::Bridge);
+    for (data, path) in [
+        (json!({"timeout": 0}), "data.timeout"),
+        (json!({"timeout": "20"}), "data.timeout"),
+        (json!({"method": "teleport"}), "data.method"),
+    ] {
+        let problems = parse_params(data.as_object().unwrap()).unwrap_err();
+        assert_eq!(problems[0].path, path);
+    }
+}
