@@ -371,7 +371,12 @@ fn channel_commands_read_a_call_and_transfer_it() {
 
     for (body, field, rule) in [
         (r#"{"data":{"action":"transfer"}}"#, "target", "required"),
-        (r#"{"data":{"action":"intercept"}}"#, "action", "enum"),
+        (
+            r#"{"data":{"action":"intercept"}}"#,
+            "target_type",
+            "required",
+        ),
+        (r#"{"data":{"action":"dance"}}"#, "action", "enum"),
     ] {
         let refused = authed(&proxy, "POST", &path, Some(body));
         assert_eq!(refused.status, 400, "{}", refused.body);

@@ -65,4 +65,12 @@ impl MetaflowResolver for DirectoryMetaflows {
     fn callflow_number(&self, account_id: Option<&str>, id: &str) -> Option<String> {
         self.0.callflow_number(account_id, id)
     }
+
+    fn device_sip_user(&self, account_id: Option<&str>, device_id: &str) -> Option<String> {
+        self.0.device_sip_user(account_id, device_id)
+    }
+
+    fn owner_sip_users(&self, account_id: Option<&str>, owner_id: &str) -> Vec<String> {
+        self.0.owner_sip_users(account_id, owner_id)
+    }
 }

@@ -61,6 +61,16 @@ pub trait MetaflowResolver: Send {
     fn callflow_number(&self, _account_id: Option<&str>, _id: &str) -> Option<String> {
         None
     }
+
+    /// The SIP username of device `device_id` of `account_id`, for `move` and `intercept`.
+    fn device_sip_user(&self, _account_id: Option<&str>, _device_id: &str) -> Option<String> {
+        None
+    }
+
+    /// The SIP usernames of the devices user `owner_id` of `account_id` owns, in id order.
+    fn owner_sip_users(&self, _account_id: Option<&str>, _owner_id: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One metaflow attached to a call.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::audio::SoundRef;
 use crate::base::{CallEvent, CallKey, Gain, Leg, PlaybackEnd, PlaybackId};
 use crate::metaflow::ModuleRun;
+use crate::modules::context::{Destination, PlaceOptions};
 use crate::modules::record::{LegCodecs, RecordingInfo, StopReason};
 use crate::modules::{CallContext, Module, PlayOptions, Progress, RunInfo};
 use crate::sip::{Method, SipMessage};
@@ -130,15 +131,34 @@ impl CallContext for Host<'_> {
         self.core.send_bye(self.key, leg, reason, self.now);
     }
 
-    fn originate(&mut self, slot: Leg, target: &str, reason: &'static str) -> Result<(), String> {
+    fn originate(
+        &mut self,
+        slot: Leg,
+        to: Destination<'_>,
+        options: PlaceOptions,
+    ) -> Result<(), String> {
         self.core
-            .originate(self.key, self.id, slot, target, reason, self.now)
+            .originate(self.key, self.id, slot, to, options, self.now)
             .map_err(|e| e.to_string())
     }
 
     fn callflow_number(&self, id: &str) -> Option<String> {
         let account = self.core.calls.get(&self.key)?.account_id.as_deref();
         self.core.resolver.callflow_number(account, id)
+    }
+
+    fn device_sip_user(&self, device_id: &str) -> Option<String> {
+        let account = self.core.calls.get(&self.key)?.account_id.as_deref();
+        self.core.resolver.device_sip_user(account, device_id)
+    }
+
+    fn owner_sip_users(&self, owner_id: &str) -> Vec<String> {
+        let account = self
+            .core
+            .calls
+            .get(&self.key)
+            .and_then(|c| c.account_id.as_deref());
+        self.core.resolver.owner_sip_users(account, owner_id)
     }
 
     fn cancel_origination(&mut self) {

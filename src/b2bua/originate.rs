@@ -7,9 +7,11 @@
 use std::time::Instant;
 
 use crate::base::{CallEvent, CallKey, Leg};
+use crate::modules::context::{Destination, PlaceOptions};
 use crate::sip::digest;
 use crate::sip::names::{
-    AUTHORIZATION, CONTENT_TYPE, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE,
+    ALERT_INFO, AUTHORIZATION, CALL_INFO, CONTENT_TYPE, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    WWW_AUTHENTICATE,
 };
 use crate::sip::txn::ClientKey;
 use crate::sip::{Method, SipMessage};
@@ -66,11 +68,13 @@ impl B2bua {
         key: CallKey,
         id: ModuleId,
         slot: Leg,
-        target: &str,
-        reason: &'static str,
+        to: Destination<'_>,
+        options: PlaceOptions,
         now: Instant,
     ) -> Result<(), OriginateError> {
-        let peer = self.upstream_peer().ok_or(OriginateError::NoUpstream)?;
+        let (target, to_uri, peer) = self.destination(to, now)?;
+        let target = target.as_str();
+        let reason = options.reason;
         let served = other(slot);
         let media_ip = self.cfg.media_ip;
         let call_id = format!("{}@{}", self.token(20), self.public_addr().ip());
@@ -108,13 +112,21 @@ impl B2bua {
             local_tag,
             remote_tag: None,
             local_uri: without_tag(&call.dialog(served).remote_uri),
-            remote_uri: format!("<{target}>"),
+            remote_uri: format!("<{to_uri}>"),
             remote_target: target.to_string(),
             route_set: Vec::new(),
             local_cseq: 0,
             peer,
         };
         let mut invite = dialog.request(Method::Invite, via, &contact, None);
+        if options.auto_answer {
+            let host = contact.trim_start_matches('<').trim_end_matches('>');
+            invite.push_header(CALL_INFO, format!("<{host}>;answer-after=0"));
+            invite.push_header(
+                ALERT_INFO,
+                "<http://127.0.0.1>;info=alert-autoanswer;delay=0",
+            );
+        }
         invite.push_header(CONTENT_TYPE, "application/sdp");
         invite.body = offer.into();
         call.origination = Some(Origination {
@@ -140,6 +152,34 @@ impl B2bua {
             },
         );
         Ok(())
+    }
+
+    /// The Request-URI, To URI and next hop of a call to `to`: the PBX, or a device registered
+    /// through the proxy (its own Contact over the flow it registered on; through the PBX by
+    /// the fallback URI when it is not registered here).
+    fn destination(
+        &self,
+        to: Destination<'_>,
+        now: Instant,
+    ) -> Result<(String, String, crate::sip::transport::Peer), OriginateError> {
+        let upstream = self.upstream_peer();
+        match to {
+            Destination::Pbx(uri) => {
+                let peer = upstream.ok_or(OriginateError::NoUpstream)?;
+                Ok((uri.to_string(), uri.to_string(), peer))
+            }
+            Destination::Device { sip_user, fallback } => {
+                match self.registrar.find_user(sip_user, now) {
+                    Some(binding) => {
+                        Ok((binding.contact.clone(), binding.aor.clone(), binding.source))
+                    }
+                    None => {
+                        let peer = upstream.ok_or(OriginateError::NoUpstream)?;
+                        Ok((fallback.to_string(), fallback.to_string(), peer))
+                    }
+                }
+            }
+        }
     }
 
     /// Gives up a call being placed for call `key` (CANCEL before an answer); the module hears

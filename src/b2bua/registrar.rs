@@ -257,6 +257,21 @@ impl Registrar {
         self.bindings.get(id).filter(|b| b.expires_at > now)
     }
 
+    /// The live binding of the phone whose AOR user is `user` (the latest to expire when it has
+    /// several): where a call the proxy places to that device goes.
+    pub(super) fn find_user(&self, user: &str, now: Instant) -> Option<&Binding> {
+        self.bindings
+            .values()
+            .filter(|b| b.expires_at > now)
+            .filter(|b| {
+                SipUri::parse(&b.aor)
+                    .ok()
+                    .and_then(|uri| uri.user)
+                    .is_some_and(|u| u == user)
+            })
+            .max_by_key(|b| b.expires_at)
+    }
+
     /// A forwarded REGISTER got no answer: forget its candidates.
     pub(super) fn forget_pending(&mut self, key: &ServerKey) {
         self.pending.remove(key);

@@ -122,6 +122,8 @@ catalog! {
     Break => interrupt,
     AudioLevel => audio_level,
     Callflow => callflow,
+    Intercept => intercept,
+    Move => move_to,
 }
 
 #[cfg(test)]
@@ -132,7 +134,7 @@ mod tests {
     #[test]
     fn every_listed_module_parses_by_its_name() {
         // The least data each module takes (the speaking ones need something to say).
-        let data = json!({"id": "greeting", "text": "hello"});
+        let data = json!({"id": "greeting", "text": "hello", "target_type": "number", "target_id": "2000"});
         for name in ModuleSpec::NAMES {
             let spec = ModuleSpec::parse(name, data.as_object().unwrap());
             let spec = spec.unwrap_or_else(|| panic!("{name} not found"));

@@ -73,13 +73,46 @@ pub trait CallContext {
     /// [`CallContext::upstream_host`]) to take `slot`'s place: it offers the other party's
     /// SDP on the sockets `slot` used, and when answered `slot` gets a BYE and the new call
     /// becomes that leg (no re-INVITE of the other party). The final response comes back
-    /// through [`Module::on_originated`]; `reason` goes into the leaving party's BYE. Err says
-    /// why no call was placed.
-    fn originate(&mut self, slot: Leg, target: &str, reason: &'static str) -> Result<(), String>;
+    /// through [`Module::on_originated`]. Err says why no call was placed.
+    fn originate(
+        &mut self,
+        slot: Leg,
+        to: Destination<'_>,
+        options: PlaceOptions,
+    ) -> Result<(), String>;
     /// The first number of the account's callflow document `id`, if it exists.
     fn callflow_number(&self, id: &str) -> Option<String>;
+    /// The SIP username of the account's device `device_id`, if it exists and has one.
+    fn device_sip_user(&self, device_id: &str) -> Option<String>;
+    /// The SIP usernames of the account's devices owned by user `owner_id`, in id order.
+    fn owner_sip_users(&self, owner_id: &str) -> Vec<String>;
     /// Gives up the call being placed (CANCEL); the module still hears its final response.
     fn cancel_origination(&mut self);
+}
+
+/// Where a call the proxy places goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// A SIP URI at the PBX (`sip:2000@pbx.example.com`).
+    Pbx(&'a str),
+    /// A device by its SIP username: straight to it over its own flow when it registered through
+    /// the proxy, else to the URI `fallback` at the PBX.
+    Device {
+        /// The device's SIP username (the user part of its AOR).
+        sip_user: &'a str,
+        /// Where to call it through the PBX when it is not registered through the proxy.
+        fallback: &'a str,
+    },
+}
+
+/// How a call the proxy places is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaceOptions {
+    /// Why the leaving party is hung up (its BYE's Reason text).
+    pub reason: &'static str,
+    /// Ask the phone to answer by itself (`Call-Info: ;answer-after=0`, `Alert-Info:
+    /// info=alert-autoanswer`).
+    pub auto_answer: bool,
 }
 
 /// How a module wants a sound played.

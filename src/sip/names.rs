@@ -60,6 +60,10 @@ pub const MIN_SE: &str = "Min-SE";
 pub const RETRY_AFTER: &str = "Retry-After";
 /// `Authorization` (RFC 3261 §20.7): credentials for a UAS.
 pub const AUTHORIZATION: &str = "Authorization";
+/// `Call-Info` (RFC 3261 §20.9): `answer-after=0` asks a phone to answer by itself.
+pub const CALL_INFO: &str = "Call-Info";
+/// `Alert-Info` (RFC 3261 §20.4): `info=alert-autoanswer` is the other common auto-answer hint.
+pub const ALERT_INFO: &str = "Alert-Info";
 /// `Proxy-Authorization` (RFC 3261 §20.28): credentials for a proxy.
 pub const PROXY_AUTHORIZATION: &str = "Proxy-Authorization";
 /// `WWW-Authenticate` (RFC 3261 §20.44): a UAS's challenge (401).

@@ -264,6 +264,34 @@ impl MetaflowDirectory {
         route.numbers.first().cloned()
     }
 
+    /// The SIP username of device `device_id` of `account_id` (the default account when `None`).
+    pub fn device_sip_user(&self, account_id: Option<&str>, device_id: &str) -> Option<String> {
+        let snapshot = self.snapshot();
+        let account_id = account_id.unwrap_or(self.inner.default_account_id.as_str());
+        let view = snapshot.accounts.get(account_id)?;
+        view.devices_by_sip_user
+            .iter()
+            .find(|(_, device)| device.id == device_id)
+            .map(|(user, _)| user.clone())
+    }
+
+    /// The SIP usernames of the devices user `owner_id` of `account_id` owns, by device id.
+    pub fn owner_sip_users(&self, account_id: Option<&str>, owner_id: &str) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let account_id = account_id.unwrap_or(self.inner.default_account_id.as_str());
+        let Some(view) = snapshot.accounts.get(account_id) else {
+            return Vec::new();
+        };
+        let mut owned: Vec<(&String, &String)> = view
+            .devices_by_sip_user
+            .iter()
+            .filter(|(_, device)| device.owner_id.as_deref() == Some(owner_id))
+            .map(|(user, device)| (&device.id, user))
+            .collect();
+        owned.sort();
+        owned.into_iter().map(|(_, user)| user.clone()).collect()
+    }
+
     /// The metaflows of the callflow of `account_id` that `dialed_number` selects: a callflow
     /// listing the number exactly wins, else the first whose pattern matches (callflows in id
     /// order, patterns in written order). `None` when no callflow matches or the one that does

@@ -276,3 +276,33 @@ fn a_callflows_first_number_is_what_the_callflow_module_dials() {
     assert_eq!(directory.callflow_number(None, "cf1"), Some("2000".into()));
     assert_eq!(directory.callflow_number(Some("default"), "nope"), None);
 }
+
+#[test]
+fn devices_are_found_by_id_and_by_owner_for_move_and_intercept() {
+    use crate::store::MetaflowDirectory;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open_in(dir.path()).unwrap());
+    store
+        .write(|view| {
+            view.put(Collection::Accounts, "default", "", Map::new())?;
+            for (id, user, owner) in [
+                ("d2", "desk", "u1"),
+                ("d1", "mobile", "u1"),
+                ("d3", "x", "u2"),
+            ] {
+                let doc = object(json!({"sip": {"username": user}, "owner_id": owner}));
+                view.put(Collection::Devices, "default", id, doc)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+    let directory = MetaflowDirectory::load(store, "default").unwrap();
+    assert_eq!(directory.device_sip_user(None, "d2"), Some("desk".into()));
+    assert_eq!(directory.device_sip_user(None, "d9"), None);
+    assert_eq!(
+        directory.owner_sip_users(None, "u1"),
+        ["mobile", "desk"],
+        "by device id"
+    );
+    assert!(directory.owner_sip_users(Some("nobody"), "u1").is_empty());
+}

@@ -1,6 +1,6 @@
 //! One channel of `/v2/accounts/{A}/channels/{CALL_ID}` as Kazoo's `cb_channels` serves it:
 //! `GET` reads the call, `POST` with `{"data": {"action": ...}}` acts on it (`transfer`,
-//! `callflow`, `hangup`, `break`; 202 "... initiated"). Each action becomes the metaflow node a dialed code
+//! `callflow`, `intercept`, `hangup`, `break`; 202 "... initiated"). Each action becomes the metaflow node a dialed code
 //! would run, so it behaves exactly as the code would, events included.
 
 use axum::body::Bytes;
@@ -12,9 +12,6 @@ use super::channels::require_account;
 use super::envelope::Reply;
 use super::nodes::check_node;
 use super::{ApiError, V2State};
-
-/// Actions Kazoo's channels API knows that this proxy does not run yet.
-const NOT_YET: [&str; 1] = ["intercept"];
 
 /// `GET`: the channel of the account with this Call-ID (the caller's), as in the list; in a
 /// cluster, another node's channel too. 404 when no node has it.
@@ -149,22 +146,29 @@ fn node_for(request: &Map<String, Value>) -> Result<(String, Value), ApiError> {
             }
             json!({"module": "callflow", "data": data})
         }
+        "intercept" => {
+            let mut data = Map::new();
+            for key in ["target_type", "target_id"] {
+                let Some(value) = text(key).filter(|v| !v.is_empty()) else {
+                    let message = format!("No {} specified", key.replace('_', " "));
+                    return Err(ApiError::field(key, "required", message));
+                };
+                data.insert(key.into(), json!(value));
+            }
+            for key in ["unbridged_only", "auto_answer", "can_call_self"] {
+                if let Some(value) = request.get(key).filter(|v| v.is_boolean()) {
+                    data.insert(key.into(), value.clone());
+                }
+            }
+            json!({"module": "intercept", "data": data})
+        }
         "hangup" => json!({"module": "hangup", "data": {}}),
         "break" => json!({"module": "break", "data": {}}),
-        other if NOT_YET.contains(&other) => {
-            return Err(ApiError::field(
-                "action",
-                "enum",
-                format!(
-                    "action {other} is not supported by this proxy yet; use transfer, hangup or break"
-                ),
-            ));
-        }
         _ => {
             return Err(ApiError::field(
                 "action",
                 "enum",
-                "action must be one of transfer, callflow, hangup, break",
+                "action must be one of transfer, callflow, intercept, hangup, break",
             ));
         }
     };
@@ -221,12 +225,16 @@ mod tests {
             panic!("a callflow without id must be refused");
         };
         assert_eq!(problems[0].path, "id");
-        for action in ["intercept", "dance"] {
-            let Err(ApiError::Validation(problems)) = node(json!({"action": action})) else {
-                panic!("{action} must be refused");
-            };
-            assert_eq!(problems[0].path, "action");
-        }
+        assert_eq!(
+            node(json!({"action": "intercept", "target_type": "device", "target_id": "d1", "unbridged_only": false}))
+                .unwrap()
+                .1,
+            json!({"module": "intercept", "data": {"target_type": "device", "target_id": "d1", "unbridged_only": false}})
+        );
+        let Err(ApiError::Validation(problems)) = node(json!({"action": "dance"})) else {
+            panic!("an unknown action must be refused");
+        };
+        assert_eq!(problems[0].path, "action");
     }
 
     #[test]

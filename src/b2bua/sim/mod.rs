@@ -36,6 +36,7 @@ mod tests_record;
 mod tests_register;
 mod tests_routes;
 mod tests_shutdown;
+mod tests_swap;
 mod tests_teardown;
 mod tests_timeouts;
 mod tests_timer_c;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::base::Problem;
 use crate::modules::catalog::ModuleKind;
-use crate::modules::context::{CallContext, Module, Progress, RunInfo};
+use crate::modules::context::{CallContext, Destination, Module, PlaceOptions, Progress, RunInfo};
 use crate::modules::transfer::{NO_MATCH_CAPTURE, TransferParams, refer_target};
 
 /// The name of this module in a metaflow node (`"module": "callflow"`).
@@ -89,7 +89,11 @@ impl Module for CallflowRun {
             if !ctx.is_confirmed() {
                 return Err("the call is not established".to_owned());
             }
-            ctx.originate(run.leg.other(), &target, "callflow")
+            let options = PlaceOptions {
+                reason: "callflow",
+                auto_answer: false,
+            };
+            ctx.originate(run.leg.other(), Destination::Pbx(&target), options)
         });
         match placed {
             Ok(()) => Progress::Pending,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::base::{CallEvent, Leg, Problem};
 use crate::modules::catalog::ModuleKind;
-use crate::modules::context::{CallContext, Module, Progress, RunInfo};
+use crate::modules::context::{CallContext, Destination, Module, PlaceOptions, Progress, RunInfo};
 use crate::sip::names::{EVENT, REFER_TO, REFERRED_BY, SUBSCRIPTION_STATE};
 use crate::sip::{Method, SipMessage};
 
@@ -101,7 +101,11 @@ impl TransferRun {
             Step::Bridge => {
                 let target = transfer.refer_to().to_string();
                 tracing::info!(call_id = %ctx.call_id(), status, target = %target, "REFER not taken; placing the call");
-                match ctx.originate(*dialing, &target, "transferred") {
+                let options = PlaceOptions {
+                    reason: "transferred",
+                    auto_answer: false,
+                };
+                match ctx.originate(*dialing, Destination::Pbx(&target), options) {
                     Ok(()) => {
                         self.bridging = true;
                         let timeout =

@@ -1,0 +1,99 @@
+//! `intercept` and `move`: the call is handed to a device. A device registered through the proxy
+//! is called straight over the flow it registered on (its own Contact as Request-URI), with the
+//! auto-answer hints when asked; answered, it takes the dialing party's place.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::b2bua::{CallMetaflow, MetaflowResolver, StaticMetaflows};
+use crate::base::Leg;
+use crate::sip::SipMessage;
+
+use super::expect::req;
+use super::harness::{PBX_HOST, Side, Sim};
+use super::sip::{ANSWER, with_body};
+use super::tests_register::registered;
+
+/// Metaflows plus a directory with device `d1` (SIP user `alice`) owned by `u1`, who also owns
+/// `d2` (`alice2`, never registered).
+struct Devices(StaticMetaflows);
+
+impl MetaflowResolver for Devices {
+    fn resolve(&self, invite: &SipMessage, inbound: bool) -> Vec<CallMetaflow> {
+        self.0.resolve(invite, inbound)
+    }
+
+    fn device_sip_user(&self, _account: Option<&str>, device_id: &str) -> Option<String> {
+        (device_id == "d1").then(|| "alice".to_string())
+    }
+
+    fn owner_sip_users(&self, _account: Option<&str>, owner_id: &str) -> Vec<String> {
+        if owner_id == "u1" {
+            vec!["alice".into(), "alice2".into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A simulation whose calls run `node` on `*7`, with the [`Devices`] directory.
+fn swap_sim(seed: u64, node: serde_json::Value) -> Sim {
+    let mut sim = Sim::new(seed);
+    let flows = crate::metaflow::parse_metaflows(&json!({"numbers": {"7": node}})).unwrap();
+    sim.core
+        .set_resolver(Box::new(Devices(StaticMetaflows(Some(Arc::new(flows))))));
+    sim
+}
+
+/// `intercept` of a registered device: the INVITE goes to the phone's own Contact at the address
+/// it registered from, asks for auto-answer, and once answered replaces the dialing party.
+#[test]
+fn intercept_calls_a_registered_device_over_its_own_flow() {
+    let mut sim = swap_sim(
+        80,
+        json!({"module": "intercept", "data": {"target_type": "device", "target_id": "d1", "auto_answer": true}}),
+    );
+    registered(&mut sim, 600);
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let invite = sim.expect(Side::Phone, req("INVITE"));
+    assert_eq!(invite.request_uri(), Some("sip:alice@10.0.0.5:5060"));
+    assert!(
+        invite
+            .header("Call-Info")
+            .is_some_and(|v| v.contains("answer-after=0")),
+        "{invite:?}"
+    );
+    assert!(
+        invite
+            .header("Alert-Info")
+            .is_some_and(|v| v.contains("alert-autoanswer"))
+    );
+    let ok = with_body(sim.phone.response(&invite, 200), "application/sdp", ANSWER);
+    sim.send(Side::Phone, &ok);
+    sim.expect(Side::Phone, req("ACK"));
+    let bye = sim.expect(Side::Phone, req("BYE"));
+    assert_eq!(
+        bye.call_id(),
+        call.a_invite.call_id(),
+        "the dialing party leaves"
+    );
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+}
+
+/// `move` to a user's devices skips the dialing party's own device; a device not registered
+/// through the proxy is called through the PBX by its SIP username.
+#[test]
+fn move_skips_the_own_device_and_reaches_others_through_the_pbx() {
+    let mut sim = swap_sim(81, json!({"module": "move", "data": {"owner_id": "u1"}}));
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let invite = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(
+        invite.request_uri(),
+        Some(format!("sip:alice2@{PBX_HOST}:5070").as_str()),
+        "alice is the dialing party's own device"
+    );
+    assert!(invite.header("Call-Info").is_none(), "no auto-answer asked");
+}

@@ -1,0 +1,257 @@
+//! The `intercept` metaflow module (Kazoo's `konami_intercept`): the call is handed to a target
+//! (a device, a user's devices or a number). The proxy places a call to it, straight to a device
+//! registered through the proxy (over the flow it registered on) or through the PBX, and once
+//! answered it takes the dialing party's place; the dialing party gets a BYE. Shared with `move`
+//! ([`SwapIn`]), which hands the call to another device of a user.
+
+use serde_json::{Map, Value};
+
+use crate::base::Problem;
+use crate::modules::catalog::ModuleKind;
+use crate::modules::context::{CallContext, Destination, Module, PlaceOptions, Progress, RunInfo};
+use crate::modules::data;
+use crate::modules::transfer::{TransferParams, refer_target};
+
+/// The name of this module in a metaflow node (`"module": "intercept"`).
+pub const MODULE_NAME: &str = "intercept";
+
+/// What a call is handed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapTarget {
+    /// A device document of the account.
+    Device(String),
+    /// Every device a user owns, tried in turn.
+    User(String),
+    /// A number, through the PBX.
+    Number(String),
+}
+
+/// Checked `data` of an `intercept` or `move` node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapParams {
+    /// Where the call goes; `None` for a `move` that names neither device nor owner.
+    pub target: Option<SwapTarget>,
+    /// Ask the phone to answer by itself.
+    pub auto_answer: bool,
+    /// Whether the dialing party's own device may be the target.
+    pub can_call_self: bool,
+}
+
+impl SwapParams {
+    /// The parameters for `target` with the options both modules share (`auto_answer`,
+    /// `can_call_self`) read from `data`, or every problem found.
+    pub fn with_options(
+        target: Option<SwapTarget>,
+        data: &Map<String, Value>,
+        mut problems: Vec<Problem>,
+    ) -> Result<SwapParams, Vec<Problem>> {
+        let auto_answer = data::boolean(data, "auto_answer", &mut problems).unwrap_or(false);
+        let can_call_self = data::boolean(data, "can_call_self", &mut problems).unwrap_or(true);
+        if problems.is_empty() {
+            Ok(SwapParams {
+                target,
+                auto_answer,
+                can_call_self,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// The catalog entry of `intercept`.
+#[derive(Debug)]
+pub struct Kind;
+
+impl ModuleKind for Kind {
+    const NAME: &'static str = MODULE_NAME;
+    type Params = SwapParams;
+
+    fn parse(data: &Map<String, Value>) -> Result<SwapParams, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let kind = data::string(data, "target_type", &mut problems);
+        let id = data::string(data, "target_id", &mut problems);
+        let target = match (kind.as_deref(), id) {
+            (_, None) => {
+                problems.push(Problem::in_data("target_id", "required", "is required"));
+                None
+            }
+            (Some("device"), Some(id)) => Some(SwapTarget::Device(id)),
+            (Some("user"), Some(id)) => Some(SwapTarget::User(id)),
+            (Some("number"), Some(id)) => Some(SwapTarget::Number(id)),
+            (Some(_), Some(_)) => {
+                let message = "must be one of device, user, number";
+                problems.push(Problem::in_data("target_type", "enum", message));
+                None
+            }
+            (None, Some(_)) => {
+                problems.push(Problem::in_data("target_type", "required", "is required"));
+                None
+            }
+        };
+        // Kazoo's `unbridged_only` is accepted; every call through the proxy is bridged.
+        let _ = data::boolean(data, "unbridged_only", &mut problems);
+        SwapParams::with_options(target, data, problems)
+    }
+
+    fn start(params: &SwapParams) -> Box<dyn Module> {
+        Box::new(SwapIn::new(MODULE_NAME, "intercepted", params.clone()))
+    }
+}
+
+/// One `intercept` or `move` on one call: the candidates left to try, one at a time.
+#[derive(Debug)]
+pub struct SwapIn {
+    name: &'static str,
+    reason: &'static str,
+    params: SwapParams,
+    /// SIP usernames (devices) or numbers still to try.
+    left: Vec<Candidate>,
+    /// The dialing leg, once started.
+    dialing: Option<crate::base::Leg>,
+}
+
+/// One place a call can go.
+#[derive(Debug, Clone)]
+enum Candidate {
+    Device(String),
+    Number(String),
+}
+
+impl SwapIn {
+    /// A swap for module `name` whose leaving party's BYE says `reason`.
+    pub fn new(name: &'static str, reason: &'static str, params: SwapParams) -> SwapIn {
+        SwapIn {
+            name,
+            reason,
+            params,
+            left: Vec::new(),
+            dialing: None,
+        }
+    }
+
+    /// Places the call to the next candidate; `Done("failure")` when none is left or usable.
+    fn try_next(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        let Some(dialing) = self.dialing else {
+            return Progress::Done("failure");
+        };
+        while !self.left.is_empty() {
+            let candidate = self.left.remove(0);
+            let user = match &candidate {
+                Candidate::Device(user) | Candidate::Number(user) => user.clone(),
+            };
+            let params = TransferParams {
+                target: Some(user.clone()),
+                ..TransferParams::default()
+            };
+            let Ok(uri) = refer_target(&params, &[], &ctx.upstream_host()) else {
+                continue;
+            };
+            let to = match candidate {
+                Candidate::Device(_) => Destination::Device {
+                    sip_user: &user,
+                    fallback: &uri,
+                },
+                Candidate::Number(_) => Destination::Pbx(&uri),
+            };
+            let options = PlaceOptions {
+                reason: self.reason,
+                auto_answer: self.params.auto_answer,
+            };
+            match ctx.originate(dialing, to, options) {
+                Ok(()) => return Progress::Pending,
+                Err(reason) => {
+                    tracing::warn!(call_id = %ctx.call_id(), module = self.name, %reason, "cannot place the call");
+                    return Progress::Done("failure");
+                }
+            }
+        }
+        Progress::Done("failure")
+    }
+}
+
+impl Module for SwapIn {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn start(&mut self, ctx: &mut dyn CallContext, run: RunInfo<'_>) -> Progress {
+        if !ctx.is_confirmed() {
+            return Progress::Done("failure");
+        }
+        // The dialing party's own device: its From/To user part.
+        let own_user = ctx
+            .remote_uri(run.leg)
+            .split_once("sip:")
+            .and_then(|(_, rest)| rest.split(['@', ';', '>']).next().map(str::to_owned))
+            .unwrap_or_default();
+        let users = match &self.params.target {
+            None => Vec::new(),
+            Some(SwapTarget::Number(number)) => vec![Candidate::Number(number.clone())],
+            Some(SwapTarget::Device(id)) => ctx
+                .device_sip_user(id)
+                .map(Candidate::Device)
+                .into_iter()
+                .collect(),
+            Some(SwapTarget::User(owner)) => ctx
+                .owner_sip_users(owner)
+                .into_iter()
+                .map(Candidate::Device)
+                .collect(),
+        };
+        let can_call_self = self.params.can_call_self && self.name == MODULE_NAME;
+        self.left = users
+            .into_iter()
+            .filter(|c| match c {
+                Candidate::Device(user) => can_call_self || *user != own_user,
+                Candidate::Number(_) => true,
+            })
+            .collect();
+        self.dialing = Some(run.leg);
+        if self.left.is_empty() {
+            tracing::warn!(call_id = %ctx.call_id(), module = self.name, "no target to hand the call to");
+        }
+        self.try_next(ctx)
+    }
+
+    fn on_originated(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
+        if (200..300).contains(&status) {
+            return Progress::Done("success");
+        }
+        self.try_next(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(data: Value) -> Result<SwapParams, Vec<Problem>> {
+        Kind::parse(data.as_object().unwrap())
+    }
+
+    #[test]
+    fn target_type_and_id_are_required_and_checked() {
+        assert_eq!(
+            parse(json!({"target_type": "device", "target_id": "d1", "auto_answer": true})),
+            Ok(SwapParams {
+                target: Some(SwapTarget::Device("d1".into())),
+                auto_answer: true,
+                can_call_self: true,
+            })
+        );
+        assert_eq!(
+            parse(json!({"target_type": "device"})).unwrap_err()[0].path,
+            "data.target_id"
+        );
+        assert_eq!(
+            parse(json!({"target_type": "phone", "target_id": "x"})).unwrap_err()[0].path,
+            "data.target_type"
+        );
+        assert_eq!(
+            parse(json!({"target_id": "x", "auto_answer": "yes"})).unwrap_err()[0].path,
+            "data.target_type"
+        );
+    }
+}
