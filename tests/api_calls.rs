@@ -349,6 +349,8 @@ fn channel_commands_read_a_call_and_transfer_it() {
         SIPP_TIMEOUT_SECS,
     )
     .calls(2)
+    .key("transferee_rtp", &proxy.ports().uas_media.to_string())
+    .key("target_rtp", &(proxy.ports().uas_media + 2).to_string())
     .spawn();
     let caller = common::calls::caller(&proxy, "uac_wait_bye.xml", SIPP_TIMEOUT_SECS).spawn();
     let channel = answered_channel(&proxy);
