@@ -48,8 +48,9 @@ impl LiveCalls for Calls {
             .collect()
     }
 
-    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String> {
-        if !self.snapshot().iter().any(|c| c.call_id == call_id) {
+    fn run_metaflow(&self, account_id: &str, call_id: &str, node: Value) -> Result<(), String> {
+        let mine = |c: &LiveCall| c.call_id == call_id && c.account == account_id;
+        if !self.snapshot().iter().any(mine) {
             return Err(format!("no call {call_id}"));
         }
         self.1.lock().unwrap().push((call_id.to_owned(), node));

@@ -146,6 +146,7 @@ impl MediaControl for CountingMedia {
     fn set_remote(&mut self, _: CallKey, _: usize, _: Leg, _: SocketAddr, _: SocketAddr) {}
     fn configure_inspector(&mut self, _: CallKey, _: usize, _: Leg, _: InspectorConfig) {}
     fn discard_held(&mut self, _: CallKey, _: Leg) {}
+    fn leg_replaced(&mut self, _: CallKey, _: Leg) {}
     fn release_held(&mut self, _: CallKey, _: Leg, _: &str) {}
     fn set_direction(&mut self, _: CallKey, _: usize, _: Leg, _: SdpDirection) {}
     fn arm_timeout(&mut self, _: CallKey) {}

@@ -66,6 +66,10 @@ impl MetaflowResolver for DirectoryMetaflows {
         self.0.callflow_number(account_id, id)
     }
 
+    fn account_of_host(&self, host: &str) -> Option<String> {
+        Some(self.0.account_for_host(host))
+    }
+
     fn device_sip_user(&self, account_id: Option<&str>, device_id: &str) -> Option<String> {
         self.0.device_sip_user(account_id, device_id)
     }

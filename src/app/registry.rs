@@ -59,6 +59,11 @@ impl CallRegistry {
                     c.insert("placing".into(), placing);
                 }
             }
+            CallEvent::LegOriginationFailed { .. } => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.remove("placing");
+                }
+            }
             CallEvent::LegReplaced {
                 leg,
                 call_id: new_call_id,
@@ -94,9 +99,12 @@ impl CallRegistry {
             .collect()
     }
 
-    fn contains(&self, call_id: &str) -> bool {
+    /// Whether call `call_id` is in progress and belongs to `account_id`.
+    fn belongs_to(&self, call_id: &str, account_id: &str) -> bool {
         let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
-        calls.contains_key(call_id)
+        calls.get(call_id).is_some_and(|c| {
+            c.get("account_id").and_then(Value::as_str).unwrap_or("") == account_id
+        })
     }
 }
 
@@ -130,9 +138,12 @@ impl LiveCalls for ApiCalls {
         self.registry.list(account_id)
     }
 
-    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String> {
-        if !self.registry.contains(call_id) {
-            return Err(format!("no call {call_id} in progress"));
+    fn run_metaflow(&self, account_id: &str, call_id: &str, node: Value) -> Result<(), String> {
+        // A call of another account is as unknown as no call: its existence is not told.
+        if !self.registry.belongs_to(call_id, account_id) {
+            return Err(format!(
+                "no call {call_id} in progress in account {account_id}"
+            ));
         }
         self.control
             .try_send(Control::RunMetaflow {

@@ -67,6 +67,12 @@ pub trait MetaflowResolver: Send {
         None
     }
 
+    /// The account a party whose URI host is `host` belongs to (`None` without a directory:
+    /// then every host is taken as the call's own).
+    fn account_of_host(&self, _host: &str) -> Option<String> {
+        None
+    }
+
     /// The SIP usernames of the devices user `owner_id` of `account_id` owns, in id order.
     fn owner_sip_users(&self, _account_id: Option<&str>, _owner_id: &str) -> Vec<String> {
         Vec::new()

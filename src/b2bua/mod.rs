@@ -22,6 +22,7 @@ mod indialog;
 mod invite;
 mod io;
 mod originate;
+mod originate_answer;
 mod persist;
 mod ratelimit;
 mod registrar;

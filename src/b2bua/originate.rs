@@ -2,7 +2,8 @@
 //! leg's place (a transfer the far end would not take as a REFER). The new INVITE offers the
 //! SDP of the party that stays, anchored on the sockets the leaving party used, so when the new
 //! call is answered its media simply flows through those sockets: the party that stays needs no
-//! re-INVITE, the leaving party gets a BYE, and the new dialog becomes that leg's.
+//! re-INVITE, the leaving party gets a BYE, and the new dialog becomes that leg's (the answers
+//! are `originate_answer.rs`).
 
 use std::time::Instant;
 
@@ -37,6 +38,13 @@ pub(super) struct Origination {
     pub auth_tried: bool,
     /// Why the leaving party is hung up (its BYE's Reason text).
     pub reason: &'static str,
+    /// A provisional response came: a CANCEL may be sent (RFC 3261 §9.1).
+    pub provisional: bool,
+    /// The module gave the call up: a CANCEL went out, or goes out with the first provisional.
+    pub cancelled: bool,
+    /// The leaving party hung up while the new call rang: no BYE is owed to it, and if the new
+    /// call fails, the call ends.
+    pub leaving_gone: bool,
 }
 
 /// Why a call could not be placed.
@@ -72,7 +80,8 @@ impl B2bua {
         options: PlaceOptions,
         now: Instant,
     ) -> Result<(), OriginateError> {
-        let (target, to_uri, peer) = self.destination(to, now)?;
+        let account = self.calls.get(&key).and_then(|c| c.account_id.clone());
+        let (target, to_uri, peer) = self.destination(to, account.as_deref(), now)?;
         let target = target.as_str();
         let reason = options.reason;
         let served = other(slot);
@@ -96,6 +105,7 @@ impl B2bua {
         let body = call.sdp_state.bodies[index]
             .clone()
             .ok_or(OriginateError::NoSdp)?;
+        let body = negotiated_only(&body, &call.sdp_state.codecs, served);
         // The stayer's SDP, anchored as if it were going to the leaving party: the offer names
         // the sockets that face `slot`, with the stayer's codecs and event payload types.
         let offer = super::anchor::anchor_sdp(
@@ -139,6 +149,9 @@ impl B2bua {
             invite: invite.clone(),
             auth_tried: false,
             reason,
+            provisional: false,
+            cancelled: false,
+            leaving_gone: false,
         });
         let log_id = call.id.clone();
         tracing::info!(call_id = %log_id, new_call_id = %call_id, target, leg = slot.as_str(), "placing a call");
@@ -157,9 +170,12 @@ impl B2bua {
     /// The Request-URI, To URI and next hop of a call to `to`: the PBX, or a device registered
     /// through the proxy (its own Contact over the flow it registered on; through the PBX by
     /// the fallback URI when it is not registered here).
+    /// A device counts only when registered in the call's `account` (its AOR host resolves to
+    /// it), so a code in one account never reaches another account's phone.
     fn destination(
         &self,
         to: Destination<'_>,
+        account: Option<&str>,
         now: Instant,
     ) -> Result<(String, String, crate::sip::transport::Peer), OriginateError> {
         let upstream = self.upstream_peer();
@@ -169,7 +185,12 @@ impl B2bua {
                 Ok((uri.to_string(), uri.to_string(), peer))
             }
             Destination::Device { sip_user, fallback } => {
-                match self.registrar.find_user(sip_user, now) {
+                let same_account = |host: &str| match (account, self.resolver.account_of_host(host))
+                {
+                    (Some(mine), Some(theirs)) => mine == theirs,
+                    _ => true,
+                };
+                match self.registrar.find_user(sip_user, same_account, now) {
                     Some(binding) => {
                         Ok((binding.contact.clone(), binding.aor.clone(), binding.source))
                     }
@@ -182,63 +203,10 @@ impl B2bua {
         }
     }
 
-    /// Gives up a call being placed for call `key` (CANCEL before an answer); the module hears
-    /// 487 when the PBX confirms, or 408 if it never does.
-    pub(super) fn cancel_origination(&mut self, key: CallKey, now: Instant) {
-        let Some(origination) = self.calls.get(&key).and_then(|c| c.origination.as_ref()) else {
-            return;
-        };
-        let cancel = crate::sip::txn::cancel_for(&origination.invite);
-        let (branch, peer) = (origination.branch.clone(), origination.dialog.peer);
-        self.txns.cancel_sent(&branch, now);
-        self.send_request(cancel, peer, Purpose::Own, None, now);
-    }
-
-    /// A response to a call the proxy placed: a 2xx is acknowledged and the new call takes its
-    /// leg's place; any final response goes to the module that asked.
-    pub(super) fn on_originate_response(
-        &mut self,
-        key: CallKey,
-        id: ModuleId,
-        client_key: &ClientKey,
-        resp: SipMessage,
-        now: Instant,
-    ) {
-        let code = resp.status().unwrap_or(500);
-        if matches!(code, 401 | 407) && self.answer_challenge(key, id, &resp, now) {
-            return;
-        }
-        if code < 200 {
-            if let Some(o) = self
-                .calls
-                .get_mut(&key)
-                .and_then(|c| c.origination.as_mut())
-            {
-                o.dialog.remote_tag = o.dialog.remote_tag.take().or(resp.to_tag());
-            }
-            return;
-        }
-        let Some(mut origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take())
-        else {
-            // The call ended while ours rang: acknowledge and hang up an answer at once.
-            if (200..300).contains(&code) {
-                self.ack_and_bye_orphan(client_key, &resp, now);
-            }
-            return;
-        };
-        if (200..300).contains(&code) {
-            self.acknowledge(&mut origination.dialog, client_key, &resp);
-            self.replace_leg(key, origination, &resp, now);
-            self.drive_originated(key, id, code, now);
-        } else {
-            self.drive_originated(key, id, code, now);
-        }
-    }
-
     /// A 401/407 to the call being placed: sends the INVITE again with the account's
     /// credentials (`pbx_auth`), once. False when there are none, the challenge is not an MD5
     /// digest, or credentials were already tried; the module then hears the status.
-    fn answer_challenge(
+    pub(super) fn answer_challenge(
         &mut self,
         key: CallKey,
         id: ModuleId,
@@ -251,13 +219,23 @@ impl B2bua {
         } else {
             (WWW_AUTHENTICATE, AUTHORIZATION)
         };
-        let Some(challenge) = resp.header(asked).and_then(digest::parse_challenge) else {
+        let Some(challenge) = resp
+            .header_values(asked)
+            .into_iter()
+            .find_map(digest::parse_challenge)
+        else {
             return false;
         };
         let Some(call) = self.calls.get(&key) else {
             return false;
         };
-        if call.origination.as_ref().is_none_or(|o| o.auth_tried) {
+        // The account's PBX credentials go to the PBX only, never to a device that challenges.
+        let from_pbx = |o: &Origination| Some(o.dialog.peer) == self.upstream_peer();
+        if call
+            .origination
+            .as_ref()
+            .is_none_or(|o| o.auth_tried || o.cancelled || !from_pbx(o))
+        {
             return false;
         }
         let Some((username, password)) = self.resolver.pbx_auth(call.account_id.as_deref()) else {
@@ -284,6 +262,7 @@ impl B2bua {
             digest::authorization(&challenge, &username, &password, "INVITE", &uri, &cnonce);
         invite.push_header(answer, value);
         origination.auth_tried = true;
+        origination.provisional = false;
         origination.branch = ClientKey {
             branch,
             method: Method::Invite,
@@ -293,69 +272,29 @@ impl B2bua {
         self.send_request(invite, peer, Purpose::Originate(id), Some((key, slot)), now);
         true
     }
+}
 
-    /// No final response to a call the proxy placed: the module hears 408.
-    pub(super) fn on_originate_timeout(&mut self, key: CallKey, id: ModuleId, now: Instant) {
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.origination = None;
-        }
-        self.drive_originated(key, id, 408, now);
+/// The stayer's SDP narrowed to what the session negotiated: its audio formats whose codec the
+/// leaving party's SDP also declared (telephone-event always stays). A caller's SDP is its offer
+/// with every codec it can do, but it sends only the one the answer chose; offering the others
+/// to the new party could make it pick one the stayer never sends.
+fn negotiated_only(
+    body: &[u8],
+    codecs: &crate::modules::record::LegCodecs,
+    served: Leg,
+) -> Vec<u8> {
+    use crate::modules::record::Codec;
+    let (mine, theirs) = match served {
+        Leg::A => (&codecs.a, &codecs.b),
+        Leg::B => (&codecs.b, &codecs.a),
+    };
+    if theirs.is_empty() {
+        return body.to_vec();
     }
-
-    /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes.
-    fn acknowledge(&mut self, dialog: &mut Dialog, client_key: &ClientKey, resp: &SipMessage) {
-        dialog.remote_tag = resp.to_tag();
-        dialog.learn_target(resp, true);
-        let (via, _) = self.new_via();
-        let contact = self.contact();
-        let cseq = dialog.local_cseq;
-        let mut ack = dialog.request(Method::Ack, via, &contact, Some(cseq));
-        super::headers::adapt_to_transport(&mut ack, dialog.peer.transport);
-        let bytes = ack.to_bytes();
-        self.metrics.record_sip_out_request("ACK");
-        self.send_raw(dialog.peer, bytes.clone());
-        self.txns.set_ack(client_key, bytes);
-    }
-
-    /// The answered call takes `origination.slot`'s place: the leaving party gets a BYE, the
-    /// answer's media address becomes that leg's, and the new dialog that leg's dialog.
-    fn replace_leg(
-        &mut self,
-        key: CallKey,
-        origination: Origination,
-        answer: &SipMessage,
-        now: Instant,
-    ) {
-        let slot = origination.slot;
-        let media_ip = self.cfg.media_ip;
-        let new_call_id = origination.dialog.call_id.clone();
-        self.send_bye(key, slot, origination.reason, now);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if !answer.body.is_empty()
-            && let Err(err) = super::anchor::anchor_sdp(
-                self.media.as_mut(),
-                media_ip,
-                key,
-                slot,
-                &answer.body,
-                &mut call.sdp_state,
-            )
-        {
-            tracing::warn!(call_id = %call.id, error = %err, "cannot anchor the answer of a placed call");
-        }
-        let old = std::mem::replace(call.dialog_mut(slot), origination.dialog);
-        let log_id = call.id.clone();
-        self.by_call_id.remove(&old.call_id);
-        self.by_call_id.insert(new_call_id.clone(), (key, slot));
-        tracing::info!(call_id = %log_id, new_call_id = %new_call_id, leg = slot.as_str(), "placed call answered; it replaces the leg");
-        self.event(
-            &log_id,
-            CallEvent::LegReplaced {
-                leg: slot,
-                call_id: new_call_id,
-            },
-        );
-    }
+    let keep = |pt: u8| match mine.iter().find(|(p, _)| *p == pt) {
+        Some((_, Codec::TelephoneEvent)) => true,
+        Some((_, codec)) => theirs.iter().any(|(_, c)| c == codec),
+        None => true,
+    };
+    crate::sdp::formats::keep_formats(body, keep).unwrap_or_else(|_| body.to_vec())
 }

@@ -259,15 +259,20 @@ impl Registrar {
 
     /// The live binding of the phone whose AOR user is `user` (the latest to expire when it has
     /// several): where a call the proxy places to that device goes.
-    pub(super) fn find_user(&self, user: &str, now: Instant) -> Option<&Binding> {
+    /// Only bindings whose AOR host `host_ok` accepts count (the caller's account's realm).
+    pub(super) fn find_user(
+        &self,
+        user: &str,
+        host_ok: impl Fn(&str) -> bool,
+        now: Instant,
+    ) -> Option<&Binding> {
         self.bindings
             .values()
             .filter(|b| b.expires_at > now)
             .filter(|b| {
                 SipUri::parse(&b.aor)
                     .ok()
-                    .and_then(|uri| uri.user)
-                    .is_some_and(|u| u == user)
+                    .is_some_and(|uri| uri.user.as_deref() == Some(user) && host_ok(&uri.host))
             })
             .max_by_key(|b| b.expires_at)
     }

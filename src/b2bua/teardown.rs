@@ -142,6 +142,23 @@ impl B2bua {
             }
         }
         self.settle_pending_acks(key, now);
+        // The party a placed call is to replace hung up while it rings (a transferor leaving
+        // early): the other party stays for the new call.
+        if self.leaving_party_gone(key, leg) {
+            let call_id = self.call_id_of(key).unwrap_or_default();
+            tracing::info!(call_id = %call_id, from_leg = ?leg, "the leaving party hung up; the placed call still rings");
+            return;
+        }
+        // The other side already left while a placed call rang: nobody to send a BYE to.
+        let other_gone = self.calls.get(&key).is_some_and(|c| {
+            c.origination
+                .as_ref()
+                .is_some_and(|o| o.leaving_gone && o.slot == other(leg))
+        });
+        if other_gone {
+            self.end_call(key, Outcome::Answered, now);
+            return;
+        }
         let fill = |bye: &mut SipMessage| {
             bye.set_header(MAX_FORWARDS, max_forwards.saturating_sub(1).to_string());
             copy_end_to_end(msg, bye, &[]);
@@ -177,6 +194,9 @@ impl B2bua {
         };
         self.by_call_id.remove(&call.a.call_id);
         self.by_call_id.remove(&call.b.call_id);
+        if let Some(origination) = &call.origination {
+            self.abandon_origination(origination, now);
+        }
         // A re-INVITE still waiting in the call's dialogs gets 487 now (RFC 3261 §15.1.2): its
         // relay may sit in Proceeding with no timer left to end it. Other requests (an INFO
         // whose digit just ended the call, an UPDATE) keep their relay, whose answer or Timer F

@@ -212,6 +212,14 @@ pub enum CallEvent {
         /// The new call's Call-ID (the PBX sees this one).
         call_id: String,
     },
+    /// The call the proxy placed for `leg` ended without being used (busy, declined, no
+    /// answer, given up, or an answer without usable SDP): `leg`'s party stays.
+    LegOriginationFailed {
+        /// The leg the call was to take.
+        leg: Leg,
+        /// The final status (408 for no answer, 487 when it was given up).
+        status: u16,
+    },
     /// The call the proxy placed was answered and now stands in `leg`'s place: the party that
     /// was there got a BYE, the other party's media goes to the new call.
     LegReplaced {
@@ -272,7 +280,7 @@ pub enum CallEvent {
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 32] = [
+pub const CALL_EVENT_KINDS: [&str; 33] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -298,6 +306,7 @@ pub const CALL_EVENT_KINDS: [&str; 32] = [
     "transfer_failed",
     "transfer_withdrawn",
     "leg_originated",
+    "leg_origination_failed",
     "leg_replaced",
     "playback",
     "media_control",
@@ -337,6 +346,7 @@ impl CallEvent {
             Self::TransferWithdrawn { .. } => "transfer_withdrawn",
             Self::LegOriginated { .. } => "leg_originated",
             Self::LegReplaced { .. } => "leg_replaced",
+            Self::LegOriginationFailed { .. } => "leg_origination_failed",
             Self::Playback { .. } => "playback",
             Self::MediaControl { .. } => "media_control",
             Self::RecordingMasked { .. } => "recording_masked",
@@ -402,6 +412,10 @@ mod tests {
             CallEvent::LegReplaced {
                 leg: Leg::A,
                 call_id: "x".into(),
+            },
+            CallEvent::LegOriginationFailed {
+                leg: Leg::B,
+                status: 486,
             },
             CallEvent::RecordingMasked {
                 leg: Leg::A,

@@ -294,6 +294,10 @@ impl MediaControl for MediaEngine {
         self.send_control(call, index, Control::ConfigureInspector { from, cfg });
     }
 
+    fn leg_replaced(&mut self, call: CallKey, leg: Leg) {
+        self.send_to_streams(call, || Control::LegReplaced { leg });
+    }
+
     fn discard_held(&mut self, call: CallKey, leg: Leg) {
         self.send_to_streams(call, || Control::DiscardHeld { leg });
     }

@@ -198,6 +198,10 @@ pub struct Latch {
     /// Address announced in the leg's SDP, if any yet.
     signalled: Option<SocketAddr>,
     state: State,
+    /// The source of a party that left the leg (a call the proxy placed took its place): its
+    /// parting packets (a last RTCP report) must not latch the flow while the new party is
+    /// still silent.
+    departed: Option<SocketAddr>,
 }
 
 impl Latch {
@@ -207,7 +211,21 @@ impl Latch {
             policy,
             signalled: None,
             state: State::Open,
+            departed: None,
         }
+    }
+
+    /// Another party takes the leg (the SDP address that follows is its): the source heard so
+    /// far is refused from now on, and the flow starts over.
+    pub fn depart(&mut self) {
+        self.departed = match self.state {
+            State::Latched(source)
+            | State::Learning {
+                candidate: source, ..
+            } => Some(source),
+            State::Open => self.signalled,
+        };
+        self.state = State::Open;
     }
 
     /// Records the SDP address of the leg. A different address than before re-points the flow
@@ -222,6 +240,12 @@ impl Latch {
     /// Decides on a packet received from the leg at `now_us` (any monotonic clock in
     /// microseconds, the same for every call of one latch).
     pub fn on_packet(&mut self, source: SocketAddr, now_us: u64) -> LatchDecision {
+        if self
+            .departed
+            .is_some_and(|gone| same_endpoint(gone, source))
+        {
+            return LatchDecision::Refuse(Refusal::ForeignSource);
+        }
         if let State::Latched(latched) = self.state {
             return if same_endpoint(latched, source) {
                 LatchDecision::Accept
@@ -290,6 +314,40 @@ impl Latch {
 /// Same IP (IPv4-mapped IPv6 and IPv4 alike) and port; IPv6 flow labels and scope ids aside.
 fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+#[cfg(test)]
+mod depart_tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// The party that left may not latch the leg again, even with the IP-only match and the
+    /// learning window that would otherwise take it; the new party latches.
+    #[test]
+    fn a_departed_source_never_latches_again() {
+        let mut latch = Latch::new(LatchPolicy::default());
+        latch.set_signalled(addr("10.0.0.1:4000"));
+        assert_eq!(
+            latch.on_packet(addr("10.0.0.1:4000"), 0),
+            LatchDecision::Latched
+        );
+        latch.depart();
+        latch.set_signalled(addr("10.0.0.2:6000"));
+        for at in [0, 1_000_000, 5_000_000] {
+            assert_eq!(
+                latch.on_packet(addr("10.0.0.1:4000"), at),
+                LatchDecision::Refuse(Refusal::ForeignSource)
+            );
+        }
+        assert_eq!(
+            latch.on_packet(addr("10.0.0.2:6000"), 6_000_000),
+            LatchDecision::Latched
+        );
+        assert_eq!(latch.destination(), Some(addr("10.0.0.2:6000")));
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,10 @@ pub trait MediaControl {
         rtp: SocketAddr,
         rtcp: SocketAddr,
     );
+    /// Another party takes `leg` of every stream of `call` (a call the proxy placed): the source
+    /// latched so far is refused from now on; the new party's address follows with
+    /// [`MediaControl::set_remote`].
+    fn leg_replaced(&mut self, call: CallKey, leg: Leg);
     /// Passes the inspector its settings for packets sent by `from`.
     fn configure_inspector(&mut self, call: CallKey, index: usize, from: Leg, cfg: InspectorConfig);
     /// Suppression mode: the code `leg` dialed matched. Every stream of `call` forgets the

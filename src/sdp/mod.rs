@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod formats;
 pub mod lines;
 pub mod model;
 pub mod rewrite;

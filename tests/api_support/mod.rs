@@ -30,7 +30,7 @@ impl LiveCalls for FakeCalls {
         vec![json!({"uuid": "call-1", "account_id": account_id})]
     }
 
-    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String> {
+    fn run_metaflow(&self, _account_id: &str, call_id: &str, node: Value) -> Result<(), String> {
         if call_id != "call-1" {
             return Err(format!("unknown call {call_id}"));
         }

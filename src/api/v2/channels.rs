@@ -105,7 +105,7 @@ pub(super) async fn act(
         .blocking(move |state| {
             require_account(state, &account)?;
             let node = check_node(state, node, "data").map_err(ApiError::Validation)?;
-            Ok(state.shared.live.run_metaflow(&call, node))
+            Ok(state.shared.live.run_metaflow(&account, &call, node))
         })
         .await?;
     let reason = match local {

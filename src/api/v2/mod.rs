@@ -68,8 +68,9 @@ pub type NodeNormaliser = Arc<dyn Fn(&str, &mut Map<String, Value>) + Send + Syn
 pub trait LiveCalls: Send + Sync {
     /// Summaries of the calls of `account_id` in progress (Kazoo channel objects).
     fn list(&self, account_id: &str) -> Vec<Value>;
-    /// Runs a metaflow node on call `call_id` now; `Err` explains why not (unknown call, ...).
-    fn run_metaflow(&self, call_id: &str, node: Value) -> Result<(), String>;
+    /// Runs a metaflow node on call `call_id` of account `account_id` now; `Err` explains why
+    /// not (unknown call, a call of another account, ...).
+    fn run_metaflow(&self, account_id: &str, call_id: &str, node: Value) -> Result<(), String>;
 }
 
 /// A [`LiveCalls`] with no calls, for tests and for running the API without the call core.
@@ -80,7 +81,7 @@ impl LiveCalls for NoLiveCalls {
         Vec::new()
     }
 
-    fn run_metaflow(&self, call_id: &str, _node: Value) -> Result<(), String> {
+    fn run_metaflow(&self, _account_id: &str, call_id: &str, _node: Value) -> Result<(), String> {
         Err(format!("no call {call_id} in progress"))
     }
 }

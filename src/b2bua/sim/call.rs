@@ -73,6 +73,21 @@ impl Sim {
         }
     }
 
+    /// A call the phone offers with `offer` and the PBX answers 200 with `answer` (no 180),
+    /// acknowledged end to end; returns its key.
+    pub(super) fn answered_with(&mut self, offer: &str, answer: &str) -> CallKey {
+        let a_invite = self.phone.invite(Some(offer));
+        self.send(Side::Phone, &a_invite);
+        let b_invite = self.expect(Side::Pbx, req("INVITE"));
+        self.pbx_answers(&b_invite, 200, Some(answer));
+        let a_ok = self.expect(Side::Phone, resp(200, "INVITE"));
+        let phone = UaDialog::uac(&a_invite, &a_ok, self.phone.addr);
+        let ack = self.phone.ack(&phone, cseq(&a_invite));
+        self.send(Side::Phone, &ack);
+        self.expect(Side::Pbx, req("ACK"));
+        self.media.last_call()
+    }
+
     /// `side` hangs up `call`: its BYE reaches the other side, which answers 200, and the 200
     /// comes back. Returns the BYE as the other side got it.
     pub(super) fn hang_up(&mut self, side: Side, call: &mut Call) -> SipMessage {

@@ -28,6 +28,8 @@ pub(in crate::b2bua) struct MediaLog {
     pub(in crate::b2bua) inspectors: Vec<(CallKey, usize, Leg, InspectorConfig)>,
     /// Every tap change: (call, attached?) — recording attaches and detaches taps.
     pub(super) taps: Vec<(CallKey, bool)>,
+    /// Legs another party took (call, leg): their latched sources are refused from then on.
+    pub(in crate::b2bua) replaced: Vec<(CallKey, Leg)>,
     /// Suppression: codes whose withheld digits were discarded (call, leg).
     pub(super) discarded: Vec<(CallKey, Leg)>,
     /// Suppression: withheld digits released to the other leg (call, leg, digits).
@@ -135,6 +137,10 @@ impl MediaControl for FakeMedia {
 
     fn discard_held(&mut self, call: CallKey, leg: Leg) {
         self.log().discarded.push((call, leg));
+    }
+
+    fn leg_replaced(&mut self, call: CallKey, leg: Leg) {
+        self.log().replaced.push((call, leg));
     }
 
     fn release_held(&mut self, call: CallKey, leg: Leg, digits: &str) {

@@ -30,6 +30,8 @@ mod tests_limits;
 mod tests_loss;
 mod tests_media;
 mod tests_originate;
+mod tests_originate_races;
+mod tests_originate_sdp;
 mod tests_owner;
 mod tests_prack;
 mod tests_record;

@@ -228,20 +228,9 @@ fn a_say_that_cannot_play_follows_its_failure_child() {
 
 #[test]
 fn a_sound_starts_at_the_packet_time_the_leg_asked_for() {
-    use super::dialog::UaDialog;
-    use super::expect::{req, resp};
-    use super::harness::Side;
-    use super::sip::cseq;
     let mut sim = media_sim(7);
-    let (a_invite, b_invite) = sim.call_reaches_pbx();
     let answer = super::sip::ANSWER.replace("a=rtpmap:96", "a=ptime:30\r\na=rtpmap:96");
-    sim.pbx_answers(&b_invite, 200, Some(&answer));
-    let a_ok = sim.expect(Side::Phone, resp(200, "INVITE"));
-    let phone = UaDialog::uac(&a_invite, &a_ok, sim.phone.addr);
-    let ack = sim.phone.ack(&phone, cseq(&a_invite));
-    sim.send(Side::Phone, &ack);
-    sim.expect(Side::Pbx, req("ACK"));
-    let key = sim.media.last_call();
+    let key = sim.answered_with(super::sip::OFFER, &answer);
     sim.dial(key, Leg::A, "*4");
     deliver_sounds(&mut sim, 0);
     assert_eq!(sim.media.log().play_formats[0].ptime_ms, 30);

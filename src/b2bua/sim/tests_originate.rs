@@ -17,7 +17,7 @@ const TARGET_SDP: &str = "v=0\r\no=- 7 7 IN IP4 10.0.0.77\r\ns=-\r\nc=IN IP4 10.
 
 /// An answered call whose phone dialed `*5` and whose PBX refused the REFER with `code`;
 /// returns the call and the INVITE the proxy then sent to the PBX for the target.
-fn refer_refused(sim: &mut Sim, code: u16) -> (Call, SipMessage) {
+pub(super) fn refer_refused(sim: &mut Sim, code: u16) -> (Call, SipMessage) {
     let call = sim.answered_call();
     sim.dial(call.key, Leg::A, "*5");
     let refer = sim.expect(Side::Pbx, req("REFER"));
@@ -29,7 +29,7 @@ fn refer_refused(sim: &mut Sim, code: u16) -> (Call, SipMessage) {
 
 /// The PBX answers the placed call 180 then 200 with the target's SDP, and gets the proxy's
 /// ACK; returns the PBX's dialog of the new call.
-fn target_answers(sim: &mut Sim, invite: &SipMessage) -> UaDialog {
+pub(super) fn target_answers(sim: &mut Sim, invite: &SipMessage) -> UaDialog {
     let ringing = sim.pbx.response(invite, 180);
     sim.send(Side::Pbx, &ringing);
     let ok = with_body(sim.pbx.response(invite, 200), "application/sdp", TARGET_SDP);

@@ -28,6 +28,10 @@ impl MetaflowResolver for Devices {
         (device_id == "d1").then(|| "alice".to_string())
     }
 
+    fn pbx_auth(&self, _account: Option<&str>) -> Option<(String, String)> {
+        Some(("pbxuser".into(), "pbxsecret".into()))
+    }
+
     fn owner_sip_users(&self, _account: Option<&str>, owner_id: &str) -> Vec<String> {
         if owner_id == "u1" {
             vec!["alice".into(), "alice2".into()]
@@ -96,4 +100,60 @@ fn move_skips_the_own_device_and_reaches_others_through_the_pbx() {
         "alice is the dialing party's own device"
     );
     assert!(invite.header("Call-Info").is_none(), "no auto-answer asked");
+}
+
+/// A device that challenges the proxy's call never gets the account's PBX credentials: the
+/// challenge is the failure, and no second INVITE goes out.
+#[test]
+fn a_device_challenge_is_not_answered_with_the_pbx_credentials() {
+    let mut sim = swap_sim(
+        82,
+        json!({"module": "intercept", "data": {"target_type": "device", "target_id": "d1"}}),
+    );
+    registered(&mut sim, 600);
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let invite = sim.expect(Side::Phone, req("INVITE"));
+    let mut challenge = sim.phone.response(&invite, 401);
+    challenge.push_header(
+        "WWW-Authenticate",
+        "Digest realm=\"pbx.example\", nonce=\"n\"",
+    );
+    sim.send(Side::Phone, &challenge);
+    sim.expect(Side::Phone, req("ACK"));
+    sim.settle();
+    assert!(
+        !sim.take(Side::Phone)
+            .iter()
+            .any(|m| m.method().is_some_and(|m| m.as_str() == "INVITE")),
+        "no INVITE with credentials to the device"
+    );
+    assert_eq!(
+        sim.events_of("leg_origination_failed"),
+        [crate::base::CallEvent::LegOriginationFailed {
+            leg: Leg::A,
+            status: 401
+        }]
+    );
+}
+
+/// A device that rings without answering is given up after the ring timeout.
+#[test]
+fn a_device_ringing_too_long_is_cancelled() {
+    let mut sim = swap_sim(
+        83,
+        json!({"module": "intercept", "data": {"target_type": "device", "target_id": "d1"}}),
+    );
+    registered(&mut sim, 600);
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let invite = sim.expect(Side::Phone, req("INVITE"));
+    let ringing = sim.phone.response(&invite, 180);
+    sim.send(Side::Phone, &ringing);
+    let cancel = sim.expect_within(
+        Side::Phone,
+        req("CANCEL"),
+        std::time::Duration::from_secs(21),
+    );
+    assert_eq!(cancel.call_id(), invite.call_id());
 }

@@ -59,6 +59,8 @@ pub(crate) enum Control {
     ConfigureInspector { from: Leg, cfg: InspectorConfig },
     /// The events withheld from `leg` were a code: forget them.
     DiscardHeld { leg: Leg },
+    /// Another party took `leg`: its latched source is refused from now on.
+    LegReplaced { leg: Leg },
     /// The events withheld from `leg` were no code: deliver `digits` to the other leg.
     ReleaseHeld { leg: Leg, digits: String },
     /// Copy every packet of both legs to a recorder (or stop copying).
@@ -283,6 +285,14 @@ impl Relay {
                 self.inband[slot] = cfg.inband.is_some();
                 if let Some(inspector) = self.ctx.inspector.as_mut() {
                     inspector.configure(from, cfg);
+                }
+            }
+            Control::LegReplaced { leg } => {
+                for kind in [PacketKind::Rtp, PacketKind::Rtcp] {
+                    self.latches.get_mut(leg, kind).depart();
+                    let port = Port::of(leg, kind);
+                    self.unconnect(sockets, port);
+                    self.refusal_logged[port.index()] = false;
                 }
             }
             Control::DiscardHeld { leg } => {

@@ -15,6 +15,9 @@ use crate::modules::transfer::{TransferParams, refer_target};
 /// The name of this module in a metaflow node (`"module": "intercept"`).
 pub const MODULE_NAME: &str = "intercept";
 
+/// How long each target may ring before the next is tried (Kazoo's default target timeout).
+const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// What a call is handed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SwapTarget {
@@ -159,7 +162,10 @@ impl SwapIn {
                 auto_answer: self.params.auto_answer,
             };
             match ctx.originate(dialing, to, options) {
-                Ok(()) => return Progress::Pending,
+                Ok(()) => {
+                    ctx.set_timer(ctx.now() + RING_TIMEOUT);
+                    return Progress::Pending;
+                }
                 Err(reason) => {
                     tracing::warn!(call_id = %ctx.call_id(), module = self.name, %reason, "cannot place the call");
                     return Progress::Done("failure");
@@ -219,6 +225,12 @@ impl Module for SwapIn {
             return Progress::Done("success");
         }
         self.try_next(ctx)
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        // The target rang too long: give it up; its 487 moves on to the next one.
+        ctx.cancel_origination();
+        Progress::Pending
     }
 }
 

@@ -1,0 +1,272 @@
+//! The answers to a call the proxy placed ([`super::originate`]): provisional responses, the 2xx
+//! that swaps the new call in, failures, a CANCEL when the module gives up or the call ends, and
+//! the leaving party hanging up while the new call rings (the call then waits for the new call
+//! alone, and ends if it fails).
+
+use std::time::Instant;
+
+use crate::base::{CallEvent, CallKey, Leg};
+use crate::sip::txn::ClientKey;
+use crate::sip::{Method, SipMessage};
+
+use super::B2bua;
+use super::call::Outcome;
+use super::dialog::Dialog;
+use super::entries::Purpose;
+use super::host::ModuleId;
+use super::originate::Origination;
+
+/// Status the module hears when the answer could not be used (no SDP, or one that cannot be
+/// anchored): the new call was hung up again.
+const UNUSABLE_ANSWER: u16 = 488;
+/// Status the module hears for a call it gave up that answered anyway (the 2xx crossed the
+/// CANCEL): the new call was hung up again.
+const GIVEN_UP: u16 = 487;
+
+impl B2bua {
+    /// The call being placed for call `key`, if any.
+    fn origination_mut(&mut self, key: CallKey) -> Option<&mut Origination> {
+        self.calls.get_mut(&key)?.origination.as_mut()
+    }
+
+    /// Gives up the call being placed for call `key`: CANCEL now, or with the first provisional
+    /// response if none came yet (RFC 3261 §9.1). The module still hears its final response (a
+    /// 2xx that crosses the CANCEL is hung up and reported as 487).
+    pub(super) fn cancel_origination(&mut self, key: CallKey, now: Instant) {
+        let Some(origination) = self.origination_mut(key) else {
+            return;
+        };
+        if origination.cancelled {
+            return;
+        }
+        origination.cancelled = true;
+        if origination.provisional {
+            let (invite, branch, peer) = cancel_parts(origination);
+            self.send_cancel(&invite, &branch, peer, now);
+        }
+    }
+
+    /// The call ends while one of its own calls rings: that call is cancelled (its transaction
+    /// stays to take the 487, or to ACK and hang up a 2xx that crosses the CANCEL).
+    pub(super) fn abandon_origination(&mut self, origination: &Origination, now: Instant) {
+        if origination.cancelled && !origination.provisional {
+            return; // nothing was sent yet; the transaction ends on its own timer
+        }
+        if !origination.cancelled && !origination.provisional {
+            // No provisional yet: the CANCEL must wait, and nobody will be there to send it.
+            // The INVITE's own timeout ends the transaction; a late 2xx is ACKed and hung up as
+            // an orphan.
+            return;
+        }
+        let (invite, branch, peer) = cancel_parts(origination);
+        self.send_cancel(&invite, &branch, peer, now);
+    }
+
+    fn send_cancel(
+        &mut self,
+        invite: &SipMessage,
+        branch: &ClientKey,
+        peer: crate::sip::transport::Peer,
+        now: Instant,
+    ) {
+        let cancel = crate::sip::txn::cancel_for(invite);
+        self.txns.cancel_sent(branch, now);
+        self.send_request(cancel, peer, Purpose::Own, None, now);
+    }
+
+    /// The leaving party of the call being placed hung up (its BYE was answered): the call now
+    /// waits for the new call alone. Returns false when no call is being placed for `leg`.
+    pub(super) fn leaving_party_gone(&mut self, key: CallKey, leg: Leg) -> bool {
+        let Some(origination) = self
+            .origination_mut(key)
+            .filter(|o| o.slot == leg && !o.cancelled)
+        else {
+            return false;
+        };
+        origination.leaving_gone = true;
+        true
+    }
+
+    /// A response to a call the proxy placed: a 2xx is acknowledged and the new call takes its
+    /// leg's place; any final response goes to the module that asked.
+    pub(super) fn on_originate_response(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        client_key: &ClientKey,
+        resp: SipMessage,
+        now: Instant,
+    ) {
+        let code = resp.status().unwrap_or(500);
+        if matches!(code, 401 | 407) && self.answer_challenge(key, id, &resp, now) {
+            return;
+        }
+        if code < 200 {
+            self.placed_call_provisional(key, &resp, now);
+            return;
+        }
+        let Some(mut origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take())
+        else {
+            // The call ended while ours rang: acknowledge and hang up an answer at once.
+            if (200..300).contains(&code) {
+                self.ack_and_bye_orphan(client_key, &resp, now);
+            }
+            return;
+        };
+        let leaving_gone = origination.leaving_gone;
+        let slot = origination.slot;
+        let status = if (200..300).contains(&code) {
+            self.acknowledge(&mut origination.dialog, client_key, &resp);
+            if origination.cancelled {
+                self.bye_placed(&mut origination.dialog, now);
+                GIVEN_UP
+            } else if let Err(mut dialog) = self.replace_leg(key, origination, &resp, now) {
+                self.bye_placed(&mut dialog, now);
+                UNUSABLE_ANSWER
+            } else {
+                code
+            }
+        } else {
+            code
+        };
+        self.after_placed_call(key, id, slot, status, leaving_gone, now);
+    }
+
+    /// No final response to a call the proxy placed: the module hears 408.
+    pub(super) fn on_originate_timeout(&mut self, key: CallKey, id: ModuleId, now: Instant) {
+        let Some(origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take()) else {
+            return;
+        };
+        let (slot, gone) = (origination.slot, origination.leaving_gone);
+        self.after_placed_call(key, id, slot, 408, gone, now);
+    }
+
+    /// Reports the placed call's end to the module; a failed one is logged, and ends the call
+    /// when the leaving party hung up meanwhile (nobody is left for the stayer to talk to).
+    fn after_placed_call(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        slot: Leg,
+        status: u16,
+        leaving_gone: bool,
+        now: Instant,
+    ) {
+        let failed = !(200..300).contains(&status);
+        if failed && let Some(log_id) = self.call_id_of(key).map(str::to_owned) {
+            self.event(
+                &log_id,
+                CallEvent::LegOriginationFailed { leg: slot, status },
+            );
+        }
+        self.drive_originated(key, id, status, now);
+        if failed && leaving_gone && self.calls.contains_key(&key) {
+            self.terminate_call(key, Outcome::Answered, "placed call failed", now);
+        }
+    }
+
+    /// A provisional response: the new dialog's tag, and a CANCEL that waited for it.
+    fn placed_call_provisional(&mut self, key: CallKey, resp: &SipMessage, now: Instant) {
+        let Some(origination) = self.origination_mut(key) else {
+            return;
+        };
+        let dialog = &mut origination.dialog;
+        dialog.remote_tag = dialog.remote_tag.take().or(resp.to_tag());
+        let first = !origination.provisional;
+        origination.provisional = true;
+        if first && origination.cancelled {
+            let (invite, branch, peer) = cancel_parts(origination);
+            self.send_cancel(&invite, &branch, peer, now);
+        }
+    }
+
+    /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes.
+    fn acknowledge(&mut self, dialog: &mut Dialog, client_key: &ClientKey, resp: &SipMessage) {
+        dialog.remote_tag = resp.to_tag();
+        dialog.learn_target(resp, true);
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        let cseq = dialog.local_cseq;
+        let mut ack = dialog.request(Method::Ack, via, &contact, Some(cseq));
+        super::headers::adapt_to_transport(&mut ack, dialog.peer.transport);
+        let bytes = ack.to_bytes();
+        self.metrics.record_sip_out_request("ACK");
+        self.send_raw(dialog.peer, bytes.clone());
+        self.txns.set_ack(client_key, bytes);
+    }
+
+    /// Hangs up a placed call that answered but will not be used.
+    fn bye_placed(&mut self, dialog: &mut Dialog, now: Instant) {
+        let (via, _) = self.new_via();
+        let contact = self.contact();
+        let bye = dialog.request(Method::Bye, via, &contact, None);
+        self.send_request(bye, dialog.peer, Purpose::Own, None, now);
+    }
+
+    /// The answered call takes `origination.slot`'s place: its SDP is anchored as that leg's
+    /// (first: an answer that cannot be used changes nothing, and its dialog is given back to be
+    /// hung up), the leaving
+    /// party gets a BYE unless it hung up already, and the new dialog becomes that leg's.
+    fn replace_leg(
+        &mut self,
+        key: CallKey,
+        origination: Origination,
+        answer: &SipMessage,
+        now: Instant,
+    ) -> Result<(), Box<Dialog>> {
+        let slot = origination.slot;
+        let media_ip = self.cfg.media_ip;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(Box::new(origination.dialog));
+        };
+        if answer.body.is_empty() {
+            tracing::warn!(call_id = %call.id, "a placed call answered without SDP; hung up");
+            return Err(Box::new(origination.dialog));
+        }
+        // The answer is checked before anything changes: anchoring it below cannot fail then.
+        if let Err(err) = crate::sdp::Sdp::parse(&answer.body) {
+            tracing::warn!(call_id = %call.id, error = %err, "a placed call answered unusable SDP; hung up");
+            return Err(Box::new(origination.dialog));
+        }
+        self.media.leg_replaced(key, slot);
+        if let Err(err) = super::anchor::anchor_sdp(
+            self.media.as_mut(),
+            media_ip,
+            key,
+            slot,
+            &answer.body,
+            &mut call.sdp_state,
+        ) {
+            tracing::warn!(call_id = %call.id, error = %err, "cannot anchor the answer of a placed call");
+        }
+        if !origination.leaving_gone {
+            self.send_bye(key, slot, origination.reason, now);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Ok(());
+        };
+        let new_call_id = origination.dialog.call_id.clone();
+        let old = std::mem::replace(call.dialog_mut(slot), origination.dialog);
+        let log_id = call.id.clone();
+        self.by_call_id.remove(&old.call_id);
+        self.by_call_id.insert(new_call_id.clone(), (key, slot));
+        tracing::info!(call_id = %log_id, new_call_id = %new_call_id, leg = slot.as_str(), "placed call answered; it replaces the leg");
+        self.event(
+            &log_id,
+            CallEvent::LegReplaced {
+                leg: slot,
+                call_id: new_call_id,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// The INVITE, its client transaction and its next hop, for a CANCEL.
+fn cancel_parts(origination: &Origination) -> (SipMessage, ClientKey, crate::sip::transport::Peer) {
+    (
+        origination.invite.clone(),
+        origination.branch.clone(),
+        origination.dialog.peer,
+    )
+}
