@@ -388,6 +388,11 @@ impl B2bua {
         });
     }
 
+    /// The party a call module `id` placed is to replace hung up while it rings.
+    pub(super) fn drive_leg_left(&mut self, key: CallKey, id: ModuleId, leg: Leg, now: Instant) {
+        self.drive(key, id, now, false, |m, ctx| m.on_leg_left(ctx, leg));
+    }
+
     /// The final response to the call module `id` placed.
     pub(super) fn drive_originated(
         &mut self,

@@ -26,6 +26,8 @@ use super::host::ModuleId;
 /// A call being placed for a module, until it is answered or fails.
 #[derive(Debug)]
 pub(super) struct Origination {
+    /// The module that placed it.
+    pub module: ModuleId,
     /// The leg whose place the new call takes when answered.
     pub slot: Leg,
     /// The new call's dialog as the proxy (its UAC) knows it.
@@ -140,6 +142,7 @@ impl B2bua {
         invite.push_header(CONTENT_TYPE, "application/sdp");
         invite.body = offer.into();
         call.origination = Some(Origination {
+            module: id,
             slot,
             dialog,
             branch: ClientKey {

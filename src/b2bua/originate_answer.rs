@@ -75,8 +75,9 @@ impl B2bua {
     }
 
     /// The leaving party of the call being placed hung up (its BYE was answered): the call now
-    /// waits for the new call alone. Returns false when no call is being placed for `leg`.
-    pub(super) fn leaving_party_gone(&mut self, key: CallKey, leg: Leg) -> bool {
+    /// waits for the new call alone, and the module hears it (a transfer plays ringback).
+    /// Returns false when no call is being placed for `leg`.
+    pub(super) fn leaving_party_gone(&mut self, key: CallKey, leg: Leg, now: Instant) -> bool {
         let Some(origination) = self
             .origination_mut(key)
             .filter(|o| o.slot == leg && !o.cancelled)
@@ -84,6 +85,8 @@ impl B2bua {
             return false;
         };
         origination.leaving_gone = true;
+        let module = origination.module;
+        self.drive_leg_left(key, module, leg, now);
         true
     }
 

@@ -144,7 +144,7 @@ impl B2bua {
         self.settle_pending_acks(key, now);
         // The party a placed call is to replace hung up while it rings (a transferor leaving
         // early): the other party stays for the new call.
-        if self.leaving_party_gone(key, leg) {
+        if self.leaving_party_gone(key, leg, now) {
             let call_id = self.call_id_of(key).unwrap_or_default();
             tracing::info!(call_id = %call_id, from_leg = ?leg, "the leaving party hung up; the placed call still rings");
             return;

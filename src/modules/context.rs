@@ -227,6 +227,12 @@ pub trait Module: Send + std::fmt::Debug {
         let _ = (ctx, status);
         Progress::Pending
     }
+    /// The party of `leg` hung up while the call placed to take its place rings; the other
+    /// party now waits for that call alone.
+    fn on_leg_left(&mut self, ctx: &mut dyn CallContext, leg: Leg) -> Progress {
+        let _ = (ctx, leg);
+        Progress::Pending
+    }
     /// The deadline the module set with [`CallContext::set_timer`] passed.
     fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
         let _ = ctx;

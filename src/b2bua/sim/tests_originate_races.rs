@@ -34,6 +34,12 @@ fn a_transferor_leaving_early_still_gets_the_transferee_to_the_target() {
         sim.events_of("call_ended").is_empty(),
         "the transferee waits"
     );
+    assert!(
+        sim.sounds.iter().any(|(_, _, sound)| matches!(sound,
+            crate::audio::SoundRef::Tone(t) if t == "tone_stream://%(2000,4000,440,480)")),
+        "the transferee hears Kazoo's ringback: {:?}",
+        sim.sounds
+    );
     target_answers(&mut sim, &invite);
     sim.settle();
     assert!(
@@ -42,6 +48,14 @@ fn a_transferor_leaving_early_still_gets_the_transferee_to_the_target() {
     );
     assert_eq!(sim.events_of("leg_replaced").len(), 1);
     assert!(sim.events_of("call_ended").is_empty());
+    assert!(
+        sim.media
+            .log()
+            .stops
+            .iter()
+            .any(|&(_, leg, _)| leg == Leg::B),
+        "the ringback stops when the target answers"
+    );
 }
 
 /// The transferor left and the target is busy: nobody is left for the transferee, whose leg is

@@ -22,8 +22,8 @@ mod target;
 mod tests;
 
 pub use params::{
-    DEFAULT_TAKEBACK_DTMF, DEFAULT_TIMEOUT_S, NO_MATCH_CAPTURE, TransferMethod, TransferParams,
-    TransferType, normalise, parse_params,
+    DEFAULT_RINGBACK, DEFAULT_TAKEBACK_DTMF, DEFAULT_TIMEOUT_S, NO_MATCH_CAPTURE, TransferMethod,
+    TransferParams, TransferType, normalise, parse_params,
 };
 pub use runner::Kind;
 pub use sipfrag::parse_sipfrag;

@@ -42,6 +42,8 @@ impl TransferType {
 /// Seconds a call the proxy places for a transfer may ring before it is given up (Kazoo's
 /// `default_target_timeout_ms`, 20 s).
 pub const DEFAULT_TIMEOUT_S: u32 = 20;
+/// Kazoo's default ringback (`ecallmgr.default_ringback`): 2 s of 440+480 Hz, 4 s of silence.
+pub const DEFAULT_RINGBACK: &str = "%(2000,4000,440,480)";
 /// Longest `timeout` accepted.
 const TIMEOUT_MAX_S: i64 = 300;
 
@@ -70,6 +72,11 @@ pub struct TransferParams {
     pub timeout_s: u32,
     /// REFER first, or the proxy's own call at once (`data.method`: `refer`, `bridge`).
     pub method: TransferMethod,
+    /// What the transferee hears while the target rings after the transferor left
+    /// (`data.ringback`, Kazoo's tone syntax or a media id; Kazoo's default ringback tone).
+    pub ringback: String,
+    /// Music on hold for an attended transfer (`data.moh`); kept, not used by a blind one.
+    pub moh: Option<String>,
 }
 
 impl Default for TransferParams {
@@ -81,6 +88,8 @@ impl Default for TransferParams {
             transfer_type: TransferType::Blind,
             timeout_s: DEFAULT_TIMEOUT_S,
             method: TransferMethod::Refer,
+            ringback: DEFAULT_RINGBACK.to_owned(),
+            moh: None,
         }
     }
 }
@@ -123,6 +132,10 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<Pro
         "bridge" => TransferMethod::Bridge,
         _ => TransferMethod::Refer,
     };
+    let ringback = crate::modules::data::string(data, "ringback", &mut problems)
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_RINGBACK.to_owned());
+    let moh = crate::modules::data::string(data, "moh", &mut problems);
     if problems.is_empty() {
         Ok(TransferParams {
             target,
@@ -131,6 +144,8 @@ pub fn parse_params(data: &Map<String, Value>) -> Result<TransferParams, Vec<Pro
             transfer_type,
             timeout_s,
             method,
+            ringback,
+            moh,
         })
     } else {
         Err(problems)

@@ -5,9 +5,12 @@
 
 use serde_json::{Map, Value};
 
+use crate::audio::SoundRef;
 use crate::base::{CallEvent, Leg, Problem};
 use crate::modules::catalog::ModuleKind;
-use crate::modules::context::{CallContext, Destination, Module, PlaceOptions, Progress, RunInfo};
+use crate::modules::context::{
+    CallContext, Destination, Module, PlaceOptions, PlayOptions, Progress, RunInfo,
+};
 use crate::sip::names::{EVENT, REFER_TO, REFERRED_BY, SUBSCRIPTION_STATE};
 use crate::sip::{Method, SipMessage};
 
@@ -39,6 +42,7 @@ impl ModuleKind for Kind {
             active: None,
             bridging: false,
             timed_out: false,
+            ringing_to: None,
         })
     }
 }
@@ -54,6 +58,8 @@ struct TransferRun {
     bridging: bool,
     /// Whether that call rang past `timeout` and was cancelled (its failure is a 408).
     timed_out: bool,
+    /// The leg hearing ringback (the transferee, once the transferor left early).
+    ringing_to: Option<Leg>,
 }
 
 impl TransferRun {
@@ -216,6 +222,29 @@ impl Module for TransferRun {
         self.apply(ctx, step, StepSource::Notify, status)
     }
 
+    fn on_leg_left(&mut self, ctx: &mut dyn CallContext, leg: Leg) -> Progress {
+        let Some((_, dialing)) = self.active.as_ref() else {
+            return Progress::Pending;
+        };
+        let dialing = *dialing;
+        if self.bridging && leg == dialing {
+            // The transferor left while the target rings: the transferee hears ringback.
+            let ringback = &self.params.ringback;
+            let sound = if ringback.starts_with("%(") {
+                SoundRef::Tone(format!("tone_stream://{ringback}"))
+            } else {
+                SoundRef::from_media_id(ringback, ctx.account_id().as_deref())
+            };
+            let looped = PlayOptions {
+                looped: true,
+                mix: false,
+            };
+            ctx.play(dialing.other(), sound, looped);
+            self.ringing_to = Some(dialing.other());
+        }
+        Progress::Pending
+    }
+
     fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
         if self.bridging {
             tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
@@ -227,6 +256,9 @@ impl Module for TransferRun {
 
     fn on_originated(&mut self, ctx: &mut dyn CallContext, status: u16) -> Progress {
         self.bridging = false;
+        if let Some(leg) = self.ringing_to.take() {
+            ctx.stop_playback(leg);
+        }
         // A call given up at `timeout` ends with the PBX's 487; the transfer failed for no answer.
         let status = if self.timed_out && status >= 300 {
             super::state::REFER_TIMEOUT_STATUS

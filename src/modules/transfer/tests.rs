@@ -385,6 +385,9 @@ fn steps_map_to_the_documented_events() {
 #[test]
 fn timeout_and_method_are_checked_with_kazoos_default() {
     let defaults = params(json!({}));
+    assert_eq!(defaults.ringback, DEFAULT_RINGBACK);
+    let custom = params(json!({"ringback": "/system_media/ring"}));
+    assert_eq!(custom.ringback, "/system_media/ring");
     assert_eq!(defaults.timeout_s, DEFAULT_TIMEOUT_S);
     assert_eq!(defaults.method, TransferMethod::Refer);
     let set = params(json!({"timeout": 45, "method": "bridge"}));
