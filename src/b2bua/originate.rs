@@ -34,14 +34,12 @@ pub(super) struct Origination {
     pub dialog: Dialog,
     /// The INVITE's client transaction, for a CANCEL.
     pub branch: ClientKey,
-    /// The INVITE as sent, for a CANCEL.
+    /// The INVITE as sent: its body is offered again with credentials.
     pub invite: SipMessage,
     /// Whether the INVITE was sent again with credentials (a second challenge is a failure).
     pub auth_tried: bool,
     /// Why the leaving party is hung up (its BYE's Reason text).
     pub reason: &'static str,
-    /// A provisional response came: a CANCEL may be sent (RFC 3261 §9.1).
-    pub provisional: bool,
     /// The module gave the call up: a CANCEL went out, or goes out with the first provisional.
     pub cancelled: bool,
     /// The leaving party hung up while the new call rang: no BYE is owed to it, and if the new
@@ -152,7 +150,6 @@ impl B2bua {
             invite: invite.clone(),
             auth_tried: false,
             reason,
-            provisional: false,
             cancelled: false,
             leaving_gone: false,
         });
@@ -265,7 +262,6 @@ impl B2bua {
             digest::authorization(&challenge, &username, &password, "INVITE", &uri, &cnonce);
         invite.push_header(answer, value);
         origination.auth_tried = true;
-        origination.provisional = false;
         origination.branch = ClientKey {
             branch,
             method: Method::Invite,

@@ -40,38 +40,15 @@ impl B2bua {
             return;
         }
         origination.cancelled = true;
-        if origination.provisional {
-            let (invite, branch, peer) = cancel_parts(origination);
-            self.send_cancel(&invite, &branch, peer, now);
-        }
+        let branch = origination.branch.clone();
+        self.cancel_client_invite(&branch, now);
     }
 
-    /// The call ends while one of its own calls rings: that call is cancelled (its transaction
-    /// stays to take the 487, or to ACK and hang up a 2xx that crosses the CANCEL).
+    /// The call ends while one of its own calls rings: that call is cancelled, now or at its
+    /// first provisional response (its transaction stays to take the 487, or to ACK and hang up
+    /// a 2xx that crosses the CANCEL).
     pub(super) fn abandon_origination(&mut self, origination: &Origination, now: Instant) {
-        if origination.cancelled && !origination.provisional {
-            return; // nothing was sent yet; the transaction ends on its own timer
-        }
-        if !origination.cancelled && !origination.provisional {
-            // No provisional yet: the CANCEL must wait, and nobody will be there to send it.
-            // The INVITE's own timeout ends the transaction; a late 2xx is ACKed and hung up as
-            // an orphan.
-            return;
-        }
-        let (invite, branch, peer) = cancel_parts(origination);
-        self.send_cancel(&invite, &branch, peer, now);
-    }
-
-    fn send_cancel(
-        &mut self,
-        invite: &SipMessage,
-        branch: &ClientKey,
-        peer: crate::sip::transport::Peer,
-        now: Instant,
-    ) {
-        let cancel = crate::sip::txn::cancel_for(invite);
-        self.txns.cancel_sent(branch, now);
-        self.send_request(cancel, peer, Purpose::Own, None, now);
+        self.cancel_client_invite(&origination.branch, now);
     }
 
     /// The leaving party of the call being placed hung up (its BYE was answered): the call now
@@ -105,7 +82,7 @@ impl B2bua {
             return;
         }
         if code < 200 {
-            self.placed_call_provisional(key, &resp, now);
+            self.placed_call_provisional(key, client_key, &resp, now);
             return;
         }
         let Some(mut origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take())
@@ -168,18 +145,25 @@ impl B2bua {
         }
     }
 
-    /// A provisional response: the new dialog's tag, and a CANCEL that waited for it.
-    fn placed_call_provisional(&mut self, key: CallKey, resp: &SipMessage, now: Instant) {
-        let Some(origination) = self.origination_mut(key) else {
-            return;
+    /// A provisional response: the new dialog's tag, and a CANCEL that waited for it (also for
+    /// a call that ended before any response came).
+    fn placed_call_provisional(
+        &mut self,
+        key: CallKey,
+        client_key: &ClientKey,
+        resp: &SipMessage,
+        now: Instant,
+    ) {
+        let cancel = match self.origination_mut(key) {
+            Some(origination) => {
+                let dialog = &mut origination.dialog;
+                dialog.remote_tag = dialog.remote_tag.take().or(resp.to_tag());
+                origination.cancelled
+            }
+            None => true,
         };
-        let dialog = &mut origination.dialog;
-        dialog.remote_tag = dialog.remote_tag.take().or(resp.to_tag());
-        let first = !origination.provisional;
-        origination.provisional = true;
-        if first && origination.cancelled {
-            let (invite, branch, peer) = cancel_parts(origination);
-            self.send_cancel(&invite, &branch, peer, now);
+        if cancel {
+            self.cancel_client_invite(client_key, now);
         }
     }
 
@@ -263,13 +247,4 @@ impl B2bua {
         );
         Ok(())
     }
-}
-
-/// The INVITE, its client transaction and its next hop, for a CANCEL.
-fn cancel_parts(origination: &Origination) -> (SipMessage, ClientKey, crate::sip::transport::Peer) {
-    (
-        origination.invite.clone(),
-        origination.branch.clone(),
-        origination.dialog.peer,
-    )
 }

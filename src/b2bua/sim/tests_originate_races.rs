@@ -146,3 +146,20 @@ fn the_call_ending_while_the_target_rings_cancels_it() {
     assert_eq!(cancel.call_id(), invite.call_id());
     assert_eq!(sim.events_of("call_ended").len(), 1);
 }
+
+/// The call ends before the target's first provisional response: the CANCEL goes out when that
+/// response comes, though the call is gone.
+#[test]
+fn a_call_ending_before_any_provisional_cancels_at_the_first_one() {
+    let mut sim = transfer_sim(95);
+    let (mut call, invite) = refer_refused(&mut sim, 405);
+    let bye = sim.pbx.request(&mut call.pbx, "BYE");
+    sim.send(Side::Pbx, &bye);
+    sim.expect(Side::Pbx, resp(200, "BYE"));
+    sim.settle();
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    assert_eq!(cancel.call_id(), invite.call_id());
+}
