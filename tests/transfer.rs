@@ -300,19 +300,10 @@ fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
         heard_by_transferee >= 20,
         "the transferee heard {heard_by_transferee} of 25 packets"
     );
-    let received = callee.received();
-    let invites: Vec<&String> = received
-        .iter()
-        .filter(|m| m.starts_with("INVITE "))
-        .collect();
-    assert_eq!(
-        invites.len(),
-        2,
-        "the PBX got the original call and the placed one"
-    );
-    let placed = invites[1];
+    let invites = invites_received(&callee);
+    let placed = &invites[1];
     assert!(placed.starts_with("INVITE sip:1234@127.0.0.1"), "{placed}");
-    assert_ne!(header(invites[0], "Call-ID"), header(placed, "Call-ID"));
+    assert_ne!(header(&invites[0], "Call-ID"), header(placed, "Call-ID"));
     assert!(placed.contains("a=rtpmap:8 PCMA/8000"), "{placed}");
     assert!(
         placed.contains(&format!("m=audio {towards_target} ")),
@@ -334,6 +325,18 @@ fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
     assert!(position(&events, "leg_replaced") < position(&events, "transfer_succeeded"));
     assert_eq!(count(&events, "transfer_failed"), 0, "{events:?}");
     proxy.assert_idle();
+}
+
+/// The two INVITEs a PBX scenario run with `-m 2` received: the original call's, then the one
+/// the proxy placed.
+fn invites_received(pbx: &SippResult) -> Vec<String> {
+    let invites: Vec<String> = pbx
+        .received()
+        .into_iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(invites.len(), 2, "the original call and the placed one");
+    invites
 }
 
 /// Sends 25 RTP packets each way, 20 ms apart: from `a` to the proxy's port `a_to` and from `b`
@@ -402,16 +405,8 @@ fn callflow_code_moves_the_caller_to_a_call_to_the_number() {
         common::calls::caller(&proxy.proxy, "transfer_uac_dial.xml", SIPP_TIMEOUT_SECS).spawn();
     let (caller, callee) = common::calls::wait_call(caller, callee, RUN_LIMIT);
     common::calls::assert_both_succeeded(&caller, &callee);
+    let invites = invites_received(&callee);
     let received = callee.received();
-    let invites: Vec<&String> = received
-        .iter()
-        .filter(|m| m.starts_with("INVITE "))
-        .collect();
-    assert_eq!(
-        invites.len(),
-        2,
-        "the original call and the call to the number"
-    );
     assert!(
         invites[1].starts_with("INVITE sip:1234@127.0.0.1"),
         "{}",
