@@ -103,17 +103,8 @@ impl B2bua {
             local_cseq: resp.cseq().map(|(n, _)| n).unwrap_or(1),
             peer: entry.dest(),
         };
-        d.learn_target(resp, true);
-        let contact = self.contact();
-        let (via, _) = self.new_via();
-        let mut ack = d.request(Method::Ack, via, &contact, Some(d.local_cseq));
-        super::headers::adapt_to_transport(&mut ack, d.peer.transport);
-        let ack_bytes = ack.to_bytes();
-        self.send_raw(d.peer, ack_bytes.clone());
-        self.txns.set_ack(client_key, ack_bytes);
-        let (via, _) = self.new_via();
-        let bye = d.request(Method::Bye, via, &contact, None);
-        self.send_request(bye, d.peer, Purpose::Own, None, now);
+        self.acknowledge(&mut d, client_key, resp);
+        self.bye_dialog(&mut d, now);
     }
 
     /// An ACK: for a non-2xx it was absorbed earlier; here it acknowledges a 2xx we relayed,

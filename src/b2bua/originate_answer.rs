@@ -96,12 +96,13 @@ impl B2bua {
         let leaving_gone = origination.leaving_gone;
         let slot = origination.slot;
         let status = if (200..300).contains(&code) {
+            self.metrics.record_sip_out_request("ACK");
             self.acknowledge(&mut origination.dialog, client_key, &resp);
             if origination.cancelled {
-                self.bye_placed(&mut origination.dialog, now);
+                self.bye_dialog(&mut origination.dialog, now);
                 GIVEN_UP
             } else if let Err(mut dialog) = self.replace_leg(key, origination, &resp, now) {
-                self.bye_placed(&mut dialog, now);
+                self.bye_dialog(&mut dialog, now);
                 UNUSABLE_ANSWER
             } else {
                 code
@@ -167,8 +168,14 @@ impl B2bua {
         }
     }
 
-    /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes.
-    fn acknowledge(&mut self, dialog: &mut Dialog, client_key: &ClientKey, resp: &SipMessage) {
+    /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes
+    /// (the client transaction keeps the ACK for a retransmitted 2xx).
+    pub(super) fn acknowledge(
+        &mut self,
+        dialog: &mut Dialog,
+        client_key: &ClientKey,
+        resp: &SipMessage,
+    ) {
         dialog.remote_tag = resp.to_tag();
         dialog.learn_target(resp, true);
         let (via, _) = self.new_via();
@@ -177,13 +184,13 @@ impl B2bua {
         let mut ack = dialog.request(Method::Ack, via, &contact, Some(cseq));
         super::headers::adapt_to_transport(&mut ack, dialog.peer.transport);
         let bytes = ack.to_bytes();
-        self.metrics.record_sip_out_request("ACK");
         self.send_raw(dialog.peer, bytes.clone());
         self.txns.set_ack(client_key, bytes);
     }
 
-    /// Hangs up a placed call that answered but will not be used.
-    fn bye_placed(&mut self, dialog: &mut Dialog, now: Instant) {
+    /// Hangs up a dialog the call does not keep (a placed call that answered but will not be
+    /// used, a 2xx for a call that is gone); its response is consumed.
+    pub(super) fn bye_dialog(&mut self, dialog: &mut Dialog, now: Instant) {
         let (via, _) = self.new_via();
         let contact = self.contact();
         let bye = dialog.request(Method::Bye, via, &contact, None);

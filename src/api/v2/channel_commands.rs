@@ -8,9 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::channels::require_account;
+use super::channels::{require_account, run_node};
 use super::envelope::Reply;
-use super::nodes::check_node;
 use super::{ApiError, V2State};
 
 /// `GET`: the channel of the account with this Call-ID (the caller's), as in the list; in a
@@ -61,14 +60,7 @@ pub(super) async fn command(
 ) -> Result<Reply, ApiError> {
     let request = request_data(&body)?;
     let (action, node) = node_for(&request)?;
-    let (account, call) = (account_id.clone(), call_id.clone());
-    let outcome = state
-        .blocking(move |state| {
-            require_account(state, &account)?;
-            let node = check_node(state, node, "data").map_err(ApiError::Validation)?;
-            Ok(state.shared.live.run_metaflow(&account, &call, node))
-        })
-        .await?;
+    let outcome = run_node(&state, &account_id, &call_id, node).await?;
     match outcome {
         Ok(()) => Ok(Reply {
             status: StatusCode::ACCEPTED,

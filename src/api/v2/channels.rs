@@ -62,6 +62,25 @@ pub(super) async fn list(
     Ok(Reply::ok(Value::Array(channels), None))
 }
 
+/// Validates `node` (its problems named under `data`) and hands it to call `call_id` of
+/// `account_id`: the outer `Err` is the API's answer (no such account, a bad node), the inner
+/// one why this node's call core did not take it (no such call here).
+pub(super) async fn run_node(
+    state: &V2State,
+    account_id: &str,
+    call_id: &str,
+    node: Value,
+) -> Result<Result<(), String>, ApiError> {
+    let (account, call) = (account_id.to_owned(), call_id.to_owned());
+    state
+        .blocking(move |state| {
+            require_account(state, &account)?;
+            let node = check_node(state, node, "data").map_err(ApiError::Validation)?;
+            Ok(state.shared.live.run_metaflow(&account, &call, node))
+        })
+        .await
+}
+
 /// The action request: `{"action": .., "data": node}`, either bare or inside Kazoo's `data`.
 fn action_request(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let value: Value =
@@ -100,14 +119,7 @@ pub(super) async fn act(
         None => return Err(ApiError::field("action", "required", "action is required")),
     }
     let node = request.remove("data").unwrap_or(Value::Null);
-    let (account, call) = (account_id.clone(), call_id.clone());
-    let local = state
-        .blocking(move |state| {
-            require_account(state, &account)?;
-            let node = check_node(state, node, "data").map_err(ApiError::Validation)?;
-            Ok(state.shared.live.run_metaflow(&account, &call, node))
-        })
-        .await?;
+    let local = run_node(&state, &account_id, &call_id, node).await?;
     let reason = match local {
         Ok(()) => return Ok(accepted(Value::Object(Map::new()))),
         Err(reason) => reason,

@@ -64,15 +64,7 @@ pub(crate) fn run(
     match action {
         DtmfAction::Hangup => Ok(vec![bye_outcome]),
         DtmfAction::Transfer => {
-            let refer_times = uas
-                .refer_received
-                .lock()
-                .map(|times| times.clone())
-                .unwrap_or_default();
-            let refers: Vec<Option<Instant>> = calls
-                .iter()
-                .map(|&c| refer_times.get(c as usize).copied().flatten())
-                .collect();
+            let refers = arrivals(&uas.refer_received, &calls);
             let refer_outcome = outcome(
                 "`*0` to REFER at the PBX side",
                 "REFER",
@@ -83,18 +75,10 @@ pub(crate) fn run(
             if unanswered > 0 {
                 eprintln!("[dtmf] {unanswered} NOTIFYs got no final response");
             }
-            let placed_times = uas
-                .placed_received
-                .lock()
-                .map(|times| times.clone())
-                .unwrap_or_default();
-            if placed_times.iter().all(Option::is_none) {
+            let placed = arrivals(&uas.placed_received, &calls);
+            if placed.iter().all(Option::is_none) {
                 return Ok(vec![refer_outcome, bye_outcome]);
             }
-            let placed: Vec<Option<Instant>> = calls
-                .iter()
-                .map(|&c| placed_times.get(c as usize).copied().flatten())
-                .collect();
             let placed_outcome = outcome(
                 "`*0` to the proxy's INVITE for the target at the PBX side",
                 "INVITE",
@@ -104,6 +88,15 @@ pub(crate) fn run(
             Ok(vec![refer_outcome, placed_outcome, bye_outcome])
         }
     }
+}
+
+/// When each of `calls` saw its message arrive, from per-call-index `times` (`None`: never).
+fn arrivals(times: &std::sync::Mutex<Vec<Option<Instant>>>, calls: &[u32]) -> Vec<Option<Instant>> {
+    let times = times.lock().map(|t| t.clone()).unwrap_or_default();
+    calls
+        .iter()
+        .map(|&c| times.get(c as usize).copied().flatten())
+        .collect()
 }
 
 /// Presses `*0` on every call still up (the proxy's `0` holds the call) and gives the proxy a
