@@ -31,7 +31,7 @@ fn a_bad_metaflows_file_stops_start_up_naming_every_problem() {
     std::fs::write(
         &file,
         r#"{"binding_digit": "x", "numbers": {"1a": {"module": "fax"}},
-            "patterns": {"2(": {"module": "transfer", "data": {"transfer_type": "attended"}}}}"#,
+            "patterns": {"2(": {"module": "transfer", "data": {"transfer_type": "teleport"}}}}"#,
     )
     .unwrap();
     let out = Command::new(BIN)

@@ -165,6 +165,12 @@ impl MediaControl for CountingMedia {
         _: metaflow_proxy::media::playout::G711Map,
     ) {
     }
+    fn open_consult(&mut self, _: CallKey, _: Leg) -> Result<PortPair, MediaError> {
+        Err(MediaError::NoStream)
+    }
+    fn set_consult_remote(&mut self, _: CallKey, _: SocketAddr, _: SocketAddr) {}
+    fn close_consult(&mut self, _: CallKey) {}
+    fn consult_takes(&mut self, _: CallKey, _: Leg) {}
     fn release_call(&mut self, _: CallKey) {
         self.streams = 0;
     }

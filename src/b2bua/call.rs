@@ -81,6 +81,9 @@ pub(super) struct Call {
     /// The call the proxy is placing for a module to take one leg's place, until it is
     /// answered (then it becomes that leg's dialog) or fails.
     pub origination: Option<super::originate::Origination>,
+    /// The party an attended transfer consults, once it answered, until it leaves or takes a
+    /// leg's place.
+    pub consult: Option<super::consult::Consulted>,
     /// Where the call stands.
     pub state: CallState,
     /// Server transaction of the caller's initial INVITE.

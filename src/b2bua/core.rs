@@ -93,6 +93,9 @@ pub struct B2bua {
     /// Either leg's Call-ID to its call: in-dialog requests and responses name a Call-ID, and
     /// each leg has its own.
     pub(super) by_call_id: HashMap<String, (CallKey, Leg)>,
+    /// The Call-ID of each consulted party's dialog (attended transfers): at most one per
+    /// call, removed when the consultation ends or the call does.
+    pub(super) consult_by_call_id: HashMap<String, CallKey>,
     /// Every server and client transaction, with the call, leg and purpose each belongs to.
     pub(super) txns: Transactions,
     /// Call-level deadlines (digit collectors, session timers, module timers, Timer C, the
@@ -152,6 +155,7 @@ impl B2bua {
             rng,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
+            consult_by_call_id: HashMap::new(),
             txns,
             timers: TimerQueue::default(),
             next_key: 1,
@@ -417,10 +421,12 @@ impl B2bua {
             return false;
         }
         if msg.to_tag().is_some() {
-            let known = msg
-                .call_id()
-                .and_then(|c| self.by_call_id.get(c))
-                .is_some_and(|(key, _)| self.calls.contains_key(key));
+            let known = msg.call_id().is_some_and(|c| {
+                self.by_call_id
+                    .get(c)
+                    .is_some_and(|(key, _)| self.calls.contains_key(key))
+                    || self.consult_by_call_id.contains_key(c)
+            });
             return !known;
         }
         matches!(

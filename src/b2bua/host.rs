@@ -138,8 +138,27 @@ impl CallContext for Host<'_> {
         options: PlaceOptions,
     ) -> Result<(), String> {
         self.core
-            .originate(self.key, self.id, slot, to, options, self.now)
+            .originate(self.key, self.id, slot, to, options, false, self.now)
             .map_err(|e| e.to_string())
+    }
+
+    fn consult(
+        &mut self,
+        talker: Leg,
+        to: Destination<'_>,
+        options: PlaceOptions,
+    ) -> Result<(), String> {
+        self.core
+            .originate(self.key, self.id, talker, to, options, true, self.now)
+            .map_err(|e| e.to_string())
+    }
+
+    fn end_consult(&mut self) {
+        self.core.end_consultation(self.key, self.now);
+    }
+
+    fn complete_consult(&mut self, leg: Leg) -> bool {
+        self.core.complete_consultation(self.key, leg, self.now)
     }
 
     fn callflow_number(&self, id: &str) -> Option<String> {
@@ -391,6 +410,11 @@ impl B2bua {
     /// The party a call module `id` placed is to replace hung up while it rings.
     pub(super) fn drive_leg_left(&mut self, key: CallKey, id: ModuleId, leg: Leg, now: Instant) {
         self.drive(key, id, now, false, |m, ctx| m.on_leg_left(ctx, leg));
+    }
+
+    /// The party module `id` consults hung up.
+    pub(super) fn drive_consult_left(&mut self, key: CallKey, id: ModuleId, now: Instant) {
+        self.drive(key, id, now, false, |m, ctx| m.on_consult_left(ctx));
     }
 
     /// The final response to the call module `id` placed.

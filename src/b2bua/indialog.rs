@@ -19,7 +19,14 @@ impl B2bua {
     pub(super) fn on_in_dialog_request(&mut self, from: Peer, msg: SipMessage, now: Instant) {
         let found = msg.call_id().and_then(|c| self.by_call_id.get(c)).copied();
         let Some((key, leg)) = found.filter(|(k, _)| self.calls.contains_key(k)) else {
-            self.refuse_unknown_dialog(from, &msg);
+            let consulted = msg
+                .call_id()
+                .and_then(|c| self.consult_by_call_id.get(c))
+                .copied();
+            match consulted {
+                Some(key) => self.on_consult_request(from, &msg, key, now),
+                None => self.refuse_unknown_dialog(from, &msg),
+            }
             return;
         };
         let max_forwards = msg.max_forwards().unwrap_or(70);

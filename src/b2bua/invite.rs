@@ -175,6 +175,7 @@ impl B2bua {
             a,
             b,
             origination: None,
+            consult: None,
             state: CallState::Inviting,
             a_invite_key: key_a.clone(),
             b_invite_branch: ClientKey {

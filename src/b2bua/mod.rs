@@ -13,6 +13,7 @@ mod ack_cancel;
 mod anchor;
 mod call;
 pub mod codes;
+mod consult;
 pub(crate) mod core;
 pub mod dialog;
 mod entries;

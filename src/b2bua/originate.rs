@@ -45,6 +45,10 @@ pub(super) struct Origination {
     /// The leaving party hung up while the new call rang: no BYE is owed to it, and if the new
     /// call fails, the call ends.
     pub leaving_gone: bool,
+    /// An attended transfer's consultation: the offer names a consultation port pair, and the
+    /// answer talks with `slot` (the transferor) unless a party left meanwhile (then it takes
+    /// `slot` at once, as a blind placement does).
+    pub consult: bool,
 }
 
 /// Why a call could not be placed.
@@ -70,7 +74,9 @@ pub(super) enum OriginateError {
 impl B2bua {
     /// Places a call to `target` (a SIP URI at the PBX) for module `id`, to take `slot`'s place
     /// in call `key` when answered (the leaving party's BYE says `reason`). From is the party
-    /// that stays (the one being served).
+    /// that stays (the one being served). With `consult`, the new call first talks with `slot`
+    /// while the other party is parked (attended transfer, `consult.rs`).
+    #[allow(clippy::too_many_arguments)] // one per aspect of the call placed; a struct would only rename them
     pub(super) fn originate(
         &mut self,
         key: CallKey,
@@ -78,6 +84,7 @@ impl B2bua {
         slot: Leg,
         to: Destination<'_>,
         options: PlaceOptions,
+        consult: bool,
         now: Instant,
     ) -> Result<(), OriginateError> {
         let account = self.calls.get(&key).and_then(|c| c.account_id.clone());
@@ -95,7 +102,7 @@ impl B2bua {
             .get_mut(&key)
             .filter(|c| c.state == super::CallState::Confirmed)
             .ok_or(OriginateError::NotEstablished)?;
-        if call.origination.is_some() {
+        if call.origination.is_some() || call.consult.is_some() {
             return Err(OriginateError::Busy);
         }
         let index = match served {
@@ -107,16 +114,21 @@ impl B2bua {
             .ok_or(OriginateError::NoSdp)?;
         let body = negotiated_only(&body, &call.sdp_state.codecs, served);
         // The stayer's SDP, anchored as if it were going to the leaving party: the offer names
-        // the sockets that face `slot`, with the stayer's codecs and event payload types.
-        let offer = super::anchor::anchor_sdp(
-            self.media.as_mut(),
-            media_ip,
-            key,
-            served,
-            &body,
-            &mut call.sdp_state,
-        )
-        .map_err(|e| OriginateError::Anchor(e.to_string()))?;
+        // the sockets that face `slot`, with the stayer's codecs and event payload types. A
+        // consultation names its own port pair instead.
+        let offer = if consult {
+            super::consult::consult_offer(self.media.as_mut(), media_ip, key, slot, &body)?
+        } else {
+            super::anchor::anchor_sdp(
+                self.media.as_mut(),
+                media_ip,
+                key,
+                served,
+                &body,
+                &mut call.sdp_state,
+            )
+            .map_err(|e| OriginateError::Anchor(e.to_string()))?
+        };
         let mut dialog = Dialog {
             call_id: call_id.clone(),
             local_tag,
@@ -152,6 +164,7 @@ impl B2bua {
             reason,
             cancelled: false,
             leaving_gone: false,
+            consult,
         });
         let log_id = call.id.clone();
         tracing::info!(call_id = %log_id, new_call_id = %call_id, target, leg = slot.as_str(), "placing a call");

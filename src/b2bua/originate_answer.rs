@@ -54,13 +54,15 @@ impl B2bua {
     /// The leaving party of the call being placed hung up (its BYE was answered): the call now
     /// waits for the new call alone, and the module hears it (a transfer plays ringback).
     /// Returns false when no call is being placed for `leg`.
+    /// A consultation's transferee hanging up counts too: the new call will take its place and
+    /// talk with the transferor.
     pub(super) fn leaving_party_gone(&mut self, key: CallKey, leg: Leg, now: Instant) -> bool {
-        let Some(origination) = self
-            .origination_mut(key)
-            .filter(|o| o.slot == leg && !o.cancelled)
-        else {
+        let Some(origination) = self.origination_mut(key).filter(|o| {
+            !o.cancelled && (o.slot == leg || (o.consult && !o.leaving_gone && o.slot != leg))
+        }) else {
             return false;
         };
+        origination.slot = leg;
         origination.leaving_gone = true;
         let module = origination.module;
         self.drive_leg_left(key, module, leg, now);
@@ -94,13 +96,22 @@ impl B2bua {
             return;
         };
         let leaving_gone = origination.leaving_gone;
-        let slot = origination.slot;
+        let (slot, consult) = (origination.slot, origination.consult);
         let status = if (200..300).contains(&code) {
             self.metrics.record_sip_out_request("ACK");
             self.acknowledge(&mut origination.dialog, client_key, &resp);
             if origination.cancelled {
                 self.bye_dialog(&mut origination.dialog, now);
                 GIVEN_UP
+            } else if consult && !leaving_gone {
+                let (module, dialog) = (origination.module, origination.dialog);
+                match self.start_consultation(key, module, dialog, &resp) {
+                    Ok(()) => code,
+                    Err(mut dialog) => {
+                        self.bye_dialog(&mut dialog, now);
+                        UNUSABLE_ANSWER
+                    }
+                }
             } else if let Err(mut dialog) = self.replace_leg(key, origination, &resp, now) {
                 self.bye_dialog(&mut dialog, now);
                 UNUSABLE_ANSWER
@@ -110,7 +121,7 @@ impl B2bua {
         } else {
             code
         };
-        self.after_placed_call(key, id, slot, status, leaving_gone, now);
+        self.after_placed_call(key, id, (slot, consult), status, leaving_gone, now);
     }
 
     /// No final response to a call the proxy placed: the module hears 408.
@@ -119,21 +130,26 @@ impl B2bua {
             return;
         };
         let (slot, gone) = (origination.slot, origination.leaving_gone);
-        self.after_placed_call(key, id, slot, 408, gone, now);
+        let placed = (slot, origination.consult);
+        self.after_placed_call(key, id, placed, 408, gone, now);
     }
 
-    /// Reports the placed call's end to the module; a failed one is logged, and ends the call
-    /// when the leaving party hung up meanwhile (nobody is left for the stayer to talk to).
+    /// Reports the placed call's end to the module; a failed one is logged (a consultation's
+    /// ports close), and ends the call when the leaving party hung up meanwhile (nobody is
+    /// left for the stayer to talk to).
     fn after_placed_call(
         &mut self,
         key: CallKey,
         id: ModuleId,
-        slot: Leg,
+        (slot, consult): (Leg, bool),
         status: u16,
         leaving_gone: bool,
         now: Instant,
     ) {
         let failed = !(200..300).contains(&status);
+        if failed && consult {
+            self.media.close_consult(key);
+        }
         if failed && let Some(log_id) = self.call_id_of(key).map(str::to_owned) {
             self.event(
                 &log_id,
@@ -222,7 +238,11 @@ impl B2bua {
             tracing::warn!(call_id = %call.id, error = %err, "a placed call answered unusable SDP; hung up");
             return Err(Box::new(origination.dialog));
         }
-        self.media.leg_replaced(key, slot);
+        if origination.consult {
+            self.media.consult_takes(key, slot);
+        } else {
+            self.media.leg_replaced(key, slot);
+        }
         if let Err(err) = super::anchor::anchor_sdp(
             self.media.as_mut(),
             media_ip,
@@ -236,22 +256,7 @@ impl B2bua {
         if !origination.leaving_gone {
             self.send_bye(key, slot, origination.reason, now);
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return Ok(());
-        };
-        let new_call_id = origination.dialog.call_id.clone();
-        let old = std::mem::replace(call.dialog_mut(slot), origination.dialog);
-        let log_id = call.id.clone();
-        self.by_call_id.remove(&old.call_id);
-        self.by_call_id.insert(new_call_id.clone(), (key, slot));
-        tracing::info!(call_id = %log_id, new_call_id = %new_call_id, leg = slot.as_str(), "placed call answered; it replaces the leg");
-        self.event(
-            &log_id,
-            CallEvent::LegReplaced {
-                leg: slot,
-                call_id: new_call_id,
-            },
-        );
+        self.install_dialog(key, slot, origination.dialog);
         Ok(())
     }
 }

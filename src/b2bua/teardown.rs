@@ -142,6 +142,11 @@ impl B2bua {
             }
         }
         self.settle_pending_acks(key, now);
+        // A party of an attended transfer's consultation hung up: the module decides (the
+        // transferor leaving completes the transfer).
+        if self.consult_party_left(key, leg, now) {
+            return;
+        }
         // The party a placed call is to replace hung up while it rings (a transferor leaving
         // early): the other party stays for the new call.
         if self.leaving_party_gone(key, leg, now) {
@@ -197,6 +202,7 @@ impl B2bua {
         if let Some(origination) = &call.origination {
             self.abandon_origination(origination, now);
         }
+        self.drop_consultation(call.consult, now);
         // A re-INVITE still waiting in the call's dialogs gets 487 now (RFC 3261 §15.1.2): its
         // relay may sit in Proceeding with no timer left to end it. Other requests (an INFO
         // whose digit just ended the call, an UPDATE) keep their relay, whose answer or Timer F

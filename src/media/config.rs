@@ -43,6 +43,9 @@ pub enum MediaError {
     /// Every pair of the range is allocated or bound by another process.
     #[error("no free RTP/RTCP port pair left in the configured range")]
     PortsExhausted,
+    /// The call has no media stream to act on (an attended transfer on a call without SDP).
+    #[error("the call has no media stream")]
+    NoStream,
     /// The engine was created outside a tokio runtime, so it has nowhere to run relay tasks.
     #[error("the media engine must be created inside a tokio runtime")]
     NoRuntime,

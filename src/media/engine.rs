@@ -49,6 +49,18 @@ struct CallMedia {
     streams: HashMap<usize, StreamHandle>,
     /// The stream sounds play on (the first audio one, as the core says); else the lowest.
     audio: Option<usize>,
+    /// An attended transfer's consultation: the stream it runs on and its ports.
+    consult: Option<(usize, PortPair)>,
+}
+
+impl CallMedia {
+    /// The stream sounds and consultations act on.
+    fn audio_index(&self) -> Option<usize> {
+        match self.audio {
+            Some(index) if self.streams.contains_key(&index) => Some(index),
+            _ => self.streams.keys().min().copied(),
+        }
+    }
 }
 
 /// What the engine keeps of a running stream: its ports, the way to reach its task and the
@@ -367,10 +379,72 @@ impl MediaControl for MediaEngine {
         self.calls.entry(call).or_default().activity.arm(now_ms);
     }
 
+    fn open_consult(&mut self, call: CallKey, talker: Leg) -> Result<PortPair, MediaError> {
+        let index = self
+            .calls
+            .get(&call)
+            .and_then(CallMedia::audio_index)
+            .ok_or(MediaError::NoStream)?;
+        self.close_consult(call);
+        let (pair, bound) = self.bind_next_pair()?;
+        let msg = Control::Consult {
+            talker,
+            rtp: bound.rtp,
+            rtcp: bound.rtcp,
+        };
+        self.send_control(call, index, msg);
+        if let Some(call_media) = self.calls.get_mut(&call) {
+            call_media.consult = Some((index, pair));
+        }
+        self.publish_ports();
+        debug!(call, index, rtp = pair.rtp, ?talker, "consultation opened");
+        Ok(pair)
+    }
+
+    fn set_consult_remote(&mut self, call: CallKey, rtp: SocketAddr, rtcp: SocketAddr) {
+        if let Some((index, _)) = self.calls.get(&call).and_then(|c| c.consult) {
+            self.send_control(call, index, Control::ConsultRemote { rtp, rtcp });
+        }
+    }
+
+    fn close_consult(&mut self, call: CallKey) {
+        let Some((index, pair)) = self.calls.get_mut(&call).and_then(|c| c.consult.take()) else {
+            return;
+        };
+        self.send_control(call, index, Control::CloseConsult);
+        self.pool.release(pair);
+        self.publish_ports();
+    }
+
+    fn consult_takes(&mut self, call: CallKey, leg: Leg) {
+        let Some(call_media) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some((index, pair)) = call_media.consult.take() else {
+            return;
+        };
+        let Some(stream) = call_media.streams.get_mut(&index) else {
+            self.pool.release(pair);
+            return;
+        };
+        let old = match leg {
+            Leg::A => std::mem::replace(&mut stream.ports.a, pair),
+            Leg::B => std::mem::replace(&mut stream.ports.b, pair),
+        };
+        if stream.control.send(Control::ConsultTakes { leg }).is_err() {
+            debug!(call, index, "media relay of stream already stopped");
+        }
+        self.pool.release(old);
+        self.publish_ports();
+    }
+
     fn release_call(&mut self, call: CallKey) {
         let Some(call_media) = self.calls.remove(&call) else {
             return;
         };
+        if let Some((_, pair)) = call_media.consult {
+            self.pool.release(pair);
+        }
         // Dropping each control sender ends its relay task, which closes the sockets.
         for stream in call_media.streams.into_values() {
             self.pool.release(stream.ports.a);

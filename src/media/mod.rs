@@ -135,6 +135,19 @@ pub trait MediaControl {
     fn set_hold(&mut self, call: CallKey, to: Leg, held: bool);
     /// Changes the volume of the audio towards `to` (G.711 payload types from `map`).
     fn set_gain(&mut self, call: CallKey, to: Leg, gain: crate::base::Gain, map: playout::G711Map);
+    /// Starts an attended transfer's consultation on the call's audio stream: binds a port pair
+    /// for a third party and returns it (to offer it in the SDP of the call placed to that
+    /// party). From now on `talker` and the third party hear each other and the other leg is
+    /// parked: it hears only what is played to it and nobody hears it.
+    fn open_consult(&mut self, call: CallKey, talker: Leg) -> Result<PortPair, MediaError>;
+    /// Where the consulted party receives RTP and RTCP (from its SDP).
+    fn set_consult_remote(&mut self, call: CallKey, rtp: SocketAddr, rtcp: SocketAddr);
+    /// Ends the consultation without the third party (it hung up, failed or was given up): its
+    /// ports close and the two legs hear each other again.
+    fn close_consult(&mut self, call: CallKey);
+    /// The consulted party takes `leg`'s place (the transfer completes): the consultation's
+    /// ports become that leg's, the leg's own close, and the stream has two parties again.
+    fn consult_takes(&mut self, call: CallKey, leg: Leg);
     /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
     /// UDP ports currently held (four per stream: RTP and RTCP for each leg).

@@ -168,6 +168,21 @@ impl AsyncSockets {
         self.local[port.index()]
     }
 
+    /// Puts a consulted party's sockets in place of `leg`'s (an attended transfer completing):
+    /// `leg`'s own sockets are closed and its party now sends to the consulted party's ports.
+    pub(crate) fn replace(&mut self, leg: Leg, consult: ConsultSockets) {
+        let ConsultSockets { rtp, rtcp, local } = consult;
+        let (rtp_slot, rtcp_slot) = match leg {
+            Leg::A => (&mut self.a_rtp, &mut self.a_rtcp),
+            Leg::B => (&mut self.b_rtp, &mut self.b_rtcp),
+        };
+        *rtp_slot = rtp;
+        *rtcp_slot = rtcp;
+        let [rtp_local, rtcp_local] = local;
+        self.local[Port::of(leg, PacketKind::Rtp).index()] = rtp_local;
+        self.local[Port::of(leg, PacketKind::Rtcp).index()] = rtcp_local;
+    }
+
     /// The registered socket `port`, whose `readable()` the relay task waits on.
     pub(crate) fn get(&self, port: Port) -> &AsyncFd<UdpSocket> {
         match port {
@@ -185,6 +200,35 @@ pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
     // SAFETY: the `UdpSocket` owns its descriptor, which therefore stays open and unchanged
     // until the `AsyncFd` that owns the socket is dropped; `as_raw_fd` always returns it.
     unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(Into::into)
+}
+
+/// The RTP and RTCP sockets of a third party on a stream (the target an attended transfer
+/// consults), registered with the reactor by the relay task that receives them.
+pub(crate) struct ConsultSockets {
+    pub rtp: AsyncFd<UdpSocket>,
+    pub rtcp: AsyncFd<UdpSocket>,
+    /// Local addresses (RTP, RTCP).
+    pub local: [SocketAddr; 2],
+}
+
+impl ConsultSockets {
+    /// Registers a bound, non-blocking pair; must run inside the relay task's runtime.
+    pub(crate) fn register(rtp: UdpSocket, rtcp: UdpSocket) -> io::Result<Self> {
+        let local = [rtp.local_addr()?, rtcp.local_addr()?];
+        Ok(Self {
+            rtp: register_readable(rtp)?,
+            rtcp: register_readable(rtcp)?,
+            local,
+        })
+    }
+
+    /// The socket of `kind`.
+    pub(crate) fn get(&self, kind: PacketKind) -> &AsyncFd<UdpSocket> {
+        match kind {
+            PacketKind::Rtp => &self.rtp,
+            PacketKind::Rtcp => &self.rtcp,
+        }
+    }
 }
 
 /// Latches of both legs' RTP and RTCP flows.
@@ -205,6 +249,14 @@ impl StreamLatches {
             b_rtp: latch,
             b_rtcp: latch,
         }
+    }
+
+    /// Puts `latches` (RTP, RTCP) in place of `leg`'s: the party that takes the leg keeps what
+    /// its flows learnt.
+    pub(crate) fn replace(&mut self, leg: Leg, latches: [Latch; 2]) {
+        let [rtp, rtcp] = latches;
+        *self.get_mut(leg, PacketKind::Rtp) = rtp;
+        *self.get_mut(leg, PacketKind::Rtcp) = rtcp;
     }
 
     pub(crate) fn get_mut(&mut self, leg: Leg, kind: PacketKind) -> &mut Latch {

@@ -149,9 +149,9 @@ mod tests {
 
     #[test]
     fn problems_name_the_field_below_the_node() {
-        let data = json!({"transfer_type": "attended"});
+        let data = json!({"transfer_type": "sideways"});
         let Some(Err(problems)) = ModuleSpec::parse("transfer", data.as_object().unwrap()) else {
-            panic!("attended transfer accepted");
+            panic!("an unknown transfer type accepted");
         };
         assert_eq!(problems[0].path, "data.transfer_type");
     }

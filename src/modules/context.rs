@@ -88,6 +88,24 @@ pub trait CallContext {
     fn owner_sip_users(&self, owner_id: &str) -> Vec<String>;
     /// Gives up the call being placed (CANCEL); the module still hears its final response.
     fn cancel_origination(&mut self);
+    /// Places a call to `to` that first talks with `talker` while the other party is parked
+    /// (it hears only what the module plays to it): an attended transfer's consultation. The
+    /// final response comes back through [`Module::on_originated`]; on a 2xx the new party
+    /// talks with `talker`, unless a party hung up while it rang ([`Module::on_leg_left`]):
+    /// then it already took that party's place. Err says why no call was placed.
+    fn consult(
+        &mut self,
+        talker: Leg,
+        to: Destination<'_>,
+        options: PlaceOptions,
+    ) -> Result<(), String>;
+    /// Ends the consultation without its party: a call still ringing is cancelled (the final
+    /// response still comes), an answered one hung up; the two legs hear each other again.
+    fn end_consult(&mut self);
+    /// The consulted party takes `leg`'s place: `leg`'s party gets a BYE unless it hung up
+    /// already, and the call goes on with the consulted party in that leg. False when no
+    /// consultation is answered.
+    fn complete_consult(&mut self, leg: Leg) -> bool;
 }
 
 /// Where a call the proxy places goes.
@@ -227,10 +245,16 @@ pub trait Module: Send + std::fmt::Debug {
         let _ = (ctx, status);
         Progress::Pending
     }
-    /// The party of `leg` hung up while the call placed to take its place rings; the other
-    /// party now waits for that call alone.
+    /// The party of `leg` hung up while the call placed to take its place rings (the other
+    /// party now waits for that call alone), or during a consultation (the call waits for the
+    /// module to complete or end it).
     fn on_leg_left(&mut self, ctx: &mut dyn CallContext, leg: Leg) -> Progress {
         let _ = (ctx, leg);
+        Progress::Pending
+    }
+    /// The consulted party hung up after answering: the two legs hear each other again.
+    fn on_consult_left(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        let _ = ctx;
         Progress::Pending
     }
     /// The deadline the module set with [`CallContext::set_timer`] passed.

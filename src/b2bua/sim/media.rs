@@ -52,8 +52,23 @@ pub(in crate::b2bua) struct MediaLog {
     pub(in crate::b2bua) gains: Vec<(CallKey, Leg, Gain)>,
     /// Calls whose media was released (at the end of the call).
     pub(in crate::b2bua) released: Vec<CallKey>,
+    /// Every consultation request, in order (attended transfers).
+    pub(in crate::b2bua) consults: Vec<ConsultOp>,
     /// When true every allocation fails, as when the port range is exhausted.
     pub(super) exhausted: bool,
+}
+
+/// What the core asked of a consultation (see `MediaControl::open_consult`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::b2bua) enum ConsultOp {
+    /// Opened for the call with this talker; the pair it got.
+    Open(CallKey, Leg, PortPair),
+    /// The consulted party's RTP address.
+    Remote(CallKey, SocketAddr),
+    /// Closed without the consulted party.
+    Close(CallKey),
+    /// The consulted party took this leg.
+    Takes(CallKey, Leg),
 }
 
 /// The fake, shared between the core (which owns a clone) and the test.
@@ -188,6 +203,52 @@ impl MediaControl for FakeMedia {
 
     fn set_tap(&mut self, call: CallKey, tap: Option<SharedTap>) {
         self.log().taps.push((call, tap.is_some()));
+    }
+
+    fn open_consult(&mut self, call: CallKey, talker: Leg) -> Result<PortPair, MediaError> {
+        let mut log = self.log();
+        if log.exhausted {
+            return Err(MediaError::PortsExhausted);
+        }
+        if !log.streams.iter().any(|((c, _), _)| *c == call) {
+            return Err(MediaError::NoStream);
+        }
+        let base = log.next_port;
+        log.next_port += 2;
+        let pair = PortPair {
+            rtp: base,
+            rtcp: base + 1,
+        };
+        log.consults.push(ConsultOp::Open(call, talker, pair));
+        Ok(pair)
+    }
+
+    fn set_consult_remote(&mut self, call: CallKey, rtp: SocketAddr, _rtcp: SocketAddr) {
+        self.log().consults.push(ConsultOp::Remote(call, rtp));
+    }
+
+    fn close_consult(&mut self, call: CallKey) {
+        self.log().consults.push(ConsultOp::Close(call));
+    }
+
+    fn consult_takes(&mut self, call: CallKey, leg: Leg) {
+        let mut log = self.log();
+        let opened = log.consults.iter().rev().find_map(|op| match op {
+            ConsultOp::Open(c, _, pair) if *c == call => Some(*pair),
+            _ => None,
+        });
+        if let Some(pair) = opened
+            && let Some((_, ports)) = log
+                .streams
+                .iter_mut()
+                .find(|((c, i), _)| *c == call && *i == 0)
+        {
+            match leg {
+                Leg::A => ports.a = pair,
+                Leg::B => ports.b = pair,
+            }
+        }
+        log.consults.push(ConsultOp::Takes(call, leg));
     }
 
     fn release_call(&mut self, call: CallKey) {

@@ -18,6 +18,7 @@ pub(super) mod media;
 mod net;
 mod sip;
 
+mod tests_attended;
 mod tests_auth;
 mod tests_cancel;
 mod tests_determinism;

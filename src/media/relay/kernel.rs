@@ -97,7 +97,7 @@ impl Relay {
 
     /// What the kernel should do with the flow arriving on `port`, if it may forward it.
     fn wanted(&mut self, sockets: &AsyncSockets, port: Port) -> Option<RouteSpec> {
-        if self.tap.is_some() || self.kernel_refused[port.index()] {
+        if self.tap.is_some() || self.consult.is_some() || self.kernel_refused[port.index()] {
             return None;
         }
         let from = port.sender();

@@ -11,6 +11,7 @@
 //! latched and come back whenever they stop qualifying; only what the kernel leaves reaches the
 //! sockets.
 
+mod consult;
 mod kernel;
 
 use std::io;
@@ -73,6 +74,19 @@ pub(crate) enum Control {
     Hold { to: Leg, held: bool },
     /// Change the volume of what goes towards `to`.
     Gain { to: Leg, gain: Gain, map: G711Map },
+    /// A third party joins (attended transfer): `talker` hears it through `rtp`/`rtcp`, the
+    /// other leg is parked.
+    Consult {
+        talker: Leg,
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+    },
+    /// The consulted party's SDP announced where it receives.
+    ConsultRemote { rtp: SocketAddr, rtcp: SocketAddr },
+    /// The consulted party is gone: two parties again.
+    CloseConsult,
+    /// The consulted party takes `leg`'s place.
+    ConsultTakes { leg: Leg },
 }
 
 /// Everything a relay task needs besides its sockets and control channel.
@@ -119,7 +133,7 @@ pub(crate) async fn run_stream(
 ) {
     ctx.stats.stream_started();
     let _guard = ActiveStreamGuard(Arc::clone(&ctx.stats));
-    let sockets = match AsyncSockets::register(sockets) {
+    let mut sockets = match AsyncSockets::register(sockets) {
         Ok(sockets) => sockets,
         Err(err) => {
             debug!(call = ctx.call, stream = ctx.stream, %err, "media sockets not registered");
@@ -140,6 +154,7 @@ pub(crate) async fn run_stream(
         inband: [false; 2],
         kernel_refused: [false; 4],
         dst_local: [None; 2],
+        consult: None,
         latches: StreamLatches::new(ctx.latch),
         ctx,
         counters: LocalCounters::default(),
@@ -178,6 +193,7 @@ pub(crate) async fn run_stream(
             poll_wake(
                 cx,
                 &sockets,
+                relay.consult.as_ref(),
                 &mut control,
                 &mut tick,
                 injection_timer.as_mut(),
@@ -197,9 +213,9 @@ pub(crate) async fn run_stream(
         // polled first, so such instructions are already in the channel.
         match wake.control {
             Some(Some(msg)) => {
-                relay.apply(msg, &sockets);
+                relay.apply(msg, &mut sockets);
                 while let Ok(msg) = control.try_recv() {
-                    relay.apply(msg, &sockets);
+                    relay.apply(msg, &mut sockets);
                 }
             }
             Some(None) => break,
@@ -209,6 +225,11 @@ pub(crate) async fn run_stream(
             for port in PORTS {
                 if wake.ports & port_bit(port) != 0 {
                     relay.drain(&sockets, port, &mut buf);
+                }
+            }
+            for (bit, kind) in CONSULT_BITS {
+                if wake.ports & bit != 0 {
+                    relay.drain_consult(&sockets, kind, &mut buf);
                 }
             }
             relay.sync_kernel(&sockets);
@@ -263,10 +284,12 @@ struct Relay {
     /// Per receiving leg: its address and whether it is one of this host's (cached: finding
     /// out costs a syscall).
     dst_local: [Option<(std::net::Ipv4Addr, bool)>; 2],
+    /// The third party an attended transfer consults, while it does.
+    consult: Option<consult::Consult>,
 }
 
 impl Relay {
-    fn apply(&mut self, msg: Control, sockets: &AsyncSockets) {
+    fn apply(&mut self, msg: Control, sockets: &mut AsyncSockets) {
         match msg {
             Control::SetRemote { leg, rtp, rtcp } => {
                 for (kind, addr) in [(PacketKind::Rtp, rtp), (PacketKind::Rtcp, rtcp)] {
@@ -318,6 +341,10 @@ impl Relay {
             }
             Control::Hold { to, held } => self.outbound_mut(to).set_held(held),
             Control::Gain { to, gain, map } => self.outbound_mut(to).set_gain(gain, map),
+            Control::Consult { talker, rtp, rtcp } => self.open_consult(talker, rtp, rtcp),
+            Control::ConsultRemote { rtp, rtcp } => self.consult_remote(rtp, rtcp),
+            Control::CloseConsult => self.close_consult(),
+            Control::ConsultTakes { leg } => self.consult_takes(sockets, leg),
         }
         self.sync_kernel(sockets);
     }
@@ -400,6 +427,11 @@ impl Relay {
         }
         // RTCP counts too: a phone on hold sends no RTP but keeps reporting.
         self.saw_media = true;
+        if self.parked(from) {
+            // An attended transfer's transferee: it hears music, and nobody hears it.
+            self.counters.dropped(DropReason::Replaced);
+            return;
+        }
         if kind == PacketKind::Rtp && self.kernel_forwards(port) {
             // A telephone-event (or anything the kernel left) on a flow the kernel forwards:
             // the inspector continues the stream the kernel sent.
@@ -415,6 +447,10 @@ impl Relay {
                 self.counters.dropped(DropReason::Inspector);
                 return;
             }
+        }
+        if self.talks_to_consult(from) {
+            self.send_to_consult(kind, packet);
+            return;
         }
         if kind == PacketKind::Rtp {
             let verdict = self.outbound_mut(from.other()).on_relayed(packet, now_us);
@@ -613,6 +649,8 @@ impl Relay {
 
 /// Every socket of a stream, in the order they are drained.
 const PORTS: [Port; 4] = [Port::ARtp, Port::BRtp, Port::ARtcp, Port::BRtcp];
+/// The `Wake::ports` bits of a consultation's sockets, after the four of `PORTS`.
+const CONSULT_BITS: [(u8, PacketKind); 2] = [(1 << 4, PacketKind::Rtp), (1 << 5, PacketKind::Rtcp)];
 
 fn port_bit(port: Port) -> u8 {
     1 << port.index()
@@ -640,6 +678,7 @@ struct Wake {
 fn poll_wake(
     cx: &mut std::task::Context<'_>,
     sockets: &AsyncSockets,
+    consult: Option<&consult::Consult>,
     control: &mut mpsc::UnboundedReceiver<Control>,
     tick: &mut tokio::time::Interval,
     injection: std::pin::Pin<&mut tokio::time::Sleep>,
@@ -653,6 +692,15 @@ fn poll_wake(
             Poll::Ready(Ok(_guard)) => wake.ports |= port_bit(port),
             Poll::Ready(Err(_)) => wake.failed = true,
             Poll::Pending => {}
+        }
+    }
+    if let Some(consult) = consult {
+        for (bit, kind) in CONSULT_BITS {
+            match consult.socket(kind).poll_read_ready(cx) {
+                Poll::Ready(Ok(_guard)) => wake.ports |= bit,
+                Poll::Ready(Err(_)) => wake.failed = true,
+                Poll::Pending => {}
+            }
         }
     }
     if let Poll::Ready(msg) = control.poll_recv(cx) {

@@ -225,7 +225,7 @@ fn to_json_round_trips_in_order() {
 
 #[test]
 fn module_data_is_validated_with_its_path() {
-    let bad = json!({"patterns": {"2(\\d+)": {"module": "transfer", "data": {"transfer_type": "attended"}},
+    let bad = json!({"patterns": {"2(\\d+)": {"module": "transfer", "data": {"transfer_type": "sideways"}},
                      "9": {"module": "hangup", "children": {"_": {"module": "transfer", "data": {"target": 5}}}}}});
     let errors = parse_metaflows(&bad).unwrap_err();
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();

@@ -80,8 +80,9 @@ struct Hold {
     peer_music: Option<PlaybackId>,
 }
 
-/// The sound a `moh_*` value names (`silence` is silence, still sent as a stream).
-fn music(value: Option<&str>, account: Option<&str>) -> SoundRef {
+/// The sound a `moh_*` value names (`silence` is silence, still sent as a stream); also an
+/// attended transfer's `moh`.
+pub(crate) fn music(value: Option<&str>, account: Option<&str>) -> SoundRef {
     match value {
         None => SoundRef::DefaultMoh,
         Some(v) if v.trim().is_empty() => SoundRef::DefaultMoh,

@@ -12,6 +12,7 @@
 //! [`crate::modules::context::CallContext`]; the call core sends and receives the messages. The
 //! node's `data` is checked by [`parse_params`] and stored with the defaults of [`normalise`].
 
+mod attended;
 mod params;
 mod runner;
 mod sipfrag;

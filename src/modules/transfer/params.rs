@@ -2,7 +2,7 @@
 //! Kazoo-style normalisation of stored nodes.
 //!
 //! Keys read: `target` (string, a SIP user part), `domain` (host for the `Refer-To` URI),
-//! `takeback_dtmf` (DTMF digits, default `*1`), `transfer_type` (only `blind` for now),
+//! `takeback_dtmf` (DTMF digits, default `*1`), `transfer_type` (`blind` or `attended`),
 //! `timeout` (seconds a call the proxy places may ring, default 20), `method` (`refer`, the
 //! default, or `bridge`: the proxy's own call at once) and `captures` (list of strings, filled in
 //! by the metaflow engine). `null` means absent; other keys
@@ -22,12 +22,15 @@ const TAKEBACK_MAX_DIGITS: usize = 16;
 /// Characters a DTMF sequence may contain (RFC 4733 events 0-15).
 const DTMF_DIGITS: &str = "0123456789*#ABCD";
 
-/// How the transfer is carried out; only blind transfer exists today.
+/// How the transfer is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransferType {
     /// REFER the other leg to the target and drop out once it reports success.
     #[default]
     Blind,
+    /// Kazoo's attended transfer: the transferee hears music on hold while the transferor
+    /// talks with the target, and the two are bridged when the transferor hangs up.
+    Attended,
 }
 
 impl TransferType {
@@ -35,6 +38,7 @@ impl TransferType {
     pub fn as_json_str(self) -> &'static str {
         match self {
             Self::Blind => "blind",
+            Self::Attended => "attended",
         }
     }
 }
@@ -75,7 +79,8 @@ pub struct TransferParams {
     /// What the transferee hears while the target rings after the transferor left
     /// (`data.ringback`, Kazoo's tone syntax or a media id; Kazoo's default ringback tone).
     pub ringback: String,
-    /// Music on hold for an attended transfer (`data.moh`); kept, not used by a blind one.
+    /// What the transferee hears while an attended transfer consults the target (`data.moh`,
+    /// a media id or `silence`; the built-in music when absent); unused by a blind one.
     pub moh: Option<String>,
 }
 
@@ -201,16 +206,19 @@ fn check_takeback(digits: &str, problems: &mut Vec<Problem>) -> String {
     digits
 }
 
-/// Maps the JSON spelling to a [`TransferType`]; unknown or unimplemented kinds are refused.
+/// Maps the JSON spelling to a [`TransferType`]; unknown kinds are refused (Kazoo knows
+/// `blind` and `attended` only).
 fn check_transfer_type(text: &str, problems: &mut Vec<Problem>) -> TransferType {
-    if text == TransferType::Blind.as_json_str() {
-        return TransferType::Blind;
+    for kind in [TransferType::Blind, TransferType::Attended] {
+        if text == kind.as_json_str() {
+            return kind;
+        }
     }
     let message = match text {
-        "attended" | "consultative" | "warm" => {
-            format!("transfer_type {text:?} is not supported yet; only \"blind\" is available")
+        "consultative" | "warm" => {
+            format!("transfer_type {text:?} is spelt \"attended\" here, as in Kazoo")
         }
-        _ => format!("transfer_type {text:?} is unknown; the only supported value is \"blind\""),
+        _ => format!("transfer_type {text:?} is unknown; use \"blind\" or \"attended\""),
     };
     problems.push(Problem::in_data("transfer_type", "enum", message));
     TransferType::Blind

@@ -5,7 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::audio::SoundRef;
 use crate::base::{CallEvent, Leg, Problem};
 use crate::modules::catalog::ModuleKind;
 use crate::modules::context::{
@@ -15,7 +14,8 @@ use crate::sip::names::{EVENT, REFER_TO, REFERRED_BY, SUBSCRIPTION_STATE};
 use crate::sip::{Method, SipMessage};
 
 use super::MODULE_NAME;
-use super::params::{TransferMethod, TransferParams, normalise, parse_params};
+use super::attended::{AttendedRun, ringback_sound};
+use super::params::{TransferMethod, TransferParams, TransferType, normalise, parse_params};
 use super::sipfrag::parse_sipfrag;
 use super::state::{BlindTransfer, Step, StepSource};
 use super::target::refer_target;
@@ -37,6 +37,9 @@ impl ModuleKind for Kind {
     }
 
     fn start(params: &TransferParams) -> Box<dyn Module> {
+        if params.transfer_type == TransferType::Attended {
+            return Box::new(AttendedRun::new(params.clone()));
+        }
         Box::new(TransferRun {
             params: params.clone(),
             active: None,
@@ -229,12 +232,7 @@ impl Module for TransferRun {
         let dialing = *dialing;
         if self.bridging && leg == dialing {
             // The transferor left while the target rings: the transferee hears ringback.
-            let ringback = &self.params.ringback;
-            let sound = if ringback.starts_with("%(") {
-                SoundRef::Tone(format!("tone_stream://{ringback}"))
-            } else {
-                SoundRef::from_media_id(ringback, ctx.account_id().as_deref())
-            };
+            let sound = ringback_sound(&self.params.ringback, ctx.account_id().as_deref());
             let looped = PlayOptions {
                 looped: true,
                 mix: false,

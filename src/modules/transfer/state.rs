@@ -277,13 +277,7 @@ impl BlindTransfer {
         if self.is_finished() {
             return Step::Ignored;
         }
-        let takeback = self.params.takeback_dtmf.as_str();
-        self.recent_digits.push(digit.to_ascii_uppercase());
-        let keep = takeback.chars().count();
-        while self.recent_digits.chars().count() > keep {
-            self.recent_digits.remove(0);
-        }
-        if !takeback.is_empty() && self.recent_digits == takeback {
+        if takeback_dialed(&mut self.recent_digits, &self.params.takeback_dtmf, digit) {
             self.phase = Phase::Withdrawn;
             return Step::Withdrawn;
         }
@@ -294,6 +288,17 @@ impl BlindTransfer {
         self.phase = Phase::Failed(code);
         Step::Failed(code)
     }
+}
+
+/// Adds `digit` to the dialing party's `recent` digits (kept as long as `takeback`) and says
+/// whether they now spell `takeback`.
+pub(super) fn takeback_dialed(recent: &mut String, takeback: &str, digit: char) -> bool {
+    recent.push(digit.to_ascii_uppercase());
+    let keep = takeback.chars().count();
+    while recent.chars().count() > keep {
+        recent.remove(0);
+    }
+    !takeback.is_empty() && recent == takeback
 }
 
 /// True when a `Subscription-State` value says the subscription is over (`terminated;...`).

@@ -51,13 +51,11 @@ fn unknown_transfer_type_names_the_path() {
     assert_eq!(errors[0].rule, "enum");
     assert!(errors[0].message.contains("\"teleport\""), "{}", errors[0]);
     assert!(errors[0].message.contains("blind"), "{}", errors[0]);
-    let attended = parse_params(&object(json!({ "transfer_type": "attended" }))).unwrap_err();
-    assert!(
-        attended[0].message.contains("not supported yet"),
-        "{}",
-        attended[0]
-    );
-    assert!(attended[0].to_string().starts_with("data.transfer_type: "));
+    let warm = parse_params(&object(json!({ "transfer_type": "warm" }))).unwrap_err();
+    assert!(warm[0].message.contains("\"attended\""), "{}", warm[0]);
+    assert!(warm[0].to_string().starts_with("data.transfer_type: "));
+    let attended = parse_params(&object(json!({ "transfer_type": "attended" }))).unwrap();
+    assert_eq!(attended.transfer_type, TransferType::Attended);
 }
 
 #[test]

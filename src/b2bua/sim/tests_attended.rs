@@ -1,0 +1,397 @@
+//! Attended transfer (`transfer_type: attended`), every branch of Kazoo's flow: the transferee
+//! hears music while the transferor consults the target on a port pair of its own, and the
+//! transferor hanging up bridges transferee and target, with nobody re-INVITEd.
+
+use serde_json::json;
+
+use crate::audio::SoundRef;
+use crate::base::{CallEvent, Leg};
+use crate::media::PortPair;
+use crate::sip::SipMessage;
+
+use super::call::Call;
+use super::dialog::UaDialog;
+use super::expect::{req, resp};
+use super::harness::{Side, Sim, SimConfig, addr};
+use super::media::ConsultOp;
+use super::sip::body;
+use super::tests_originate::target_answers;
+
+/// Calls whose `*5` runs an attended transfer to 1234 (takeback `*1`, 20 s target timeout).
+fn attended_sim(seed: u64) -> Sim {
+    Sim::with(SimConfig {
+        seed,
+        metaflows: Some(json!({
+            "numbers": {"5": {"module": "transfer", "data": {
+                "target": "1234", "transfer_type": "attended", "takeback_dtmf": "*1",
+                "moh": "silence"
+            }}}
+        })),
+        ..SimConfig::default()
+    })
+}
+
+/// An answered call whose phone (the transferor) dialed `*5`: returns the call, the INVITE the
+/// PBX got for the target (no REFER: the proxy calls the target itself) and the consultation's
+/// port pair.
+fn consult_placed(sim: &mut Sim) -> (Call, SipMessage, PortPair) {
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*5");
+    let invite = sim.expect(Side::Pbx, req("INVITE"));
+    let opened = sim.media.log().consults.first().copied();
+    let Some(ConsultOp::Open(key, Leg::A, pair)) = opened else {
+        panic!("a consultation opened for the transferor: {opened:?}");
+    };
+    assert_eq!(key, call.key);
+    (call, invite, pair)
+}
+
+/// The consultation requests the core made, after the opening.
+fn consult_ops(sim: &Sim) -> Vec<ConsultOp> {
+    sim.media.log().consults.iter().skip(1).copied().collect()
+}
+
+/// Every sound the core asked to be produced, in order.
+fn sounds_asked(sim: &Sim) -> Vec<SoundRef> {
+    sim.sounds.iter().map(|(_, _, s)| s.clone()).collect()
+}
+
+/// Kazoo's default ringback, as the transfer plays it.
+fn ringback() -> SoundRef {
+    SoundRef::Tone("tone_stream://%(2000,4000,440,480)".into())
+}
+
+/// Whether a BYE went to `side` once everything in flight arrived (taken from its inbox).
+fn bye_to(sim: &mut Sim, side: Side) -> Option<SipMessage> {
+    sim.settle();
+    sim.take(side)
+        .into_iter()
+        .find(|m| m.method().is_some_and(|m| m.as_str() == "BYE"))
+}
+
+/// The phone (transferor) hangs up and the proxy answers it.
+fn transferor_hangs_up(sim: &mut Sim, call: &mut Call) {
+    let bye = sim.phone.request(&mut call.phone, "BYE");
+    sim.send(Side::Phone, &bye);
+    sim.expect(Side::Phone, resp(200, "BYE"));
+}
+
+/// The target's media, as `TARGET_SDP` says.
+fn target_media() -> std::net::SocketAddr {
+    addr("10.0.0.77:7700")
+}
+
+/// Start: the target's INVITE offers the transferee's codecs on the consultation's own ports,
+/// the transferee hears music and the transferor ringback; nothing goes to either party.
+#[test]
+fn the_target_is_called_on_a_port_pair_of_its_own_while_the_transferee_hears_music() {
+    let mut sim = attended_sim(90);
+    let (call, invite, pair) = consult_placed(&mut sim);
+    let offer = body(&invite);
+    assert!(
+        offer.contains(&format!("m=audio {} RTP/AVP", pair.rtp)),
+        "{offer}"
+    );
+    let ports = sim.media.ports(call.key);
+    assert!(!offer.contains(&format!("m=audio {} ", ports.a.rtp)));
+    assert_eq!(
+        sounds_asked(&sim),
+        [SoundRef::Silence, ringback()],
+        "`moh` to the transferee, ringback to the transferor"
+    );
+    assert!(sim.take(Side::Phone).is_empty());
+    assert_eq!(sim.events_of("leg_originated").len(), 1);
+    assert!(sim.events_of("transfer_refer_sent").is_empty());
+}
+
+/// The full flow: the target answers and talks with the transferor (the transferee still on
+/// hold); the transferor hangs up and the target takes its place on the a-leg; the call goes
+/// on until the target hangs up, which hangs up the transferee.
+#[test]
+fn answered_then_transferor_hangs_up_bridges_transferee_and_target() {
+    let mut sim = attended_sim(91);
+    let (mut call, invite, pair) = consult_placed(&mut sim);
+    let mut target = target_answers(&mut sim, &invite);
+    sim.settle();
+    assert_eq!(
+        consult_ops(&sim),
+        [ConsultOp::Remote(call.key, target_media())]
+    );
+    assert!(
+        sim.media.log().stops.iter().any(|s| s.1 == Leg::A),
+        "ringback stops"
+    );
+    assert!(
+        bye_to(&mut sim, Side::Phone).is_none(),
+        "the transferor stays"
+    );
+    assert!(
+        sim.events_of("leg_replaced").is_empty(),
+        "consulting, not yet transferred"
+    );
+    transferor_hangs_up(&mut sim, &mut call);
+    sim.settle();
+    assert_eq!(consult_ops(&sim)[1..], [ConsultOp::Takes(call.key, Leg::A)]);
+    assert_eq!(
+        sim.media.ports(call.key).a,
+        pair,
+        "the target's ports are the a-leg's"
+    );
+    assert!(
+        bye_to(&mut sim, Side::Pbx).is_none(),
+        "no BYE to the transferee"
+    );
+    assert_eq!(
+        sim.events_of("leg_replaced"),
+        [CallEvent::LegReplaced {
+            leg: Leg::A,
+            call_id: invite.call_id().unwrap().to_string()
+        }]
+    );
+    assert_eq!(
+        sim.events_of("transfer_succeeded"),
+        [CallEvent::TransferSucceeded { status: None }]
+    );
+    assert!(sim.events_of("call_ended").is_empty());
+    let target_bye = sim.pbx.request(&mut target, "BYE");
+    sim.send(Side::Pbx, &target_bye);
+    sim.expect(Side::Pbx, resp(200, "BYE"));
+    let transferee_bye = sim.expect(Side::Pbx, req("BYE"));
+    assert_eq!(transferee_bye.call_id(), call.b_invite.call_id());
+    let ok = sim.pbx.response(&transferee_bye, 200);
+    sim.send(Side::Pbx, &ok);
+    sim.settle();
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+}
+
+/// The target is busy: the consultation closes, both hear each other again, outcome failure.
+#[test]
+fn a_busy_target_reconnects_transferor_and_transferee() {
+    let mut sim = attended_sim(92);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    let busy = sim.pbx.response(&invite, 486);
+    sim.send(Side::Pbx, &busy);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert_eq!(consult_ops(&sim), [ConsultOp::Close(call.key)]);
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert!(
+        stops.contains(&Leg::A) && stops.contains(&Leg::B),
+        "{stops:?}"
+    );
+    assert_eq!(
+        sim.events_of("transfer_failed"),
+        [CallEvent::TransferFailed {
+            status: Some(486),
+            reason: Some("the target did not answer".into())
+        }]
+    );
+    assert!(sim.events_of("call_ended").is_empty());
+    sim.hang_up(Side::Phone, &mut call);
+}
+
+/// Nobody answers within `timeout`: the target is cancelled, the failure reads 408.
+#[test]
+fn no_answer_within_the_timeout_cancels_and_reconnects() {
+    let mut sim = attended_sim(93);
+    let (call, invite, _) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    sim.run_for(std::time::Duration::from_secs(21));
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    let ok = sim.pbx.response(&cancel, 200);
+    sim.send(Side::Pbx, &ok);
+    let terminated = sim.pbx.response(&invite, 487);
+    sim.send(Side::Pbx, &terminated);
+    sim.settle();
+    assert_eq!(consult_ops(&sim), [ConsultOp::Close(call.key)]);
+    let failed = sim.events_of("transfer_failed");
+    assert!(
+        matches!(
+            failed.as_slice(),
+            [CallEvent::TransferFailed {
+                status: Some(408),
+                ..
+            }]
+        ),
+        "{failed:?}"
+    );
+}
+
+/// Partial transfer: the transferor hangs up while the target rings; the transferee hears
+/// ringback, and the target takes the transferor's place when it answers.
+#[test]
+fn transferor_hanging_up_while_the_target_rings_completes_when_it_answers() {
+    let mut sim = attended_sim(94);
+    let (mut call, invite, pair) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    transferor_hangs_up(&mut sim, &mut call);
+    sim.settle();
+    assert_eq!(
+        sounds_asked(&sim),
+        [SoundRef::Silence, ringback(), ringback()],
+        "ringback to the transferee"
+    );
+    assert!(
+        sim.events_of("call_ended").is_empty(),
+        "the transferee waits"
+    );
+    target_answers(&mut sim, &invite);
+    sim.settle();
+    assert_eq!(consult_ops(&sim), [ConsultOp::Takes(call.key, Leg::A)]);
+    assert_eq!(sim.media.ports(call.key).a, pair);
+    assert!(
+        bye_to(&mut sim, Side::Phone).is_none(),
+        "the transferor already left"
+    );
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+    assert_eq!(
+        sim.events_of("transfer_succeeded"),
+        [CallEvent::TransferSucceeded { status: Some(200) }]
+    );
+    assert!(sim.events_of("call_ended").is_empty());
+}
+
+/// Partial transfer whose target fails: nobody is left for the transferee; the call ends.
+#[test]
+fn a_partial_transfer_whose_target_fails_ends_the_call() {
+    let mut sim = attended_sim(95);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    transferor_hangs_up(&mut sim, &mut call);
+    let busy = sim.pbx.response(&invite, 486);
+    sim.send(Side::Pbx, &busy);
+    sim.settle();
+    let bye = bye_to(&mut sim, Side::Pbx).expect("the transferee is hung up");
+    assert_eq!(bye.call_id(), call.b_invite.call_id());
+    assert_eq!(sim.events_of("transfer_failed").len(), 1);
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+}
+
+/// Takeback while the target rings: CANCEL, the legs reconnected at once, outcome withdrawn.
+#[test]
+fn takeback_while_the_target_rings_cancels_and_reconnects_at_once() {
+    let mut sim = attended_sim(96);
+    let (call, invite, _) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    sim.dial(call.key, Leg::A, "*1");
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    assert_eq!(cancel.call_id(), invite.call_id());
+    assert_eq!(
+        consult_ops(&sim),
+        [ConsultOp::Close(call.key)],
+        "before the 487"
+    );
+    assert_eq!(
+        sim.events_of("transfer_withdrawn"),
+        [CallEvent::TransferWithdrawn { status: None }]
+    );
+    let ok = sim.pbx.response(&cancel, 200);
+    sim.send(Side::Pbx, &ok);
+    let terminated = sim.pbx.response(&invite, 487);
+    sim.send(Side::Pbx, &terminated);
+    sim.settle();
+    assert!(sim.events_of("transfer_failed").is_empty());
+    assert!(sim.events_of("call_ended").is_empty());
+}
+
+/// Takeback while consulting: the target is hung up, the legs reconnected, outcome withdrawn.
+#[test]
+fn takeback_while_consulting_hangs_up_the_target_and_reconnects() {
+    let mut sim = attended_sim(97);
+    let (call, invite, _) = consult_placed(&mut sim);
+    target_answers(&mut sim, &invite);
+    sim.dial(call.key, Leg::A, "*1");
+    let bye = bye_to(&mut sim, Side::Pbx).expect("the target is hung up");
+    assert_eq!(bye.call_id(), invite.call_id());
+    assert_eq!(
+        consult_ops(&sim),
+        [
+            ConsultOp::Remote(call.key, target_media()),
+            ConsultOp::Close(call.key)
+        ]
+    );
+    assert_eq!(
+        sim.events_of("transfer_withdrawn"),
+        [CallEvent::TransferWithdrawn { status: None }]
+    );
+    assert!(sim.events_of("leg_replaced").is_empty());
+    // A later BYE from the target's side is refused: its dialog is gone.
+}
+
+/// The target hangs up while consulting: the legs are reconnected, outcome failure.
+#[test]
+fn the_target_hanging_up_while_consulting_reconnects() {
+    let mut sim = attended_sim(98);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    let mut target: UaDialog = target_answers(&mut sim, &invite);
+    let bye = sim.pbx.request(&mut target, "BYE");
+    sim.send(Side::Pbx, &bye);
+    let ok = sim.expect(Side::Pbx, resp(200, "BYE"));
+    assert_eq!(ok.call_id(), invite.call_id());
+    sim.settle();
+    assert_eq!(consult_ops(&sim)[1..], [ConsultOp::Close(call.key)]);
+    assert_eq!(
+        sim.events_of("transfer_failed"),
+        [CallEvent::TransferFailed {
+            status: None,
+            reason: Some("the target hung up".into())
+        }]
+    );
+    assert!(sim.events_of("call_ended").is_empty());
+    sim.hang_up(Side::Phone, &mut call);
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+}
+
+/// The transferee hangs up while consulting: the target takes its place and the transferor
+/// talks with it; the transferor hanging up later hangs up the target.
+#[test]
+fn the_transferee_hanging_up_while_consulting_leaves_transferor_and_target() {
+    let mut sim = attended_sim(99);
+    let (mut call, invite, pair) = consult_placed(&mut sim);
+    target_answers(&mut sim, &invite);
+    let bye = sim.pbx.request(&mut call.pbx, "BYE");
+    sim.send(Side::Pbx, &bye);
+    sim.settle();
+    assert_eq!(consult_ops(&sim)[1..], [ConsultOp::Takes(call.key, Leg::B)]);
+    assert_eq!(sim.media.ports(call.key).b, pair);
+    assert!(
+        bye_to(&mut sim, Side::Phone).is_none(),
+        "the transferor stays"
+    );
+    assert_eq!(sim.events_of("transfer_failed").len(), 1);
+    assert!(sim.events_of("call_ended").is_empty());
+    let phone_bye = sim.phone.request(&mut call.phone, "BYE");
+    sim.send(Side::Phone, &phone_bye);
+    let target_bye = sim.expect(Side::Pbx, req("BYE"));
+    assert_eq!(target_bye.call_id(), invite.call_id());
+    sim.settle();
+    assert_eq!(sim.events_of("call_ended").len(), 1);
+}
+
+/// The transferee hangs up while the target rings: when the target answers it talks with the
+/// transferor alone (it took the transferee's place).
+#[test]
+fn the_transferee_hanging_up_while_the_target_rings_leaves_transferor_and_target() {
+    let mut sim = attended_sim(100);
+    let (mut call, invite, pair) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let bye = sim.pbx.request(&mut call.pbx, "BYE");
+    sim.send(Side::Pbx, &bye);
+    sim.settle();
+    assert!(
+        sim.events_of("call_ended").is_empty(),
+        "the transferor waits"
+    );
+    target_answers(&mut sim, &invite);
+    sim.settle();
+    assert_eq!(consult_ops(&sim), [ConsultOp::Takes(call.key, Leg::B)]);
+    assert_eq!(sim.media.ports(call.key).b, pair);
+    assert!(bye_to(&mut sim, Side::Phone).is_none());
+    assert_eq!(sim.events_of("transfer_failed").len(), 1);
+    assert!(sim.events_of("call_ended").is_empty());
+}

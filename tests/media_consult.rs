@@ -1,0 +1,168 @@
+//! An attended transfer's consultation over real loopback sockets: a third party joins a
+//! stream, talks with one leg while the other is parked, and then either leaves (the legs hear
+//! each other again) or takes a leg's place (the transfer completes, no re-INVITE: the staying
+//! party keeps sending to the port it knows).
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
+
+#[path = "common/relay_io.rs"]
+mod relay_io;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use metaflow_proxy::base::Leg;
+use metaflow_proxy::media::{LatchPolicy, MediaConfig, MediaControl, MediaEngine};
+use relay_io::{recv_within, rtp};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const CALL: u64 = 11;
+const WAIT: Duration = Duration::from_secs(3);
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// A party's RTP and RTCP sockets on loopback address `ip`.
+struct Party {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl Party {
+    async fn on(ip: Ipv4Addr) -> Self {
+        Self {
+            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
+            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
+        }
+    }
+
+    fn rtp_addr(&self) -> SocketAddr {
+        self.rtp.local_addr().unwrap()
+    }
+
+    fn rtcp_addr(&self) -> SocketAddr {
+        self.rtcp.local_addr().unwrap()
+    }
+
+    /// Sends RTP `seq` to the proxy's `port` and returns the packet sent.
+    async fn say(&self, port: u16, seq: u16, ssrc: u32) -> Vec<u8> {
+        let packet = rtp(0, seq, ssrc);
+        self.rtp.send_to(&packet, local(port)).await.unwrap();
+        packet
+    }
+}
+
+/// Checks that nothing (more) reaches `socket` within 200 ms.
+async fn silent(socket: &UdpSocket, who: &str) {
+    let mut buf = [0u8; 2048];
+    if let Ok(Ok((len, from))) =
+        timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await
+    {
+        panic!("{who} received {len} bytes from {from}");
+    }
+}
+
+/// `from` says something to `port` and `to` hears exactly that, from the proxy's `via`.
+async fn heard(from: &Party, port: u16, to: &Party, via: u16, seq: u16) {
+    let sent = from.say(port, seq, 0x5eed_0000 | u32::from(seq)).await;
+    let (got, source) = recv_within(&to.rtp, WAIT).await;
+    assert_eq!(got, sent, "payload relayed intact");
+    assert_eq!(
+        source,
+        local(via),
+        "sent from the proxy port facing the receiver"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
+    let (events, _events_rx) = mpsc::channel(64);
+    let cfg = MediaConfig {
+        media_ip: Ipv4Addr::LOCALHOST.into(),
+        port_min: 46400,
+        port_max: 46499,
+        media_timeout: Duration::from_secs(60),
+        media_timeout_hold: Duration::from_secs(3600),
+        workers: 1,
+        latch: LatchPolicy::default(),
+    };
+    let mut engine = MediaEngine::new(cfg, events, None).unwrap();
+    // The transferor on the a-leg, the transferee on the b-leg, the target elsewhere.
+    let transferor = Party::on(Ipv4Addr::new(127, 0, 0, 1)).await;
+    let transferee = Party::on(Ipv4Addr::new(127, 0, 0, 2)).await;
+    let target = Party::on(Ipv4Addr::new(127, 0, 0, 3)).await;
+    let ports = engine.allocate_stream(CALL, 0).unwrap();
+    engine.set_remote(
+        CALL,
+        0,
+        Leg::A,
+        transferor.rtp_addr(),
+        transferor.rtcp_addr(),
+    );
+    engine.set_remote(
+        CALL,
+        0,
+        Leg::B,
+        transferee.rtp_addr(),
+        transferee.rtcp_addr(),
+    );
+    heard(&transferor, ports.a.rtp, &transferee, ports.b.rtp, 1).await;
+    heard(&transferee, ports.b.rtp, &transferor, ports.a.rtp, 2).await;
+
+    // A first consultation that ends without the target: the legs hear each other again.
+    let first = engine.open_consult(CALL, Leg::A).unwrap();
+    assert_eq!(engine.ports_in_use(), 6);
+    engine.set_consult_remote(CALL, target.rtp_addr(), target.rtcp_addr());
+    heard(&transferor, ports.a.rtp, &target, first.rtp, 3).await;
+    heard(&target, first.rtp, &transferor, ports.a.rtp, 4).await;
+    transferee.say(ports.b.rtp, 5, 7).await;
+    silent(
+        &transferor.rtp,
+        "the transferor, from the parked transferee",
+    )
+    .await;
+    silent(&target.rtp, "the target, from the parked transferee").await;
+    silent(&transferee.rtp, "the parked transferee").await;
+    engine.close_consult(CALL);
+    assert_eq!(engine.ports_in_use(), 4);
+    heard(&transferor, ports.a.rtp, &transferee, ports.b.rtp, 6).await;
+    heard(&transferee, ports.b.rtp, &transferor, ports.a.rtp, 7).await;
+    target.say(first.rtp, 8, 8).await;
+    silent(
+        &transferor.rtp,
+        "the transferor, from a closed consultation",
+    )
+    .await;
+
+    // A second one where the target takes the transferor's place.
+    let second = engine.open_consult(CALL, Leg::A).unwrap();
+    engine.set_consult_remote(CALL, target.rtp_addr(), target.rtcp_addr());
+    heard(&target, second.rtp, &transferor, ports.a.rtp, 9).await;
+    heard(&transferor, ports.a.rtp, &target, second.rtp, 10).await;
+    let report = b"\x81\xc8\x00\x06rtcp-sender-report".to_vec();
+    target
+        .rtcp
+        .send_to(&report, local(second.rtcp))
+        .await
+        .unwrap();
+    let (got, source) = recv_within(&transferor.rtcp, WAIT).await;
+    assert_eq!((got, source), (report, local(ports.a.rtcp)));
+    engine.consult_takes(CALL, Leg::A);
+    // The transferee keeps sending where it always did; the target keeps its own ports.
+    heard(&transferee, ports.b.rtp, &target, second.rtp, 11).await;
+    heard(&target, second.rtp, &transferee, ports.b.rtp, 12).await;
+    assert_eq!(engine.allocate_stream(CALL, 0).unwrap().a, second);
+    assert_eq!(engine.ports_in_use(), 4);
+    // The transferor's old port is closed: what it sends reaches nobody.
+    transferor.say(ports.a.rtp, 13, 9).await;
+    silent(
+        &transferee.rtp,
+        "the transferee, from the departed transferor",
+    )
+    .await;
+    silent(&target.rtp, "the target, from the departed transferor").await;
+    engine.release_call(CALL);
+    assert_eq!(engine.ports_in_use(), 0);
+}
