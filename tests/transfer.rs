@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::calls::{
     MetaflowsProxy, assert_no_active_call, got_bye, run_call, sent_bye, wait_for_events,
 };
+use common::rtp_party::{RtpParty, exchange};
 use common::sipp::{SippResult, header};
 
 /// Limit for one SIPp run (the longest scenario, the takeback, lasts about 9 s).
@@ -270,17 +271,16 @@ fn fixed_target_of_a_numbers_code_is_referred() {
 #[test]
 fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
     let proxy = TransferProxy::start(SEED_METAFLOWS);
-    let transferee = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = |socket: &std::net::UdpSocket| socket.local_addr().unwrap().port().to_string();
+    let mut transferee = RtpParty::bind(0x0B0B_0B0B);
+    let mut target = RtpParty::bind(0x0A0A_0A0A);
     let callee = common::calls::callee(
         &proxy.proxy,
         "transfer_uas_refer_405_bridge.xml",
         SIPP_TIMEOUT_SECS,
     )
     .calls(2)
-    .key("transferee_rtp", &port(&transferee))
-    .key("target_rtp", &port(&target))
+    .key("transferee_rtp", &transferee.port().to_string())
+    .key("target_rtp", &target.port().to_string())
     .spawn();
     let caller =
         common::calls::caller(&proxy.proxy, "transfer_uac_dial.xml", SIPP_TIMEOUT_SECS).spawn();
@@ -288,8 +288,13 @@ fn refer_not_taken_falls_back_to_a_call_the_proxy_places() {
     // The first call's ports: the transferor's side (now the target's) first, the PBX side next.
     let rtp_low = proxy.proxy.ports().rtp_low;
     let (towards_target, towards_transferee) = (rtp_low, rtp_low + 2);
-    let (heard_by_target, heard_by_transferee) =
-        exchange_rtp(&transferee, towards_transferee, &target, towards_target);
+    let (heard_by_target, heard_by_transferee, _) = exchange(
+        &mut transferee,
+        towards_transferee,
+        &mut target,
+        towards_target,
+        &[],
+    );
     let (caller, callee) = common::calls::wait_call(caller, callee, RUN_LIMIT);
     common::calls::assert_both_succeeded(&caller, &callee);
     assert!(
@@ -337,57 +342,6 @@ fn invites_received(pbx: &SippResult) -> Vec<String> {
         .collect();
     assert_eq!(invites.len(), 2, "the original call and the placed one");
     invites
-}
-
-/// Sends 25 RTP packets each way, 20 ms apart: from `a` to the proxy's port `a_to` and from `b`
-/// to `b_to`. Returns how many of `a`'s reached `b` and of `b`'s reached `a` (told apart by
-/// their SSRC).
-fn exchange_rtp(
-    a: &std::net::UdpSocket,
-    a_to: u16,
-    b: &std::net::UdpSocket,
-    b_to: u16,
-) -> (usize, usize) {
-    const A_SSRC: u32 = 0x0A0A_0A0A;
-    const B_SSRC: u32 = 0x0B0B_0B0B;
-    let packet = |seq: u16, ssrc: u32| {
-        let mut p = vec![0x80, 8];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-        p.extend_from_slice(&ssrc.to_be_bytes());
-        p.extend(std::iter::repeat_n(0xD5u8, 160));
-        p
-    };
-    for socket in [a, b] {
-        socket.set_nonblocking(true).unwrap();
-    }
-    let (mut a_heard, mut b_heard) = (0, 0);
-    let mut buf = [0u8; 2048];
-    let ssrc_of = |data: &[u8]| {
-        data.get(8..12)
-            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    for seq in 0..25u16 {
-        a.send_to(&packet(seq, A_SSRC), ("127.0.0.1", a_to))
-            .unwrap();
-        b.send_to(&packet(seq, B_SSRC), ("127.0.0.1", b_to))
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        while let Ok(len) = b.recv(&mut buf) {
-            b_heard += usize::from(ssrc_of(&buf[..len]) == Some(A_SSRC));
-        }
-        while let Ok(len) = a.recv(&mut buf) {
-            a_heard += usize::from(ssrc_of(&buf[..len]) == Some(B_SSRC));
-        }
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    while let Ok(len) = b.recv(&mut buf) {
-        b_heard += usize::from(ssrc_of(&buf[..len]) == Some(A_SSRC));
-    }
-    while let Ok(len) = a.recv(&mut buf) {
-        a_heard += usize::from(ssrc_of(&buf[..len]) == Some(B_SSRC));
-    }
-    (b_heard, a_heard)
 }
 
 /// `callflow` (Kazoo's "overlay a callflow onto the caller"): the caller dials `*21234`; the

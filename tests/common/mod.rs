@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod raw_http;
 pub mod receiver;
+pub mod rtp_party;
 pub mod sipp;
 pub mod tones;
 

@@ -233,6 +233,12 @@ fn transferor_hanging_up_while_the_target_rings_completes_when_it_answers() {
         [SoundRef::Silence, ringback(), ringback()],
         "ringback to the transferee"
     );
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert_eq!(
+        stops,
+        [Leg::A, Leg::B],
+        "the leg the target takes stops hearing ringback, the transferee its music"
+    );
     assert!(
         sim.events_of("call_ended").is_empty(),
         "the transferee waits"
@@ -386,6 +392,12 @@ fn the_transferee_hanging_up_while_the_target_rings_leaves_transferor_and_target
     assert!(
         sim.events_of("call_ended").is_empty(),
         "the transferor waits"
+    );
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert_eq!(
+        stops,
+        [Leg::B],
+        "the leg the target takes stops hearing music"
     );
     target_answers(&mut sim, &invite);
     sim.settle();

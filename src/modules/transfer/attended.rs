@@ -193,13 +193,17 @@ impl Module for AttendedRun {
             Phase::Ringing if transferor_left => {
                 tracing::info!(call_id = %ctx.call_id(), "transferor hung up while the target rings: partial transfer");
                 self.phase = Phase::Partial;
+                // The leg the target will take must not go on hearing the ringback.
+                ctx.stop_playback(self.transferor);
                 let account = ctx.account_id();
                 let ringback = ringback_sound(&self.params.ringback, account.as_deref());
                 ctx.play(self.transferee(), ringback, LOOPED);
                 Progress::Pending
             }
             Phase::Ringing => {
+                // The target will take the transferee's leg: its music stops now.
                 self.transferee_gone = true;
+                ctx.stop_playback(self.transferee());
                 Progress::Pending
             }
             Phase::Talking => {
