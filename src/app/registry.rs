@@ -64,12 +64,28 @@ impl CallRegistry {
                     c.remove("placing");
                 }
             }
+            CallEvent::LegConsulted {
+                leg,
+                call_id: new_call_id,
+            } => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.remove("placing");
+                    let consulting = json!({"leg": leg.as_str(), "call_id": new_call_id});
+                    c.insert("consulting".into(), consulting);
+                }
+            }
+            CallEvent::LegConsultEnded { .. } => {
+                if let Some(c) = calls.get_mut(call_id) {
+                    c.remove("consulting");
+                }
+            }
             CallEvent::LegReplaced {
                 leg,
                 call_id: new_call_id,
             } => {
                 if let Some(c) = calls.get_mut(call_id) {
                     c.remove("placing");
+                    c.remove("consulting");
                     let key = format!("{}_call_id", leg.as_str());
                     c.insert(key, json!(new_call_id));
                 }
@@ -151,5 +167,58 @@ impl LiveCalls for ApiCalls {
                 node,
             })
             .map_err(|e| format!("the call core is busy: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::Leg;
+
+    /// The channel view follows a placed call from ringing to consulting to the leg it takes,
+    /// and forgets a consultation that ended.
+    #[test]
+    fn the_view_shows_the_call_being_placed_and_consulted() {
+        let registry = CallRegistry::default();
+        let started = CallEvent::CallStarted {
+            from: "a".into(),
+            to: "b".into(),
+            b_call_id: "b1".into(),
+            source: "udp:127.0.0.1:5060".into(),
+            account_id: Some("acc".into()),
+            metaflows: Vec::new(),
+        };
+        registry.on_event("c1", &started, "t0");
+        let view = |registry: &CallRegistry| registry.all().remove(0).1;
+        let originated = CallEvent::LegOriginated {
+            leg: Leg::A,
+            target: "sip:1234@pbx".into(),
+            call_id: "n1".into(),
+        };
+        registry.on_event("c1", &originated, "t1");
+        assert_eq!(view(&registry)["placing"]["call_id"], "n1");
+        let consulted = CallEvent::LegConsulted {
+            leg: Leg::A,
+            call_id: "n1".into(),
+        };
+        registry.on_event("c1", &consulted, "t2");
+        let summary = view(&registry);
+        assert!(summary.get("placing").is_none());
+        assert_eq!(summary["consulting"], json!({"leg": "a", "call_id": "n1"}));
+        let ended = CallEvent::LegConsultEnded {
+            leg: Leg::A,
+            call_id: "n1".into(),
+        };
+        registry.on_event("c1", &ended, "t3");
+        assert!(view(&registry).get("consulting").is_none());
+        registry.on_event("c1", &consulted, "t4");
+        let replaced = CallEvent::LegReplaced {
+            leg: Leg::A,
+            call_id: "n1".into(),
+        };
+        registry.on_event("c1", &replaced, "t5");
+        let summary = view(&registry);
+        assert!(summary.get("consulting").is_none());
+        assert_eq!(summary["a_call_id"], "n1");
     }
 }

@@ -23,6 +23,8 @@ use super::originate::OriginateError;
 pub(super) struct Consulted {
     /// The module that placed the call.
     pub module: ModuleId,
+    /// The leg it talks with (the transferor).
+    pub talker: Leg,
     /// Its dialog (the proxy is its UAC).
     pub dialog: Dialog,
     /// Its SDP answer: anchored as a leg's SDP when it takes that leg's place.
@@ -95,7 +97,7 @@ impl B2bua {
     pub(super) fn start_consultation(
         &mut self,
         key: CallKey,
-        module: ModuleId,
+        (module, talker): (ModuleId, Leg),
         dialog: Dialog,
         answer: &SipMessage,
     ) -> Result<(), Box<Dialog>> {
@@ -113,12 +115,19 @@ impl B2bua {
         self.media.set_consult_remote(key, rtp, rtcp);
         tracing::info!(call_id = %call.id, consult_call_id = %dialog.call_id, "the consulted party answered");
         self.consult_by_call_id.insert(dialog.call_id.clone(), key);
+        let (log_id, consult_call_id) = (call.id.clone(), dialog.call_id.clone());
         call.consult = Some(Consulted {
             module,
+            talker,
             dialog,
             answer: answer.body.to_vec(),
             gone: None,
         });
+        let event = CallEvent::LegConsulted {
+            leg: talker,
+            call_id: consult_call_id,
+        };
+        self.event(&log_id, event);
         Ok(())
     }
 
@@ -189,6 +198,18 @@ impl B2bua {
         self.consult_by_call_id.remove(&consulted.dialog.call_id);
         self.bye_dialog(&mut consulted.dialog, now);
         self.media.close_consult(key);
+        self.consult_ended(key, &consulted);
+    }
+
+    /// Logs that the consulted party left without taking a leg's place.
+    fn consult_ended(&mut self, key: CallKey, consulted: &Consulted) {
+        if let Some(log_id) = self.call_id_of(key).map(str::to_owned) {
+            let event = CallEvent::LegConsultEnded {
+                leg: consulted.talker,
+                call_id: consulted.dialog.call_id.clone(),
+            };
+            self.event(&log_id, event);
+        }
     }
 
     /// The call ends with a consultation answered: its party gets a BYE too.
@@ -229,6 +250,7 @@ impl B2bua {
         if let Some(log_id) = self.call_id_of(key).map(str::to_owned) {
             tracing::info!(call_id = %log_id, "the consulted party hung up");
         }
+        self.consult_ended(key, &consulted);
         self.drive_consult_left(key, consulted.module, now);
     }
 

@@ -104,8 +104,8 @@ impl B2bua {
                 self.bye_dialog(&mut origination.dialog, now);
                 GIVEN_UP
             } else if consult && !leaving_gone {
-                let (module, dialog) = (origination.module, origination.dialog);
-                match self.start_consultation(key, module, dialog, &resp) {
+                let (placed, dialog) = ((origination.module, slot), origination.dialog);
+                match self.start_consultation(key, placed, dialog, &resp) {
                     Ok(()) => code,
                     Err(mut dialog) => {
                         self.bye_dialog(&mut dialog, now);

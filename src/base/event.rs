@@ -228,6 +228,22 @@ pub enum CallEvent {
         /// The new call's Call-ID.
         call_id: String,
     },
+    /// The party an attended transfer called answered: it talks with `leg`'s party while the
+    /// other party is on hold.
+    LegConsulted {
+        /// The leg that talks with it (the transferor).
+        leg: Leg,
+        /// Its call's Call-ID.
+        call_id: String,
+    },
+    /// The consulted party left without taking a leg's place (it hung up, or was hung up by a
+    /// takeback): `leg`'s party talks with the other party again.
+    LegConsultEnded {
+        /// The leg that talked with it.
+        leg: Leg,
+        /// Its call's Call-ID.
+        call_id: String,
+    },
     /// A sound started or ended on a leg (music on hold, a media file, a tone, speech).
     Playback {
         /// The leg that hears it.
@@ -280,7 +296,7 @@ pub enum CallEvent {
 
 /// Every `event` value a [`CallEvent`] can have, in declaration order: what a filter of event
 /// kinds (the `webhook-events` key) is checked against.
-pub const CALL_EVENT_KINDS: [&str; 33] = [
+pub const CALL_EVENT_KINDS: [&str; 35] = [
     "call_started",
     "call_answered",
     "call_rejected",
@@ -308,6 +324,8 @@ pub const CALL_EVENT_KINDS: [&str; 33] = [
     "leg_originated",
     "leg_origination_failed",
     "leg_replaced",
+    "leg_consulted",
+    "leg_consult_ended",
     "playback",
     "media_control",
     "recording_masked",
@@ -347,6 +365,8 @@ impl CallEvent {
             Self::LegOriginated { .. } => "leg_originated",
             Self::LegReplaced { .. } => "leg_replaced",
             Self::LegOriginationFailed { .. } => "leg_origination_failed",
+            Self::LegConsulted { .. } => "leg_consulted",
+            Self::LegConsultEnded { .. } => "leg_consult_ended",
             Self::Playback { .. } => "playback",
             Self::MediaControl { .. } => "media_control",
             Self::RecordingMasked { .. } => "recording_masked",
@@ -416,6 +436,14 @@ mod tests {
             CallEvent::LegOriginationFailed {
                 leg: Leg::B,
                 status: 486,
+            },
+            CallEvent::LegConsulted {
+                leg: Leg::A,
+                call_id: "x".into(),
+            },
+            CallEvent::LegConsultEnded {
+                leg: Leg::A,
+                call_id: "x".into(),
             },
             CallEvent::RecordingMasked {
                 leg: Leg::A,

@@ -117,6 +117,13 @@ fn answered_then_transferor_hangs_up_bridges_transferee_and_target() {
         consult_ops(&sim),
         [ConsultOp::Remote(call.key, target_media())]
     );
+    assert_eq!(
+        sim.events_of("leg_consulted"),
+        [CallEvent::LegConsulted {
+            leg: Leg::A,
+            call_id: invite.call_id().unwrap().to_string()
+        }]
+    );
     assert!(
         sim.media.log().stops.iter().any(|s| s.1 == Leg::A),
         "ringback stops"
@@ -325,6 +332,13 @@ fn takeback_while_consulting_hangs_up_the_target_and_reconnects() {
         [CallEvent::TransferWithdrawn { status: None }]
     );
     assert!(sim.events_of("leg_replaced").is_empty());
+    assert_eq!(
+        sim.events_of("leg_consult_ended"),
+        [CallEvent::LegConsultEnded {
+            leg: Leg::A,
+            call_id: invite.call_id().unwrap().to_string()
+        }]
+    );
     // A later BYE from the target's side is refused: its dialog is gone.
 }
 
@@ -347,6 +361,7 @@ fn the_target_hanging_up_while_consulting_reconnects() {
             reason: Some("the target hung up".into())
         }]
     );
+    assert_eq!(sim.events_of("leg_consult_ended").len(), 1);
     assert!(sim.events_of("call_ended").is_empty());
     sim.hang_up(Side::Phone, &mut call);
     assert_eq!(sim.events_of("call_ended").len(), 1);
