@@ -78,7 +78,10 @@ fn audio_addresses(sdp: &Sdp) -> Option<(SocketAddr, SocketAddr)> {
         .media()
         .iter()
         .find(|m| m.kind == "audio" && m.port != 0)?;
-    let addr = m.connection.or(sdp.session_connection())?;
+    let addr = m
+        .connection
+        .or(sdp.session_connection())
+        .filter(|a| !a.is_unspecified())?;
     let rtcp_port = m
         .rtcp
         .map(|(p, _)| p)
@@ -146,7 +149,53 @@ impl B2bua {
         consulted.gone = Some(leg);
         let module = consulted.module;
         self.drive_leg_left(key, module, leg, now);
+        // A module that did not act (it finished meanwhile) must not leave the call half
+        // gone: the consulted party takes the departed party's place.
+        let unhandled = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.consult.as_ref())
+            .is_some_and(|c| c.gone == Some(leg));
+        if unhandled {
+            self.complete_consultation(key, leg, now);
+        }
         true
+    }
+
+    /// Whether call `key` has a consultation, ringing or answered.
+    pub(super) fn consulting(&self, key: CallKey) -> bool {
+        self.calls.get(&key).is_some_and(|c| {
+            c.consult.is_some() || c.origination.as_ref().is_some_and(|o| o.consult)
+        })
+    }
+
+    /// A request other than BYE from a party of a call that consults: relaying it would reach
+    /// the wrong party (the transferor's goes to the parked transferee). An INFO is answered
+    /// here and its digit counts (a takeback may come that way); a re-INVITE or UPDATE is
+    /// answered 491 (RFC 3261 §14.1: retried later, once the consultation is over); OPTIONS
+    /// 200; anything else 403.
+    pub(super) fn answer_while_consulting(
+        &mut self,
+        from: Peer,
+        msg: &SipMessage,
+        key: CallKey,
+        leg: Leg,
+        now: Instant,
+    ) {
+        let method = msg.method().cloned();
+        let (code, reason) = match method {
+            Some(Method::Invite | Method::Update) => (491, "Request Pending"),
+            Some(Method::Info | Method::Options) => (200, "OK"),
+            _ => (403, "Forbidden"),
+        };
+        let resp = SipMessage::response_to(msg, code, reason);
+        self.answer_out_of_dialog(from, msg, resp, now);
+        if method == Some(Method::Info) {
+            let content_type = msg.content_type().unwrap_or("");
+            if let Some(digit) = crate::dtmf::sip_info::digit_from_info(content_type, &msg.body) {
+                self.on_digit(key, leg, digit, super::codes::DigitSource::Info, now);
+            }
+        }
     }
 
     /// The consulted party takes `leg`'s place: its media takes the leg's sockets, its SDP is
@@ -222,7 +271,8 @@ impl B2bua {
 
     /// A request in a consulted party's dialog. A BYE ends the consultation (the module hears
     /// it and reconnects the legs); a re-INVITE or UPDATE is refused 488 (the consultation's
-    /// media stays as answered); anything else is answered 200 and goes nowhere.
+    /// media stays as answered); INFO, OPTIONS and NOTIFY are answered 200 and go nowhere;
+    /// anything else (REFER, SUBSCRIBE...) is refused 403, since nothing would follow up.
     pub(super) fn on_consult_request(
         &mut self,
         from: Peer,
@@ -236,7 +286,10 @@ impl B2bua {
             Some(Method::Invite | Method::Update) => {
                 SipMessage::response_to(msg, 488, "Not Acceptable Here")
             }
-            _ => SipMessage::response_to(msg, 200, "OK"),
+            Some(Method::Bye | Method::Info | Method::Options | Method::Notify) => {
+                SipMessage::response_to(msg, 200, "OK")
+            }
+            _ => SipMessage::response_to(msg, 403, "Forbidden"),
         };
         self.answer_out_of_dialog(from, msg, resp, now);
         if method != Some(Method::Bye) {

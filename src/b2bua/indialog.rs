@@ -48,6 +48,9 @@ impl B2bua {
         if method == Method::Bye {
             return self.on_bye(from, &msg, key, leg, max_forwards, now);
         }
+        if self.consulting(key) {
+            return self.answer_while_consulting(from, &msg, key, leg, now);
+        }
         let Some(skey) = ServerKey::of_request(&msg) else {
             return;
         };

@@ -434,6 +434,13 @@ impl MediaControl for MediaEngine {
         if stream.control.send(Control::ConsultTakes { leg }).is_err() {
             debug!(call, index, "media relay of stream already stopped");
         }
+        // The call's other streams (video) carried no consultation: the departed party's
+        // source is refused there from now on, as when a placed call takes a leg.
+        for (other, stream) in &call_media.streams {
+            if *other != index && stream.control.send(Control::LegReplaced { leg }).is_err() {
+                debug!(call, index = other, "media relay of stream already stopped");
+            }
+        }
         self.pool.release(old);
         self.publish_ports();
     }

@@ -150,6 +150,7 @@ pub trait MediaControl {
     fn consult_takes(&mut self, call: CallKey, leg: Leg);
     /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
-    /// UDP ports currently held (four per stream: RTP and RTCP for each leg).
+    /// UDP ports currently held (four per stream: RTP and RTCP for each leg; two more while an
+    /// attended transfer consults).
     fn ports_in_use(&self) -> usize;
 }

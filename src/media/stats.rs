@@ -43,6 +43,9 @@ pub enum DropReason {
     NoDestination,
     /// The leg it was going to is held, or hears a sound the proxy plays instead.
     Replaced,
+    /// It came from the leg an attended transfer parks while the transferor consults the
+    /// target: nobody hears the transferee meanwhile.
+    Parked,
 }
 
 impl From<Refusal> for DropReason {
@@ -77,6 +80,7 @@ pub struct MediaStats {
     dropped_send_error: AtomicU64,
     dropped_no_destination: AtomicU64,
     dropped_replaced: AtomicU64,
+    dropped_parked: AtomicU64,
     events_dropped: AtomicU64,
     /// Of the relayed packets, those the kernel fast path forwarded.
     kernel_packets: AtomicU64,
@@ -253,6 +257,7 @@ impl MediaStats {
             DropReason::SendError => &self.dropped_send_error,
             DropReason::NoDestination => &self.dropped_no_destination,
             DropReason::Replaced => &self.dropped_replaced,
+            DropReason::Parked => &self.dropped_parked,
         }
     }
 }
@@ -264,7 +269,7 @@ const FLOWS: [(Direction, PacketKind, &str, &str); 4] = [
     (Direction::BToA, PacketKind::Rtcp, "b_to_a", "rtcp"),
 ];
 
-const DROP_REASONS: [(DropReason, &str); 7] = [
+const DROP_REASONS: [(DropReason, &str); 8] = [
     (DropReason::ForeignSource, "foreign_source"),
     (DropReason::Learning, "learning"),
     (DropReason::Unsignalled, "unsignalled"),
@@ -272,6 +277,7 @@ const DROP_REASONS: [(DropReason, &str); 7] = [
     (DropReason::SendError, "send_error"),
     (DropReason::NoDestination, "no_destination"),
     (DropReason::Replaced, "replaced"),
+    (DropReason::Parked, "parked"),
 ];
 
 /// Plain (non-atomic) tallies kept by one relay task and added to `MediaStats` in batches.
@@ -280,7 +286,7 @@ pub(crate) struct LocalCounters {
     /// Packets and bytes per flow, in `FLOWS` order.
     relayed: [(u64, u64); 4],
     /// Drops per reason, in `DROP_REASONS` order.
-    dropped: [u64; 7],
+    dropped: [u64; 8],
     /// Whether anything was counted since the last flush.
     dirty: bool,
 }
@@ -321,6 +327,7 @@ impl LocalCounters {
             DropReason::SendError => &mut self.dropped[4],
             DropReason::NoDestination => &mut self.dropped[5],
             DropReason::Replaced => &mut self.dropped[6],
+            DropReason::Parked => &mut self.dropped[7],
         };
         *slot += 1;
         self.dirty = true;

@@ -206,12 +206,14 @@ fn no_answer_within_the_timeout_cancels_and_reconnects() {
     sim.send(Side::Pbx, &ringing);
     sim.run_for(std::time::Duration::from_secs(21));
     let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    // Reconnected at the timeout, not when the CANCEL is answered.
+    assert_eq!(consult_ops(&sim), [ConsultOp::Close(call.key)]);
+    assert_eq!(sim.events_of("transfer_failed").len(), 1);
     let ok = sim.pbx.response(&cancel, 200);
     sim.send(Side::Pbx, &ok);
     let terminated = sim.pbx.response(&invite, 487);
     sim.send(Side::Pbx, &terminated);
     sim.settle();
-    assert_eq!(consult_ops(&sim), [ConsultOp::Close(call.key)]);
     let failed = sim.events_of("transfer_failed");
     assert!(
         matches!(
@@ -420,5 +422,90 @@ fn the_transferee_hanging_up_while_the_target_rings_leaves_transferor_and_target
     assert_eq!(sim.media.ports(call.key).b, pair);
     assert!(bye_to(&mut sim, Side::Phone).is_none());
     assert_eq!(sim.events_of("transfer_failed").len(), 1);
+    assert!(sim.events_of("call_ended").is_empty());
+}
+
+/// An attended transfer forwards both directions again (it ends a `hold` running on the
+/// call), so the transferor hears the target and later the transferee hears it.
+#[test]
+fn an_attended_transfer_ends_a_hold() {
+    let mut sim = attended_sim(101);
+    let (call, _, _) = consult_placed(&mut sim);
+    let holds = sim.media.log().holds.clone();
+    assert_eq!(
+        holds,
+        [(call.key, Leg::A, false), (call.key, Leg::B, false)],
+        "both directions forwarded again"
+    );
+}
+
+/// While consulting, the transferor's INFO is answered by the proxy (its digit counts: here
+/// the takeback) and never reaches the parked transferee; a re-INVITE gets 491.
+#[test]
+fn requests_of_a_consulting_party_stay_at_the_proxy() {
+    let mut sim = attended_sim(102);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    target_answers(&mut sim, &invite);
+    sim.settle();
+    sim.take(Side::Pbx);
+    let reinvite = sim.phone.request(&mut call.phone, "INVITE");
+    sim.send(Side::Phone, &reinvite);
+    sim.expect(Side::Phone, resp(491, "INVITE"));
+    for digit in ["*", "1"] {
+        let info = sim.phone.request(&mut call.phone, "INFO");
+        let info = super::sip::with_body(
+            info,
+            "application/dtmf-relay",
+            &format!("Signal={digit}\r\nDuration=160\r\n"),
+        );
+        sim.send(Side::Phone, &info);
+        sim.expect(Side::Phone, resp(200, "INFO"));
+    }
+    sim.settle();
+    let at_pbx = sim.take(Side::Pbx);
+    assert!(
+        !at_pbx.iter().any(|m| m
+            .method()
+            .is_some_and(|m| m.as_str() == "INFO" || m.as_str() == "INVITE")),
+        "nothing relayed to the transferee"
+    );
+    assert_eq!(
+        sim.events_of("transfer_withdrawn"),
+        [CallEvent::TransferWithdrawn { status: None }],
+        "the INFO digits took the transfer back"
+    );
+}
+
+/// The consulted party may not REFER or SUBSCRIBE (nothing would follow up): 403.
+#[test]
+fn a_refer_from_the_consulted_party_is_refused() {
+    let mut sim = attended_sim(103);
+    let (_, invite, _) = consult_placed(&mut sim);
+    let mut target = target_answers(&mut sim, &invite);
+    let refer = sim.pbx.request(&mut target, "REFER");
+    sim.send(Side::Pbx, &refer);
+    sim.expect(Side::Pbx, resp(403, "REFER"));
+}
+
+/// With the transferee gone while the target rings there is nothing to take back: the
+/// takeback digits change nothing and the transferor keeps waiting for the target.
+#[test]
+fn takeback_after_the_transferee_left_is_ignored() {
+    let mut sim = attended_sim(104);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let bye = sim.pbx.request(&mut call.pbx, "BYE");
+    sim.send(Side::Pbx, &bye);
+    sim.settle();
+    sim.dial(call.key, Leg::A, "*1");
+    sim.settle();
+    assert!(sim.events_of("transfer_withdrawn").is_empty());
+    assert!(
+        !sim.take(Side::Pbx)
+            .iter()
+            .any(|m| m.method().is_some_and(|m| m.as_str() == "CANCEL")),
+        "the target still rings"
+    );
     assert!(sim.events_of("call_ended").is_empty());
 }

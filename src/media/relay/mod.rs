@@ -429,7 +429,7 @@ impl Relay {
         self.saw_media = true;
         if self.parked(from) {
             // An attended transfer's transferee: it hears music, and nobody hears it.
-            self.counters.dropped(DropReason::Replaced);
+            self.counters.dropped(DropReason::Parked);
             return;
         }
         if kind == PacketKind::Rtp && self.kernel_forwards(port) {

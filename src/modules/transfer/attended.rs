@@ -137,6 +137,10 @@ impl Module for AttendedRun {
         if let Err(reason) = ctx.consult(self.transferor, Destination::Pbx(&target), options) {
             return self.failed(ctx, None, &reason);
         }
+        // A transfer ends a hold: the transferor must hear the target, and later the
+        // transferee (its music now comes from here).
+        ctx.set_held(self.transferor, false);
+        ctx.set_held(self.transferee(), false);
         let account = ctx.account_id();
         let moh = crate::modules::hold::music(self.params.moh.as_deref(), account.as_deref());
         ctx.play(self.transferee(), moh, LOOPED);
@@ -230,16 +234,30 @@ impl Module for AttendedRun {
     }
 
     fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
-        if matches!(self.phase, Phase::Ringing | Phase::Partial) {
-            tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
-            self.timed_out = true;
-            ctx.cancel_origination();
+        match self.phase {
+            Phase::Ringing if !self.transferee_gone => {
+                // Reconnected now, not when the CANCEL's answer comes (a silent target may
+                // never send a provisional, and the CANCEL waits for one).
+                tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
+                ctx.end_consult();
+                self.reconnect(ctx);
+                self.failed(ctx, Some(REFER_TIMEOUT_STATUS), "the target did not answer")
+            }
+            Phase::Ringing | Phase::Partial => {
+                tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
+                self.timed_out = true;
+                ctx.cancel_origination();
+                Progress::Pending
+            }
+            Phase::Talking | Phase::Finished => Progress::Pending,
         }
-        Progress::Pending
     }
 
     fn on_digit(&mut self, ctx: &mut dyn CallContext, leg: Leg, digit: char) -> Progress {
-        if leg != self.transferor || !matches!(self.phase, Phase::Ringing | Phase::Talking) {
+        // With the transferee gone there is nobody to take the call back to: the transferor
+        // waits for the target.
+        let live = matches!(self.phase, Phase::Ringing | Phase::Talking) && !self.transferee_gone;
+        if leg != self.transferor || !live {
             return Progress::Pending;
         }
         if !takeback_dialed(&mut self.recent_digits, &self.params.takeback_dtmf, digit) {

@@ -108,6 +108,9 @@ impl TransferRun {
         let (transfer, dialing) = self.active.as_mut()?;
         match step {
             Step::Bridge => {
+                // A transfer ends a hold: the transferee must hear the target once it answers.
+                ctx.set_held(*dialing, false);
+                ctx.set_held(dialing.other(), false);
                 let target = transfer.refer_to().to_string();
                 tracing::info!(call_id = %ctx.call_id(), status, target = %target, "REFER not taken; placing the call");
                 let options = PlaceOptions {
