@@ -134,7 +134,7 @@ impl CallContext for Host<'_> {
     fn originate(
         &mut self,
         slot: Leg,
-        to: Destination<'_>,
+        to: &[Destination<'_>],
         options: PlaceOptions,
     ) -> Result<(), String> {
         self.core
@@ -149,7 +149,7 @@ impl CallContext for Host<'_> {
         options: PlaceOptions,
     ) -> Result<(), String> {
         self.core
-            .originate(self.key, self.id, talker, to, options, true, self.now)
+            .originate(self.key, self.id, talker, &[to], options, true, self.now)
             .map_err(|e| e.to_string())
     }
 

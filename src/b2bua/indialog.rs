@@ -228,7 +228,12 @@ impl B2bua {
     }
 
     /// A client transaction got no final response in time.
-    pub(super) fn on_client_timeout(&mut self, data: ClientData, now: Instant) {
+    pub(super) fn on_client_timeout(
+        &mut self,
+        client_key: &ClientKey,
+        data: ClientData,
+        now: Instant,
+    ) {
         match data.purpose {
             Purpose::InitialInvite { server_key } => {
                 let Some((key, _)) = data.call else { return };
@@ -255,7 +260,7 @@ impl B2bua {
             }
             Purpose::Originate(id) => {
                 if let Some((key, _)) = data.call {
-                    self.on_originate_timeout(key, id, now);
+                    self.on_originate_timeout(key, id, client_key, now);
                 }
             }
             Purpose::Proxied { server_key } => {

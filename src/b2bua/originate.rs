@@ -23,21 +23,19 @@ use super::dialog::{Dialog, without_tag};
 use super::entries::Purpose;
 use super::host::ModuleId;
 
-/// A call being placed for a module, until it is answered or fails.
+/// A call being placed for a module, until it is answered or fails: one INVITE per
+/// destination, all ringing at once; the first to answer is the call.
 #[derive(Debug)]
 pub(super) struct Origination {
     /// The module that placed it.
     pub module: ModuleId,
     /// The leg whose place the new call takes when answered.
     pub slot: Leg,
-    /// The new call's dialog as the proxy (its UAC) knows it.
-    pub dialog: Dialog,
-    /// The INVITE's client transaction, for a CANCEL.
-    pub branch: ClientKey,
-    /// The INVITE as sent: its body is offered again with credentials.
-    pub invite: SipMessage,
-    /// Whether the INVITE was sent again with credentials (a second challenge is a failure).
-    pub auth_tried: bool,
+    /// The INVITEs still without a final response (one per destination).
+    pub forks: Vec<Fork>,
+    /// The status reported if every fork fails: the first failure other than 408/487 (a busy
+    /// or a decline says more than a cancellation), else the latest.
+    pub failure: Option<u16>,
     /// Why the leaving party is hung up (its BYE's Reason text).
     pub reason: &'static str,
     /// The module gave the call up: a CANCEL went out, or goes out with the first provisional.
@@ -49,6 +47,35 @@ pub(super) struct Origination {
     /// answer talks with `slot` (the transferor) unless a party left meanwhile (then it takes
     /// `slot` at once, as a blind placement does).
     pub consult: bool,
+}
+
+/// One INVITE of a call being placed.
+#[derive(Debug)]
+pub(super) struct Fork {
+    /// The new call's dialog as the proxy (its UAC) knows it.
+    pub dialog: Dialog,
+    /// The INVITE's client transaction, for a CANCEL.
+    pub branch: ClientKey,
+    /// The INVITE as sent: its body is offered again with credentials.
+    pub invite: SipMessage,
+    /// Whether the INVITE was sent again with credentials (a second challenge is a failure).
+    pub auth_tried: bool,
+}
+
+impl Origination {
+    /// The fork whose INVITE transaction is `branch`.
+    pub(super) fn fork_mut(&mut self, branch: &ClientKey) -> Option<&mut Fork> {
+        self.forks.iter_mut().find(|f| f.branch == *branch)
+    }
+
+    /// Notes a fork's failure `status` (see [`Origination::failure`]).
+    pub(super) fn note_failure(&mut self, status: u16) {
+        let says_more = !matches!(status, 408 | 487);
+        if says_more && self.failure.is_some_and(|f| !matches!(f, 408 | 487)) {
+            return;
+        }
+        self.failure = Some(status);
+    }
 }
 
 /// Why a call could not be placed.
@@ -69,33 +96,38 @@ pub(super) enum OriginateError {
     /// Its SDP could not be anchored.
     #[error("the offer could not be anchored: {0}")]
     Anchor(String),
+    /// No destination was given (or several for a consultation, which calls one party).
+    #[error("no destination to call")]
+    NoDestination,
 }
 
 impl B2bua {
-    /// Places a call to `target` (a SIP URI at the PBX) for module `id`, to take `slot`'s place
-    /// in call `key` when answered (the leaving party's BYE says `reason`). From is the party
-    /// that stays (the one being served). With `consult`, the new call first talks with `slot`
-    /// while the other party is parked (attended transfer, `consult.rs`).
+    /// Places a call for module `id` to every destination of `to` at once (the first to answer
+    /// wins, the others are cancelled), to take `slot`'s place in call `key` when answered (the
+    /// leaving party's BYE says `reason`). From is the party that stays (the one being served).
+    /// With `consult`, the new call first talks with `slot` while the other party is parked
+    /// (attended transfer, `consult.rs`).
     #[allow(clippy::too_many_arguments)] // one per aspect of the call placed; a struct would only rename them
     pub(super) fn originate(
         &mut self,
         key: CallKey,
         id: ModuleId,
         slot: Leg,
-        to: Destination<'_>,
+        to: &[Destination<'_>],
         options: PlaceOptions,
         consult: bool,
         now: Instant,
     ) -> Result<(), OriginateError> {
         let account = self.calls.get(&key).and_then(|c| c.account_id.clone());
-        let (target, to_uri, peer) = self.destination(to, account.as_deref(), now)?;
-        let target = target.as_str();
-        let reason = options.reason;
+        let mut targets = Vec::with_capacity(to.len());
+        for destination in to {
+            targets.push(self.destination(*destination, account.as_deref(), now)?);
+        }
+        if targets.is_empty() || (consult && targets.len() > 1) {
+            return Err(OriginateError::NoDestination);
+        }
         let served = other(slot);
         let media_ip = self.cfg.media_ip;
-        let call_id = format!("{}@{}", self.token(20), self.public_addr().ip());
-        let local_tag = self.token(12);
-        let (via, branch) = self.new_via();
         let contact = self.contact();
         let call = self
             .calls
@@ -129,54 +161,74 @@ impl B2bua {
             )
             .map_err(|e| OriginateError::Anchor(e.to_string()))?
         };
-        let mut dialog = Dialog {
-            call_id: call_id.clone(),
-            local_tag,
-            remote_tag: None,
-            local_uri: without_tag(&call.dialog(served).remote_uri),
-            remote_uri: format!("<{to_uri}>"),
-            remote_target: target.to_string(),
-            route_set: Vec::new(),
-            local_cseq: 0,
-            peer,
-        };
-        let mut invite = dialog.request(Method::Invite, via, &contact, None);
-        if options.auto_answer {
-            let host = contact.trim_start_matches('<').trim_end_matches('>');
-            invite.push_header(CALL_INFO, format!("<{host}>;answer-after=0"));
-            invite.push_header(
-                ALERT_INFO,
-                "<http://127.0.0.1>;info=alert-autoanswer;delay=0",
-            );
-        }
-        invite.push_header(CONTENT_TYPE, "application/sdp");
-        invite.body = offer.into();
-        call.origination = Some(Origination {
-            module: id,
-            slot,
-            dialog,
-            branch: ClientKey {
-                branch,
-                method: Method::Invite,
-            },
-            invite: invite.clone(),
-            auth_tried: false,
-            reason,
-            cancelled: false,
-            leaving_gone: false,
-            consult,
-        });
+        let local_uri = without_tag(&call.dialog(served).remote_uri);
         let log_id = call.id.clone();
-        tracing::info!(call_id = %log_id, new_call_id = %call_id, target, leg = slot.as_str(), "placing a call");
-        self.send_request(invite, peer, Purpose::Originate(id), Some((key, slot)), now);
-        self.event(
-            &log_id,
-            CallEvent::LegOriginated {
-                leg: slot,
-                target: target.to_string(),
-                call_id,
-            },
-        );
+        let offer: bytes::Bytes = offer.into();
+        let mut forks = Vec::with_capacity(targets.len());
+        for (target, to_uri, peer) in targets {
+            let call_id = format!("{}@{}", self.token(20), self.public_addr().ip());
+            let local_tag = self.token(12);
+            let (via, branch) = self.new_via();
+            let mut dialog = Dialog {
+                call_id: call_id.clone(),
+                local_tag,
+                remote_tag: None,
+                local_uri: local_uri.clone(),
+                remote_uri: format!("<{to_uri}>"),
+                remote_target: target.clone(),
+                route_set: Vec::new(),
+                local_cseq: 0,
+                peer,
+            };
+            let mut invite = dialog.request(Method::Invite, via, &contact, None);
+            if options.auto_answer {
+                let host = contact.trim_start_matches('<').trim_end_matches('>');
+                invite.push_header(CALL_INFO, format!("<{host}>;answer-after=0"));
+                invite.push_header(
+                    ALERT_INFO,
+                    "<http://127.0.0.1>;info=alert-autoanswer;delay=0",
+                );
+            }
+            invite.push_header(CONTENT_TYPE, "application/sdp");
+            invite.body = offer.clone();
+            tracing::info!(call_id = %log_id, new_call_id = %call_id, target = %target, leg = slot.as_str(), "placing a call");
+            self.send_request(
+                invite.clone(),
+                peer,
+                Purpose::Originate(id),
+                Some((key, slot)),
+                now,
+            );
+            self.event(
+                &log_id,
+                CallEvent::LegOriginated {
+                    leg: slot,
+                    target,
+                    call_id,
+                },
+            );
+            forks.push(Fork {
+                dialog,
+                branch: ClientKey {
+                    branch,
+                    method: Method::Invite,
+                },
+                invite,
+                auth_tried: false,
+            });
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.origination = Some(Origination {
+                module: id,
+                slot,
+                forks,
+                failure: None,
+                reason: options.reason,
+                cancelled: false,
+                leaving_gone: false,
+                consult,
+            });
+        }
         Ok(())
     }
 
@@ -223,7 +275,7 @@ impl B2bua {
         &mut self,
         key: CallKey,
         id: ModuleId,
-        resp: &SipMessage,
+        (client_key, resp): (&ClientKey, &SipMessage),
         now: Instant,
     ) -> bool {
         let proxy = resp.status() == Some(407);
@@ -243,12 +295,14 @@ impl B2bua {
             return false;
         };
         // The account's PBX credentials go to the PBX only, never to a device that challenges.
-        let from_pbx = |o: &Origination| Some(o.dialog.peer) == self.upstream_peer();
-        if call
-            .origination
-            .as_ref()
-            .is_none_or(|o| o.auth_tried || o.cancelled || !from_pbx(o))
-        {
+        let upstream = self.upstream_peer();
+        let usable = call.origination.as_ref().is_some_and(|o| {
+            !o.cancelled
+                && o.forks.iter().any(|f| {
+                    f.branch == *client_key && !f.auth_tried && Some(f.dialog.peer) == upstream
+                })
+        });
+        if !usable {
             return false;
         }
         let Some((username, password)) = self.resolver.pbx_auth(call.account_id.as_deref()) else {
@@ -265,22 +319,26 @@ impl B2bua {
         else {
             return false;
         };
-        let dialog = &mut origination.dialog;
+        let slot = origination.slot;
+        let Some(fork) = origination.fork_mut(client_key) else {
+            return false;
+        };
+        let dialog = &mut fork.dialog;
         dialog.remote_tag = None;
         let uri = dialog.remote_target.clone();
         let mut invite = dialog.request(Method::Invite, via, &contact, None);
         invite.push_header(CONTENT_TYPE, "application/sdp");
-        invite.body = origination.invite.body.clone();
+        invite.body = fork.invite.body.clone();
         let value =
             digest::authorization(&challenge, &username, &password, "INVITE", &uri, &cnonce);
         invite.push_header(answer, value);
-        origination.auth_tried = true;
-        origination.branch = ClientKey {
+        fork.auth_tried = true;
+        fork.branch = ClientKey {
             branch,
             method: Method::Invite,
         };
-        origination.invite = invite.clone();
-        let (peer, slot) = (dialog.peer, origination.slot);
+        fork.invite = invite.clone();
+        let peer = dialog.peer;
         self.send_request(invite, peer, Purpose::Originate(id), Some((key, slot)), now);
         true
     }

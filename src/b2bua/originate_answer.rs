@@ -40,15 +40,19 @@ impl B2bua {
             return;
         }
         origination.cancelled = true;
-        let branch = origination.branch.clone();
-        self.cancel_client_invite(&branch, now);
+        let branches: Vec<ClientKey> = origination.forks.iter().map(|f| f.branch.clone()).collect();
+        for branch in &branches {
+            self.cancel_client_invite(branch, now);
+        }
     }
 
     /// The call ends while one of its own calls rings: that call is cancelled, now or at its
     /// first provisional response (its transaction stays to take the 487, or to ACK and hang up
     /// a 2xx that crosses the CANCEL).
     pub(super) fn abandon_origination(&mut self, origination: &Origination, now: Instant) {
-        self.cancel_client_invite(&origination.branch, now);
+        for fork in &origination.forks {
+            self.cancel_client_invite(&fork.branch, now);
+        }
     }
 
     /// The leaving party of the call being placed hung up (its BYE was answered): the call now
@@ -70,7 +74,8 @@ impl B2bua {
     }
 
     /// A response to a call the proxy placed: a 2xx is acknowledged and the new call takes its
-    /// leg's place; any final response goes to the module that asked.
+    /// leg's place (the other forks are given up); a failure ends its fork, and the module
+    /// hears the outcome once a fork answered or every fork failed.
     pub(super) fn on_originate_response(
         &mut self,
         key: CallKey,
@@ -80,58 +85,101 @@ impl B2bua {
         now: Instant,
     ) {
         let code = resp.status().unwrap_or(500);
-        if matches!(code, 401 | 407) && self.answer_challenge(key, id, &resp, now) {
+        if matches!(code, 401 | 407) && self.answer_challenge(key, id, (client_key, &resp), now) {
             return;
         }
         if code < 200 {
             self.placed_call_provisional(key, client_key, &resp, now);
             return;
         }
-        let Some(mut origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take())
-        else {
-            // The call ended while ours rang: acknowledge and hang up an answer at once.
-            if (200..300).contains(&code) {
+        let answered = (200..300).contains(&code);
+        let fork = self.origination_mut(key).and_then(|o| {
+            let at = o.forks.iter().position(|f| f.branch == *client_key)?;
+            Some((o.forks.remove(at), o.cancelled))
+        });
+        let Some((mut fork, cancelled)) = fork else {
+            // The call ended, or another fork won, while this one rang: an answer is
+            // acknowledged and hung up at once.
+            if answered {
                 self.ack_and_bye_orphan(client_key, &resp, now);
             }
             return;
         };
-        let leaving_gone = origination.leaving_gone;
-        let (slot, consult) = (origination.slot, origination.consult);
-        let status = if (200..300).contains(&code) {
-            self.metrics.record_sip_out_request("ACK");
-            self.acknowledge(&mut origination.dialog, client_key, &resp);
-            if origination.cancelled {
-                self.bye_dialog(&mut origination.dialog, now);
+        if !answered || cancelled {
+            let status = if answered {
+                self.metrics.record_sip_out_request("ACK");
+                self.acknowledge(&mut fork.dialog, client_key, &resp);
+                self.bye_dialog(&mut fork.dialog, now);
                 GIVEN_UP
-            } else if consult && !leaving_gone {
-                let (placed, dialog) = ((origination.module, slot), origination.dialog);
-                match self.start_consultation(key, placed, dialog, &resp) {
-                    Ok(()) => code,
-                    Err(mut dialog) => {
-                        self.bye_dialog(&mut dialog, now);
-                        UNUSABLE_ANSWER
-                    }
-                }
-            } else if let Err(mut dialog) = self.replace_leg(key, origination, &resp, now) {
-                self.bye_dialog(&mut dialog, now);
-                UNUSABLE_ANSWER
             } else {
                 code
+            };
+            self.fork_failed(key, id, status, now);
+            return;
+        }
+        let Some(origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take()) else {
+            return;
+        };
+        // The first answer wins: the other forks are given up (their answers become orphans).
+        for other in &origination.forks {
+            self.cancel_client_invite(&other.branch, now);
+        }
+        let (slot, consult) = (origination.slot, origination.consult);
+        let leaving_gone = origination.leaving_gone;
+        self.metrics.record_sip_out_request("ACK");
+        self.acknowledge(&mut fork.dialog, client_key, &resp);
+        let status = if consult && !leaving_gone {
+            match self.start_consultation(key, (origination.module, slot), fork.dialog, &resp) {
+                Ok(()) => code,
+                Err(mut dialog) => {
+                    self.bye_dialog(&mut dialog, now);
+                    UNUSABLE_ANSWER
+                }
             }
+        } else if let Err(mut dialog) = self.replace_leg(key, &origination, fork.dialog, &resp, now)
+        {
+            self.bye_dialog(&mut dialog, now);
+            UNUSABLE_ANSWER
         } else {
             code
         };
         self.after_placed_call(key, id, (slot, consult), status, leaving_gone, now);
     }
 
-    /// No final response to a call the proxy placed: the module hears 408.
-    pub(super) fn on_originate_timeout(&mut self, key: CallKey, id: ModuleId, now: Instant) {
+    /// No final response to one INVITE of a call the proxy placed: that fork failed with 408.
+    pub(super) fn on_originate_timeout(
+        &mut self,
+        key: CallKey,
+        id: ModuleId,
+        client_key: &ClientKey,
+        now: Instant,
+    ) {
+        let removed = self.origination_mut(key).is_some_and(|o| {
+            let before = o.forks.len();
+            o.forks.retain(|f| f.branch != *client_key);
+            o.forks.len() < before
+        });
+        if removed {
+            self.fork_failed(key, id, 408, now);
+        }
+    }
+
+    /// A fork ended without being used (`status`); once none is left the module hears the
+    /// most telling failure.
+    fn fork_failed(&mut self, key: CallKey, id: ModuleId, status: u16, now: Instant) {
+        let Some(origination) = self.origination_mut(key) else {
+            return;
+        };
+        origination.note_failure(status);
+        if !origination.forks.is_empty() {
+            return;
+        }
         let Some(origination) = self.calls.get_mut(&key).and_then(|c| c.origination.take()) else {
             return;
         };
-        let (slot, gone) = (origination.slot, origination.leaving_gone);
-        let placed = (slot, origination.consult);
-        self.after_placed_call(key, id, placed, 408, gone, now);
+        let status = origination.failure.unwrap_or(status);
+        let placed = (origination.slot, origination.consult);
+        self.after_placed_call(key, id, placed, status, origination.leaving_gone, now);
     }
 
     /// Reports the placed call's end to the module; a failed one is logged (a consultation's
@@ -173,9 +221,15 @@ impl B2bua {
     ) {
         let cancel = match self.origination_mut(key) {
             Some(origination) => {
-                let dialog = &mut origination.dialog;
-                dialog.remote_tag = dialog.remote_tag.take().or(resp.to_tag());
-                origination.cancelled
+                let cancelled = origination.cancelled;
+                match origination.fork_mut(client_key) {
+                    Some(fork) => {
+                        let dialog = &mut fork.dialog;
+                        dialog.remote_tag = dialog.remote_tag.take().or(resp.to_tag());
+                        cancelled
+                    }
+                    None => true,
+                }
             }
             None => true,
         };
@@ -220,23 +274,24 @@ impl B2bua {
     fn replace_leg(
         &mut self,
         key: CallKey,
-        origination: Origination,
+        origination: &Origination,
+        dialog: Dialog,
         answer: &SipMessage,
         now: Instant,
     ) -> Result<(), Box<Dialog>> {
         let slot = origination.slot;
         let media_ip = self.cfg.media_ip;
         let Some(call) = self.calls.get_mut(&key) else {
-            return Err(Box::new(origination.dialog));
+            return Err(Box::new(dialog));
         };
         if answer.body.is_empty() {
             tracing::warn!(call_id = %call.id, "a placed call answered without SDP; hung up");
-            return Err(Box::new(origination.dialog));
+            return Err(Box::new(dialog));
         }
         // The answer is checked before anything changes: anchoring it below cannot fail then.
         if let Err(err) = crate::sdp::Sdp::parse(&answer.body) {
             tracing::warn!(call_id = %call.id, error = %err, "a placed call answered unusable SDP; hung up");
-            return Err(Box::new(origination.dialog));
+            return Err(Box::new(dialog));
         }
         if origination.consult {
             self.media.consult_takes(key, slot);
@@ -256,7 +311,7 @@ impl B2bua {
         if !origination.leaving_gone {
             self.send_bye(key, slot, origination.reason, now);
         }
-        self.install_dialog(key, slot, origination.dialog);
+        self.install_dialog(key, slot, dialog);
         Ok(())
     }
 }

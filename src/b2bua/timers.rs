@@ -108,7 +108,7 @@ impl B2bua {
     fn on_tx_event(&mut self, event: TxEvent<ServerData, ClientData>, now: Instant) {
         match event {
             TxEvent::Send(transmit) => self.send_raw(transmit.to, transmit.bytes),
-            TxEvent::ClientTimeout { data, .. } => self.on_client_timeout(data, now),
+            TxEvent::ClientTimeout { key, data, .. } => self.on_client_timeout(&key, data, now),
             TxEvent::ServerAckTimeout { code, data, .. } => {
                 if let Some((call, _)) = data
                     && (200..300).contains(&code)

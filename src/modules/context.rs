@@ -69,15 +69,17 @@ pub trait CallContext {
     /// says is written as silence. Returns whether a fork is running (without one, nothing is
     /// masked).
     fn mask_fork(&mut self, leg: Leg, masked: bool) -> bool;
-    /// Places a call of the proxy's own to `target` (a SIP URI at the PBX, from
-    /// [`CallContext::upstream_host`]) to take `slot`'s place: it offers the other party's
-    /// SDP on the sockets `slot` used, and when answered `slot` gets a BYE and the new call
-    /// becomes that leg (no re-INVITE of the other party). The final response comes back
-    /// through [`Module::on_originated`]. Err says why no call was placed.
+    /// Places a call of the proxy's own to every destination of `to` at once (a SIP URI at
+    /// the PBX, from [`CallContext::upstream_host`], or a device) to take `slot`'s place: it
+    /// offers the other party's SDP on the sockets `slot` used; the first to answer wins (the
+    /// others are cancelled), `slot` gets a BYE and the new call becomes that leg (no re-INVITE
+    /// of the other party). The outcome comes back once through [`Module::on_originated`]: the
+    /// 2xx, or when every destination failed the most telling failure (a busy before a
+    /// cancellation). Err says why no call was placed.
     fn originate(
         &mut self,
         slot: Leg,
-        to: Destination<'_>,
+        to: &[Destination<'_>],
         options: PlaceOptions,
     ) -> Result<(), String>;
     /// The first number of the account's callflow document `id`, if it exists.

@@ -33,10 +33,10 @@ impl MetaflowResolver for Devices {
     }
 
     fn owner_sip_users(&self, _account: Option<&str>, owner_id: &str) -> Vec<String> {
-        if owner_id == "u1" {
-            vec!["alice".into(), "alice2".into()]
-        } else {
-            Vec::new()
+        match owner_id {
+            "u1" => vec!["alice".into(), "alice2".into()],
+            "u2" => vec!["bob1".into(), "bob2".into()],
+            _ => Vec::new(),
         }
     }
 }
@@ -156,4 +156,124 @@ fn a_device_ringing_too_long_is_cancelled() {
         std::time::Duration::from_secs(21),
     );
     assert_eq!(cancel.call_id(), invite.call_id());
+}
+
+/// The two INVITEs `move` to user `u2` sends through the PBX at once (Kazoo's default
+/// `dial_strategy`, `simultaneous`), in the order of the user's devices.
+fn both_devices_ring(sim: &mut Sim) -> (super::call::Call, SipMessage, SipMessage) {
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let first = sim.expect(Side::Pbx, req("INVITE"));
+    let second = sim.expect(Side::Pbx, req("INVITE"));
+    let mut uris = [first.request_uri(), second.request_uri()];
+    uris.sort();
+    assert_eq!(
+        uris,
+        [
+            Some(format!("sip:bob1@{PBX_HOST}:5070").as_str()),
+            Some(format!("sip:bob2@{PBX_HOST}:5070").as_str())
+        ]
+    );
+    assert_ne!(first.call_id(), second.call_id());
+    (call, first, second)
+}
+
+/// All of a user's devices ring at once; the first to answer takes the call, the other is
+/// cancelled, and its answer crossing the CANCEL is acknowledged and hung up.
+#[test]
+fn move_rings_a_users_devices_at_once_and_the_first_answer_wins() {
+    let mut sim = swap_sim(84, json!({"module": "move", "data": {"owner_id": "u2"}}));
+    let (call, first, second) = both_devices_ring(&mut sim);
+    for invite in [&first, &second] {
+        let ringing = sim.pbx.response(invite, 180);
+        sim.send(Side::Pbx, &ringing);
+    }
+    let ok = with_body(sim.pbx.response(&second, 200), "application/sdp", ANSWER);
+    sim.send(Side::Pbx, &ok);
+    sim.expect(Side::Pbx, req("ACK"));
+    let cancel = sim.expect(Side::Pbx, req("CANCEL"));
+    assert_eq!(
+        cancel.call_id(),
+        first.call_id(),
+        "the other device stops ringing"
+    );
+    let bye = sim.expect(Side::Phone, req("BYE"));
+    assert_eq!(
+        bye.call_id(),
+        call.a_invite.call_id(),
+        "the dialing party leaves"
+    );
+    assert_eq!(
+        sim.events_of("leg_replaced"),
+        [crate::base::CallEvent::LegReplaced {
+            leg: Leg::A,
+            call_id: second.call_id().unwrap().to_string()
+        }]
+    );
+    // The cancelled device answered anyway: acknowledged and hung up, nothing else changes.
+    let late = with_body(sim.pbx.response(&first, 200), "application/sdp", ANSWER);
+    sim.send(Side::Pbx, &late);
+    sim.expect(Side::Pbx, req("ACK"));
+    let late_bye = sim.expect(Side::Pbx, req("BYE"));
+    assert_eq!(late_bye.call_id(), first.call_id());
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+    assert!(sim.events_of("leg_origination_failed").is_empty());
+}
+
+/// Every device fails: the module hears it once, with the most telling status (the busy, not
+/// the later 480).
+#[test]
+fn move_fails_once_every_device_failed() {
+    let mut sim = swap_sim(85, json!({"module": "move", "data": {"owner_id": "u2"}}));
+    let (_call, first, second) = both_devices_ring(&mut sim);
+    let busy = sim.pbx.response(&first, 486);
+    sim.send(Side::Pbx, &busy);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert!(
+        sim.events_of("leg_origination_failed").is_empty(),
+        "the other still rings"
+    );
+    let unavailable = sim.pbx.response(&second, 480);
+    sim.send(Side::Pbx, &unavailable);
+    sim.expect(Side::Pbx, req("ACK"));
+    sim.settle();
+    assert_eq!(
+        sim.events_of("leg_origination_failed"),
+        [crate::base::CallEvent::LegOriginationFailed {
+            leg: Leg::A,
+            status: 486
+        }]
+    );
+    assert!(sim.take(Side::Phone).is_empty(), "the dialing party stays");
+}
+
+/// `dial_strategy: single` rings the devices one after another.
+#[test]
+fn move_with_single_strategy_rings_one_device_at_a_time() {
+    let mut sim = swap_sim(
+        86,
+        json!({"module": "move", "data": {"owner_id": "u2", "dial_strategy": "single"}}),
+    );
+    let call = sim.answered_call();
+    sim.dial(call.key, Leg::A, "*7");
+    let first = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(
+        first.request_uri(),
+        Some(format!("sip:bob1@{PBX_HOST}:5070").as_str())
+    );
+    sim.settle();
+    assert!(
+        !sim.take(Side::Pbx)
+            .iter()
+            .any(|m| m.method().is_some_and(|m| m.as_str() == "INVITE")),
+        "one device at a time"
+    );
+    let busy = sim.pbx.response(&first, 486);
+    sim.send(Side::Pbx, &busy);
+    let second = sim.expect(Side::Pbx, req("INVITE"));
+    assert_eq!(
+        second.request_uri(),
+        Some(format!("sip:bob2@{PBX_HOST}:5070").as_str())
+    );
 }

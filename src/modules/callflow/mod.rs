@@ -93,7 +93,7 @@ impl Module for CallflowRun {
                 reason: "callflow",
                 auto_answer: false,
             };
-            ctx.originate(run.leg.other(), Destination::Pbx(&target), options)
+            ctx.originate(run.leg.other(), &[Destination::Pbx(&target)], options)
         });
         match placed {
             Ok(()) => Progress::Pending,

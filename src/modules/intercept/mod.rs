@@ -15,7 +15,8 @@ use crate::modules::transfer::{TransferParams, refer_target};
 /// The name of this module in a metaflow node (`"module": "intercept"`).
 pub const MODULE_NAME: &str = "intercept";
 
-/// How long each target may ring before the next is tried (Kazoo's default target timeout).
+/// How long the targets may ring (each, one after another with `dial_strategy: single`)
+/// before they are given up (Kazoo's default target timeout).
 const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What a call is handed to.
@@ -23,7 +24,7 @@ const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub enum SwapTarget {
     /// A device document of the account.
     Device(String),
-    /// Every device a user owns, tried in turn.
+    /// Every device a user owns, all at once (or in turn with `dial_strategy: single`).
     User(String),
     /// A number, through the PBX.
     Number(String),
@@ -38,6 +39,9 @@ pub struct SwapParams {
     pub auto_answer: bool,
     /// Whether the dialing party's own device may be the target.
     pub can_call_self: bool,
+    /// Ring every candidate at once (Kazoo's `dial_strategy` `simultaneous`, the default) or
+    /// one after another (`single`).
+    pub simultaneous: bool,
 }
 
 impl SwapParams {
@@ -50,11 +54,20 @@ impl SwapParams {
     ) -> Result<SwapParams, Vec<Problem>> {
         let auto_answer = data::boolean(data, "auto_answer", &mut problems).unwrap_or(false);
         let can_call_self = data::boolean(data, "can_call_self", &mut problems).unwrap_or(true);
+        let strategies = ["simultaneous", "single"];
+        let strategy = data::one_of(
+            data,
+            "dial_strategy",
+            &strategies,
+            "simultaneous",
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(SwapParams {
                 target,
                 auto_answer,
                 can_call_self,
+                simultaneous: strategy == "simultaneous",
             })
         } else {
             Err(problems)
@@ -102,7 +115,8 @@ impl ModuleKind for Kind {
     }
 }
 
-/// One `intercept` or `move` on one call: the candidates left to try, one at a time.
+/// One `intercept` or `move` on one call: the candidates, rung all at once or left to try one
+/// at a time.
 #[derive(Debug)]
 pub struct SwapIn {
     name: &'static str,
@@ -133,46 +147,67 @@ impl SwapIn {
         }
     }
 
-    /// Places the call to the next candidate; `Done("failure")` when none is left or usable.
+    /// Places the call to the next candidate, or to every candidate left when they ring at
+    /// once; `Done("failure")` when none is left or usable.
     fn try_next(&mut self, ctx: &mut dyn CallContext) -> Progress {
         let Some(dialing) = self.dialing else {
             return Progress::Done("failure");
         };
-        while !self.left.is_empty() {
-            let candidate = self.left.remove(0);
-            let user = match &candidate {
-                Candidate::Device(user) | Candidate::Number(user) => user.clone(),
+        let take = if self.params.simultaneous {
+            self.left.len()
+        } else {
+            self.left.len().min(1)
+        };
+        let batch: Vec<Candidate> = self.left.drain(..take).collect();
+        // (user, fallback URI at the PBX, straight to the device when registered here)
+        let mut places: Vec<(String, String, bool)> = Vec::new();
+        for candidate in batch {
+            let (user, device) = match candidate {
+                Candidate::Device(user) => (user, true),
+                Candidate::Number(number) => (number, false),
             };
             let params = TransferParams {
                 target: Some(user.clone()),
                 ..TransferParams::default()
             };
-            let Ok(uri) = refer_target(&params, &[], &ctx.upstream_host()) else {
-                continue;
-            };
-            let to = match candidate {
-                Candidate::Device(_) => Destination::Device {
-                    sip_user: &user,
-                    fallback: &uri,
-                },
-                Candidate::Number(_) => Destination::Pbx(&uri),
-            };
-            let options = PlaceOptions {
-                reason: self.reason,
-                auto_answer: self.params.auto_answer,
-            };
-            match ctx.originate(dialing, to, options) {
-                Ok(()) => {
-                    ctx.set_timer(ctx.now() + RING_TIMEOUT);
-                    return Progress::Pending;
-                }
-                Err(reason) => {
-                    tracing::warn!(call_id = %ctx.call_id(), module = self.name, %reason, "cannot place the call");
-                    return Progress::Done("failure");
-                }
+            if let Ok(uri) = refer_target(&params, &[], &ctx.upstream_host()) {
+                places.push((user, uri, device));
             }
         }
-        Progress::Done("failure")
+        if places.is_empty() {
+            return if self.left.is_empty() {
+                Progress::Done("failure")
+            } else {
+                self.try_next(ctx)
+            };
+        }
+        let to: Vec<Destination<'_>> = places
+            .iter()
+            .map(|(user, uri, device)| {
+                if *device {
+                    Destination::Device {
+                        sip_user: user,
+                        fallback: uri,
+                    }
+                } else {
+                    Destination::Pbx(uri)
+                }
+            })
+            .collect();
+        let options = PlaceOptions {
+            reason: self.reason,
+            auto_answer: self.params.auto_answer,
+        };
+        match ctx.originate(dialing, &to, options) {
+            Ok(()) => {
+                ctx.set_timer(ctx.now() + RING_TIMEOUT);
+                Progress::Pending
+            }
+            Err(reason) => {
+                tracing::warn!(call_id = %ctx.call_id(), module = self.name, %reason, "cannot place the call");
+                Progress::Done("failure")
+            }
+        }
     }
 }
 
@@ -251,6 +286,7 @@ mod tests {
                 target: Some(SwapTarget::Device("d1".into())),
                 auto_answer: true,
                 can_call_self: true,
+                simultaneous: true,
             })
         );
         assert_eq!(

@@ -1,8 +1,9 @@
 //! The `move` metaflow module (Kazoo's `konami_move`): the call moves to another device, the
 //! node's `device_id` or one of user `owner_id`'s devices (the dialing party's own device is
 //! skipped). The proxy places a call to it (straight to a device registered through the proxy,
-//! else through the PBX by its SIP username), ringing the devices one after another, and the
-//! first to answer takes the dialing party's place. The work is [`SwapIn`]'s, shared with
+//! else through the PBX by its SIP username), ringing the devices all at once (Kazoo's
+//! `dial_strategy` `simultaneous`, the default) or one after another (`single`), and the first
+//! to answer takes the dialing party's place. The work is [`SwapIn`]'s, shared with
 //! `intercept`.
 
 use serde_json::{Map, Value};
@@ -28,8 +29,6 @@ impl ModuleKind for Kind {
         let mut problems = Vec::new();
         let device = data::string(data, "device_id", &mut problems);
         let owner = data::string(data, "owner_id", &mut problems);
-        // Kazoo's `dial_strategy` is accepted; the devices ring one after another here.
-        let _ = data::string(data, "dial_strategy", &mut problems);
         let target = device
             .map(SwapTarget::Device)
             .or(owner.map(SwapTarget::User));
@@ -60,5 +59,10 @@ mod tests {
         assert_eq!(parse(json!({})).target, None);
         let problems = Kind::parse(json!({"auto_answer": 1}).as_object().unwrap()).unwrap_err();
         assert_eq!(problems[0].path, "data.auto_answer");
+        assert!(parse(json!({})).simultaneous, "Kazoo's default strategy");
+        assert!(!parse(json!({"dial_strategy": "single"})).simultaneous);
+        let problems =
+            Kind::parse(json!({"dial_strategy": "random"}).as_object().unwrap()).unwrap_err();
+        assert_eq!(problems[0].path, "data.dial_strategy");
     }
 }

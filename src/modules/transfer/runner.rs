@@ -117,7 +117,7 @@ impl TransferRun {
                     reason: "transferred",
                     auto_answer: false,
                 };
-                match ctx.originate(*dialing, Destination::Pbx(&target), options) {
+                match ctx.originate(*dialing, &[Destination::Pbx(&target)], options) {
                     Ok(()) => {
                         self.bridging = true;
                         let timeout =
