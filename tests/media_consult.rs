@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use metaflow_proxy::base::Leg;
 use metaflow_proxy::media::{LatchPolicy, MediaConfig, MediaControl, MediaEngine};
-use relay_io::{recv_within, rtp};
+use relay_io::{Endpoint, recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -24,34 +24,11 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// A party's RTP and RTCP sockets on loopback address `ip`.
-struct Party {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
-}
-
-impl Party {
-    async fn on(ip: Ipv4Addr) -> Self {
-        Self {
-            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
-            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
-        }
-    }
-
-    fn rtp_addr(&self) -> SocketAddr {
-        self.rtp.local_addr().unwrap()
-    }
-
-    fn rtcp_addr(&self) -> SocketAddr {
-        self.rtcp.local_addr().unwrap()
-    }
-
-    /// Sends RTP `seq` to the proxy's `port` and returns the packet sent.
-    async fn say(&self, port: u16, seq: u16, ssrc: u32) -> Vec<u8> {
-        let packet = rtp(0, seq, ssrc);
-        self.rtp.send_to(&packet, local(port)).await.unwrap();
-        packet
-    }
+/// `from` sends RTP `seq` to the proxy's `port`; returns the packet sent.
+async fn say(from: &Endpoint, port: u16, seq: u16, ssrc: u32) -> Vec<u8> {
+    let packet = rtp(0, seq, ssrc);
+    from.rtp.send_to(&packet, local(port)).await.unwrap();
+    packet
 }
 
 /// Checks that nothing (more) reaches `socket` within 200 ms.
@@ -65,8 +42,8 @@ async fn silent(socket: &UdpSocket, who: &str) {
 }
 
 /// `from` says something to `port` and `to` hears exactly that, from the proxy's `via`.
-async fn heard(from: &Party, port: u16, to: &Party, via: u16, seq: u16) {
-    let sent = from.say(port, seq, 0x5eed_0000 | u32::from(seq)).await;
+async fn heard(from: &Endpoint, port: u16, to: &Endpoint, via: u16, seq: u16) {
+    let sent = say(from, port, seq, 0x5eed_0000 | u32::from(seq)).await;
     let (got, source) = recv_within(&to.rtp, WAIT).await;
     assert_eq!(got, sent, "payload relayed intact");
     assert_eq!(
@@ -90,9 +67,9 @@ async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
     };
     let mut engine = MediaEngine::new(cfg, events, None).unwrap();
     // The transferor on the a-leg, the transferee on the b-leg, the target elsewhere.
-    let transferor = Party::on(Ipv4Addr::new(127, 0, 0, 1)).await;
-    let transferee = Party::on(Ipv4Addr::new(127, 0, 0, 2)).await;
-    let target = Party::on(Ipv4Addr::new(127, 0, 0, 3)).await;
+    let transferor = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 1)).await;
+    let transferee = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 2)).await;
+    let target = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 3)).await;
     let ports = engine.allocate_stream(CALL, 0).unwrap();
     engine.set_remote(
         CALL,
@@ -117,7 +94,7 @@ async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
     engine.set_consult_remote(CALL, target.rtp_addr(), target.rtcp_addr());
     heard(&transferor, ports.a.rtp, &target, first.rtp, 3).await;
     heard(&target, first.rtp, &transferor, ports.a.rtp, 4).await;
-    transferee.say(ports.b.rtp, 5, 7).await;
+    say(&transferee, ports.b.rtp, 5, 7).await;
     silent(
         &transferor.rtp,
         "the transferor, from the parked transferee",
@@ -129,7 +106,7 @@ async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
     assert_eq!(engine.ports_in_use(), 4);
     heard(&transferor, ports.a.rtp, &transferee, ports.b.rtp, 6).await;
     heard(&transferee, ports.b.rtp, &transferor, ports.a.rtp, 7).await;
-    target.say(first.rtp, 8, 8).await;
+    say(&target, first.rtp, 8, 8).await;
     silent(
         &transferor.rtp,
         "the transferor, from a closed consultation",
@@ -156,7 +133,7 @@ async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
     assert_eq!(engine.allocate_stream(CALL, 0).unwrap().a, second);
     assert_eq!(engine.ports_in_use(), 4);
     // The transferor's old port is closed: what it sends reaches nobody.
-    transferor.say(ports.a.rtp, 13, 9).await;
+    say(&transferor, ports.a.rtp, 13, 9).await;
     silent(
         &transferee.rtp,
         "the transferee, from the departed transferor",

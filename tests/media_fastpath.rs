@@ -24,7 +24,7 @@ use metaflow_proxy::media::{
     InspectorConfig, InspectorEvent, InspectorFactory, LatchPolicy, MediaConfig, MediaControl,
     MediaEngine, MediaEvent, StreamPorts,
 };
-use relay_io::{recv_within, rtp};
+use relay_io::{Endpoint, recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -122,7 +122,10 @@ type Call = (
 /// the binding digit whose presses are withheld.
 async fn call_with_events(port_min: u16, fastpath: Arc<FastPath>, suppress: Option<char>) -> Call {
     let (mut engine, events) = engine(port_min, Some(DtmfInspector::factory()), fastpath);
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
     let ports = connect(&mut engine, &phone, &pbx);
     let cfg = InspectorConfig {
         event_payload_type: Some((101, 8000)),
@@ -132,20 +135,6 @@ async fn call_with_events(port_min: u16, fastpath: Arc<FastPath>, suppress: Opti
     engine.configure_inspector(CALL, 0, Leg::A, cfg);
     engine.configure_inspector(CALL, 0, Leg::B, cfg);
     (engine, events, phone, pbx, ports)
-}
-
-struct Endpoint {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
-}
-
-impl Endpoint {
-    async fn bind(ip: Ipv4Addr) -> Self {
-        Self {
-            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
-            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
-        }
-    }
 }
 
 fn proxy(port: u16) -> SocketAddr {
@@ -196,7 +185,10 @@ async fn stream(from: &UdpSocket, port: u16, seq: u16, count: u16, ssrc: u32) {
 async fn latched_audio_is_forwarded_by_the_kernel_byte_identical() {
     let Some(fastpath) = fastpath() else { return };
     let (mut engine, _events) = engine(47000, None, fastpath);
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
     let ports = connect(&mut engine, &phone, &pbx);
 
     // Both directions latch in userspace with their first packet.
@@ -337,7 +329,10 @@ async fn the_kernel_renumbers_audio_after_suppressed_digits_without_a_gap() {
 async fn a_stranger_never_takes_the_kernel_path() {
     let Some(fastpath) = fastpath() else { return };
     let (mut engine, _events) = engine(47200, None, fastpath);
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
     let stranger = UdpSocket::bind((STRANGER_IP, 0)).await.unwrap();
     let ports = connect(&mut engine, &phone, &pbx);
     stream(&phone.rtp, ports.a.rtp, 1, 30, 0xaaaa).await;
@@ -360,7 +355,10 @@ async fn a_stranger_never_takes_the_kernel_path() {
 async fn a_flow_moves_between_kernel_and_userspace_without_loss_or_duplicates() {
     let Some(fastpath) = fastpath() else { return };
     let (mut engine, _events) = engine(47300, Some(DtmfInspector::factory()), fastpath);
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
     let ports = connect(&mut engine, &phone, &pbx);
     let plain = InspectorConfig {
         event_payload_type: Some((101, 8000)),
@@ -403,7 +401,10 @@ async fn a_flow_moves_between_kernel_and_userspace_without_loss_or_duplicates() 
 async fn a_released_call_leaves_nothing_in_the_kernel() {
     let Some(fastpath) = fastpath() else { return };
     let (mut engine, _events) = engine(47400, None, Arc::clone(&fastpath));
-    let (phone, pbx) = (Endpoint::bind(PHONE_IP).await, Endpoint::bind(PBX_IP).await);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
     let ports = connect(&mut engine, &phone, &pbx);
     stream(&phone.rtp, ports.a.rtp, 1, 30, 0xaaaa).await;
     let stats = engine.stats();

@@ -18,7 +18,7 @@ use metaflow_proxy::media::{
     StreamPorts, Verdict,
 };
 use metaflow_proxy::rtp::RtpView;
-use relay_io::{recv_within, rtp};
+use relay_io::{Endpoint, recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -52,33 +52,9 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// One leg's endpoint: an RTP and an RTCP socket on loopback.
-struct Endpoint {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
-}
-
-impl Endpoint {
-    async fn bind() -> Self {
-        Self::bind_on(Ipv4Addr::LOCALHOST).await
-    }
-
-    /// An endpoint on another loopback address (127.0.0.2, 127.0.0.3...), so that sources
-    /// differ by IP and not only by port.
-    async fn bind_on(ip: Ipv4Addr) -> Self {
-        Self {
-            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
-            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
-        }
-    }
-
-    fn rtp_addr(&self) -> SocketAddr {
-        self.rtp.local_addr().unwrap()
-    }
-
-    fn rtcp_addr(&self) -> SocketAddr {
-        self.rtcp.local_addr().unwrap()
-    }
+/// A leg's endpoint on 127.0.0.1.
+async fn endpoint() -> Endpoint {
+    Endpoint::bind_on(Ipv4Addr::LOCALHOST).await
 }
 
 /// Sends `packet` from `socket` to the proxy's loopback `port`.
@@ -113,7 +89,7 @@ fn connect(engine: &mut MediaEngine, phone: &Endpoint, pbx: &Endpoint) -> Stream
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_rtp_and_rtcp_both_ways_byte_identical() {
     let (mut engine, _events) = engine(46000, 46099, None);
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = connect(&mut engine, &phone, &pbx);
     assert_eq!(engine.allocate_stream(CALL, 0).unwrap(), ports);
     assert_eq!(engine.ports_in_use(), 4);
@@ -480,7 +456,7 @@ async fn first_packet_mode_still_lets_a_stranger_take_the_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_without_a_destination_are_dropped_until_one_is_known() {
     let (mut engine, _events) = engine(46200, 46299, None);
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = engine.allocate_stream(CALL, 0).unwrap();
     engine.set_remote(CALL, 0, Leg::A, phone.rtp_addr(), phone.rtcp_addr());
     send(&phone.rtp, &rtp(0, 1, 1), ports.a.rtp).await;
@@ -548,7 +524,7 @@ async fn silent_armed_call_times_out_once() {
     let (events, mut events_rx) = mpsc::channel(64);
     let cfg = config(47000, 47099, Duration::from_millis(300));
     let mut engine = MediaEngine::new(cfg, events, None).unwrap();
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = connect(&mut engine, &phone, &pbx);
     engine.allocate_stream(CALL, 1).unwrap();
     // An unanswered call never times out.
@@ -618,7 +594,7 @@ async fn inspector_sees_every_packet_and_its_drop_verdict_holds() {
         })
     });
     let (mut engine, mut events) = engine(47100, 47199, Some(factory));
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = connect(&mut engine, &phone, &pbx);
     let cfg = InspectorConfig {
         event_payload_type: Some((101, 8000)),
@@ -741,7 +717,7 @@ async fn suppressed_code(
 ) {
     let factory = metaflow_proxy::media::inspect::DtmfInspector::factory();
     let (mut engine, mut events) = engine(port_min, port_min + 99, Some(factory));
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = connect(&mut engine, &phone, &pbx);
     let suppressing = InspectorConfig {
         event_payload_type: Some((101, 8000)),
@@ -876,7 +852,7 @@ async fn a_held_call_with_rtcp_outlives_the_media_timeout_and_a_silent_call_does
         ..config(47800, 47899, Duration::from_secs(1))
     };
     let mut engine = MediaEngine::new(cfg, events, None).unwrap();
-    let (phone, pbx) = (Endpoint::bind().await, Endpoint::bind().await);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
     let ports = connect(&mut engine, &phone, &pbx);
     engine.set_direction(HELD, 0, Leg::A, SdpDirection::SendOnly);
     engine.set_direction(HELD, 0, Leg::B, SdpDirection::RecvOnly);

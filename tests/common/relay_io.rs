@@ -1,7 +1,9 @@
-//! A synthetic RTP packet and a bounded receive for relay tests, shared by the userspace and
-//! kernel path tests (included with `#[path]`, without the rest of `common`).
+//! A synthetic RTP packet, a party's sockets and a bounded receive for relay tests, shared by
+//! the userspace and kernel path tests (included with `#[path]`, without the rest of `common`).
 
-use std::net::SocketAddr;
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -25,4 +27,29 @@ pub async fn recv_within(socket: &UdpSocket, wait: Duration) -> (Vec<u8>, Socket
         .expect("packet not relayed in time")
         .unwrap();
     (buf[..len].to_vec(), from)
+}
+
+/// One party's endpoint: an RTP and an RTCP socket on a loopback address.
+pub struct Endpoint {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+impl Endpoint {
+    /// An endpoint on `ip` (127.0.0.2, 127.0.0.3...: sources then differ by IP, not only by
+    /// port).
+    pub async fn bind_on(ip: Ipv4Addr) -> Self {
+        Self {
+            rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
+            rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),
+        }
+    }
+
+    pub fn rtp_addr(&self) -> SocketAddr {
+        self.rtp.local_addr().unwrap()
+    }
+
+    pub fn rtcp_addr(&self) -> SocketAddr {
+        self.rtcp.local_addr().unwrap()
+    }
 }
