@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::UdpSocket;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::baresip::Baresip;
 use common::calls::{assert_both_succeeded, callee, got_bye, wait_call};
 use common::kamailio::{BASE_MODULES, Kamailio, OPTIONS_TO_MYSELF};
 use common::ports::CallPorts;
@@ -506,83 +505,6 @@ fn dispatcher_stops_routing_to_a_draining_proxy() {
     drop(long_call);
 }
 
-/// A baresip phone, headless, with its configuration in a temporary directory; killed on drop,
-/// its output printed if the test is failing.
-struct Baresip {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Baresip {
-    /// Starts baresip listening on `PHONE_IP:sip_port` with one account line `account`,
-    /// auto-answering, with the `aubridge` device as microphone and speaker (no sound card).
-    fn start(sip_port: u16, rtp_port: u16, account: &str) -> Baresip {
-        common::require_tool("baresip");
-        let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "poll_method\t\tepoll\n\
-             sip_listen\t\t{PHONE_IP}:{sip_port}\n\
-             audio_player\t\taubridge,none\n\
-             audio_source\t\taubridge,none\n\
-             audio_alert\t\taubridge,none\n\
-             rtp_ports\t\t{rtp_port}-{}\n\
-             module_path\t\t/usr/lib/baresip/modules\n\
-             module\t\t\tg711.so\n\
-             module\t\t\taubridge.so\n\
-             module_app\t\taccount.so\n\
-             module_app\t\tmenu.so\n",
-            rtp_port + 3
-        );
-        std::fs::write(dir.path().join("config"), config).unwrap();
-        let mut accounts = std::fs::File::create(dir.path().join("accounts")).unwrap();
-        writeln!(accounts, "{account}").unwrap();
-        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(dir.path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start baresip: {err}"));
-        Baresip { child, dir }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
-    }
-
-    /// Waits up to `within` for baresip to report its registration answered 200.
-    fn wait_registered(&mut self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.output().contains("200 OK") {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("baresip exited with {status}:\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "baresip did not register within {within:?}:\n{}",
-                self.output()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("===== baresip output =====\n{}", self.output());
-        }
-    }
-}
-
 /// Kamailio is the PBX (registrar, in-memory location table, no authentication) and the proxy's
 /// upstream over UDP. baresip registers alice over TCP through the proxy, so Kamailio stores the
 /// proxy's rewritten Contact. A SIPp caller then calls alice at Kamailio, which looks the
@@ -663,7 +585,8 @@ fn call_back_registered_phone(proxy_config: &str, contact_tcp: bool) {
          regint=60;answermode=auto",
         proxy.sip_addr()
     );
-    let mut phone = Baresip::start(pbx_side.uas_sip, pbx_side.uas_media, &account);
+    let mut phone =
+        Baresip::configure(PHONE_IP, pbx_side.uas_sip, pbx_side.uas_media, &account).start();
     phone.wait_registered(Duration::from_secs(10));
     assert!(
         kamailio.wait_for_log("kamtest: REGISTER", Duration::from_secs(1)),

@@ -1,6 +1,7 @@
 //! Test harness for end-to-end calls through metaflow-proxy: starts the proxy with its own
 //! ports and data directory, runs SIPp scenarios from `tests/sipp/` around it, and captures the
-//! RTP the endpoints receive with tshark.
+//! RTP the endpoints receive with tshark. Some tests drive real softphones (baresip) and a real
+//! Kamailio instead of SIPp.
 //!
 //! Tests run in parallel safely: every call takes its own block of ports (see [`ports`]), every
 //! proxy its own temporary data directory, every SIPp and tshark its own temporary log directory.
@@ -9,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset of the harness
 
+pub mod baresip;
 pub mod calls;
 pub mod capture;
 pub mod kamailio;

@@ -58,6 +58,18 @@ impl CallPorts {
         format!("{}-{}", self.rtp_low, self.rtp_high)
     }
 
+    /// Port `base + offset` of the block, for a test that lays out ports of its own on a block
+    /// it reserved (several phones, each with SIP, control and media ports); panics for the
+    /// claim port or beyond.
+    pub fn port(&self, offset: u16) -> u16 {
+        assert!(
+            offset < BLOCK_SIZE - 1,
+            "offset {offset} is outside the block's {} usable ports",
+            BLOCK_SIZE - 1
+        );
+        self.proxy_sip + offset
+    }
+
     /// True when `port` lies in the proxy's RTP range.
     pub fn in_rtp_range(&self, port: u16) -> bool {
         (self.rtp_low..=self.rtp_high).contains(&port)

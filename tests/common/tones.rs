@@ -1,5 +1,6 @@
-//! DTMF tone pairs in G.711 audio, for the tests that send digits in-band (directly, or inside a
-//! generated capture).
+//! Tones in G.711 audio: DTMF tone pairs for the tests that send digits in-band (directly, or
+//! inside a generated capture), and single tones that tell apart the parties of a call between
+//! real phones, with the analysis of what each phone heard.
 
 use metaflow_proxy::audio::g711::Law;
 
@@ -22,4 +23,147 @@ pub fn tone(digit: char, ms: usize) -> Vec<Vec<u8>> {
         })
         .collect();
     samples.chunks(160).map(<[u8]>::to_vec).collect()
+}
+
+/// Length of one analysis window of [`Audio`]: 100 ms, so that the test tones (multiples of
+/// 10 Hz) fall exactly on a DFT bin and leak nothing into the others.
+const WINDOW_SECONDS: f64 = 0.1;
+/// Share of a window's power a tone must carry for the window to count as that tone's.
+const DOMINANT: f64 = 0.6;
+/// Mean square below which a window counts as silence (an amplitude of about 100).
+const QUIET: f64 = 1e4;
+
+/// Writes `seconds` of a sine at `hz` (amplitude 8000) as 8 kHz mono 16-bit WAV: the sound a
+/// softphone sends, so that whoever hears it can be told by its frequency.
+pub fn write_tone_wav(path: &std::path::Path, hz: f64, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..seconds * 8000 {
+        let t = f64::from(n) / 8000.0;
+        writer
+            .write_sample((8000.0 * (std::f64::consts::TAU * hz * t).sin()) as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+/// Mono 16-bit audio (a phone's recording), cut into 100 ms windows to tell which tone
+/// dominates each: the check of who hears whom.
+#[derive(Clone, Debug)]
+pub struct Audio {
+    pub samples: Vec<i16>,
+    pub rate: u32,
+}
+
+impl Audio {
+    /// Reads the first channel of a 16-bit PCM WAV file.
+    pub fn read_wav(path: &std::path::Path) -> Audio {
+        let mut reader = hound::WavReader::open(path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        let spec = reader.spec();
+        let channels = usize::from(spec.channels);
+        let samples = reader
+            .samples::<i16>()
+            .step_by(channels)
+            .map(Result::unwrap)
+            .collect();
+        Audio {
+            samples,
+            rate: spec.sample_rate,
+        }
+    }
+
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.rate)
+    }
+
+    /// The audio between `from` and `to` seconds (clamped to the recording; empty when `to`
+    /// comes first).
+    pub fn span(&self, from: f64, to: f64) -> Audio {
+        let at = |s: f64| ((s.max(0.0) * f64::from(self.rate)) as usize).min(self.samples.len());
+        let (start, end) = (at(from), at(to));
+        Audio {
+            samples: self.samples[start..end.max(start)].to_vec(),
+            rate: self.rate,
+        }
+    }
+
+    /// The whole 100 ms windows.
+    fn windows(&self) -> std::slice::Chunks<'_, i16> {
+        let size = (f64::from(self.rate) * WINDOW_SECONDS) as usize;
+        let whole = self.samples.len() / size * size;
+        self.samples[..whole].chunks(size)
+    }
+
+    /// Number of whole 100 ms windows.
+    pub fn window_count(&self) -> usize {
+        self.windows().len()
+    }
+
+    /// Share of the windows (0 when there is none) in which `hz` carries most of the power.
+    pub fn share_of(&self, hz: f64) -> f64 {
+        self.share(|window| dominant(window, self.rate, &[hz]).is_some())
+    }
+
+    /// Share of the windows that are neither quiet nor dominated by any of `tones`: music on
+    /// hold, say, rather than a party.
+    pub fn share_of_other(&self, tones: &[f64]) -> f64 {
+        self.share(|window| {
+            mean_square(window) >= QUIET && dominant(window, self.rate, tones).is_none()
+        })
+    }
+
+    /// Share of the windows for which `counts` holds (0 when there is none).
+    fn share(&self, mut counts: impl FnMut(&[i16]) -> bool) -> f64 {
+        let total = self.window_count();
+        if total == 0 {
+            return 0.0;
+        }
+        self.windows().filter(|w| counts(w)).count() as f64 / total as f64
+    }
+
+    /// One character per window: the label of the tone of `tones` that dominates it, `.` for a
+    /// quiet window, `~` for anything else; printed when a check fails.
+    pub fn timeline(&self, tones: &[(char, f64)]) -> String {
+        let freqs: Vec<f64> = tones.iter().map(|&(_, hz)| hz).collect();
+        self.windows()
+            .map(|window| match dominant(window, self.rate, &freqs) {
+                Some(index) => tones[index].0,
+                None if mean_square(window) < QUIET => '.',
+                None => '~',
+            })
+            .collect()
+    }
+}
+
+/// Mean square of `window`.
+fn mean_square(window: &[i16]) -> f64 {
+    window.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / window.len().max(1) as f64
+}
+
+/// Index of the frequency of `tones` that carries at least [`DOMINANT`] of `window`'s power
+/// (a Goertzel filter per frequency), if any; never for a quiet window.
+fn dominant(window: &[i16], rate: u32, tones: &[f64]) -> Option<usize> {
+    let mean = mean_square(window);
+    if mean < QUIET {
+        return None;
+    }
+    tones.iter().position(|&hz| {
+        let coeff = 2.0 * (std::f64::consts::TAU * hz / f64::from(rate)).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in window {
+            let s0 = f64::from(x) + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+        // A pure sine on the bin gives |X|² = N²·mean/2.
+        2.0 * power / ((window.len() as f64).powi(2) * mean) >= DOMINANT
+    })
 }
