@@ -40,6 +40,8 @@
 #define FP_RTCP 1
 // The destination is an address of this host: let the stack deliver the rewritten packet.
 #define FP_LOCAL 2
+// RTP of one SSRC continues a stream a sound played: timestamp offset, SSRC rewritten.
+#define FP_SHIFT 4
 // No telephone-event payload type for this flow.
 #define FP_NO_EVENT_PT 0xff
 // Not ours: continue with the next classifier, then the stack.
@@ -50,6 +52,7 @@
 #define UDP_OFF (ETH_HLEN + sizeof(struct iphdr))
 #define UDP_CSUM_OFF (UDP_OFF + __builtin_offsetof(struct udphdr, check))
 #define RTP_SEQ_OFF (UDP_OFF + sizeof(struct udphdr) + 2)
+#define RTP_TS_OFF (RTP_SEQ_OFF + 2)
 
 // What to do with it. Addresses and ports in network byte order. Layout shared with
 // src/media/fastpath/route.rs (`Route`): change both together.
@@ -62,16 +65,18 @@ struct fp_route {
 	__u32 dst_addr;		// the other leg
 	__u16 dst_port;
 	__u8 event_pt;		// RTP payload type left to userspace (FP_NO_EVENT_PT: none)
-	__u8 flags;		// FP_RTCP, FP_LOCAL
-	__u16 seq_add;		// added to RTP sequence numbers (DTMF suppression's renumbering)
-	__u16 last_seq;		// header of the last RTP packet forwarded, after seq_add (host order)
+	__u8 flags;		// FP_RTCP, FP_LOCAL, FP_SHIFT
+	__u16 seq_add;		// added to RTP sequence numbers (suppression's and stream renumbering)
+	__u16 last_seq;		// header of the last RTP packet forwarded, as sent (host order)
 	__u32 last_ts;
 	__u32 last_ssrc;
-	__u32 pad;
+	__u32 ts_add;		// FP_SHIFT: added to RTP timestamps (host order)
 	__u64 packets;		// forwarded here
 	__u64 bytes;		// UDP payload bytes forwarded here
 	__u64 last_ns;		// bpf_ktime_get_ns() of the last one
 	__u64 declined;		// matched but left to userspace: no route to the destination
+	__u32 ssrc_in;		// FP_SHIFT: the only SSRC taken (host order); others go to userspace
+	__u32 ssrc_out;		// FP_SHIFT: the SSRC written instead (host order)
 };
 
 // The fixed part of an RTP header.
@@ -104,6 +109,26 @@ static __always_inline int renumber(struct __sk_buff *skb, struct fp_route *r, _
 	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_be, new_be, BPF_F_MARK_MANGLED_0 | 2) ||
 	    bpf_skb_store_bytes(skb, RTP_SEQ_OFF, &new_be, 2, 0))
 		return -1;
+	return 0;
+}
+
+// Continues the stream a sound played towards the receiver: the timestamp is offset and the
+// SSRC replaced (the sequence number went with the renumbering); both words enter the UDP
+// checksum. Updates *ts and *ssrc to what is sent.
+static __always_inline int shift_stream(struct __sk_buff *skb, struct fp_route *r, __u32 *ts,
+					__u32 *ssrc)
+{
+	if (!(r->flags & FP_SHIFT))
+		return 0;
+	__u32 new_ts = *ts + r->ts_add;
+	__u32 old_be[2] = { bpf_htonl(*ts), bpf_htonl(*ssrc) };
+	__u32 new_be[2] = { bpf_htonl(new_ts), bpf_htonl(r->ssrc_out) };
+	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_be[0], new_be[0], BPF_F_MARK_MANGLED_0 | 4) ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_be[1], new_be[1], BPF_F_MARK_MANGLED_0 | 4) ||
+	    bpf_skb_store_bytes(skb, RTP_TS_OFF, new_be, sizeof(new_be), 0))
+		return -1;
+	*ts = new_ts;
+	*ssrc = r->ssrc_out;
 	return 0;
 }
 
@@ -200,6 +225,8 @@ int mfp_fastpath(struct __sk_buff *skb)
 		seq = bpf_ntohs(h->seq);
 		ts = bpf_ntohl(h->ts);
 		ssrc = bpf_ntohl(h->ssrc);
+		if ((r->flags & FP_SHIFT) && ssrc != r->ssrc_in)
+			return PASS; // a new sender SSRC: userspace computes its shift
 	}
 	__u64 payload = skb->len > UDP_OFF + sizeof(struct udphdr) ?
 				skb->len - UDP_OFF - sizeof(struct udphdr) : 0;
@@ -208,7 +235,7 @@ int mfp_fastpath(struct __sk_buff *skb)
 
 	if (r->flags & FP_LOCAL) {
 		// Delivered by the stack to the local receiver's socket.
-		if ((is_rtp && renumber(skb, r, seq, &sent_seq)) ||
+		if ((is_rtp && (renumber(skb, r, seq, &sent_seq) || shift_stream(skb, r, &ts, &ssrc))) ||
 		    rewrite(skb, r, saddr, daddr, sport, dport))
 			return TC_ACT_SHOT;
 		account(r, payload, is_rtp, sent_seq, ts, ssrc);
@@ -229,7 +256,7 @@ int mfp_fastpath(struct __sk_buff *skb)
 		__sync_fetch_and_add(&r->declined, 1);
 		return PASS;
 	}
-	if ((is_rtp && renumber(skb, r, seq, &sent_seq)) ||
+	if ((is_rtp && (renumber(skb, r, seq, &sent_seq) || shift_stream(skb, r, &ts, &ssrc))) ||
 	    rewrite(skb, r, saddr, daddr, sport, dport))
 		return TC_ACT_SHOT;
 	account(r, payload, is_rtp, sent_seq, ts, ssrc);

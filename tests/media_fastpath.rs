@@ -418,3 +418,67 @@ async fn a_released_call_leaves_nothing_in_the_kernel() {
         "packets to a released call's port were still forwarded"
     );
 }
+
+/// A direction that heard a sound goes back to the kernel once the phone's audio resumes: the
+/// kernel rewrites the packets to continue the stream the sound left (sequence numbers,
+/// timestamps, SSRC), also after the phone changes SSRC. The PBX sees one stream throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_after_a_sound_returns_to_the_kernel_continuing_the_stream() {
+    use metaflow_proxy::audio::Clip;
+    use metaflow_proxy::media::playout::{PlayFormat, Playback};
+    let Some(fastpath) = fastpath() else { return };
+    let (mut engine, mut events) = engine(47600, None, fastpath);
+    let (phone, pbx) = (
+        Endpoint::bind_on(PHONE_IP).await,
+        Endpoint::bind_on(PBX_IP).await,
+    );
+    let ports = connect(&mut engine, &phone, &pbx);
+    let receiver = tokio::spawn(async move { drain(&pbx.rtp, Duration::from_millis(700)).await });
+    stream(&phone.rtp, ports.a.rtp, 1, 20, 0xaaaa).await;
+    sleep(Duration::from_millis(100)).await;
+    let playback = Playback {
+        id: 1,
+        clip: Clip::new(vec![0; 800]),
+        looped: false,
+        mix: false,
+        format: PlayFormat {
+            map: G711Map::default(),
+            preferred: Some(0),
+            ptime_ms: 20,
+        },
+    };
+    assert!(engine.play(CALL, Leg::B, playback));
+    timeout(WAIT, async {
+        while !matches!(
+            events.recv().await,
+            Some(MediaEvent::Playback { .. }) | None
+        ) {}
+    })
+    .await
+    .expect("the sound ended");
+    let kernel_before = engine.stats().kernel_packets();
+    stream(&phone.rtp, ports.a.rtp, 21, 60, 0xaaaa).await;
+    stream(&phone.rtp, ports.a.rtp, 500, 40, 0xcccc).await;
+    let got = receiver.await.unwrap();
+    let ssrcs: std::collections::BTreeSet<u32> = got
+        .iter()
+        .map(|p| u32::from_be_bytes([p[8], p[9], p[10], p[11]]))
+        .collect();
+    assert_eq!(ssrcs.len(), 1, "one stream towards the PBX: {ssrcs:x?}");
+    let seqs = sequence_numbers(&got);
+    let first = seqs[0];
+    let expected: Vec<u16> = (0..seqs.len() as u16)
+        .map(|n| first.wrapping_add(n))
+        .collect();
+    assert_eq!(seqs, expected, "no gap and no repeat across the sound");
+    assert!(
+        seqs.len() >= 20 + 4 + 100,
+        "the phone's 120 packets and the sound's: got {}",
+        seqs.len()
+    );
+    let stats = engine.stats();
+    eventually("the audio after the sound went through the kernel", || {
+        stats.kernel_packets() >= kernel_before + 80
+    })
+    .await;
+}

@@ -4,11 +4,16 @@
 
 use std::net::SocketAddrV4;
 
+use crate::media::playout::continuity::StreamShift;
+
 /// The flow carries RTCP: the kernel checks no payload type (`FP_RTCP`).
 const FLAG_RTCP: u8 = 1;
 /// The destination is an address of this host: the stack delivers the rewritten packet
 /// (`FP_LOCAL`).
 const FLAG_LOCAL: u8 = 2;
+/// RTP of one SSRC is rewritten to continue the stream a sound played (`FP_SHIFT`): timestamp
+/// offset and SSRC; packets of any other SSRC stay in userspace.
+const FLAG_SHIFT: u8 = 4;
 /// No payload type is left to userspace (`FP_NO_EVENT_PT`).
 const NO_EVENT_PT: u8 = 0xff;
 
@@ -39,7 +44,8 @@ pub(crate) struct Route {
     pub last_ts: u32,
     /// Its SSRC (host order).
     pub last_ssrc: u32,
-    pad: u32,
+    /// Added to RTP timestamps with `FLAG_SHIFT` (host order).
+    ts_add: u32,
     /// Packets forwarded.
     pub packets: u64,
     /// UDP payload bytes forwarded.
@@ -48,9 +54,13 @@ pub(crate) struct Route {
     pub last_ns: u64,
     /// Packets that matched but were left to the socket: no route to the destination.
     pub declined: u64,
+    /// With `FLAG_SHIFT`: the only SSRC rewritten (host order).
+    ssrc_in: u32,
+    /// With `FLAG_SHIFT`: the SSRC written instead (host order).
+    ssrc_out: u32,
 }
 
-// SAFETY: `repr(C)`, only integers, no implicit padding (72 bytes, checked below); any bit
+// SAFETY: `repr(C)`, only integers, no implicit padding (80 bytes, checked below); any bit
 // pattern is a valid value.
 unsafe impl aya::Pod for Route {}
 
@@ -74,6 +84,9 @@ pub(crate) struct RouteSpec {
     pub dst_is_local: bool,
     /// Added to every forwarded RTP sequence number (the DTMF suppression's renumbering).
     pub seq_add: u16,
+    /// The renumbering that continues the stream a sound played towards the receiver (its
+    /// sequence offset adds to `seq_add`).
+    pub shift: Option<StreamShift>,
 }
 
 impl RouteSpec {
@@ -87,6 +100,11 @@ impl RouteSpec {
         if self.dst_is_local {
             flags |= FLAG_LOCAL;
         }
+        let shift = self.shift.filter(|_| !self.rtcp);
+        if shift.is_some() {
+            flags |= FLAG_SHIFT;
+        }
+        let shift_seq = shift.map_or(0, |s| s.seq);
         Route {
             local_addr: addr(self.local),
             peer_addr: addr(self.peer),
@@ -101,7 +119,10 @@ impl RouteSpec {
                 self.event_pt.map_or(NO_EVENT_PT, |pt| pt & 0x7f)
             },
             flags,
-            seq_add: self.seq_add,
+            seq_add: self.seq_add.wrapping_add(shift_seq),
+            ts_add: shift.map_or(0, |s| s.ts),
+            ssrc_in: shift.map_or(0, |s| s.from_ssrc),
+            ssrc_out: shift.map_or(0, |s| s.ssrc),
             ..Route::default()
         }
     }
@@ -114,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_layout_matches_the_c_struct() {
-        assert_eq!(size_of::<Route>(), 72);
+        assert_eq!(size_of::<Route>(), 80);
         assert_eq!(offset_of!(Route, peer_addr), 4);
         assert_eq!(offset_of!(Route, out_addr), 12);
         assert_eq!(offset_of!(Route, dst_port), 20);
@@ -124,7 +145,10 @@ mod tests {
         assert_eq!(offset_of!(Route, last_ts), 28);
         assert_eq!(offset_of!(Route, last_ssrc), 32);
         assert_eq!(offset_of!(Route, packets), 40);
+        assert_eq!(offset_of!(Route, ts_add), 36);
         assert_eq!(offset_of!(Route, declined), 64);
+        assert_eq!(offset_of!(Route, ssrc_in), 72);
+        assert_eq!(offset_of!(Route, ssrc_out), 76);
     }
 
     #[test]
@@ -139,10 +163,11 @@ mod tests {
             rtcp: false,
             dst_is_local: true,
             seq_add: 3,
+            shift: None,
         };
         let route = spec.to_route();
-        // SAFETY: `Route` is `repr(C)`, 72 bytes of integers without padding.
-        let bytes: [u8; 72] = unsafe { std::mem::transmute(route) };
+        // SAFETY: `Route` is `repr(C)`, 80 bytes of integers without padding.
+        let bytes: [u8; 80] = unsafe { std::mem::transmute(route) };
         assert_eq!(&bytes[..4], &[10, 0, 0, 1]);
         assert_eq!(&bytes[4..8], &[10, 0, 0, 2]);
         assert_eq!(&bytes[8..10], &5004u16.to_be_bytes());
@@ -156,5 +181,37 @@ mod tests {
         }
         .to_route();
         assert_eq!((rtcp.event_pt, rtcp.flags), (NO_EVENT_PT, FLAG_RTCP));
+    }
+
+    /// A stream shift adds to the suppression's renumbering and names the SSRC it rewrites;
+    /// RTCP never gets one.
+    #[test]
+    fn a_shift_is_folded_into_the_route() {
+        let shift = StreamShift {
+            from_ssrc: 0x1111,
+            ssrc: 0x2222,
+            seq: 0xfffe,
+            ts: 480,
+        };
+        let spec = RouteSpec {
+            local: "10.0.0.1:4000".parse().unwrap(),
+            peer: "10.0.0.2:5004".parse().unwrap(),
+            out: "10.0.0.1:4002".parse().unwrap(),
+            dst: "10.0.0.3:6000".parse().unwrap(),
+            event_pt: None,
+            rtcp: false,
+            dst_is_local: false,
+            seq_add: 3,
+            shift: Some(shift),
+        };
+        let route = spec.to_route();
+        assert_eq!(route.flags, FLAG_SHIFT);
+        assert_eq!(route.seq_add, 1, "3 + 0xfffe wraps");
+        assert_eq!(
+            (route.ts_add, route.ssrc_in, route.ssrc_out),
+            (480, 0x1111, 0x2222)
+        );
+        let rtcp = RouteSpec { rtcp: true, ..spec }.to_route();
+        assert_eq!((rtcp.flags, rtcp.seq_add, rtcp.ssrc_out), (FLAG_RTCP, 3, 0));
     }
 }

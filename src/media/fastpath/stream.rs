@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::FastPath;
 use super::route::{Route, RouteSpec, slot_of};
+use crate::media::playout::continuity::StreamShift;
 
 /// What the kernel did for one flow since it was last asked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,17 +38,34 @@ pub(crate) struct LastSent {
     pub ts: u32,
     /// `CLOCK_MONOTONIC` nanoseconds when it went.
     pub at_ns: u64,
+    /// The stream shift the kernel applied on top of the relay's own renumbering.
+    shift: Option<StreamShift>,
 }
 
 impl LastSent {
-    /// The last header recorded in `route`, if the kernel forwarded anything on it.
-    fn of(route: &Route) -> Option<Self> {
+    /// The last header recorded in `route`, installed per `spec`, if the kernel forwarded
+    /// anything on it.
+    fn of(route: &Route, spec: &RouteSpec) -> Option<Self> {
         (route.last_ns != 0).then_some(LastSent {
             ssrc: route.last_ssrc,
             seq: route.last_seq,
             ts: route.last_ts,
             at_ns: route.last_ns,
+            shift: spec.shift.filter(|_| !spec.rtcp),
         })
+    }
+
+    /// The header as the relay's inspector numbers it (before the stream shift): sequence
+    /// number, timestamp, SSRC.
+    pub(crate) fn as_relayed(&self) -> (u16, u32, u32) {
+        match self.shift {
+            None => (self.seq, self.ts, self.ssrc),
+            Some(shift) => (
+                self.seq.wrapping_sub(shift.seq),
+                self.ts.wrapping_sub(shift.ts),
+                shift.from_ssrc,
+            ),
+        }
     }
 }
 
@@ -106,7 +124,7 @@ impl KernelRoutes {
         if let Some(old) = current.take() {
             if let Some(now) = self.mapped.read(old.key) {
                 counted = difference(&old.seen, &now);
-                last = LastSent::of(&now);
+                last = LastSent::of(&now, &old.spec);
             }
             if let Err(error) = self.map.set(old.key, Route::default(), 0) {
                 debug!(%error, "kernel route not removed");
@@ -134,7 +152,7 @@ impl KernelRoutes {
     /// The last RTP header the kernel forwarded on flow `slot` (read from memory), if it did.
     pub(crate) fn last_sent(&self, slot: usize) -> Option<LastSent> {
         let installed = self.installed.get(slot)?.as_ref()?;
-        LastSent::of(&self.mapped.read(installed.key)?)
+        LastSent::of(&self.mapped.read(installed.key)?, &installed.spec)
     }
 
     /// What the kernel counted on flow `slot` since the last read (from memory: no system call).

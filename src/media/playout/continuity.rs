@@ -37,6 +37,20 @@ struct Shift {
     ts: u32,
 }
 
+/// The rewrite relayed packets of SSRC `from_ssrc` get to continue the stream towards a leg:
+/// handed to the kernel path, which applies it itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StreamShift {
+    /// The relayed SSRC it applies to; another SSRC needs a new shift (userspace).
+    pub(crate) from_ssrc: u32,
+    /// The SSRC written instead.
+    pub(crate) ssrc: u32,
+    /// Added to the sequence number.
+    pub(crate) seq: u16,
+    /// Added to the timestamp.
+    pub(crate) ts: u32,
+}
+
 /// Header bookkeeping of the media towards one leg.
 #[derive(Debug)]
 pub(crate) struct Continuity {
@@ -104,10 +118,22 @@ impl Continuity {
         });
     }
 
-    /// Whether relayed packets leave exactly as they came: no own packet was ever interleaved,
-    /// so there is no shift to apply.
-    pub(crate) fn is_untouched(&self) -> bool {
-        self.shift.is_none() && self.last.is_none_or(|last| !last.own)
+    /// What the kernel path must do to relayed packets to send them as this direction does:
+    /// `Some(None)` when they leave exactly as they came (no own packet was ever interleaved),
+    /// `Some(Some(shift))` once relayed packets flow again after the proxy's own (the first of
+    /// them, which carries the marker, went through here), `None` while the proxy's own
+    /// packets are the last sent (the next relayed one needs a new shift computed here).
+    pub(crate) fn kernel_shift(&self) -> Option<Option<StreamShift>> {
+        match (self.shift, self.last) {
+            (None, last) if last.is_none_or(|last| !last.own) => Some(None),
+            (Some(shift), Some(last)) if !last.own => Some(Some(StreamShift {
+                from_ssrc: shift.from_ssrc,
+                ssrc: shift.ssrc,
+                seq: shift.seq,
+                ts: shift.ts,
+            })),
+            _ => None,
+        }
     }
 
     /// Relayed packets went towards the leg without passing here (the kernel path, only while

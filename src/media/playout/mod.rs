@@ -7,7 +7,7 @@
 //! buffer. Nothing here allocates per packet; a direction that plays nothing, is not held and
 //! keeps its volume only notes the packet's header.
 
-mod continuity;
+pub(crate) mod continuity;
 mod player;
 #[cfg(test)]
 mod tests;
@@ -200,10 +200,15 @@ impl Outbound {
         self.gain = GainTables::new(gain).map(Box::new);
     }
 
-    /// Whether relayed packets towards the leg would leave untouched: no sound plays or played,
-    /// the leg is not held and its volume is not changed. Only then may the kernel forward them.
-    pub fn is_transparent(&self) -> bool {
-        self.player.is_none() && !self.held && self.gain.is_none() && self.continuity.is_untouched()
+    /// Whether the kernel may forward relayed packets towards the leg, and with which rewrite:
+    /// no sound plays, the leg is not held, its volume is unchanged, and the stream's numbering
+    /// is settled (`Some(None)`: packets leave as they came; `Some(Some(shift))`: they continue
+    /// the stream a sound played, see [`continuity::StreamShift`]).
+    pub(crate) fn kernel_shift(&self) -> Option<Option<continuity::StreamShift>> {
+        if self.player.is_some() || self.held || self.gain.is_some() {
+            return None;
+        }
+        self.continuity.kernel_shift()
     }
 
     /// Relayed packets went towards the leg by the kernel path; the last one had `header`

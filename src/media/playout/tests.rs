@@ -268,3 +268,37 @@ fn an_end_stays_until_it_is_reported() {
     assert_eq!(out.take_ended(), Some((2, PlaybackEnd::Finished)));
     assert_eq!(out.next_ended(), None);
 }
+
+/// The kernel may forward a direction that never heard a sound as is, none while the sound
+/// plays or its packets were the last sent, and again once relayed audio resumed here, with
+/// the shift that continues the sound's stream (what this direction itself applies).
+#[test]
+fn the_kernel_gets_the_direction_back_with_the_shift_once_audio_resumed() {
+    let mut out = Outbound::new(7);
+    relay_run(&mut out, 100, 0, 5);
+    assert_eq!(out.kernel_shift(), Some(None), "untouched");
+    out.play(playback(1, vec![0; 160], false, false), 100_000);
+    assert_eq!(out.kernel_shift(), None, "a sound plays");
+    let mut buf = [0u8; PACKET_BUFFER_LEN];
+    assert!(out.poll_packet(100_000, &mut buf).is_some());
+    assert!(out.take_ended().is_some());
+    assert_eq!(
+        out.kernel_shift(),
+        None,
+        "the sound's packet is the last sent"
+    );
+    let mut p = rtp(PCMU, 110, 110 * 160, 0xAAAA, &[0xFF; 160]);
+    assert_eq!(out.on_relayed(&mut p, 140_000), Verdict::Forward);
+    let shift = out.kernel_shift().flatten().expect("a settled shift");
+    assert_eq!(shift.from_ssrc, 0xAAAA);
+    let (_, _, seq, ts, ssrc) = header(&p);
+    assert_eq!(
+        (
+            110u16.wrapping_add(shift.seq),
+            (110u32 * 160).wrapping_add(shift.ts),
+            shift.ssrc
+        ),
+        (seq, ts, ssrc),
+        "the kernel would write what this direction wrote"
+    );
+}

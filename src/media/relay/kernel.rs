@@ -80,9 +80,11 @@ impl Relay {
         }
     }
 
-    /// Tells the inspector the last header the kernel sent on `port`'s flow (read from memory),
-    /// before it looks at a packet of that flow or sends in its name.
-    pub(super) fn inspector_catch_up(&mut self, port: Port) {
+    /// Tells the inspector, and the numbering of the direction the flow goes to, the last
+    /// header the kernel sent on `port`'s flow (read from memory), before the relay looks at a
+    /// packet of that flow or sends in its name: a packet the kernel left here (a
+    /// telephone-event, a new SSRC) continues what the kernel sent.
+    pub(super) fn kernel_catch_up(&mut self, port: Port) {
         let Some(kernel) = self.kernel.as_mut() else {
             return;
         };
@@ -91,8 +93,10 @@ impl Relay {
         };
         let at_us = self.engine_us(last.at_ns);
         if let Some(inspector) = self.ctx.inspector.as_mut() {
-            inspector.forwarded_elsewhere(port.sender(), (last.seq, last.ts, last.ssrc), at_us);
+            inspector.forwarded_elsewhere(port.sender(), last.as_relayed(), at_us);
         }
+        self.outbound_mut(port.sender().other())
+            .relayed_elsewhere((last.ssrc, last.seq, last.ts), at_us);
     }
 
     /// What the kernel should do with the flow arriving on `port`, if it may forward it.
@@ -108,18 +112,19 @@ impl Relay {
         }
         let peer = fastpath::v4(self.connected[port.index()]?)?;
         let dst = fastpath::v4(self.latches.get_mut(to, kind).destination()?)?;
-        let (rtcp, event_pt, seq_add) = match kind {
-            PacketKind::Rtcp => (true, None, 0),
+        let (rtcp, event_pt, seq_add, shift) = match kind {
+            PacketKind::Rtcp => (true, None, 0, None),
             PacketKind::Rtp => {
-                if self.inband[leg_slot(from)] || !self.outbound_mut(to).is_transparent() {
+                if self.inband[leg_slot(from)] {
                     return None;
                 }
+                let shift = self.outbound_mut(to).kernel_shift()?;
                 let seq_add = self
                     .ctx
                     .inspector
                     .as_ref()
                     .map_or(0, |inspector| inspector.seq_offset(from));
-                (false, self.event_pt[leg_slot(from)], seq_add)
+                (false, self.event_pt[leg_slot(from)], seq_add, shift)
             }
         };
         Some(RouteSpec {
@@ -131,6 +136,7 @@ impl Relay {
             rtcp,
             dst_is_local: self.is_local(to, *dst.ip()),
             seq_add,
+            shift,
         })
     }
 
@@ -177,7 +183,7 @@ impl Relay {
         self.outbound_mut(from.other())
             .relayed_elsewhere((last.ssrc, last.seq, last.ts), at_us);
         if let Some(inspector) = self.ctx.inspector.as_mut() {
-            inspector.forwarded_elsewhere(from, (last.seq, last.ts, last.ssrc), at_us);
+            inspector.forwarded_elsewhere(from, last.as_relayed(), at_us);
         }
     }
 

@@ -325,7 +325,7 @@ impl Relay {
             }
             Control::ReleaseHeld { leg, digits } => {
                 // The released digits continue the stream the kernel may have been forwarding.
-                self.inspector_catch_up(Port::of(leg, PacketKind::Rtp));
+                self.kernel_catch_up(Port::of(leg, PacketKind::Rtp));
                 let now_us = micros_since(self.ctx.clock);
                 if let Some(inspector) = self.ctx.inspector.as_mut() {
                     inspector.release_held(leg, &digits, now_us);
@@ -435,7 +435,7 @@ impl Relay {
         if kind == PacketKind::Rtp && self.kernel_forwards(port) {
             // A telephone-event (or anything the kernel left) on a flow the kernel forwards:
             // the inspector continues the stream the kernel sent.
-            self.inspector_catch_up(port);
+            self.kernel_catch_up(port);
         }
         if kind == PacketKind::Rtp
             && let Some(inspector) = self.ctx.inspector.as_mut()
