@@ -196,7 +196,17 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
     if let Some(fastpath) = FastPath::start(cfg.media_fastpath, media_ip)
         .context("media-fastpath = kernel: the kernel fast path cannot be set up")?
     {
-        media.set_fastpath(std::sync::Arc::new(fastpath));
+        let fastpath = std::sync::Arc::new(fastpath);
+        media.set_fastpath(std::sync::Arc::clone(&fastpath));
+        // Interfaces brought up later (a VLAN, a container's veth) get the program too.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(FASTPATH_INTERFACE_SCAN);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                fastpath.attach_new_interfaces();
+            }
+        });
     }
     metrics.add_source(media.stats());
     let mut core = B2bua::new(
@@ -381,6 +391,10 @@ async fn serve(cfg: Config, cli: Cli, log_level: LogLevel) -> anyhow::Result<()>
 /// How long start-up waits for the cluster database to read back the registrations relayed
 /// before a restart; without it they come back with the phones' next refresh.
 const KEPT_BINDINGS_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the kernel fast path looks for interfaces that appeared since start: a listing
+/// of /sys/class/net, so a new interface carries kernel-forwarded media within seconds.
+const FASTPATH_INTERFACE_SCAN: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the webhook senders to deliver their queues.
 const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);

@@ -482,3 +482,54 @@ async fn audio_after_a_sound_returns_to_the_kernel_continuing_the_stream() {
     })
     .await;
 }
+
+/// An interface that appears after start (a veth pair here) gets the program at the next
+/// look, once; one removed is forgotten, and made again under the same name it is attached
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interfaces_added_after_start_get_the_program() {
+    let Some(fastpath) = fastpath() else { return };
+    let (a, b) = (
+        format!("mfpa{}", std::process::id() % 100_000),
+        format!("mfpb{}", std::process::id() % 100_000),
+    );
+    let ip = |args: &[&str]| {
+        let status = std::process::Command::new("ip").args(args).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "ip {} failed (iproute2 is needed)",
+            args.join(" ")
+        );
+    };
+    let make = || ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    // Other interfaces may come and go meanwhile (other tests' namespaces): only ours count.
+    let ours = |names: Vec<String>| {
+        let mut ours: Vec<String> = names.into_iter().filter(|n| *n == a || *n == b).collect();
+        ours.sort();
+        ours
+    };
+    fastpath.attach_new_interfaces();
+    make();
+    assert_eq!(
+        ours(fastpath.attach_new_interfaces()),
+        [a.clone(), b.clone()]
+    );
+    assert!(fastpath.interfaces().contains(&a));
+    assert!(
+        ours(fastpath.attach_new_interfaces()).is_empty(),
+        "attached once"
+    );
+    ip(&["link", "del", &a]);
+    fastpath.attach_new_interfaces();
+    assert!(
+        !fastpath.interfaces().contains(&a),
+        "a removed interface is forgotten"
+    );
+    make();
+    assert_eq!(
+        ours(fastpath.attach_new_interfaces()).len(),
+        2,
+        "made again: attached again"
+    );
+    ip(&["link", "del", &a]);
+}

@@ -4,6 +4,9 @@
 //! both directions relayed, nearly all of it by the kernel (redirected from one veth to the
 //! other with neighbour resolution), none declined.
 //!
+//! The same with the veth pairs made after the proxy started: the program reaches interfaces
+//! that appear later.
+//!
 //! Needs root (namespaces, BPF): as root (CI) it runs and fails loudly on any missing piece;
 //! otherwise it prints why and skips.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed check
@@ -40,49 +43,28 @@ struct Hosts {
     phone: String,
     proxy: String,
     pbx: String,
+    /// Tells this test's namespaces, interfaces and subnet (10.8N.x.x) from another's.
+    id: u8,
 }
 
 impl Hosts {
-    fn create() -> Self {
-        let tag = std::process::id() % 100_000;
+    /// The namespaces, with the proxy's service address `net(9, 1)` on its loopback; the
+    /// links come with [`Hosts::link`].
+    fn create(id: u8) -> Self {
+        let tag = std::process::id() % 10_000;
         let hosts = Hosts {
-            phone: format!("mfp-ph{tag}"),
-            proxy: format!("mfp-px{tag}"),
-            pbx: format!("mfp-pb{tag}"),
+            phone: format!("mfp-ph{id}-{tag}"),
+            proxy: format!("mfp-px{id}-{tag}"),
+            pbx: format!("mfp-pb{id}-{tag}"),
+            id,
         };
         for ns in [&hosts.phone, &hosts.proxy, &hosts.pbx] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
             run("ip", &["netns", "add", ns]);
             hosts.exec_ok(ns, &["ip", "link", "set", "lo", "up"]);
         }
-        // phone 10.81.1.2 <-> 10.81.1.1 proxy 10.81.2.1 <-> 10.81.2.2 pbx; the proxy's
-        // service address 10.81.9.1 lives on its loopback.
-        hosts.pair(
-            &hosts.phone,
-            "10.81.1.2/24",
-            &hosts.proxy,
-            "10.81.1.1/24",
-            "a",
-        );
-        hosts.pair(
-            &hosts.pbx,
-            "10.81.2.2/24",
-            &hosts.proxy,
-            "10.81.2.1/24",
-            "b",
-        );
-        hosts.exec_ok(
-            &hosts.proxy,
-            &["ip", "addr", "add", "10.81.9.1/32", "dev", "lo"],
-        );
-        hosts.exec_ok(
-            &hosts.phone,
-            &["ip", "route", "add", "default", "via", "10.81.1.1"],
-        );
-        hosts.exec_ok(
-            &hosts.pbx,
-            &["ip", "route", "add", "default", "via", "10.81.2.1"],
-        );
+        let service = format!("{}/32", hosts.net(9, 1));
+        hosts.exec_ok(&hosts.proxy, &["ip", "addr", "add", &service, "dev", "lo"]);
         // The kernel path's FIB lookup, like any router, needs forwarding on the proxy host.
         hosts.exec_ok(
             &hosts.proxy,
@@ -91,9 +73,29 @@ impl Hosts {
         hosts
     }
 
+    /// An address of this test's subnet: 10.8{id}.{net}.{host}.
+    fn net(&self, net: u8, host: u8) -> String {
+        format!("10.8{}.{net}.{host}", self.id)
+    }
+
+    /// phone net(1,2) <-> net(1,1) proxy net(2,1) <-> net(2,2) pbx, with the phone's and the
+    /// PBX's default routes through the proxy.
+    fn link(&self) {
+        let cidr = |net, host| format!("{}/24", self.net(net, host));
+        self.pair(&self.phone, &cidr(1, 2), &self.proxy, &cidr(1, 1), "a");
+        self.pair(&self.pbx, &cidr(2, 2), &self.proxy, &cidr(2, 1), "b");
+        let (to_a, to_b) = (self.net(1, 1), self.net(2, 1));
+        self.exec_ok(
+            &self.phone,
+            &["ip", "route", "add", "default", "via", &to_a],
+        );
+        self.exec_ok(&self.pbx, &["ip", "route", "add", "default", "via", &to_b]);
+    }
+
     fn pair(&self, left: &str, left_ip: &str, right: &str, right_ip: &str, name: &str) {
-        let tag = std::process::id() % 100_000;
-        let (l, r) = (format!("v{name}l{tag}"), format!("v{name}r{tag}"));
+        let tag = std::process::id() % 10_000;
+        let id = self.id;
+        let (l, r) = (format!("v{name}l{id}-{tag}"), format!("v{name}r{id}-{tag}"));
         run(
             "ip",
             &["link", "add", &l, "type", "veth", "peer", "name", &r],
@@ -147,6 +149,19 @@ fn metric(text: &str, line_start: &str) -> u64 {
 
 #[test]
 fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
+    crossing(1, false);
+}
+
+/// The links come up after the proxy started: the program reaches them within its scan
+/// interval (5 s) and the audio still crosses in the kernel.
+#[test]
+fn interfaces_that_appear_after_start_carry_audio_in_the_kernel() {
+    crossing(2, true);
+}
+
+/// One call across the three hosts of `Hosts::create(id)`, the links made before the proxy
+/// starts or, with `late_links`, after.
+fn crossing(id: u8, late_links: bool) {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc_geteuid() } != 0 {
         eprintln!("SKIPPED: network namespaces and BPF need root");
@@ -155,7 +170,17 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
     common::require_tool("sipp");
     common::require_tool("ip");
     common::require_tool("curl");
-    let hosts = Hosts::create();
+    let hosts = Hosts::create(id);
+    if !late_links {
+        hosts.link();
+    }
+    let (service, pbx_ip, phone_ip) = (hosts.net(9, 1), hosts.net(2, 2), hosts.net(1, 2));
+    let (sip, api, upstream) = (
+        format!("{service}:5060"),
+        format!("{service}:8000"),
+        format!("{pbx_ip}:5070"),
+    );
+    let metrics_url = format!("http://{api}/metrics");
     let data = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(data.path().join("proxy.log")).unwrap();
     let proxy = Killed(
@@ -164,13 +189,13 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
             &[
                 PROXY_BIN,
                 "--sip-listen",
-                "10.81.9.1:5060",
+                &sip,
                 "--media-ip",
-                "10.81.9.1",
+                &service,
                 "--upstream",
-                "10.81.2.2:5070",
+                &upstream,
                 "--api-listen",
-                "10.81.9.1:8000",
+                &api,
                 "--rtp-ports",
                 "30000-30999",
                 "--media-fastpath",
@@ -185,12 +210,9 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
         .unwrap(),
     );
     let metrics = || {
-        let out = Hosts::command(
-            &hosts.proxy,
-            &["curl", "-sf", "http://10.81.9.1:8000/metrics"],
-        )
-        .output()
-        .unwrap();
+        let out = Hosts::command(&hosts.proxy, &["curl", "-sf", &metrics_url])
+            .output()
+            .unwrap();
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -203,6 +225,11 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
             std::fs::read_to_string(data.path().join("proxy.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if late_links {
+        hosts.link();
+        // The proxy looks for new interfaces every 5 s.
+        std::thread::sleep(Duration::from_secs(6));
     }
     let sipp = |ns: &str, args: &[&str]| {
         let mut all = vec!["sipp"];
@@ -220,7 +247,7 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
             "-sf",
             "tests/sipp/uas_pcap.xml",
             "-i",
-            "10.81.2.2",
+            &pbx_ip,
             "-p",
             "5070",
             "-mp",
@@ -233,9 +260,9 @@ fn audio_crosses_the_proxy_host_in_the_kernel_both_ways() {
         &[
             "-sf",
             "tests/sipp/uac_pcap.xml",
-            "10.81.9.1:5060",
+            &sip,
             "-i",
-            "10.81.1.2",
+            &phone_ip,
             "-p",
             "5061",
             "-mp",

@@ -112,20 +112,24 @@ pub enum FastPathError {
 
 /// The loaded program, its attachments and its map. Dropping it detaches the program.
 pub struct FastPath {
-    /// Owns the program and its links: dropping it detaches them.
-    _loaded: Mutex<Ebpf>,
+    /// Owns the program and its links: dropping it detaches them. Locked to attach the program
+    /// to an interface that appeared after start.
+    loaded: Mutex<Ebpf>,
     /// The route map; each relay task opens its own handle on it.
     map: MapData,
     /// The same map in memory, where the tasks read the counters.
     mapped: std::sync::Arc<mapped::MappedRoutes>,
-    /// Interfaces the program is attached to, for the start-up log and `/metrics` readers.
-    interfaces: Vec<String>,
+    /// Interfaces the program is attached to (name and index: an interface removed and made
+    /// again under the same name is a new one), for the log and for attaching new ones.
+    interfaces: Mutex<Vec<(String, u32)>>,
+    /// Whether the kernel links by TCX (6.6 and later) rather than through `clsact`.
+    tcx: bool,
 }
 
 impl fmt::Debug for FastPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FastPath")
-            .field("interfaces", &self.interfaces)
+            .field("interfaces", &self.interfaces())
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +145,7 @@ impl FastPath {
         match Self::load(media_ip) {
             Ok(fastpath) => {
                 tracing::info!(
-                    interfaces = ?fastpath.interfaces,
+                    interfaces = ?fastpath.interfaces(),
                     "media fast path in the kernel: latched audio is forwarded by eBPF at TC ingress"
                 );
                 Ok(Some(fastpath))
@@ -185,9 +189,9 @@ impl FastPath {
         let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
         let mut interfaces = Vec::new();
         let mut refused = Vec::new();
-        for name in interface_names().map_err(FastPathError::Interfaces)? {
+        for (name, index) in interface_names().map_err(FastPathError::Interfaces)? {
             match attach(program, &name, tcx) {
-                Ok(()) => interfaces.push(name),
+                Ok(()) => interfaces.push((name, index)),
                 Err(error) => refused.push(format!("{name}: {error}")),
             }
         }
@@ -200,16 +204,71 @@ impl FastPath {
         let mapped = mapped::MappedRoutes::map(&map.fd().as_fd())
             .map_err(|error| FastPathError::Map(MapError::IoError(error)))?;
         Ok(FastPath {
-            _loaded: Mutex::new(loaded),
+            loaded: Mutex::new(loaded),
             map,
             mapped: std::sync::Arc::new(mapped),
-            interfaces,
+            interfaces: Mutex::new(interfaces),
+            tcx,
         })
     }
 
     /// The interfaces the program is attached to.
-    pub fn interfaces(&self) -> &[String] {
-        &self.interfaces
+    pub fn interfaces(&self) -> Vec<String> {
+        let attached = self
+            .interfaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        attached.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Attaches the program to the interfaces that appeared since it last looked (a VLAN, a
+    /// bond, a container's veth brought up after start), and forgets those that went away.
+    /// Returns the names newly attached; an interface that refuses is logged and tried again
+    /// next time. Cheap enough to call every few seconds: one directory listing.
+    pub fn attach_new_interfaces(&self) -> Vec<String> {
+        let present = match interface_names() {
+            Ok(present) => present,
+            Err(error) => {
+                tracing::debug!(%error, "cannot list network interfaces");
+                return Vec::new();
+            }
+        };
+        let mut attached = self
+            .interfaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        attached.retain(|known| present.contains(known));
+        let new: Vec<(String, u32)> = present
+            .into_iter()
+            .filter(|candidate| !attached.contains(candidate))
+            .collect();
+        if new.is_empty() {
+            return Vec::new();
+        }
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(program) = loaded
+            .program_mut(PROGRAM)
+            .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
+        else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for (name, index) in new {
+            match attach(program, &name, self.tcx) {
+                Ok(()) => {
+                    tracing::info!(interface = %name, "media fast path attached to a new interface");
+                    names.push(name.clone());
+                    attached.push((name, index));
+                }
+                Err(error) => {
+                    tracing::debug!(interface = %name, %error, "a new interface did not take the media fast path");
+                }
+            }
+        }
+        names
     }
 
     /// A handle on the route map of its own (a duplicated file descriptor).
@@ -238,11 +297,18 @@ fn attach(program: &mut SchedClassifier, name: &str, tcx: bool) -> Result<(), Pr
     Ok(())
 }
 
-/// Every network interface of the host's namespace, loopback included.
-fn interface_names() -> std::io::Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")?
+/// Every network interface of the host's namespace, loopback included, with its index.
+fn interface_names() -> std::io::Result<Vec<(String, u32)>> {
+    let mut names: Vec<(String, u32)> = std::fs::read_dir("/sys/class/net")?
         .filter_map(Result::ok)
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let index = std::fs::read_to_string(entry.path().join("ifindex"))
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0);
+            (name, index)
+        })
         .collect();
     names.sort();
     Ok(names)
