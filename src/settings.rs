@@ -38,6 +38,7 @@ pub(crate) fn core_config(cfg: &Config, local: SocketAddr, media_ip: IpAddr) -> 
         pbx_sources: cfg.pbx_addresses.clone(),
         rate_limit_exempt: cfg.rate_limit_exempt.clone(),
         max_registrations: cfg.max_registrations,
+        placed_call_from: cfg.placed_call_from.clone(),
         rate_limit: (cfg.rate_limit_requests > 0).then_some(RateLimit {
             requests: cfg.rate_limit_requests,
             window: cfg.rate_limit_window,

@@ -201,6 +201,7 @@ fn fresh_core() -> B2bua {
         pbx_sources: Vec::new(),
         advertise: None,
         max_registrations: 1000,
+        placed_call_from: Default::default(),
         rate_limit_exempt: Vec::new(),
     };
     B2bua::new(

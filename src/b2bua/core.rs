@@ -73,6 +73,8 @@ pub struct CoreConfig {
     /// The most phones registered through the proxy at once; a REGISTER that would add one
     /// more gets 503 (refreshes and removals always pass).
     pub max_registrations: usize,
+    /// Who the calls the proxy places say they are from (key `placed-call-from`).
+    pub placed_call_from: crate::base::PlacedCallFrom,
 }
 
 /// Timer C's default: the customary 3 minutes (RFC 3261 §16.6 asks for more than 3 minutes;

@@ -161,7 +161,11 @@ impl B2bua {
             )
             .map_err(|e| OriginateError::Anchor(e.to_string()))?
         };
-        let local_uri = without_tag(&call.dialog(served).remote_uri);
+        let local_uri = match &self.cfg.placed_call_from {
+            crate::base::PlacedCallFrom::Staying => without_tag(&call.dialog(served).remote_uri),
+            crate::base::PlacedCallFrom::Replaced => without_tag(&call.dialog(slot).remote_uri),
+            crate::base::PlacedCallFrom::Uri(uri) => format!("<{uri}>"),
+        };
         let log_id = call.id.clone();
         let offer: bytes::Bytes = offer.into();
         let mut forks = Vec::with_capacity(targets.len());

@@ -46,6 +46,7 @@ impl Harness {
             scanner_user_agents: crate::sip::validate::default_scanner_user_agents(),
             rate_limit: Some(crate::b2bua::RateLimit::default()),
             max_registrations: 1000,
+            placed_call_from: Default::default(),
             advertise: None,
             pbx_sources: Vec::new(),
             rate_limit_exempt: Vec::new(),

@@ -7,6 +7,7 @@ mod chain;
 mod event;
 mod leg;
 mod netmatch;
+mod placed_from;
 mod playback;
 mod problem;
 
@@ -14,6 +15,7 @@ pub use chain::ErrorChain;
 pub use event::{AttachedMetaflow, CALL_EVENT_KINDS, CallEvent, EventFields};
 pub use leg::Leg;
 pub use netmatch::{TrustedSource, TrustedSourceError};
+pub use placed_from::PlacedCallFrom;
 pub use playback::{Gain, PlaybackEnd, PlaybackId};
 pub use problem::{Problem, Problems};
 

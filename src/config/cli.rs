@@ -196,6 +196,12 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_parser = parse_media_fastpath)]
     pub media_fastpath: Option<crate::media::fastpath::FastPathMode>,
 
+    /// Who the calls the proxy places (transfers, callflow, intercept, move) say they are
+    /// from: "staying" (the party that stays, e.g. the transferee), "replaced" (the party whose
+    /// place is taken, e.g. the transferor, as Kazoo) or a sip:user@host URI [default: staying].
+    #[arg(long, value_name = "WHO", value_parser = clap::value_parser!(crate::base::PlacedCallFrom))]
+    pub placed_call_from: Option<crate::base::PlacedCallFrom>,
+
     /// Seconds calls may go on after SIGTERM before they are hung up [default: 30].
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace: Option<u64>,

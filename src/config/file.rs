@@ -207,6 +207,9 @@ impl Config {
                 self.media_fastpath =
                     parse_media_fastpath(text()?).map_err(|e| file.invalid(key, e))?;
             }
+            "placed-call-from" => {
+                self.placed_call_from = text()?.parse().map_err(|e| file.invalid(key, e))?;
+            }
             "media-workers" => {
                 self.media_workers = file.count(key, value)?;
             }

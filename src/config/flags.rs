@@ -140,6 +140,9 @@ impl Config {
         if let Some(mode) = cli.media_fastpath {
             self.media_fastpath = mode;
         }
+        if let Some(from) = &cli.placed_call_from {
+            self.placed_call_from = from.clone();
+        }
         if let Some(workers) = cli.media_workers {
             self.media_workers = count("media-workers", workers)?;
         }

@@ -30,7 +30,7 @@ pub use values::{
 
 /// Every key accepted in the configuration file, in the order the example file documents them.
 /// Error messages list them so that a typo is easy to fix.
-pub const KNOWN_KEYS: [&str; 53] = [
+pub const KNOWN_KEYS: [&str; 54] = [
     "sip-listen",
     "sip-advertise",
     "media-advertise",
@@ -57,6 +57,7 @@ pub const KNOWN_KEYS: [&str; 53] = [
     "no-answer-timeout",
     "media-workers",
     "media-fastpath",
+    "placed-call-from",
     "shutdown-grace",
     "recordings-retention-days",
     "sip-t1-ms",
@@ -153,6 +154,8 @@ pub struct Config {
     pub media_workers: usize,
     /// Whether latched audio is forwarded in the kernel (key `media-fastpath`).
     pub media_fastpath: crate::media::fastpath::FastPathMode,
+    /// Who calls the proxy places say they are from (key `placed-call-from`).
+    pub placed_call_from: crate::base::PlacedCallFrom,
     /// Transport towards the upstream PBX (key `upstream-transport`, `udp` or `tcp`).
     pub upstream_transport: crate::sip::transport::Transport,
     /// SIP transactions held at once; requests beyond it get 503 (key `max-transactions`).
@@ -283,6 +286,7 @@ impl Default for Config {
                 .map(usize::from)
                 .unwrap_or(1),
             media_fastpath: crate::media::fastpath::FastPathMode::Auto,
+            placed_call_from: crate::base::PlacedCallFrom::Staying,
             max_transactions: 100_000,
             shutdown_grace: Duration::from_secs(30),
             recordings_retention_days: 0,

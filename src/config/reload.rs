@@ -5,7 +5,7 @@
 use super::Config;
 
 /// Keys a reload applies without a restart.
-pub const RELOADABLE: [&str; 20] = [
+pub const RELOADABLE: [&str; 21] = [
     "log-level",
     "metaflows",
     "digit-timeout-ms",
@@ -26,6 +26,7 @@ pub const RELOADABLE: [&str; 20] = [
     "timer-c",
     "no-answer-timeout",
     "shutdown-grace",
+    "placed-call-from",
 ];
 
 /// The keys whose values differ between the running configuration and the new one.
@@ -72,6 +73,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         upstream_transport: _,
         media_workers: _,
         media_fastpath: _,
+        placed_call_from: _,
         max_transactions: _,
         shutdown_grace: _,
         recordings_retention_days: _,
@@ -160,6 +162,10 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     check("media-workers", old.media_workers != new.media_workers);
     check("media-fastpath", old.media_fastpath != new.media_fastpath);
+    check(
+        "placed-call-from",
+        old.placed_call_from != new.placed_call_from,
+    );
     check("shutdown-grace", old.shutdown_grace != new.shutdown_grace);
     check(
         "recordings-retention-days",

@@ -84,6 +84,8 @@ pub(super) struct SimConfig {
     pub(super) max_registrations: usize,
     /// The core's `advertise`: the address written instead of the bound one.
     pub(super) advertise: Option<std::net::SocketAddr>,
+    /// The core's `placed_call_from`.
+    pub(super) placed_call_from: crate::base::PlacedCallFrom,
 }
 
 impl Default for SimConfig {
@@ -104,6 +106,7 @@ impl Default for SimConfig {
             advertise: None,
             pbx_sources: Vec::new(),
             rate_limit_exempt: Vec::new(),
+            placed_call_from: crate::base::PlacedCallFrom::Staying,
         }
     }
 }
@@ -173,6 +176,7 @@ impl Sim {
             rate_limit_exempt: cfg.rate_limit_exempt.clone(),
             advertise: cfg.advertise,
             max_registrations: cfg.max_registrations,
+            placed_call_from: cfg.placed_call_from.clone(),
         };
         let media = FakeMedia::default();
         let mut core = B2bua::new(core_cfg, Arc::new(Metrics::new()), Box::new(media.clone()));

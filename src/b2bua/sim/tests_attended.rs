@@ -19,8 +19,14 @@ use super::tests_originate::target_answers;
 
 /// Calls whose `*5` runs an attended transfer to 1234 (takeback `*1`, 20 s target timeout).
 fn attended_sim(seed: u64) -> Sim {
+    attended_sim_from(seed, crate::base::PlacedCallFrom::Staying)
+}
+
+/// [`attended_sim`] with the core's `placed-call-from`.
+fn attended_sim_from(seed: u64, placed_call_from: crate::base::PlacedCallFrom) -> Sim {
     Sim::with(SimConfig {
         seed,
+        placed_call_from,
         metaflows: Some(json!({
             "numbers": {"5": {"module": "transfer", "data": {
                 "target": "1234", "transfer_type": "attended", "takeback_dtmf": "*1",
@@ -508,4 +514,33 @@ fn takeback_after_the_transferee_left_is_ignored() {
         "the target still rings"
     );
     assert!(sim.events_of("call_ended").is_empty());
+}
+
+/// `placed-call-from`: by default the target's INVITE is from the transferee (the party that
+/// stays); `replaced` makes it the transferor's, as Kazoo; a URI is used as given.
+#[test]
+fn the_placed_call_is_from_whom_the_configuration_says() {
+    use crate::b2bua::dialog::without_tag;
+    use crate::base::PlacedCallFrom;
+    let cases = [
+        (PlacedCallFrom::Staying, None),
+        (PlacedCallFrom::Replaced, None),
+        (
+            PlacedCallFrom::Uri("sip:main@pbx.example.com".into()),
+            Some("<sip:main@pbx.example.com>"),
+        ),
+    ];
+    for (seed, (from, fixed)) in (110..).zip(cases) {
+        let mut sim = attended_sim_from(seed, from.clone());
+        let (call, invite, _) = consult_placed(&mut sim);
+        let sent = without_tag(invite.header("From").unwrap_or_default());
+        let expected = match (&from, fixed) {
+            (_, Some(fixed)) => fixed.to_string(),
+            (PlacedCallFrom::Replaced, _) => {
+                without_tag(call.a_invite.header("From").unwrap_or_default())
+            }
+            _ => without_tag(call.b_invite.header("To").unwrap_or_default()),
+        };
+        assert_eq!(sent, expected, "placed-call-from = {from}");
+    }
 }

@@ -1,0 +1,67 @@
+//! Who a call the proxy places says it is from (key `placed-call-from`).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The From of a call the proxy places to take a leg's place (a transfer the far end would not
+/// take as a REFER, an attended transfer's call to the target, `callflow`, `intercept`, `move`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PlacedCallFrom {
+    /// The party that stays (the transferee): the target sees who it will talk to, as after a
+    /// REFER.
+    #[default]
+    Staying,
+    /// The party whose place is taken (the transferor, who dialed the transfer): Kazoo's
+    /// choice, the caller ID the target sees during an attended transfer's consultation.
+    Replaced,
+    /// A fixed SIP URI (a main number of the PBX).
+    Uri(String),
+}
+
+impl FromStr for PlacedCallFrom {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        match text {
+            "staying" => Ok(PlacedCallFrom::Staying),
+            "replaced" => Ok(PlacedCallFrom::Replaced),
+            uri if (uri.starts_with("sip:") || uri.starts_with("sips:"))
+                && uri.contains('@')
+                && !uri.contains(['<', '>', '"', ' ', '\r', '\n']) =>
+            {
+                Ok(PlacedCallFrom::Uri(uri.to_owned()))
+            }
+            other => Err(format!(
+                "`{other}` is not who a placed call is from: expected staying, replaced or a \
+                 sip:user@host URI"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PlacedCallFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlacedCallFrom::Staying => f.write_str("staying"),
+            PlacedCallFrom::Replaced => f.write_str("replaced"),
+            PlacedCallFrom::Uri(uri) => f.write_str(uri),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_and_print_back() {
+        for text in ["staying", "replaced", "sip:main@pbx.example.com"] {
+            let value: PlacedCallFrom = text.parse().unwrap();
+            assert_eq!(value.to_string(), text);
+        }
+        assert!("sip:nohost".parse::<PlacedCallFrom>().is_err());
+        assert!("<sip:a@b>".parse::<PlacedCallFrom>().is_err());
+        assert!("transferor".parse::<PlacedCallFrom>().is_err());
+    }
+}
