@@ -134,6 +134,33 @@ impl B2bua {
         Ok(())
     }
 
+    /// A provisional response with SDP from the party a consultation rings (183 Session
+    /// Progress: the PBX's ringback, an announcement): the talker hears it, through the
+    /// consultation's ports, and the module is told (it stops its own ringback).
+    pub(super) fn consult_early_media(&mut self, key: CallKey, resp: &SipMessage, now: Instant) {
+        let module = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.origination.as_ref())
+            .filter(|o| o.consult && !o.leaving_gone && !o.cancelled)
+            .map(|o| o.module);
+        let Some(module) = module else {
+            return;
+        };
+        if !super::headers::has_sdp(resp) {
+            return;
+        }
+        let addresses = Sdp::parse(&resp.body)
+            .ok()
+            .as_ref()
+            .and_then(audio_addresses);
+        let Some((rtp, rtcp)) = addresses else {
+            return;
+        };
+        self.media.set_consult_remote(key, rtp, rtcp);
+        self.drive_early_media(key, module, now);
+    }
+
     /// A party of a call with an answered consultation hung up: the module hears it (a
     /// transferor leaving completes the transfer) and the call goes on. False when the call
     /// has no consultation, or a party already left during it.

@@ -412,6 +412,11 @@ impl B2bua {
         self.drive(key, id, now, false, |m, ctx| m.on_leg_left(ctx, leg));
     }
 
+    /// The party module `id` consults sent early media.
+    pub(super) fn drive_early_media(&mut self, key: CallKey, id: ModuleId, now: Instant) {
+        self.drive(key, id, now, false, |m, ctx| m.on_early_media(ctx));
+    }
+
     /// The party module `id` consults hung up.
     pub(super) fn drive_consult_left(&mut self, key: CallKey, id: ModuleId, now: Instant) {
         self.drive(key, id, now, false, |m, ctx| m.on_consult_left(ctx));

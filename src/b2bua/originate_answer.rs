@@ -235,7 +235,9 @@ impl B2bua {
         };
         if cancel {
             self.cancel_client_invite(client_key, now);
+            return;
         }
+        self.consult_early_media(key, resp, now);
     }
 
     /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes

@@ -254,6 +254,12 @@ pub trait Module: Send + std::fmt::Debug {
         let _ = (ctx, leg);
         Progress::Pending
     }
+    /// The party a consultation rings sent early media (a 183 with SDP): the talker hears it
+    /// unless the module plays something over it.
+    fn on_early_media(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        let _ = ctx;
+        Progress::Pending
+    }
     /// The consulted party hung up after answering: the two legs hear each other again.
     fn on_consult_left(&mut self, ctx: &mut dyn CallContext) -> Progress {
         let _ = ctx;

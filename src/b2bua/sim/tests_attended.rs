@@ -544,3 +544,32 @@ fn the_placed_call_is_from_whom_the_configuration_says() {
         assert_eq!(sent, expected, "placed-call-from = {from}");
     }
 }
+
+/// Early media from the target (a 183 with SDP: the PBX's ringback or an announcement): the
+/// transferor hears it through the consultation's ports instead of the proxy's ringback.
+#[test]
+fn the_targets_early_media_reaches_the_transferor() {
+    let mut sim = attended_sim(120);
+    let (call, invite, _) = consult_placed(&mut sim);
+    let progress = super::sip::with_body(
+        sim.pbx.response(&invite, 183),
+        "application/sdp",
+        super::tests_originate::TARGET_SDP,
+    );
+    sim.send(Side::Pbx, &progress);
+    sim.settle();
+    assert_eq!(
+        consult_ops(&sim),
+        [ConsultOp::Remote(call.key, target_media())]
+    );
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert_eq!(
+        stops,
+        [Leg::A],
+        "the proxy's ringback stops; the music to the transferee plays on"
+    );
+    assert!(
+        sim.events_of("leg_consulted").is_empty(),
+        "not answered yet"
+    );
+}

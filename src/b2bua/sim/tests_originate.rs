@@ -13,7 +13,7 @@ use super::sip::{body, cseq, with_body};
 use super::tests_transfer::transfer_sim;
 
 /// Where the target's phone has its media.
-const TARGET_SDP: &str = "v=0\r\no=- 7 7 IN IP4 10.0.0.77\r\ns=-\r\nc=IN IP4 10.0.0.77\r\nt=0 0\r\nm=audio 7700 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
+pub(super) const TARGET_SDP: &str = "v=0\r\no=- 7 7 IN IP4 10.0.0.77\r\ns=-\r\nc=IN IP4 10.0.0.77\r\nt=0 0\r\nm=audio 7700 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
 
 /// An answered call whose phone dialed `*5` and whose PBX refused the REFER with `code`;
 /// returns the call and the INVITE the proxy then sent to the PBX for the target.

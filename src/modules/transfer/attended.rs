@@ -225,6 +225,14 @@ impl Module for AttendedRun {
         }
     }
 
+    fn on_early_media(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        // The target's own progress (the PBX's ringback, an announcement) replaces ours.
+        if self.phase == Phase::Ringing && !self.transferee_gone {
+            ctx.stop_playback(self.transferor);
+        }
+        Progress::Pending
+    }
+
     fn on_consult_left(&mut self, ctx: &mut dyn CallContext) -> Progress {
         if self.phase != Phase::Talking {
             return Progress::Pending;
