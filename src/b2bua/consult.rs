@@ -134,19 +134,17 @@ impl B2bua {
         Ok(())
     }
 
-    /// A provisional response with SDP from the party a consultation rings (183 Session
-    /// Progress: the PBX's ringback, an announcement): the talker hears it, through the
-    /// consultation's ports, and the module is told (it stops its own ringback).
-    pub(super) fn consult_early_media(&mut self, key: CallKey, resp: &SipMessage, now: Instant) {
-        let module = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.origination.as_ref())
-            .filter(|o| o.consult && !o.leaving_gone && !o.cancelled)
-            .map(|o| o.module);
-        let Some(module) = module else {
-            return;
-        };
+    /// A provisional response with SDP (183 Session Progress: the PBX's ringback, an
+    /// announcement) to a call the proxy places. A consultation's talker hears it through the
+    /// consultation's ports; once the leaving party is gone, the party that stays hears it (the
+    /// new party's media takes the leg's at once); while the leaving party still talks it is
+    /// only remembered. The module is told when someone hears it (it stops its own ringback).
+    pub(super) fn placed_call_early_media(
+        &mut self,
+        key: CallKey,
+        resp: &SipMessage,
+        now: Instant,
+    ) {
         if !super::headers::has_sdp(resp) {
             return;
         }
@@ -157,7 +155,65 @@ impl B2bua {
         let Some((rtp, rtcp)) = addresses else {
             return;
         };
-        self.media.set_consult_remote(key, rtp, rtcp);
+        let Some(origination) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.origination.as_mut())
+            .filter(|o| !o.cancelled && o.forks.len() == 1)
+        else {
+            return;
+        };
+        origination.early_sdp = Some(resp.body.clone());
+        if origination.consult && !origination.leaving_gone {
+            let module = origination.module;
+            self.media.set_consult_remote(key, rtp, rtcp);
+            self.drive_early_media(key, module, now);
+            return;
+        }
+        self.early_media_to_stayer(key, now);
+    }
+
+    /// The leaving party of a call being placed is gone and the new party sent early media: its
+    /// media takes the leg's now (the call ends anyway if the new call fails), so the party that
+    /// stays hears the new party's progress instead of the proxy's ringback.
+    pub(super) fn early_media_to_stayer(&mut self, key: CallKey, now: Instant) {
+        let media_ip = self.cfg.media_ip;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(origination) = call
+            .origination
+            .as_mut()
+            .filter(|o| o.leaving_gone && !o.cancelled && o.forks.len() == 1)
+        else {
+            return;
+        };
+        let Some(body) = origination.early_sdp.clone() else {
+            return;
+        };
+        let (slot, module) = (origination.slot, origination.module);
+        if !origination.media_taken {
+            origination.media_taken = true;
+            if origination.consult {
+                self.media.consult_takes(key, slot);
+            } else {
+                self.media.leg_replaced(key, slot);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Err(err) = super::anchor::anchor_sdp(
+            self.media.as_mut(),
+            media_ip,
+            key,
+            slot,
+            &body,
+            &mut call.sdp_state,
+        ) {
+            tracing::warn!(call_id = %call.id, error = %err, "cannot anchor the early media of a placed call");
+            return;
+        }
         self.drive_early_media(key, module, now);
     }
 

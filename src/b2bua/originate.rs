@@ -47,6 +47,11 @@ pub(super) struct Origination {
     /// answer talks with `slot` (the transferor) unless a party left meanwhile (then it takes
     /// `slot` at once, as a blind placement does).
     pub consult: bool,
+    /// The latest SDP of the new party's early media (a 183), while one destination rings.
+    pub early_sdp: Option<bytes::Bytes>,
+    /// The new party's early media already took `slot`'s media (the leaving party was gone):
+    /// the answer must not make the relay refuse that party's source again.
+    pub media_taken: bool,
 }
 
 /// One INVITE of a call being placed.
@@ -231,6 +236,8 @@ impl B2bua {
                 cancelled: false,
                 leaving_gone: false,
                 consult,
+                early_sdp: None,
+                media_taken: false,
             });
         }
         Ok(())

@@ -70,6 +70,8 @@ impl B2bua {
         origination.leaving_gone = true;
         let module = origination.module;
         self.drive_leg_left(key, module, leg, now);
+        // Early media already came: the party that stays hears it from now on.
+        self.early_media_to_stayer(key, now);
         true
     }
 
@@ -237,7 +239,7 @@ impl B2bua {
             self.cancel_client_invite(client_key, now);
             return;
         }
-        self.consult_early_media(key, resp, now);
+        self.placed_call_early_media(key, resp, now);
     }
 
     /// ACKs the 2xx of our INVITE in `dialog`, learning the callee's tag, target and routes
@@ -295,10 +297,12 @@ impl B2bua {
             tracing::warn!(call_id = %call.id, error = %err, "a placed call answered unusable SDP; hung up");
             return Err(Box::new(dialog));
         }
-        if origination.consult {
-            self.media.consult_takes(key, slot);
-        } else {
-            self.media.leg_replaced(key, slot);
+        if !origination.media_taken {
+            if origination.consult {
+                self.media.consult_takes(key, slot);
+            } else {
+                self.media.leg_replaced(key, slot);
+            }
         }
         if let Err(err) = super::anchor::anchor_sdp(
             self.media.as_mut(),

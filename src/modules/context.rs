@@ -254,8 +254,9 @@ pub trait Module: Send + std::fmt::Debug {
         let _ = (ctx, leg);
         Progress::Pending
     }
-    /// The party a consultation rings sent early media (a 183 with SDP): the talker hears it
-    /// unless the module plays something over it.
+    /// The party a call the proxy places rings sent early media (a 183 with SDP) and someone
+    /// hears it: a consultation's talker, or the party that stays once the leaving party is
+    /// gone; unless the module plays something over it.
     fn on_early_media(&mut self, ctx: &mut dyn CallContext) -> Progress {
         let _ = ctx;
         Progress::Pending

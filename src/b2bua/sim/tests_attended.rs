@@ -573,3 +573,83 @@ fn the_targets_early_media_reaches_the_transferor() {
         "not answered yet"
     );
 }
+
+/// The target's 183 with SDP, as the PBX sends it.
+fn early_media(sim: &mut Sim, invite: &SipMessage) {
+    let progress = super::sip::with_body(
+        sim.pbx.response(invite, 183),
+        "application/sdp",
+        super::tests_originate::TARGET_SDP,
+    );
+    sim.send(Side::Pbx, &progress);
+    sim.settle();
+}
+
+/// Partial transfer with early media: once the transferor left, the target's media takes its
+/// leg at the 183, so the transferee hears the target's progress instead of the proxy's
+/// ringback; the answer then changes no media.
+#[test]
+fn a_partial_transfer_lets_the_transferee_hear_the_targets_early_media() {
+    let mut sim = attended_sim(121);
+    let (mut call, invite, pair) = consult_placed(&mut sim);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    transferor_hangs_up(&mut sim, &mut call);
+    sim.settle();
+    early_media(&mut sim, &invite);
+    assert_eq!(consult_ops(&sim), [ConsultOp::Takes(call.key, Leg::A)]);
+    assert_eq!(sim.media.ports(call.key).a, pair);
+    assert!(
+        sim.media
+            .log()
+            .remotes
+            .iter()
+            .any(|&(k, _, leg, rtp)| k == call.key && leg == Leg::A && rtp == target_media()),
+        "the transferee's audio goes to the target"
+    );
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert_eq!(
+        stops,
+        [Leg::A, Leg::B, Leg::B],
+        "then the transferee's ringback stops too"
+    );
+    target_answers(&mut sim, &invite);
+    sim.settle();
+    assert_eq!(
+        consult_ops(&sim),
+        [ConsultOp::Takes(call.key, Leg::A)],
+        "taken once"
+    );
+    assert_eq!(
+        sim.events_of("transfer_succeeded"),
+        [CallEvent::TransferSucceeded { status: Some(200) }]
+    );
+}
+
+/// Early media heard by the transferor first; when it then hangs up, the transferee hears it
+/// at once.
+#[test]
+fn early_media_follows_the_transferee_when_the_transferor_leaves() {
+    let mut sim = attended_sim(122);
+    let (mut call, invite, _) = consult_placed(&mut sim);
+    early_media(&mut sim, &invite);
+    assert_eq!(
+        consult_ops(&sim),
+        [ConsultOp::Remote(call.key, target_media())]
+    );
+    transferor_hangs_up(&mut sim, &mut call);
+    sim.settle();
+    assert_eq!(
+        consult_ops(&sim),
+        [
+            ConsultOp::Remote(call.key, target_media()),
+            ConsultOp::Takes(call.key, Leg::A)
+        ]
+    );
+    let stops: Vec<Leg> = sim.media.log().stops.iter().map(|s| s.1).collect();
+    assert_eq!(
+        stops.last(),
+        Some(&Leg::B),
+        "no ringback over the target's progress"
+    );
+}

@@ -404,3 +404,51 @@ fn a_target_ringing_past_the_timeout_is_cancelled() {
     );
     assert!(sim.take(Side::Phone).is_empty(), "the transferor stays");
 }
+
+/// A blind transfer whose transferor left while the target rings: the target's early media
+/// (183 with SDP) takes the transferor's leg at once, so the transferee hears it instead of
+/// the proxy's ringback, and the answer does not refuse the target's source again.
+#[test]
+fn early_media_reaches_the_transferee_once_the_transferor_left() {
+    let mut sim = transfer_sim(70);
+    let (mut call, invite) = refer_refused(&mut sim, 405);
+    let ringing = sim.pbx.response(&invite, 180);
+    sim.send(Side::Pbx, &ringing);
+    let bye = sim.phone.request(&mut call.phone, "BYE");
+    sim.send(Side::Phone, &bye);
+    sim.expect(Side::Phone, resp(200, "BYE"));
+    sim.settle();
+    assert!(
+        sim.media.log().replaced.is_empty(),
+        "the target has not spoken yet"
+    );
+    let progress = with_body(
+        sim.pbx.response(&invite, 183),
+        "application/sdp",
+        TARGET_SDP,
+    );
+    sim.send(Side::Pbx, &progress);
+    sim.settle();
+    assert_eq!(sim.media.log().replaced, [(call.key, Leg::A)]);
+    assert!(
+        sim.media
+            .log()
+            .remotes
+            .iter()
+            .any(|&(k, _, leg, rtp)| k == call.key
+                && leg == Leg::A
+                && rtp == addr("10.0.0.77:7700"))
+    );
+    assert!(
+        sim.media.log().stops.iter().any(|s| s.1 == Leg::B),
+        "the transferee's ringback stops"
+    );
+    target_answers(&mut sim, &invite);
+    sim.settle();
+    assert_eq!(
+        sim.media.log().replaced.len(),
+        1,
+        "the answer refuses nobody"
+    );
+    assert_eq!(sim.events_of("leg_replaced").len(), 1);
+}

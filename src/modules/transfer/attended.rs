@@ -226,9 +226,12 @@ impl Module for AttendedRun {
     }
 
     fn on_early_media(&mut self, ctx: &mut dyn CallContext) -> Progress {
-        // The target's own progress (the PBX's ringback, an announcement) replaces ours.
-        if self.phase == Phase::Ringing && !self.transferee_gone {
-            ctx.stop_playback(self.transferor);
+        // The target's own progress (the PBX's ringback, an announcement) replaces ours, for
+        // whoever waits for the target.
+        match self.phase {
+            Phase::Ringing => ctx.stop_playback(self.transferor),
+            Phase::Partial => ctx.stop_playback(self.transferee()),
+            Phase::Talking | Phase::Finished => {}
         }
         Progress::Pending
     }

@@ -246,6 +246,14 @@ impl Module for TransferRun {
         Progress::Pending
     }
 
+    fn on_early_media(&mut self, ctx: &mut dyn CallContext) -> Progress {
+        // The transferee waiting alone hears the target's own progress instead of ours.
+        if let Some(leg) = self.ringing_to.take() {
+            ctx.stop_playback(leg);
+        }
+        Progress::Pending
+    }
+
     fn on_timer(&mut self, ctx: &mut dyn CallContext) -> Progress {
         if self.bridging {
             tracing::info!(call_id = %ctx.call_id(), "the transfer target did not answer in time");
