@@ -119,29 +119,34 @@ impl Reloader {
 
     /// Takes the reloadable keys of `new` into the configuration in force.
     fn apply(&mut self, new: &Config) {
-        let cur = &mut self.current;
-        cur.log_level = new.log_level.clone();
-        cur.metaflows = new.metaflows.clone();
-        cur.upstream = new.upstream;
-        cur.upstream_host = new.upstream_host.clone();
-        cur.upstream_transport = new.upstream_transport;
-        cur.pbx_addresses = new.pbx_addresses.clone();
-        cur.rate_limit_exempt = new.rate_limit_exempt.clone();
-        cur.drop_scanners = new.drop_scanners;
-        cur.scanner_user_agents = new.scanner_user_agents.clone();
-        cur.rate_limit_requests = new.rate_limit_requests;
-        cur.rate_limit_window = new.rate_limit_window;
-        cur.rate_limit_block = new.rate_limit_block;
-        cur.rate_limit_max_sources = new.rate_limit_max_sources;
-        cur.max_calls = new.max_calls;
-        cur.max_transactions = new.max_transactions;
-        cur.max_registrations = new.max_registrations;
-        cur.timer_c = new.timer_c;
-        cur.digit_timeout = new.digit_timeout;
-        cur.fast_rearm = new.fast_rearm;
-        cur.no_answer_timeout = new.no_answer_timeout;
-        cur.shutdown_grace = new.shutdown_grace;
+        apply_reloadable(&mut self.current, new);
     }
+}
+
+/// Copies every reloadable key (`config::reload::RELOADABLE`) of `new` into `cur`.
+fn apply_reloadable(cur: &mut Config, new: &Config) {
+    cur.log_level = new.log_level.clone();
+    cur.metaflows = new.metaflows.clone();
+    cur.upstream = new.upstream;
+    cur.upstream_host = new.upstream_host.clone();
+    cur.upstream_transport = new.upstream_transport;
+    cur.pbx_addresses = new.pbx_addresses.clone();
+    cur.rate_limit_exempt = new.rate_limit_exempt.clone();
+    cur.drop_scanners = new.drop_scanners;
+    cur.scanner_user_agents = new.scanner_user_agents.clone();
+    cur.rate_limit_requests = new.rate_limit_requests;
+    cur.rate_limit_window = new.rate_limit_window;
+    cur.rate_limit_block = new.rate_limit_block;
+    cur.rate_limit_max_sources = new.rate_limit_max_sources;
+    cur.max_calls = new.max_calls;
+    cur.max_transactions = new.max_transactions;
+    cur.max_registrations = new.max_registrations;
+    cur.timer_c = new.timer_c;
+    cur.digit_timeout = new.digit_timeout;
+    cur.fast_rearm = new.fast_rearm;
+    cur.no_answer_timeout = new.no_answer_timeout;
+    cur.shutdown_grace = new.shutdown_grace;
+    cur.placed_call_from = new.placed_call_from.clone();
 }
 
 /// The configuration as start-up would load it, with start-up's own checks, or why not (the
@@ -150,4 +155,26 @@ fn load(cli: &Cli) -> Result<(Config, startup::Preflight), String> {
     let new = Config::load(cli).map_err(|e| ErrorChain(&e).to_string())?;
     let preflight = startup::preflight(&new).map_err(|e| ErrorChain(&e).to_string())?;
     Ok((new, preflight))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After a reload no reloadable key still differs: each one in `RELOADABLE` is copied.
+    #[test]
+    fn every_reloadable_key_is_taken() {
+        let mut cur = Config::default();
+        let new = Config {
+            placed_call_from: metaflow_proxy::base::PlacedCallFrom::Replaced,
+            max_calls: cur.max_calls + 1,
+            shutdown_grace: cur.shutdown_grace + std::time::Duration::from_secs(1),
+            timer_c: cur.timer_c + std::time::Duration::from_secs(1),
+            ..Config::default()
+        };
+        assert_eq!(changes(&cur, &new).applied.len(), 4);
+        apply_reloadable(&mut cur, &new);
+        let left = changes(&cur, &new);
+        assert!(left.applied.is_empty(), "not taken: {:?}", left.applied);
+    }
 }

@@ -73,10 +73,10 @@ impl Origination {
         self.forks.iter_mut().find(|f| f.branch == *branch)
     }
 
-    /// Notes a fork's failure `status` (see [`Origination::failure`]).
+    /// Notes a fork's failure `status` (see [`Origination::failure`]): a status other than
+    /// 408/487 (a busy, a decline) is kept against any later one.
     pub(super) fn note_failure(&mut self, status: u16) {
-        let says_more = !matches!(status, 408 | 487);
-        if says_more && self.failure.is_some_and(|f| !matches!(f, 408 | 487)) {
+        if self.failure.is_some_and(|f| !matches!(f, 408 | 487)) {
             return;
         }
         self.failure = Some(status);

@@ -26,18 +26,33 @@ impl FromStr for PlacedCallFrom {
         match text {
             "staying" => Ok(PlacedCallFrom::Staying),
             "replaced" => Ok(PlacedCallFrom::Replaced),
-            uri if (uri.starts_with("sip:") || uri.starts_with("sips:"))
-                && uri.contains('@')
-                && !uri.contains(['<', '>', '"', ' ', '\r', '\n']) =>
-            {
-                Ok(PlacedCallFrom::Uri(uri.to_owned()))
-            }
+            uri if is_plain_sip_uri(uri) => Ok(PlacedCallFrom::Uri(uri.to_owned())),
             other => Err(format!(
                 "`{other}` is not who a placed call is from: expected staying, replaced or a \
                  sip:user@host URI"
             )),
         }
     }
+}
+
+/// `sip:user@host` or `sips:user@host` (parameters allowed, no headers), printable ASCII
+/// without the characters that would end the From header's `<...>`: it goes into every placed
+/// call's From as is.
+fn is_plain_sip_uri(uri: &str) -> bool {
+    let Some(rest) = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+    else {
+        return false;
+    };
+    let printable = uri
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'?'));
+    let Some((user, host)) = rest.split_once('@') else {
+        return false;
+    };
+    let host = host.split(';').next().unwrap_or_default();
+    printable && !user.is_empty() && !host.is_empty()
 }
 
 impl fmt::Display for PlacedCallFrom {
@@ -62,6 +77,20 @@ mod tests {
         }
         assert!("sip:nohost".parse::<PlacedCallFrom>().is_err());
         assert!("<sip:a@b>".parse::<PlacedCallFrom>().is_err());
+        for bad in [
+            "sip:@host",
+            "sip:user@",
+            "sip:a@b?x=y",
+            "sip:a\tb@c",
+            "sip:a@b\u{0}",
+        ] {
+            assert!(bad.parse::<PlacedCallFrom>().is_err(), "{bad:?} accepted");
+        }
+        assert!(
+            "sip:main@pbx.example.com;user=phone"
+                .parse::<PlacedCallFrom>()
+                .is_ok()
+        );
         assert!("transferor".parse::<PlacedCallFrom>().is_err());
     }
 }

@@ -277,3 +277,28 @@ fn move_with_single_strategy_rings_one_device_at_a_time() {
         Some(format!("sip:bob2@{PBX_HOST}:5070").as_str())
     );
 }
+
+/// A busy device is the failure reported, also when the other device only timed out later.
+#[test]
+fn a_busy_is_reported_before_a_later_timeout() {
+    let mut sim = swap_sim(87, json!({"module": "move", "data": {"owner_id": "u2"}}));
+    let (_call, first, second) = both_devices_ring(&mut sim);
+    let ringing = sim.pbx.response(&second, 180);
+    sim.send(Side::Pbx, &ringing);
+    let busy = sim.pbx.response(&first, 486);
+    sim.send(Side::Pbx, &busy);
+    // The other rings past the ring timeout: cancelled, 487.
+    let cancel = sim.expect_within(Side::Pbx, req("CANCEL"), std::time::Duration::from_secs(21));
+    let ok = sim.pbx.response(&cancel, 200);
+    sim.send(Side::Pbx, &ok);
+    let terminated = sim.pbx.response(&second, 487);
+    sim.send(Side::Pbx, &terminated);
+    sim.settle();
+    assert_eq!(
+        sim.events_of("leg_origination_failed"),
+        [crate::base::CallEvent::LegOriginationFailed {
+            leg: Leg::A,
+            status: 486
+        }]
+    );
+}

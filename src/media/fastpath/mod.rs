@@ -26,7 +26,9 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use aya::maps::{MapData, MapError};
-use aya::programs::tc::{self, SchedClassifier, TcAttachOptions, TcAttachType};
+use aya::programs::tc::{
+    self, SchedClassifier, SchedClassifierLinkId, TcAttachOptions, TcAttachType,
+};
 use aya::programs::{LinkOrder, ProgramError};
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfError};
@@ -119,11 +121,23 @@ pub struct FastPath {
     map: MapData,
     /// The same map in memory, where the tasks read the counters.
     mapped: std::sync::Arc<mapped::MappedRoutes>,
-    /// Interfaces the program is attached to (name and index: an interface removed and made
-    /// again under the same name is a new one), for the log and for attaching new ones.
-    interfaces: Mutex<Vec<(String, u32)>>,
+    /// Interfaces the program is attached to, for the log, for attaching new ones and for
+    /// detaching from those that went away.
+    interfaces: Mutex<Vec<Attached>>,
     /// Whether the kernel links by TCX (6.6 and later) rather than through `clsact`.
     tcx: bool,
+}
+
+/// One interface the program is attached to.
+#[derive(Debug)]
+struct Attached {
+    /// Its name now (for the log; a rename keeps the index).
+    name: String,
+    /// Its index: what identifies it (an interface removed and made again is a new one).
+    index: u32,
+    /// The attachment, to detach when the interface goes away (with TCX a link holds a file
+    /// descriptor until detached).
+    link: SchedClassifierLinkId,
 }
 
 impl fmt::Debug for FastPath {
@@ -191,7 +205,7 @@ impl FastPath {
         let mut refused = Vec::new();
         for (name, index) in interface_names().map_err(FastPathError::Interfaces)? {
             match attach(program, &name, tcx) {
-                Ok(()) => interfaces.push((name, index)),
+                Ok(link) => interfaces.push(Attached { name, index, link }),
                 Err(error) => refused.push(format!("{name}: {error}")),
             }
         }
@@ -218,13 +232,13 @@ impl FastPath {
             .interfaces
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        attached.iter().map(|(name, _)| name.clone()).collect()
+        attached.iter().map(|a| a.name.clone()).collect()
     }
 
     /// Attaches the program to the interfaces that appeared since it last looked (a VLAN, a
-    /// bond, a container's veth brought up after start), and forgets those that went away.
-    /// Returns the names newly attached; an interface that refuses is logged and tried again
-    /// next time. Cheap enough to call every few seconds: one directory listing.
+    /// bond, a container's veth brought up after start) and detaches it from those that went
+    /// away. Returns the names newly attached; an interface that refuses is logged at debug and
+    /// tried again next time. Cheap enough to call every few seconds: one directory listing.
     pub fn attach_new_interfaces(&self) -> Vec<String> {
         let present = match interface_names() {
             Ok(present) => present,
@@ -237,14 +251,6 @@ impl FastPath {
             .interfaces
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        attached.retain(|known| present.contains(known));
-        let new: Vec<(String, u32)> = present
-            .into_iter()
-            .filter(|candidate| !attached.contains(candidate))
-            .collect();
-        if new.is_empty() {
-            return Vec::new();
-        }
         let mut loaded = self
             .loaded
             .lock()
@@ -255,13 +261,32 @@ impl FastPath {
         else {
             return Vec::new();
         };
+        let mut kept = Vec::with_capacity(attached.len());
+        for mut known in attached.drain(..) {
+            match present.iter().find(|(_, index)| *index == known.index) {
+                Some((name, _)) => {
+                    known.name.clone_from(name);
+                    kept.push(known);
+                }
+                None => {
+                    // Gone: the kernel dropped the attachment with the device; release ours.
+                    if let Err(error) = program.detach(known.link) {
+                        tracing::debug!(interface = %known.name, %error, "detached from a vanished interface");
+                    }
+                }
+            }
+        }
+        *attached = kept;
         let mut names = Vec::new();
-        for (name, index) in new {
+        for (name, index) in present {
+            if attached.iter().any(|a| a.index == index) {
+                continue;
+            }
             match attach(program, &name, self.tcx) {
-                Ok(()) => {
+                Ok(link) => {
                     tracing::info!(interface = %name, "media fast path attached to a new interface");
                     names.push(name.clone());
-                    attached.push((name, index));
+                    attached.push(Attached { name, index, link });
                 }
                 Err(error) => {
                     tracing::debug!(interface = %name, %error, "a new interface did not take the media fast path");
@@ -280,34 +305,38 @@ impl FastPath {
 
 /// Attaches the classifier at the ingress of `name`: as a TCX link where the kernel has TCX,
 /// else through the interface's `clsact` qdisc after removing a previous run's filter.
-fn attach(program: &mut SchedClassifier, name: &str, tcx: bool) -> Result<(), ProgramError> {
+fn attach(
+    program: &mut SchedClassifier,
+    name: &str,
+    tcx: bool,
+) -> Result<SchedClassifierLinkId, ProgramError> {
     if tcx {
-        program.attach_with_options(
+        return program.attach_with_options(
             name,
             TcAttachType::Ingress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )?;
-        return Ok(());
+        );
     }
     // Already present is fine; absent and not addable shows up in the attach below.
     let _ = tc::qdisc_add_clsact(name);
     // Not found is the usual case: nothing left over.
     let _ = tc::qdisc_detach_program(name, TcAttachType::Ingress, PROGRAM);
-    program.attach(name, TcAttachType::Ingress)?;
-    Ok(())
+    program.attach(name, TcAttachType::Ingress)
 }
 
-/// Every network interface of the host's namespace, loopback included, with its index.
+/// Every network interface of the host's namespace, loopback included, with its index (entries
+/// without one, such as `bonding_masters`, are not interfaces).
 fn interface_names() -> std::io::Result<Vec<(String, u32)>> {
     let mut names: Vec<(String, u32)> = std::fs::read_dir("/sys/class/net")?
         .filter_map(Result::ok)
-        .map(|entry| {
+        .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
             let index = std::fs::read_to_string(entry.path().join("ifindex"))
-                .ok()
-                .and_then(|text| text.trim().parse().ok())
-                .unwrap_or(0);
-            (name, index)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name, index))
         })
         .collect();
     names.sort();
