@@ -4,6 +4,8 @@
 //! proxy → B. A dials `*2` (RFC 4733): the proxy parks B on music on hold, plays ringback to A
 //! and calls 1234 (C, the target) through the PBX; C answers by itself. Then either A hangs up
 //! and B talks with C, or A dials `*1` (takeback) and the proxy hangs up C and reconnects A and B.
+//! In the partial transfer C answers only when told, and A hangs up while C still rings: B hears
+//! ringback instead of music until C answers, then talks with C.
 //!
 //! Each phone sends a tone of its own (A 600 Hz, B 800 Hz, C 1000 Hz; away from the ringback's
 //! 440 + 480 Hz and the music's chords) and records what it receives (baresip's `sndfile`), so
@@ -75,8 +77,23 @@ const C: Party = Party {
     hz: 1000.0,
 };
 
-/// Each party's label and tone, to draw a recording's timeline.
-const LABELS: [(char, f64); 3] = [(A.label, A.hz), (B.label, B.hz), (C.label, C.hz)];
+/// Kazoo's default ringback, `%(2000,4000,440,480)`: 440 + 480 Hz for 2 s, 4 s of silence.
+const RINGBACK: [f64; 2] = [440.0, 480.0];
+/// Share of a ringback span's windows that must carry its tone: a span starts with the
+/// ringback and lasts a little more than its first 2 s burst, the rest being its silence.
+const RINGING: f64 = 0.5;
+/// How long C rings before A hangs up, and again before C answers, in the partial transfer:
+/// past one burst of ringback, so that B's spans keep enough windows once the margins and the
+/// packets missing from its recording (about a second in all) are taken off.
+const RING: Duration = Duration::from_secs(3);
+
+/// Every sound a phone may hear but the music, labelled: the parties' tones and the ringback.
+const SOUNDS: [(char, &[f64]); 4] = [
+    (A.label, &[A.hz]),
+    (B.label, &[B.hz]),
+    (C.label, &[C.hz]),
+    ('R', &RINGBACK),
+];
 
 /// Kamailio as the PBX: a registrar (no authentication) that record-routes calls to the
 /// registered Contact (the proxy's) and logs every in-dialog request but ACK (`pbx: in-dialog`),
@@ -123,6 +140,14 @@ fn pbx_config() -> String {
     )
 }
 
+/// How the target answers the proxy's call: at once by itself, or only on `accept` (baresip's
+/// `answermode=manual`), so that it rings for as long as the test wants.
+#[derive(Clone, Copy)]
+enum Answer {
+    Auto,
+    Manual,
+}
+
 /// The PBX, the proxy in front of it with the attended-transfer metaflow, and the three phones
 /// registered through the proxy. Fields drop in order: phones first, the port block last.
 struct Rig {
@@ -137,8 +162,9 @@ struct Rig {
 
 impl Rig {
     /// Starts everything on a port block of its own (Kamailio at its base; phone `i` with SIP
-    /// at +2+i, control at +5+i, RTP at +8+4i) and waits for the three registrations.
-    fn start() -> Rig {
+    /// at +2+i, control at +5+i, RTP at +8+4i) and waits for the three registrations. C
+    /// answers as `target` says; A and B answer by themselves.
+    fn start(target: Answer) -> Rig {
         let block = CallPorts::reserve();
         let dir = tempfile::tempdir().unwrap();
         let metaflows = dir.path().join("metaflows.json");
@@ -146,9 +172,13 @@ impl Rig {
         let pbx = format!("{KAMAILIO_IP}:{}", block.port(0));
         let proxy = Proxy::start_with_upstream(&pbx, &["--metaflows", metaflows.to_str().unwrap()]);
         let kamailio = Kamailio::start(KAMAILIO_IP, block.port(0), &pbx_config());
-        let phone = |index: u16, party: &Party| {
+        let phone = |index: u16, party: &Party, answer: Answer| {
+            let mode = match answer {
+                Answer::Auto => "auto",
+                Answer::Manual => "manual",
+            };
             let account = format!(
-                "<sip:{}@{pbx}>;outbound=\"sip:{}\";regint=300;answermode=auto",
+                "<sip:{}@{pbx}>;outbound=\"sip:{}\";regint=300;answermode={mode}",
                 party.user,
                 proxy.sip_addr()
             );
@@ -166,9 +196,9 @@ impl Rig {
             phone
         };
         Rig {
-            a: phone(0, &A),
-            b: phone(1, &B),
-            c: phone(2, &C),
+            a: phone(0, &A, Answer::Auto),
+            b: phone(1, &B, Answer::Auto),
+            c: phone(2, &C, target),
             proxy,
             kamailio,
             _dir: dir,
@@ -196,15 +226,22 @@ impl Rig {
         }
     }
 
-    /// A calls B, they talk for a phase, A dials `*2`, C answers and talks with A for a phase.
-    /// Returns the instants A and B were connected, `*2` was dialled, and C answered.
-    fn call_and_consult(&mut self) -> (Instant, Instant, Instant) {
+    /// A calls B and they talk for a phase; returns the instant they were connected. The start
+    /// of every test: what differs is what happens once A dials `*2`.
+    fn call(&mut self) -> Instant {
         let dial = format!("sip:{}@{KAMAILIO_IP}:{}", B.user, self.block.port(0));
         self.a.command("dial", &dial);
         self.a.wait_for("Call established", STEP_WAIT);
         self.b.wait_for("Call established", STEP_WAIT);
         let connected = Instant::now();
         thread::sleep(PHASE);
+        connected
+    }
+
+    /// A calls B, they talk for a phase, A dials `*2`, C answers and talks with A for a phase.
+    /// Returns the instants A and B were connected, `*2` was dialled, and C answered.
+    fn call_and_consult(&mut self) -> (Instant, Instant, Instant) {
+        let connected = self.call();
         self.press("*2");
         let dialled = Instant::now();
         self.c.wait_for("Call established", STEP_WAIT);
@@ -212,6 +249,38 @@ impl Rig {
         let answered = Instant::now();
         thread::sleep(PHASE);
         (connected, dialled, answered)
+    }
+
+    /// A hangs up and waits for its phone to show the call ended; returns when it hung up.
+    /// A leaving is what completes a transfer, whether C answered or still rings.
+    fn transferor_leaves(&mut self) -> Instant {
+        let left = Instant::now();
+        self.a.command("hangup", "");
+        self.a.wait_for("terminated", STEP_WAIT);
+        left
+    }
+
+    /// The proxy reported C taking A's place and the transfer succeeding, never failing: the
+    /// outcome both transfers that hand B over to C must end with.
+    fn assert_transferred(&self) {
+        let events = wait_for_events(
+            &self.proxy,
+            &["leg_replaced", "transfer_succeeded"],
+            STEP_WAIT,
+        );
+        assert!(named(&events, "transfer_failed").is_empty(), "{events:#?}");
+    }
+
+    /// How both transfers that hand B over to C end: B and C talk for a phase, C hangs up, and
+    /// every call ends without any re-INVITE or REFER. Returns when C hung up.
+    fn transferee_and_target_talk(&mut self) -> Instant {
+        thread::sleep(PHASE);
+        let end = Instant::now();
+        self.c.command("hangup", "");
+        self.b.wait_for("terminated", STEP_WAIT);
+        self.c.wait_for("terminated", STEP_WAIT);
+        self.assert_all_ended_without_reinvite();
+        end
     }
 
     /// Every call through the proxy ended (as many `call_ended` as `call_started`, no active
@@ -276,15 +345,15 @@ impl Heard {
         span
     }
 
-    /// Every window of the recording, labelled with the party it carries (`~`: other sound).
+    /// Every window of the recording, labelled with the sound it carries (`~`: other sound).
     fn timeline(&self) -> String {
-        self.audio.timeline(&LABELS)
+        self.audio.timeline(&SOUNDS)
     }
 
     /// Between `from` and `to` this phone heard `party`, and none of the `others`.
     fn assert_hears(&self, from: Instant, to: Instant, party: &Party, others: &[&Party]) {
         let span = self.between(from, to);
-        let share = span.share_of(party.hz);
+        let share = span.share_of(&[party.hz]);
         assert!(
             share >= HEARD,
             "{} heard {} in {:.0} % of the span (want {:.0} %): {}\nwhole call: {}",
@@ -292,17 +361,17 @@ impl Heard {
             party.label,
             100.0 * share,
             100.0 * HEARD,
-            span.timeline(&LABELS),
+            span.timeline(&SOUNDS),
             self.timeline()
         );
         self.assert_not_hearing(&span, others);
     }
 
-    /// Between `from` and `to` this phone heard something other than the parties (the music
-    /// on hold), and none of `others`.
+    /// Between `from` and `to` this phone heard something other than the parties and the
+    /// ringback (the music on hold), and none of `others`.
     fn assert_hears_music(&self, from: Instant, to: Instant, others: &[&Party]) {
         let span = self.between(from, to);
-        let share = span.share_of_other(&[A.hz, B.hz, C.hz]);
+        let share = span.share_of_other(&SOUNDS.map(|(_, sound)| sound));
         assert!(
             share >= HEARD,
             "{} heard music in {:.0} % of the span: {}",
@@ -313,10 +382,28 @@ impl Heard {
         self.assert_not_hearing(&span, others);
     }
 
+    /// Between `from` and `to` this phone heard the ringback: its tone in at least [`RINGING`]
+    /// of the windows and its silences in the rest (no music, no party), and none of `others`.
+    /// Ringback is the one sound with a cadence, hence a check of its own.
+    fn assert_hears_ringback(&self, from: Instant, to: Instant, others: &[&Party]) {
+        let span = self.between(from, to);
+        let (tone, quiet) = (span.share_of(&RINGBACK), span.share_of_quiet());
+        assert!(
+            tone >= RINGING && tone + quiet >= HEARD,
+            "{} heard ringback in {:.0} % of the span and silence in {:.0} %: {}\nwhole call: {}",
+            self.who,
+            100.0 * tone,
+            100.0 * quiet,
+            span.timeline(&SOUNDS),
+            self.timeline()
+        );
+        self.assert_not_hearing(&span, others);
+    }
+
     /// In `span` none of `others` carries more than [`OVERHEARD`] of the windows.
     fn assert_not_hearing(&self, span: &Audio, others: &[&Party]) {
         for other in others {
-            let share = span.share_of(other.hz);
+            let share = span.share_of(&[other.hz]);
             assert!(
                 share <= OVERHEARD,
                 "{} overheard {} in {:.0} % of the span: {}",
@@ -333,23 +420,11 @@ impl Heard {
 /// and C talk, without any re-INVITE or REFER; C hangs up and every call ends.
 #[test]
 fn attended_transfer_between_real_phones() {
-    let mut rig = Rig::start();
+    let mut rig = Rig::start(Answer::Auto);
     let (connected, dialled, answered) = rig.call_and_consult();
-    let left = Instant::now();
-    rig.a.command("hangup", "");
-    rig.a.wait_for("terminated", STEP_WAIT);
-    let events = wait_for_events(
-        &rig.proxy,
-        &["leg_replaced", "transfer_succeeded"],
-        STEP_WAIT,
-    );
-    assert!(named(&events, "transfer_failed").is_empty(), "{events:#?}");
-    thread::sleep(PHASE);
-    let end = Instant::now();
-    rig.c.command("hangup", "");
-    rig.b.wait_for("terminated", STEP_WAIT);
-    rig.c.wait_for("terminated", STEP_WAIT);
-    rig.assert_all_ended_without_reinvite();
+    let left = rig.transferor_leaves();
+    rig.assert_transferred();
+    let end = rig.transferee_and_target_talk();
 
     let a = Heard::of('A', &rig.a, connected, left);
     a.assert_hears(connected, dialled, &B, &[&C]);
@@ -367,7 +442,7 @@ fn attended_transfer_between_real_phones() {
 /// again (C heard only A); A hangs up and every call ends.
 #[test]
 fn takeback_reconnects_the_transferor_and_the_transferee() {
-    let mut rig = Rig::start();
+    let mut rig = Rig::start(Answer::Auto);
     let (connected, dialled, answered) = rig.call_and_consult();
     rig.press("*1");
     let taken_back = Instant::now();
@@ -391,4 +466,35 @@ fn takeback_reconnects_the_transferor_and_the_transferee() {
     b.assert_hears(taken_back, end, &A, &[&C]);
     let c = Heard::of('C', &rig.c, answered, taken_back);
     c.assert_hears(answered, taken_back, &A, &[&B]);
+}
+
+/// Partial transfer: C rings, A hangs up before C answers, and B hears ringback instead of the
+/// music until C answers; then B and C hear each other, without any re-INVITE or REFER, and the
+/// transfer succeeds. C heard nothing of A.
+#[test]
+fn partial_transfer_hands_the_transferee_to_the_ringing_target() {
+    let mut rig = Rig::start(Answer::Manual);
+    let connected = rig.call();
+    rig.press("*2");
+    let dialled = Instant::now();
+    rig.c.wait_for("Incoming call", STEP_WAIT);
+    thread::sleep(RING);
+    let left = rig.transferor_leaves();
+    thread::sleep(RING.saturating_sub(left.elapsed()));
+    let answered = Instant::now();
+    rig.c.command("accept", "");
+    rig.c.wait_for("Call established", STEP_WAIT);
+    rig.assert_transferred();
+    let end = rig.transferee_and_target_talk();
+
+    let a = Heard::of('A', &rig.a, connected, left);
+    a.assert_hears(connected, dialled, &B, &[&C]);
+    a.assert_hears_ringback(dialled, left, &[&B, &C]);
+    let b = Heard::of('B', &rig.b, connected, end);
+    b.assert_hears(connected, dialled, &A, &[&C]);
+    b.assert_hears_music(dialled, left, &[&A, &C]);
+    b.assert_hears_ringback(left, answered, &[&A, &C]);
+    b.assert_hears(answered, end, &C, &[&A]);
+    let c = Heard::of('C', &rig.c, answered, end);
+    c.assert_hears(answered, end, &B, &[&A]);
 }

@@ -1,6 +1,6 @@
 //! Tones in G.711 audio: DTMF tone pairs for the tests that send digits in-band (directly, or
 //! inside a generated capture), and single tones that tell apart the parties of a call between
-//! real phones, with the analysis of what each phone heard.
+//! real phones, with the analysis of what each phone heard (those tones, a ringback, music).
 
 use metaflow_proxy::audio::g711::Law;
 
@@ -106,16 +106,23 @@ impl Audio {
         self.windows().len()
     }
 
-    /// Share of the windows (0 when there is none) in which `hz` carries most of the power.
-    pub fn share_of(&self, hz: f64) -> f64 {
-        self.share(|window| dominant(window, self.rate, &[hz]).is_some())
+    /// Share of the windows (0 when there is none) in which the frequencies of `sound` together
+    /// carry most of the power: one frequency for a party's tone, two for a ringback's pair.
+    pub fn share_of(&self, sound: &[f64]) -> f64 {
+        self.share(|window| dominant(window, self.rate, &[sound]).is_some())
     }
 
-    /// Share of the windows that are neither quiet nor dominated by any of `tones`: music on
-    /// hold, say, rather than a party.
-    pub fn share_of_other(&self, tones: &[f64]) -> f64 {
+    /// Share of the windows that are quiet: a ringback's cadence is half silence or more, so
+    /// its quiet windows count as hearing it rather than as hearing something else.
+    pub fn share_of_quiet(&self) -> f64 {
+        self.share(|window| mean_square(window) < QUIET)
+    }
+
+    /// Share of the windows that are neither quiet nor dominated by any of `sounds`: music on
+    /// hold, say, rather than a party or a ringback.
+    pub fn share_of_other(&self, sounds: &[&[f64]]) -> f64 {
         self.share(|window| {
-            mean_square(window) >= QUIET && dominant(window, self.rate, tones).is_none()
+            mean_square(window) >= QUIET && dominant(window, self.rate, sounds).is_none()
         })
     }
 
@@ -128,13 +135,13 @@ impl Audio {
         self.windows().filter(|w| counts(w)).count() as f64 / total as f64
     }
 
-    /// One character per window: the label of the tone of `tones` that dominates it, `.` for a
-    /// quiet window, `~` for anything else; printed when a check fails.
-    pub fn timeline(&self, tones: &[(char, f64)]) -> String {
-        let freqs: Vec<f64> = tones.iter().map(|&(_, hz)| hz).collect();
+    /// One character per window: the label of the sound of `sounds` that dominates it, `.` for
+    /// a quiet window, `~` for anything else; printed when a check fails.
+    pub fn timeline(&self, sounds: &[(char, &[f64])]) -> String {
+        let freqs: Vec<&[f64]> = sounds.iter().map(|&(_, sound)| sound).collect();
         self.windows()
             .map(|window| match dominant(window, self.rate, &freqs) {
-                Some(index) => tones[index].0,
+                Some(index) => sounds[index].0,
                 None if mean_square(window) < QUIET => '.',
                 None => '~',
             })
@@ -147,14 +154,16 @@ fn mean_square(window: &[i16]) -> f64 {
     window.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / window.len().max(1) as f64
 }
 
-/// Index of the frequency of `tones` that carries at least [`DOMINANT`] of `window`'s power
-/// (a Goertzel filter per frequency), if any; never for a quiet window.
-fn dominant(window: &[i16], rate: u32, tones: &[f64]) -> Option<usize> {
+/// Index of the sound of `sounds` (one or more frequencies) whose frequencies together carry at
+/// least [`DOMINANT`] of `window`'s power (a Goertzel filter per frequency), if any; never for a
+/// quiet window.
+fn dominant(window: &[i16], rate: u32, sounds: &[&[f64]]) -> Option<usize> {
     let mean = mean_square(window);
     if mean < QUIET {
         return None;
     }
-    tones.iter().position(|&hz| {
+    // A pure sine on a bin gives |X|² = N²·mean/2.
+    let share = |hz: f64| {
         let coeff = 2.0 * (std::f64::consts::TAU * hz / f64::from(rate)).cos();
         let (mut s1, mut s2) = (0.0, 0.0);
         for &x in window {
@@ -163,7 +172,9 @@ fn dominant(window: &[i16], rate: u32, tones: &[f64]) -> Option<usize> {
             s1 = s0;
         }
         let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-        // A pure sine on the bin gives |X|² = N²·mean/2.
-        2.0 * power / ((window.len() as f64).powi(2) * mean) >= DOMINANT
-    })
+        2.0 * power / ((window.len() as f64).powi(2) * mean)
+    };
+    sounds
+        .iter()
+        .position(|sound| sound.iter().map(|&hz| share(hz)).sum::<f64>() >= DOMINANT)
 }
