@@ -54,9 +54,30 @@ impl CallRegistry {
                 call_id: new_call_id,
             } => {
                 if let Some(c) = calls.get_mut(call_id) {
-                    let placing =
-                        json!({"leg": leg.as_str(), "target": target, "call_id": new_call_id});
-                    c.insert("placing".into(), placing);
+                    let fork = json!({"target": target, "call_id": new_call_id});
+                    match c.get_mut("placing").and_then(Value::as_object_mut) {
+                        // Several destinations ring at once: each is listed under `forks`.
+                        Some(placing) => {
+                            if !placing.contains_key("forks") {
+                                let first = json!({
+                                    "target": placing.get("target").cloned().unwrap_or(Value::Null),
+                                    "call_id": placing.get("call_id").cloned().unwrap_or(Value::Null),
+                                });
+                                placing.insert("forks".into(), json!([first]));
+                            }
+                            if let Some(forks) =
+                                placing.get_mut("forks").and_then(Value::as_array_mut)
+                            {
+                                forks.push(fork);
+                            }
+                        }
+                        None => {
+                            let placing = json!({
+                                "leg": leg.as_str(), "target": target, "call_id": new_call_id
+                            });
+                            c.insert("placing".into(), placing);
+                        }
+                    }
                 }
             }
             CallEvent::LegOriginationFailed { .. } => {
@@ -197,6 +218,24 @@ mod tests {
         };
         registry.on_event("c1", &originated, "t1");
         assert_eq!(view(&registry)["placing"]["call_id"], "n1");
+        assert!(
+            view(&registry)["placing"].get("forks").is_none(),
+            "one destination"
+        );
+        let second = CallEvent::LegOriginated {
+            leg: Leg::A,
+            target: "sip:1235@pbx".into(),
+            call_id: "n2".into(),
+        };
+        registry.on_event("c1", &second, "t1");
+        assert_eq!(
+            view(&registry)["placing"]["forks"],
+            json!([
+                {"target": "sip:1234@pbx", "call_id": "n1"},
+                {"target": "sip:1235@pbx", "call_id": "n2"}
+            ]),
+            "every destination ringing at once is listed"
+        );
         let consulted = CallEvent::LegConsulted {
             leg: Leg::A,
             call_id: "n1".into(),
