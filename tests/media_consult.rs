@@ -143,3 +143,84 @@ async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
     engine.release_call(CALL);
     assert_eq!(engine.ports_in_use(), 0);
 }
+
+/// A telephone-event (RFC 4733) packet of key `event` at RTP timestamp `ts`.
+fn key_press(seq: u16, ts: u32, event: u8, end: bool) -> Vec<u8> {
+    let mut packet = vec![0x80, 101];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&ts.to_be_bytes());
+    packet.extend_from_slice(&0x0a0a_0a0au32.to_be_bytes());
+    packet.extend_from_slice(&[event, if end { 0x8a } else { 0x0a }, 0x01, 0x40]);
+    packet
+}
+
+/// The key press under way when the consultation opens (the transfer code's last digit) never
+/// reaches the target; the transferor's next key press does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_the_transfer_code_stays_away_from_the_target() {
+    use metaflow_proxy::media::InspectorConfig;
+    let (events, _events_rx) = mpsc::channel(64);
+    let cfg = MediaConfig {
+        media_ip: Ipv4Addr::LOCALHOST.into(),
+        port_min: 46500,
+        port_max: 46599,
+        media_timeout: Duration::from_secs(60),
+        media_timeout_hold: Duration::from_secs(3600),
+        workers: 1,
+        latch: LatchPolicy::default(),
+    };
+    let mut engine = MediaEngine::new(cfg, events, None).unwrap();
+    let transferor = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 1)).await;
+    let transferee = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 2)).await;
+    let target = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 3)).await;
+    let ports = engine.allocate_stream(CALL, 0).unwrap();
+    engine.set_remote(
+        CALL,
+        0,
+        Leg::A,
+        transferor.rtp_addr(),
+        transferor.rtcp_addr(),
+    );
+    engine.set_remote(
+        CALL,
+        0,
+        Leg::B,
+        transferee.rtp_addr(),
+        transferee.rtcp_addr(),
+    );
+    let events_at_101 = InspectorConfig {
+        event_payload_type: Some((101, 8000)),
+        ..InspectorConfig::default()
+    };
+    engine.configure_inspector(CALL, 0, Leg::A, events_at_101);
+    let press = |seq, ts, end| key_press(seq, ts, 2, end);
+    // The start of the `2` reaches the transferee; then the code matches and the target rings.
+    transferor
+        .rtp
+        .send_to(&press(1, 8000, false), local(ports.a.rtp))
+        .await
+        .unwrap();
+    let (got, _) = recv_within(&transferee.rtp, WAIT).await;
+    assert_eq!(got, press(1, 8000, false));
+    let pair = engine.open_consult(CALL, Leg::A).unwrap();
+    engine.set_consult_remote(CALL, target.rtp_addr(), target.rtcp_addr());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for seq in 2..5 {
+        transferor
+            .rtp
+            .send_to(&press(seq, 8000, seq > 2), local(ports.a.rtp))
+            .await
+            .unwrap();
+    }
+    silent(&target.rtp, "the target, from the transfer code's last key").await;
+    // A later key press (another timestamp) is the transferor's own, for the target.
+    let later = key_press(5, 16000, 7, false);
+    transferor
+        .rtp
+        .send_to(&later, local(ports.a.rtp))
+        .await
+        .unwrap();
+    let (got, source) = recv_within(&target.rtp, WAIT).await;
+    assert_eq!((got, source), (later, local(pair.rtp)));
+    engine.release_call(CALL);
+}

@@ -35,7 +35,8 @@ pub enum DropReason {
     Learning,
     /// The leg had announced no SDP address yet, so no source could be checked.
     Unsignalled,
-    /// The packet inspector asked for the packet to be swallowed.
+    /// The packet inspector asked for the packet to be swallowed (or it continued the key press
+    /// that started an attended transfer's consultation, which the target must not hear).
     Inspector,
     /// The operating system refused to send the packet.
     SendError,

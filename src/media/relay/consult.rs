@@ -29,6 +29,9 @@ pub(super) struct Consult {
     sockets: ConsultSockets,
     /// Which sources the consulted party's RTP and RTCP are accepted from (RTP first).
     latches: [Latch; 2],
+    /// The timestamp of the talker's key press under way when the consultation opened (the
+    /// code that started the transfer): the rest of it stays here.
+    opening_press: Option<u32>,
 }
 
 /// Index of `kind` in the consultation's per-flow arrays.
@@ -53,10 +56,12 @@ impl Relay {
         match ConsultSockets::register(rtp, rtcp) {
             Ok(sockets) => {
                 let latch = Latch::new(self.ctx.latch);
+                let opening_press = self.last_event_ts[super::leg_slot(talker)];
                 self.consult = Some(Consult {
                     talker,
                     sockets,
                     latches: [latch, latch],
+                    opening_press,
                 });
                 debug!(
                     call = self.ctx.call,
@@ -130,6 +135,15 @@ impl Relay {
     /// Whether packets from `from` go to the consulted party.
     pub(super) fn talks_to_consult(&self, from: Leg) -> bool {
         self.consult.as_ref().is_some_and(|c| c.talker == from)
+    }
+
+    /// Whether `packet` from the talker continues the key press under way when the consultation
+    /// opened (the transfer code's last digit): the consulted party must not hear it.
+    pub(super) fn is_consult_opening_press(&self, from: Leg, packet: &[u8]) -> bool {
+        let Some(opening) = self.consult.as_ref().and_then(|c| c.opening_press) else {
+            return false;
+        };
+        self.event_timestamp(from, packet) == Some(opening)
     }
 
     /// Sends the talker's `packet` to the consulted party.

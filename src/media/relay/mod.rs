@@ -155,6 +155,7 @@ pub(crate) async fn run_stream(
         kernel_refused: [false; 4],
         dst_local: [None; 2],
         consult: None,
+        last_event_ts: [None; 2],
         latches: StreamLatches::new(ctx.latch),
         ctx,
         counters: LocalCounters::default(),
@@ -286,6 +287,9 @@ struct Relay {
     dst_local: [Option<(std::net::Ipv4Addr, bool)>; 2],
     /// The third party an attended transfer consults, while it does.
     consult: Option<consult::Consult>,
+    /// Per sending leg: the RTP timestamp of its latest telephone-event, so the rest of the key
+    /// press that started a consultation does not reach the consulted party.
+    last_event_ts: [Option<u32>; 2],
 }
 
 impl Relay {
@@ -448,7 +452,16 @@ impl Relay {
                 return;
             }
         }
+        if kind == PacketKind::Rtp
+            && let Some(ts) = self.event_timestamp(from, packet)
+        {
+            self.last_event_ts[leg_slot(from)] = Some(ts);
+        }
         if self.talks_to_consult(from) {
+            if kind == PacketKind::Rtp && self.is_consult_opening_press(from, packet) {
+                self.counters.dropped(DropReason::Inspector);
+                return;
+            }
             self.send_to_consult(kind, packet);
             return;
         }
@@ -721,6 +734,21 @@ fn next_tick(clock: Instant) -> Instant {
     let phase = clock.elapsed().as_nanos() % tick_ns;
     let wait = u64::try_from(tick_ns - phase).unwrap_or(0);
     Instant::now() + Duration::from_nanos(wait)
+}
+
+impl Relay {
+    /// The RTP timestamp of `packet` when it is a telephone-event of `from` (its payload type
+    /// from the inspector's configuration): one byte compared for every other packet.
+    fn event_timestamp(&self, from: Leg, packet: &[u8]) -> Option<u32> {
+        let pt = self.event_pt[leg_slot(from)]?;
+        let header = packet.get(..8)?;
+        if header[1] & 0x7f != pt {
+            return None;
+        }
+        Some(u32::from_be_bytes([
+            header[4], header[5], header[6], header[7],
+        ]))
+    }
 }
 
 /// Index of `leg` in the per-leg arrays (a first).
