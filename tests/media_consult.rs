@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use metaflow_proxy::base::Leg;
-use metaflow_proxy::media::{LatchPolicy, MediaConfig, MediaControl, MediaEngine};
+use metaflow_proxy::media::{LatchPolicy, MediaConfig, MediaControl, MediaEngine, StreamPorts};
 use relay_io::{Endpoint, recv_within, rtp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -53,38 +53,45 @@ async fn heard(from: &Endpoint, port: u16, to: &Endpoint, via: u16, seq: u16) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
-    let (events, _events_rx) = mpsc::channel(64);
+/// A call whose stream 0 has the transferor on the a-leg (127.0.0.1), the transferee on the
+/// b-leg (127.0.0.2), and a target (127.0.0.3) not yet in it; media ports from `port_min`. The
+/// engine's event receiver comes along so that the channel stays open for the test's life.
+async fn call_of_three(port_min: u16) -> (Call, [Endpoint; 3], StreamPorts) {
+    let (events, events_rx) = mpsc::channel(64);
     let cfg = MediaConfig {
         media_ip: Ipv4Addr::LOCALHOST.into(),
-        port_min: 46400,
-        port_max: 46499,
+        port_min,
+        port_max: port_min + 99,
         media_timeout: Duration::from_secs(60),
         media_timeout_hold: Duration::from_secs(3600),
         workers: 1,
         latch: LatchPolicy::default(),
     };
     let mut engine = MediaEngine::new(cfg, events, None).unwrap();
-    // The transferor on the a-leg, the transferee on the b-leg, the target elsewhere.
-    let transferor = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 1)).await;
-    let transferee = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 2)).await;
-    let target = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 3)).await;
+    let mut parties = Vec::new();
+    for host in 1..=3 {
+        parties.push(Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, host)).await);
+    }
     let ports = engine.allocate_stream(CALL, 0).unwrap();
-    engine.set_remote(
-        CALL,
-        0,
-        Leg::A,
-        transferor.rtp_addr(),
-        transferor.rtcp_addr(),
-    );
-    engine.set_remote(
-        CALL,
-        0,
-        Leg::B,
-        transferee.rtp_addr(),
-        transferee.rtcp_addr(),
-    );
+    for (leg, party) in [(Leg::A, &parties[0]), (Leg::B, &parties[1])] {
+        engine.set_remote(CALL, 0, leg, party.rtp_addr(), party.rtcp_addr());
+    }
+    let Ok(parties) = <[Endpoint; 3]>::try_from(parties) else {
+        unreachable!("three parties bound")
+    };
+    ((engine, events_rx), parties, ports)
+}
+
+/// The engine and its event receiver.
+type Call = (
+    MediaEngine,
+    mpsc::Receiver<metaflow_proxy::media::MediaEvent>,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consulted_party_talks_with_one_leg_then_takes_the_others_place() {
+    let ((mut engine, _events), [transferor, transferee, target], ports) =
+        call_of_three(46400).await;
     heard(&transferor, ports.a.rtp, &transferee, ports.b.rtp, 1).await;
     heard(&transferee, ports.b.rtp, &transferor, ports.a.rtp, 2).await;
 
@@ -159,35 +166,8 @@ fn key_press(seq: u16, ts: u32, event: u8, end: bool) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_of_the_transfer_code_stays_away_from_the_target() {
     use metaflow_proxy::media::InspectorConfig;
-    let (events, _events_rx) = mpsc::channel(64);
-    let cfg = MediaConfig {
-        media_ip: Ipv4Addr::LOCALHOST.into(),
-        port_min: 46500,
-        port_max: 46599,
-        media_timeout: Duration::from_secs(60),
-        media_timeout_hold: Duration::from_secs(3600),
-        workers: 1,
-        latch: LatchPolicy::default(),
-    };
-    let mut engine = MediaEngine::new(cfg, events, None).unwrap();
-    let transferor = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 1)).await;
-    let transferee = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 2)).await;
-    let target = Endpoint::bind_on(Ipv4Addr::new(127, 0, 0, 3)).await;
-    let ports = engine.allocate_stream(CALL, 0).unwrap();
-    engine.set_remote(
-        CALL,
-        0,
-        Leg::A,
-        transferor.rtp_addr(),
-        transferor.rtcp_addr(),
-    );
-    engine.set_remote(
-        CALL,
-        0,
-        Leg::B,
-        transferee.rtp_addr(),
-        transferee.rtcp_addr(),
-    );
+    let ((mut engine, _events), [transferor, transferee, target], ports) =
+        call_of_three(46500).await;
     let events_at_101 = InspectorConfig {
         event_payload_type: Some((101, 8000)),
         ..InspectorConfig::default()
