@@ -58,7 +58,7 @@ pub struct SipTask {
     pub tcp_inbound: mpsc::Receiver<TcpInbound>,
     /// The call core (it owns the media engine).
     pub core: B2bua,
-    /// Timeouts and digits from the relay tasks.
+    /// Timeouts and digits from the stream relays.
     pub media_events: mpsc::Receiver<MediaEvent>,
     /// Shutdown commands.
     pub control: mpsc::Receiver<Control>,

@@ -149,8 +149,7 @@ pub struct Config {
     /// Tokens accepted in `X-Auth-Token` by the `/v2` API; empty means the token generated into
     /// `DATA_DIR/api-token` (key `api-auth-tokens`, merged with every `--api-auth-token`).
     pub api_auth_tokens: Vec<String>,
-    /// Relay worker threads, one single-threaded runtime each (key `media-workers`; default:
-    /// one per CPU).
+    /// Relay worker threads, one epoll loop each (key `media-workers`; default: one per CPU).
     pub media_workers: usize,
     /// Whether latched audio is forwarded in the kernel (key `media-fastpath`).
     pub media_fastpath: crate::media::fastpath::FastPathMode,

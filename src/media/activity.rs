@@ -1,4 +1,4 @@
-//! Media-timeout bookkeeping shared by the relay tasks of one call.
+//! Media-timeout bookkeeping shared by the relays of one call's streams.
 //!
 //! Relay tasks note RTP and RTCP activity locally and publish it here on their periodic tick,
 //! so the per-packet path stays free of shared writes. Whichever stream's tick first sees the

@@ -21,8 +21,7 @@ pub struct MediaConfig {
     /// The same while every stream of the call is on hold (SDP `sendonly`, `recvonly`,
     /// `inactive` or `c=0.0.0.0` from either leg), when no RTP is expected; zero: never.
     pub media_timeout_hold: Duration,
-    /// Relay worker threads, each with its own single-threaded runtime (0: relay on the
-    /// runtime the engine is created in).
+    /// Relay worker threads, each with its own epoll loop (0 is taken as 1).
     pub workers: usize,
     /// Which sources a leg's packets are accepted from and when a NATed source may take over
     /// from the SDP address (keys `rtp-latch`, `rtp-learning-ms`, `rtp-source-match`).
@@ -46,9 +45,6 @@ pub enum MediaError {
     /// The call has no media stream to act on (an attended transfer on a call without SDP).
     #[error("the call has no media stream")]
     NoStream,
-    /// The engine was created outside a tokio runtime, so it has nowhere to run relay tasks.
-    #[error("the media engine must be created inside a tokio runtime")]
-    NoRuntime,
     /// A freshly bound socket could not be prepared for asynchronous use. The reason is part
     /// of the message and not a separate source, so a chain printed at start-up says it once.
     #[error("preparing a media socket failed: {0}")]

@@ -1,5 +1,5 @@
-//! The media engine: binds stream sockets from the port pool, starts one relay task per stream
-//! and forwards the SIP core's instructions to those tasks.
+//! The media engine: binds stream sockets from the port pool, hands each stream to a relay
+//! worker and forwards the SIP core's instructions to it.
 
 use std::collections::HashMap;
 use std::io;
@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -17,10 +16,9 @@ use crate::media::config::{MediaConfig, MediaError};
 use crate::media::fastpath::FastPath;
 use crate::media::inspect::{InspectorConfig, InspectorFactory};
 use crate::media::ports::{PortPair, PortPool};
-use crate::media::relay::{Control, RelayContext, run_stream};
+use crate::media::relay::{Control, RelayContext, RelayWorkers, StreamControl};
 use crate::media::sockets::StreamSockets;
 use crate::media::stats::MediaStats;
-use crate::media::workers::RelayRuntime;
 use crate::media::{CallKey, MediaControl, MediaEvent, StreamPorts};
 use crate::sdp::Direction as SdpDirection;
 
@@ -28,7 +26,7 @@ use crate::sdp::Direction as SdpDirection;
 const RTP_RECV_BUFFER: usize = 256 * 1024;
 
 /// Anchors the media of every call: owns the port pool and a handle to each running stream.
-/// Dropping it stops every relay task and closes their sockets.
+/// Dropping it stops the relay workers and closes every stream's sockets.
 pub struct MediaEngine {
     config: MediaConfig,
     pool: PortPool,
@@ -36,7 +34,7 @@ pub struct MediaEngine {
     events: mpsc::Sender<MediaEvent>,
     inspector: Option<InspectorFactory>,
     stats: Arc<MediaStats>,
-    runtime: RelayRuntime,
+    workers: RelayWorkers,
     clock: Instant,
     /// The kernel fast path streams hand their latched flows to, when there is one.
     fastpath: Option<Arc<FastPath>>,
@@ -63,11 +61,11 @@ impl CallMedia {
     }
 }
 
-/// What the engine keeps of a running stream: its ports, the way to reach its task and the
-/// direction each leg's latest SDP gave it.
+/// What the engine keeps of a running stream: its ports, the way to reach its relay (dropping
+/// it stops the stream) and the direction each leg's latest SDP gave it.
 struct StreamHandle {
     ports: StreamPorts,
-    control: mpsc::UnboundedSender<Control>,
+    control: StreamControl,
     /// Per leg (a, b); `sendrecv` until the core says otherwise.
     directions: [SdpDirection; 2],
 }
@@ -95,16 +93,16 @@ struct BoundPair {
 }
 
 impl MediaEngine {
-    /// Creates the engine. It must be called inside a tokio runtime, on which the relay tasks
-    /// will run; events (timeouts, inspector findings) are offered to `events` without waiting.
+    /// Creates the engine and starts its relay workers (`config.workers`, at least one); events
+    /// (timeouts, inspector findings) are offered to `events` without waiting.
     pub fn new(
         config: MediaConfig,
         events: mpsc::Sender<MediaEvent>,
         inspector: Option<InspectorFactory>,
     ) -> Result<Self, MediaError> {
-        let shared = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
-        let runtime = RelayRuntime::start(config.workers, shared)?;
         let pool = PortPool::new(config.port_min, config.port_max)?;
+        let clock = Instant::now();
+        let workers = RelayWorkers::start(config.workers, clock)?;
         Ok(Self {
             config,
             pool,
@@ -112,8 +110,8 @@ impl MediaEngine {
             events,
             inspector,
             stats: Arc::new(MediaStats::default()),
-            runtime,
-            clock: Instant::now(),
+            workers,
+            clock,
             fastpath: None,
         })
     }
@@ -204,7 +202,7 @@ impl MediaEngine {
         sent
     }
 
-    /// Milliseconds on the engine clock, the one the relay tasks' ticks read.
+    /// Milliseconds on the engine clock, the one the relays' ticks read.
     fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -258,10 +256,16 @@ impl MediaControl for MediaEngine {
             latch: self.config.latch,
             fastpath: self.fastpath.clone(),
         };
-        let (control, control_rx) = mpsc::unbounded_channel();
-        self.runtime
-            .for_call(call)
-            .spawn(run_stream(sockets, ctx, control_rx));
+        let control = match self.workers.spawn(call, sockets, ctx) {
+            Ok(control) => control,
+            Err(_) => {
+                self.pool.release(a_pair);
+                self.pool.release(b_pair);
+                return Err(MediaError::Socket(io::Error::other(
+                    "the media relay workers are stopping",
+                )));
+            }
+        };
         let ports = StreamPorts {
             a: a_pair,
             b: b_pair,
@@ -452,7 +456,7 @@ impl MediaControl for MediaEngine {
         if let Some((_, pair)) = call_media.consult {
             self.pool.release(pair);
         }
-        // Dropping each control sender ends its relay task, which closes the sockets.
+        // Dropping each stream's control handle stops its relay, which closes the sockets.
         for stream in call_media.streams.into_values() {
             self.pool.release(stream.ports.a);
             self.pool.release(stream.ports.b);

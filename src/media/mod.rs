@@ -1,7 +1,7 @@
 //! RTP/RTCP anchoring: the proxy's own UDP ports stand between the two legs of each call.
 //!
 //! For every SDP media stream the engine binds two RTP/RTCP port pairs, one advertised to each
-//! leg, and a tokio task relays packets between them with symmetric latching (the SDP address
+//! leg, and a relay worker thread moves packets between them with symmetric latching (the SDP address
 //! first, a NATed source only after a learning window: `latch`),
 //! hands every RTP packet to an optional inspector (telephone-event decoding), counts traffic
 //! and reports calls whose media went silent. The synchronous SIP core drives it through
@@ -15,11 +15,11 @@ pub mod inspect;
 pub mod latch;
 pub mod playout;
 pub mod ports;
+mod prefetch;
 mod relay;
 mod sockets;
 pub mod stats;
 mod tap;
-mod workers;
 
 use std::net::SocketAddr;
 
@@ -81,7 +81,7 @@ pub enum MediaEvent {
 }
 
 /// The media operations the synchronous SIP core needs; implemented by [`MediaEngine`] and by
-/// test doubles. Every method returns at once (it never waits for a relay task).
+/// test doubles. Every method returns at once (it never waits for a relay worker).
 pub trait MediaControl {
     /// Binds the ports of stream `index` of `call` (or returns those already bound for it).
     fn allocate_stream(&mut self, call: CallKey, index: usize) -> Result<StreamPorts, MediaError>;
@@ -148,7 +148,7 @@ pub trait MediaControl {
     /// The consulted party takes `leg`'s place (the transfer completes): the consultation's
     /// ports become that leg's, the leg's own close, and the stream has two parties again.
     fn consult_takes(&mut self, call: CallKey, leg: Leg);
-    /// Stops the call's relay tasks, closes their sockets and returns the ports to the pool.
+    /// Stops the call's streams' relays, closes their sockets and returns the ports to the pool.
     fn release_call(&mut self, call: CallKey);
     /// UDP ports currently held (four per stream: RTP and RTCP for each leg; two more while an
     /// attended transfer consults).

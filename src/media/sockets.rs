@@ -13,8 +13,7 @@ use crate::base::Leg;
 use crate::media::latch::{Latch, LatchPolicy};
 use crate::media::stats::PacketKind;
 
-/// The four bound, non-blocking sockets of a stream, still in their std form so that they can
-/// be created from synchronous code and registered with the reactor inside the task.
+/// The four bound, non-blocking sockets of a stream, as the engine hands them to a relay worker.
 #[derive(Debug)]
 pub(crate) struct StreamSockets {
     /// RTP socket advertised to the a-leg.
@@ -83,23 +82,22 @@ impl Port {
     }
 }
 
-/// The stream's sockets registered with the reactor for readability only.
-///
-/// `tokio::net::UdpSocket` registers for writability too: then every datagram the far end
-/// consumes frees send-buffer space, raises `EPOLLOUT` on our socket and makes the reactor
-/// collect (and sometimes wake up for) an event nobody waits for. Sends never wait here (a
-/// full send buffer drops the packet and counts it), so readability is all the relay needs.
-pub(crate) struct AsyncSockets {
-    pub a_rtp: AsyncFd<UdpSocket>,
-    pub a_rtcp: AsyncFd<UdpSocket>,
-    pub b_rtp: AsyncFd<UdpSocket>,
-    pub b_rtcp: AsyncFd<UdpSocket>,
+/// The stream's sockets as the relay worker uses them: non-blocking, read once per readiness
+/// report of the worker's level-triggered epoll, and written without waiting (a full send
+/// buffer drops the packet and counts it). `repr(C)`: the four descriptors first, in one line.
+#[repr(C)]
+pub(crate) struct RelaySockets {
+    pub a_rtp: UdpSocket,
+    pub a_rtcp: UdpSocket,
+    pub b_rtp: UdpSocket,
+    pub b_rtcp: UdpSocket,
     /// Local addresses in `Port` order (a-rtp, a-rtcp, b-rtp, b-rtcp), read once for recordings.
     local: [SocketAddr; 4],
 }
 
-impl AsyncSockets {
-    pub(crate) fn register(sockets: StreamSockets) -> io::Result<Self> {
+impl RelaySockets {
+    /// Takes the bound sockets of a stream and reads their local addresses once.
+    pub(crate) fn new(sockets: StreamSockets) -> io::Result<Self> {
         let local = [
             sockets.a_rtp.local_addr()?,
             sockets.a_rtcp.local_addr()?,
@@ -107,19 +105,17 @@ impl AsyncSockets {
             sockets.b_rtcp.local_addr()?,
         ];
         Ok(Self {
-            a_rtp: register_readable(sockets.a_rtp)?,
-            a_rtcp: register_readable(sockets.a_rtcp)?,
-            b_rtp: register_readable(sockets.b_rtp)?,
-            b_rtcp: register_readable(sockets.b_rtcp)?,
+            a_rtp: sockets.a_rtp,
+            a_rtcp: sockets.a_rtcp,
+            b_rtp: sockets.b_rtp,
+            b_rtcp: sockets.b_rtcp,
             local,
         })
     }
 
-    /// Receives one datagram waiting on `port`; `WouldBlock` (which also clears the reactor's
-    /// readiness) when none is.
+    /// Receives one datagram waiting on `port`; `WouldBlock` when none is.
     pub(crate) fn recv_from(&self, port: Port, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.get(port)
-            .try_io(Interest::READABLE, |socket| socket.recv_from(buf))
+        recv_from(self.get(port), buf)
     }
 
     /// Sends `packet` from `port` to `destination` without waiting.
@@ -129,12 +125,13 @@ impl AsyncSockets {
         packet: &[u8],
         destination: SocketAddr,
     ) -> io::Result<usize> {
-        self.get(port).get_ref().send_to(packet, destination)
+        send_to(self.get(port), packet, destination)
     }
 
     /// Sends `packet` from `port` to the peer it is connected to, without waiting.
     pub(crate) fn send(&self, port: Port, packet: &[u8]) -> io::Result<usize> {
-        self.get(port).get_ref().send(packet)
+        rustix::net::send(self.get(port), packet, rustix::net::SendFlags::empty())
+            .map_err(Into::into)
     }
 
     /// Connects `port` to `peer`: the kernel then routes once instead of per send, and drops
@@ -149,10 +146,10 @@ impl AsyncSockets {
                 "bound to the wildcard address",
             ));
         }
-        self.get(port).get_ref().connect(peer)
+        self.get(port).connect(peer)
     }
 
-    /// Undoes [`AsyncSockets::connect`] so that any source may be received (and latched) again.
+    /// Undoes [`RelaySockets::connect`] so that any source may be received (and latched) again.
     pub(crate) fn disconnect(&self, port: Port) -> io::Result<()> {
         // connect(2) with an AF_UNSPEC address dissolves a datagram socket's association.
         let storage = SockAddrStorage::zeroed();
@@ -160,7 +157,7 @@ impl AsyncSockets {
         // SAFETY: an all-zero storage is an initialised `sockaddr_storage` whose family is
         // AF_UNSPEC (0), and `len` is that storage's own size.
         let unspecified = unsafe { SockAddr::new(storage, len) };
-        SockRef::from(self.get(port).get_ref()).connect(&unspecified)
+        SockRef::from(self.get(port)).connect(&unspecified)
     }
 
     /// The local address of the socket `port`.
@@ -169,7 +166,8 @@ impl AsyncSockets {
     }
 
     /// Puts a consulted party's sockets in place of `leg`'s (an attended transfer completing):
-    /// `leg`'s own sockets are closed and its party now sends to the consulted party's ports.
+    /// `leg`'s own sockets are closed (which takes them out of the worker's epoll) and its
+    /// party now sends to the consulted party's ports.
     pub(crate) fn replace(&mut self, leg: Leg, consult: ConsultSockets) {
         let ConsultSockets { rtp, rtcp, local } = consult;
         let (rtp_slot, rtcp_slot) = match leg {
@@ -183,8 +181,8 @@ impl AsyncSockets {
         self.local[Port::of(leg, PacketKind::Rtcp).index()] = rtcp_local;
     }
 
-    /// The registered socket `port`, whose `readable()` the relay task waits on.
-    pub(crate) fn get(&self, port: Port) -> &AsyncFd<UdpSocket> {
+    /// The socket `port`.
+    pub(crate) fn get(&self, port: Port) -> &UdpSocket {
         match port {
             Port::ARtp => &self.a_rtp,
             Port::ARtcp => &self.a_rtcp,
@@ -194,8 +192,38 @@ impl AsyncSockets {
     }
 }
 
-/// Registers a non-blocking socket with the current reactor for readability only: the relay's
-/// sockets and the load tool's receivers, which never wait to send (see [`AsyncSockets`]).
+/// Receives one datagram from `socket` with the system call itself: std's goes through libc's
+/// wrapper, whose thread-cancellation bookkeeping cost 2-3 % of the relay's time per packet.
+pub(crate) fn recv_from(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    let (len, _, source) = rustix::net::recvfrom(socket, buf, rustix::net::RecvFlags::empty())?;
+    let source = source
+        .and_then(|source| SocketAddr::try_from(source).ok())
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "datagram without an IP source")
+        })?;
+    Ok((len, source))
+}
+
+/// Sends `packet` from `socket` to `destination` with the system call itself (see
+/// [`recv_from`]).
+pub(crate) fn send_to(
+    socket: &UdpSocket,
+    packet: &[u8],
+    destination: SocketAddr,
+) -> io::Result<usize> {
+    rustix::net::sendto(
+        socket,
+        packet,
+        rustix::net::SendFlags::empty(),
+        &destination,
+    )
+    .map_err(Into::into)
+}
+
+/// Registers a non-blocking socket with the current tokio reactor for readability only: the
+/// load tool's receivers, which never wait to send. (`tokio::net::UdpSocket` registers for
+/// writability too: then every datagram the far end consumes frees send-buffer space and raises
+/// `EPOLLOUT`, an event nobody waits for.)
 pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
     // SAFETY: the `UdpSocket` owns its descriptor, which therefore stays open and unchanged
     // until the `AsyncFd` that owns the socket is dropped; `as_raw_fd` always returns it.
@@ -203,27 +231,23 @@ pub fn register_readable(socket: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
 }
 
 /// The RTP and RTCP sockets of a third party on a stream (the target an attended transfer
-/// consults), registered with the reactor by the relay task that receives them.
+/// consults), registered with the worker's epoll by the relay that receives them.
 pub(crate) struct ConsultSockets {
-    pub rtp: AsyncFd<UdpSocket>,
-    pub rtcp: AsyncFd<UdpSocket>,
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
     /// Local addresses (RTP, RTCP).
     pub local: [SocketAddr; 2],
 }
 
 impl ConsultSockets {
-    /// Registers a bound, non-blocking pair; must run inside the relay task's runtime.
-    pub(crate) fn register(rtp: UdpSocket, rtcp: UdpSocket) -> io::Result<Self> {
+    /// Takes a bound, non-blocking pair.
+    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket) -> io::Result<Self> {
         let local = [rtp.local_addr()?, rtcp.local_addr()?];
-        Ok(Self {
-            rtp: register_readable(rtp)?,
-            rtcp: register_readable(rtcp)?,
-            local,
-        })
+        Ok(Self { rtp, rtcp, local })
     }
 
     /// The socket of `kind`.
-    pub(crate) fn get(&self, kind: PacketKind) -> &AsyncFd<UdpSocket> {
+    pub(crate) fn get(&self, kind: PacketKind) -> &UdpSocket {
         match kind {
             PacketKind::Rtp => &self.rtp,
             PacketKind::Rtcp => &self.rtcp,
@@ -257,6 +281,16 @@ impl StreamLatches {
         let [rtp, rtcp] = latches;
         *self.get_mut(leg, PacketKind::Rtp) = rtp;
         *self.get_mut(leg, PacketKind::Rtcp) = rtcp;
+    }
+
+    /// The latch of `leg`'s `kind` flow.
+    pub(crate) fn get(&self, leg: Leg, kind: PacketKind) -> &Latch {
+        match (leg, kind) {
+            (Leg::A, PacketKind::Rtp) => &self.a_rtp,
+            (Leg::A, PacketKind::Rtcp) => &self.a_rtcp,
+            (Leg::B, PacketKind::Rtp) => &self.b_rtp,
+            (Leg::B, PacketKind::Rtcp) => &self.b_rtcp,
+        }
     }
 
     pub(crate) fn get_mut(&mut self, leg: Leg, kind: PacketKind) -> &mut Latch {

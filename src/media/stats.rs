@@ -66,7 +66,7 @@ struct FlowCounters {
     bytes: AtomicU64,
 }
 
-/// Engine-wide relay counters, shared with the metrics endpoint. Relay tasks add their own
+/// Engine-wide relay counters, shared with the metrics endpoint. Stream relays add their own
 /// tallies here in batches (every tick), so the per-packet path touches no shared memory.
 #[derive(Debug, Default)]
 pub struct MediaStats {
@@ -281,7 +281,7 @@ const DROP_REASONS: [(DropReason, &str); 8] = [
     (DropReason::Parked, "parked"),
 ];
 
-/// Plain (non-atomic) tallies kept by one relay task and added to `MediaStats` in batches.
+/// Plain (non-atomic) tallies kept by one stream's relay and added to `MediaStats` in batches.
 #[derive(Debug, Default)]
 pub(crate) struct LocalCounters {
     /// Packets and bytes per flow, in `FLOWS` order.

@@ -26,5 +26,5 @@ pub trait PacketTap: Send + Sync + std::fmt::Debug {
     );
 }
 
-/// A tap shared by every relay task of one call.
+/// A tap shared by every stream relay of one call.
 pub type SharedTap = Arc<dyn PacketTap>;

@@ -1,4 +1,4 @@
-//! The route array mapped into the process (`BPF_F_MMAPABLE`), read-only: the relay tasks read
+//! The route array mapped into the process (`BPF_F_MMAPABLE`), read-only: the stream relays read
 //! the kernel's per-flow counters from memory every tick instead of one `bpf()` system call per
 //! flow (at 500 calls that was 4,000 calls a second and half a microsecond per relayed packet).
 //! Routes are still written through the map's system call, which the kernel orders with its

@@ -3,7 +3,7 @@
 //!
 //! `bpf/fastpath.bpf.c` is the program; its compiled object is embedded here. At start the
 //! proxy loads it and attaches it to the ingress of every network interface of the host
-//! (loopback included), and each relay task installs the flows it may hand to the kernel in the
+//! (loopback included), and each stream's relay installs the flows it may hand to the kernel in the
 //! program's map ([`KernelRoutes`]): a flow whose source has latched for good, whose packets the
 //! relay would pass on unchanged (apart from the DTMF suppression's renumbering, which the
 //! kernel applies too), that is not recorded and towards a leg that hears nothing of the
@@ -40,7 +40,7 @@ pub(crate) use stream::{Counted, KernelRoutes, LastSent};
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../bpf/fastpath.bpf.o");
 /// The classifier's function name in the object (also the name of its filters).
 const PROGRAM: &str = "mfp_fastpath";
-/// The map the relay tasks fill.
+/// The map the stream relays fill.
 const MAP: &str = "routes";
 
 /// Whether audio may be forwarded in the kernel (key `media-fastpath`).
@@ -117,7 +117,7 @@ pub struct FastPath {
     /// Owns the program and its links: dropping it detaches them. Locked to attach the program
     /// to an interface that appeared after start.
     loaded: Mutex<Ebpf>,
-    /// The route map; each relay task opens its own handle on it.
+    /// The route map; each stream's relay opens its own handle on it.
     map: MapData,
     /// The same map in memory, where the tasks read the counters.
     mapped: std::sync::Arc<mapped::MappedRoutes>,

@@ -1,4 +1,4 @@
-//! The kernel routes of one media stream, kept by its relay task: which of its four flows the
+//! The kernel routes of one media stream, kept by its relay: which of its four flows the
 //! kernel forwards, and the counts the kernel made for them since the task last looked.
 //!
 //! The relay says what it wants for each flow ([`KernelRoutes::set`]); this installs, replaces

@@ -18,6 +18,7 @@ use crate::media::{
 
 use crate::dtmf::{DtmfDecoder, DtmfEvent, EventConfig, InbandDetector, InbandEvent};
 use crate::media::playout::G711Map;
+use crate::media::prefetch::prefetch;
 use crate::rtp::RtpView;
 
 use super::suppress::Suppression;
@@ -318,6 +319,18 @@ impl PacketInspector for DtmfInspector {
             Some((event, duration_us))
         });
         sender.injector.enqueue(stream, tones, now_us);
+    }
+
+    fn prefetch(&self, from: Leg) {
+        let (sender, other) = match from {
+            Leg::A => (&self.from_a, &self.from_b),
+            Leg::B => (&self.from_b, &self.from_a),
+        };
+        prefetch(&sender.decoder);
+        prefetch(&sender.suppression);
+        prefetch(&sender.injector);
+        // The relay asks when the next injection is due after every packet.
+        prefetch(&other.injector);
     }
 
     fn next_injection_us(&self) -> Option<u64> {

@@ -16,7 +16,7 @@ use crate::base::Leg;
 /// it from being forwarded or rewrite its header in place (DTMF suppression renumbers the
 /// sequence so that the receiver sees no gap where events were withheld). It sees packets from
 /// the latched source of each leg only, before the destination check, and never RTCP. One
-/// instance per stream, owned by that stream's relay task, so it needs no locking.
+/// instance per stream, owned by that stream's relay, so it needs no locking.
 ///
 /// It may also produce packets of its own (late delivery of withheld digits): the relay asks
 /// [`PacketInspector::next_injection_us`] when to wake up and then drains
@@ -59,6 +59,12 @@ pub trait PacketInspector: Send + 'static {
     /// packets the inspector makes later continue that stream.
     fn forwarded_elsewhere(&mut self, from: Leg, header: (u16, u32, u32), at_us: u64) {
         let _ = (from, header, at_us);
+    }
+    /// A packet from `from` is about to be received: start loading into cache what
+    /// [`PacketInspector::inspect`] will read for it (the relay asks before its receive system
+    /// call, which hides the loads). Optional: a hint only.
+    fn prefetch(&self, from: Leg) {
+        let _ = from;
     }
     /// When (engine clock, microseconds) the next synthesized packet is due, if one is pending.
     fn next_injection_us(&self) -> Option<u64> {

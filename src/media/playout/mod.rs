@@ -2,7 +2,7 @@
 //! (replacing or mixed over what the other leg says), hold it (forward nothing), change its
 //! volume, and keep it one RTP stream throughout ([`continuity`]).
 //!
-//! Sans-IO like the inspector: the relay task hands it every RTP packet it is about to forward
+//! Sans-IO like the inspector: the stream's relay hands it every RTP packet it is about to forward
 //! towards the leg, asks it when its next own packet is due, and has it write that packet into a
 //! buffer. Nothing here allocates per packet; a direction that plays nothing, is not held and
 //! keeps its volume only notes the packet's header.

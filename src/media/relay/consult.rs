@@ -1,13 +1,13 @@
 //! A third party on a stream: the target an attended transfer consults.
 //!
-//! While a consultation runs, the stream has three sides in one task: the talker (the
+//! While a consultation runs, the stream has three sides in one relay: the talker (the
 //! transferor) and the consulted party hear each other through the consultation's own socket
 //! pair, and the parked leg (the transferee) hears only what the proxy plays to it (music on
 //! hold); its packets are counted and dropped. The consultation ends one of two ways: closed
 //! (the target is gone; talker and parked leg hear each other again) or taking a leg's place
 //! (the transfer completes: the consultation's sockets and latches become that leg's and the
-//! leg's own sockets close). Everything stays in the stream's one task, so no packet crosses
-//! tasks; the kernel fast path is left out while a consultation runs.
+//! leg's own sockets close). Everything stays in the stream's one relay, so no packet crosses
+//! workers; the kernel fast path is left out while a consultation runs.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -16,10 +16,11 @@ use tracing::{debug, trace};
 
 use crate::base::Leg;
 use crate::media::latch::{Latch, LatchDecision};
-use crate::media::sockets::{AsyncSockets, ConsultSockets, Port};
+use crate::media::sockets::{ConsultSockets, Port, RelaySockets, recv_from, send_to};
 use crate::media::stats::{Direction, DropReason, PacketKind};
 
-use super::{BURST, Relay, micros_since};
+use super::worker::Registrar;
+use super::{Relay, micros_since};
 
 /// The consultation of one stream.
 pub(super) struct Consult {
@@ -42,27 +43,30 @@ fn kind_slot(kind: PacketKind) -> usize {
     }
 }
 
-impl Consult {
-    /// The socket of `kind`, for the task's readiness poll.
-    pub(super) fn socket(&self, kind: PacketKind) -> &tokio::io::unix::AsyncFd<UdpSocket> {
-        self.sockets.get(kind)
-    }
-}
-
 impl Relay {
     /// Starts consulting: `talker` now hears the party on `rtp`/`rtcp` (bound sockets) and the
     /// other leg is parked.
-    pub(super) fn open_consult(&mut self, talker: Leg, rtp: UdpSocket, rtcp: UdpSocket) {
-        match ConsultSockets::register(rtp, rtcp) {
+    pub(super) fn open_consult(
+        &mut self,
+        talker: Leg,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        registrar: &Registrar<'_>,
+    ) {
+        let registered = ConsultSockets::new(rtp, rtcp).and_then(|sockets| {
+            registrar.add_consult(&sockets.rtp, &sockets.rtcp)?;
+            Ok(sockets)
+        });
+        match registered {
             Ok(sockets) => {
                 let latch = Latch::new(self.ctx.latch);
                 let opening_press = self.last_event_ts[super::leg_slot(talker)];
-                self.consult = Some(Consult {
+                self.consult = Some(Box::new(Consult {
                     talker,
                     sockets,
                     latches: [latch, latch],
                     opening_press,
-                });
+                }));
                 debug!(
                     call = self.ctx.call,
                     stream = self.ctx.stream,
@@ -98,10 +102,16 @@ impl Relay {
 
     /// The consulted party takes `leg`'s place: its sockets and latches become that leg's
     /// (the leg's own sockets close), and the stream is two parties again.
-    pub(super) fn consult_takes(&mut self, sockets: &mut AsyncSockets, leg: Leg) {
+    pub(super) fn consult_takes(
+        &mut self,
+        sockets: &mut RelaySockets,
+        leg: Leg,
+        registrar: &Registrar<'_>,
+    ) {
         let Some(consult) = self.consult.take() else {
             return;
         };
+        let consult = *consult;
         for kind in [PacketKind::Rtp, PacketKind::Rtcp] {
             let port = Port::of(leg, kind);
             self.connected[port.index()] = None;
@@ -110,6 +120,14 @@ impl Relay {
         }
         self.dst_local[super::leg_slot(leg)] = None;
         sockets.replace(leg, consult.sockets);
+        for kind in [PacketKind::Rtp, PacketKind::Rtcp] {
+            let port = Port::of(leg, kind);
+            if let Err(err) = registrar.rebind(sockets.get(port), port) {
+                // Not seen in practice (the socket is registered already); the leg would go
+                // unheard, so say so loudly.
+                tracing::warn!(call = self.ctx.call, %err, "consulted party's socket not re-registered");
+            }
+        }
         self.latches.replace(leg, consult.latches);
         for kind in [PacketKind::Rtp, PacketKind::Rtcp] {
             let latch = self.latches.get_mut(leg, kind);
@@ -159,12 +177,7 @@ impl Relay {
             self.counters.dropped(DropReason::NoDestination);
             return;
         };
-        match consult
-            .sockets
-            .get(kind)
-            .get_ref()
-            .send_to(packet, destination)
-        {
+        match send_to(consult.sockets.get(kind), packet, destination) {
             Ok(_) => self.counters.relayed(direction, kind, packet.len()),
             Err(err) => {
                 trace!(%destination, %err, "media send failed");
@@ -173,52 +186,45 @@ impl Relay {
         }
     }
 
-    /// Relays what waits on the consultation's `kind` socket to the talker, at most `BURST`.
-    pub(super) fn drain_consult(
+    /// Relays one datagram waiting on the consultation's `kind` socket to the talker.
+    pub(super) fn relay_consult_one(
         &mut self,
-        sockets: &AsyncSockets,
+        sockets: &RelaySockets,
         kind: PacketKind,
         buf: &mut [u8],
     ) {
-        for _ in 0..BURST {
-            let Some(consult) = self.consult.as_mut() else {
+        let Some(consult) = self.consult.as_mut() else {
+            return;
+        };
+        let (len, source) = match recv_from(consult.sockets.get(kind), buf) {
+            Ok(received) => received,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+            Err(err) => {
+                trace!(%err, "media receive failed");
                 return;
-            };
-            let received = consult
-                .sockets
-                .get(kind)
-                .try_io(tokio::io::Interest::READABLE, |socket| {
-                    socket.recv_from(buf)
-                });
-            match received {
-                Ok((len, source)) => {
-                    let now_us = micros_since(self.ctx.clock);
-                    let talker = consult.talker;
-                    match consult.latches[kind_slot(kind)].on_packet(source, now_us) {
-                        LatchDecision::Accept | LatchDecision::Latched => {}
-                        LatchDecision::Refuse(refusal) => {
-                            self.counters.dropped(DropReason::from(refusal));
-                            continue;
-                        }
-                    }
-                    self.saw_media = true;
-                    let Some(packet) = buf.get_mut(..len) else {
-                        continue;
-                    };
-                    if kind == PacketKind::Rtp {
-                        let now_us = micros_since(self.ctx.clock);
-                        let verdict = self.outbound_mut(talker).on_relayed(packet, now_us);
-                        self.report_ended(talker);
-                        if verdict == crate::media::Verdict::Drop {
-                            self.counters.dropped(DropReason::Replaced);
-                            continue;
-                        }
-                    }
-                    self.send_towards(sockets, Port::of(talker, kind), talker, kind, packet);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) => trace!(%err, "media receive failed"),
+            }
+        };
+        let now_us = micros_since(self.ctx.clock);
+        let talker = consult.talker;
+        match consult.latches[kind_slot(kind)].on_packet(source, now_us) {
+            LatchDecision::Accept | LatchDecision::Latched => {}
+            LatchDecision::Refuse(refusal) => {
+                self.counters.dropped(DropReason::from(refusal));
+                return;
             }
         }
+        self.saw_media = true;
+        let Some(packet) = buf.get_mut(..len) else {
+            return;
+        };
+        if kind == PacketKind::Rtp {
+            let verdict = self.outbound_mut(talker).on_relayed(packet, now_us);
+            self.report_ended(talker);
+            if verdict == crate::media::Verdict::Drop {
+                self.counters.dropped(DropReason::Replaced);
+                return;
+            }
+        }
+        self.send_towards(sockets, Port::of(talker, kind), talker, kind, packet);
     }
 }

@@ -17,7 +17,7 @@ use tracing::debug;
 use super::{Relay, leg_slot, micros_since};
 use crate::base::Leg;
 use crate::media::fastpath::{self, Counted, LastSent, RouteSpec};
-use crate::media::sockets::{AsyncSockets, Port};
+use crate::media::sockets::{Port, RelaySockets};
 use crate::media::stats::{Direction, PacketKind};
 
 /// Every flow of a stream, in `Port::index` order.
@@ -33,7 +33,7 @@ impl Relay {
 
     /// Brings the map in line with what each flow qualifies for. Costs nothing when nothing
     /// changed (no syscall), so it runs after every burst and every instruction.
-    pub(super) fn sync_kernel(&mut self, sockets: &AsyncSockets) {
+    pub(super) fn sync_kernel(&mut self, sockets: &RelaySockets) {
         if self.kernel.is_none() {
             return;
         }
@@ -52,7 +52,7 @@ impl Relay {
 
     /// Every tick: what the kernel forwarded counts as relayed (and as media for the timeout);
     /// a flow the kernel cannot route is taken back for good.
-    pub(super) fn kernel_tick(&mut self, sockets: &AsyncSockets) {
+    pub(super) fn kernel_tick(&mut self, sockets: &RelaySockets) {
         let Some(kernel) = self.kernel.as_mut() else {
             return;
         };
@@ -92,7 +92,7 @@ impl Relay {
             return;
         };
         let at_us = self.engine_us(last.at_ns);
-        if let Some(inspector) = self.ctx.inspector.as_mut() {
+        if let Some(inspector) = self.inspector.as_mut() {
             inspector.forwarded_elsewhere(port.sender(), last.as_relayed(), at_us);
         }
         self.outbound_mut(port.sender().other())
@@ -100,7 +100,7 @@ impl Relay {
     }
 
     /// What the kernel should do with the flow arriving on `port`, if it may forward it.
-    fn wanted(&mut self, sockets: &AsyncSockets, port: Port) -> Option<RouteSpec> {
+    fn wanted(&mut self, sockets: &RelaySockets, port: Port) -> Option<RouteSpec> {
         if self.tap.is_some() || self.consult.is_some() || self.kernel_refused[port.index()] {
             return None;
         }
@@ -120,7 +120,6 @@ impl Relay {
                 }
                 let shift = self.outbound_mut(to).kernel_shift()?;
                 let seq_add = self
-                    .ctx
                     .inspector
                     .as_ref()
                     .map_or(0, |inspector| inspector.seq_offset(from));
@@ -182,7 +181,7 @@ impl Relay {
         let from = port.sender();
         self.outbound_mut(from.other())
             .relayed_elsewhere((last.ssrc, last.seq, last.ts), at_us);
-        if let Some(inspector) = self.ctx.inspector.as_mut() {
+        if let Some(inspector) = self.inspector.as_mut() {
             inspector.forwarded_elsewhere(from, last.as_relayed(), at_us);
         }
     }

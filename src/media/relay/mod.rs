@@ -1,11 +1,11 @@
-//! The per-stream relay task: owns the four sockets of one media stream and moves packets
-//! between them.
+//! The relay of one media stream: the state that moves packets between its four sockets, and
+//! the worker threads that run it ([`worker`]).
 //!
-//! The task waits on the readiness of its four sockets, its control channel, a periodic tick and
-//! (while the inspector has synthesized packets pending) an injection timer. A ready socket is
-//! drained in bounded bursts into one receive buffer allocated when the task starts, so the
-//! per-packet path allocates nothing, takes no lock and logs at trace level only (at debug
-//! only when a flow latches, and for the first packet its latch refuses).
+//! A worker's epoll loop hands each readiness report of a stream's socket to [`Relay`], which
+//! receives one datagram into the worker's buffer, checks its source against the flow's latch,
+//! inspects it and sends it on; instructions, the periodic tick and the injection timer reach it
+//! from the same loop. The per-packet path allocates nothing, takes no lock and logs at trace
+//! level only (at debug only when a flow latches, and for the first packet its latch refuses).
 //!
 //! With the kernel fast path (`kernel`), the flows that qualify are handed to the kernel once
 //! latched and come back whenever they stop qualifying; only what the kernel leaves reaches the
@@ -13,6 +13,9 @@
 
 mod consult;
 mod kernel;
+mod worker;
+
+pub(crate) use worker::{RelayWorkers, StreamControl};
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
 use tracing::{debug, trace};
 
 use crate::base::{Gain, Leg, PlaybackId};
@@ -30,24 +32,20 @@ use crate::media::fastpath::{FastPath, KernelRoutes};
 use crate::media::inspect::{InspectorConfig, InspectorEvent, PacketInspector, Verdict};
 use crate::media::latch::{LatchDecision, LatchPolicy, Refusal};
 use crate::media::playout::{G711Map, Outbound, PACKET_BUFFER_LEN, Playback};
-use crate::media::sockets::{AsyncSockets, Port, StreamLatches, StreamSockets};
+use crate::media::prefetch::prefetch;
+use crate::media::sockets::{Port, RelaySockets, StreamLatches};
 use crate::media::stats::{Direction, DropReason, LocalCounters, MediaStats, PacketKind};
 use crate::media::{CallKey, MediaEvent};
 
-/// How often a relay task publishes counters and activity and runs timeouts.
-/// Every stream task wakes on it, so it is kept coarse: at 2,000 streams a 100 ms tick alone
-/// was 20,000 wake-ups a second next to 200,000 packets.
+/// How often a stream publishes counters and activity and runs timeouts. Kept coarse: each
+/// tick is a pass over every stream of a worker.
 const TICK: Duration = Duration::from_millis(500);
 /// Largest datagram relayed intact; RTP and RTCP stay far below it.
 const RECV_BUFFER_LEN: usize = 8192;
 /// Largest packet an inspector may synthesize (an RTP header plus a telephone-event is 16).
 const INJECTION_BUFFER_LEN: usize = 64;
-/// Packets taken from one socket before the task looks at its other sockets again.
-const BURST: usize = 64;
-/// Where the idle injection timer points: far enough never to fire.
-const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Instructions from the engine to a running relay task.
+/// Instructions from the engine to a running stream's relay.
 #[derive(Debug)]
 pub(crate) enum Control {
     /// The SDP of `leg` announced where it receives RTP and RTCP.
@@ -89,7 +87,7 @@ pub(crate) enum Control {
     ConsultTakes { leg: Leg },
 }
 
-/// Everything a relay task needs besides its sockets and control channel.
+/// Everything a stream's relay needs besides its sockets.
 pub(crate) struct RelayContext {
     /// Call the stream belongs to, for events and logs.
     pub call: CallKey,
@@ -97,13 +95,13 @@ pub(crate) struct RelayContext {
     pub stream: usize,
     /// Where timeouts and inspector findings are offered (never awaited).
     pub events: mpsc::Sender<MediaEvent>,
-    /// Engine-wide counters the task flushes its tallies into.
+    /// Engine-wide counters the relay flushes its tallies into.
     pub stats: Arc<MediaStats>,
     /// Timeout state shared with the call's other streams.
     pub activity: Arc<CallActivity>,
-    /// Inspector of this stream's RTP, if the engine has one.
+    /// Inspector of this stream's RTP, if the engine has one (the relay keeps it apart).
     pub inspector: Option<Box<dyn PacketInspector>>,
-    /// Engine clock origin, shared by all tasks so inspector times are comparable.
+    /// Engine clock origin, shared by every stream so inspector times are comparable.
     pub clock: Instant,
     /// Zero disables the media timeout.
     pub media_timeout: Duration,
@@ -115,185 +113,97 @@ pub(crate) struct RelayContext {
     pub fastpath: Option<Arc<FastPath>>,
 }
 
-/// Decrements the active-stream gauge however the task ends.
-struct ActiveStreamGuard(Arc<MediaStats>);
-
-impl Drop for ActiveStreamGuard {
-    fn drop(&mut self) {
-        self.0.stream_stopped();
+impl Relay {
+    /// The state of a stream about to be relayed: nothing latched, nothing connected.
+    fn new(mut ctx: RelayContext) -> Self {
+        let inspector = ctx.inspector.take();
+        let kernel = ctx.fastpath.as_deref().and_then(|fastpath| {
+            KernelRoutes::new(fastpath)
+                .map(Box::new)
+                .map_err(
+                    |err| debug!(%err, "kernel routes unavailable; this stream stays in userspace"),
+                )
+                .ok()
+        });
+        Relay {
+            inspector,
+            kernel,
+            event_pt: [None; 2],
+            inband: [false; 2],
+            kernel_refused: [false; 4],
+            dst_local: [None; 2],
+            consult: None,
+            last_event_ts: [None; 2],
+            latches: StreamLatches::new(ctx.latch),
+            ctx,
+            counters: LocalCounters::default(),
+            saw_media: false,
+            tap: None,
+            connected: [None; 4],
+            refusal_logged: [false; 4],
+            outbound: [
+                Outbound::new(fastrand::u64(..)),
+                Outbound::new(fastrand::u64(..)),
+            ],
+        }
     }
 }
 
-/// Runs the relay of one stream until its control channel closes (call released or engine
-/// dropped).
-pub(crate) async fn run_stream(
-    sockets: StreamSockets,
-    ctx: RelayContext,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) {
-    ctx.stats.stream_started();
-    let _guard = ActiveStreamGuard(Arc::clone(&ctx.stats));
-    let mut sockets = match AsyncSockets::register(sockets) {
-        Ok(sockets) => sockets,
-        Err(err) => {
-            debug!(call = ctx.call, stream = ctx.stream, %err, "media sockets not registered");
-            return;
-        }
-    };
-    let mut buf = vec![0u8; RECV_BUFFER_LEN];
-    let kernel = ctx.fastpath.as_deref().and_then(|fastpath| {
-        KernelRoutes::new(fastpath)
-            .map_err(
-                |err| debug!(%err, "kernel routes unavailable; this stream stays in userspace"),
-            )
-            .ok()
-    });
-    let mut relay = Relay {
-        kernel,
-        event_pt: [None; 2],
-        inband: [false; 2],
-        kernel_refused: [false; 4],
-        dst_local: [None; 2],
-        consult: None,
-        last_event_ts: [None; 2],
-        latches: StreamLatches::new(ctx.latch),
-        ctx,
-        counters: LocalCounters::default(),
-        saw_media: false,
-        tap: None,
-        connected: [None; 4],
-        refusal_logged: [false; 4],
-        outbound: [
-            Outbound::new(fastrand::u64(..)),
-            Outbound::new(fastrand::u64(..)),
-        ],
-    };
-    // Every stream ticks on the same grid (multiples of TICK from the engine clock), so one
-    // wake-up of a worker serves all its streams' ticks instead of one wake-up each: at 500
-    // streams that was 1,000 wake-ups a second for counters the kernel path leaves as the
-    // stream's only work.
-    let mut tick = tokio::time::interval_at(next_tick(relay.ctx.clock).into(), TICK);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let injection_timer = tokio::time::sleep(NEVER);
-    tokio::pin!(injection_timer);
-    let mut injection_armed: Option<u64> = None;
-    loop {
-        let due = relay.injection_due();
-        if due != injection_armed {
-            if let Some(due_us) = due {
-                let clock = relay.ctx.clock;
-                let at = clock
-                    .checked_add(Duration::from_micros(due_us))
-                    .unwrap_or(clock);
-                injection_timer.as_mut().reset(at.into());
-            }
-            injection_armed = due;
-        }
-        let armed = injection_armed.is_some();
-        let wake = std::future::poll_fn(|cx| {
-            poll_wake(
-                cx,
-                &sockets,
-                relay.consult.as_ref(),
-                &mut control,
-                &mut tick,
-                injection_timer.as_mut(),
-                armed,
-            )
-        })
-        .await;
-        if wake.failed {
-            debug!(
-                call = relay.ctx.call,
-                stream = relay.ctx.stream,
-                "media socket failed"
-            );
-            break;
-        }
-        // Instructions sent before these packets arrived must apply to them: the sockets were
-        // polled first, so such instructions are already in the channel.
-        match wake.control {
-            Some(Some(msg)) => {
-                relay.apply(msg, &mut sockets);
-                while let Ok(msg) = control.try_recv() {
-                    relay.apply(msg, &mut sockets);
-                }
-            }
-            Some(None) => break,
-            None => {}
-        }
-        if wake.ports != 0 {
-            for port in PORTS {
-                if wake.ports & port_bit(port) != 0 {
-                    relay.drain(&sockets, port, &mut buf);
-                }
-            }
-            for (bit, kind) in CONSULT_BITS {
-                if wake.ports & bit != 0 {
-                    relay.drain_consult(&sockets, kind, &mut buf);
-                }
-            }
-            relay.sync_kernel(&sockets);
-        }
-        if wake.tick {
-            // The kernel's counts first: they are media the timeout must see.
-            relay.kernel_tick(&sockets);
-            relay.on_tick();
-        }
-        if wake.inject {
-            relay.inject_due(&sockets, injection_armed.take().unwrap_or(0));
-            relay.sync_kernel(&sockets);
-        }
-    }
-    relay.counters.flush_into(&relay.ctx.stats);
-    trace!(
-        call = relay.ctx.call,
-        stream = relay.ctx.stream,
-        "media relay stopped"
-    );
-}
-
-/// Per-stream relay state, separate from the sockets and buffer so they can be borrowed apart.
+/// Per-stream relay state, separate from the sockets and the worker's buffer so they can be
+/// borrowed apart.
+///
+/// `repr(C)` keeps the declared order: what every packet reads comes first, so that it sits in
+/// a few neighbouring cache lines (a stream's state is cold when its next packet arrives, and
+/// each line is a miss; see `media::prefetch`). What only a consultation or the kernel path
+/// uses is boxed, out of the way.
+#[repr(C)]
 struct Relay {
-    ctx: RelayContext,
-    latches: StreamLatches,
-    counters: LocalCounters,
-    /// Whether RTP or RTCP the latch accepted arrived since the last tick.
-    saw_media: bool,
+    /// Inspector of this stream's RTP, if the engine has one (taken from the context).
+    inspector: Option<Box<dyn PacketInspector>>,
+    /// The third party an attended transfer consults, while it does.
+    consult: Option<Box<consult::Consult>>,
+    /// The flows the kernel forwards, when the engine has a fast path.
+    kernel: Option<Box<KernelRoutes>>,
     /// Where copies of the packets go while the call is recorded.
     tap: Option<SharedTap>,
-    /// The peer each socket (in `Port::index` order) is connected to: the source its leg
-    /// latched for good, never a source still being learnt (a stranger connected to would
-    /// lock the real leg out). Connected sockets send without a per-packet route lookup and
-    /// leave packets from other sources to the kernel to drop.
-    connected: [Option<SocketAddr>; 4],
-    /// Whether a refusal was logged on each socket's flow since its latch last changed: the
-    /// first one is logged at debug, the rest (a spray) at trace only.
-    refusal_logged: [bool; 4],
-    /// What goes towards each leg (a-leg first) besides relayed packets: sounds, hold, volume,
-    /// and the renumbering that keeps it one stream.
-    outbound: [Outbound; 2],
-    /// The flows the kernel forwards, when the engine has a fast path.
-    kernel: Option<KernelRoutes>,
+    /// Per sending leg: the RTP timestamp of its latest telephone-event, so the rest of the key
+    /// press that started a consultation does not reach the consulted party.
+    last_event_ts: [Option<u32>; 2],
+    /// Whether RTP or RTCP the latch accepted arrived since the last tick.
+    saw_media: bool,
     /// Per sending leg (a, b): the telephone-event payload type its RTP carries (those packets
     /// stay here, for the inspector), from the inspector's configuration.
     event_pt: [Option<u8>; 2],
     /// Per sending leg: whether its audio is listened to for tones (then it stays here).
     inband: [bool; 2],
+    /// Whether a refusal was logged on each socket's flow since its latch last changed: the
+    /// first one is logged at debug, the rest (a spray) at trace only.
+    refusal_logged: [bool; 4],
     /// Per flow: the kernel found no route for it; it stays here for the stream's life.
     kernel_refused: [bool; 4],
+    counters: LocalCounters,
+    /// The peer each socket (in `Port::index` order) is connected to: the source its leg
+    /// latched for good, never a source still being learnt (a stranger connected to would
+    /// lock the real leg out). Connected sockets send without a per-packet route lookup and
+    /// leave packets from other sources to the kernel to drop.
+    connected: [Option<SocketAddr>; 4],
+    latches: StreamLatches,
+    /// What goes towards each leg (a-leg first) besides relayed packets: sounds, hold, volume,
+    /// and the renumbering that keeps it one stream.
+    outbound: [Outbound; 2],
     /// Per receiving leg: its address and whether it is one of this host's (cached: finding
     /// out costs a syscall).
     dst_local: [Option<(std::net::Ipv4Addr, bool)>; 2],
-    /// The third party an attended transfer consults, while it does.
-    consult: Option<consult::Consult>,
-    /// Per sending leg: the RTP timestamp of its latest telephone-event, so the rest of the key
-    /// press that started a consultation does not reach the consulted party.
-    last_event_ts: [Option<u32>; 2],
+    ctx: RelayContext,
 }
 
 impl Relay {
-    fn apply(&mut self, msg: Control, sockets: &mut AsyncSockets) {
+    fn apply(
+        &mut self,
+        msg: Control,
+        sockets: &mut RelaySockets,
+        registrar: &worker::Registrar<'_>,
+    ) {
         match msg {
             Control::SetRemote { leg, rtp, rtcp } => {
                 for (kind, addr) in [(PacketKind::Rtp, rtp), (PacketKind::Rtcp, rtcp)] {
@@ -310,7 +220,7 @@ impl Relay {
                 let slot = leg_slot(from);
                 self.event_pt[slot] = cfg.event_payload_type.map(|(pt, _)| pt);
                 self.inband[slot] = cfg.inband.is_some();
-                if let Some(inspector) = self.ctx.inspector.as_mut() {
+                if let Some(inspector) = self.inspector.as_mut() {
                     inspector.configure(from, cfg);
                 }
             }
@@ -323,7 +233,7 @@ impl Relay {
                 }
             }
             Control::DiscardHeld { leg } => {
-                if let Some(inspector) = self.ctx.inspector.as_mut() {
+                if let Some(inspector) = self.inspector.as_mut() {
                     inspector.discard_held(leg);
                 }
             }
@@ -331,7 +241,7 @@ impl Relay {
                 // The released digits continue the stream the kernel may have been forwarding.
                 self.kernel_catch_up(Port::of(leg, PacketKind::Rtp));
                 let now_us = micros_since(self.ctx.clock);
-                if let Some(inspector) = self.ctx.inspector.as_mut() {
+                if let Some(inspector) = self.inspector.as_mut() {
                     inspector.release_held(leg, &digits, now_us);
                 }
             }
@@ -345,10 +255,12 @@ impl Relay {
             }
             Control::Hold { to, held } => self.outbound_mut(to).set_held(held),
             Control::Gain { to, gain, map } => self.outbound_mut(to).set_gain(gain, map),
-            Control::Consult { talker, rtp, rtcp } => self.open_consult(talker, rtp, rtcp),
+            Control::Consult { talker, rtp, rtcp } => {
+                self.open_consult(talker, rtp, rtcp, registrar)
+            }
             Control::ConsultRemote { rtp, rtcp } => self.consult_remote(rtp, rtcp),
             Control::CloseConsult => self.close_consult(),
-            Control::ConsultTakes { leg } => self.consult_takes(sockets, leg),
+            Control::ConsultTakes { leg } => self.consult_takes(sockets, leg, registrar),
         }
         self.sync_kernel(sockets);
     }
@@ -381,24 +293,39 @@ impl Relay {
         }
     }
 
-    /// Relays what is waiting on `port`, at most `BURST` packets.
-    fn drain(&mut self, sockets: &AsyncSockets, port: Port, buf: &mut [u8]) {
-        for _ in 0..BURST {
-            match sockets.recv_from(port, buf) {
-                Ok((len, source)) => {
-                    if let Some(packet) = buf.get_mut(..len) {
-                        self.relay_packet(sockets, port, source, packet);
-                    }
+    /// Starts loading what relaying a packet that arrived on `port` reads, before the receive
+    /// system call (see `media::prefetch`).
+    fn prefetch(&self, port: Port) {
+        let from = port.sender();
+        prefetch(self.latches.get(from, port.kind()));
+        // Where it goes: the other leg's latch, and whether the sending socket is connected.
+        prefetch(self.latches.get(from.other(), port.kind()));
+        prefetch(&self.connected[port.peer().index()]);
+        prefetch(&self.counters);
+        prefetch(&self.outbound[leg_slot(from.other())]);
+        if let Some(inspector) = self.inspector.as_deref() {
+            inspector.prefetch(from);
+        }
+    }
+
+    /// Relays one datagram waiting on `port` (the worker's epoll reports the socket again
+    /// while more wait).
+    fn relay_one(&mut self, sockets: &RelaySockets, port: Port, buf: &mut [u8]) {
+        self.prefetch(port);
+        match sockets.recv_from(port, buf) {
+            Ok((len, source)) => {
+                if let Some(packet) = buf.get_mut(..len) {
+                    self.relay_packet(sockets, port, source, packet);
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) => trace!(%err, "media receive failed"),
             }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => trace!(%err, "media receive failed"),
         }
     }
 
     fn relay_packet(
         &mut self,
-        sockets: &AsyncSockets,
+        sockets: &RelaySockets,
         port: Port,
         source: SocketAddr,
         packet: &mut [u8],
@@ -442,7 +369,7 @@ impl Relay {
             self.kernel_catch_up(port);
         }
         if kind == PacketKind::Rtp
-            && let Some(inspector) = self.ctx.inspector.as_mut()
+            && let Some(inspector) = self.inspector.as_mut()
         {
             let (events, stats) = (&self.ctx.events, &self.ctx.stats);
             let (call, stream) = (self.ctx.call, self.ctx.stream);
@@ -500,7 +427,7 @@ impl Relay {
     /// Sends `packet` from our socket `via` to where media towards leg `to` goes.
     fn send_towards(
         &mut self,
-        sockets: &AsyncSockets,
+        sockets: &RelaySockets,
         via: Port,
         to: Leg,
         kind: PacketKind,
@@ -530,7 +457,7 @@ impl Relay {
 
     /// Connects `port` to the source its leg just latched for good (best effort: unconnected
     /// sockets work the same, only dearer).
-    fn connect(&mut self, sockets: &AsyncSockets, port: Port, source: SocketAddr) {
+    fn connect(&mut self, sockets: &RelaySockets, port: Port, source: SocketAddr) {
         match sockets.connect(port, source) {
             Ok(()) => self.connected[port.index()] = Some(source),
             Err(err) => {
@@ -541,7 +468,7 @@ impl Relay {
     }
 
     /// Lets `port` receive from any source again, after its leg's latch was forgotten.
-    fn unconnect(&mut self, sockets: &AsyncSockets, port: Port) {
+    fn unconnect(&mut self, sockets: &RelaySockets, port: Port) {
         if self.connected[port.index()].take().is_none() {
             return;
         }
@@ -554,11 +481,7 @@ impl Relay {
 
     /// When the inspector or a playing sound next has a packet to send (engine clock, µs).
     fn injection_due(&self) -> Option<u64> {
-        let inspector = self
-            .ctx
-            .inspector
-            .as_ref()
-            .and_then(|i| i.next_injection_us());
+        let inspector = self.inspector.as_ref().and_then(|i| i.next_injection_us());
         [
             inspector,
             self.outbound[0].next_due_us(),
@@ -572,12 +495,12 @@ impl Relay {
     /// Sends every synthesized packet due by now (and at least those due at `due_us`, which the
     /// timer just reached), each towards the other leg of the stream it continues, from the
     /// socket that leg receives that stream on.
-    fn inject_due(&mut self, sockets: &AsyncSockets, due_us: u64) {
+    fn inject_due(&mut self, sockets: &RelaySockets, due_us: u64) {
         let now_us = micros_since(self.ctx.clock).max(due_us);
         self.play_due(sockets, now_us);
         let mut buf = [0u8; INJECTION_BUFFER_LEN];
         loop {
-            let Some(inspector) = self.ctx.inspector.as_mut() else {
+            let Some(inspector) = self.inspector.as_mut() else {
                 return;
             };
             let Some(injection) = inspector.take_injection(now_us, &mut buf) else {
@@ -606,7 +529,7 @@ impl Relay {
 
     /// Sends the sounds' packets due by `now_us`, each from the socket its leg receives the
     /// other leg's media on.
-    fn play_due(&mut self, sockets: &AsyncSockets, now_us: u64) {
+    fn play_due(&mut self, sockets: &RelaySockets, now_us: u64) {
         let mut buf = [0u8; PACKET_BUFFER_LEN];
         for to in [Leg::A, Leg::B] {
             while let Some(len) = self.outbound_mut(to).poll_packet(now_us, &mut buf) {
@@ -648,7 +571,7 @@ impl Relay {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        if let Some(inspector) = self.ctx.inspector.as_mut() {
+        if let Some(inspector) = self.inspector.as_mut() {
             let now_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             let (events, stats) = (&self.ctx.events, &self.ctx.stats);
             let (call, stream) = (self.ctx.call, self.ctx.stream);
@@ -657,74 +580,6 @@ impl Relay {
             });
         }
         self.counters.flush_into(&self.ctx.stats);
-    }
-}
-
-/// Every socket of a stream, in the order they are drained.
-const PORTS: [Port; 4] = [Port::ARtp, Port::BRtp, Port::ARtcp, Port::BRtcp];
-/// The `Wake::ports` bits of a consultation's sockets, after the four of `PORTS`.
-const CONSULT_BITS: [(u8, PacketKind); 2] = [(1 << 4, PacketKind::Rtp), (1 << 5, PacketKind::Rtcp)];
-
-fn port_bit(port: Port) -> u8 {
-    1 << port.index()
-}
-
-/// What woke a relay task: several at once are handled in one wake-up.
-#[derive(Default)]
-struct Wake {
-    /// Sockets with datagrams waiting, as `port_bit`s.
-    ports: u8,
-    /// A socket reported an error.
-    failed: bool,
-    /// An instruction (`Some(None)`: the channel closed, the call is released).
-    control: Option<Option<Control>>,
-    /// The tick came.
-    tick: bool,
-    /// The injection timer fired.
-    inject: bool,
-}
-
-/// Polls everything a relay task waits on, sockets first, and is ready when anything is.
-/// Each socket registers the task's waker in its own reader slot (`poll_read_ready`), where a
-/// `select!` over `readable()` futures queued and unqueued a waiter per socket on every wake-up.
-/// The readiness is kept: `drain` clears it when a receive would block.
-fn poll_wake(
-    cx: &mut std::task::Context<'_>,
-    sockets: &AsyncSockets,
-    consult: Option<&consult::Consult>,
-    control: &mut mpsc::UnboundedReceiver<Control>,
-    tick: &mut tokio::time::Interval,
-    injection: std::pin::Pin<&mut tokio::time::Sleep>,
-    injection_armed: bool,
-) -> std::task::Poll<Wake> {
-    use std::future::Future;
-    use std::task::Poll;
-    let mut wake = Wake::default();
-    for port in PORTS {
-        match sockets.get(port).poll_read_ready(cx) {
-            Poll::Ready(Ok(_guard)) => wake.ports |= port_bit(port),
-            Poll::Ready(Err(_)) => wake.failed = true,
-            Poll::Pending => {}
-        }
-    }
-    if let Some(consult) = consult {
-        for (bit, kind) in CONSULT_BITS {
-            match consult.socket(kind).poll_read_ready(cx) {
-                Poll::Ready(Ok(_guard)) => wake.ports |= bit,
-                Poll::Ready(Err(_)) => wake.failed = true,
-                Poll::Pending => {}
-            }
-        }
-    }
-    if let Poll::Ready(msg) = control.poll_recv(cx) {
-        wake.control = Some(msg);
-    }
-    wake.tick = tick.poll_tick(cx).is_ready();
-    wake.inject = injection_armed && injection.poll(cx).is_ready();
-    if wake.ports != 0 || wake.failed || wake.control.is_some() || wake.tick || wake.inject {
-        Poll::Ready(wake)
-    } else {
-        Poll::Pending
     }
 }
 

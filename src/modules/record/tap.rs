@@ -86,7 +86,7 @@ pub(crate) enum Envelope {
     },
 }
 
-/// Hands copies of relayed packets to one recording. Clone it into each leg's relay task.
+/// Hands copies of relayed packets to one recording. Clone it into each stream's relay.
 #[derive(Clone, Debug)]
 pub struct RecorderTap {
     queue: mpsc::Sender<Envelope>,
