@@ -826,6 +826,33 @@ async fn released_digits_reach_the_other_leg_as_fresh_events() {
     assert_eq!(received.len(), 3 + 20 + 12);
 }
 
+/// The relay's own timer sends released digits: with no audio flowing after the release (the
+/// caller went quiet), every event packet still arrives, paced by the relay alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_digits_are_sent_on_the_relays_timer_without_audio() {
+    let (mut engine, _events, _phone, pbx, _ports, _received) = suppressed_code(46600, 4).await;
+    engine.release_held(CALL, Leg::A, "*4");
+    let mut decoder = DtmfDecoder::new(Some(EventConfig {
+        payload_type: 101,
+        clock_rate: 8000,
+    }));
+    let mut decoded = String::new();
+    let mut injected = 0;
+    while injected < 12 {
+        let (got, _) = recv(&pbx.rtp).await;
+        let view = RtpView::parse(&got).unwrap();
+        assert_eq!(view.payload_type(), 101, "only synthesized events are sent");
+        injected += 1;
+        if let Some(DtmfEvent::Started { digit, .. }) = decoder.on_packet(&view, injected) {
+            decoded.push(digit);
+        }
+    }
+    assert_eq!(decoded, "*4");
+    let mut buf = [0u8; 2048];
+    let late = tokio::time::timeout(Duration::from_millis(300), pbx.rtp.recv_from(&mut buf)).await;
+    assert!(late.is_err(), "nothing after the two presses: {late:?}");
+}
+
 /// A minimal RTCP receiver report (no report blocks) from `ssrc`.
 fn rtcp_rr(ssrc: u32) -> Vec<u8> {
     let mut packet = vec![0x80, 201, 0, 1];

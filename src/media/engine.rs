@@ -249,14 +249,14 @@ impl MediaControl for MediaEngine {
             events: self.events.clone(),
             stats: Arc::clone(&self.stats),
             activity: Arc::clone(&call_media.activity),
-            inspector: self.inspector.as_ref().map(|factory| factory(call, index)),
             clock: self.clock,
             media_timeout: self.config.media_timeout,
             media_timeout_hold: self.config.media_timeout_hold,
             latch: self.config.latch,
             fastpath: self.fastpath.clone(),
         };
-        let control = match self.workers.spawn(call, sockets, ctx) {
+        let inspector = self.inspector.as_ref().map(|factory| factory(call, index));
+        let control = match self.workers.spawn(call, sockets, ctx, inspector) {
             Ok(control) => control,
             Err(_) => {
                 self.pool.release(a_pair);

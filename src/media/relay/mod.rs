@@ -99,8 +99,6 @@ pub(crate) struct RelayContext {
     pub stats: Arc<MediaStats>,
     /// Timeout state shared with the call's other streams.
     pub activity: Arc<CallActivity>,
-    /// Inspector of this stream's RTP, if the engine has one (the relay keeps it apart).
-    pub inspector: Option<Box<dyn PacketInspector>>,
     /// Engine clock origin, shared by every stream so inspector times are comparable.
     pub clock: Instant,
     /// Zero disables the media timeout.
@@ -115,8 +113,7 @@ pub(crate) struct RelayContext {
 
 impl Relay {
     /// The state of a stream about to be relayed: nothing latched, nothing connected.
-    fn new(mut ctx: RelayContext) -> Self {
-        let inspector = ctx.inspector.take();
+    fn new(ctx: RelayContext, inspector: Option<Box<dyn PacketInspector>>) -> Self {
         let kernel = ctx.fastpath.as_deref().and_then(|fastpath| {
             KernelRoutes::new(fastpath)
                 .map(Box::new)
@@ -158,7 +155,7 @@ impl Relay {
 /// uses is boxed, out of the way.
 #[repr(C)]
 struct Relay {
-    /// Inspector of this stream's RTP, if the engine has one (taken from the context).
+    /// Inspector of this stream's RTP, if the engine has one.
     inspector: Option<Box<dyn PacketInspector>>,
     /// The third party an attended transfer consults, while it does.
     consult: Option<Box<consult::Consult>>,

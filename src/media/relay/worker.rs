@@ -17,6 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -24,10 +25,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
-use tracing::{debug, trace, warn};
+use tracing::{debug, error, trace, warn};
 
 use super::{Control, RECV_BUFFER_LEN, Relay, RelayContext, TICK, micros_since};
 use crate::base::CallKey;
+use crate::media::inspect::PacketInspector;
 use crate::media::prefetch::prefetch;
 use crate::media::sockets::{Port, RelaySockets, StreamSockets};
 use crate::media::stats::PacketKind;
@@ -47,6 +49,7 @@ enum Command {
         id: u64,
         sockets: StreamSockets,
         ctx: Box<RelayContext>,
+        inspector: Option<Box<dyn PacketInspector>>,
     },
     /// An instruction for a running stream.
     Control { id: u64, msg: Control },
@@ -73,7 +76,9 @@ pub(crate) struct WorkerGone;
 impl Inbox {
     fn send(&self, command: Command) -> Result<(), WorkerGone> {
         self.queue.send(command).map_err(|_| WorkerGone)?;
-        if !self.signalled.swap(true, Ordering::AcqRel) {
+        // SeqCst on both sides (here and in `clear_wake`): each side writes one location and
+        // then reads the other, which only sequential consistency keeps from both missing.
+        if !self.signalled.swap(true, Ordering::SeqCst) {
             // An eventfd write fails only when its counter would overflow, which a worker
             // clearing it on every wake-up never lets happen.
             let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
@@ -166,6 +171,7 @@ impl RelayWorkers {
         call: CallKey,
         sockets: StreamSockets,
         ctx: RelayContext,
+        inspector: Option<Box<dyn PacketInspector>>,
     ) -> Result<StreamControl, WorkerGone> {
         let count = u64::try_from(self.workers.len()).unwrap_or(1).max(1);
         let index = usize::try_from(call % count).unwrap_or(0);
@@ -176,6 +182,7 @@ impl RelayWorkers {
             id,
             sockets,
             ctx: Box::new(ctx),
+            inspector,
         })?;
         Ok(StreamControl {
             id,
@@ -186,13 +193,19 @@ impl RelayWorkers {
 
 impl Drop for RelayWorkers {
     fn drop(&mut self) {
+        // Every worker is told first, so they stop together; each is joined as it is dropped.
         for worker in &self.workers {
             let _ = worker.inbox.send(Command::Shutdown);
         }
-        for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
-                let _ = thread.join();
-            }
+    }
+}
+
+impl Drop for WorkerThread {
+    /// Stops and joins the thread, also when the engine never finished starting its workers.
+    fn drop(&mut self) {
+        let _ = self.inbox.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -201,6 +214,8 @@ impl Drop for RelayWorkers {
 /// every packet reads first, share the entry's first cache line.
 #[repr(C)]
 struct Entry {
+    /// The engine's identity of the stream.
+    id: u64,
     /// Part of the stream's socket tokens: a report for a slot's previous stream is ignored.
     generation: u32,
     /// When the stream's next synthesized packet or sound packet is due (engine clock, µs),
@@ -244,15 +259,21 @@ impl Registrar<'_> {
     }
 
     /// Re-registers the socket `fd` as the stream's socket `port` (a consultation's socket
-    /// that takes a leg's place).
+    /// that takes a leg's place). On failure the socket leaves the epoll set: still reported
+    /// under the consultation's token, which nothing reads any more, it would be reported
+    /// forever.
     pub(super) fn rebind(&self, fd: impl AsFd, port: Port) -> io::Result<()> {
-        epoll::modify(
+        let fd = fd.as_fd();
+        let rebound = epoll::modify(
             self.epoll,
             fd,
             epoll::EventData::new_u64(self.base | port_number(port)),
             epoll::EventFlags::IN,
-        )
-        .map_err(Into::into)
+        );
+        if rebound.is_err() {
+            let _ = epoll::delete(self.epoll, fd);
+        }
+        rebound.map_err(Into::into)
     }
 
     fn add(&self, fd: impl AsFd, socket: u64) -> io::Result<()> {
@@ -336,8 +357,9 @@ impl Worker {
     fn timeout(&self, next_tick: Instant) -> Timespec {
         let now = Instant::now();
         let mut until = next_tick;
-        if let Some(Reverse((due_us, _, _))) = self.timers.peek() {
-            let due = self.clock + Duration::from_micros(*due_us);
+        if let Some(Reverse((due_us, _, _))) = self.timers.peek()
+            && let Some(due) = self.clock.checked_add(Duration::from_micros(*due_us))
+        {
             until = until.min(due);
         }
         let wait = until.saturating_duration_since(now);
@@ -356,13 +378,19 @@ impl Worker {
         // Cleared before the queue is read: a command queued after this is either read below
         // or signals again.
         self.inbox.signalled.store(false, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 
     /// Applies every queued command; false when the worker must stop.
     fn take_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Start { id, sockets, ctx }) => self.start(id, sockets, *ctx),
+                Ok(Command::Start {
+                    id,
+                    sockets,
+                    ctx,
+                    inspector,
+                }) => self.start(id, sockets, *ctx, inspector),
                 Ok(Command::Control { id, msg }) => self.control(id, msg),
                 Ok(Command::Stop { id }) => self.stop(id),
                 Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => return false,
@@ -371,7 +399,13 @@ impl Worker {
         }
     }
 
-    fn start(&mut self, id: u64, sockets: StreamSockets, ctx: RelayContext) {
+    fn start(
+        &mut self,
+        id: u64,
+        sockets: StreamSockets,
+        ctx: RelayContext,
+        inspector: Option<Box<dyn PacketInspector>>,
+    ) {
         let (call, stream) = (ctx.call, ctx.stream);
         let sockets = match RelaySockets::new(sockets) {
             Ok(sockets) => sockets,
@@ -387,7 +421,10 @@ impl Worker {
                     self.streams.push(None);
                     slot
                 }
-                _ => return,
+                _ => {
+                    debug!(call, stream, "relay worker full; the stream is not relayed");
+                    return;
+                }
             },
         };
         self.generation = self.generation.wrapping_add(1);
@@ -406,10 +443,11 @@ impl Worker {
                 return;
             }
         }
-        let relay = Relay::new(ctx);
+        let relay = Relay::new(ctx, inspector);
         relay.ctx.stats.stream_started();
         if let Some(place) = self.streams.get_mut(slot as usize) {
             *place = Some(Box::new(Entry {
+                id,
                 generation,
                 relay,
                 sockets,
@@ -423,16 +461,41 @@ impl Worker {
         let Some(&slot) = self.ids.get(&id) else {
             return;
         };
+        if self.with_stream(slot, |entry, registrar| {
+            entry.relay.apply(msg, &mut entry.sockets, registrar);
+        }) {
+            self.rearm(slot);
+        }
+    }
+
+    /// Runs `work` on the stream in `slot`. A panic in it ends that stream alone (logged, its
+    /// counters flushed, its sockets closed) and the worker carries on with the others; false
+    /// then, or when the slot is empty.
+    fn with_stream(&mut self, slot: u32, work: impl FnOnce(&mut Entry, &Registrar<'_>)) -> bool {
         let epoll = self.epoll.as_fd();
         let Some(entry) = self.streams.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
         let registrar = Registrar {
             epoll,
             base: token_base(slot, entry.generation),
         };
-        entry.relay.apply(msg, &mut entry.sockets, &registrar);
-        self.rearm(slot);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(entry, &registrar)));
+        if outcome.is_ok() {
+            return true;
+        }
+        if let Some(mut entry) = self.streams.get_mut(slot as usize).and_then(Option::take) {
+            error!(
+                call = entry.relay.ctx.call,
+                stream = entry.relay.ctx.stream,
+                "media relay of the stream failed (a bug); the stream is no longer relayed"
+            );
+            self.ids.remove(&entry.id);
+            entry.relay.counters.flush_into(&entry.relay.ctx.stats);
+            entry.relay.ctx.stats.stream_stopped();
+            self.free.push(slot);
+        }
+        false
     }
 
     fn stop(&mut self, id: u64) {
@@ -476,24 +539,30 @@ impl Worker {
     fn on_ready(&mut self, token: u64, buf: &mut [u8]) {
         let generation = (token >> 32) as u32;
         let slot = ((token >> 3) & ((1 << 29) - 1)) as u32;
-        let Some(entry) = self.entry_mut(slot) else {
-            return;
-        };
-        if entry.generation != generation {
+        let current = self
+            .streams
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|entry| entry.generation == generation);
+        if !current {
             return;
         }
-        let Entry { relay, sockets, .. } = entry;
-        match token & 7 {
-            0 => relay.relay_one(sockets, Port::ARtp, buf),
-            1 => relay.relay_one(sockets, Port::ARtcp, buf),
-            2 => relay.relay_one(sockets, Port::BRtp, buf),
-            3 => relay.relay_one(sockets, Port::BRtcp, buf),
-            CONSULT_RTP => relay.relay_consult_one(sockets, PacketKind::Rtp, buf),
-            CONSULT_RTCP => relay.relay_consult_one(sockets, PacketKind::Rtcp, buf),
-            _ => return,
+        let relayed = self.with_stream(slot, |entry, _| {
+            let Entry { relay, sockets, .. } = entry;
+            match token & 7 {
+                0 => relay.relay_one(sockets, Port::ARtp, buf),
+                1 => relay.relay_one(sockets, Port::ARtcp, buf),
+                2 => relay.relay_one(sockets, Port::BRtp, buf),
+                3 => relay.relay_one(sockets, Port::BRtcp, buf),
+                CONSULT_RTP => relay.relay_consult_one(sockets, PacketKind::Rtp, buf),
+                CONSULT_RTCP => relay.relay_consult_one(sockets, PacketKind::Rtcp, buf),
+                _ => return,
+            }
+            relay.sync_kernel(sockets);
+        });
+        if relayed {
+            self.rearm(slot);
         }
-        relay.sync_kernel(sockets);
-        self.rearm(slot);
     }
 
     /// Puts the stream's next injection on the timer heap when it changed.
@@ -527,9 +596,24 @@ impl Worker {
                 continue;
             }
             entry.armed = None;
-            entry.relay.inject_due(&entry.sockets, due_us);
-            entry.relay.sync_kernel(&entry.sockets);
+            let served = self.with_stream(slot, |entry, _| {
+                entry.relay.inject_due(&entry.sockets, due_us);
+                entry.relay.sync_kernel(&entry.sockets);
+            });
+            if !served {
+                continue;
+            }
             self.rearm(slot);
+            // What was due must have moved on; if it did not (nothing could be written), it is
+            // tried again a millisecond later instead of in this same pass, forever.
+            if let Some(entry) = self.entry_mut(slot)
+                && entry.armed.is_some_and(|next| next <= due_us)
+            {
+                let retry = now_us.max(due_us).saturating_add(1000);
+                entry.armed = Some(retry);
+                let generation = entry.generation;
+                self.timers.push(Reverse((retry, slot, generation)));
+            }
         }
     }
 
@@ -540,13 +624,14 @@ impl Worker {
             let Ok(slot) = u32::try_from(slot) else {
                 return;
             };
-            let Some(entry) = self.entry_mut(slot) else {
-                continue;
-            };
-            // The kernel's counts first: they are media the timeout must see.
-            entry.relay.kernel_tick(&entry.sockets);
-            entry.relay.on_tick();
-            self.rearm(slot);
+            let ticked = self.with_stream(slot, |entry, _| {
+                // The kernel's counts first: they are media the timeout must see.
+                entry.relay.kernel_tick(&entry.sockets);
+                entry.relay.on_tick();
+            });
+            if ticked {
+                self.rearm(slot);
+            }
         }
     }
 }
