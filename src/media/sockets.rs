@@ -36,6 +36,9 @@ pub(crate) enum Port {
 }
 
 impl Port {
+    /// Every socket of a stream, in `Port::index` order.
+    pub(crate) const ALL: [Port; 4] = [Port::ARtp, Port::ARtcp, Port::BRtp, Port::BRtcp];
+
     /// The leg that sends to this socket.
     pub(crate) fn sender(self) -> Leg {
         match self {

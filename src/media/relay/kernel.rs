@@ -20,9 +20,6 @@ use crate::media::fastpath::{self, Counted, LastSent, RouteSpec};
 use crate::media::sockets::{Port, RelaySockets};
 use crate::media::stats::{Direction, PacketKind};
 
-/// Every flow of a stream, in `Port::index` order.
-const PORTS: [Port; 4] = [Port::ARtp, Port::ARtcp, Port::BRtp, Port::BRtcp];
-
 impl Relay {
     /// Whether the kernel currently forwards the flow arriving on `port`.
     pub(super) fn kernel_forwards(&self, port: Port) -> bool {
@@ -37,7 +34,7 @@ impl Relay {
         if self.kernel.is_none() {
             return;
         }
-        for port in PORTS {
+        for port in Port::ALL {
             let wanted = self.wanted(sockets, port);
             let Some(kernel) = self.kernel.as_mut() else {
                 return;
@@ -58,10 +55,10 @@ impl Relay {
         };
         let mut refused = false;
         let mut polled = [Counted::default(); 4];
-        for port in PORTS {
+        for port in Port::ALL {
             polled[port.index()] = kernel.poll(port.index());
         }
-        for port in PORTS {
+        for port in Port::ALL {
             let counted = polled[port.index()];
             if counted.declined > 0 && counted.packets == 0 {
                 debug!(

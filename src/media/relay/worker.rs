@@ -302,9 +302,6 @@ fn token_base(slot: u32, generation: u32) -> u64 {
     (u64::from(generation) << 32) | (u64::from(slot) << 3)
 }
 
-/// Every socket of a stream, in `Port::index` order.
-const PORTS: [Port; 4] = [Port::ARtp, Port::ARtcp, Port::BRtp, Port::BRtcp];
-
 impl Worker {
     fn run(mut self) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
@@ -346,9 +343,10 @@ impl Worker {
                 }
             }
         }
-        for mut entry in self.streams.iter_mut().filter_map(Option::take) {
-            entry.relay.counters.flush_into(&entry.relay.ctx.stats);
-            entry.relay.ctx.stats.stream_stopped();
+        for slot in 0..self.streams.len() {
+            if let Ok(slot) = u32::try_from(slot) {
+                self.close(slot);
+            }
         }
     }
 
@@ -430,7 +428,7 @@ impl Worker {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let base = token_base(slot, generation);
-        for port in PORTS {
+        for port in Port::ALL {
             let registered = epoll::add(
                 &self.epoll,
                 sockets.get(port),
@@ -491,16 +489,12 @@ impl Worker {
     /// Ends the stream in `slot` after a panic in its code: logged, counters flushed, sockets
     /// closed; the worker's other streams go on.
     fn fail_stream(&mut self, slot: u32) {
-        if let Some(mut entry) = self.streams.get_mut(slot as usize).and_then(Option::take) {
+        if let Some(entry) = self.close(slot) {
             error!(
                 call = entry.relay.ctx.call,
                 stream = entry.relay.ctx.stream,
                 "media relay of the stream failed (a bug); the stream is no longer relayed"
             );
-            self.ids.remove(&entry.id);
-            entry.relay.counters.flush_into(&entry.relay.ctx.stats);
-            entry.relay.ctx.stats.stream_stopped();
-            self.free.push(slot);
         }
     }
 
@@ -531,20 +525,27 @@ impl Worker {
     }
 
     fn stop(&mut self, id: u64) {
-        let Some(slot) = self.ids.remove(&id) else {
+        let Some(&slot) = self.ids.get(&id) else {
             return;
         };
-        if let Some(mut entry) = self.streams.get_mut(slot as usize).and_then(Option::take) {
-            entry.relay.counters.flush_into(&entry.relay.ctx.stats);
-            entry.relay.ctx.stats.stream_stopped();
+        if let Some(entry) = self.close(slot) {
             trace!(
                 call = entry.relay.ctx.call,
                 stream = entry.relay.ctx.stream,
                 "media relay stopped"
             );
-            // Dropping the entry closes its sockets, which takes them out of the epoll set.
-            self.free.push(slot);
         }
+    }
+
+    /// Takes the stream out of `slot`: its counters flushed, the gauge decremented, the slot
+    /// free. Dropping what it returns closes the sockets, which takes them out of the epoll set.
+    fn close(&mut self, slot: u32) -> Option<Box<Entry>> {
+        let mut entry = self.streams.get_mut(slot as usize).and_then(Option::take)?;
+        self.ids.remove(&entry.id);
+        entry.relay.counters.flush_into(&entry.relay.ctx.stats);
+        entry.relay.ctx.stats.stream_stopped();
+        self.free.push(slot);
+        Some(entry)
     }
 
     fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
