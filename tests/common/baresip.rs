@@ -10,11 +10,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::spawn_peer;
 
 use super::tones::{Audio, write_tone_wav};
 
@@ -104,15 +105,11 @@ impl PhoneConfig {
         std::fs::write(dir.path().join("config"), config).unwrap();
         std::fs::write(dir.path().join("accounts"), format!("{}\n", self.account)).unwrap();
         let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(dir.path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start baresip: {err}"));
+        let child = spawn_peer(
+            Command::new("baresip").arg("-f").arg(dir.path()),
+            log,
+            "baresip",
+        );
         let control = self
             .control_port
             .map(|port| SocketAddr::new(self.ip.parse().unwrap(), port));

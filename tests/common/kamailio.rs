@@ -10,11 +10,12 @@
 
 use std::fs::File;
 use std::net::UdpSocket;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::spawn_peer;
 
 /// Where Debian installs Kamailio's modules.
 pub const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
@@ -64,7 +65,8 @@ impl Kamailio {
         std::fs::write(&cfg_path, &text).unwrap();
         let log = File::create(dir.path().join("kamailio.log")).unwrap();
         let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
-        let child = Command::new("kamailio")
+        let mut command = Command::new("kamailio");
+        command
             .args(["-DD", "-E", "-m", "16", "-M", "4", "-f"])
             .arg(path(&cfg_path))
             .arg("-Y")
@@ -72,13 +74,8 @@ impl Kamailio {
             .arg("-P")
             .arg(path(&dir.path().join("kamailio.pid")))
             .arg("-w")
-            .arg(dir.path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start kamailio: {err}"));
+            .arg(dir.path());
+        let child = spawn_peer(&mut command, log, "kamailio");
         let mut kamailio = Kamailio {
             child,
             dir,
@@ -114,13 +111,7 @@ impl Kamailio {
         for define in defines {
             command.arg("-A").arg(define);
         }
-        let child = command
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start kamailio: {err}"));
+        let child = spawn_peer(&mut command, log, "kamailio");
         let mut kamailio = Kamailio {
             child,
             dir,

@@ -23,7 +23,22 @@ pub mod rtp_party;
 pub mod sipp;
 pub mod tones;
 
-use std::process::{Command, Stdio};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// Starts a peer (`what`: kamailio, baresip) as the leader of its own process group, so that
+/// stopping it stops its children too, with no input and its output and errors in `log`;
+/// panics naming `what` when it cannot start.
+pub fn spawn_peer(command: &mut Command, log: File, what: &str) -> Child {
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {what}: {err}"))
+}
 
 /// Panics with an install hint unless `tool` can be run (`sipp`, `tshark`, `kamailio`,
 /// `baresip`, `promtool`).
