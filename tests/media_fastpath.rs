@@ -2,7 +2,7 @@
 //! eBPF program forwards it byte for byte (the counters say the kernel did), telephone-events
 //! still reach the DTMF inspector, a stranger never takes the kernel path, a flow moves between
 //! the kernel and userspace without losing or duplicating a packet, and a released call leaves
-//! nothing in the kernel.
+//! nothing in the kernel. IPv6 flows (on `::1`) take the kernel path as IPv4 ones do.
 //!
 //! Loading BPF programs needs root (or CAP_BPF and CAP_NET_ADMIN): as root (CI) these tests run
 //! and fail loudly if the kernel path cannot be set up; otherwise they print why and skip.
@@ -11,7 +11,7 @@
 #[path = "common/relay_io.rs"]
 mod relay_io;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,9 +39,14 @@ const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// The kernel path, or `None` (printed) when this process may not load BPF programs. As root a
 /// failure is a test failure: CI runs as root and must exercise the kernel path.
 fn fastpath() -> Option<Arc<FastPath>> {
+    fastpath_on(PROXY_IP.into())
+}
+
+/// [`fastpath`] for a proxy whose media address is `media_ip`.
+fn fastpath_on(media_ip: IpAddr) -> Option<Arc<FastPath>> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc_geteuid() } == 0;
-    match FastPath::start(FastPathMode::Kernel, PROXY_IP.into()) {
+    match FastPath::start(FastPathMode::Kernel, media_ip) {
         Ok(Some(fastpath)) => Some(Arc::new(fastpath)),
         Ok(None) => unreachable!("mode kernel never declines silently"),
         Err(error) if !root => {
@@ -62,9 +67,19 @@ fn engine(
     inspector: Option<InspectorFactory>,
     fastpath: Arc<FastPath>,
 ) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+    engine_on(PROXY_IP.into(), port_min, inspector, fastpath)
+}
+
+/// [`engine`] with its media sockets on `media_ip`.
+fn engine_on(
+    media_ip: IpAddr,
+    port_min: u16,
+    inspector: Option<InspectorFactory>,
+    fastpath: Arc<FastPath>,
+) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
     let (events, events_rx) = mpsc::channel(256);
     let cfg = MediaConfig {
-        media_ip: PROXY_IP.into(),
+        media_ip,
         port_min,
         port_max: port_min + 99,
         media_timeout: Duration::from_secs(60),
@@ -184,10 +199,30 @@ async fn stream(from: &UdpSocket, port: u16, seq: u16, count: u16, ssrc: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latched_audio_is_forwarded_by_the_kernel_byte_identical() {
     let Some(fastpath) = fastpath() else { return };
-    let (mut engine, _events) = engine(47000, None, fastpath);
+    let ips = [PROXY_IP.into(), PHONE_IP.into(), PBX_IP.into()];
+    forwarded_byte_identical(ips, 47000, fastpath).await;
+}
+
+/// The same over IPv6 (`::1`; phone and PBX differ by port): the program parses the IPv6 header,
+/// matches the 128-bit addresses and fixes the UDP checksum's pseudo-header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latched_ipv6_audio_is_forwarded_by_the_kernel_byte_identical() {
+    let Some(fastpath) = fastpath_on(Ipv6Addr::LOCALHOST.into()) else {
+        return;
+    };
+    forwarded_byte_identical([Ipv6Addr::LOCALHOST.into(); 3], 47700, fastpath).await;
+}
+
+/// A call between a phone on `ips[1]` and a PBX on `ips[2]` through a proxy on `ips[0]`: after
+/// the first packet each way, RTP and RTCP arrive byte for byte, from the proxy's ports, counted
+/// as the kernel's.
+async fn forwarded_byte_identical(ips: [IpAddr; 3], port_min: u16, fastpath: Arc<FastPath>) {
+    let [proxy_ip, phone_ip, pbx_ip] = ips;
+    let proxy = |port| SocketAddr::new(proxy_ip, port);
+    let (mut engine, _events) = engine_on(proxy_ip, port_min, None, fastpath);
     let (phone, pbx) = (
-        Endpoint::bind_on(PHONE_IP).await,
-        Endpoint::bind_on(PBX_IP).await,
+        Endpoint::bind_on(phone_ip).await,
+        Endpoint::bind_on(pbx_ip).await,
     );
     let ports = connect(&mut engine, &phone, &pbx);
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -37,8 +37,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint on `ip` (127.0.0.2, 127.0.0.3...: sources then differ by IP, not only by
-    /// port).
-    pub async fn bind_on(ip: Ipv4Addr) -> Self {
+    /// port; `::1` for IPv6).
+    pub async fn bind_on(ip: impl Into<IpAddr>) -> Self {
+        let ip = ip.into();
         Self {
             rtp: UdpSocket::bind((ip, 0)).await.unwrap(),
             rtcp: UdpSocket::bind((ip, 0)).await.unwrap(),

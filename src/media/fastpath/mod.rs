@@ -16,11 +16,13 @@
 //! filter a previous run left behind is removed before attaching.
 
 mod mapped;
+#[cfg(test)]
+mod program_tests;
 mod route;
 mod stream;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -33,7 +35,7 @@ use aya::programs::{LinkOrder, ProgramError};
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfError};
 
-pub(crate) use route::RouteSpec;
+pub(crate) use route::{FlowAddrs, RouteSpec, RtpRewrite};
 pub(crate) use stream::{Counted, KernelRoutes, LastSent};
 
 /// The program, as compiled by `bpf/build.sh`.
@@ -91,9 +93,9 @@ impl FromStr for FastPathMode {
 /// Why the kernel path could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FastPathError {
-    /// The media address is not one IPv4 address (the map is keyed by the address packets
-    /// arrive on).
-    #[error("the kernel path needs an IPv4 media-ip, not {0}")]
+    /// The media address is a wildcard (the map is keyed by the address packets arrive on, and
+    /// wildcard sockets are never connected to a latched peer).
+    #[error("the kernel path needs media-ip to be one address, not the wildcard {0}")]
     MediaIp(IpAddr),
     /// The object could not be loaded (no BPF permission, kernel without BPF, verifier).
     #[error("cannot load the eBPF program: {0}")]
@@ -177,10 +179,7 @@ impl FastPath {
     }
 
     fn load(media_ip: IpAddr) -> Result<FastPath, FastPathError> {
-        let IpAddr::V4(v4) = media_ip else {
-            return Err(FastPathError::MediaIp(media_ip));
-        };
-        if v4.is_unspecified() {
+        if media_ip.is_unspecified() {
             return Err(FastPathError::MediaIp(media_ip));
         }
         let mut loaded = Ebpf::load(OBJECT)?;
@@ -345,19 +344,8 @@ fn interface_names() -> std::io::Result<Vec<(String, u32)>> {
 
 /// Whether `ip` is an address of this host (a packet to it is delivered, not routed): the
 /// kernel path then lets the stack deliver the rewritten packet.
-pub(crate) fn is_local(ip: Ipv4Addr) -> bool {
-    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddrV4::new(ip, 0)).is_ok()
-}
-
-/// The IPv4 form of `addr`, the only family the kernel path handles.
-pub(crate) fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(v4) => Some(v4),
-        SocketAddr::V6(v6) => v6
-            .ip()
-            .to_ipv4_mapped()
-            .map(|ip| SocketAddrV4::new(ip, v6.port())),
-    }
+pub(crate) fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of the kernel's `bpf_ktime_get_ns`.

@@ -2,7 +2,7 @@
 //! laid out exactly as `struct fp_route` in `bpf/fastpath.bpf.c` (the tests below pin size and
 //! offsets), and the plain description of one forwarded flow the relay builds them from.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::media::playout::continuity::StreamShift;
 
@@ -14,26 +14,27 @@ const FLAG_LOCAL: u8 = 2;
 /// RTP of one SSRC is rewritten to continue the stream a sound played (`FP_SHIFT`): timestamp
 /// offset and SSRC; packets of any other SSRC stay in userspace.
 const FLAG_SHIFT: u8 = 4;
+/// The addresses are IPv6 (`FP_V6`).
+const FLAG_V6: u8 = 8;
 /// No payload type is left to userspace (`FP_NO_EVENT_PT`).
 const NO_EVENT_PT: u8 = 0xff;
 
 /// The map slot of packets arriving on `local`: the array is indexed by port.
-pub(crate) fn slot_of(local: SocketAddrV4) -> u32 {
+pub(crate) fn slot_of(local: SocketAddr) -> u32 {
     u32::from(local.port())
 }
 
 /// What the kernel does with a packet of the flow, and what it counted. Network byte order for
-/// addresses and ports; the counters and `last_*` are the kernel's to write.
+/// addresses and ports; the counters and `last_*` are the kernel's to write. IPv4 addresses fill
+/// the first word of each address (`FLAG_V6` clear).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Route {
-    /// The proxy's address the flow arrives on; 0 marks an unused slot.
-    local_addr: u32,
-    peer_addr: u32,
+    /// The proxy's address the flow arrives on; all zero marks an unused slot.
+    local_addr: [u32; 4],
+    peer_addr: [u32; 4],
     peer_port: u16,
     out_port: u16,
-    out_addr: u32,
-    dst_addr: u32,
     dst_port: u16,
     event_pt: u8,
     flags: u8,
@@ -46,6 +47,12 @@ pub(crate) struct Route {
     pub last_ssrc: u32,
     /// Added to RTP timestamps with `FLAG_SHIFT` (host order).
     ts_add: u32,
+    /// With `FLAG_SHIFT`: the only SSRC rewritten (host order).
+    ssrc_in: u32,
+    /// With `FLAG_SHIFT`: the SSRC written instead (host order).
+    ssrc_out: u32,
+    out_addr: [u32; 4],
+    dst_addr: [u32; 4],
     /// Packets forwarded.
     pub packets: u64,
     /// UDP payload bytes forwarded.
@@ -54,45 +61,110 @@ pub(crate) struct Route {
     pub last_ns: u64,
     /// Packets that matched but were left to the socket: no route to the destination.
     pub declined: u64,
-    /// With `FLAG_SHIFT`: the only SSRC rewritten (host order).
-    ssrc_in: u32,
-    /// With `FLAG_SHIFT`: the SSRC written instead (host order).
-    ssrc_out: u32,
 }
 
-// SAFETY: `repr(C)`, only integers, no implicit padding (80 bytes, checked below); any bit
+// SAFETY: `repr(C)`, only integers, no implicit padding (128 bytes, checked below); any bit
 // pattern is a valid value.
 unsafe impl aya::Pod for Route {}
 
 /// One flow the kernel may forward: packets from `peer` arriving on the proxy's `local` socket
-/// go to `dst`, sent from the proxy's `out` socket, the way the userspace relay sends them.
+/// go to `dst`, sent from the proxy's `out` socket, the way the userspace relay sends them. The
+/// four addresses are of one family ([`RouteSpec::new`] checks it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RouteSpec {
     /// The proxy's socket the packets arrive on.
-    pub local: SocketAddrV4,
+    pub(super) local: SocketAddr,
     /// The only source taken (the leg's latched address).
-    pub peer: SocketAddrV4,
+    pub(super) peer: SocketAddr,
     /// The proxy's socket for the other leg, the packets' new source.
-    pub out: SocketAddrV4,
+    pub(super) out: SocketAddr,
     /// The other leg, where they go.
-    pub dst: SocketAddrV4,
+    pub(super) dst: SocketAddr,
     /// RTP payload type left to userspace (telephone-events); `None` for RTCP or none known.
-    pub event_pt: Option<u8>,
+    pub(super) event_pt: Option<u8>,
     /// RTCP: no RTP header checks.
-    pub rtcp: bool,
+    pub(super) rtcp: bool,
     /// `dst` is an address of this host.
-    pub dst_is_local: bool,
+    pub(super) dst_is_local: bool,
     /// Added to every forwarded RTP sequence number (the DTMF suppression's renumbering).
-    pub seq_add: u16,
+    pub(super) seq_add: u16,
     /// The renumbering that continues the stream a sound played towards the receiver (its
     /// sequence offset adds to `seq_add`).
+    pub(super) shift: Option<StreamShift>,
+}
+
+/// The four sockets of a flow: where it arrives, who sends it, where it leaves, who gets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlowAddrs {
+    /// The proxy's socket the packets arrive on.
+    pub local: SocketAddr,
+    /// The leg's latched address.
+    pub peer: SocketAddr,
+    /// The proxy's socket for the other leg.
+    pub out: SocketAddr,
+    /// The other leg.
+    pub dst: SocketAddr,
+}
+
+/// What the kernel does to the RTP of a flow besides addressing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RtpRewrite {
+    /// RTP payload type left to userspace (telephone-events); `None` when none is known.
+    pub event_pt: Option<u8>,
+    /// Added to every forwarded RTP sequence number (the DTMF suppression's renumbering).
+    pub seq_add: u16,
+    /// The renumbering that continues the stream a sound played towards the receiver.
     pub shift: Option<StreamShift>,
 }
 
+#[cfg(test)]
+impl FlowAddrs {
+    /// The flow of four written addresses (test shorthand).
+    pub(crate) fn parse(local: &str, peer: &str, out: &str, dst: &str) -> Self {
+        let addr = |text: &str| {
+            text.parse()
+                .unwrap_or_else(|_| panic!("not an address: {text}"))
+        };
+        FlowAddrs {
+            local: addr(local),
+            peer: addr(peer),
+            out: addr(out),
+            dst: addr(dst),
+        }
+    }
+}
+
 impl RouteSpec {
+    /// The flow between `addrs`: RTP rewritten as `rtp` says, or RTCP (`None`: no payload type
+    /// checked, nothing renumbered). `None` when the addresses are not all of one family once
+    /// IPv4-mapped IPv6 addresses are read as IPv4: the kernel rewrites addresses, it does not
+    /// translate between families.
+    pub(crate) fn new(
+        addrs: FlowAddrs,
+        dst_is_local: bool,
+        rtp: Option<RtpRewrite>,
+    ) -> Option<Self> {
+        let [local, peer, out, dst] = [addrs.local, addrs.peer, addrs.out, addrs.dst].map(plain);
+        let v4 = local.is_ipv4();
+        if [peer, out, dst].iter().any(|a| a.is_ipv4() != v4) {
+            return None;
+        }
+        let rewrite = rtp.unwrap_or_default();
+        Some(RouteSpec {
+            local,
+            peer,
+            out,
+            dst,
+            event_pt: rewrite.event_pt,
+            rtcp: rtp.is_none(),
+            dst_is_local,
+            seq_add: rewrite.seq_add,
+            shift: rewrite.shift,
+        })
+    }
+
     /// The map value for this flow, counters zero.
     pub(crate) fn to_route(self) -> Route {
-        let addr = |a: SocketAddrV4| u32::from_ne_bytes(a.ip().octets());
         let mut flags = 0;
         if self.rtcp {
             flags |= FLAG_RTCP;
@@ -100,18 +172,21 @@ impl RouteSpec {
         if self.dst_is_local {
             flags |= FLAG_LOCAL;
         }
+        if self.local.is_ipv6() {
+            flags |= FLAG_V6;
+        }
         let shift = self.shift.filter(|_| !self.rtcp);
         if shift.is_some() {
             flags |= FLAG_SHIFT;
         }
         let shift_seq = shift.map_or(0, |s| s.seq);
         Route {
-            local_addr: addr(self.local),
-            peer_addr: addr(self.peer),
+            local_addr: words(self.local.ip()),
+            peer_addr: words(self.peer.ip()),
             peer_port: self.peer.port().to_be(),
             out_port: self.out.port().to_be(),
-            out_addr: addr(self.out),
-            dst_addr: addr(self.dst),
+            out_addr: words(self.out.ip()),
+            dst_addr: words(self.dst.ip()),
             dst_port: self.dst.port().to_be(),
             event_pt: if self.rtcp {
                 NO_EVENT_PT
@@ -128,59 +203,140 @@ impl RouteSpec {
     }
 }
 
+/// `addr` with an IPv4-mapped IPv6 address read as the IPv4 address it carries (what a packet
+/// to or from it holds on the wire).
+fn plain(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddr::new(IpAddr::V4(ip), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// An address as the program's four words in network order (IPv4 in the first).
+fn words(ip: IpAddr) -> [u32; 4] {
+    match ip {
+        IpAddr::V4(v4) => [u32::from_ne_bytes(v4.octets()), 0, 0, 0],
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let word = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            [word(0), word(4), word(8), word(12)]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
+    fn addrs(local: &str, peer: &str, out: &str, dst: &str) -> FlowAddrs {
+        FlowAddrs::parse(local, peer, out, dst)
+    }
+
+    fn v4_flow() -> FlowAddrs {
+        addrs(
+            "10.0.0.1:4000",
+            "10.0.0.2:5004",
+            "10.0.0.1:4002",
+            "10.0.0.3:6000",
+        )
+    }
+
+    fn bytes(route: Route) -> [u8; 128] {
+        // SAFETY: `Route` is `repr(C)`, 128 bytes of integers without padding.
+        unsafe { std::mem::transmute(route) }
+    }
+
     #[test]
     fn the_layout_matches_the_c_struct() {
-        assert_eq!(size_of::<Route>(), 80);
-        assert_eq!(offset_of!(Route, peer_addr), 4);
-        assert_eq!(offset_of!(Route, out_addr), 12);
-        assert_eq!(offset_of!(Route, dst_port), 20);
-        assert_eq!(offset_of!(Route, event_pt), 22);
-        assert_eq!(offset_of!(Route, seq_add), 24);
-        assert_eq!(offset_of!(Route, last_seq), 26);
-        assert_eq!(offset_of!(Route, last_ts), 28);
-        assert_eq!(offset_of!(Route, last_ssrc), 32);
-        assert_eq!(offset_of!(Route, packets), 40);
-        assert_eq!(offset_of!(Route, ts_add), 36);
-        assert_eq!(offset_of!(Route, declined), 64);
-        assert_eq!(offset_of!(Route, ssrc_in), 72);
-        assert_eq!(offset_of!(Route, ssrc_out), 76);
+        assert_eq!(size_of::<Route>(), 128);
+        assert_eq!(offset_of!(Route, peer_addr), 16);
+        assert_eq!(offset_of!(Route, peer_port), 32);
+        assert_eq!(offset_of!(Route, out_port), 34);
+        assert_eq!(offset_of!(Route, dst_port), 36);
+        assert_eq!(offset_of!(Route, event_pt), 38);
+        assert_eq!(offset_of!(Route, flags), 39);
+        assert_eq!(offset_of!(Route, seq_add), 40);
+        assert_eq!(offset_of!(Route, last_seq), 42);
+        assert_eq!(offset_of!(Route, last_ts), 44);
+        assert_eq!(offset_of!(Route, last_ssrc), 48);
+        assert_eq!(offset_of!(Route, ts_add), 52);
+        assert_eq!(offset_of!(Route, ssrc_in), 56);
+        assert_eq!(offset_of!(Route, ssrc_out), 60);
+        assert_eq!(offset_of!(Route, out_addr), 64);
+        assert_eq!(offset_of!(Route, dst_addr), 80);
+        assert_eq!(offset_of!(Route, packets), 96);
+        assert_eq!(offset_of!(Route, declined), 120);
     }
 
     #[test]
     fn addresses_and_ports_are_in_network_order() {
         assert_eq!(slot_of("10.1.2.3:4000".parse().unwrap()), 4000);
-        let spec = RouteSpec {
-            local: "10.0.0.1:4000".parse().unwrap(),
-            peer: "10.0.0.2:5004".parse().unwrap(),
-            out: "10.0.0.1:4002".parse().unwrap(),
-            dst: "10.0.0.3:6000".parse().unwrap(),
+        let rtp = RtpRewrite {
             event_pt: Some(101),
-            rtcp: false,
-            dst_is_local: true,
             seq_add: 3,
             shift: None,
         };
-        let route = spec.to_route();
-        // SAFETY: `Route` is `repr(C)`, 80 bytes of integers without padding.
-        let bytes: [u8; 80] = unsafe { std::mem::transmute(route) };
-        assert_eq!(&bytes[..4], &[10, 0, 0, 1]);
-        assert_eq!(&bytes[4..8], &[10, 0, 0, 2]);
-        assert_eq!(&bytes[8..10], &5004u16.to_be_bytes());
-        assert_eq!(&bytes[16..20], &[10, 0, 0, 3]);
-        assert_eq!(bytes[22], 101);
-        assert_eq!(bytes[23], FLAG_LOCAL);
-        let rtcp = RouteSpec {
-            rtcp: true,
-            dst_is_local: false,
-            ..spec
-        }
-        .to_route();
-        assert_eq!((rtcp.event_pt, rtcp.flags), (NO_EVENT_PT, FLAG_RTCP));
+        let spec = RouteSpec::new(v4_flow(), true, Some(rtp)).unwrap();
+        let b = bytes(spec.to_route());
+        assert_eq!(&b[..16], &[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[16..20], &[10, 0, 0, 2]);
+        assert_eq!(&b[32..34], &5004u16.to_be_bytes());
+        assert_eq!(&b[34..36], &4002u16.to_be_bytes());
+        assert_eq!(&b[36..38], &6000u16.to_be_bytes());
+        assert_eq!(b[38], 101);
+        assert_eq!(b[39], FLAG_LOCAL);
+        assert_eq!(&b[64..68], &[10, 0, 0, 1]);
+        assert_eq!(&b[80..84], &[10, 0, 0, 3]);
+        let rtcp = RouteSpec::new(v4_flow(), false, None).unwrap().to_route();
+        assert_eq!(
+            (rtcp.event_pt, rtcp.flags, rtcp.seq_add),
+            (NO_EVENT_PT, FLAG_RTCP, 0)
+        );
+    }
+
+    /// IPv6 routes carry the four words of each address and the family flag; IPv4-mapped
+    /// addresses (a dual-stack socket's view of an IPv4 peer) count as IPv4, and a flow mixing
+    /// the families is not the kernel's.
+    #[test]
+    fn ipv6_routes_and_mixed_families() {
+        let v6 = addrs(
+            "[2001:db8::1]:4000",
+            "[2001:db8::2]:5004",
+            "[2001:db8::1]:4002",
+            "[2001:db8:1::3]:6000",
+        );
+        let route = RouteSpec::new(v6, false, Some(RtpRewrite::default()))
+            .unwrap()
+            .to_route();
+        let b = bytes(route);
+        let ip = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        assert_eq!(&b[..16], &ip("2001:db8::1"));
+        assert_eq!(&b[16..32], &ip("2001:db8::2"));
+        assert_eq!(&b[64..80], &ip("2001:db8::1"));
+        assert_eq!(&b[80..96], &ip("2001:db8:1::3"));
+        assert_eq!(route.flags, FLAG_V6);
+
+        let mapped = addrs(
+            "[::ffff:10.0.0.1]:4000",
+            "10.0.0.2:5004",
+            "10.0.0.1:4002",
+            "[::ffff:10.0.0.3]:6000",
+        );
+        let route = RouteSpec::new(mapped, false, None).unwrap().to_route();
+        assert_eq!(
+            route,
+            RouteSpec::new(v4_flow(), false, None).unwrap().to_route()
+        );
+
+        let mixed = FlowAddrs {
+            dst: "[2001:db8::3]:6000".parse().unwrap(),
+            ..v4_flow()
+        };
+        assert_eq!(RouteSpec::new(mixed, false, None), None);
     }
 
     /// A stream shift adds to the suppression's renumbering and names the SSRC it rewrites;
@@ -193,24 +349,21 @@ mod tests {
             seq: 0xfffe,
             ts: 480,
         };
-        let spec = RouteSpec {
-            local: "10.0.0.1:4000".parse().unwrap(),
-            peer: "10.0.0.2:5004".parse().unwrap(),
-            out: "10.0.0.1:4002".parse().unwrap(),
-            dst: "10.0.0.3:6000".parse().unwrap(),
+        let rtp = RtpRewrite {
             event_pt: None,
-            rtcp: false,
-            dst_is_local: false,
             seq_add: 3,
             shift: Some(shift),
         };
-        let route = spec.to_route();
+        let route = RouteSpec::new(v4_flow(), false, Some(rtp))
+            .unwrap()
+            .to_route();
         assert_eq!(route.flags, FLAG_SHIFT);
         assert_eq!(route.seq_add, 1, "3 + 0xfffe wraps");
         assert_eq!(
             (route.ts_add, route.ssrc_in, route.ssrc_out),
             (480, 0x1111, 0x2222)
         );
+        let spec = RouteSpec::new(v4_flow(), false, Some(rtp)).unwrap();
         let rtcp = RouteSpec { rtcp: true, ..spec }.to_route();
         assert_eq!((rtcp.flags, rtcp.seq_add, rtcp.ssrc_out), (FLAG_RTCP, 3, 0));
     }

@@ -10,13 +10,13 @@
 //! never forwarded by the kernel: they reach the inspector, which first learns from the kernel
 //! the last header it sent so that what it withholds or sends continues the same stream.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use tracing::debug;
 
 use super::{Relay, leg_slot, micros_since};
 use crate::base::Leg;
-use crate::media::fastpath::{self, Counted, LastSent, RouteSpec};
+use crate::media::fastpath::{self, Counted, FlowAddrs, LastSent, RouteSpec, RtpRewrite};
 use crate::media::sockets::{Port, RelaySockets};
 use crate::media::stats::{Direction, PacketKind};
 
@@ -107,10 +107,10 @@ impl Relay {
         if !self.latches.get_mut(from, kind).is_latched() {
             return None;
         }
-        let peer = fastpath::v4(self.connected[port.index()]?)?;
-        let dst = fastpath::v4(self.latches.get_mut(to, kind).destination()?)?;
-        let (rtcp, event_pt, seq_add, shift) = match kind {
-            PacketKind::Rtcp => (true, None, 0, None),
+        let peer = self.connected[port.index()]?;
+        let dst = self.latches.get_mut(to, kind).destination()?;
+        let rtp = match kind {
+            PacketKind::Rtcp => None,
             PacketKind::Rtp => {
                 if self.inband[leg_slot(from)] {
                     return None;
@@ -120,24 +120,25 @@ impl Relay {
                     .inspector
                     .as_ref()
                     .map_or(0, |inspector| inspector.seq_offset(from));
-                (false, self.event_pt[leg_slot(from)], seq_add, shift)
+                Some(RtpRewrite {
+                    event_pt: self.event_pt[leg_slot(from)],
+                    seq_add,
+                    shift,
+                })
             }
         };
-        Some(RouteSpec {
-            local: fastpath::v4(sockets.local_addr(port))?,
+        let addrs = FlowAddrs {
+            local: sockets.local_addr(port),
             peer,
-            out: fastpath::v4(sockets.local_addr(port.peer()))?,
+            out: sockets.local_addr(port.peer()),
             dst,
-            event_pt,
-            rtcp,
-            dst_is_local: self.is_local(to, *dst.ip()),
-            seq_add,
-            shift,
-        })
+        };
+        let dst_is_local = self.is_local(to, dst.ip());
+        RouteSpec::new(addrs, dst_is_local, rtp)
     }
 
     /// Whether `ip`, where leg `to` receives, is this host's (cached per leg).
-    fn is_local(&mut self, to: Leg, ip: Ipv4Addr) -> bool {
+    fn is_local(&mut self, to: Leg, ip: IpAddr) -> bool {
         let slot = &mut self.dst_local[leg_slot(to)];
         match *slot {
             Some((known, local)) if known == ip => local,

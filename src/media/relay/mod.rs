@@ -190,7 +190,7 @@ struct Relay {
     outbound: [Outbound; 2],
     /// Per receiving leg: its address and whether it is one of this host's (cached: finding
     /// out costs a syscall).
-    dst_local: [Option<(std::net::Ipv4Addr, bool)>; 2],
+    dst_local: [Option<(std::net::IpAddr, bool)>; 2],
     ctx: RelayContext,
 }
 

@@ -1,0 +1,295 @@
+//! The classifier itself, run by the kernel on packets built here (`BPF_PROG_TEST_RUN`): what it
+//! writes into a packet it forwards, checked against checksums computed from scratch. Loopback
+//! and veth trust a packet's checksum (it is only finished by the "hardware"), so the
+//! end-to-end tests cannot see a wrong one; a test run hands the program a packet whose checksum
+//! is complete, as one from a real network card is.
+//!
+//! Needs root (or CAP_BPF): as root (CI) a failure to load is a failure; otherwise the tests
+//! print why and pass without checking.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
+
+use aya::Ebpf;
+use aya::maps::{Array, MapData};
+use aya::programs::SchedClassifier;
+
+use super::route::{FlowAddrs, Route, RouteSpec, RtpRewrite, slot_of};
+use super::{MAP, OBJECT, PROGRAM};
+
+/// `TC_ACT_OK`: the program took the packet and lets the stack deliver it.
+const TC_ACT_OK: u32 = 0;
+/// `TC_ACT_UNSPEC` (-1): not the program's; the packet goes on unchanged.
+const PASS: u32 = u32::MAX;
+/// `BPF_PROG_TEST_RUN`.
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+/// The program loaded (not attached anywhere) with its route map, or `None` when this process
+/// may not load BPF programs and is not root.
+fn program() -> Option<(Ebpf, Array<MapData, Route>)> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let loaded = (|| -> Result<_, Box<dyn std::error::Error>> {
+        let mut ebpf = Ebpf::load(OBJECT)?;
+        let map = Array::try_from(ebpf.take_map(MAP).ok_or("no route map")?)?;
+        let program: &mut SchedClassifier =
+            ebpf.program_mut(PROGRAM).ok_or("no program")?.try_into()?;
+        program.load()?;
+        Ok((ebpf, map))
+    })();
+    match loaded {
+        Ok(loaded) => Some(loaded),
+        Err(error) if !root => {
+            eprintln!("SKIPPED: loading the classifier needs root or CAP_BPF ({error})");
+            None
+        }
+        Err(error) => panic!("running as root, yet the classifier does not load: {error}"),
+    }
+}
+
+/// The `test` member of `union bpf_attr` (linux/bpf.h).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// Runs the program once on `packet` (an Ethernet frame): its verdict and the packet after it.
+fn run(ebpf: &Ebpf, packet: &[u8]) -> (u32, Vec<u8>) {
+    let program: &SchedClassifier = ebpf.program(PROGRAM).unwrap().try_into().unwrap();
+    let fd = program.fd().unwrap().as_fd().as_raw_fd();
+    let mut out = vec![0u8; packet.len() + 256];
+    let mut attr = TestRunAttr {
+        prog_fd: u32::try_from(fd).unwrap(),
+        data_size_in: u32::try_from(packet.len()).unwrap(),
+        data_size_out: u32::try_from(out.len()).unwrap(),
+        data_in: packet.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat: 1,
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of the size given; its buffers outlive the call
+    // and `data_size_out` bounds what the kernel writes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr,
+            std::mem::size_of::<TestRunAttr>(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "BPF_PROG_TEST_RUN: {}",
+        std::io::Error::last_os_error()
+    );
+    out.truncate(usize::try_from(attr.data_size_out).unwrap());
+    (attr.retval, out)
+}
+
+/// The Internet checksum's folded sum of `data` (16-bit big-endian words), starting from `sum`.
+fn sum16(mut sum: u32, data: &[u8]) -> u32 {
+    for pair in data.chunks(2) {
+        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+fn octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// The UDP checksum of `udp` (header and payload, checksum field as is) between `src` and
+/// `dst`: 0 when the field holds the right value.
+fn udp_check(src: IpAddr, dst: IpAddr, udp: &[u8]) -> u16 {
+    let mut pseudo = octets(src);
+    pseudo.extend(octets(dst));
+    let len = u32::try_from(udp.len()).unwrap();
+    if src.is_ipv4() {
+        pseudo.extend([0, 17]);
+        pseudo.extend(u16::try_from(len).unwrap().to_be_bytes());
+    } else {
+        pseudo.extend(len.to_be_bytes());
+        pseudo.extend([0, 0, 0, 17]);
+    }
+    !(sum16(sum16(0, &pseudo), udp) as u16)
+}
+
+/// An Ethernet frame carrying `payload` from `from` to `to` over UDP, every checksum complete.
+fn frame(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut udp = Vec::new();
+    udp.extend(from.port().to_be_bytes());
+    udp.extend(to.port().to_be_bytes());
+    udp.extend(u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(payload);
+    let check = match udp_check(from.ip(), to.ip(), &udp) {
+        0 => 0xffff,
+        check => check,
+    };
+    udp[6..8].copy_from_slice(&check.to_be_bytes());
+    let mut packet = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    if from.is_ipv4() {
+        packet.extend([0x08, 0x00]);
+        let mut ip = vec![0x45, 0];
+        ip.extend(u16::try_from(20 + udp.len()).unwrap().to_be_bytes());
+        ip.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
+        ip.extend(octets(from.ip()));
+        ip.extend(octets(to.ip()));
+        let check = !(sum16(0, &ip) as u16);
+        ip[10..12].copy_from_slice(&check.to_be_bytes());
+        packet.extend(ip);
+    } else {
+        packet.extend([0x86, 0xdd]);
+        packet.extend([0x60, 0, 0, 0]);
+        packet.extend(u16::try_from(udp.len()).unwrap().to_be_bytes());
+        packet.extend([17, 64]);
+        packet.extend(octets(from.ip()));
+        packet.extend(octets(to.ip()));
+    }
+    packet.extend(udp);
+    packet
+}
+
+/// What a frame carries: source, destination, UDP payload, and whether the IPv4 header checksum
+/// and the UDP checksum verify.
+fn parse(packet: &[u8]) -> (SocketAddr, SocketAddr, Vec<u8>, bool) {
+    let l3 = &packet[14..];
+    let (src, dst, l4, ip_ok): (IpAddr, IpAddr, &[u8], bool) = if packet[12..14] == [0x08, 0x00] {
+        let src: [u8; 4] = l3[12..16].try_into().unwrap();
+        let dst: [u8; 4] = l3[16..20].try_into().unwrap();
+        (
+            src.into(),
+            dst.into(),
+            &l3[20..],
+            sum16(0, &l3[..20]) == 0xffff,
+        )
+    } else {
+        let src: [u8; 16] = l3[8..24].try_into().unwrap();
+        let dst: [u8; 16] = l3[24..40].try_into().unwrap();
+        (src.into(), dst.into(), &l3[40..], true)
+    };
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let udp_ok = udp_check(src, dst, l4) == 0;
+    (
+        SocketAddr::new(src, port(0)),
+        SocketAddr::new(dst, port(2)),
+        l4[8..].to_vec(),
+        ip_ok && udp_ok,
+    )
+}
+
+/// An RTP packet of payload type 0.
+fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut packet = vec![0x80, 0];
+    packet.extend(seq.to_be_bytes());
+    packet.extend(ts.to_be_bytes());
+    packet.extend(ssrc.to_be_bytes());
+    packet.extend((0..160).map(|i| (i * 7) as u8));
+    packet
+}
+
+/// One family's flow through the program: forwarded with its addresses, ports and sequence
+/// number rewritten and both checksums still valid; a stranger's packet and a packet of the
+/// other family on the same port are left alone.
+fn forwards(addrs: FlowAddrs, other_family: FlowAddrs) {
+    let Some((ebpf, mut map)) = program() else {
+        return;
+    };
+    let rewrite = RtpRewrite {
+        event_pt: Some(101),
+        seq_add: 1000,
+        shift: None,
+    };
+    let spec = RouteSpec::new(addrs, true, Some(rewrite)).unwrap();
+    map.set(slot_of(addrs.local), spec.to_route(), 0).unwrap();
+
+    let sent = rtp(65000, 160_000, 0x1234_5678);
+    let (verdict, out) = run(&ebpf, &frame(addrs.peer, addrs.local, &sent));
+    assert_eq!(verdict, TC_ACT_OK, "the flow's packet is the program's");
+    let (src, dst, payload, checksums_ok) = parse(&out);
+    assert_eq!((src, dst), (addrs.out, addrs.dst));
+    assert!(
+        checksums_ok,
+        "a checksum is wrong after the rewrite: {out:02x?}"
+    );
+    let mut expected = sent.clone();
+    expected[2..4].copy_from_slice(&65000u16.wrapping_add(1000).to_be_bytes());
+    assert_eq!(payload, expected);
+    let counted = map.get(&slot_of(addrs.local), 0).unwrap();
+    assert_eq!((counted.packets, counted.bytes), (1, sent.len() as u64));
+
+    let mut event = sent.clone();
+    event[1] = 101;
+    let (verdict, out) = run(&ebpf, &frame(addrs.peer, addrs.local, &event));
+    assert_eq!(
+        (verdict, &out),
+        (PASS, &frame(addrs.peer, addrs.local, &event))
+    );
+
+    let stranger = SocketAddr::new(addrs.peer.ip(), addrs.peer.port() + 1);
+    let (verdict, _) = run(&ebpf, &frame(stranger, addrs.local, &sent));
+    assert_eq!(verdict, PASS, "a stranger's packet goes to the socket");
+
+    let (verdict, _) = run(&ebpf, &frame(other_family.peer, other_family.local, &sent));
+    assert_eq!(verdict, PASS, "the route is one family's");
+}
+
+#[test]
+fn ipv4_packets_leave_with_valid_checksums() {
+    forwards(
+        FlowAddrs::parse(
+            "192.0.2.1:40000",
+            "198.51.100.7:5004",
+            "192.0.2.1:40002",
+            "203.0.113.9:6000",
+        ),
+        FlowAddrs::parse(
+            "[2001:db8::1]:40000",
+            "[2001:db8::7]:5004",
+            "[2001:db8::1]:40002",
+            "[2001:db8::9]:6000",
+        ),
+    );
+}
+
+#[test]
+fn ipv6_packets_leave_with_valid_checksums() {
+    forwards(
+        FlowAddrs::parse(
+            "[2001:db8::1]:40000",
+            "[2001:db8::7]:5004",
+            "[2001:db8::1]:40002",
+            "[2001:db8:9::9]:6000",
+        ),
+        FlowAddrs::parse(
+            "192.0.2.1:40000",
+            "198.51.100.7:5004",
+            "192.0.2.1:40002",
+            "203.0.113.9:6000",
+        ),
+    );
+}
