@@ -211,8 +211,15 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct fp_route *r, co
 	}
 	if (diff < 0 ||
 	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF(v6), 0, diff,
-				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) ||
-	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF(v6), old_ports, new_ports,
+				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
+		return -1;
+	// With CHECKSUM_COMPLETE the helper takes the address change back out of skb->csum, which
+	// is right for IPv4 (the header checksum absorbs it) and wrong for IPv6, which has none: the
+	// new addresses and the new UDP checksum cancel out. Put it back (a no-op for any other
+	// checksum state; kernels from 6.16 have BPF_F_IPV6 for this, older ones refuse the flag).
+	if (v6)
+		bpf_csum_update(skb, diff);
+	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF(v6), old_ports, new_ports,
 				BPF_F_MARK_MANGLED_0 | 4))
 		return -1;
 	if (v6)
@@ -245,6 +252,10 @@ static __always_inline struct fp_route *match(struct __sk_buff *skb, const int v
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 		if (ip6->nexthdr != IPPROTO_UDP)
 			return 0; // extension headers (fragments too) stay in the stack
+		if (!udp->check)
+			return 0; // no checksum: invalid over IPv6, the stack drops it
+		if (bpf_ntohs(ip6->payload_len) > 0xffff - sizeof(struct ipv6hdr))
+			return 0; // its length would not fit the FIB lookup's
 		r = bpf_map_lookup_elem(&routes, &slot);
 		if (!r || !(r->flags & FP_V6) || !same6(r->local_addr, ip6->daddr.in6_u.u6_addr32))
 			return 0;

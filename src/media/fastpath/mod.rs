@@ -35,7 +35,7 @@ use aya::programs::{LinkOrder, ProgramError};
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfError};
 
-pub(crate) use route::{FlowAddrs, RouteSpec, RtpRewrite};
+pub(crate) use route::{FlowAddrs, RouteSpec, RtpRewrite, plain};
 pub(crate) use stream::{Counted, KernelRoutes, LastSent};
 
 /// The program, as compiled by `bpf/build.sh`.

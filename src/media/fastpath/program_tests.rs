@@ -1,8 +1,11 @@
 //! The classifier itself, run by the kernel on packets built here (`BPF_PROG_TEST_RUN`): what it
 //! writes into a packet it forwards, checked against checksums computed from scratch. Loopback
 //! and veth trust a packet's checksum (it is only finished by the "hardware"), so the
-//! end-to-end tests cannot see a wrong one; a test run hands the program a packet whose checksum
-//! is complete, as one from a real network card is.
+//! end-to-end tests cannot see a wrong one. The runs ask the kernel to treat the packet as a
+//! network card reporting its full checksum does (`CHECKSUM_COMPLETE`, kernels 6.11 and later)
+//! and to check afterwards that the sum it keeps still matches the packet: a program that fixes
+//! the UDP checksum but leaves that sum stale makes the stack re-check, and complain about,
+//! every packet it forwards.
 //!
 //! Needs root (or CAP_BPF): as root (CI) a failure to load is a failure; otherwise the tests
 //! print why and pass without checking.
@@ -23,6 +26,9 @@ const TC_ACT_OK: u32 = 0;
 const PASS: u32 = u32::MAX;
 /// `BPF_PROG_TEST_RUN`.
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+/// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: the packet comes with its full sum in `skb->csum`, which
+/// must still match the packet after the run (else the run fails with `EBADMSG`).
+const CHECKSUM_COMPLETE: u32 = 1 << 2;
 
 /// The program loaded (not attached anywhere) with its route map, or `None` when this process
 /// may not load BPF programs and is not root.
@@ -70,7 +76,21 @@ struct TestRunAttr {
 }
 
 /// Runs the program once on `packet` (an Ethernet frame): its verdict and the packet after it.
+/// As `CHECKSUM_COMPLETE` where the kernel offers it (a kernel without it is said once).
 fn run(ebpf: &Ebpf, packet: &[u8]) -> (u32, Vec<u8>) {
+    match test_run(ebpf, packet, CHECKSUM_COMPLETE) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+            eprintln!(
+                "this kernel cannot test-run CHECKSUM_COMPLETE packets; checking the bytes only"
+            );
+            test_run(ebpf, packet, 0)
+        }
+        other => other,
+    }
+    .unwrap_or_else(|error| panic!("BPF_PROG_TEST_RUN: {error}"))
+}
+
+fn test_run(ebpf: &Ebpf, packet: &[u8], flags: u32) -> std::io::Result<(u32, Vec<u8>)> {
     let program: &SchedClassifier = ebpf.program(PROGRAM).unwrap().try_into().unwrap();
     let fd = program.fd().unwrap().as_fd().as_raw_fd();
     let mut out = vec![0u8; packet.len() + 256];
@@ -81,6 +101,7 @@ fn run(ebpf: &Ebpf, packet: &[u8]) -> (u32, Vec<u8>) {
         data_in: packet.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat: 1,
+        flags,
         ..TestRunAttr::default()
     };
     // SAFETY: `attr` is a valid `bpf_attr` prefix of the size given; its buffers outlive the call
@@ -93,14 +114,11 @@ fn run(ebpf: &Ebpf, packet: &[u8]) -> (u32, Vec<u8>) {
             std::mem::size_of::<TestRunAttr>(),
         )
     };
-    assert_eq!(
-        rc,
-        0,
-        "BPF_PROG_TEST_RUN: {}",
-        std::io::Error::last_os_error()
-    );
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     out.truncate(usize::try_from(attr.data_size_out).unwrap());
-    (attr.retval, out)
+    Ok((attr.retval, out))
 }
 
 /// The Internet checksum's folded sum of `data` (16-bit big-endian words), starting from `sum`.
@@ -236,6 +254,8 @@ fn forwards(addrs: FlowAddrs, other_family: FlowAddrs) {
         checksums_ok,
         "a checksum is wrong after the rewrite: {out:02x?}"
     );
+    let udp_check = &out[out.len() - sent.len() - 2..out.len() - sent.len()];
+    assert_ne!(udp_check, &[0, 0], "a UDP checksum of 0 means none");
     let mut expected = sent.clone();
     expected[2..4].copy_from_slice(&65000u16.wrapping_add(1000).to_be_bytes());
     assert_eq!(payload, expected);
@@ -256,6 +276,17 @@ fn forwards(addrs: FlowAddrs, other_family: FlowAddrs) {
 
     let (verdict, _) = run(&ebpf, &frame(other_family.peer, other_family.local, &sent));
     assert_eq!(verdict, PASS, "the route is one family's");
+
+    if addrs.local.is_ipv6() {
+        let mut unchecked = frame(addrs.peer, addrs.local, &sent);
+        let at = unchecked.len() - sent.len() - 2;
+        unchecked[at..at + 2].copy_from_slice(&[0, 0]);
+        let (verdict, _) = run(&ebpf, &unchecked);
+        assert_eq!(
+            verdict, PASS,
+            "IPv6 without a UDP checksum is the stack's to drop"
+        );
+    }
 }
 
 #[test]

@@ -205,7 +205,7 @@ impl RouteSpec {
 
 /// `addr` with an IPv4-mapped IPv6 address read as the IPv4 address it carries (what a packet
 /// to or from it holds on the wire).
-fn plain(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn plain(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(ip) => SocketAddr::new(IpAddr::V4(ip), v6.port()),

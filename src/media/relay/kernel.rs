@@ -133,7 +133,8 @@ impl Relay {
             out: sockets.local_addr(port.peer()),
             dst,
         };
-        let dst_is_local = self.is_local(to, dst.ip());
+        // As the packet carries it: a dual-stack socket's IPv4-mapped view read as IPv4.
+        let dst_is_local = self.is_local(to, fastpath::plain(dst).ip());
         RouteSpec::new(addrs, dst_is_local, rtp)
     }
 
