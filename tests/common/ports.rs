@@ -95,7 +95,24 @@ impl CallPorts {
     }
 }
 
-/// True while something holds `port` on 127.0.0.1 over UDP (used to see that SIPp is listening).
-pub fn udp_port_busy(port: u16) -> bool {
-    UdpSocket::bind(("127.0.0.1", port)).is_err()
+/// True while a socket is bound to `port` over UDP, or listens on it over TCP (`tcp`): used to
+/// see that SIPp is ready. Read from /proc/net rather than by trying to bind the port, which
+/// would hold it for an instant and could make SIPp's own bind fail ("Address already in use").
+pub fn port_in_use(port: u16, tcp: bool) -> bool {
+    let (files, listen_only) = if tcp {
+        (["/proc/net/tcp", "/proc/net/tcp6"], true)
+    } else {
+        (["/proc/net/udp", "/proc/net/udp6"], false)
+    };
+    let wanted = format!("{port:04X}");
+    files.iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|table| {
+            table.lines().skip(1).any(|line| {
+                let mut fields = line.split_whitespace();
+                let local = fields.nth(1).unwrap_or("");
+                let state = fields.nth(1).unwrap_or("");
+                local.rsplit(':').next() == Some(wanted.as_str()) && (!listen_only || state == "0A")
+            })
+        })
+    })
 }

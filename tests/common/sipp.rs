@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::ports::udp_port_busy;
+use super::ports::port_in_use;
 
 /// A SIPp invocation being put together; [`Sipp::spawn`] starts it.
 pub struct Sipp {
@@ -285,14 +285,7 @@ impl Sipp {
             .any(|pair| pair[0] == "-t" && pair[1].starts_with('t'));
         if let (None, Some(port)) = (&self.remote, self.local_port) {
             let deadline = Instant::now() + Duration::from_secs(5);
-            let busy = |port| {
-                if over_tcp {
-                    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
-                } else {
-                    udp_port_busy(port)
-                }
-            };
-            while !busy(port) && Instant::now() < deadline {
+            while !port_in_use(port, over_tcp) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));
             }
         }
