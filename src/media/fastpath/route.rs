@@ -67,30 +67,18 @@ pub(crate) struct Route {
 // pattern is a valid value.
 unsafe impl aya::Pod for Route {}
 
-/// One flow the kernel may forward: packets from `peer` arriving on the proxy's `local` socket
-/// go to `dst`, sent from the proxy's `out` socket, the way the userspace relay sends them. The
-/// four addresses are of one family ([`RouteSpec::new`] checks it).
+/// One flow the kernel may forward: packets from `addrs.peer` arriving on the proxy's
+/// `addrs.local` socket go to `addrs.dst`, sent from the proxy's `addrs.out` socket, the way the
+/// userspace relay sends them. The four addresses are of one family ([`RouteSpec::new`] checks
+/// it), IPv4-mapped ones read as IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RouteSpec {
-    /// The proxy's socket the packets arrive on.
-    pub(super) local: SocketAddr,
-    /// The only source taken (the leg's latched address).
-    pub(super) peer: SocketAddr,
-    /// The proxy's socket for the other leg, the packets' new source.
-    pub(super) out: SocketAddr,
-    /// The other leg, where they go.
-    pub(super) dst: SocketAddr,
-    /// RTP payload type left to userspace (telephone-events); `None` for RTCP or none known.
-    pub(super) event_pt: Option<u8>,
-    /// RTCP: no RTP header checks.
-    pub(super) rtcp: bool,
-    /// `dst` is an address of this host.
+    /// Where the packets arrive, who sends them, where they leave and who gets them.
+    pub(super) addrs: FlowAddrs,
+    /// What the kernel does to the flow's RTP; `None` for RTCP (no RTP header checks).
+    pub(super) rtp: Option<RtpRewrite>,
+    /// `addrs.dst` is an address of this host.
     pub(super) dst_is_local: bool,
-    /// Added to every forwarded RTP sequence number (the DTMF suppression's renumbering).
-    pub(super) seq_add: u16,
-    /// The renumbering that continues the stream a sound played towards the receiver (its
-    /// sequence offset adds to `seq_add`).
-    pub(super) shift: Option<StreamShift>,
 }
 
 /// The four sockets of a flow: where it arrives, who sends it, where it leaves, who gets it.
@@ -149,52 +137,57 @@ impl RouteSpec {
         if [peer, out, dst].iter().any(|a| a.is_ipv4() != v4) {
             return None;
         }
-        let rewrite = rtp.unwrap_or_default();
         Some(RouteSpec {
-            local,
-            peer,
-            out,
-            dst,
-            event_pt: rewrite.event_pt,
-            rtcp: rtp.is_none(),
+            addrs: FlowAddrs {
+                local,
+                peer,
+                out,
+                dst,
+            },
+            rtp,
             dst_is_local,
-            seq_add: rewrite.seq_add,
-            shift: rewrite.shift,
         })
+    }
+
+    /// The stream shift the kernel applies to the flow's RTP, if any.
+    pub(super) fn shift(&self) -> Option<StreamShift> {
+        self.rtp.and_then(|rtp| rtp.shift)
     }
 
     /// The map value for this flow, counters zero.
     pub(crate) fn to_route(self) -> Route {
+        let FlowAddrs {
+            local,
+            peer,
+            out,
+            dst,
+        } = self.addrs;
+        let rewrite = self.rtp.unwrap_or_default();
+        let shift = self.shift();
         let mut flags = 0;
-        if self.rtcp {
+        if self.rtp.is_none() {
             flags |= FLAG_RTCP;
         }
         if self.dst_is_local {
             flags |= FLAG_LOCAL;
         }
-        if self.local.is_ipv6() {
+        if local.is_ipv6() {
             flags |= FLAG_V6;
         }
-        let shift = self.shift.filter(|_| !self.rtcp);
         if shift.is_some() {
             flags |= FLAG_SHIFT;
         }
-        let shift_seq = shift.map_or(0, |s| s.seq);
         Route {
-            local_addr: words(self.local.ip()),
-            peer_addr: words(self.peer.ip()),
-            peer_port: self.peer.port().to_be(),
-            out_port: self.out.port().to_be(),
-            out_addr: words(self.out.ip()),
-            dst_addr: words(self.dst.ip()),
-            dst_port: self.dst.port().to_be(),
-            event_pt: if self.rtcp {
-                NO_EVENT_PT
-            } else {
-                self.event_pt.map_or(NO_EVENT_PT, |pt| pt & 0x7f)
-            },
+            local_addr: words(local.ip()),
+            peer_addr: words(peer.ip()),
+            peer_port: peer.port().to_be(),
+            out_port: out.port().to_be(),
+            out_addr: words(out.ip()),
+            dst_addr: words(dst.ip()),
+            dst_port: dst.port().to_be(),
+            event_pt: rewrite.event_pt.map_or(NO_EVENT_PT, |pt| pt & 0x7f),
             flags,
-            seq_add: self.seq_add.wrapping_add(shift_seq),
+            seq_add: rewrite.seq_add.wrapping_add(shift.map_or(0, |s| s.seq)),
             ts_add: shift.map_or(0, |s| s.ts),
             ssrc_in: shift.map_or(0, |s| s.from_ssrc),
             ssrc_out: shift.map_or(0, |s| s.ssrc),
@@ -363,8 +356,7 @@ mod tests {
             (route.ts_add, route.ssrc_in, route.ssrc_out),
             (480, 0x1111, 0x2222)
         );
-        let spec = RouteSpec::new(v4_flow(), false, Some(rtp)).unwrap();
-        let rtcp = RouteSpec { rtcp: true, ..spec }.to_route();
-        assert_eq!((rtcp.flags, rtcp.seq_add, rtcp.ssrc_out), (FLAG_RTCP, 3, 0));
+        let rtcp = RouteSpec::new(v4_flow(), false, None).unwrap().to_route();
+        assert_eq!((rtcp.flags, rtcp.seq_add, rtcp.ssrc_out), (FLAG_RTCP, 0, 0));
     }
 }

@@ -51,7 +51,7 @@ impl LastSent {
             seq: route.last_seq,
             ts: route.last_ts,
             at_ns: route.last_ns,
-            shift: spec.shift.filter(|_| !spec.rtcp),
+            shift: spec.shift(),
         })
     }
 
@@ -131,7 +131,7 @@ impl KernelRoutes {
             }
         }
         if let Some(spec) = spec {
-            let key = slot_of(spec.local);
+            let key = slot_of(spec.addrs.local);
             let route = spec.to_route();
             match self.map.set(key, route, 0) {
                 Ok(()) => {
