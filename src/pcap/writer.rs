@@ -84,6 +84,18 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+/// One UDP datagram as an Ethernet frame, as [`PcapWriter::write_udp`] records it: headers with
+/// their checksums, then the payload. For tests that hand the kernel fast path's program whole
+/// packets.
+#[cfg(test)]
+pub(crate) fn udp_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> io::Result<Vec<u8>> {
+    let mut headers = [0u8; MAX_HEADERS];
+    let header_len = build_headers(&mut headers, src, dst, payload)?;
+    let mut frame = headers.get(..header_len).unwrap_or_default().to_vec();
+    frame.extend_from_slice(payload);
+    Ok(frame)
+}
+
 fn invalid(message: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }

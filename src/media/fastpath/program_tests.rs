@@ -10,7 +10,7 @@
 //! Needs root (or CAP_BPF): as root (CI) a failure to load is a failure; otherwise the tests
 //! print why and pass without checking.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use aya::Ebpf;
@@ -19,6 +19,7 @@ use aya::programs::SchedClassifier;
 
 use super::route::{FlowAddrs, Route, RouteSpec, RtpRewrite, slot_of};
 use super::{MAP, OBJECT, PROGRAM};
+use crate::pcap::writer::udp_frame;
 
 /// `TC_ACT_OK`: the program took the packet and lets the stack deliver it.
 const TC_ACT_OK: u32 = 0;
@@ -121,103 +122,10 @@ fn test_run(ebpf: &Ebpf, packet: &[u8], flags: u32) -> std::io::Result<(u32, Vec
     Ok((attr.retval, out))
 }
 
-/// The Internet checksum's folded sum of `data` (16-bit big-endian words), starting from `sum`.
-fn sum16(mut sum: u32, data: &[u8]) -> u32 {
-    for pair in data.chunks(2) {
-        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
-
-fn octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    }
-}
-
-/// The UDP checksum of `udp` (header and payload, checksum field as is) between `src` and
-/// `dst`: 0 when the field holds the right value.
-fn udp_check(src: IpAddr, dst: IpAddr, udp: &[u8]) -> u16 {
-    let mut pseudo = octets(src);
-    pseudo.extend(octets(dst));
-    let len = u32::try_from(udp.len()).unwrap();
-    if src.is_ipv4() {
-        pseudo.extend([0, 17]);
-        pseudo.extend(u16::try_from(len).unwrap().to_be_bytes());
-    } else {
-        pseudo.extend(len.to_be_bytes());
-        pseudo.extend([0, 0, 0, 17]);
-    }
-    !(sum16(sum16(0, &pseudo), udp) as u16)
-}
-
-/// An Ethernet frame carrying `payload` from `from` to `to` over UDP, every checksum complete.
+/// An Ethernet frame carrying `payload` from `from` to `to` over UDP, every checksum computed
+/// from scratch (the frames the recorder writes to pcap files).
 fn frame(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Vec<u8> {
-    let mut udp = Vec::new();
-    udp.extend(from.port().to_be_bytes());
-    udp.extend(to.port().to_be_bytes());
-    udp.extend(u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
-    udp.extend([0, 0]);
-    udp.extend(payload);
-    let check = match udp_check(from.ip(), to.ip(), &udp) {
-        0 => 0xffff,
-        check => check,
-    };
-    udp[6..8].copy_from_slice(&check.to_be_bytes());
-    let mut packet = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-    if from.is_ipv4() {
-        packet.extend([0x08, 0x00]);
-        let mut ip = vec![0x45, 0];
-        ip.extend(u16::try_from(20 + udp.len()).unwrap().to_be_bytes());
-        ip.extend([0, 0, 0x40, 0, 64, 17, 0, 0]);
-        ip.extend(octets(from.ip()));
-        ip.extend(octets(to.ip()));
-        let check = !(sum16(0, &ip) as u16);
-        ip[10..12].copy_from_slice(&check.to_be_bytes());
-        packet.extend(ip);
-    } else {
-        packet.extend([0x86, 0xdd]);
-        packet.extend([0x60, 0, 0, 0]);
-        packet.extend(u16::try_from(udp.len()).unwrap().to_be_bytes());
-        packet.extend([17, 64]);
-        packet.extend(octets(from.ip()));
-        packet.extend(octets(to.ip()));
-    }
-    packet.extend(udp);
-    packet
-}
-
-/// What a frame carries: source, destination, UDP payload, and whether the IPv4 header checksum
-/// and the UDP checksum verify.
-fn parse(packet: &[u8]) -> (SocketAddr, SocketAddr, Vec<u8>, bool) {
-    let l3 = &packet[14..];
-    let (src, dst, l4, ip_ok): (IpAddr, IpAddr, &[u8], bool) = if packet[12..14] == [0x08, 0x00] {
-        let src: [u8; 4] = l3[12..16].try_into().unwrap();
-        let dst: [u8; 4] = l3[16..20].try_into().unwrap();
-        (
-            src.into(),
-            dst.into(),
-            &l3[20..],
-            sum16(0, &l3[..20]) == 0xffff,
-        )
-    } else {
-        let src: [u8; 16] = l3[8..24].try_into().unwrap();
-        let dst: [u8; 16] = l3[24..40].try_into().unwrap();
-        (src.into(), dst.into(), &l3[40..], true)
-    };
-    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    let udp_ok = udp_check(src, dst, l4) == 0;
-    (
-        SocketAddr::new(src, port(0)),
-        SocketAddr::new(dst, port(2)),
-        l4[8..].to_vec(),
-        ip_ok && udp_ok,
-    )
+    udp_frame(from, to, payload).unwrap()
 }
 
 /// An RTP packet of payload type 0.
@@ -231,7 +139,7 @@ fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
 }
 
 /// One family's flow through the program: forwarded with its addresses, ports and sequence
-/// number rewritten and both checksums still valid; a stranger's packet and a packet of the
+/// number rewritten and its checksums those of a packet built from scratch; a stranger's packet and a packet of the
 /// other family on the same port are left alone.
 fn forwards(addrs: FlowAddrs, other_family: FlowAddrs) {
     let Some((ebpf, mut map)) = program() else {
@@ -248,17 +156,17 @@ fn forwards(addrs: FlowAddrs, other_family: FlowAddrs) {
     let sent = rtp(65000, 160_000, 0x1234_5678);
     let (verdict, out) = run(&ebpf, &frame(addrs.peer, addrs.local, &sent));
     assert_eq!(verdict, TC_ACT_OK, "the flow's packet is the program's");
-    let (src, dst, payload, checksums_ok) = parse(&out);
-    assert_eq!((src, dst), (addrs.out, addrs.dst));
-    assert!(
-        checksums_ok,
-        "a checksum is wrong after the rewrite: {out:02x?}"
+    let mut expected = sent.clone();
+    expected[2..4].copy_from_slice(&65000u16.wrapping_add(1000).to_be_bytes());
+    // Byte for byte the packet the proxy would send itself: addresses, ports, the renumbered
+    // sequence number, and both checksums as computed from scratch.
+    assert_eq!(
+        out,
+        frame(addrs.out, addrs.dst, &expected),
+        "the forwarded packet differs from one built from scratch"
     );
     let udp_check = &out[out.len() - sent.len() - 2..out.len() - sent.len()];
     assert_ne!(udp_check, &[0, 0], "a UDP checksum of 0 means none");
-    let mut expected = sent.clone();
-    expected[2..4].copy_from_slice(&65000u16.wrapping_add(1000).to_be_bytes());
-    assert_eq!(payload, expected);
     let counted = map.get(&slot_of(addrs.local), 0).unwrap();
     assert_eq!((counted.packets, counted.bytes), (1, sent.len() as u64));
 
