@@ -227,6 +227,17 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct fp_route *r, co
 	return bpf_skb_store_bytes(skb, IP4_SRC_OFF, &new4, sizeof(new4), 0) ? -1 : 0;
 }
 
+// Everything the route changes in a packet it forwards: the RTP sequence number and stream
+// shift, then addresses and ports. *sent_seq, *ts and *ssrc become the header as sent.
+static __always_inline int edit(struct __sk_buff *skb, struct fp_route *r, const int v6,
+				int is_rtp, struct addr_ports6 *old, __u16 seq, __u16 *sent_seq,
+				__u32 *ts, __u32 *ssrc)
+{
+	if (is_rtp && (renumber(skb, r, v6, seq, sent_seq) || shift_stream(skb, r, v6, ts, ssrc)))
+		return -1;
+	return rewrite(skb, r, v6, old);
+}
+
 // Whether two IPv6 addresses (as four words) are equal.
 static __always_inline int same6(const __u32 *a, const __u32 *b)
 {
@@ -320,9 +331,7 @@ static __always_inline int forward(struct __sk_buff *skb, const int v6)
 
 	if (r->flags & FP_LOCAL) {
 		// Delivered by the stack to the local receiver's socket.
-		if ((is_rtp && (renumber(skb, r, v6, seq, &sent_seq) ||
-				shift_stream(skb, r, v6, &ts, &ssrc))) ||
-		    rewrite(skb, r, v6, &old))
+		if (edit(skb, r, v6, is_rtp, &old, seq, &sent_seq, &ts, &ssrc))
 			return TC_ACT_SHOT;
 		account(r, payload, is_rtp, sent_seq, ts, ssrc);
 		return TC_ACT_OK;
@@ -348,9 +357,7 @@ static __always_inline int forward(struct __sk_buff *skb, const int v6)
 		__sync_fetch_and_add(&r->declined, 1);
 		return PASS;
 	}
-	if ((is_rtp &&
-	     (renumber(skb, r, v6, seq, &sent_seq) || shift_stream(skb, r, v6, &ts, &ssrc))) ||
-	    rewrite(skb, r, v6, &old))
+	if (edit(skb, r, v6, is_rtp, &old, seq, &sent_seq, &ts, &ssrc))
 		return TC_ACT_SHOT;
 	account(r, payload, is_rtp, sent_seq, ts, ssrc);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
