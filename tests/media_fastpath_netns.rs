@@ -163,6 +163,15 @@ impl Hosts {
         }
     }
 
+    /// The UDP counters of `ns` and its non-zero IPv6, ICMPv6 and UDP-over-IPv6 counters, for a
+    /// failure message (/proc/net/snmp puts all of a protocol's values on one line).
+    fn counters(&self, ns: &str) -> String {
+        let script = "grep -h '^Udp:' /proc/net/snmp; \
+                      grep -h -e '^Udp6' -e '^Ip6' -e '^Icmp6' /proc/net/snmp6 \
+                      | grep -v '[[:space:]]0$'; true";
+        String::from_utf8_lossy(&self.exec_ok(ns, &["sh", "-c", script]).stdout).into_owned()
+    }
+
     fn command(ns: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", ns]).args(args);
@@ -360,19 +369,15 @@ fn crossing(id: u8, late_links: bool, v6: bool) {
         .lines()
         .filter(|line| line.starts_with("metaflow_proxy_rtp_"))
         .collect();
-    // The proxy host's UDP counters (checksum and buffer errors) tell a packet refused below
-    // the proxy from one never sent.
-    let counters =
-        "grep -h -e '^Udp' -e '^Ip6' -e '^Icmp6' /proc/net/snmp /proc/net/snmp6 | grep -v ' 0$'";
-    let snmp = hosts.exec_ok(&hosts.proxy, &["sh", "-c", counters]);
-    let pbx_snmp = hosts.exec_ok(&hosts.pbx, &["sh", "-c", counters]);
+    // On failure (the message is only built then): the hosts' UDP, IPv6 and ICMPv6 counters
+    // tell a packet refused below the proxy from one never sent.
     assert!(
         a_to_b >= 230 && b_to_a >= 230,
         "audio missing: {a_to_b} / {b_to_a}\n{}\nPBX's SIPp errors:\n{}\nproxy host:\n{}\nPBX host:\n{}\nproxy log:\n{}",
         media_lines.join("\n"),
         std::fs::read_to_string(&uas_errors).unwrap_or_default(),
-        String::from_utf8_lossy(&snmp.stdout),
-        String::from_utf8_lossy(&pbx_snmp.stdout),
+        hosts.counters(&hosts.proxy),
+        hosts.counters(&hosts.pbx),
         std::fs::read_to_string(data.path().join("proxy.log")).unwrap_or_default()
     );
     assert_eq!(declined, 0, "the kernel had no route");
