@@ -22,6 +22,8 @@ const SAMPLES_PER_PACKET: u32 = 160;
 pub(crate) const PCMA: u8 = 8;
 /// Marks the payload as ours, so stray packets are never counted.
 const MAGIC: &[u8; 4] = b"MFPL";
+/// Seed of the shuffle that deals the streams' phases (fixed: every run sends alike).
+const PHASE_SEED: u64 = 0x6d66_705f_6c6f_6164;
 /// A deadline closer than this is sent at once instead of sleeping.
 pub(crate) const SLEEP_THRESHOLD: Duration = Duration::from_micros(200);
 /// PCMA silence.
@@ -113,6 +115,11 @@ pub(crate) struct Pacing {
 /// Spreads `streams` over `threads` sender threads with phases evenly spaced over one packet
 /// interval, and starts them; `batched` sends with `sendmmsg` per shared socket. Each thread
 /// returns its streams when done.
+///
+/// The phases are dealt out in a shuffled (seeded, so repeatable) order, not in call order:
+/// real calls start at unrelated moments, so a stream's phase says nothing of when its call
+/// was set up. Phases in call order would make every group of consecutive calls (those a
+/// relay puts on one thread) send in one burst per interval, at a multiple of its mean rate.
 pub(crate) fn start_senders(
     streams: Vec<SendStream>,
     threads: usize,
@@ -123,11 +130,18 @@ pub(crate) fn start_senders(
     let total = streams.len().max(1) as u32;
     let threads = threads.max(1);
     let mut shares: Vec<Vec<(Duration, SendStream)>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut slots: Vec<u32> = (0..total).collect();
+    fastrand::Rng::with_seed(PHASE_SEED).shuffle(&mut slots);
     for (position, stream) in streams.into_iter().enumerate() {
-        let phase = PACKET_INTERVAL * position as u32 / total;
-        if let Some(share) = shares.get_mut(position % threads) {
+        let slot = slots.get(position).copied().unwrap_or(0);
+        let phase = PACKET_INTERVAL * slot / total;
+        // By slot, so that each thread's phases stay evenly spaced and interleaved.
+        if let Some(share) = shares.get_mut(slot as usize % threads) {
             share.push((phase, stream));
         }
+    }
+    for share in &mut shares {
+        share.sort_by_key(|(phase, _)| *phase);
     }
     shares
         .into_iter()
