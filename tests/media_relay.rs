@@ -907,3 +907,51 @@ async fn a_held_call_with_rtcp_outlives_the_media_timeout_and_a_silent_call_does
         .unwrap();
     assert_eq!(event, MediaEvent::Timeout { call: HELD });
 }
+
+/// Calls are packed onto the first relay worker while it has room, so a light load costs one
+/// thread's wake-ups, not every thread's; each worker's load is published for `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fill_the_first_worker_and_each_workers_load_is_published() {
+    let (events, _events_rx) = mpsc::channel(64);
+    let cfg = MediaConfig {
+        workers: 2,
+        ..config(47900, 47999, Duration::from_secs(60))
+    };
+    let mut engine = MediaEngine::new(cfg, events, None).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.workers().len(), 2);
+    let (phone, pbx) = (endpoint().await, endpoint().await);
+    let ports = connect(&mut engine, &phone, &pbx);
+    for call in [CALL + 1, CALL + 2] {
+        engine.allocate_stream(call, 0).unwrap();
+        engine.allocate_stream(call, 1).unwrap();
+    }
+    // Light load: every stream of every call is on the first worker.
+    assert_eq!(stats.workers()[0].placed(), 5);
+    assert_eq!(stats.workers()[1].placed(), 0);
+
+    // The packed streams relay, and the first worker measures them at its tick.
+    let packet = rtp(0, 1, 0x1111_1111);
+    send(&phone.rtp, &packet, ports.a.rtp).await;
+    assert_eq!(recv(&pbx.rtp).await.0, packet);
+    eventually("the first worker published its load", || {
+        stats.workers()[0].measured_streams() == 5
+    })
+    .await;
+    let share = stats.workers()[0].cpu_share();
+    assert!((0.0..=1.0).contains(&share), "CPU share {share}");
+    let mut text = String::new();
+    stats.render_prometheus(&mut text);
+    assert!(text.contains("# TYPE metaflow_proxy_media_worker_cpu_ratio gauge\n"));
+    assert!(text.contains("metaflow_proxy_media_worker_streams{worker=\"0\"} 5\n"));
+    assert!(text.contains("metaflow_proxy_media_worker_streams{worker=\"1\"} 0\n"));
+
+    for call in [CALL, CALL + 1, CALL + 2] {
+        engine.release_call(call);
+    }
+    assert_eq!(stats.workers()[0].placed(), 0);
+    eventually("the first worker measured no streams", || {
+        stats.workers()[0].measured_streams() == 0
+    })
+    .await;
+}

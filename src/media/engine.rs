@@ -49,6 +49,8 @@ struct CallMedia {
     audio: Option<usize>,
     /// An attended transfer's consultation: the stream it runs on and its ports.
     consult: Option<(usize, PortPair)>,
+    /// The relay worker all the call's streams run on, chosen for its first one.
+    worker: Option<usize>,
 }
 
 impl CallMedia {
@@ -102,14 +104,15 @@ impl MediaEngine {
     ) -> Result<Self, MediaError> {
         let pool = PortPool::new(config.port_min, config.port_max)?;
         let clock = Instant::now();
-        let workers = RelayWorkers::start(config.workers, clock)?;
+        let stats = Arc::new(MediaStats::with_workers(config.workers.max(1)));
+        let workers = RelayWorkers::start(config.workers, clock, Arc::clone(&stats))?;
         Ok(Self {
             config,
             pool,
             calls: HashMap::new(),
             events,
             inspector,
-            stats: Arc::new(MediaStats::default()),
+            stats,
             workers,
             clock,
             fastpath: None,
@@ -243,6 +246,9 @@ impl MediaControl for MediaEngine {
             b_rtcp: b_bound.rtcp,
         };
         let call_media = self.calls.entry(call).or_default();
+        let worker = *call_media
+            .worker
+            .get_or_insert_with(|| self.workers.place());
         let ctx = RelayContext {
             call,
             stream: index,
@@ -256,7 +262,7 @@ impl MediaControl for MediaEngine {
             fastpath: self.fastpath.clone(),
         };
         let inspector = self.inspector.as_ref().map(|factory| factory(call, index));
-        let control = match self.workers.spawn(call, sockets, ctx, inspector) {
+        let control = match self.workers.spawn(worker, sockets, ctx, inspector) {
             Ok(control) => control,
             Err(_) => {
                 self.pool.release(a_pair);

@@ -1,7 +1,7 @@
 //! Counters of the media relay and their Prometheus rendering.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::media::latch::Refusal;
 
@@ -89,9 +89,85 @@ pub struct MediaStats {
     kernel_declined: AtomicU64,
     ports_in_use: AtomicU64,
     streams_active: AtomicU64,
+    /// One per relay worker thread, in worker order (empty for stats without workers).
+    workers: Box<[WorkerLoad]>,
+}
+
+/// What one relay worker thread carries: published by the worker at each tick and by the
+/// engine as it places streams. The engine places new calls by it (`relay::placement`), and
+/// `/metrics` shows it so an operator can see how the media load spreads over threads.
+#[derive(Debug, Default)]
+pub struct WorkerLoad {
+    /// Share of one CPU the thread used over its last tick, in millionths.
+    cpu_ppm: AtomicU32,
+    /// Streams the worker ran when it measured `cpu_ppm`.
+    measured_streams: AtomicU32,
+    /// Readiness reports (about one per packet received) a second over the same tick.
+    packet_rate: AtomicU32,
+    /// Streams placed on the worker and not yet stopped (the engine's count, current at once).
+    placed: AtomicU32,
+}
+
+impl WorkerLoad {
+    /// Share of one CPU the worker used over its last tick (0.0 to 1.0).
+    pub fn cpu_share(&self) -> f64 {
+        f64::from(self.cpu_ppm.load(Ordering::Relaxed)) / 1e6
+    }
+
+    /// Streams the worker ran when it last measured its CPU share.
+    pub fn measured_streams(&self) -> u32 {
+        self.measured_streams.load(Ordering::Relaxed)
+    }
+
+    /// Packets a second the worker received over its last tick.
+    pub fn packet_rate(&self) -> u32 {
+        self.packet_rate.load(Ordering::Relaxed)
+    }
+
+    /// Streams placed on the worker and not yet stopped.
+    pub fn placed(&self) -> u32 {
+        self.placed.load(Ordering::Relaxed)
+    }
+
+    /// The worker's measurement at a tick: `cpu_share` of one CPU with `streams` running and
+    /// `packet_rate` packets a second received.
+    pub(crate) fn publish(&self, cpu_share: f64, streams: usize, packet_rate: f64) {
+        let ppm = (cpu_share.clamp(0.0, 1.0) * 1e6).round() as u32;
+        self.cpu_ppm.store(ppm, Ordering::Relaxed);
+        let streams = u32::try_from(streams).unwrap_or(u32::MAX);
+        self.measured_streams.store(streams, Ordering::Relaxed);
+        // Float to integer casts saturate: a negative or NaN rate is 0.
+        self.packet_rate
+            .store(packet_rate.round() as u32, Ordering::Relaxed);
+    }
+
+    /// A stream was placed on the worker.
+    pub(crate) fn stream_placed(&self) {
+        self.placed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream placed on the worker stopped (saturating, like the engine-wide gauge).
+    pub(crate) fn stream_removed(&self) {
+        let _ = self
+            .placed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
 }
 
 impl MediaStats {
+    /// Counters for an engine with `workers` relay threads.
+    pub fn with_workers(workers: usize) -> Self {
+        Self {
+            workers: (0..workers).map(|_| WorkerLoad::default()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The load of each relay worker, in worker order.
+    pub fn workers(&self) -> &[WorkerLoad] {
+        &self.workers
+    }
+
     /// Packets relayed so far in `direction` for `kind`.
     pub fn packets(&self, direction: Direction, kind: PacketKind) -> u64 {
         self.flow(direction, kind).packets.load(Ordering::Relaxed)
@@ -196,6 +272,37 @@ impl MediaStats {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        self.render_workers(out);
+    }
+
+    fn render_workers(&self, out: &mut String) {
+        if self.workers.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP metaflow_proxy_media_worker_cpu_ratio Share of one CPU each relay worker thread used over its last tick (500 ms).\n\
+             # TYPE metaflow_proxy_media_worker_cpu_ratio gauge"
+        );
+        for (index, load) in self.workers.iter().enumerate() {
+            let share = load.cpu_share();
+            let _ = writeln!(
+                out,
+                "metaflow_proxy_media_worker_cpu_ratio{{worker=\"{index}\"}} {share}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP metaflow_proxy_media_worker_streams Media streams placed on each relay worker.\n\
+             # TYPE metaflow_proxy_media_worker_streams gauge"
+        );
+        for (index, load) in self.workers.iter().enumerate() {
+            let placed = load.placed();
+            let _ = writeln!(
+                out,
+                "metaflow_proxy_media_worker_streams{{worker=\"{index}\"}} {placed}"
             );
         }
     }

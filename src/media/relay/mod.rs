@@ -13,6 +13,7 @@
 
 mod consult;
 mod kernel;
+mod placement;
 mod worker;
 
 pub(crate) use worker::{RelayWorkers, StreamControl};

@@ -12,6 +12,9 @@
 //! arrived applies to it. Every stream's tick falls on one grid (multiples of [`TICK`] from the
 //! engine clock): one pass over the worker's streams per tick. Sounds and synthesized packets
 //! wait in one timer heap per worker.
+//!
+//! Which worker a call goes to is decided by the load each worker publishes at its tick
+//! (`placement`): calls fill the first worker before the next one takes any.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -27,12 +30,12 @@ use std::time::{Duration, Instant};
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use tracing::{debug, error, trace, warn};
 
+use super::placement::{self, Sample};
 use super::{Control, RECV_BUFFER_LEN, Relay, RelayContext, TICK, micros_since};
-use crate::base::CallKey;
 use crate::media::inspect::PacketInspector;
 use crate::media::prefetch::prefetch;
 use crate::media::sockets::{Port, RelaySockets, StreamSockets};
-use crate::media::stats::PacketKind;
+use crate::media::stats::{MediaStats, PacketKind, WorkerLoad};
 
 /// Readiness reports taken per `epoll_wait`.
 const EVENTS: usize = 1024;
@@ -92,6 +95,9 @@ impl Inbox {
 pub(crate) struct StreamControl {
     id: u64,
     inbox: Arc<Inbox>,
+    /// The engine's counters, where the stream counts on its worker's load until dropped.
+    stats: Arc<MediaStats>,
+    worker: usize,
 }
 
 impl StreamControl {
@@ -104,12 +110,17 @@ impl StreamControl {
 impl Drop for StreamControl {
     fn drop(&mut self) {
         let _ = self.inbox.send(Command::Stop { id: self.id });
+        if let Some(load) = self.stats.workers().get(self.worker) {
+            load.stream_removed();
+        }
     }
 }
 
 /// The relay worker threads of an engine.
 pub(crate) struct RelayWorkers {
     workers: Vec<WorkerThread>,
+    /// The engine's counters: each worker's load is published there.
+    stats: Arc<MediaStats>,
     /// Identity of the next stream started (unique per engine).
     next_id: u64,
 }
@@ -121,8 +132,9 @@ struct WorkerThread {
 }
 
 impl RelayWorkers {
-    /// Starts `count` worker threads (at least one) whose ticks fall on the grid of `clock`.
-    pub(crate) fn start(count: usize, clock: Instant) -> io::Result<Self> {
+    /// Starts `count` worker threads (at least one) whose ticks fall on the grid of `clock`;
+    /// each publishes its load in `stats`, which must have room for `count` workers.
+    pub(crate) fn start(count: usize, clock: Instant, stats: Arc<MediaStats>) -> io::Result<Self> {
         let mut workers = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
             let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
@@ -149,6 +161,8 @@ impl RelayWorkers {
                 generation: 0,
                 timers: BinaryHeap::new(),
                 clock,
+                stats: Arc::clone(&stats),
+                index,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("mfp-relay-{index}"))
@@ -160,21 +174,33 @@ impl RelayWorkers {
         }
         Ok(RelayWorkers {
             workers,
+            stats,
             next_id: 0,
         })
     }
 
-    /// Starts relaying a stream of `call` on the call's worker (all streams of a call share
-    /// one).
+    /// The worker a new call's streams should go to, by the load the workers last published
+    /// (see `placement`).
+    pub(crate) fn place(&self) -> usize {
+        let samples: Vec<Sample> = self
+            .stats
+            .workers()
+            .iter()
+            .take(self.workers.len())
+            .map(Sample::from)
+            .collect();
+        placement::choose(&samples)
+    }
+
+    /// Starts relaying a stream on worker `index`, from [`Self::place`] for a call's first
+    /// stream and the same again for the others (all streams of a call share one worker).
     pub(crate) fn spawn(
         &mut self,
-        call: CallKey,
+        index: usize,
         sockets: StreamSockets,
         ctx: RelayContext,
         inspector: Option<Box<dyn PacketInspector>>,
     ) -> Result<StreamControl, WorkerGone> {
-        let count = u64::try_from(self.workers.len()).unwrap_or(1).max(1);
-        let index = usize::try_from(call % count).unwrap_or(0);
         let worker = self.workers.get(index).ok_or(WorkerGone)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
@@ -184,9 +210,14 @@ impl RelayWorkers {
             ctx: Box::new(ctx),
             inspector,
         })?;
+        if let Some(load) = self.stats.workers().get(index) {
+            load.stream_placed();
+        }
         Ok(StreamControl {
             id,
             inbox: Arc::clone(&worker.inbox),
+            stats: Arc::clone(&self.stats),
+            worker: index,
         })
     }
 }
@@ -241,6 +272,9 @@ struct Worker {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     /// The engine clock: tick grid and every stream's timestamps.
     clock: Instant,
+    /// Where the worker publishes its load at each tick (its entry is `index`).
+    stats: Arc<MediaStats>,
+    index: usize,
 }
 
 /// Lets a stream register the sockets it gains while running (a consultation's pair) under its
@@ -287,6 +321,49 @@ impl Registrar<'_> {
     }
 }
 
+/// Measures what the worker thread does between ticks: the share of one CPU it uses (its CPU
+/// time over the wall time: one `clock_gettime` a tick, nothing per packet) and the readiness
+/// reports it serves (counted per batch).
+struct CpuMeter {
+    cpu: Duration,
+    wall: Instant,
+    /// Readiness reports taken since the last tick: about one per packet received.
+    reports: usize,
+}
+
+impl CpuMeter {
+    fn start() -> Self {
+        CpuMeter {
+            cpu: thread_cpu_time(),
+            wall: Instant::now(),
+            reports: 0,
+        }
+    }
+
+    /// Publishes the share and the packet rate since the last call, with `streams` running.
+    fn publish(&mut self, load: &WorkerLoad, streams: usize) {
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        let elapsed = wall.saturating_duration_since(self.wall).as_secs_f64();
+        if elapsed > 0.0 {
+            let used = cpu.saturating_sub(self.cpu).as_secs_f64();
+            load.publish(used / elapsed, streams, self.reports as f64 / elapsed);
+        }
+        *self = CpuMeter {
+            cpu,
+            wall,
+            reports: 0,
+        };
+    }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    Duration::new(secs, nanos)
+}
+
 /// A socket's number in a token.
 fn port_number(port: Port) -> u64 {
     u64::try_from(port.index()).unwrap_or(0)
@@ -307,6 +384,7 @@ impl Worker {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         let mut next_tick = super::next_tick(self.clock);
+        let mut meter = CpuMeter::start();
         loop {
             let timeout = self.timeout(next_tick);
             events.clear();
@@ -323,6 +401,7 @@ impl Worker {
                     break;
                 }
             }
+            meter.reports += events.len();
             if events.iter().any(|event| event.data.u64() == WAKE) {
                 self.clear_wake();
             }
@@ -334,6 +413,9 @@ impl Worker {
             self.relay_batch(&events, &mut buf);
             self.run_timers();
             if Instant::now() >= next_tick {
+                if let Some(load) = self.stats.workers().get(self.index) {
+                    meter.publish(load, self.ids.len());
+                }
                 self.tick_all();
                 next_tick += TICK;
                 let now = Instant::now();
