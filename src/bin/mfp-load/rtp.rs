@@ -130,8 +130,7 @@ pub(crate) fn start_senders(
     let total = streams.len().max(1) as u32;
     let threads = threads.max(1);
     let mut shares: Vec<Vec<(Duration, SendStream)>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut slots: Vec<u32> = (0..total).collect();
-    fastrand::Rng::with_seed(PHASE_SEED).shuffle(&mut slots);
+    let slots = phase_slots(total);
     for (position, stream) in streams.into_iter().enumerate() {
         let slot = slots.get(position).copied().unwrap_or(0);
         let phase = PACKET_INTERVAL * slot / total;
@@ -160,6 +159,14 @@ pub(crate) fn start_senders(
                 })
         })
         .collect()
+}
+
+/// The phase slot (of `total` evenly spaced in the packet interval) of each stream, in stream
+/// order: every slot once, shuffled with [`PHASE_SEED`].
+fn phase_slots(total: u32) -> Vec<u32> {
+    let mut slots: Vec<u32> = (0..total).collect();
+    fastrand::Rng::with_seed(PHASE_SEED).shuffle(&mut slots);
+    slots
 }
 
 /// Sends every stream's packets at their deadlines; the share is sorted by phase, so walking
@@ -193,6 +200,24 @@ fn send_paced(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phases_are_every_slot_once_shuffled_and_repeatable() {
+        let slots = phase_slots(1000);
+        let mut sorted = slots.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
+        assert_eq!(slots, phase_slots(1000));
+        // Consecutive streams (consecutive calls) are not neighbours in the interval.
+        let neighbours = slots
+            .windows(2)
+            .filter(|pair| pair[0].abs_diff(pair[1]) == 1)
+            .count();
+        assert!(
+            neighbours < 20,
+            "{neighbours} consecutive pairs kept adjacent phases"
+        );
+    }
 
     #[test]
     fn stamps_survive_the_packet_layout() {
