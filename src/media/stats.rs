@@ -1,7 +1,7 @@
 //! Counters of the media relay and their Prometheus rendering.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::media::latch::Refusal;
 
@@ -106,6 +106,8 @@ pub struct WorkerLoad {
     packet_rate: AtomicU32,
     /// Streams placed on the worker and not yet stopped (the engine's count, current at once).
     placed: AtomicU32,
+    /// The worker thread has left its loop (an error or a bug): it takes no new calls.
+    stopped: AtomicBool,
 }
 
 impl WorkerLoad {
@@ -127,6 +129,16 @@ impl WorkerLoad {
     /// Streams placed on the worker and not yet stopped.
     pub fn placed(&self) -> u32 {
         self.placed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the worker thread has left its loop.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// The worker thread left its loop.
+    pub(crate) fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// The worker's measurement at a tick: `cpu_share` of one CPU with `streams` running and
@@ -295,7 +307,7 @@ impl MediaStats {
         }
         let _ = writeln!(
             out,
-            "# HELP metaflow_proxy_media_worker_streams Media streams placed on each relay worker.\n\
+            "# HELP metaflow_proxy_media_worker_streams Media streams placed on each relay worker (one its worker could not start counts until its call ends).\n\
              # TYPE metaflow_proxy_media_worker_streams gauge"
         );
         for (index, load) in self.workers.iter().enumerate() {

@@ -116,10 +116,12 @@ pub(crate) struct Pacing {
 /// interval, and starts them; `batched` sends with `sendmmsg` per shared socket. Each thread
 /// returns its streams when done.
 ///
-/// The phases are dealt out in a shuffled (seeded, so repeatable) order, not in call order:
+/// The phases are dealt out in a shuffled (seeded, so repeatable) order, not in stream order:
 /// real calls start at unrelated moments, so a stream's phase says nothing of when its call
-/// was set up. Phases in call order would make every group of consecutive calls (those a
-/// relay puts on one thread) send in one burst per interval, at a multiple of its mean rate.
+/// was set up or which path it takes. Phases in stream order sent every proxied stream in the
+/// first part of each interval and the direct pairs in the rest (each relay served its
+/// packets in one burst per interval), and every group of consecutive calls (those a relay
+/// puts on one thread) in a burst of its own.
 pub(crate) fn start_senders(
     streams: Vec<SendStream>,
     threads: usize,
@@ -134,8 +136,10 @@ pub(crate) fn start_senders(
     for (position, stream) in streams.into_iter().enumerate() {
         let slot = slots.get(position).copied().unwrap_or(0);
         let phase = PACKET_INTERVAL * slot / total;
-        // By slot, so that each thread's phases stay evenly spaced and interleaved.
-        if let Some(share) = shares.get_mut(slot as usize % threads) {
+        // By position, as before the phases were shuffled: with two threads one sends every
+        // a→b stream and the other every b→a one, so each socket (and each shared socket's
+        // batch) has one writer.
+        if let Some(share) = shares.get_mut(position % threads) {
             share.push((phase, stream));
         }
     }

@@ -13,6 +13,7 @@
 
 mod consult;
 mod kernel;
+mod meter;
 mod placement;
 mod worker;
 

@@ -30,12 +30,13 @@ use std::time::{Duration, Instant};
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use tracing::{debug, error, trace, warn};
 
+use super::meter::{CpuMeter, StopMark};
 use super::placement::{self, Sample};
 use super::{Control, RECV_BUFFER_LEN, Relay, RelayContext, TICK, micros_since};
 use crate::media::inspect::PacketInspector;
 use crate::media::prefetch::prefetch;
 use crate::media::sockets::{Port, RelaySockets, StreamSockets};
-use crate::media::stats::{MediaStats, PacketKind, WorkerLoad};
+use crate::media::stats::{MediaStats, PacketKind};
 
 /// Readiness reports taken per `epoll_wait`.
 const EVENTS: usize = 1024;
@@ -321,49 +322,6 @@ impl Registrar<'_> {
     }
 }
 
-/// Measures what the worker thread does between ticks: the share of one CPU it uses (its CPU
-/// time over the wall time: one `clock_gettime` a tick, nothing per packet) and the readiness
-/// reports it serves (counted per batch).
-struct CpuMeter {
-    cpu: Duration,
-    wall: Instant,
-    /// Readiness reports taken since the last tick: about one per packet received.
-    reports: usize,
-}
-
-impl CpuMeter {
-    fn start() -> Self {
-        CpuMeter {
-            cpu: thread_cpu_time(),
-            wall: Instant::now(),
-            reports: 0,
-        }
-    }
-
-    /// Publishes the share and the packet rate since the last call, with `streams` running.
-    fn publish(&mut self, load: &WorkerLoad, streams: usize) {
-        let (cpu, wall) = (thread_cpu_time(), Instant::now());
-        let elapsed = wall.saturating_duration_since(self.wall).as_secs_f64();
-        if elapsed > 0.0 {
-            let used = cpu.saturating_sub(self.cpu).as_secs_f64();
-            load.publish(used / elapsed, streams, self.reports as f64 / elapsed);
-        }
-        *self = CpuMeter {
-            cpu,
-            wall,
-            reports: 0,
-        };
-    }
-}
-
-/// CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
-    Duration::new(secs, nanos)
-}
-
 /// A socket's number in a token.
 fn port_number(port: Port) -> u64 {
     u64::try_from(port.index()).unwrap_or(0)
@@ -381,6 +339,9 @@ fn token_base(slot: u32, generation: u32) -> u64 {
 
 impl Worker {
     fn run(mut self) {
+        // Marks the worker stopped however the loop ends (an error, or a panic outside the
+        // guards), so that no new call is placed on it.
+        let _mark = StopMark::new(Arc::clone(&self.stats), self.index);
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         let mut next_tick = super::next_tick(self.clock);
