@@ -290,32 +290,34 @@ impl MediaStats {
     }
 
     fn render_workers(&self, out: &mut String) {
+        self.render_per_worker(
+            out,
+            "metaflow_proxy_media_worker_cpu_ratio",
+            "Share of one CPU each relay worker thread used over its last tick (500 ms).",
+            |load| load.cpu_share().to_string(),
+        );
+        self.render_per_worker(
+            out,
+            "metaflow_proxy_media_worker_streams",
+            "Media streams placed on each relay worker (one its worker could not start counts until its call ends).",
+            |load| load.placed().to_string(),
+        );
+    }
+
+    /// One gauge with a `worker` label per relay worker (nothing without workers).
+    fn render_per_worker(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        value: impl Fn(&WorkerLoad) -> String,
+    ) {
         if self.workers.is_empty() {
             return;
         }
-        let _ = writeln!(
-            out,
-            "# HELP metaflow_proxy_media_worker_cpu_ratio Share of one CPU each relay worker thread used over its last tick (500 ms).\n\
-             # TYPE metaflow_proxy_media_worker_cpu_ratio gauge"
-        );
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for (index, load) in self.workers.iter().enumerate() {
-            let share = load.cpu_share();
-            let _ = writeln!(
-                out,
-                "metaflow_proxy_media_worker_cpu_ratio{{worker=\"{index}\"}} {share}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP metaflow_proxy_media_worker_streams Media streams placed on each relay worker (one its worker could not start counts until its call ends).\n\
-             # TYPE metaflow_proxy_media_worker_streams gauge"
-        );
-        for (index, load) in self.workers.iter().enumerate() {
-            let placed = load.placed();
-            let _ = writeln!(
-                out,
-                "metaflow_proxy_media_worker_streams{{worker=\"{index}\"}} {placed}"
-            );
+            let _ = writeln!(out, "{name}{{worker=\"{index}\"}} {}", value(load));
         }
     }
 

@@ -90,7 +90,9 @@ pub(super) fn choose(workers: &[Sample]) -> usize {
 /// carrying audio both ways at the measured cost per packet (the prior while the workers receive
 /// less than half of their streams' audio), whichever is larger.
 fn stream_cost(workers: &[Sample]) -> f64 {
-    let (cpu, streams, rate) = workers.iter().fold((0.0, 0.0, 0.0), |(c, s, r), w| {
+    // A stopped worker's figures are frozen at its last tick: they price nothing.
+    let running = workers.iter().filter(|w| !w.stopped);
+    let (cpu, streams, rate) = running.fold((0.0, 0.0, 0.0), |(c, s, r), w| {
         (
             c + w.cpu,
             s + f64::from(w.measured),
@@ -211,6 +213,12 @@ mod tests {
         let busy = sample(0.9, 1000, 100_000, 1000);
         assert_eq!(choose(&[stopped, busy, sample(0.8, 900, 90_000, 900)]), 2);
         assert_eq!(choose(&[stopped, stopped]), 0);
+        // Its frozen cost (0.9 of a CPU for 100 streams) does not price the others' streams.
+        let frozen = Sample {
+            stopped: true,
+            ..sample(0.9, 100, 10_000, 100)
+        };
+        assert_eq!(choose(&[frozen, sample(0.22, 500, 50_000, 500), IDLE]), 1);
     }
 
     #[test]

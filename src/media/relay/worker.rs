@@ -36,7 +36,7 @@ use super::{Control, RECV_BUFFER_LEN, Relay, RelayContext, TICK, micros_since};
 use crate::media::inspect::PacketInspector;
 use crate::media::prefetch::prefetch;
 use crate::media::sockets::{Port, RelaySockets, StreamSockets};
-use crate::media::stats::{MediaStats, PacketKind};
+use crate::media::stats::{MediaStats, PacketKind, WorkerLoad};
 
 /// Readiness reports taken per `epoll_wait`.
 const EVENTS: usize = 1024;
@@ -71,6 +71,9 @@ struct Inbox {
     /// Whether the eventfd was written since the worker last cleared it: a burst of commands
     /// costs one write, not one each.
     signalled: AtomicBool,
+    /// The engine's counters, where this worker's load is entry `index`.
+    stats: Arc<MediaStats>,
+    index: usize,
 }
 
 /// The worker this handle's stream lives on is gone (the engine is shutting down).
@@ -78,6 +81,11 @@ struct Inbox {
 pub(crate) struct WorkerGone;
 
 impl Inbox {
+    /// This worker's load in the engine's counters.
+    fn load(&self) -> Option<&WorkerLoad> {
+        self.stats.workers().get(self.index)
+    }
+
     fn send(&self, command: Command) -> Result<(), WorkerGone> {
         self.queue.send(command).map_err(|_| WorkerGone)?;
         // SeqCst on both sides (here and in `clear_wake`): each side writes one location and
@@ -95,10 +103,8 @@ impl Inbox {
 /// handle stops the stream and closes its sockets.
 pub(crate) struct StreamControl {
     id: u64,
+    /// The stream's worker's inbox; the stream counts on that worker's load until dropped.
     inbox: Arc<Inbox>,
-    /// The engine's counters, where the stream counts on its worker's load until dropped.
-    stats: Arc<MediaStats>,
-    worker: usize,
 }
 
 impl StreamControl {
@@ -111,7 +117,7 @@ impl StreamControl {
 impl Drop for StreamControl {
     fn drop(&mut self) {
         let _ = self.inbox.send(Command::Stop { id: self.id });
-        if let Some(load) = self.stats.workers().get(self.worker) {
+        if let Some(load) = self.inbox.load() {
             load.stream_removed();
         }
     }
@@ -120,8 +126,6 @@ impl Drop for StreamControl {
 /// The relay worker threads of an engine.
 pub(crate) struct RelayWorkers {
     workers: Vec<WorkerThread>,
-    /// The engine's counters: each worker's load is published there.
-    stats: Arc<MediaStats>,
     /// Identity of the next stream started (unique per engine).
     next_id: u64,
 }
@@ -151,6 +155,8 @@ impl RelayWorkers {
                 queue,
                 wake,
                 signalled: AtomicBool::new(false),
+                stats: Arc::clone(&stats),
+                index,
             });
             let worker = Worker {
                 epoll,
@@ -162,8 +168,6 @@ impl RelayWorkers {
                 generation: 0,
                 timers: BinaryHeap::new(),
                 clock,
-                stats: Arc::clone(&stats),
-                index,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("mfp-relay-{index}"))
@@ -175,7 +179,6 @@ impl RelayWorkers {
         }
         Ok(RelayWorkers {
             workers,
-            stats,
             next_id: 0,
         })
     }
@@ -184,11 +187,9 @@ impl RelayWorkers {
     /// (see `placement`).
     pub(crate) fn place(&self) -> usize {
         let samples: Vec<Sample> = self
-            .stats
-            .workers()
+            .workers
             .iter()
-            .take(self.workers.len())
-            .map(Sample::from)
+            .map(|worker| worker.inbox.load().map(Sample::from).unwrap_or_default())
             .collect();
         placement::choose(&samples)
     }
@@ -211,14 +212,12 @@ impl RelayWorkers {
             ctx: Box::new(ctx),
             inspector,
         })?;
-        if let Some(load) = self.stats.workers().get(index) {
+        if let Some(load) = worker.inbox.load() {
             load.stream_placed();
         }
         Ok(StreamControl {
             id,
             inbox: Arc::clone(&worker.inbox),
-            stats: Arc::clone(&self.stats),
-            worker: index,
         })
     }
 }
@@ -273,9 +272,6 @@ struct Worker {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     /// The engine clock: tick grid and every stream's timestamps.
     clock: Instant,
-    /// Where the worker publishes its load at each tick (its entry is `index`).
-    stats: Arc<MediaStats>,
-    index: usize,
 }
 
 /// Lets a stream register the sockets it gains while running (a consultation's pair) under its
@@ -341,7 +337,7 @@ impl Worker {
     fn run(mut self) {
         // Marks the worker stopped however the loop ends (an error, or a panic outside the
         // guards), so that no new call is placed on it.
-        let _mark = StopMark::new(Arc::clone(&self.stats), self.index);
+        let _mark = StopMark::new(Arc::clone(&self.inbox.stats), self.inbox.index);
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         let mut next_tick = super::next_tick(self.clock);
@@ -374,7 +370,7 @@ impl Worker {
             self.relay_batch(&events, &mut buf);
             self.run_timers();
             if Instant::now() >= next_tick {
-                if let Some(load) = self.stats.workers().get(self.index) {
+                if let Some(load) = self.inbox.load() {
                     meter.publish(load, self.ids.len());
                 }
                 self.tick_all();
