@@ -1,11 +1,9 @@
 //! What a relay worker measures of itself for placement and `/metrics`: the share of one CPU
-//! its thread uses and the readiness reports it serves between ticks, and whether its loop
-//! still runs.
+//! its thread uses and the readiness reports it serves between ticks.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::media::stats::{MediaStats, WorkerLoad};
+use crate::media::stats::WorkerLoad;
 
 /// Measures what the worker thread does between ticks: the share of one CPU it uses (its CPU
 /// time over the wall time: one `clock_gettime` a tick, nothing per packet) and the readiness
@@ -48,25 +46,4 @@ fn thread_cpu_time() -> Duration {
     let secs = u64::try_from(now.tv_sec).unwrap_or(0);
     let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
     Duration::new(secs, nanos)
-}
-
-/// Marks worker `index` stopped in the engine's counters when dropped: at the end of the
-/// worker's loop, and when a panic unwinds the thread.
-pub(super) struct StopMark {
-    stats: Arc<MediaStats>,
-    index: usize,
-}
-
-impl StopMark {
-    pub(super) fn new(stats: Arc<MediaStats>, index: usize) -> Self {
-        StopMark { stats, index }
-    }
-}
-
-impl Drop for StopMark {
-    fn drop(&mut self) {
-        if let Some(load) = self.stats.workers().get(self.index) {
-            load.mark_stopped();
-        }
-    }
 }

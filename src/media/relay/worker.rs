@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use tracing::{debug, error, trace, warn};
 
-use super::meter::{CpuMeter, StopMark};
+use super::meter::CpuMeter;
 use super::placement::{self, Sample};
 use super::{Control, RECV_BUFFER_LEN, Relay, RelayContext, TICK, micros_since};
 use crate::media::inspect::PacketInspector;
@@ -96,6 +96,18 @@ impl Inbox {
             let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
         }
         Ok(())
+    }
+}
+
+/// Marks its worker stopped in the engine's counters when dropped: at the end of the worker's
+/// loop, and when a panic unwinds the thread.
+struct StopMark(Arc<Inbox>);
+
+impl Drop for StopMark {
+    fn drop(&mut self) {
+        if let Some(load) = self.0.load() {
+            load.mark_stopped();
+        }
     }
 }
 
@@ -337,7 +349,7 @@ impl Worker {
     fn run(mut self) {
         // Marks the worker stopped however the loop ends (an error, or a panic outside the
         // guards), so that no new call is placed on it.
-        let _mark = StopMark::new(Arc::clone(&self.inbox.stats), self.inbox.index);
+        let _mark = StopMark(Arc::clone(&self.inbox));
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         let mut next_tick = super::next_tick(self.clock);
